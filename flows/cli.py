@@ -1,0 +1,56 @@
+"""`a2qflow` command line: one sub-command per stage, each in its own module `flows/cmd_<name>.py`.
+
+Each module provides `help: str`, `add_arguments(parser)` and `run(args) -> int`. Modules import lazily so
+`a2qflow --help` stays fast (no torch import). User errors (A2QFlowError) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+COMMANDS = ["train", "compile", "hls", "csim", "rtlsim", "synth", "bitstream", "report", "run", "sweep"]
+
+
+def _load(name: str):
+    try:
+        return importlib.import_module(f"flows.cmd_{name}")
+    except ModuleNotFoundError as e:
+        if e.name == f"flows.cmd_{name}":
+            return None
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="a2qflow", description="Accumulator-aware QNNs from training to bitstream.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        mod = _load(name)
+        if mod is None:
+            continue
+        sp = sub.add_parser(name, help=mod.help, description=mod.help)
+        mod.add_arguments(sp)
+        sp.set_defaults(_module=mod)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    # One torch thread per process unless the user says otherwise: 2-core machines train ~20x faster.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from hw.errors import A2QFlowError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._module.run(args) or 0)
+    except A2QFlowError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished stages are kept; re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Hardware section of a flow config (`hw:` in the YAML): part, clock, folding, open-flow target.
+
+Strict on purpose (unknown keys are errors): a typo in a folding override must not silently fall back to the
+default. Folding follows FINN: a MAC layer with C output channels and K-long dot products computes PE channels
+in parallel, each over SIMD inputs per cycle; PE must divide C and SIMD must divide K (checked against the IR
+when the hardware is generated, where C and K are known).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Folding(_Strict):
+    simd: int = Field(1, ge=1, description="inputs consumed per cycle per PE; must divide the layer's K")
+    pe: int = Field(1, ge=1, description="output channels computed in parallel; must divide the channel count")
+
+
+class FoldingConfig(_Strict):
+    default: Folding = Folding(simd=8, pe=4)  # a cap: each layer takes the largest divisors under it
+    layers: dict[str, Folding] = {}
+
+    def for_layer(self, name: str) -> Folding:
+        return self.layers.get(name, self.default)
+
+
+class VitisConfig(_Strict):
+    part: str = "xc7z020clg400-1"
+    clock_ns: float = Field(10.0, gt=0)
+    board: str | None = None
+
+
+OpenTarget = Literal["ice40-up5k", "ice40-hx8k", "ecp5-25k", "ecp5-85k"]
+
+
+class HardwareConfig(_Strict):
+    folding: FoldingConfig = FoldingConfig()
+    vitis: VitisConfig = VitisConfig()
+    target: OpenTarget = "ice40-up5k"
+    clock_mhz: float = Field(12.0, gt=0, description="open-flow clock constraint for nextpnr")
+    xc7_dsp: bool = Field(False, description="also report xc7 synthesis with DSP inference (LUT-only is always run)")
