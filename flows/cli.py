@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-COMMANDS = ["train", "compile", "hls", "csim", "rtlsim", "synth", "bitstream", "report", "run", "sweep"]
+COMMANDS = ["train", "compile", "hls", "csim", "rtl", "rtlsim", "synth", "bitstream", "report", "run", "sweep"]
 
 
 def _load(name: str):
