@@ -1,0 +1,37 @@
+"""`a2qflow compile`: QONNX -> integer IR + accumulator plan, written into a build folder.
+
+BUILD/ir.json + ir.npz (the lowered integer layers), BUILD/plan.json + plan.md (per-layer bounds and the widths the
+hardware uses). Everything is computed before the first file is written and each file is written atomically, so a
+bad model or a refused width leaves the build folder as it was.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hw.config import FoldingConfig
+from hw.errors import A2QFlowError
+from hw.frontend import load_qonnx
+from hw.ir import save_model
+from hw.plan import Plan, make_plan, save_plan
+
+MIN_ACC_BITS, MAX_ACC_BITS = 2, 64  # int64 golden model and wrap emulation cover up to 64 bits
+
+
+def compile_model(onnx_path: Path | str, build: Path | str, acc_bits: int | None = None, allow_unsafe: bool = False,
+                  folding: FoldingConfig | None = None) -> Plan:
+    """Lower `onnx_path`, plan every MAC layer's accumulator and write the build folder; returns the plan.
+
+    acc_bits None uses each layer's exact bound; an int forces it for every layer (32 is the baseline). A width
+    below a layer's exact bound raises unless allow_unsafe, and is then recorded as unsafe in plan.json.
+    """
+    if acc_bits is not None and not MIN_ACC_BITS <= int(acc_bits) <= MAX_ACC_BITS:
+        raise A2QFlowError(f"--acc-bits {acc_bits}: must be between {MIN_ACC_BITS} and {MAX_ACC_BITS}")
+    model = load_qonnx(onnx_path)
+    plan = make_plan(model, acc_bits=acc_bits, allow_unsafe=allow_unsafe, folding=folding)
+    build = Path(build)
+    if build.exists() and not build.is_dir():
+        raise A2QFlowError(f"--out {build}: exists and is not a folder")
+    save_model(model, build)
+    save_plan(plan, build)
+    return plan

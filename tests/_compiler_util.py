@@ -1,0 +1,129 @@
+"""Helpers for the compiler tests: hand-built QONNX graphs (onnx.helper) and qonnx execution of them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+QONNX_DOMAIN = "qonnx.custom_op.general"
+
+
+class QonnxBuilder:
+    """Build a QONNX chain node by node, the way the qonnx docs hand-build graphs.
+
+    Weights are given as integers q and a scale s; the initializer holds q * s so the Quant node recovers q exactly.
+    """
+
+    def __init__(self, in_shape: tuple[int, ...], name: str = "hand"):
+        self.in_shape = (1, *in_shape)
+        self.name = name
+        self.nodes: list = []
+        self.inits: list = []
+        self.n = 0
+        self.input = "x"
+
+    def _fresh(self, base: str) -> str:
+        self.n += 1
+        return f"{base}_{self.n}"
+
+    def const(self, value, name: str | None = None) -> str:
+        name = name or self._fresh("c")
+        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), name))
+        return name
+
+    def node(self, op: str, inputs: list[str], name: str | None = None, domain: str = "", **attrs) -> str:
+        name = name or self._fresh(op)
+        out = f"{name}_out"
+        self.nodes.append(helper.make_node(op, inputs, [out], name=name, domain=domain, **attrs))
+        return out
+
+    def quant(self, x: str, scale, bits: int, signed: bool, zp=0.0, narrow: bool = False, rounding: str = "ROUND",
+              name: str | None = None) -> str:
+        return self.node("Quant", [x, self.const(scale), self.const(zp), self.const(float(bits))], name=name,
+                         domain=QONNX_DOMAIN, signed=int(signed), narrow=int(narrow), rounding_mode=rounding)
+
+    def qweight(self, q: np.ndarray, scale, bits: int, name: str, narrow: bool = True) -> str:
+        w = self.const((np.asarray(q, np.float64) * np.asarray(scale, np.float64)).astype(np.float32), name)
+        return self.quant(w, scale, bits, True, narrow=narrow, name=f"{name}_quant")
+
+    def gemm(self, x: str, q: np.ndarray, scale, bits: int, bias=None, name: str = "gemm", narrow: bool = True,
+             **attrs) -> str:
+        """Gemm with transB=1: q is (C, K), scale per channel (C, 1) or scalar."""
+        ins = [x, self.qweight(q, scale, bits, f"{name}.weight", narrow)]
+        if bias is not None:
+            ins.append(self.const(bias, f"{name}.bias"))
+        return self.node("Gemm", ins, name=name, transB=1, **attrs)
+
+    def matmul(self, x: str, q_kc: np.ndarray, scale, bits: int, name: str = "matmul") -> str:
+        return self.node("MatMul", [x, self.qweight(q_kc, scale, bits, f"{name}.weight")], name=name)
+
+    def conv(self, x: str, q: np.ndarray, scale, bits: int, bias=None, stride=(1, 1), pads=(0, 0, 0, 0),
+             name: str = "conv") -> str:
+        ins = [x, self.qweight(q, scale, bits, f"{name}.weight")]
+        if bias is not None:
+            ins.append(self.const(bias, f"{name}.bias"))
+        return self.node("Conv", ins, name=name, kernel_shape=list(q.shape[2:]), strides=list(stride),
+                         pads=list(pads))
+
+    def bn(self, x: str, gamma, beta, mean, var, name: str = "bn") -> str:
+        return self.node("BatchNormalization", [x, self.const(gamma), self.const(beta), self.const(mean),
+                                                self.const(var)], name=name, epsilon=1e-5)
+
+    def model(self, out: str, metadata: dict | None = None):
+        from qonnx.util.basic import qonnx_make_model
+
+        g = helper.make_graph(self.nodes, self.name,
+                              [helper.make_tensor_value_info(self.input, TensorProto.FLOAT, list(self.in_shape))],
+                              [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)], self.inits)
+        m = qonnx_make_model(g, producer_name="a2qflow-tests")
+        if metadata is not None:
+            m.metadata_props.add(key="a2qflow", value=json.dumps(metadata))
+        return m
+
+    def save(self, out: str, path: Path, metadata: dict | None = None) -> Path:
+        import onnx
+
+        onnx.save(self.model(out, metadata), str(path))
+        return path
+
+
+def qonnx_outputs(path: Path, x: np.ndarray, tensors: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Run qonnx' execute_onnx one sample at a time (batch-1 graph); returns the output (and any named tensors)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    m = ModelWrapper(str(path)).transform(InferShapes())
+    iname, oname = m.graph.input[0].name, m.graph.output[0].name
+    want = [oname] + list(tensors or [])
+    res: dict[str, list] = {t: [] for t in want}
+    for i in range(len(x)):
+        ctx = execute_onnx(m, {iname: x[i:i + 1].astype(np.float32)}, return_full_exec_context=bool(tensors))
+        for t in want:
+            res[t].append(ctx[t][0])
+    return {t: np.asarray(v) for t, v in res.items()}
+
+
+def golden_vs_qonnx(onnx_path: Path, x: np.ndarray, ref: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, float]:
+    """(golden logits, qonnx logits, max |difference| in units of the last layer's output step acc*scale).
+
+    `ref`: qonnx outputs already computed for `x` (execute_onnx is the slow part)."""
+    from hw import reference
+    from hw.frontend import load_qonnx
+    from hw.ir import Affine
+
+    model = load_qonnx(onnx_path)
+    gold = reference.run(model, model.input_quant.quantize(x)).logits
+    ref = _only_output(qonnx_outputs(onnx_path, x)) if ref is None else ref
+    last = model.layers[-1]
+    step = np.abs(np.asarray(last.act.scale)) if isinstance(last.act, Affine) else 1.0
+    ref = ref.reshape(len(x), -1)
+    return gold, ref, float((np.abs(gold - ref) / step).max())
+
+
+def _only_output(d: dict[str, np.ndarray]) -> np.ndarray:
+    return next(iter(d.values()))
