@@ -1,0 +1,80 @@
+// Matrix-vector-activation unit (MVAU) with SIMD / PE folding and an ACC_BITS-wide accumulator.
+//
+// Computes, for each of ROWS input vectors x (length K), acc[c] = sum_k W[c][k] * x[k] for C output channels
+// and streams act(acc[c]). PE channels are computed in parallel, each over SIMD inputs per cycle, so one vector
+// takes (C/PE) * (K/SIMD) cycles (II = 1). Products keep their full TI + TW width (so a DSP or a LUT multiplier
+// maps them exactly); only the adder tree and the accumulator are ACC_BITS wide. ap_int<ACC_BITS> arithmetic
+// wraps modulo 2^ACC_BITS, so the result is the same for any summation order and equals the golden model's wrap
+// mode even for a width below the exact bound.
+//
+// Weights are stored as TW_ROM (a2q_rom<M>::type) and used as TW (ap_int<M>); they are laid out [PE][(C/PE)*(K/SIMD)][SIMD]: weights[pe][nf*SF + sf][s] = W[nf*PE + pe][sf*SIMD + s].
+#ifndef A2Q_MVAU_HPP
+#define A2Q_MVAU_HPP
+
+#include "a2q_common.hpp"
+
+template <unsigned K, unsigned C, unsigned SIMD, unsigned PE, unsigned ROWS, int ACC_BITS, unsigned LAYER,
+          typename TI, typename TW, typename TO, typename Activation, typename TW_ROM>
+void mvau(hls::stream<Word<TI, SIMD> >& in, hls::stream<Word<TO, PE> >& out,
+          const TW_ROM weights[PE][(C / PE) * (K / SIMD)][SIMD], const Activation& act) {
+  static_assert(K % SIMD == 0, "SIMD must divide K");
+  static_assert(C % PE == 0, "PE must divide C");
+  constexpr unsigned SF = K / SIMD;  // synapse folds: cycles per output channel group
+  constexpr unsigned NF = C / PE;    // neuron folds: channel groups per input vector
+  typedef ap_int<ACC_BITS> acc_t;
+  typedef ap_int<TI::width + TW::width> prod_t;  // exact product of an N-bit input and an M-bit weight
+
+#pragma HLS array_partition variable=weights complete dim=1
+#pragma HLS array_partition variable=weights complete dim=3
+
+  Word<TI, SIMD> inbuf[SF];  // the current input vector, re-read for every neuron fold
+  acc_t acc[PE];
+#pragma HLS array_partition variable=acc complete
+#ifdef A2Q_OVERFLOW_MONITOR
+  long long wide[PE];  // shadow accumulator: what an unbounded accumulator would hold
+#endif
+
+  for (unsigned r = 0; r < ROWS; r++) {
+    for (unsigned nf = 0; nf < NF; nf++) {
+      for (unsigned sf = 0; sf < SF; sf++) {
+#pragma HLS pipeline II=1
+        Word<TI, SIMD> x;
+        if (nf == 0) {
+          x = in.read();
+          inbuf[sf] = x;
+        } else {
+          x = inbuf[sf];
+        }
+        Word<TO, PE> y;
+        for (unsigned pe = 0; pe < PE; pe++) {
+#pragma HLS unroll
+          acc_t tree = 0;  // adder tree at ACC_BITS
+#ifdef A2Q_OVERFLOW_MONITOR
+          long long tree_wide = 0;
+#endif
+          for (unsigned s = 0; s < SIMD; s++) {
+#pragma HLS unroll
+            const prod_t p = x.v[s] * TW(weights[pe][nf * SF + sf][s]);
+            tree += p;
+#ifdef A2Q_OVERFLOW_MONITOR
+            tree_wide += (long long)p.to_int64();
+#endif
+          }
+          acc[pe] = (sf == 0 ? acc_t(0) : acc[pe]) + tree;
+#ifdef A2Q_OVERFLOW_MONITOR
+          wide[pe] = (sf == 0 ? 0LL : wide[pe]) + tree_wide;
+          if (sf == SF - 1) {
+            A2QLayerMonitor& m = a2q_monitor(LAYER);
+            m.outputs += 1;
+            if (acc[pe].to_int64() != wide[pe]) m.events += 1;
+          }
+#endif
+          y.v[pe] = act.activate(nf, pe, acc[pe]);
+        }
+        if (sf == SF - 1) out.write(y);
+      }
+    }
+  }
+}
+
+#endif
