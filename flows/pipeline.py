@@ -1,0 +1,412 @@
+"""Resumable stage framework: each stage writes one folder atomically, stamped with a hash of its inputs.
+
+Why: a full run (train -> ... -> bitstream) takes minutes; a re-run must skip what is already done, and an
+interrupted or failed stage must never leave a half-written folder that a later stage would trust.
+
+A stage declares its inputs: config parts (any JSON-able value), files (hashed by content), source modules
+(so a code change re-runs it) and upstream stages (their *output* digests, so a re-run upstream that changes
+its outputs re-runs everything below). The stage function writes into `ctx.out`, a path inside a private
+temp folder (RUN/.tmp/); on success the pipeline writes `stamp.json` into it and renames it into place. The
+folder therefore exists, complete and stamped, or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from hw.errors import A2QFlowError
+from hw.ir import atomic_write_json
+
+STAMP = "stamp.json"
+STAMP_FORMAT = 1
+
+
+@dataclass
+class StageContext:
+    """What a stage function gets: the run folder, where to write, and the outputs of its upstream stages."""
+
+    run: Path  # the RUN folder
+    name: str
+    out: Path  # write here (inside a temp folder); becomes RUN/<stage.output> on success
+    tmp: Path  # the private scratch folder holding `out`; deleted afterwards
+    upstream: dict[str, Path]  # stage name -> its committed output folder
+    params: dict[str, Any]  # run-wide parameters (the pipeline's `params`)
+    note: Callable[[str], None] = lambda msg: None  # update the progress line
+
+    def path_of(self, stage: str) -> Path:
+        return self.upstream[stage]
+
+
+@dataclass
+class Stage:
+    """One step of a flow.
+
+    `output` is the folder relative to RUN the stage owns (may be nested in an upstream stage's folder, e.g.
+    `build/hls` inside `build`). `func(ctx)` fills ctx.out and may return a small JSON-able summary kept in the
+    stamp. `inputs(params)` returns the config parts that matter; `files(params, upstream)` the input files
+    hashed by content; `code` module names whose source is hashed; `enabled(params)` may return a reason string
+    to skip the stage (e.g. a vendor tool that is not installed).
+    """
+
+    name: str
+    output: str
+    func: Callable[[StageContext], dict | None]
+    deps: Sequence[str] = ()
+    after: Sequence[str] = ()  # optional upstream: hashed and passed when it ran, not required
+    inputs: Callable[[dict], Any] = lambda params: None
+    files: Callable[[dict, dict[str, Path]], Sequence[Path]] = lambda params, upstream: ()
+    code: Sequence[str] = ()
+    enabled: Callable[[dict], str | None] = lambda params: None
+    description: str = ""
+
+
+@dataclass
+class StageResult:
+    name: str
+    status: str  # done | skipped (up to date) | disabled | failed | not run
+    seconds: float = 0.0
+    input_hash: str | None = None
+    reason: str = ""
+    summary: dict | None = None
+
+
+@dataclass
+class RunResult:
+    run: Path
+    results: list[StageResult] = field(default_factory=list)
+
+    def status(self, name: str) -> str:
+        for r in self.results:
+            if r.name == name:
+                return r.status
+        return "not run"
+
+    def ran(self) -> list[str]:
+        return [r.name for r in self.results if r.status == "done"]
+
+    def skipped(self) -> list[str]:
+        return [r.name for r in self.results if r.status == "skipped"]
+
+
+# ------------------------------------------------------------------------------------------------- hashing
+
+def _sha256_file(path: Path, h: "hashlib._Hash") -> None:
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+
+
+def hash_files(paths: Sequence[Path], base: Path | None = None) -> str:
+    """Content hash of files and folders (recursively, sorted; names relative to `base` or to each root)."""
+    h = hashlib.sha256()
+    for p in paths:
+        p = Path(p)
+        if not p.exists():
+            raise A2QFlowError(f"{p}: input file missing")
+        if p.is_dir():
+            for f in sorted(x for x in p.rglob("*") if x.is_file()):
+                if f.name == STAMP and f.parent == p:
+                    continue
+                h.update(str(f.relative_to(p)).encode() + b"\0")
+                _sha256_file(f, h)
+        else:
+            h.update((str(p.relative_to(base)) if base else p.name).encode() + b"\0")
+            _sha256_file(p, h)
+    return h.hexdigest()
+
+
+def output_digest(folder: Path, exclude: Sequence[Path] = ()) -> str:
+    """Digest of a committed stage folder, excluding nested folders owned by other stages."""
+    h = hashlib.sha256()
+    excl = {Path(e).resolve() for e in exclude}
+    for f in sorted(x for x in folder.rglob("*") if x.is_file()):
+        if f.name == STAMP and f.parent == folder:
+            continue
+        if any(e == f.resolve() or e in f.resolve().parents for e in excl):
+            continue
+        h.update(str(f.relative_to(folder)).encode() + b"\0")
+        _sha256_file(f, h)
+    return h.hexdigest()
+
+
+def _module_source_hash(modules: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for m in modules:
+        spec = importlib.util.find_spec(m)
+        if spec is None:
+            out[m] = "missing"
+            continue
+        paths = []
+        if spec.submodule_search_locations:  # a package: hash every file in it (templates included)
+            paths = [Path(p) for p in spec.submodule_search_locations]
+        elif spec.origin:
+            paths = [Path(spec.origin)]
+        h = hashlib.sha256()
+        for p in paths:
+            files = sorted(x for x in p.rglob("*") if x.is_file() and "__pycache__" not in x.parts) if p.is_dir() \
+                else [p]
+            for f in files:
+                h.update(f.name.encode() + b"\0")
+                _sha256_file(f, h)
+        out[m] = h.hexdigest()
+    return out
+
+
+def read_stamp(folder: Path) -> dict | None:
+    p = Path(folder) / STAMP
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+# ------------------------------------------------------------------------------------------------ pipeline
+
+class Pipeline:
+    """An ordered list of stages over one RUN folder. `run()` executes what is out of date."""
+
+    def __init__(self, stages: Sequence[Stage], run: Path | str, params: dict | None = None,
+                 command_hint: str | None = None):
+        self.stages = list(stages)
+        self.run_dir = Path(run)
+        self.params = params or {}
+        self.command_hint = command_hint or f"re-run the same command with --out {self.run_dir}"
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate stage names in {names}")
+        for i, s in enumerate(self.stages):
+            for d in (*s.deps, *s.after):
+                if d not in names[:i]:
+                    raise ValueError(f"stage {s.name}: dependency {d!r} must be an earlier stage of {names}")
+        self._by_name = {s.name: s for s in self.stages}
+
+    # -- selection
+    def _check_stage_name(self, name: str, option: str) -> None:
+        if name not in self._by_name:
+            raise A2QFlowError(f"{option} {name}: unknown stage; stages are {', '.join(self._by_name)}")
+
+    def select(self, only: Sequence[str] | None) -> list[Stage]:
+        """The stages to consider: `only` and everything they need, in pipeline order."""
+        if not only:
+            return list(self.stages)
+        for n in only:
+            self._check_stage_name(n, "--stages")
+        need: set[str] = set()
+
+        def add(n: str) -> None:
+            if n not in need:
+                need.add(n)
+                for d in self._by_name[n].deps:
+                    add(d)
+
+        for n in only:
+            add(n)
+        return [s for s in self.stages if s.name in need]
+
+    def stage_dir(self, stage: Stage | str) -> Path:
+        s = self._by_name[stage] if isinstance(stage, str) else stage
+        return self.run_dir / s.output
+
+    def _nested_outputs(self, stage: Stage) -> list[Path]:
+        mine = Path(stage.output)
+        return [self.run_dir / s.output for s in self.stages
+                if s is not stage and mine in Path(s.output).parents]
+
+    def input_hash(self, stage: Stage, upstream_digests: dict[str, str], upstream: dict[str, Path]) -> tuple[str, dict]:
+        files = [Path(f) for f in stage.files(self.params, upstream)]
+        desc = {
+            "stage": stage.name,
+            "format": STAMP_FORMAT,
+            "inputs": stage.inputs(self.params),
+            "files": {str(f): hash_files([f]) for f in files},
+            "code": _module_source_hash(stage.code),
+            "upstream": {d: upstream_digests.get(d, "absent") for d in (*stage.deps, *stage.after)},
+        }
+        blob = json.dumps(desc, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest(), desc
+
+    def _cleanup_leftovers(self) -> None:
+        """Remove scratch folders of a run that was killed (never a committed stage folder)."""
+        for sub in (".tmp", ".trash"):
+            p = self.run_dir / sub
+            if p.exists():
+                shutil.rmtree(p, ignore_errors=True)
+
+    def _commit(self, stage: Stage, built: Path) -> None:
+        """Rename `built` to the stage's folder; an old folder is moved aside first and deleted afterwards."""
+        dest = self.stage_dir(stage)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        trash = None
+        if dest.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f"{stage.name}-", dir=self._scratch(".trash")))
+            os.replace(dest, trash / "old")
+        os.replace(built, dest)
+        if trash is not None:
+            # keep nested outputs of later stages in place? they are invalid now (upstream changed): drop them
+            shutil.rmtree(trash, ignore_errors=True)
+
+    def _scratch(self, sub: str) -> Path:
+        p = self.run_dir / sub
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def run(self, only: Sequence[str] | None = None, redo_from: str | None = None, progress: bool = True,
+            console=None) -> RunResult:
+        """Run every selected stage that is out of date. `redo_from` forces that stage and all later ones.
+
+        A failing stage raises A2QFlowError (its partial output removed, earlier stages kept) after writing
+        RUN/run.json and RUN/logs/<stage>.log; KeyboardInterrupt cleans up the same way and propagates.
+        """
+        if redo_from is not None:
+            self._check_stage_name(redo_from, "--from")
+        selected = self.select(only)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._cleanup_leftovers()
+        order = [s.name for s in self.stages]
+        force_at = order.index(redo_from) if redo_from is not None else None
+        result = RunResult(self.run_dir)
+        digests: dict[str, str] = {}
+        committed: dict[str, Path] = {}
+
+        with _Display(selected, progress, console) as display:
+            for stage in selected:
+                why_disabled = stage.enabled(self.params)
+                if why_disabled:
+                    result.results.append(StageResult(stage.name, "disabled", reason=why_disabled))
+                    display.finish(stage.name, f"disabled: {why_disabled}")
+                    continue
+                missing = [d for d in stage.deps if d not in digests]
+                if missing:
+                    result.results.append(StageResult(stage.name, "not run",
+                                                      reason=f"needs {', '.join(missing)}"))
+                    display.finish(stage.name, f"not run: needs {', '.join(missing)}")
+                    continue
+                upstream = {d: committed[d] for d in (*stage.deps, *stage.after) if d in committed}
+                h, _ = self.input_hash(stage, digests, upstream)
+                dest = self.stage_dir(stage)
+                stamp = read_stamp(dest)
+                forced = force_at is not None and order.index(stage.name) >= force_at
+                if stamp and stamp.get("input_hash") == h and not forced:
+                    digests[stage.name] = stamp["output_digest"]
+                    committed[stage.name] = dest
+                    result.results.append(StageResult(stage.name, "skipped", stamp.get("seconds", 0.0), h,
+                                                      "up to date", stamp.get("summary")))
+                    display.finish(stage.name, "up to date (skipped)")
+                    continue
+                sr = self._run_stage(stage, h, upstream, display)
+                result.results.append(sr)
+                self._write_run_json(result, selected)
+                if sr.status == "failed":
+                    log = self.run_dir / "logs" / f"{stage.name}.log"
+                    raise A2QFlowError(
+                        f"stage {stage.name} failed: {sr.reason} (log: {log});"
+                        f" earlier stages are kept; fix it and {self.command_hint} to resume from {stage.name}")
+                digests[stage.name] = read_stamp(dest)["output_digest"]
+                committed[stage.name] = dest
+        self._write_run_json(result, selected)
+        for sub in (".tmp", ".trash"):
+            try:
+                (self.run_dir / sub).rmdir()  # only when empty
+            except OSError:
+                pass
+        return result
+
+    def _run_stage(self, stage: Stage, h: str, upstream: dict[str, Path], display: "_Display") -> StageResult:
+        tmp = Path(tempfile.mkdtemp(prefix=f"{stage.name}-", dir=self._scratch(".tmp")))
+        out = tmp / Path(stage.output).name
+        ctx = StageContext(run=self.run_dir, name=stage.name, out=out, tmp=tmp, upstream=upstream,
+                           params=self.params, note=lambda msg: display.note(stage.name, msg))
+        display.start(stage.name)
+        t0 = time.perf_counter()
+        log = self.run_dir / "logs" / f"{stage.name}.log"
+        try:
+            summary = stage.func(ctx)
+            out.mkdir(parents=True, exist_ok=True)
+            seconds = time.perf_counter() - t0
+            stamp = {"stage": stage.name, "input_hash": h, "seconds": round(seconds, 3),
+                     "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "summary": summary,
+                     "output_digest": output_digest(out)}
+            atomic_write_json(out / STAMP, stamp)
+            # nested stages' folders inside an old copy of this one are invalid now: they go with it
+            self._commit(stage, out)
+        except KeyboardInterrupt:
+            shutil.rmtree(tmp, ignore_errors=True)
+            display.finish(stage.name, "interrupted")
+            raise
+        except Exception as e:  # noqa: BLE001 - any stage failure becomes one line + a log file
+            shutil.rmtree(tmp, ignore_errors=True)
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text("".join(traceback.format_exception(e)))
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            reason = msg if isinstance(e, A2QFlowError) else f"{type(e).__name__}: {msg}"
+            display.finish(stage.name, f"FAILED: {reason}")
+            return StageResult(stage.name, "failed", time.perf_counter() - t0, h, reason)
+        shutil.rmtree(tmp, ignore_errors=True)
+        log.unlink(missing_ok=True)
+        display.finish(stage.name, f"done in {seconds:.1f} s")
+        return StageResult(stage.name, "done", seconds, h, "", summary)
+
+    def _write_run_json(self, result: RunResult, selected: list[Stage]) -> None:
+        seen = {r.name for r in result.results}
+        rows = [r.__dict__ | {"seconds": round(r.seconds, 3)} for r in result.results]
+        rows += [{"name": s.name, "status": "not run"} for s in selected if s.name not in seen]
+        atomic_write_json(self.run_dir / "run.json", {"run": str(self.run_dir), "stages": rows})
+
+
+class _Display:
+    """One rich progress display for the whole run: a line per stage with a spinner and elapsed time."""
+
+    def __init__(self, stages: list[Stage], enabled: bool, console=None):
+        self.enabled = enabled
+        self.stages = stages
+        self.console = console
+        self.progress = None
+        self.tasks: dict[str, int] = {}
+
+    def __enter__(self) -> "_Display":
+        if not self.enabled:
+            return self
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.table import Column
+
+        width = max(len(s.name) for s in self.stages)
+        self.progress = Progress(SpinnerColumn(finished_text="[green]✓"),
+                                 TextColumn("[bold]{task.fields[stage]}",
+                                            table_column=Column(min_width=width, no_wrap=True)),
+                                 TimeElapsedColumn(), TextColumn("{task.description}"), console=self.console,
+                                 transient=False)
+        self.progress.__enter__()
+        for s in self.stages:
+            self.tasks[s.name] = self.progress.add_task("waiting", stage=s.name, total=1, start=False)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+
+    def start(self, name: str) -> None:
+        if self.progress is not None:
+            self.progress.start_task(self.tasks[name])
+            self.progress.update(self.tasks[name], description="running")
+
+    def note(self, name: str, msg: str) -> None:
+        if self.progress is not None:
+            self.progress.update(self.tasks[name], description=msg)
+
+    def finish(self, name: str, msg: str) -> None:
+        if self.progress is not None:
+            tid = self.tasks[name]
+            self.progress.update(tid, description=msg, completed=1)
+            self.progress.stop_task(tid)

