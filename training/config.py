@@ -1,0 +1,72 @@
+"""Training sections of a flow config (`data:`, `model:`, `quant:`, `train:` in the YAML).
+
+Strict on purpose (extra="forbid"): a misspelt key must be an error, not a silently ignored default. Checks that
+need more than one section (override layer names, the smallest workable accumulator width) live in
+`flows.config`, which knows the whole file and can name it in the message.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+WEIGHT_QUANTS = ("float", "baseline", "a2q", "a2q+")
+DATASETS = ("digits", "mnist", "cifar10")
+MODEL_KINDS = ("mlp", "cnn")
+
+WeightQuantName = Literal["float", "baseline", "a2q", "a2q+"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    dataset: Literal["digits", "mnist", "cifar10"] = "digits"
+    root: str | None = Field(None, description="folder holding torchvision's on-disk layout (mnist / cifar10)")
+    download: bool = Field(False, description="let torchvision download mnist / cifar10 into root (needs torchvision)")
+    split_seed: int = Field(0, description="seed of the train/val/test split; fixed so runs share one test set")
+    val_fraction: float = Field(0.15, gt=0, lt=0.5)
+    test_fraction: float = Field(0.2, gt=0, lt=0.5, description="digits only; mnist / cifar10 use their test set")
+    max_train: int | None = Field(None, ge=1, description="use only the first max_train training samples")
+
+
+class ModelConfig(_Strict):
+    kind: Literal["mlp", "cnn"]
+    hidden: list[int] = Field([64, 64], description="widths of the hidden fully-connected layers")
+    conv_channels: list[int] = Field([8, 16], description="cnn: output channels of each 3x3 conv block")
+    kernel_size: int = Field(3, ge=1, description="cnn: conv kernel (stride 1, 'same' padding)")
+    batch_norm: bool = Field(False, description="cnn: BatchNorm2d between each conv and its activation")
+    pool: bool = Field(True, description="cnn: MaxPool2d(2) after every conv block")
+
+
+class LayerQuantOverride(_Strict):
+    weight_quant: WeightQuantName | None = None
+    weight_bits: int | None = Field(None, ge=2, le=16)
+    input_bits: int | None = Field(None, ge=2, le=16, description="bits of the activation quantizer feeding it")
+    acc_bits: int | None = Field(None, ge=2, le=32, description="target accumulator width P (a2q / a2q+)")
+
+
+class QuantConfig(_Strict):
+    weight_quant: WeightQuantName = "a2q"
+    weight_bits: int = Field(4, ge=2, le=16, description="M")
+    input_bits: int = Field(4, ge=2, le=16, description="N of the first layer (the input quantizer)")
+    input_signed: bool = Field(False, description="signed input quantizer (the data lie in [0, 1] either way)")
+    act_bits: int = Field(4, ge=2, le=16, description="N of every later layer (unsigned QuantReLU outputs)")
+    acc_bits: int | None = Field(16, ge=2, le=32, description="global target accumulator width P (a2q / a2q+)")
+    layers: dict[str, LayerQuantOverride] = {}
+
+
+class TrainConfig(_Strict):
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(0.01, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    float_reference: bool = Field(True, description="also train a float twin and report its test accuracy")
+
+
+def mac_layer_names(model: ModelConfig) -> list[str]:
+    """MAC layer names in graph order: MLP fc0..fcN, CNN conv0..convK then fc0..fcN (the last fc classifies)."""
+    convs = [f"conv{i}" for i in range(len(model.conv_channels))] if model.kind == "cnn" else []
+    return convs + [f"fc{i}" for i in range(len(model.hidden) + 1)]

@@ -1,0 +1,105 @@
+"""Quantizer presets, resolved per layer: what each MAC layer's weights and inputs are, and which Brevitas
+quantizer trains them.
+
+Presets (config name -> Brevitas weight quantizer):
+  float    -> none (float weights; the hardware compiler rejects such layers, the float twin uses them)
+  baseline -> Int8WeightPerChannelFloat with bit_width M: integer weights, no accumulator constraint
+  a2q      -> Int8AccumulatorAwareWeightQuant, bit_width M, accumulator P: ||q||_1 <= (2^(P-1)-1) * 2^(s-N)
+  a2q+     -> Int8AccumulatorAwareZeroCenterWeightQuant: zero-centred q, ||q||_1 <= 2 (2^(P-1)-1) / (2^N-1)
+Brevitas is imported lazily so config validation (and `a2qflow --help`) stays fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from hw.bounds import l1_limit, l1_limit_zero_centered
+from hw.ir import IntType
+from training.config import ModelConfig, QuantConfig, mac_layer_names
+
+A2Q_QUANTS = ("a2q", "a2q+")
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """Everything the flow needs to know about one MAC layer's quantization (recorded in metrics and ONNX)."""
+
+    name: str
+    weight_quant: str
+    weight_bits: int
+    input_bits: int
+    input_signed: bool
+    target_acc_bits: int | None  # P for a2q / a2q+, None otherwise
+
+    @property
+    def in_type(self) -> IntType:
+        return IntType(self.input_bits, self.input_signed)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def l1_budget(weight_quant: str, P: int, in_type: IntType) -> float:
+    """The largest ||q||_1 the preset allows at accumulator width P (hw.bounds holds the formulas)."""
+    if weight_quant == "a2q+":
+        return l1_limit_zero_centered(P, in_type)
+    return l1_limit(P, in_type)
+
+
+def min_workable_acc_bits(weight_quant: str, in_type: IntType) -> int:
+    """Smallest P whose L1 budget is at least 1; below it every weight is forced to zero."""
+    P = 2
+    while l1_budget(weight_quant, P, in_type) < 1:
+        P += 1
+    return P
+
+
+def resolve_layer_specs(quant: QuantConfig, model: ModelConfig) -> list[LayerSpec]:
+    """Apply the global settings and per-layer overrides to every MAC layer, in graph order.
+
+    Unknown override names are left to the caller (flows.config) to report with the file name.
+    """
+    specs = []
+    for i, name in enumerate(mac_layer_names(model)):
+        o = quant.layers.get(name)
+        def pick(field: str, default):
+            v = getattr(o, field) if o is not None else None
+            return default if v is None else v
+
+        wq = pick("weight_quant", quant.weight_quant)
+        bits = pick("weight_bits", quant.weight_bits)
+        n = pick("input_bits", quant.input_bits if i == 0 else quant.act_bits)
+        signed = quant.input_signed if i == 0 else False
+        p = pick("acc_bits", quant.acc_bits) if wq in A2Q_QUANTS else None
+        specs.append(LayerSpec(name, wq, bits, n, signed, p))
+    return specs
+
+
+def weight_quant_kwargs(spec: LayerSpec) -> dict:
+    """Keyword arguments for brevitas.nn.QuantLinear / QuantConv2d implementing the preset."""
+    from brevitas.quant import (Int8AccumulatorAwareWeightQuant, Int8AccumulatorAwareZeroCenterWeightQuant,
+                                Int8WeightPerChannelFloat)
+
+    if spec.weight_quant == "float":
+        return {"weight_quant": None}
+    if spec.weight_quant == "baseline":
+        return {"weight_quant": Int8WeightPerChannelFloat, "weight_bit_width": spec.weight_bits}
+    quant = Int8AccumulatorAwareWeightQuant if spec.weight_quant == "a2q" else Int8AccumulatorAwareZeroCenterWeightQuant
+    return {"weight_quant": quant, "weight_bit_width": spec.weight_bits,
+            "weight_accumulator_bit_width": spec.target_acc_bits}
+
+
+def input_quant_module(bits: int, signed: bool):
+    """The first layer's input quantizer: it fixes N (and the sign) the first A2Q layer is trained against."""
+    import brevitas.nn as qnn
+    from brevitas.quant import Int8ActPerTensorFloat, Uint8ActPerTensorFloat
+
+    quant = Int8ActPerTensorFloat if signed else Uint8ActPerTensorFloat
+    return qnn.QuantIdentity(act_quant=quant, bit_width=bits, return_quant_tensor=True)
+
+
+def relu_quant_module(bits: int):
+    """Hidden activation: unsigned `bits`-bit QuantReLU that hands the next layer a QuantTensor (N known)."""
+    import brevitas.nn as qnn
+
+    return qnn.QuantReLU(bit_width=bits, return_quant_tensor=True)

@@ -1,0 +1,217 @@
+"""`a2qflow train`: train the configured QNN (and its float twin), export QONNX, audit it, write the run folder.
+
+Outputs in OUT (see docs/training.md): model.pt (best checkpoint by validation accuracy), metrics.json,
+model.onnx, audit.json, test_inputs.npy / test_labels.npy (the test set, shaped and scaled as the model input),
+config.yaml (the resolved config). Everything is produced in a staging folder inside OUT and only moved into
+place (one os.replace per file) after the export and the audit have passed, so an interrupted or failed run
+leaves no half-written output. Deterministic for a given seed: seeded torch / numpy, one torch thread unless
+OMP_NUM_THREADS says otherwise, deterministic torch algorithms, a seeded batch order.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from flows.config import FlowConfig, dump_config
+from hw.errors import A2QFlowError
+from hw.ir import atomic_write_json, atomic_write_text
+from training.audit import audit_onnx
+from training.config import TrainConfig
+from training.data import Splits, load_dataset
+from training.export import export_model, torch_integer_weights, weight_sparsity
+from training.models import build_model, model_input_shape
+
+OUTPUTS = ("model.pt", "metrics.json", "model.onnx", "audit.json", "test_inputs.npy", "test_labels.npy",
+           "config.yaml")
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    val_accuracy: float
+    seconds_per_epoch: float
+    history: list[float] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 512) -> float:
+    """Top-1 accuracy in eval mode."""
+    net.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            correct += int((net(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum())
+    return correct / max(1, len(x))
+
+
+def fit(net: nn.Module, data: dict[str, torch.Tensor], tc: TrainConfig, seed: int, label: str,
+        progress: bool) -> FitResult:
+    """Adam + cosine schedule + cross-entropy; keeps (loads into `net`) the weights of the best validation epoch."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    seed_everything(seed)
+    opt = torch.optim.Adam(net.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=tc.epochs)
+    gen = torch.Generator().manual_seed(seed)
+    loss_fn = nn.CrossEntropyLoss()
+    x, y = data["x_train"], data["y_train"]
+    best_acc, best_epoch, best_state = -1.0, 0, None
+    history: list[float] = []
+    seconds = 0.0
+    from rich.errors import LiveError
+
+    def make(enabled: bool) -> Progress:
+        return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=Console(stderr=True), disable=not enabled, transient=False)
+
+    bar = make(progress)
+    try:
+        bar.start()
+    except LiveError:  # a caller's own live display is active (e.g. the flow runner): stay quiet, don't crash
+        bar = make(False)
+        bar.start()
+    with bar:
+        task = bar.add_task(f"train {label}", total=tc.epochs)
+        for epoch in range(1, tc.epochs + 1):
+            t0 = time.perf_counter()
+            net.train()
+            order = torch.randperm(len(x), generator=gen)
+            for i in range(0, len(x), tc.batch_size):
+                idx = order[i:i + tc.batch_size]
+                loss = loss_fn(net(x[idx]), y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            sched.step()
+            seconds += time.perf_counter() - t0
+            if not torch.isfinite(loss):
+                raise A2QFlowError(f"train {label}: loss became {float(loss)} in epoch {epoch}; lower train.lr "
+                                   f"(now {tc.lr})")
+            acc = accuracy(net, data["x_val"], data["y_val"])
+            history.append(acc)
+            if acc > best_acc:
+                best_acc, best_epoch, best_state = acc, epoch, copy.deepcopy(net.state_dict())
+            bar.update(task, advance=1,
+                       description=f"train {label}  epoch {epoch}/{tc.epochs}  val {acc:.1%}  best {best_acc:.1%}")
+    net.load_state_dict(best_state)
+    net.eval()
+    return FitResult(best_epoch, best_acc, seconds / tc.epochs, history)
+
+
+def _tensors(splits: Splits, input_shape: tuple[int, ...]) -> dict[str, torch.Tensor]:
+    def xs(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a.reshape(len(a), *input_shape), dtype=np.float32))
+
+    return {"x_train": xs(splits.x_train), "y_train": torch.from_numpy(splits.y_train),
+            "x_val": xs(splits.x_val), "y_val": torch.from_numpy(splits.y_val),
+            "x_test": xs(splits.x_test), "y_test": torch.from_numpy(splits.y_test)}
+
+
+class _Determinism:
+    """One torch thread (unless OMP_NUM_THREADS says otherwise) and deterministic kernels, restored on exit."""
+
+    def __enter__(self):
+        self.threads = torch.get_num_threads()
+        self.det = torch.are_deterministic_algorithms_enabled()
+        torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS") or 1)))
+        torch.use_deterministic_algorithms(True)
+        return self
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.threads)
+        torch.use_deterministic_algorithms(self.det)
+        return False
+
+
+def run_training(cfg: FlowConfig, out: Path, progress: bool = True) -> dict:
+    """Train, export, audit; write every output into `out` atomically. Returns the metrics dict.
+
+    Raises A2QFlowError (and writes nothing) if the exported model breaks a layer's accumulator bound.
+    """
+    import warnings
+
+    out = Path(out)
+    specs = cfg.layer_specs()
+    splits = load_dataset(cfg.data)
+    input_shape = model_input_shape(cfg.model, splits.image_shape)
+    data = _tensors(splits, input_shape)
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out, prefix=".staging-"))
+    try:
+        with _Determinism(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=UserWarning)  # Brevitas / torch.onnx chatter
+            seed_everything(cfg.seed)
+            net = build_model(cfg.model, specs, splits.image_shape, splits.num_classes)
+            res = fit(net, data, cfg.train, cfg.seed, cfg.name, progress)
+            test_acc = accuracy(net, data["x_test"], data["y_test"])
+            ints = torch_integer_weights(net, specs, data["x_val"][:8])
+            sparsity = weight_sparsity(ints, specs, net)
+            float_acc = None
+            if cfg.train.float_reference:
+                seed_everything(cfg.seed)
+                twin = build_model(cfg.model, specs, splits.image_shape, splits.num_classes, float_twin=True)
+                fit(twin, data, cfg.train, cfg.seed, f"{cfg.name} (float twin)", progress)
+                float_acc = accuracy(twin, data["x_test"], data["y_test"])
+            torch.save(net.state_dict(), staging / "model.pt")
+            export_model(net, specs, input_shape, staging / "model.onnx", cfg.data.dataset, data["x_val"][:8])
+        audit = audit_onnx(staging / "model.onnx", raise_on_violation=False)
+        audit["model"] = str(out / "model.onnx")
+        metrics = {
+            "name": cfg.name, "dataset": cfg.data.dataset, "seed": cfg.seed, "epochs": cfg.train.epochs,
+            "best_epoch": res.best_epoch, "seconds_per_epoch": res.seconds_per_epoch,
+            "val_accuracy": res.val_accuracy, "test_accuracy": test_acc, "float_test_accuracy": float_acc,
+            "history": res.history, "input_shape": list(input_shape), "num_classes": splits.num_classes,
+            "test_samples": int(len(splits.y_test)), "audit_ok": audit["ok"],
+            "layers": {s.name: {"weight_quant": s.weight_quant, "weight_bits": s.weight_bits,
+                                "input_bits": s.input_bits, "input_signed": s.input_signed,
+                                "target_acc_bits": s.target_acc_bits, "weight_sparsity": sparsity[s.name]}
+                       for s in specs},
+        }
+        if not audit["ok"]:
+            more = f" (and {len(audit['violations']) - 1} more)" if len(audit["violations"]) > 1 else ""
+            raise A2QFlowError(audit["violations"][0].replace(str(staging), str(out)) + more)
+        atomic_write_json(staging / "audit.json", audit)
+        atomic_write_json(staging / "metrics.json", metrics)
+        np.save(staging / "test_inputs.npy", data["x_test"].numpy().astype(np.float32))
+        np.save(staging / "test_labels.npy", splits.y_test.astype(np.int64))
+        atomic_write_text(staging / "config.yaml", dump_config(cfg))
+        for name in OUTPUTS:
+            os.chmod(staging / name, 0o644)  # mkstemp makes 0600 files; outputs are meant to be shared
+            os.replace(staging / name, out / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return metrics
+
+
+def load_run(out: Path | str) -> tuple[FlowConfig, nn.Module]:
+    """Rebuild a finished run's quantized torch model (eval mode) from OUT/config.yaml and OUT/model.pt."""
+    from flows.config import DATASET_SHAPES, load_config
+
+    out = Path(out)
+    for name in ("config.yaml", "model.pt", "metrics.json"):
+        if not (out / name).is_file():
+            raise A2QFlowError(f"{out}: no {name} here; run `a2qflow train CONFIG.yaml --out {out}` first")
+    cfg = load_config(out / "config.yaml")
+    import json
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    net = build_model(cfg.model, cfg.layer_specs(), DATASET_SHAPES[cfg.data.dataset], int(metrics["num_classes"]))
+    net.load_state_dict(torch.load(out / "model.pt", weights_only=True))
+    return cfg, net.eval()
