@@ -197,12 +197,17 @@ def conv_weights_ohwi(layer: ConvLayer) -> np.ndarray:
 
 # ---------------------------------------------------------------- serialisation (BUILD/ir.json + BUILD/ir.npz)
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs should read like any other file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
