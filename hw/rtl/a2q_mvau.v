@@ -286,7 +286,9 @@ module a2q_mvau #(
 
     generate
         if (N_THR > 0) begin : g_tmem
-            (* rom_style = "block" *) reg [TW-1:0] tmem [0:TDEPTH-1];
+            // No rom_style here: a threshold word is PE x (2^n - 1) x THR_BITS wide (720 bits at PE 4, W4A4) and only
+            // C/PE deep; forcing it into 16-bit-wide iCE40 block RAM took 55+ BRAMs, left to yosys it maps to logic.
+            reg [TW-1:0] tmem [0:TDEPTH-1];
             if (THR_FILE != "") begin : g_tload
                 initial $readmemh(THR_FILE, tmem);
             end
