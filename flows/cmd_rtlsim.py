@@ -13,6 +13,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("build", metavar="BUILD", help="build folder written by `a2qflow compile`")
     p.add_argument("--inputs", required=True, metavar="X.npy",
                    help="inputs (N, *input_shape) or (N, K): float (quantized by the model) or integer")
+    p.add_argument("--labels", metavar="Y.npy", help="labels: rtlsim.json then reports the RTL outputs' top-1")
     p.add_argument("--limit", type=int, metavar="N", help="simulate only the first N samples")
     p.add_argument("--stall", type=int, default=0, metavar="PERCENT",
                    help="drop in_valid / out_ready at random this often (tests back-pressure; default 0)")
@@ -33,14 +34,24 @@ def run(args: argparse.Namespace) -> int:
         x = np.load(x_path, allow_pickle=False)
     except (ValueError, OSError) as e:
         raise A2QFlowError(f"--inputs {x_path}: not a .npy array ({e})") from None
+    labels = None
+    if args.labels:
+        try:
+            labels = np.load(args.labels, allow_pickle=False)
+        except (ValueError, OSError) as e:
+            raise A2QFlowError(f"--labels {args.labels}: not a readable .npy array ({e})") from None
+        if labels.shape != (len(x),):
+            raise A2QFlowError(f"--labels {args.labels}: shape {labels.shape}, expected ({len(x)},) to match --inputs")
     if args.limit is not None:
         if args.limit < 1:
             raise A2QFlowError(f"--limit {args.limit}: must be at least 1")
         x = x[: args.limit]
+        labels = None if labels is None else labels[: args.limit]
     if not 0 <= args.stall < 100:
         raise A2QFlowError(f"--stall {args.stall}: must be a percentage in [0, 100)")
     with Console(stderr=True).status("Verilator: generating, building (cached by source hash) and simulating"):
-        r = run_rtlsim(args.build, x, stall_percent=args.stall, compare_csim=args.csim, source=f"--inputs {x_path}")
+        r = run_rtlsim(args.build, x, stall_percent=args.stall, compare_csim=args.csim, source=f"--inputs {x_path}",
+                       labels=labels)
     ii = r["initiation_interval_cycles"]
     print(f"RTL sim ({r['policy']}): {r['samples']} samples, {r['mismatches']} mismatching vs golden model; "
           f"{r['cycles_per_inference']} cycles per inference (latency), "

@@ -118,9 +118,9 @@ def _rtl(ctx: StageContext) -> None:
 
 def _rtlsim(ctx: StageContext) -> dict:
     run_rtlsim = _api("hw.rtlsim", "run_rtlsim")
-    x, _ = _test_set(ctx)
+    x, y = _test_set(ctx)
     ctx.note(f"Verilator: building and simulating {len(x)} test inputs")
-    res = run_rtlsim(staging_build(ctx, ("rtl",)), x, source="test_inputs.npy")
+    res = run_rtlsim(staging_build(ctx, ("rtl",)), x, source="test_inputs.npy", labels=y)
     _expect(ctx)
     return _small(res, ("samples", "mismatches", "cycles_per_inference"))
 

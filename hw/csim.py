@@ -26,9 +26,9 @@ import numpy as np
 
 from hw.config import VitisConfig
 from hw.errors import A2QFlowError
-from hw.ir import Affine, Model, _atomic_write_bytes, atomic_write_json, atomic_write_text, load_model
+from hw.ir import Model, atomic_write_bytes, atomic_write_json, atomic_write_text, load_model
 from hw.plan import Plan, load_plan
-from hw.reference import RunResult, run as golden_run
+from hw.reference import RunResult, logits as golden_logits, run as golden_run
 
 CXX_FLAGS = ["-O2", "-std=c++14", "-Wno-unknown-pragmas"]
 SOURCES = ("top.cpp", "tb.cpp")
@@ -235,13 +235,6 @@ class CsimResult:
         return int(sum(self.overflow.values()))
 
 
-def _logits(model: Model, acc: np.ndarray) -> np.ndarray:
-    last = model.layers[-1]
-    if getattr(last, "act", None) is not None and isinstance(last.act, Affine):
-        return acc * np.asarray(last.act.scale, dtype=np.float64) + np.asarray(last.act.bias, dtype=np.float64)
-    return acc.astype(np.float64)
-
-
 def run_csim(build: Path | str, x: np.ndarray, labels: np.ndarray | None = None, monitor: bool = True,
              vitis: VitisConfig | None = None, progress: bool = True, write: bool = True,
              inputs_name: str = "inputs") -> CsimResult:
@@ -265,7 +258,7 @@ def run_csim(build: Path | str, x: np.ndarray, labels: np.ndarray | None = None,
     out_elems = int(golden.acc.shape[1])
     y, counts, t_run = run_testbench(exe, x_int, out_elems, build / "csim", progress=progress)
     bad = y != golden.acc
-    logits = _logits(model, y)
+    logits = golden_logits(model, y)
     pred = logits.argmax(axis=1)
     gold_pred = golden.logits.argmax(axis=1)
     overflow = {k: v[0] for k, v in counts.items()}
@@ -293,7 +286,7 @@ def run_csim(build: Path | str, x: np.ndarray, labels: np.ndarray | None = None,
         out = build / "csim"
         buf = io.BytesIO()
         np.save(buf, y)
-        _atomic_write_bytes(out / "outputs.npy", buf.getvalue())
+        atomic_write_bytes(out / "outputs.npy", buf.getvalue())
         atomic_write_json(out / "csim.json", summary)
     return CsimResult(outputs=y, golden=golden, overflow=overflow, summary=summary)
 

@@ -201,7 +201,9 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path | str, data: bytes) -> None:
+    """Write bytes so readers see the old or the new file, never a half-written one."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -216,7 +218,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path | str, text: str) -> None:
     """Write a file so that readers see the old or the new content, never a half-written one."""
-    _atomic_write_bytes(Path(path), text.encode())
+    atomic_write_bytes(Path(path), text.encode())
 
 
 def atomic_write_json(path: Path | str, obj) -> None:
@@ -266,7 +268,7 @@ def save_model(model: Model, build: Path | str) -> None:
 
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    _atomic_write_bytes(build / "ir.npz", buf.getvalue())
+    atomic_write_bytes(build / "ir.npz", buf.getvalue())
     atomic_write_json(build / "ir.json", meta)
 
 

@@ -106,9 +106,14 @@ def run(model: Model, x_int: np.ndarray, acc_bits: dict[str, int] | None = None)
             x = apply_thresholds(acc, layer.act, values)
         else:
             x = acc
+    out = x.reshape(x.shape[0], -1)
+    return RunResult(acc=out, logits=logits(model, out), stats=stats)
+
+
+def logits(model: Model, out: np.ndarray) -> np.ndarray:
+    """What the hardware's outputs (N, C) mean: acc * scale + bias when the model ends in the off-chip Affine,
+    else the last activation's integers. Every executor (golden, C-sim, RTL) derives top-1 from this."""
     last = model.layers[-1]
     if isinstance(last, (DenseLayer, ConvLayer)) and isinstance(last.act, Affine):
-        flat = acc.reshape(acc.shape[0], -1)
-        logits = flat * np.asarray(last.act.scale, dtype=np.float64) + np.asarray(last.act.bias, dtype=np.float64)
-        return RunResult(acc=flat, logits=logits, stats=stats)
-    return RunResult(acc=x.reshape(x.shape[0], -1), logits=x.reshape(x.shape[0], -1).astype(np.float64), stats=stats)
+        return out * np.asarray(last.act.scale, dtype=np.float64) + np.asarray(last.act.bias, dtype=np.float64)
+    return out.astype(np.float64)

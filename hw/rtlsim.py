@@ -220,7 +220,7 @@ def simulate(rtl: Path | str, x_stream: np.ndarray, stall_percent: int = 0, seed
 
 
 def run_rtlsim(build: Path | str, inputs: np.ndarray, stall_percent: int = 0, seed: int = 0,
-               compare_csim: bool = False, source: str = "inputs") -> dict:
+               compare_csim: bool = False, source: str = "inputs", labels: np.ndarray | None = None) -> dict:
     """Simulate BUILD's RTL on `inputs`, compare with `hw.reference.run(model, x, plan.acc_bits())` bit for bit.
 
     Writes BUILD/rtlsim/outputs.npy (golden CHW order) and BUILD/rtlsim/rtlsim.json, and returns that dict:
@@ -229,6 +229,7 @@ def run_rtlsim(build: Path | str, inputs: np.ndarray, stall_percent: int = 0, se
     consecutive inferences), seconds (simulator wall time), verilator version, and the design's widths.
     compare_csim also runs the HLS C-simulation (hw.csim) on the same integers and counts samples where RTL and
     C-sim differ (csim_mismatches). stall_percent > 0 drops valid / ready at random to exercise back-pressure.
+    With labels, top1_accuracy is the RTL outputs' own top-1 (through `reference.logits`).
     """
     from hw import reference
 
@@ -265,6 +266,8 @@ def run_rtlsim(build: Path | str, inputs: np.ndarray, stall_percent: int = 0, se
         "policy": man["policy"],
         "overflow_events_golden": golden.overflow_events,
         "csim_mismatches": None,
+        "top1_accuracy": None if labels is None else
+        float((reference.logits(model, y).argmax(axis=1) == np.asarray(labels)).mean()),
     }
     if compare_csim:
         from hw.csim import run_csim

@@ -180,10 +180,17 @@ def _digits_equivalence(run_dir, tmp_path, acc_bits=None):
 
     build = tmp_path / "build"
     compile_model(run_dir / "model.onnx", build, acc_bits=acc_bits)
-    x = np.load(run_dir / "test_inputs.npy")
-    res = run_rtlsim(build, x, compare_csim=True)
+    x, y = np.load(run_dir / "test_inputs.npy"), np.load(run_dir / "test_labels.npy")
+    res = run_rtlsim(build, x, compare_csim=True, labels=y)
     assert res["samples"] == len(x) and res["mismatches"] == 0, res["first_mismatch"]
     assert res["csim_mismatches"] == 0
+    from hw import reference
+    from hw.ir import load_model
+    from hw.plan import load_plan
+
+    model = load_model(build)
+    golden = reference.run(model, model.input_quant.quantize(x), load_plan(build).acc_bits())
+    assert res["top1_accuracy"] == float((golden.logits.argmax(axis=1) == y).mean()) > 0.5
     return res
 
 
