@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from hw.errors import A2QFlowError
-from hw.ir import atomic_write_json, atomic_write_text
+from hw.ir import atomic_write_json, atomic_write_text, staged_dir
 from hw.synth import classify, read_manifest
 from hw.tools import ToolError, relpath, run_tool, tool_version
 
@@ -202,9 +201,8 @@ def build_bitstream(build: Path | str, target: str = "ice40-up5k", clock_mhz: fl
         ensure_generated(build)
     manifest = read_manifest(rtl)
     test = test or selftest_for_build(build)
-    work = Path(tempfile.mkdtemp(dir=build, prefix=".bitstream."))
     t0 = time.monotonic()
-    try:
+    with staged_dir(build / "bitstream") as work:
         commands, runs = [], []
         shell_src = resources.files("hw.rtl") / "board_selftest.v"
         shutil.copyfile(str(shell_src), work / "board_selftest.v")
@@ -306,14 +304,6 @@ def build_bitstream(build: Path | str, target: str = "ice40-up5k", clock_mhz: fl
         (work / "synth.ys").write_text(script.replace(stage + "/", "bitstream/"))
         atomic_write_json(work / "bitstream.json", result)
         atomic_write_text(work / "bitstream.md", bitstream_markdown(result))
-        dest = build / "bitstream"
-        work.chmod(0o755)
-        if dest.exists():
-            shutil.rmtree(dest)
-        work.rename(dest)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return result
 
 

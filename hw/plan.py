@@ -11,7 +11,6 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from hw.bounds import acc_bits_datatype, acc_bits_exact, acc_bits_l1, channel_ranges, l1_norms
 from hw.config import FoldingConfig

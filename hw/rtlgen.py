@@ -14,10 +14,7 @@ manifest says how to put them back into the golden model's CHW order.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -27,6 +24,7 @@ from jinja2 import Environment, StrictUndefined
 
 from hw.errors import A2QFlowError
 from hw.ir import (Affine, ConvLayer, DenseLayer, IntType, MaxPoolLayer, Model, Thresholds, atomic_write_json,
+                   staged_dir,
                    conv_weights_ohwi, dense_weights_hwc, load_model)
 from hw.plan import Plan, load_plan
 from hw.thresholds import fit_thresholds
@@ -257,25 +255,14 @@ def generate(build: Path | str) -> Path:
                  "named without a folder, so run simulators / synthesis with this folder as the working directory",
         "inputs_sha256": input_digest(build),
     }
-    tmp = Path(tempfile.mkdtemp(dir=build, prefix=".rtl."))
-    try:
+    out = build / "rtl"
+    with staged_dir(out) as tmp:
         for name in needed:
             (tmp / name).write_text(library_text(name))
         (tmp / "a2q_top.v").write_text(top)
         for name, text in mem_files.items():
             (tmp / name).write_text(text)
         atomic_write_json(tmp / "manifest.json", manifest)
-        out = build / "rtl"
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(dir=build, prefix=".rtl.old."))
-            os.replace(out, old / "rtl")
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -10,14 +10,12 @@ the design total is yosys' own hierarchical `stat` total, which also includes th
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from hw.errors import A2QFlowError
-from hw.ir import atomic_write_json, atomic_write_text
+from hw.ir import atomic_write_json, atomic_write_text, staged_dir
 from hw.tools import relpath, run_tool, tool_version, yosys_short_version
 
 
@@ -230,17 +228,10 @@ def make_baseline32(build: Path) -> Path:
     folding = FoldingConfig(layers={l.name: Folding(simd=l.simd, pe=l.pe) for l in plan.layers})
     base_plan = make_plan(model, acc_bits=32, folding=folding)
     dest = build / "baseline32"
-    tmp = Path(tempfile.mkdtemp(dir=build, prefix=".baseline32."))
-    try:
+    with staged_dir(dest) as tmp:
         save_model(model, tmp)
         save_plan(base_plan, tmp)
         generate(tmp)
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dest
 
 
@@ -269,10 +260,9 @@ def synthesize(build: Path | str, flows: list[Flow] | None = None, baseline: boo
     designs = {"planned": ensure_rtl(build)}
     if baseline:
         designs["baseline32"] = make_baseline32(build) / "rtl"
-    work = Path(tempfile.mkdtemp(dir=build, prefix=".synth."))
     t0 = time.monotonic()
     entries = []
-    try:
+    with staged_dir(build / "synth") as work:
         with Progress(transient=True, disable=not _tty()) as prog:
             task = prog.add_task("synthesis", total=len(flows) * len(designs))
             for flow in flows:
@@ -285,14 +275,6 @@ def synthesize(build: Path | str, flows: list[Flow] | None = None, baseline: boo
                   "summary": summarize(entries)}
         atomic_write_json(work / "resources.json", result)
         atomic_write_text(work / "resources.md", resources_markdown(result))
-        dest = build / "synth"
-        work.chmod(0o755)
-        if dest.exists():
-            shutil.rmtree(dest)
-        work.rename(dest)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return result
 
 
