@@ -50,9 +50,9 @@ def main() -> int:
     args = ap.parse_args()
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="a2qflow-gvq-"))
     rows = [measure(c, work) for c in CONFIGS]
-    import qonnx
+    from importlib.metadata import version
 
-    result = {"tool": f"qonnx {getattr(qonnx, '__version__', '?')} execute_onnx (one sample at a time) vs "
+    result = {"tool": f"qonnx {version('qonnx')} execute_onnx (one sample at a time) vs "
                       "hw.reference (int64)", "results": rows}
     atomic_write_json(ROOT / "benchmarks/results/golden_vs_qonnx.json", result)
     for r in rows:
