@@ -4,6 +4,7 @@
 #define A2Q_POOL_HPP
 
 #include "a2q_common.hpp"
+#include "stream_utils.hpp"
 
 template <unsigned C, unsigned IH, unsigned IW, unsigned KH, unsigned KW, unsigned SH, unsigned SW, unsigned W,
           typename T>
@@ -13,15 +14,7 @@ void maxpool(hls::stream<Word<T, W> >& in, hls::stream<Word<T, W> >& out) {
   static_assert(C % W == 0, "beat width must divide the channel count");
 
   T frame[IH * IW * C];
-read_frame:
-  for (unsigned i = 0; i < IH * IW * C / W; i++) {
-#pragma HLS pipeline II=1
-    const Word<T, W> w = in.read();
-    for (unsigned j = 0; j < W; j++) {
-#pragma HLS unroll
-      frame[i * W + j] = w.v[j];
-    }
-  }
+  read_frame<IH * IW * C, W>(in, frame);
 emit_pooled:
   for (unsigned oy = 0; oy < OH; oy++) {
     for (unsigned ox = 0; ox < OW; ox++) {

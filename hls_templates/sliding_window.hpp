@@ -8,6 +8,7 @@
 #define A2Q_SLIDING_WINDOW_HPP
 
 #include "a2q_common.hpp"
+#include "stream_utils.hpp"
 
 template <unsigned IC, unsigned IH, unsigned IW, unsigned KH, unsigned KW, unsigned SH, unsigned SW,
           unsigned PT, unsigned PL, unsigned PB, unsigned PR, unsigned IN_W, unsigned SIMD, typename T>
@@ -20,15 +21,7 @@ void sliding_window(hls::stream<Word<T, IN_W> >& in, hls::stream<Word<T, SIMD> >
   static_assert(K % SIMD == 0, "SIMD must divide KH*KW*IC");
 
   T frame[IH * IW * IC];
-read_frame:
-  for (unsigned i = 0; i < IN_ELEMS / IN_W; i++) {
-#pragma HLS pipeline II=1
-    const Word<T, IN_W> w = in.read();
-    for (unsigned j = 0; j < IN_W; j++) {
-#pragma HLS unroll
-      frame[i * IN_W + j] = w.v[j];
-    }
-  }
+  read_frame<IN_ELEMS, IN_W>(in, frame);
 emit_windows:
   for (unsigned oy = 0; oy < OH; oy++) {
     for (unsigned ox = 0; ox < OW; ox++) {

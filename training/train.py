@@ -172,7 +172,7 @@ def run_training(cfg: FlowConfig, out: Path, progress: bool = True) -> dict:
             torch.save(net.state_dict(), staging / "model.pt")
             export_model(net, specs, input_shape, staging / "model.onnx", cfg.data.dataset, data["x_val"][:8])
         audit = audit_onnx(staging / "model.onnx", raise_on_violation=False)
-        audit["model"] = str(out / "model.onnx")
+        audit["model"] = "model.onnx"  # beside audit.json; absolute paths go stale when a run folder moves
         metrics = {
             "name": cfg.name, "dataset": cfg.data.dataset, "seed": cfg.seed, "epochs": cfg.train.epochs,
             "best_epoch": res.best_epoch, "seconds_per_epoch": res.seconds_per_epoch,
@@ -193,7 +193,6 @@ def run_training(cfg: FlowConfig, out: Path, progress: bool = True) -> dict:
         np.save(staging / "test_labels.npy", splits.y_test.astype(np.int64))
         atomic_write_text(staging / "config.yaml", dump_config(cfg))
         for name in OUTPUTS:
-            os.chmod(staging / name, 0o644)  # mkstemp makes 0600 files; outputs are meant to be shared
             os.replace(staging / name, out / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
