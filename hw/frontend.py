@@ -395,8 +395,8 @@ class _Lowering:
                 raise g.err(node, "a second quantizer directly after a quantized activation is not supported; "
                                   "merge the two quantizers")
             if op not in MAC_OPS:
-                raise g.err(node, f"expected a layer (Gemm / MatMul / Conv), MaxPool or Flatten after a quantized "
-                                  f"activation")
+                raise g.err(node, "expected a layer (Gemm / MatMul / Conv), MaxPool or Flatten after a quantized "
+                                  "activation")
             if node.input[0] != tensor:
                 raise g.err(node, "the activation must be its first input (x @ W, Gemm(x, W), Conv(x, W))")
             layer, tensor, node, act = self._mac(node, act, shape)

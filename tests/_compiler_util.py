@@ -1,4 +1,4 @@
-"""Helpers for the compiler tests: hand-built QONNX graphs (onnx.helper) and qonnx execution of them."""
+"""Helpers for the compiler tests: hand-built QONNX graphs (onnx.helper); qonnx execution is hw.qonnx_check."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from pathlib import Path
 
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
-
-from hw.qonnx_check import golden_vs_qonnx, qonnx_outputs  # noqa: F401  (re-exported for the tests)
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
 

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from _compiler_util import QonnxBuilder, golden_vs_qonnx, qonnx_outputs
+from _compiler_util import QonnxBuilder
+from hw.qonnx_check import golden_vs_qonnx, qonnx_outputs
 from flows.cli import main
 from hw import reference
 from hw.bounds import acc_bits_exact, channel_ranges, worst_case_inputs, wrap

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _compiler_util import QonnxBuilder, golden_vs_qonnx, qonnx_outputs
+from _compiler_util import QonnxBuilder
+from hw.qonnx_check import golden_vs_qonnx, qonnx_outputs
 from hw import reference
 from hw.bounds import channel_ranges
 from hw.errors import A2QFlowError

@@ -63,7 +63,7 @@ def test_params_carry_the_planned_widths_and_fitted_thresholds(tmp_path):
     out = generate(build)
     hdr = (out / "params_l0_fc0.h").read_text()
     lp = plan.layer("fc0")
-    assert f"constexpr int ACC_BITS = 9;" in hdr and f"constexpr int THR_BITS = {lp.thr_bits};" in hdr
+    assert "constexpr int ACC_BITS = 9;" in hdr and f"constexpr int THR_BITS = {lp.thr_bits};" in hdr
     assert f"constexpr unsigned SIMD = {lp.simd};" in hdr and f"constexpr unsigned PE = {lp.pe};" in hdr
     assert "UNSAFE" in hdr
     layer = model.layers[0]
