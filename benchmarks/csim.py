@@ -26,8 +26,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 from _hls_util import conv_model, dense_model, random_inputs, write_build  # noqa: E402
-from hw.csim import _cache_dir, _compiler_id, _precompiled_header, ap_types_dir, find_cxx, run_csim  # noqa: E402
-from hw.ir import IntType, atomic_write_json  # noqa: E402
+
+from a2qflow.hw.compiler.ir import IntType
+from a2qflow.hw.files import atomic_write_json  # noqa: E402
+from a2qflow.hw.hls.csim import _cache_dir, _compiler_id, _precompiled_header, ap_types_dir, find_cxx, run_csim  # noqa: E402
 
 
 def models():
@@ -69,7 +71,7 @@ def main() -> int:
                 print(f"{name:24s} monitor={monitor!s:5s} compile {rows[-1]['compile_seconds']:6.2f} s  "
                       f"{rows[-1]['inferences_per_second']:>10} inferences/s")
     result = {
-        "tool": f"{_compiler_id(cxx)} -O2 -std=c++14, ap_types from hls4ml (hw/csim.py)",
+        "tool": f"{_compiler_id(cxx)} -O2 -std=c++14, ap_types from hls4ml (hw/hls/csim.py)",
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None},
         "precompiled_header": {"used": bool(pch), "already_cached": pch_existed,

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hw.ir import atomic_write_json  # noqa: E402
+from a2qflow.hw.files import atomic_write_json  # noqa: E402
 
 
 def main() -> int:

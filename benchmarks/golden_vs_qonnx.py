@@ -20,10 +20,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from flows.config import load_config  # noqa: E402
-from hw.ir import atomic_write_json  # noqa: E402
-from hw.qonnx_check import golden_vs_qonnx  # noqa: E402
-from training.train import run_training  # noqa: E402
+from a2qflow.flows.config import load_config  # noqa: E402
+from a2qflow.hw.compiler.qonnx_check import golden_vs_qonnx  # noqa: E402
+from a2qflow.hw.files import atomic_write_json  # noqa: E402
+from a2qflow.training.train import run_training  # noqa: E402
 
 CONFIGS = ("flows/configs/digits_mlp.yaml", "flows/configs/digits_cnn.yaml")
 
@@ -53,7 +53,7 @@ def main() -> int:
     from importlib.metadata import version
 
     result = {"tool": f"qonnx {version('qonnx')} execute_onnx (one sample at a time) vs "
-                      "hw.reference (int64)", "results": rows}
+                      "a2qflow.hw.compiler.reference (int64)", "results": rows}
     atomic_write_json(ROOT / "benchmarks/results/golden_vs_qonnx.json", result)
     for r in rows:
         print(f"{r['config']}: {r['top1_identical']}/{r['samples']} top-1 identical, max diff "

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import yaml  # noqa: E402
 
-from hw.ir import atomic_write_json, atomic_write_text  # noqa: E402
+from a2qflow.hw.files import atomic_write_json, atomic_write_text  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # (weight = input bits, A2Q target P): W4/A4 at P=12 is the demo model; W8/A8 needs P=20 for useful accuracy
@@ -41,9 +41,9 @@ def point_config(base: dict, bits: int, P: int, epochs: int) -> dict:
 
 
 def measure(cfg, work: Path) -> dict:
-    from hw.compile import compile_model
-    from hw.synth import Flow, synthesize
-    from training.train import run_training
+    from a2qflow.hw.compiler.compile import compile_model
+    from a2qflow.hw.synth.yosys import Flow, synthesize
+    from a2qflow.training.train import run_training
 
     metrics = run_training(cfg, work / "train", progress=False)
     build = work / "build"
@@ -119,7 +119,7 @@ def plot(r: dict, path: Path) -> None:
 
 
 def _write(out: Path, points: list[dict], epochs: int, complete: bool) -> dict:
-    from hw.tools import tool_version
+    from a2qflow.hw.tools import tool_version
 
     result = {
         "produced_by": "benchmarks/hw_savings.py (hw.synth.synthesize, planned vs baseline32)",
@@ -138,7 +138,7 @@ def _write(out: Path, points: list[dict], epochs: int, complete: bool) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from flows.config import parse_config
+    from a2qflow.flows.config import parse_config
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", type=Path, default=ROOT / "flows" / "configs" / "digits_mlp.yaml")

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import yaml  # noqa: E402
 
-from flows.config import parse_config  # noqa: E402
-from hw.ir import atomic_write_json, atomic_write_text  # noqa: E402
+from a2qflow.flows.config import parse_config  # noqa: E402
+from a2qflow.hw.files import atomic_write_json, atomic_write_text  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 P_VALUES = [10, 12, 14, 16, 20]
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from rich.progress import Progress
 
-    from training.train import run_training
+    from a2qflow.training.train import run_training
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", type=Path, default=ROOT / "flows" / "configs" / "digits_mlp.yaml")

@@ -1,4 +1,4 @@
-"""`a2qflow` command line: one sub-command per stage, each in its own module `flows/cmd_<name>.py`.
+"""`a2qflow` command line: one sub-command per stage, each in its own module `flows/commands/<name>.py`.
 
 Each module provides `help: str`, `add_arguments(parser)` and `run(args) -> int`. Modules import lazily so
 `a2qflow --help` stays fast (no torch import). User errors (A2QFlowError) print one line and exit 2.
@@ -16,16 +16,19 @@ COMMANDS = ["train", "compile", "hls", "csim", "rtl", "rtlsim", "synth", "bitstr
 
 def _load(name: str):
     try:
-        return importlib.import_module(f"flows.cmd_{name}")
+        return importlib.import_module(f"a2qflow.flows.commands.{name}")
     except ModuleNotFoundError as e:
-        if e.name == f"flows.cmd_{name}":
+        if e.name == f"a2qflow.flows.commands.{name}":
             return None
         raise
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from a2qflow import __version__
+
     p = argparse.ArgumentParser(prog="a2qflow", description="Accumulator-aware QNNs from training to bitstream.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p.add_argument("--version", action="version", version=f"a2qflow {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         mod = _load(name)
         if mod is None:
@@ -39,9 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     # One torch thread per process unless the user says otherwise: 2-core machines train ~20x faster.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from hw.errors import A2QFlowError
+    from a2qflow.hw.errors import A2QFlowError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "_module", None) is None:  # `a2qflow` alone: show what it can do
+        parser.print_help()
+        return 0
     try:
         return int(args._module.run(args) or 0)
     except A2QFlowError as e:

@@ -13,32 +13,19 @@ from pathlib import Path
 from typing import Any, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
-from hw.config import HardwareConfig
-from hw.errors import A2QFlowError
-from training.config import DataConfig, ModelConfig, QuantConfig, TrainConfig, mac_layer_names
+from a2qflow.hw.config import HardwareConfig
+from a2qflow.hw.errors import A2QFlowError
+from a2qflow.training.config import DATASET_SHAPES, TrainingJob, dump_yaml, mac_layer_names
 
-# Model input shape (C, H, W) of each dataset, for checks that need it before any data is read.
-DATASET_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+__all__ = ["DATASET_SHAPES", "FlowConfig", "dump_config", "load_config", "load_hw_config", "parse_config"]
 
 
-class FlowConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FlowConfig(TrainingJob):
+    """The whole flow: what training reads (`TrainingJob`) plus the hardware section."""
 
-    name: str = Field(..., min_length=1, description="run name (reports, file names)")
-    seed: int = Field(0, description="torch / numpy seed of training")
-    data: DataConfig = DataConfig()
-    model: ModelConfig
-    quant: QuantConfig = QuantConfig()
-    train: TrainConfig = TrainConfig()
     hw: HardwareConfig = HardwareConfig()
-
-    def layer_specs(self):
-        """Per-MAC-layer quantization (training.quant.LayerSpec), overrides applied, in graph order."""
-        from training.quant import resolve_layer_specs
-
-        return resolve_layer_specs(self.quant, self.model)
 
 
 def load_config(path: Path | str) -> FlowConfig:
@@ -46,8 +33,13 @@ def load_config(path: Path | str) -> FlowConfig:
     path = Path(path)
     if not path.is_file():
         raise A2QFlowError(f"{path}: no such config file (try flows/configs/digits_mlp.yaml)")
+    return parse_config(_read_yaml(path), str(path))
+
+
+def _read_yaml(path: Path) -> Any:
+    """The one YAML reader of the flow (safe loader); a syntax error names the file, line and column."""
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -55,7 +47,21 @@ def load_config(path: Path | str) -> FlowConfig:
         raise A2QFlowError(f"{path}: invalid YAML{where}: {problem}") from None
     except UnicodeDecodeError:
         raise A2QFlowError(f"{path}: not a text (UTF-8) YAML file") from None
-    return parse_config(data, str(path))
+
+
+def load_hw_config(path: Path | str) -> HardwareConfig:
+    """Only the `hw:` section of a flow config (for the stage commands that take `--config`), strictly checked."""
+    path = Path(path)
+    if not path.is_file():
+        raise A2QFlowError(f"{path}: no such config file (try flows/configs/digits_mlp.yaml)")
+    data = _read_yaml(path)
+    if not isinstance(data, dict):
+        raise A2QFlowError(f"{path}: expected a mapping with an `hw:` section, got {type(data).__name__}")
+    try:
+        return HardwareConfig.model_validate(data.get("hw") or {})
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise A2QFlowError(f"{path}: {_dotted(('hw',) + tuple(err['loc']))}: {err['msg']}") from None
 
 
 def parse_config(d: Any, source: str) -> FlowConfig:
@@ -73,7 +79,7 @@ def parse_config(d: Any, source: str) -> FlowConfig:
 
 def dump_config(cfg: FlowConfig) -> str:
     """The resolved config as YAML (every default spelt out), loadable again by load_config."""
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    return dump_yaml(cfg)
 
 
 # ------------------------------------------------------------------------------------------------ messages
@@ -138,8 +144,8 @@ def _one_line(e: ValidationError) -> str:
 
 
 def _check_semantics(cfg: FlowConfig, source: str) -> None:
-    from hw.ir import IntType
-    from training.quant import A2Q_QUANTS, l1_budget, min_workable_acc_bits
+    from a2qflow.hw.compiler.ir import IntType
+    from a2qflow.training.quant import A2Q_QUANTS, l1_budget, min_workable_acc_bits
 
     names = mac_layer_names(cfg.model)
     for key in cfg.quant.layers:

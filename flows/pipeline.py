@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from hw.errors import A2QFlowError
-from hw.ir import atomic_write_json
+from a2qflow.hw.errors import A2QFlowError
+from a2qflow.hw.files import atomic_write_json
 
 STAMP = "stamp.json"
 STAMP_FORMAT = 1

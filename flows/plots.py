@@ -15,7 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from hw.ir import atomic_write_bytes  # noqa: E402
+from a2qflow.hw.files import atomic_write_bytes  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:

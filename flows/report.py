@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hw.errors import A2QFlowError
-from hw.ir import atomic_write_json, atomic_write_text
+from a2qflow.hw.errors import A2QFlowError
+from a2qflow.hw.files import atomic_write_json, atomic_write_text
 
 NOT_RUN = "not run"
 
@@ -106,7 +106,7 @@ def _overflow(audit: dict | None, csim: dict | None, rtlsim: dict | None) -> dic
             vals = layers.values() if isinstance(layers, dict) else layers
             oks = [_first(l, "ok", "passed") for l in vals if isinstance(l, dict)]
             ok = all(oks) if oks and None not in oks else None
-        out["audit (exported weights vs bound)"] = {"ok": ok, "tool": "training.audit (QONNX graph integers)"}
+        out["audit (exported weights vs bound)"] = {"ok": ok, "tool": "a2qflow.training.audit (QONNX graph integers)"}
     for key, d, tool in (("C-sim", csim, "g++ C-sim, overflow monitor"), ("RTL sim", rtlsim, "Verilator")):
         if d is None:
             out[key] = NOT_RUN
@@ -248,7 +248,7 @@ def build_report(path: Path | str, train: Path | str | None = None, out: Path | 
     }
     lay.out.mkdir(parents=True, exist_ok=True)
     if plots:
-        from flows import plots as P
+        from a2qflow.flows import plots as P
 
         if layers:
             P.plot_acc_bits(layers, lay.out / "acc_bits.png", "a2qflow compile, plan.json (hw.bounds, exact integer "

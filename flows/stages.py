@@ -25,8 +25,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from flows.pipeline import Stage, StageContext
-from hw.errors import A2QFlowError
+from a2qflow.flows.pipeline import Stage, StageContext
+from a2qflow.hw.errors import A2QFlowError
 
 BUILD_FILES = ("ir.json", "ir.npz", "plan.json", "plan.md")
 ALL_STAGES = ("train", "compile", "hls", "csim", "rtl", "rtlsim", "baseline32", "synth", "bitstream", "vitis",
@@ -73,14 +73,14 @@ def _cfg(ctx: StageContext):
 # ------------------------------------------------------------------------------------------------ stage functions
 
 def _train(ctx: StageContext) -> dict:
-    run_training = _api("training.train", "run_training")
+    run_training = _api("a2qflow.training.train", "run_training")
     ctx.note("training (see metrics.json when done)")
     m = run_training(_cfg(ctx), ctx.out, progress=False)
     return {k: m.get(k) for k in ("test_accuracy", "float_test_accuracy", "best_epoch", "seconds_per_epoch")}
 
 
 def _compile(ctx: StageContext) -> dict:
-    compile_model = _api("hw.compile", "compile_model")
+    compile_model = _api("a2qflow.hw.compiler.compile", "compile_model")
     p = ctx.params
     plan = compile_model(ctx.upstream["train"] / "model.onnx", ctx.out, acc_bits=p.get("acc_bits"),
                          allow_unsafe=bool(p.get("allow_unsafe")), folding=_cfg(ctx).hw.folding)
@@ -88,7 +88,7 @@ def _compile(ctx: StageContext) -> dict:
 
 
 def _hls(ctx: StageContext) -> None:
-    generate = _api("hw.hls", "generate")
+    generate = _api("a2qflow.hw.hls.generate", "generate")
     generate(staging_build(ctx), vitis=_cfg(ctx).hw.vitis)
     _expect(ctx)
 
@@ -101,7 +101,7 @@ def _test_set(ctx: StageContext):
 
 
 def _csim(ctx: StageContext) -> dict:
-    run_csim = _api("hw.csim", "run_csim")
+    run_csim = _api("a2qflow.hw.hls.csim", "run_csim")
     x, y = _test_set(ctx)
     ctx.note(f"g++ C-sim of {len(x)} test inputs (with overflow monitor)")
     res = run_csim(staging_build(ctx, ("hls",)), x, labels=y, monitor=True, vitis=_cfg(ctx).hw.vitis,
@@ -111,13 +111,13 @@ def _csim(ctx: StageContext) -> dict:
 
 
 def _rtl(ctx: StageContext) -> None:
-    generate = _api("hw.rtlgen", "generate")
+    generate = _api("a2qflow.hw.rtl.generate", "generate")
     generate(staging_build(ctx))
     _expect(ctx)
 
 
 def _rtlsim(ctx: StageContext) -> dict:
-    run_rtlsim = _api("hw.rtlsim", "run_rtlsim")
+    run_rtlsim = _api("a2qflow.hw.rtl.sim", "run_rtlsim")
     x, y = _test_set(ctx)
     ctx.note(f"Verilator: building and simulating {len(x)} test inputs")
     res = run_rtlsim(staging_build(ctx, ("rtl",)), x, source="test_inputs.npy", labels=y)
@@ -127,14 +127,14 @@ def _rtlsim(ctx: StageContext) -> dict:
 
 def _baseline32(ctx: StageContext) -> dict:
     """The identical design with every accumulator at 32 bits: same IR, same folding, same memories, its RTL."""
-    make_baseline32 = _api("hw.synth", "make_baseline32")
+    make_baseline32 = _api("a2qflow.hw.synth.yosys", "make_baseline32")
     make_baseline32(staging_build(ctx, ("rtl",)))
     _expect(ctx)
     return None
 
 
 def _synth(ctx: StageContext) -> dict:
-    from hw.synth import Flow, synthesize
+    from a2qflow.hw.synth.yosys import Flow, synthesize
 
     b = staging_build(ctx, ("rtl",))
     flows = [Flow("xc7", "lut-only")] + ([Flow("xc7", "dsp")] if _cfg(ctx).hw.xc7_dsp else [])
@@ -145,7 +145,7 @@ def _synth(ctx: StageContext) -> dict:
 
 
 def _bitstream(ctx: StageContext) -> dict:
-    build_bitstream = _api("hw.bitstream", "build_bitstream")
+    build_bitstream = _api("a2qflow.hw.synth.bitstream", "build_bitstream")
     hw = _cfg(ctx).hw
     ctx.note(f"yosys + nextpnr place and route for {hw.target}")
     res = build_bitstream(staging_build(ctx, ("rtl",)), target=hw.target, clock_mhz=hw.clock_mhz)
@@ -154,7 +154,7 @@ def _bitstream(ctx: StageContext) -> dict:
 
 
 def _vitis(ctx: StageContext) -> dict:
-    run_vitis = _api("hw.vitis", "run_vitis")
+    run_vitis = _api("a2qflow.hw.synth.vitis", "run_vitis")
     b = staging_build(ctx, ("hls",))
     ctx.note("Vitis HLS / Vivado (vendor tools)")
     res = _call_with_optional(run_vitis, b, config=_cfg(ctx).hw)
@@ -169,7 +169,7 @@ def _vitis_enabled(params: dict) -> str | None:
 
 
 def _report(ctx: StageContext) -> None:
-    from flows.report import build_report
+    from a2qflow.flows.report import build_report
 
     ctx.note("writing report.md, report.json and plots")
     # build_report reads RUN/build and RUN/train; it writes into the temp folder renamed to RUN/report.
@@ -264,7 +264,7 @@ def flow_stages() -> list[Stage]:
 
 def make_pipeline(cfg, run: Path | str, acc_bits: int | None = None, allow_unsafe: bool = False,
                   command_hint: str | None = None):
-    from flows.pipeline import Pipeline
+    from a2qflow.flows.pipeline import Pipeline
 
     return Pipeline(flow_stages(), run, {"config": cfg, "acc_bits": acc_bits, "allow_unsafe": allow_unsafe},
                     command_hint=command_hint)

@@ -19,9 +19,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from hw.bounds import acc_bits_datatype
-from hw.errors import A2QFlowError
-from hw.ir import IntType, atomic_write_json, atomic_write_text
+from a2qflow.hw.compiler.bounds import acc_bits_datatype
+from a2qflow.hw.compiler.ir import IntType
+from a2qflow.hw.errors import A2QFlowError
+from a2qflow.hw.files import atomic_write_json, atomic_write_text
 
 METHODS = ("a2q", "a2q+", "naive")
 DEFAULT_STAGES = ("csim", "synth")
@@ -67,8 +68,8 @@ class PointResult:
 
 def dot_lengths(cfg) -> dict[str, int]:
     """K (dot-product length) of every MAC layer, from the config alone (mirrors training.models.build_model)."""
-    from flows.config import DATASET_SHAPES
-    from training.config import mac_layer_names
+    from a2qflow.flows.config import DATASET_SHAPES
+    from a2qflow.training.config import mac_layer_names
 
     c, h, w = DATASET_SHAPES[cfg.data.dataset]
     m = cfg.model
@@ -103,7 +104,7 @@ def naive_bits(cfg, P: int) -> int | None:
 def make_points(cfg, acc_bits: Sequence[int], weight_bits: Sequence[int] | None = None,
                 methods: Sequence[str] = METHODS, epochs: int | None = None) -> list[SweepPoint]:
     """One config per (method, M, P). The first point also trains the float twin (the reference line)."""
-    from flows.config import parse_config
+    from a2qflow.flows.config import parse_config
 
     bad = [m for m in methods if m not in METHODS]
     if bad:
@@ -161,8 +162,8 @@ def run_point(point: SweepPoint, run_dir: str, stages: Sequence[str]) -> dict:
     import os
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from flows.config import parse_config
-    from flows.stages import make_pipeline
+    from a2qflow.flows.config import parse_config
+    from a2qflow.flows.stages import make_pipeline
 
     res = PointResult(point.name, point.method, point.target_acc_bits, point.weight_bits, point.input_bits,
                       "infeasible" if point.config is None else "ok", point.reason, run_dir)
@@ -203,7 +204,7 @@ def collect(run: Path, res: PointResult) -> None:
         res.acc_bits_datatype = max(l["acc_bits_datatype"] for l in plan["layers"])
     cs = load(run / "build" / "csim" / "csim.json")
     if cs:
-        from flows.report import _overflow_counts
+        from a2qflow.flows.report import _overflow_counts
 
         res.csim_accuracy = cs.get("top1_accuracy")
         res.overflow_events = _overflow_counts(cs)[0]
@@ -227,8 +228,8 @@ def run_sweep(config: Path | str, out: Path | str, acc_bits: Sequence[int], weig
               methods: Sequence[str] = METHODS, stages: Sequence[str] = DEFAULT_STAGES, jobs: int = 1,
               epochs: int | None = None, progress: bool = True) -> dict:
     """Run every point (in `jobs` processes), then write sweep.json, sweep.md and the Pareto plots."""
-    from flows.config import load_config
-    from flows.stages import ALL_STAGES
+    from a2qflow.flows.config import load_config
+    from a2qflow.flows.stages import ALL_STAGES
 
     bad = [s for s in stages if s not in ALL_STAGES]
     if bad:
@@ -272,7 +273,7 @@ def run_sweep(config: Path | str, out: Path | str, acc_bits: Sequence[int], weig
 
 
 def write_outputs(out: Path, summary: dict) -> None:
-    from flows.plots import plot_pareto
+    from a2qflow.flows.plots import plot_pareto
 
     pts = [p | {"acc_bits": p["acc_bits_built"] if p["acc_bits_built"] is not None else p["target_acc_bits"]}
            for p in summary["points"] if p["status"] == "ok"]

@@ -20,7 +20,7 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-from hw.errors import A2QFlowError
+from a2qflow.hw.errors import A2QFlowError
 
 # executable -> the pip distribution that ships it (its version is the one we report)
 TOOLS: dict[str, str] = {

@@ -10,10 +10,20 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.config import Folding, FoldingConfig
-from hw.ir import (Affine, ConvLayer, DenseLayer, InputQuant, IntType, MaxPoolLayer, Model, Thresholds, save_model)
-from hw.plan import make_plan, save_plan
-from hw.reference import accumulate, maxpool
+from a2qflow.hw.compiler.ir import (
+    Affine,
+    ConvLayer,
+    DenseLayer,
+    InputQuant,
+    IntType,
+    MaxPoolLayer,
+    Model,
+    Thresholds,
+    save_model,
+)
+from a2qflow.hw.compiler.plan import make_plan, save_plan
+from a2qflow.hw.compiler.reference import accumulate, maxpool
+from a2qflow.hw.config import Folding, FoldingConfig
 
 
 def _thresholds(rng: np.random.Generator, acc: np.ndarray, out_type: IntType) -> Thresholds:

@@ -6,9 +6,19 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.config import Folding, FoldingConfig
-from hw.ir import Affine, ConvLayer, DenseLayer, InputQuant, IntType, MaxPoolLayer, Model, Thresholds, save_model
-from hw.plan import make_plan, save_plan
+from a2qflow.hw.compiler.ir import (
+    Affine,
+    ConvLayer,
+    DenseLayer,
+    InputQuant,
+    IntType,
+    MaxPoolLayer,
+    Model,
+    Thresholds,
+    save_model,
+)
+from a2qflow.hw.compiler.plan import make_plan, save_plan
+from a2qflow.hw.config import Folding, FoldingConfig
 
 U4, S4, U2, S3 = IntType(4, False), IntType(4, True), IntType(2, False), IntType(3, True)
 

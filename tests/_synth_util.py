@@ -42,7 +42,7 @@ def fixture_outputs(x: np.ndarray, acc_bits: int = 12) -> list[int]:
 
 def tiny_model(seed: int = 0):
     """8 -> 4 -> 3 dense chain, 2-bit unsigned activations, 3-bit weights: synthesises in seconds."""
-    from hw.ir import Affine, DenseLayer, InputQuant, IntType, Model, Thresholds
+    from a2qflow.hw.compiler.ir import Affine, DenseLayer, InputQuant, IntType, Model, Thresholds
 
     rng = np.random.default_rng(seed)
     u2, s3 = IntType(2, False), IntType(3, True)
@@ -54,9 +54,9 @@ def tiny_model(seed: int = 0):
 
 def write_tiny_build(build: Path, seed: int = 0) -> Path:
     """ir.json / ir.npz / plan.json of `tiny_model` at its exact widths, SIMD 4 x PE 2 (as `a2qflow compile`)."""
-    from hw.config import Folding, FoldingConfig
-    from hw.ir import save_model
-    from hw.plan import make_plan, save_plan
+    from a2qflow.hw.compiler.ir import save_model
+    from a2qflow.hw.compiler.plan import make_plan, save_plan
+    from a2qflow.hw.config import Folding, FoldingConfig
 
     model = tiny_model(seed)
     save_model(model, build)

@@ -23,8 +23,8 @@ def digits_config(name: str, **over) -> dict:
 
 
 def train_run(tmp_path_factory, name: str, **over):
-    from flows.config import parse_config
-    from training.train import run_training
+    from a2qflow.flows.config import parse_config
+    from a2qflow.training.train import run_training
 
     cfg = parse_config(digits_config(name, **over), f"<fixture {name}>")
     out = tmp_path_factory.mktemp(name)
@@ -36,7 +36,7 @@ def torch_logits(out_dir, x: np.ndarray) -> np.ndarray:
     """Logits of the run's quantized torch model (rebuilt from config.yaml + model.pt)."""
     import torch
 
-    from training.train import load_run
+    from a2qflow.training.train import load_run
 
     _, net = load_run(out_dir)
     with torch.no_grad():

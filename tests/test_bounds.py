@@ -9,9 +9,19 @@ import numpy as np
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from hw.bounds import (acc_bits_datatype, acc_bits_exact, acc_bits_l1, channel_ranges, l1_limit,
-                       l1_limit_zero_centered, l1_norms, signed_bits_for_range, worst_case_inputs, wrap)
-from hw.ir import IntType
+from a2qflow.hw.compiler.bounds import (
+    acc_bits_datatype,
+    acc_bits_exact,
+    acc_bits_l1,
+    channel_ranges,
+    l1_limit,
+    l1_limit_zero_centered,
+    l1_norms,
+    signed_bits_for_range,
+    worst_case_inputs,
+    wrap,
+)
+from a2qflow.hw.compiler.ir import IntType
 
 
 @st.composite

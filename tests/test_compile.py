@@ -6,16 +6,16 @@ import json
 
 import numpy as np
 import pytest
-
 from _compiler_util import QonnxBuilder
-from hw.qonnx_check import golden_vs_qonnx, qonnx_outputs
-from flows.cli import main
-from hw import reference
-from hw.bounds import acc_bits_exact, channel_ranges, worst_case_inputs, wrap
-from hw.compile import compile_model
-from hw.errors import A2QFlowError
-from hw.ir import ConvLayer, load_model
-from hw.plan import load_plan
+
+from a2qflow.flows.cli import main
+from a2qflow.hw.compiler import reference
+from a2qflow.hw.compiler.bounds import acc_bits_exact, channel_ranges, worst_case_inputs, wrap
+from a2qflow.hw.compiler.compile import compile_model
+from a2qflow.hw.compiler.ir import ConvLayer, load_model
+from a2qflow.hw.compiler.plan import load_plan
+from a2qflow.hw.compiler.qonnx_check import golden_vs_qonnx, qonnx_outputs
+from a2qflow.hw.errors import A2QFlowError
 
 PLAN_KEYS = {"name", "kind", "K", "input_bits", "input_signed", "weight_bits", "acc_bits_datatype", "acc_bits_l1",
              "acc_bits_exact", "acc_bits", "unsafe"}
@@ -67,7 +67,7 @@ def test_forced_width_baseline_and_unsafe_flag(hand_model, tmp_path):
     d = json.loads((low / "plan.json").read_text())
     assert d["unsafe"] is True and any(l["unsafe"] for l in d["layers"]) and plan.unsafe
     assert "UNSAFE" in (low / "plan.md").read_text()
-    with pytest.raises(A2QFlowError, match="--acc-bits 1: must be between 2 and 64"):
+    with pytest.raises(A2QFlowError, match="--acc-bits 1: must be between 2 and 63"):
         compile_model(hand_model, tmp_path / "x", acc_bits=1)
 
 

@@ -1,4 +1,4 @@
-"""C-simulation (hw/csim.py, `a2qflow csim`): bit-exact against the golden model, overflow counts included.
+"""C-simulation (hw/hls/csim.py, `a2qflow csim`): bit-exact against the golden model, overflow counts included.
 
 Random integer IR models keep these tests independent of training; each C-sim compile takes a few seconds (a
 precompiled ap_types header is cached), so the cases are chosen to cover dense / conv / pool / width converters,
@@ -11,15 +11,15 @@ import json
 
 import numpy as np
 import pytest
-
 from _hls_util import conv_model, dense_model, random_inputs, write_build
-from flows.cli import main
-from hw.csim import compile_testbench, run_csim
-from hw.errors import A2QFlowError
-from hw.hls import first_layer_worst_case_inputs, generate
-from hw.ir import IntType
-from hw.plan import load_plan
-from hw.reference import run as golden_run
+
+from a2qflow.flows.cli import main
+from a2qflow.hw.compiler.ir import IntType
+from a2qflow.hw.compiler.plan import load_plan
+from a2qflow.hw.compiler.reference import run as golden_run
+from a2qflow.hw.errors import A2QFlowError
+from a2qflow.hw.hls.csim import compile_testbench, run_csim
+from a2qflow.hw.hls.generate import first_layer_worst_case_inputs, generate
 
 
 def _check_exact(res, expect_overflow: bool | None = None):
@@ -134,9 +134,9 @@ def test_missing_compiler_or_headers_are_clear_errors(tmp_path, monkeypatch):
     with pytest.raises(A2QFlowError, match="compiler 'no-such-g\\+\\+' not found.*install g\\+\\+"):
         run_csim(build, random_inputs(dense_model(), 2), progress=False)
     monkeypatch.delenv("CXX")
-    import hw.csim
+    import a2qflow.hw.hls.csim as csim_mod
 
-    monkeypatch.setattr(hw.csim.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(csim_mod.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(A2QFlowError, match="hls4ml package is not installed"):
         run_csim(build, random_inputs(dense_model(), 2), progress=False)
 

@@ -10,9 +10,9 @@ import struct
 import numpy as np
 import pytest
 
-from hw.errors import A2QFlowError
-from training.config import DataConfig
-from training.data import load_dataset, read_cifar10, read_mnist
+from a2qflow.hw.errors import A2QFlowError
+from a2qflow.training.config import DataConfig
+from a2qflow.training.data import load_dataset, read_cifar10, read_mnist
 
 
 def test_digits_split_is_fixed_disjoint_and_scaled():

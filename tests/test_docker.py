@@ -104,7 +104,7 @@ def test_entrypoint_is_the_declared_console_script_in_the_make_venv():
     scripts = pyproject()["project"]["scripts"]
     venv = re.search(r"^VENV\s*:?=\s*(\S+)", (ROOT / "Makefile").read_text(), re.M).group(1)
     assert entry == [f"{workdir}/{venv}/bin/a2qflow"] and "a2qflow" in scripts
-    assert scripts["a2qflow"] == "flows.cli:main"
+    assert scripts["a2qflow"] == "a2qflow.flows.cli:main"
     # and that console script works in the venv the same target created here
     r = subprocess.run([str(ROOT / venv / "bin/a2qflow"), "--help"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "run" in r.stdout and "sweep" in r.stdout

@@ -8,11 +8,11 @@ import json
 import numpy as np
 import onnx
 import pytest
+from _training_util import qonnx_logits, torch_logits
 from onnx import numpy_helper
 
-from _training_util import qonnx_logits, torch_logits
-from hw.errors import A2QFlowError
-from training.audit import META_KEY, audit_onnx, mac_layers, quant_integers, read_metadata
+from a2qflow.hw.errors import A2QFlowError
+from a2qflow.training.audit import META_KEY, audit_onnx, mac_layers, quant_integers, read_metadata
 
 pytestmark = pytest.mark.slow  # trains digits models (session fixtures or ~1-3 s runs)
 
@@ -41,8 +41,8 @@ def test_qonnx_execution_equals_torch_on_the_whole_test_set(run_dir):
 def test_graph_integers_are_torch_integers(run_dir):
     import torch
 
-    from training.export import torch_integer_weights
-    from training.train import load_run
+    from a2qflow.training.export import torch_integer_weights
+    from a2qflow.training.train import load_run
 
     cfg, net = load_run(run_dir)
     specs = cfg.layer_specs()
@@ -51,7 +51,7 @@ def test_graph_integers_are_torch_integers(run_dir):
     meta = read_metadata(model)
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     found = {m["weight"]: m for m in mac_layers(model)}
-    from training.audit import _Graph
+    from a2qflow.training.audit import _Graph
 
     g = _Graph(model)
     for s, m in zip(specs, meta["layers"]):
@@ -140,7 +140,7 @@ def test_plain_brevitas_export_of_a2q_breaks_the_bound_and_the_audit_catches_it(
     import torch
     from brevitas.export import export_qonnx
 
-    from training.train import load_run
+    from a2qflow.training.train import load_run
 
     _, net = load_run(digits_mlp_a2q)
     raw = tmp_path / "raw.onnx"

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from _compiler_util import QonnxBuilder
-from hw.qonnx_check import golden_vs_qonnx, qonnx_outputs
-from hw import reference
-from hw.bounds import channel_ranges
-from hw.errors import A2QFlowError
-from hw.frontend import SUPPORTED_OPS, load_qonnx
-from hw.ir import Affine, IntType, Thresholds
+
+from a2qflow.hw.compiler import reference
+from a2qflow.hw.compiler.bounds import channel_ranges
+from a2qflow.hw.compiler.frontend import SUPPORTED_OPS, load_qonnx
+from a2qflow.hw.compiler.ir import Affine, IntType, Thresholds
+from a2qflow.hw.compiler.qonnx_check import golden_vs_qonnx, qonnx_outputs
+from a2qflow.hw.errors import A2QFlowError
 
 S_X = 1 / 15  # input quantizer scale: x in [0, 1] -> UINT4
 

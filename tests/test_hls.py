@@ -1,4 +1,4 @@
-"""HLS generator (hw/hls.py, `a2qflow hls`): what lands in BUILD/hls and the errors a user can hit."""
+"""HLS generator (hw/hls/generate.py, `a2qflow hls`): what lands in BUILD/hls and the errors a user can hit."""
 
 from __future__ import annotations
 
@@ -6,17 +6,18 @@ import re
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
-
 from _hls_util import conv_model, dense_model, write_build
-from flows.cli import main
-from hw.bounds import channel_ranges
-from hw.config import VitisConfig
-from hw.errors import A2QFlowError
-from hw.hls import build_design, first_layer_worst_case_inputs, fold_thresholds, fold_weights, generate
-from hw.plan import load_plan
-from hw.reference import accumulate
-from hw.thresholds import fit_thresholds
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from a2qflow.flows.cli import main
+from a2qflow.hw.compiler.bounds import channel_ranges
+from a2qflow.hw.compiler.plan import load_plan
+from a2qflow.hw.compiler.reference import accumulate
+from a2qflow.hw.compiler.thresholds import fit_thresholds
+from a2qflow.hw.config import VitisConfig
+from a2qflow.hw.errors import A2QFlowError
+from a2qflow.hw.hls.generate import build_design, first_layer_worst_case_inputs, fold_thresholds, fold_weights, generate
 
 
 @settings(max_examples=40, deadline=None)
@@ -108,7 +109,7 @@ def test_build_without_plan_is_a_one_line_error(tmp_path, capsys):
 
 def test_plan_that_does_not_match_the_ir_is_rejected(tmp_path):
     build = write_build(dense_model(), tmp_path / "b")
-    from hw.ir import save_model
+    from a2qflow.hw.compiler.ir import save_model
 
     save_model(dense_model(sizes=(24, 8, 10)), build)  # a different model behind the same plan
     with pytest.raises(A2QFlowError, match="plan.json lists layers|has K="):

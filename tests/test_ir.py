@@ -7,12 +7,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hw.bounds import channel_ranges, signed_bits_for_range, wrap
-from hw.errors import A2QFlowError
-from hw.ir import (Affine, ConvLayer, DenseLayer, InputQuant, IntType, MaxPoolLayer, Model, Thresholds, load_model,
-                   save_model)
-from hw.plan import load_plan, make_plan, save_plan
-from hw.thresholds import fit_thresholds
+from a2qflow.hw.compiler.bounds import channel_ranges, signed_bits_for_range, wrap
+from a2qflow.hw.compiler.ir import (
+    Affine,
+    ConvLayer,
+    DenseLayer,
+    InputQuant,
+    IntType,
+    MaxPoolLayer,
+    Model,
+    Thresholds,
+    load_model,
+    save_model,
+)
+from a2qflow.hw.compiler.plan import load_plan, make_plan, save_plan
+from a2qflow.hw.compiler.thresholds import fit_thresholds
+from a2qflow.hw.errors import A2QFlowError
 
 U4, S4 = IntType(4, False), IntType(4, True)
 
@@ -27,7 +37,7 @@ def _cnn(rng: np.random.Generator) -> Model:
 
 
 def test_model_and_plan_round_trip(tmp_path):
-    from hw import reference
+    from a2qflow.hw.compiler import reference
 
     rng = np.random.default_rng(1)
     model = _cnn(rng)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.pipeline import STAMP, Pipeline, Stage, read_stamp
-from hw.errors import A2QFlowError
+from a2qflow.flows.pipeline import STAMP, Pipeline, Stage, read_stamp
+from a2qflow.hw.errors import A2QFlowError
 
 
 def _fake_stages(calls: list[str], params_key: str = "x", fail: set[str] | None = None) -> list[Stage]:
@@ -170,7 +170,7 @@ def test_keyboard_interrupt_cleans_temp_and_keeps_finished(tmp_path):
 _CHILD = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from flows.pipeline import Pipeline, Stage
+    from a2qflow.flows.pipeline import Pipeline, Stage
     run, log = Path(sys.argv[1]), Path(sys.argv[2])
 
     def work(name, slow):
@@ -226,7 +226,7 @@ def test_real_flow_run_resumes_and_redoes_from_a_stage(tmp_path):
     hw.folding that re-compiles without re-training."""
     import yaml
 
-    from flows.cli import main
+    from a2qflow.flows.cli import main
 
     root = Path(__file__).resolve().parents[1]
     d = yaml.safe_load((root / "flows/configs/digits_mlp.yaml").read_text())
@@ -259,9 +259,9 @@ def test_real_flow_run_resumes_and_redoes_from_a_stage(tmp_path):
 
 def test_each_real_stage_hashes_only_the_config_it_reads():
     """A new bitstream target must not re-train or re-compile; a new folding must re-compile but not re-train."""
-    from flows.config import load_config
-    from flows.stages import flow_stages
-    from hw.config import Folding
+    from a2qflow.flows.config import load_config
+    from a2qflow.flows.stages import flow_stages
+    from a2qflow.hw.config import Folding
 
     root = Path(__file__).resolve().parents[1]
     base = load_config(root / "flows/configs/digits_mlp.yaml")

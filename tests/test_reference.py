@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hw import reference
-from hw.bounds import acc_bits_exact, channel_ranges, worst_case_inputs
-from hw.errors import A2QFlowError
-from hw.ir import Affine, ConvLayer, DenseLayer, InputQuant, IntType, MaxPoolLayer, Model, Thresholds
+from a2qflow.hw.compiler import reference
+from a2qflow.hw.compiler.bounds import acc_bits_exact, channel_ranges, worst_case_inputs
+from a2qflow.hw.compiler.ir import Affine, ConvLayer, DenseLayer, InputQuant, IntType, MaxPoolLayer, Model, Thresholds
+from a2qflow.hw.errors import A2QFlowError
 
 U4, S4, U3 = IntType(4, False), IntType(4, True), IntType(3, False)
 

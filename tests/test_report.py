@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flows.cli import main
-from flows.report import NOT_RUN, build_report
-from hw.errors import A2QFlowError
-from hw.ir import Affine, DenseLayer, InputQuant, IntType, Model, Thresholds, save_model
-from hw.plan import make_plan, save_plan
+from a2qflow.flows.cli import main
+from a2qflow.flows.report import NOT_RUN, build_report
+from a2qflow.hw.compiler.ir import Affine, DenseLayer, InputQuant, IntType, Model, Thresholds, save_model
+from a2qflow.hw.compiler.plan import make_plan, save_plan
+from a2qflow.hw.errors import A2QFlowError
 
 
 def _tiny_build(build: Path) -> dict:

@@ -8,16 +8,15 @@ import re
 
 import numpy as np
 import pytest
-
-from hw import reference
-from hw.bounds import worst_case_inputs
-from hw.errors import A2QFlowError
-from hw.ir import load_model
-from hw.plan import load_plan
-from hw.rtlgen import generate
-from hw.rtlsim import lint, run_rtlsim
-
 from _rtl_util import conv_net, dense_chain, write_build
+
+from a2qflow.hw.compiler import reference
+from a2qflow.hw.compiler.bounds import worst_case_inputs
+from a2qflow.hw.compiler.ir import load_model
+from a2qflow.hw.compiler.plan import load_plan
+from a2qflow.hw.errors import A2QFlowError
+from a2qflow.hw.rtl.generate import generate
+from a2qflow.hw.rtl.sim import lint, run_rtlsim
 
 # (policy, forced acc_bits, folding overrides). "narrow" is below every layer's exact bound, so accumulators wrap.
 DENSE_CASES = {
@@ -158,7 +157,7 @@ def test_errors_are_one_line_and_name_the_problem(tmp_path):
 
 
 def test_cli_rtl_and_rtlsim(tmp_path, capsys):
-    from flows.cli import main
+    from a2qflow.flows.cli import main
 
     model = dense_chain(seed=3)
     write_build(tmp_path, model)
@@ -176,7 +175,7 @@ def test_cli_rtl_and_rtlsim(tmp_path, capsys):
 # ------------------------------------------------------------------------------------------ trained digits models
 
 def _digits_equivalence(run_dir, tmp_path, acc_bits=None):
-    from hw.compile import compile_model
+    from a2qflow.hw.compiler.compile import compile_model
 
     build = tmp_path / "build"
     compile_model(run_dir / "model.onnx", build, acc_bits=acc_bits)
@@ -184,9 +183,9 @@ def _digits_equivalence(run_dir, tmp_path, acc_bits=None):
     res = run_rtlsim(build, x, compare_csim=True, labels=y)
     assert res["samples"] == len(x) and res["mismatches"] == 0, res["first_mismatch"]
     assert res["csim_mismatches"] == 0
-    from hw import reference
-    from hw.ir import load_model
-    from hw.plan import load_plan
+    from a2qflow.hw.compiler import reference
+    from a2qflow.hw.compiler.ir import load_model
+    from a2qflow.hw.compiler.plan import load_plan
 
     model = load_model(build)
     golden = reference.run(model, model.input_quant.quantize(x), load_plan(build).acc_bits())

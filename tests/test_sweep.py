@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.cli import main
-from flows.config import load_config, parse_config
-from flows.plots import pareto_front, plot_pareto
-from flows.sweep import dot_lengths, make_points, naive_bits, run_sweep
-from hw.bounds import acc_bits_datatype
-from hw.errors import A2QFlowError
-from hw.ir import IntType
+from a2qflow.flows.cli import main
+from a2qflow.flows.config import load_config, parse_config
+from a2qflow.flows.plots import pareto_front, plot_pareto
+from a2qflow.flows.sweep import dot_lengths, make_points, naive_bits, run_sweep
+from a2qflow.hw.compiler.bounds import acc_bits_datatype
+from a2qflow.hw.compiler.ir import IntType
+from a2qflow.hw.errors import A2QFlowError
 
 ROOT = Path(__file__).resolve().parents[1]
 

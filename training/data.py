@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.errors import A2QFlowError
-from training.config import DataConfig
+from a2qflow.hw.errors import A2QFlowError
+from a2qflow.training.config import DataConfig
 
 
 @dataclass

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hw.errors import A2QFlowError
-from training.audit import META_KEY, _Graph, quant_integers
-from training.quant import LayerSpec
+from a2qflow.hw.errors import A2QFlowError
+from a2qflow.training.audit import META_KEY, _Graph, quant_integers
+from a2qflow.training.quant import LayerSpec
 
 
 @dataclass

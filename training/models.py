@@ -13,8 +13,8 @@ from collections import OrderedDict
 
 from torch import nn
 
-from training.config import ModelConfig
-from training.quant import LayerSpec, input_quant_module, relu_quant_module, weight_quant_kwargs
+from a2qflow.training.config import ModelConfig
+from a2qflow.training.quant import LayerSpec, input_quant_module, relu_quant_module, weight_quant_kwargs
 
 
 def model_input_shape(model: ModelConfig, image_shape: tuple[int, int, int]) -> tuple[int, ...]:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from hw.bounds import l1_limit, l1_limit_zero_centered
-from hw.ir import IntType
-from training.config import ModelConfig, QuantConfig, mac_layer_names
+from a2qflow.hw.compiler.bounds import l1_limit, l1_limit_zero_centered
+from a2qflow.hw.compiler.ir import IntType
+from a2qflow.training.config import ModelConfig, QuantConfig, mac_layer_names
 
 A2Q_QUANTS = ("a2q", "a2q+")
 
@@ -77,8 +77,11 @@ def resolve_layer_specs(quant: QuantConfig, model: ModelConfig) -> list[LayerSpe
 
 def weight_quant_kwargs(spec: LayerSpec) -> dict:
     """Keyword arguments for brevitas.nn.QuantLinear / QuantConv2d implementing the preset."""
-    from brevitas.quant import (Int8AccumulatorAwareWeightQuant, Int8AccumulatorAwareZeroCenterWeightQuant,
-                                Int8WeightPerChannelFloat)
+    from brevitas.quant import (
+        Int8AccumulatorAwareWeightQuant,
+        Int8AccumulatorAwareZeroCenterWeightQuant,
+        Int8WeightPerChannelFloat,
+    )
 
     if spec.weight_quant == "float":
         return {"weight_quant": None}

@@ -11,6 +11,7 @@ OMP_NUM_THREADS says otherwise, deterministic torch algorithms, a seeded batch o
 from __future__ import annotations
 
 import copy
+import json
 import os
 import random
 import shutil
@@ -23,14 +24,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from flows.config import FlowConfig, dump_config
-from hw.errors import A2QFlowError
-from hw.ir import atomic_write_json, atomic_write_text
-from training.audit import audit_onnx
-from training.config import TrainConfig
-from training.data import Splits, load_dataset
-from training.export import export_model, torch_integer_weights, weight_sparsity
-from training.models import build_model, model_input_shape
+from a2qflow.hw.errors import A2QFlowError
+from a2qflow.hw.files import atomic_write_json, atomic_write_text
+from a2qflow.training.audit import audit_onnx
+from a2qflow.training.config import DATASET_SHAPES, TrainConfig, TrainingJob, dump_yaml
+from a2qflow.training.data import Splits, load_dataset
+from a2qflow.training.export import export_model, torch_integer_weights, weight_sparsity
+from a2qflow.training.models import build_model, model_input_shape
 
 OUTPUTS = ("model.pt", "metrics.json", "model.onnx", "audit.json", "test_inputs.npy", "test_labels.npy",
            "config.yaml")
@@ -140,7 +140,7 @@ class _Determinism:
         return False
 
 
-def run_training(cfg: FlowConfig, out: Path, progress: bool = True) -> dict:
+def run_training(cfg: TrainingJob, out: Path, progress: bool = True) -> dict:
     """Train, export, audit; write every output into `out` atomically. Returns the metrics dict.
 
     Raises A2QFlowError (and writes nothing) if the exported model breaks a layer's accumulator bound.
@@ -191,7 +191,7 @@ def run_training(cfg: FlowConfig, out: Path, progress: bool = True) -> dict:
         atomic_write_json(staging / "metrics.json", metrics)
         np.save(staging / "test_inputs.npy", data["x_test"].numpy().astype(np.float32))
         np.save(staging / "test_labels.npy", splits.y_test.astype(np.int64))
-        atomic_write_text(staging / "config.yaml", dump_config(cfg))
+        atomic_write_text(staging / "config.yaml", dump_yaml(cfg))
         for name in OUTPUTS:
             os.replace(staging / name, out / name)
     finally:
@@ -199,16 +199,16 @@ def run_training(cfg: FlowConfig, out: Path, progress: bool = True) -> dict:
     return metrics
 
 
-def load_run(out: Path | str) -> tuple[FlowConfig, nn.Module]:
+def load_run(out: Path | str) -> tuple[TrainingJob, nn.Module]:
     """Rebuild a finished run's quantized torch model (eval mode) from OUT/config.yaml and OUT/model.pt."""
-    from flows.config import DATASET_SHAPES, load_config
+    import yaml
 
     out = Path(out)
     for name in ("config.yaml", "model.pt", "metrics.json"):
         if not (out / name).is_file():
             raise A2QFlowError(f"{out}: no {name} here; run `a2qflow train CONFIG.yaml --out {out}` first")
-    cfg = load_config(out / "config.yaml")
-    import json
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    cfg = TrainingJob.model_validate({k: v for k, v in saved.items() if k != "hw"})  # hw: the flow's section
 
     metrics = json.loads((out / "metrics.json").read_text())
     net = build_model(cfg.model, cfg.layer_specs(), DATASET_SHAPES[cfg.data.dataset], int(metrics["num_classes"]))

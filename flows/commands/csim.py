@@ -1,0 +1,61 @@
+"""`a2qflow csim BUILD --inputs X.npy`: C-simulate the generated HLS design on a whole test set (g++ + ap_types)
+and compare it with the golden model bit for bit; writes BUILD/csim/outputs.npy and csim.json."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+help = "C-simulate the HLS design on a test set and compare with the golden model (BUILD/csim/csim.json)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("build", metavar="BUILD", help="build folder written by `a2qflow compile`")
+    p.add_argument("--inputs", required=True, metavar="X.npy",
+                   help="inputs (N, *input_shape) or (N, K): float (quantized by the model) or integer")
+    p.add_argument("--labels", metavar="Y.npy",
+                   help="labels for top-1 accuracy (default: a sibling *labels.npy of X.npy, if one exists)")
+    p.add_argument("--no-monitor", action="store_true",
+                   help="build without the overflow monitor (exactly the synthesised datapath; no overflow counts)")
+    p.add_argument("--config", metavar="CFG.yaml", help="flow config (hw.vitis part / clock for the HLS project)")
+
+
+def _load_npy(path: Path, what: str):
+    import numpy as np
+
+    from a2qflow.hw.errors import A2QFlowError
+
+    if not path.is_file():
+        raise A2QFlowError(f"{path}: {what} file not found")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise A2QFlowError(f"{path}: not a .npy array ({e})") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from a2qflow.flows.config import load_hw_config
+    from a2qflow.hw.hls.csim import run_csim
+
+    x_path = Path(args.inputs)
+    x = _load_npy(x_path, "--inputs")
+    labels = None
+    if args.labels:
+        labels = _load_npy(Path(args.labels), "--labels")
+    elif "inputs" in x_path.name and (x_path.parent / x_path.name.replace("inputs", "labels")).is_file():
+        labels = _load_npy(x_path.parent / x_path.name.replace("inputs", "labels"), "labels")
+    res = run_csim(args.build, x, labels=labels, monitor=not args.no_monitor, vitis=load_hw_config(args.config).vitis if args.config else None,
+                   inputs_name=str(x_path))
+    s = res.summary
+    print(f"C-sim {s['model']} ({s['policy']}): {s['samples']} samples, {s['mismatches']} mismatching vs golden model, "
+          f"{s['seconds']['run']:.2f} s ({s['inferences_per_second']} inferences/s)")
+    if s["overflow_events"] is not None:
+        per = ", ".join(f"{k} {v}" for k, v in s["overflow_events_per_layer"].items())
+        print(f"overflow events: {s['overflow_events']} ({per})")
+    if s["top1_accuracy"] is not None:
+        print(f"top-1 accuracy: {100 * s['top1_accuracy']:.2f}% (golden model {100 * s['golden_top1_accuracy']:.2f}%)")
+    print(f"wrote {Path(args.build) / 'csim' / 'csim.json'} and outputs.npy")
+    if s["mismatches"]:
+        print("error: C-sim differs from the golden model; see csim.json")
+        return 1
+    return 0

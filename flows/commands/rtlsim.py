@@ -1,0 +1,65 @@
+"""`a2qflow rtlsim BUILD --inputs X.npy`: simulate the generated RTL with Verilator and compare it with the golden
+model bit for bit; reports cycles per inference. Writes BUILD/rtlsim/outputs.npy and rtlsim.json."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+help = "simulate the RTL design with Verilator, compare with the golden model (BUILD/rtlsim/rtlsim.json)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("build", metavar="BUILD", help="build folder written by `a2qflow compile`")
+    p.add_argument("--inputs", required=True, metavar="X.npy",
+                   help="inputs (N, *input_shape) or (N, K): float (quantized by the model) or integer")
+    p.add_argument("--labels", metavar="Y.npy", help="labels: rtlsim.json then reports the RTL outputs' top-1")
+    p.add_argument("--limit", type=int, metavar="N", help="simulate only the first N samples")
+    p.add_argument("--stall", type=int, default=0, metavar="PERCENT",
+                   help="drop in_valid / out_ready at random this often (tests back-pressure; default 0)")
+    p.add_argument("--csim", action="store_true", help="also compare with the HLS C-simulation on the same inputs")
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    from rich.console import Console
+
+    from a2qflow.hw.errors import A2QFlowError
+    from a2qflow.hw.rtl.sim import run_rtlsim
+
+    x_path = Path(args.inputs)
+    if not x_path.is_file():
+        raise A2QFlowError(f"--inputs {x_path}: file not found")
+    try:
+        x = np.load(x_path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise A2QFlowError(f"--inputs {x_path}: not a .npy array ({e})") from None
+    labels = None
+    if args.labels:
+        try:
+            labels = np.load(args.labels, allow_pickle=False)
+        except (ValueError, OSError) as e:
+            raise A2QFlowError(f"--labels {args.labels}: not a readable .npy array ({e})") from None
+        if labels.shape != (len(x),):
+            raise A2QFlowError(f"--labels {args.labels}: shape {labels.shape}, expected ({len(x)},) to match --inputs")
+    if args.limit is not None:
+        if args.limit < 1:
+            raise A2QFlowError(f"--limit {args.limit}: must be at least 1")
+        x = x[: args.limit]
+        labels = None if labels is None else labels[: args.limit]
+    if not 0 <= args.stall < 100:
+        raise A2QFlowError(f"--stall {args.stall}: must be a percentage in [0, 100)")
+    with Console(stderr=True).status("Verilator: generating, building (cached by source hash) and simulating"):
+        r = run_rtlsim(args.build, x, stall_percent=args.stall, compare_csim=args.csim, source=f"--inputs {x_path}",
+                       labels=labels)
+    ii = r["initiation_interval_cycles"]
+    print(f"RTL sim ({r['policy']}): {r['samples']} samples, {r['mismatches']} mismatching vs golden model; "
+          f"{r['cycles_per_inference']} cycles per inference (latency), "
+          f"{'-' if ii is None else f'{ii:.1f}'} cycles between inferences; {r['seconds']:.2f} s, {r['verilator']}")
+    if r["csim_mismatches"] is not None:
+        print(f"RTL vs C-sim: {r['csim_mismatches']} mismatching samples")
+    print(f"wrote {Path(args.build) / 'rtlsim' / 'rtlsim.json'} and outputs.npy")
+    if r["mismatches"] or r["csim_mismatches"]:
+        print(f"error: RTL differs (first mismatch: {r['first_mismatch']})")
+        return 1
+    return 0

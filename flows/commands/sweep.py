@@ -1,0 +1,56 @@
+"""`a2qflow sweep CONFIG.yaml --acc-bits 10,12,14,16,20`: A2Q vs A2Q+ vs naive bit-shrinking, Pareto plots."""
+
+from __future__ import annotations
+
+import argparse
+
+help = "sweep accumulator widths: accuracy vs accumulator bits and vs LUTs for A2Q, A2Q+ and naive N=M shrinking"
+
+
+def _ints(text: str, option: str) -> list[int]:
+    from a2qflow.hw.errors import A2QFlowError
+
+    try:
+        vals = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise A2QFlowError(f"{option} {text!r}: expected comma-separated integers, e.g. 10,12,14,16,20") from None
+    if not vals or any(v < 2 or v > 32 for v in vals):
+        raise A2QFlowError(f"{option} {text!r}: every value must be an integer in 2..32")
+    return vals
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", metavar="CONFIG.yaml")
+    p.add_argument("--out", metavar="SWEEP", default=None, help="sweep folder (default: runs/sweep-<config name>)")
+    p.add_argument("--acc-bits", required=True, metavar="P,P,..", help="target accumulator widths, e.g. 10,12,14,16,20")
+    p.add_argument("--weight-bits", metavar="M,M,..", help="weight widths for a2q / a2q+ (default: the config's)")
+    p.add_argument("--methods", default="a2q,a2q+,naive", metavar="A,B",
+                   help="any of a2q, a2q+, naive (default: all three)")
+    p.add_argument("--stages", default="csim,synth", metavar="A,B",
+                   help="stages per point (and what they need); default csim,synth: hardware accuracy + LUTs. "
+                        "train,compile is the quickest accuracy-vs-bits sweep")
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="points run in parallel (local processes)")
+    p.add_argument("--epochs", type=int, metavar="E", help="override train.epochs for every point")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich import get_console
+
+    from a2qflow.flows.commands.run import parse_stages
+    from a2qflow.flows.sweep import run_sweep
+
+    out = Path(args.out) if args.out else Path("runs") / f"sweep-{Path(args.config).stem}"
+    s = run_sweep(args.config, out, _ints(args.acc_bits, "--acc-bits"),
+                  _ints(args.weight_bits, "--weight-bits") if args.weight_bits else None,
+                  [m.strip() for m in args.methods.split(",") if m.strip()], parse_stages(args.stages) or [],
+                  jobs=args.jobs, epochs=args.epochs, progress=not args.no_progress)
+    ok = sum(p["status"] == "ok" for p in s["points"])
+    get_console().print(f"sweep: {ok}/{len(s['points'])} points ok -> [bold]{out / 'sweep.md'}[/] "
+                        f"({', '.join(s['plots']) or 'no plots'})")
+    for p in s["points"]:
+        if p["status"] == "failed":
+            get_console().print(f"[red]{p['name']}[/]: {p['reason']}")
+    return 0 if ok else 1

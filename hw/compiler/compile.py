@@ -1,0 +1,36 @@
+"""`a2qflow compile`: QONNX -> integer IR + accumulator plan, written into a build folder.
+
+BUILD/ir.json + ir.npz (the lowered integer layers), BUILD/plan.json + plan.md (per-layer bounds and the widths the
+hardware uses). Everything is computed before the first file is written and each file is written atomically, so a
+bad model or a refused width leaves the build folder as it was.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from a2qflow.hw.compiler.bounds import ACC_BITS_MAX, ACC_BITS_MIN
+from a2qflow.hw.compiler.frontend import load_qonnx
+from a2qflow.hw.compiler.ir import save_model
+from a2qflow.hw.compiler.plan import Plan, make_plan, save_plan
+from a2qflow.hw.config import FoldingConfig
+from a2qflow.hw.errors import A2QFlowError
+
+
+def compile_model(onnx_path: Path | str, build: Path | str, acc_bits: int | None = None, allow_unsafe: bool = False,
+                  folding: FoldingConfig | None = None) -> Plan:
+    """Lower `onnx_path`, plan every MAC layer's accumulator and write the build folder; returns the plan.
+
+    acc_bits None uses each layer's exact bound; an int forces it for every layer (32 is the baseline). A width
+    below a layer's exact bound raises unless allow_unsafe, and is then recorded as unsafe in plan.json.
+    """
+    if acc_bits is not None and not ACC_BITS_MIN <= int(acc_bits) <= ACC_BITS_MAX:
+        raise A2QFlowError(f"--acc-bits {acc_bits}: must be between {ACC_BITS_MIN} and {ACC_BITS_MAX}")
+    model = load_qonnx(onnx_path)
+    plan = make_plan(model, acc_bits=acc_bits, allow_unsafe=allow_unsafe, folding=folding)
+    build = Path(build)
+    if build.exists() and not build.is_dir():
+        raise A2QFlowError(f"--out {build}: exists and is not a folder")
+    save_model(model, build)
+    save_plan(plan, build)
+    return plan

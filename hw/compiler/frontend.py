@@ -1,0 +1,670 @@
+"""QONNX -> integer IR: load a Brevitas / hand-built QONNX chain and lower it to `hw.ir.Model`.
+
+What it accepts (a chain, one tensor from input to output):
+
+    input -> Quant (input quantizer) -> { MAC -> post-ops -> Quant (activation) -> [MaxPool] [Flatten] }*
+          -> MAC -> post-ops (affine only: float logits)
+
+MAC is Gemm / MatMul / Conv whose weights come from a Quant node on an initializer. Post-ops are Add / Sub / Mul /
+Div by constants, BatchNormalization, Relu and Identity. Per output channel the post-ops and the activation
+quantizer form a monotone map from the integer accumulator to the next integer activation; the frontend turns it
+into FINN-style thresholds, T[c, l] = the smallest accumulator value whose output level is >= base + l + 1, found by
+binary search over the exact accumulator range (`hw.bounds.channel_ranges`). The map is evaluated in float64 on
+the exact integer accumulator (the mathematically intended function; qonnx / onnxruntime compute the same function
+in float32, so a sample landing within float32 rounding of a level boundary can differ by one level). A channel
+whose map decreases (negative BN gamma or scale) gets its weight row negated, so the hardware's `acc >= T` holds.
+
+Node names are kept as the user wrote them (qonnx' GiveUniqueNodeNames / GiveReadableTensorNames are not run):
+error messages name nodes and tensors as they appear in Netron, and the a2qflow metadata's `onnx_weight` keeps
+pointing at the right initializer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from a2qflow.hw.compiler.bounds import channel_ranges
+from a2qflow.hw.compiler.ir import (
+    Affine,
+    ConvLayer,
+    DenseLayer,
+    InputQuant,
+    IntType,
+    Layer,
+    MaxPoolLayer,
+    Model,
+    Thresholds,
+)
+from a2qflow.hw.errors import A2QFlowError
+
+MAC_OPS = ("Gemm", "MatMul", "Conv")
+POST_OPS = ("Add", "Sub", "Mul", "Div", "BatchNormalization", "Relu", "Identity")
+SHAPE_OPS = ("MaxPool", "Flatten", "Reshape")
+SUPPORTED_OPS = ("Quant",) + MAC_OPS + POST_OPS + SHAPE_OPS
+METADATA_KEY = "a2qflow"
+
+
+# ------------------------------------------------------------------------------------------------ loading
+
+def _read_onnx(path: Path):
+    """onnx.load with one-line errors for a missing, empty, corrupt or non-ONNX file."""
+    import onnx
+
+    if not path.is_file():
+        raise A2QFlowError(f"{path}: no such file; pass the model.onnx written by `a2qflow train`")
+    try:
+        proto = onnx.load(str(path))
+    except Exception as e:  # protobuf DecodeError, external-data errors, ...
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise A2QFlowError(f"{path}: not a readable ONNX model ({type(e).__name__}: {msg[:120]})") from None
+    if not proto.HasField("graph") or len(proto.graph.node) == 0:
+        raise A2QFlowError(f"{path}: not a readable ONNX model (no graph nodes); is it really an .onnx file?")
+    return proto
+
+
+def _clean(proto, path: Path):
+    """qonnx ModelWrapper + the cleanup transforms that keep names (shapes, constant folding, datatypes)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.fold_constants import FoldConstants
+    from qonnx.transformation.general import RemoveStaticGraphInputs, RemoveUnusedTensors
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+    from qonnx.transformation.infer_shapes import InferShapes
+    from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
+
+    for n in proto.graph.node:  # the domain fix qonnx' cleanup_model applies, so Quant executes as a custom op
+        if n.op_type in ("Quant", "Trunc", "BipolarQuant"):
+            n.domain = "qonnx.custom_op.general"
+    for i, n in enumerate(proto.graph.node):
+        if not n.name:
+            n.name = f"{n.op_type}_{i}"
+    # before any transform (give the user's node, not a transform's traceback), skipping constant sub-graphs
+    # (Constant / Shape arithmetic on initializers) that FoldConstants removes
+    consts = {i.name for i in proto.graph.initializer}
+    for n in proto.graph.node:
+        if all(not i or i in consts for i in n.input) and n.op_type not in ("Quant", "BipolarQuant"):
+            consts.update(n.output)
+        else:
+            _check_supported(n, path)
+    model = ModelWrapper(proto)
+    try:
+        for t in (InferShapes(), FoldConstants(exclude_op_types=["Quant", "BipolarQuant"]),
+                  FoldTransposeIntoQuantInit(), RemoveUnusedTensors(), RemoveStaticGraphInputs(), InferShapes(),
+                  InferDataTypes()):
+            model = model.transform(t)
+    except Exception as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise A2QFlowError(f"{path}: qonnx could not clean up the graph ({type(e).__name__}: {msg[:160]}); "
+                           "is it a valid QONNX model?") from None
+    for n in model.graph.node:
+        _check_supported(n, path)
+    return model
+
+
+def _check_supported(node, path: Path) -> None:
+    if node.op_type not in SUPPORTED_OPS:
+        raise A2QFlowError(f"{path}: node '{node.name}' (op {node.op_type}) is not supported; supported ops: "
+                           f"{', '.join(SUPPORTED_OPS)}")
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+def _ident(name: str) -> str:
+    """An ONNX node name as a C / Verilog identifier (backends use layer names in generated code)."""
+    s = re.sub(r"[^0-9A-Za-z_]+", "_", name).strip("_")
+    return s if s and not s[0].isdigit() else f"n{s}"
+
+
+def _attrs(node) -> dict:
+    from onnx import helper
+
+    out = {}
+    for a in node.attribute:
+        v = helper.get_attribute_value(a)
+        out[a.name] = v.decode() if isinstance(v, bytes) else v
+    return out
+
+
+@dataclass
+class _QuantParams:
+    scale: np.ndarray
+    zero_point: np.ndarray
+    bits: int
+    signed: bool
+    narrow: bool
+    rounding: str
+
+    @property
+    def qmin(self) -> int:
+        from qonnx.custom_op.general.intquant import min_int
+
+        return int(min_int(self.signed, self.narrow, self.bits))
+
+    @property
+    def qmax(self) -> int:
+        from qonnx.custom_op.general.intquant import max_int
+
+        return int(max_int(self.signed, self.narrow, self.bits))
+
+    def to_int(self, v: np.ndarray) -> np.ndarray:
+        """qonnx IntQuant's integer: clip(v / scale + zero_point) then round (its order), as float64."""
+        from qonnx.custom_op.general.intquant import resolve_rounding_mode
+
+        y = np.asarray(v, dtype=np.float64) / self.scale + self.zero_point
+        y = np.clip(y, self.qmin, self.qmax)
+        return resolve_rounding_mode(self.rounding)(y)
+
+
+class _Graph:
+    """The cleaned graph plus the lookups the lowering needs; every error names the file and node."""
+
+    def __init__(self, model, path: Path):
+        self.m, self.path = model, path
+
+    def err(self, node, what: str) -> A2QFlowError:
+        return A2QFlowError(f"{self.path}: node '{node.name}' (op {node.op_type}): {what}")
+
+    def init(self, name: str) -> np.ndarray | None:
+        v = self.m.get_initializer(name)
+        return None if v is None else np.asarray(v, dtype=np.float64)
+
+    def quant_params(self, node) -> _QuantParams:
+        vals = [self.init(i) if i else None for i in node.input[1:4]]
+        if len(node.input) < 4 or any(v is None for v in vals):
+            raise self.err(node, "scale, zero point and bit width must be constant initializers")
+        scale, zp, bits = vals
+        if bits.size != 1 or bits.ravel()[0] != round(bits.ravel()[0]) or bits.ravel()[0] < 2:
+            raise self.err(node, f"bit width must be one integer >= 2, got {bits.ravel().tolist()[:4]}")
+        if np.any(scale <= 0):
+            raise self.err(node, "quantizer scales must be positive")
+        a = _attrs(node)
+        rounding = str(a.get("rounding_mode", "ROUND")).upper()
+        from qonnx.custom_op.general.intquant import resolve_rounding_mode
+
+        try:
+            resolve_rounding_mode(rounding)
+        except ValueError:
+            raise self.err(node, f"rounding_mode {rounding!r} is unknown to qonnx") from None
+        return _QuantParams(scale, zp, int(bits.ravel()[0]), bool(a.get("signed", 1)), bool(a.get("narrow", 0)),
+                            rounding)
+
+    def const(self, name: str) -> np.ndarray | None:
+        """An initializer, or a Quant node of initializers evaluated to its float value (e.g. a quantized bias)."""
+        v = self.init(name)
+        if v is not None:
+            return v
+        p = self.m.find_producer(name)
+        if p is not None and p.op_type == "Quant" and self.init(p.input[0]) is not None:
+            q = self.quant_params(p)
+            return (q.to_int(self.init(p.input[0])) - q.zero_point) * q.scale
+        return None
+
+    def shape(self, tensor: str) -> tuple[int, ...]:
+        s = self.m.get_tensor_shape(tensor)
+        return tuple(int(d) for d in s) if s is not None else ()
+
+
+def _per_channel(g: _Graph, node, value: np.ndarray, out_shape: tuple[int, ...], what: str) -> np.ndarray:
+    """Reduce a constant broadcast against an (N, C, ...) tensor to one value per channel, shape (C, 1)."""
+    C = out_shape[1]
+    try:
+        full = np.broadcast_to(value, out_shape)
+    except ValueError:
+        raise g.err(node, f"{what} of shape {value.shape} does not broadcast to the tensor {out_shape}") from None
+    per_c = np.moveaxis(full, 1, 0).reshape(C, -1)
+    if not np.all(per_c == per_c[:, :1]):
+        raise g.err(node, f"{what} varies within a channel (only per-tensor or per-channel constants map to "
+                          "integer thresholds)")
+    return per_c[:, :1].astype(np.float64)
+
+
+# ------------------------------------------------------------------------------------------------ post-ops
+
+@dataclass
+class _Op:
+    """One monotone per-channel step of acc -> level: affine (v*mul + add), relu, or a (non-final) quantizer."""
+
+    kind: str  # affine | relu | quant
+    mul: np.ndarray | None = None  # (C, 1)
+    add: np.ndarray | None = None
+    quant: _QuantParams | None = None
+
+
+@dataclass
+class _Chain:
+    ops: list[_Op] = field(default_factory=list)
+    final: _QuantParams | None = None  # the activation quantizer that ends the layer (None: float logits)
+    final_node: str = ""
+
+    def value(self, acc: np.ndarray, linear: bool = False) -> np.ndarray:
+        """Float value before the final quantizer; linear=True drops relu / rounding (for the slope sign)."""
+        v = acc.astype(np.float64)
+        for op in self.ops:
+            if op.kind == "affine":
+                v = v * op.mul + op.add
+            elif op.kind == "relu":
+                v = v if linear else np.maximum(v, 0.0)
+            elif not linear:
+                q = op.quant
+                v = (q.to_int(v) - q.zero_point) * q.scale
+        return v
+
+    def level(self, acc: np.ndarray) -> np.ndarray:
+        return self.final.to_int(self.value(acc))
+
+    def affine(self) -> tuple[np.ndarray, np.ndarray]:
+        """(scale, bias) per channel when the chain is affine (last layer)."""
+        scale = np.ones_like(self.ops[0].mul)
+        bias = np.zeros_like(self.ops[0].mul)
+        for op in self.ops:
+            scale, bias = scale * op.mul, bias * op.mul + op.add
+        return scale[:, 0], bias[:, 0]
+
+
+def _thresholds(chain: _Chain, weights: np.ndarray, in_type: IntType) -> tuple[np.ndarray, np.ndarray, IntType, int]:
+    """Exact thresholds for every channel and level, negating the weight rows of decreasing channels.
+
+    Returns (weights, thresholds (C, L) int64, out_type, out_base).
+    """
+    q = chain.final
+    base, top = q.qmin, q.qmax
+    C = weights.shape[0]
+    slope = chain.value(np.ones((C, 1)), linear=True) - chain.value(np.zeros((C, 1)), linear=True)
+    flip = slope[:, 0] < 0
+    weights = np.where(flip[:, None], -weights, weights)
+    sign = np.where(flip, -1, 1)[:, None]
+    lo, hi = channel_ranges(weights, in_type)
+    levels = np.arange(base + 1, top + 1, dtype=np.int64)[None, :]  # (1, L)
+    left = np.broadcast_to(lo[:, None], (C, levels.shape[1])).copy()
+    right = np.broadcast_to(hi[:, None] + 1, (C, levels.shape[1])).copy()  # hi + 1: "never fires"
+    while np.any(left < right):
+        mid = (left + right) // 2
+        ok = chain.level(sign * mid) >= levels
+        active = left < right
+        right = np.where(active & ok, mid, right)
+        left = np.where(active & ~ok, mid + 1, left)
+    return weights, left.astype(np.int64), IntType(q.bits, q.signed), base
+
+
+# ------------------------------------------------------------------------------------------------ lowering
+
+@dataclass
+class _Meta:
+    names: list[str] | None
+    entries: list[dict]
+    input_shape: list[int] | None
+    name: str | None
+
+
+def _metadata(g: _Graph) -> _Meta:
+    """The a2qflow JSON from the model's metadata_props (or the graph's, where qonnx' ModelWrapper puts it)."""
+    raw = next((p.value for p in g.m.model.metadata_props if p.key == METADATA_KEY), None)
+    if raw is None:
+        raw = g.m.get_metadata_prop(METADATA_KEY)
+    if raw is None:
+        return _Meta(None, [], None, None)
+    try:
+        d = json.loads(raw)
+        entries = list(d.get("layers", []))
+        names = [str(e["name"]) for e in entries]
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise A2QFlowError(f"{g.path}: metadata '{METADATA_KEY}' is not the JSON `a2qflow train` writes "
+                           f"({type(e).__name__}: {e}); re-export the model") from None
+    return _Meta(names, entries, d.get("input_shape"), d.get("name"))
+
+
+class _Lowering:
+    def __init__(self, g: _Graph, meta: _Meta):
+        self.g, self.meta = g, meta
+        self.layers: list[Layer] = []
+        self.mac_nodes: list[tuple[object, str]] = []  # (node, weight initializer) per MAC, for metadata matching
+
+    # --- walking the chain
+    def next_node(self, tensor: str, prev):
+        g = self.g
+        consumers = g.m.find_consumers(tensor)
+        is_out = tensor in [o.name for o in g.m.graph.output]
+        if is_out and consumers:
+            raise g.err(prev, f"its output '{tensor}' is both a graph output and used by "
+                              f"'{consumers[0].name}'; the backends map a chain with one output")
+        if not consumers:
+            return None
+        if len(consumers) > 1:
+            raise g.err(prev, f"its output '{tensor}' feeds {len(consumers)} nodes "
+                              f"({', '.join(repr(c.name) for c in consumers)}); only a chain (one consumer per "
+                              "tensor) can be mapped to the backends")
+        n = consumers[0]
+        dyn = [i for i in n.input if i and g.const(i) is None]
+        if dyn != [tensor] and not (n.op_type in MAC_OPS and dyn[:1] == [tensor]):
+            raise g.err(n, f"it joins several activations ({', '.join(dyn)}); only a chain (one activation input "
+                           "per node) can be mapped to the backends")
+        return n
+
+    def run(self) -> Model:
+        g = self.g
+        m = g.m
+        if len(m.graph.input) != 1 or len(m.graph.output) != 1:
+            raise A2QFlowError(f"{g.path}: the graph has {len(m.graph.input)} inputs and {len(m.graph.output)} "
+                               "outputs; a2qflow maps a single-input, single-output chain")
+        inp = m.graph.input[0].name
+        in_shape = g.shape(inp)
+        if len(in_shape) not in (2, 4):
+            raise A2QFlowError(f"{g.path}: graph input '{inp}' has shape {in_shape}; expected (1, K) or "
+                               "(1, C, H, W)")
+        tensor, node = inp, None
+        # the input quantizer (shape-only ops may come first)
+        while True:
+            node = self.next_node(tensor, node) if node is not None else self._first(tensor)
+            if node is None:
+                raise A2QFlowError(f"{g.path}: the graph has no quantized layer")
+            if node.op_type == "Quant":
+                break
+            if node.op_type in ("Flatten", "Reshape", "Identity"):
+                tensor = node.output[0]
+                continue
+            if node.op_type in MAC_OPS:
+                raise g.err(node, "its input is not quantized: add an input quantizer (QuantIdentity / a Quant "
+                                  "node) between the graph input and the first layer")
+            raise g.err(node, "expected the input quantizer (a Quant node) first")
+        iq = g.quant_params(node)
+        if iq.scale.size != 1 or iq.zero_point.size != 1:
+            raise g.err(node, "the input quantizer must be per-tensor (one scale and zero point)")
+        if iq.narrow or iq.rounding not in ("ROUND", "HALF_EVEN"):
+            raise g.err(node, f"the input quantizer must be full range with rounding_mode ROUND (got narrow="
+                              f"{int(iq.narrow)}, rounding_mode={iq.rounding})")
+        if iq.zero_point.ravel()[0] != round(iq.zero_point.ravel()[0]):
+            raise g.err(node, "the input quantizer's zero point must be an integer")
+        input_quant = InputQuant(float(iq.scale.ravel()[0]), int(iq.zero_point.ravel()[0]), IntType(iq.bits, iq.signed))
+        act = iq  # the quantizer whose integers the current tensor holds
+        tensor = node.output[0]
+        shape = g.shape(tensor)
+        pools = 0
+        while True:
+            node = self.next_node(tensor, node)
+            if node is None:
+                raise g.err(self.g.m.find_producer(tensor) or node, "the graph ends in an activation quantizer "
+                            "with no layer after it; end with a Gemm / MatMul producing the logits")
+            op = node.op_type
+            if op in ("Identity", "Flatten", "Reshape"):
+                new = g.shape(node.output[0])
+                if op != "Identity" and not (len(new) == 2 and int(np.prod(new)) == int(np.prod(shape))
+                                             or new == shape):
+                    raise g.err(node, f"only flattening (N, C, H, W) -> (N, C*H*W) is supported, got {shape} -> {new}")
+                tensor, shape = node.output[0], new
+                continue
+            if op == "MaxPool":
+                self.layers.append(self._maxpool(node, shape, act, pools))
+                pools += 1
+                tensor, shape = node.output[0], g.shape(node.output[0])
+                continue
+            if op == "Quant":
+                raise g.err(node, "a second quantizer directly after a quantized activation is not supported; "
+                                  "merge the two quantizers")
+            if op not in MAC_OPS:
+                raise g.err(node, "expected a layer (Gemm / MatMul / Conv), MaxPool or Flatten after a quantized "
+                                  "activation")
+            if node.input[0] != tensor:
+                raise g.err(node, "the activation must be its first input (x @ W, Gemm(x, W), Conv(x, W))")
+            layer, tensor, node, act = self._mac(node, act, shape)
+            self.layers.append(layer)
+            if act is None or tensor in [o.name for o in m.graph.output]:  # float logits / quantized output
+                break
+            shape = g.shape(tensor)
+        self._apply_metadata()
+        name = self.meta.name or (g.path.parent.name if g.path.stem == "model" and g.path.parent.name
+                                  else g.path.stem)
+        model_shape = tuple(in_shape[1:])
+        if self.meta.input_shape is not None and tuple(self.meta.input_shape) != model_shape:
+            raise A2QFlowError(f"{g.path}: metadata input_shape {self.meta.input_shape} disagrees with the graph "
+                               f"input {list(model_shape)}; re-export the model")
+        return Model(_ident(name), model_shape, input_quant, self.layers)
+
+    def _first(self, tensor: str):
+        c = self.g.m.find_consumers(tensor)
+        if len(c) != 1:
+            raise A2QFlowError(f"{self.g.path}: graph input '{tensor}' feeds {len(c)} nodes; expected one "
+                               "(the input quantizer)")
+        return c[0]
+
+    # --- layers
+    def _maxpool(self, node, shape, act: _QuantParams, idx: int) -> MaxPoolLayer:
+        g = self.g
+        a = _attrs(node)
+        if len(shape) != 4:
+            raise g.err(node, f"MaxPool needs an (N, C, H, W) input, got {shape}")
+        if any(a.get("pads", [0])) or a.get("ceil_mode", 0) or any(d != 1 for d in a.get("dilations", [1, 1])) \
+                or a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID") or a.get("storage_order", 0):
+            raise g.err(node, "only unpadded MaxPool (pads 0, ceil_mode 0, dilations 1) is supported")
+        if act.scale.size != 1:
+            raise g.err(node, "MaxPool must follow a per-tensor activation quantizer")
+        k = tuple(int(v) for v in a["kernel_shape"])
+        s = tuple(int(v) for v in a.get("strides", [1, 1]))
+        name = f"pool{idx}" if self.meta.names is not None else _ident(node.name)
+        layer = MaxPoolLayer(name, tuple(shape[1:]), k, s, IntType(act.bits, act.signed))
+        if layer.out_shape != g.shape(node.output[0])[1:]:
+            raise g.err(node, f"output shape {g.shape(node.output[0])} is not the unpadded pool of {shape}")
+        return layer
+
+    def _weights(self, node, w_name: str, out_axis: int) -> tuple[np.ndarray, np.ndarray, IntType, str]:
+        """Integer weights q (int64), per-output-channel scale, weight type and initializer name."""
+        g = self.g
+        p = g.m.find_producer(w_name)
+        if p is None or p.op_type != "Quant":
+            raise g.err(node, "weights are not quantized (no Quant node); a2qflow maps integer layers only: use a "
+                              "Brevitas QuantLinear / QuantConv2d with an integer weight quantizer")
+        w = g.init(p.input[0])
+        if w is None:
+            raise g.err(p, "the weight quantizer's input must be a constant initializer")
+        qp = g.quant_params(p)
+        if np.any(qp.zero_point != 0):
+            raise g.err(p, "weight zero points must be 0 (symmetric weight quantization)")
+        q = qp.to_int(w)
+        if not np.all(q == np.round(q)):
+            raise g.err(p, "weights do not quantize to integers")
+        full = np.broadcast_to(qp.scale, w.shape)
+        per = np.moveaxis(full, out_axis, 0).reshape(w.shape[out_axis], -1)
+        if not np.all(per == per[:, :1]):
+            raise g.err(p, "the weight scale varies inside an output channel; use per-tensor or per-output-channel "
+                           "scales")
+        return q.astype(np.int64), per[:, 0], IntType(qp.bits, qp.signed), p.input[0]
+
+    def _mac(self, node, act: _QuantParams, in_shape):
+        """Lower one MAC node and its post-ops; returns (layer, output tensor, last node, its quantizer or None)."""
+        g = self.g
+        a = _attrs(node)
+        op = node.op_type
+        if act.scale.size != 1 or act.zero_point.size != 1:
+            raise g.err(node, "its input quantizer must be per-tensor (one scale and zero point)")
+        s_x, zp_x = float(act.scale.ravel()[0]), float(act.zero_point.ravel()[0])
+        in_type = IntType(act.bits, act.signed)
+        bias = None
+        if op == "Conv":
+            if len(in_shape) != 4:
+                raise g.err(node, f"Conv needs an (N, C, H, W) input, got {in_shape}")
+            if a.get("group", 1) != 1 or any(d != 1 for d in a.get("dilations", [1, 1])) \
+                    or a.get("auto_pad", "NOTSET") not in ("NOTSET",):
+                raise g.err(node, "only group=1, dilation 1, explicit-pads Conv is supported")
+            q, s_w, w_type, w_init = self._weights(node, node.input[1], 0)
+            if q.ndim != 4:
+                raise g.err(node, f"only 2-D convolution is supported (weights {q.shape})")
+            pads = tuple(int(v) for v in a.get("pads", [0, 0, 0, 0]))
+            if any(pads) and zp_x != 0:
+                raise g.err(node, "zero padding needs an input zero point of 0")
+            stride = tuple(int(v) for v in a.get("strides", [1, 1]))
+            alpha = 1.0
+            if len(node.input) > 2 and node.input[2]:
+                bias = g.const(node.input[2])
+                bias = None if bias is None else bias.reshape(1, -1, 1, 1)
+        else:
+            if len(in_shape) != 2:
+                raise g.err(node, f"{op} needs a 2-D (N, K) input, got shape {in_shape}; flatten first")
+            if op == "Gemm":
+                if a.get("transA", 0):
+                    raise g.err(node, "transA=1 is not supported")
+                trans_b = a.get("transB", 0)
+                q, s_w, w_type, w_init = self._weights(node, node.input[1], 0 if trans_b else 1)
+                if not trans_b:
+                    q = q.T
+                alpha = float(a.get("alpha", 1.0))
+                if len(node.input) > 2 and node.input[2]:
+                    c = g.const(node.input[2])
+                    bias = None if c is None else c * float(a.get("beta", 1.0))
+            else:  # MatMul: x @ W with W (K, C)
+                q, s_w, w_type, w_init = self._weights(node, node.input[1], 1)
+                q, alpha = q.T, 1.0
+            if q.shape[1] != in_shape[1]:
+                raise g.err(node, f"weights expect K={q.shape[1]} inputs, the input has {in_shape[1]}")
+        out = node.output[0]
+        out_shape = g.shape(out)
+        C = q.shape[0]
+        rowsum = q.reshape(C, -1).sum(axis=1).astype(np.float64)
+        mul = (alpha * s_x * s_w).reshape(C, 1)
+        add = (-mul[:, 0] * zp_x * rowsum).reshape(C, 1)
+        if bias is not None:
+            add = add + _per_channel(g, node, bias, out_shape, "the bias")
+        chain = _Chain([_Op("affine", mul, add)])
+        last = node
+        while True:
+            nxt = self.next_node(out, last)
+            if nxt is None:
+                break
+            if nxt.op_type not in POST_OPS + ("Quant",):
+                if nxt.op_type in ("MaxPool",):
+                    raise g.err(nxt, "MaxPool must come after the activation quantizer (QuantReLU -> MaxPool)")
+                raise g.err(nxt, f"expected bias / scale / BatchNormalization / Relu / Quant after the layer "
+                                 f"'{node.name}'")
+            if nxt.op_type == "Quant":
+                qp = g.quant_params(nxt)
+                if nxt.input[0] != out or any(g.const(i) is None for i in nxt.input[1:4]):
+                    raise g.err(nxt, "activation quantizer inputs must be (activation, constants)")
+                if qp.scale.size != 1 or qp.zero_point.size != 1:
+                    raise g.err(nxt, "activation quantizers must be per-tensor (one scale and zero point) so the "
+                                     "next layer sees plain integers")
+                nxt_after = g.m.find_consumers(nxt.output[0])
+                ends_layer = not nxt_after or nxt_after[0].op_type not in POST_OPS
+                if ends_layer:
+                    chain.final, chain.final_node = qp, nxt.name
+                    last, out = nxt, nxt.output[0]
+                    break
+                chain.ops.append(_Op("quant", quant=qp))
+            else:
+                chain.ops.append(self._post_op(nxt, out, out_shape))
+            last, out = nxt, nxt.output[0]
+        kind = "conv" if op == "Conv" else "dense"
+        if chain.final is None:
+            if any(o.kind != "affine" for o in chain.ops):
+                bad = next(o for o in chain.ops if o.kind != "affine")
+                raise g.err(last, f"the last layer '{node.name}' has a {bad.kind} without an output quantizer; "
+                                  "its output must be float logits (scale / bias only) or quantized")
+            scale, b = chain.affine()
+            act_ir = Affine(scale, b)
+            weights = q
+            act_out = None
+        else:
+            wm = q.reshape(C, -1)
+            wm, values, out_type, base = _thresholds(chain, wm, in_type)
+            weights = wm.reshape(q.shape)
+            if wm.size and (wm.max() > w_type.max or wm.min() < w_type.min):
+                # a negated row needs one more bit (-(-2^(M-1)) = 2^(M-1); unsigned weights become negative)
+                w_type = IntType(w_type.bits + 1, True)
+            act_ir = Thresholds(values, out_type, base)
+            act_out = chain.final
+        name = _ident(node.name)
+        if kind == "conv":
+            layer = ConvLayer(name, weights, in_type, w_type, act_ir, tuple(in_shape[1:]), stride,
+                              (pads[0], pads[1], pads[2], pads[3]))
+            if layer.out_shape != tuple(out_shape[1:]):
+                raise g.err(node, f"output shape {out_shape} does not match the convolution {layer.out_shape}")
+        else:
+            layer = DenseLayer(name, weights, in_type, w_type, act_ir)
+        self.mac_nodes.append((node, w_init))
+        return layer, out, last, act_out
+
+    def _post_op(self, node, tensor: str, out_shape) -> _Op:
+        g = self.g
+        op = node.op_type
+        if op == "Relu":
+            return _Op("relu")
+        C = out_shape[1]
+        if op == "Identity":
+            return _Op("affine", np.ones((C, 1)), np.zeros((C, 1)))
+        if op == "BatchNormalization":
+            vals = [g.const(i) for i in node.input[1:5]]
+            if any(v is None for v in vals):
+                raise g.err(node, "batch-norm parameters must be constants (export in eval mode)")
+            gamma, beta, mean, var = (v.reshape(-1, 1) for v in vals)
+            if gamma.shape[0] != C:
+                raise g.err(node, f"has {gamma.shape[0]} channels, the tensor has {C}")
+            eps = float(_attrs(node).get("epsilon", 1e-5))
+            m = gamma / np.sqrt(var + eps)
+            return _Op("affine", m, beta - mean * m)
+        other_idx = 1 if node.input[0] == tensor else 0
+        c = g.const(node.input[other_idx])
+        if c is None:
+            raise g.err(node, "needs one constant operand")
+        c = _per_channel(g, node, c, out_shape, f"the {op} constant")
+        one, zero = np.ones((C, 1)), np.zeros((C, 1))
+        if op == "Add":
+            return _Op("affine", one, c)
+        if op == "Sub":
+            return _Op("affine", one, -c) if other_idx == 1 else _Op("affine", -one, c)
+        if op == "Mul":
+            return _Op("affine", c, zero)
+        if other_idx == 0:
+            raise g.err(node, "dividing a constant by the activation is not affine")
+        if np.any(c == 0):
+            raise g.err(node, "division by zero")
+        return _Op("affine", 1.0 / c, zero)
+
+    # --- names and trained P from the a2qflow metadata
+    def _apply_metadata(self) -> None:
+        meta, g = self.meta, self.g
+        macs = [l for l in self.layers if l.kind in ("dense", "conv")]
+        if meta.names is None:
+            seen: set[str] = set()
+            for l in self.layers:
+                if l.name in seen:
+                    raise A2QFlowError(f"{g.path}: two layers are both named {l.name!r}; give the nodes unique "
+                                       "names")
+                seen.add(l.name)
+            return
+        if len(meta.entries) != len(macs):
+            raise A2QFlowError(f"{g.path}: metadata '{METADATA_KEY}' lists {len(meta.entries)} layers "
+                               f"({', '.join(meta.names)}), the graph has {len(macs)} (nodes "
+                               f"{', '.join(n.name for n, _ in self.mac_nodes)}); re-export the model")
+        by_weight = {e.get("onnx_weight"): e for e in meta.entries if e.get("onnx_weight")}
+        use_names = len(by_weight) == len(meta.entries) and all(w in by_weight for _, w in self.mac_nodes)
+        for i, (layer, (node, w_init)) in enumerate(zip(macs, self.mac_nodes)):
+            e = by_weight[w_init] if use_names else meta.entries[i]
+            layer.name = _ident(str(e["name"]))
+            t = e.get("target_acc_bits")
+            layer.target_acc_bits = int(t) if t is not None else None
+            for key, have in (("weight_bits", layer.w_type.bits), ("input_bits", layer.in_type.bits),
+                              ("input_signed", layer.in_type.signed)):
+                want = e.get(key)
+                if want is not None and key == "weight_bits" and have == int(want) + 1 and layer.w_type.signed:
+                    continue  # widened by one bit for a decreasing (negated) channel
+                if want is not None and (bool(want) if key == "input_signed" else int(want)) != have:
+                    raise A2QFlowError(f"{g.path}: metadata says layer {e['name']} has {key}={want}, node "
+                                       f"'{node.name}' has {have}; re-export the model")
+        names = [l.name for l in self.layers]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise A2QFlowError(f"{g.path}: layer names {dup} are not unique in metadata '{METADATA_KEY}'")
+
+
+def load_qonnx(path: Path | str) -> Model:
+    """Load a QONNX chain (Brevitas export or hand-built) and lower it to the integer IR.
+
+    Every problem with the file is an A2QFlowError naming the file and node: unreadable file, unsupported op,
+    float (unquantized) layer, missing input quantizer, or a graph that is not a chain.
+    """
+    path = Path(path)
+    proto = _read_onnx(path)
+    model = _clean(proto, path)
+    g = _Graph(model, path)
+    return _Lowering(g, _metadata(g)).run()

@@ -1,0 +1,119 @@
+"""Integer-only golden model of the IR: int64 accumulators, optionally wrapped to each layer's width.
+
+This is the model every other executor is compared against (QONNX execution, C-sim, RTL sim). In wrap mode each
+MAC layer's accumulator is reduced modulo 2^P (two's complement), exactly what an `ap_int<P>` or a P-bit Verilog
+register computes whatever the summation order, and an overflow event is one output whose P-bit value differs
+from the wide one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from a2qflow.hw.compiler.bounds import wrap
+from a2qflow.hw.compiler.ir import Affine, ConvLayer, DenseLayer, MaxPoolLayer, Model, Thresholds
+from a2qflow.hw.compiler.thresholds import fit_thresholds
+from a2qflow.hw.errors import A2QFlowError
+
+
+@dataclass
+class LayerStats:
+    """What one MAC layer saw over a batch: accumulations, overflow events and the wide range reached."""
+
+    outputs: int = 0
+    overflow_events: int = 0
+    acc_min: int = 0
+    acc_max: int = 0
+
+
+@dataclass
+class RunResult:
+    acc: np.ndarray  # last layer's accumulators (N, C) as the hardware holds them (wrapped in wrap mode)
+    logits: np.ndarray  # acc * scale + bias (float64), or the last activation's integers if it ends in thresholds
+    stats: dict[str, LayerStats] = field(default_factory=dict)
+
+    @property
+    def overflow_events(self) -> int:
+        return sum(s.overflow_events for s in self.stats.values())
+
+
+def im2col(x: np.ndarray, layer: ConvLayer) -> np.ndarray:
+    """(N, C, H, W) -> (N, OH, OW, C*KH*KW) patches in (ic, kh, kw) order, zero padded."""
+    t, l, b, r = layer.pad
+    xp = np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)))
+    kh, kw = layer.kernel
+    win = sliding_window_view(xp, (kh, kw), axis=(2, 3))  # N, C, H', W', kh, kw
+    win = win[:, :, :: layer.stride[0], :: layer.stride[1]]
+    n, c, oh, ow = win.shape[:4]
+    return win.transpose(0, 2, 3, 1, 4, 5).reshape(n, oh, ow, c * kh * kw)
+
+
+def accumulate(layer: DenseLayer | ConvLayer, x: np.ndarray) -> np.ndarray:
+    """Wide (int64) accumulators: (N, C) for dense, (N, C, OH, OW) for conv."""
+    w = layer.weight_matrix().astype(np.int64)
+    if layer.kind == "dense":
+        return x.reshape(x.shape[0], -1).astype(np.int64) @ w.T
+    cols = im2col(x.astype(np.int64), layer)
+    return (cols @ w.T).transpose(0, 3, 1, 2)
+
+
+def apply_thresholds(acc: np.ndarray, act: Thresholds, values: np.ndarray) -> np.ndarray:
+    """out = out_base + #{l : acc >= T[c, l]}, channel axis 1."""
+    a = np.moveaxis(acc, 1, -1)[..., None]
+    count = (a >= values).sum(axis=-1)
+    return np.moveaxis(count, -1, 1).astype(np.int64) + act.out_base
+
+
+def maxpool(x: np.ndarray, layer: MaxPoolLayer) -> np.ndarray:
+    win = sliding_window_view(x, layer.kernel, axis=(2, 3))[:, :, :: layer.stride[0], :: layer.stride[1]]
+    return win.max(axis=(-1, -2))
+
+
+def run(model: Model, x_int: np.ndarray, acc_bits: dict[str, int] | None = None) -> RunResult:
+    """Execute the IR on integer inputs (N, *input_shape).
+
+    acc_bits None: ideal int64 accumulators. acc_bits {layer: P}: wrap each listed MAC layer to P bits and use the
+    thresholds fitted to P (`fit_thresholds`), exactly as the generated hardware does.
+    """
+    x = np.asarray(x_int)
+    if x.shape[1:] != tuple(model.input_shape):
+        raise A2QFlowError(f"inputs have shape {x.shape[1:]} per sample; model {model.name!r} expects "
+                           f"{tuple(model.input_shape)}")
+    iq = model.input_quant.dtype
+    if x.size and (x.min() < iq.min or x.max() > iq.max):
+        raise A2QFlowError(f"inputs span [{x.min()}, {x.max()}], outside the model's input type {iq}; quantize "
+                           "them with model.input_quant.quantize() first")
+    x = x.astype(np.int64)
+    stats: dict[str, LayerStats] = {}
+    acc = None
+    for layer in model.layers:
+        if isinstance(layer, MaxPoolLayer):
+            x = maxpool(x, layer)
+            continue
+        wide = accumulate(layer, x)
+        bits = None if acc_bits is None else acc_bits.get(layer.name)
+        acc = wide if bits is None else wrap(wide, bits)
+        stats[layer.name] = LayerStats(
+            outputs=int(wide.size), overflow_events=int((acc != wide).sum()),
+            acc_min=int(wide.min()) if wide.size else 0, acc_max=int(wide.max()) if wide.size else 0)
+        if isinstance(layer.act, Thresholds):
+            values = layer.act.values
+            if bits is not None:
+                values, _ = fit_thresholds(values, layer.weight_matrix(), layer.in_type, bits)
+            x = apply_thresholds(acc, layer.act, values)
+        else:
+            x = acc
+    out = x.reshape(x.shape[0], -1)
+    return RunResult(acc=out, logits=logits(model, out), stats=stats)
+
+
+def logits(model: Model, out: np.ndarray) -> np.ndarray:
+    """What the hardware's outputs (N, C) mean: acc * scale + bias when the model ends in the off-chip Affine,
+    else the last activation's integers. Every executor (golden, C-sim, RTL) derives top-1 from this."""
+    last = model.layers[-1]
+    if isinstance(last, (DenseLayer, ConvLayer)) and isinstance(last.act, Affine):
+        return out * np.asarray(last.act.scale, dtype=np.float64) + np.asarray(last.act.bias, dtype=np.float64)
+    return out.astype(np.float64)

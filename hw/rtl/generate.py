@@ -1,0 +1,291 @@
+"""Generate the RTL backend's design for a BUILD folder: BUILD/rtl/ with Verilog, memory files and a manifest.
+
+The datapath mirrors the HLS templates: per MAC layer a SIMD x PE multiply array at full product width, an adder
+tree and accumulator at the plan's acc_bits, and multi-thresholds at thr_bits read from memories. Widths and folding
+come only from plan.json; threshold integers come from `fit_thresholds` at the plan's width, the very integers
+`hw.reference.run(model, x, plan.acc_bits())` uses, so RTL simulation can be compared with it bit for bit.
+
+Layers stream one element per beat in HWC order: a conv is a sliding-window generator feeding an MVAU with weights
+in (kh, kw, ic) order, a dense layer after a conv / pool gets its columns permuted to HWC, and max pooling is a
+sliding-window generator feeding a running-max unit. The last layer's outputs leave in HWC order as well; the
+manifest says how to put them back into the golden model's CHW order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from jinja2 import Environment, StrictUndefined
+
+from a2qflow.hw.compiler.ir import (
+    Affine,
+    ConvLayer,
+    DenseLayer,
+    IntType,
+    MaxPoolLayer,
+    Model,
+    Thresholds,
+    conv_weights_ohwi,
+    dense_weights_hwc,
+    load_model,
+)
+from a2qflow.hw.compiler.plan import Plan, load_plan
+from a2qflow.hw.compiler.thresholds import fit_thresholds
+from a2qflow.hw.errors import A2QFlowError
+from a2qflow.hw.files import atomic_write_json, staged_dir
+
+TOP = "a2q_top"
+LIBRARY = ("a2q_mvau.v", "a2q_swg.v", "a2q_pool.v")
+
+
+def library_text(name: str) -> str:
+    """A file of the Verilog library / templates shipped in the hw.rtl package."""
+    return resources.files("a2qflow.hw.rtl.verilog").joinpath(name).read_text()
+
+
+def input_digest(build: Path) -> str:
+    """Hash of everything the generated design depends on (IR, plan, library): decides when BUILD/rtl is stale."""
+    h = hashlib.sha256()
+    for name in ("ir.json", "ir.npz", "plan.json"):
+        h.update(name.encode() + b"\0" + (build / name).read_bytes())
+    for name in LIBRARY + ("a2q_top.v.j2",):
+        h.update(name.encode() + b"\0" + library_text(name).encode())
+    return h.hexdigest()
+
+
+def _ident(name: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    return s if re.match(r"[A-Za-z_]", s) else f"l_{s}"
+
+
+def _hex_words(values: np.ndarray, bits: int, depth: int) -> str:
+    """$readmemh text: row r of `values` (elements as `bits`-bit two's complement, element 0 at the low bits)
+    is word r; rows up to `depth` are zero."""
+    rows, n = values.shape
+    width = n * bits
+    digits = max(1, (width + 3) // 4)
+    mask = (1 << bits) - 1
+    lines = []
+    for r in range(rows):
+        word = 0
+        for i, v in enumerate(values[r].tolist()):
+            word |= (int(v) & mask) << (i * bits)
+        lines.append(f"{word:0{digits}x}")
+    lines.extend(["0" * digits] * (depth - rows))
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class _LayerRTL:
+    name: str
+    kind: str
+    module: str
+    inst: str
+    in_bits: int
+    out_w: int
+    summary: str
+    swg: dict | None = None
+    mvau: dict | None = None
+    pool: dict | None = None
+    mem_files: dict[str, str] = field(default_factory=dict)  # file name -> text
+
+
+def _swg_params(c: int, h: int, w: int, kernel, stride, pad) -> dict:
+    t, l, b, r = pad
+    return dict(C=c, H=h, W=w, KH=kernel[0], KW=kernel[1], SH=stride[0], SW=stride[1], PT=t, PL=l, PB=b, PR=r)
+
+
+def _mac_layer(layer: DenseLayer | ConvLayer, plan: Plan, shape: tuple[int, ...], elem: IntType, is_last: bool,
+               module: str, inst: str) -> tuple[_LayerRTL, tuple[int, ...], IntType]:
+    lp = plan.layer(layer.name)
+    if lp.kind != layer.kind or lp.K != layer.K or lp.out_channels != layer.out_channels:
+        raise A2QFlowError(f"plan.json layer {layer.name}: K={lp.K}, C={lp.out_channels} ({lp.kind}) does not "
+                           f"match the IR (K={layer.K}, C={layer.out_channels}, {layer.kind}); re-run "
+                           "`a2qflow compile` so plan.json and ir.json agree")
+    if layer.in_type.bits != elem.bits or layer.in_type.signed != elem.signed:
+        raise A2QFlowError(f"layer {layer.name}: input type {layer.in_type} does not match the {elem} elements the "
+                           "previous stage produces; the IR is inconsistent, re-run `a2qflow compile`")
+    K, C, simd, pe, P = layer.K, layer.out_channels, lp.simd, lp.pe, lp.acc_bits
+    if K % simd or C % pe:
+        raise A2QFlowError(f"plan.json layer {layer.name}: simd={simd} must divide K={K} and pe={pe} must divide "
+                           f"C={C}")
+    if layer.kind == "dense":
+        if int(np.prod(shape)) != K:
+            raise A2QFlowError(f"layer {layer.name}: K={K} but its input has {int(np.prod(shape))} elements "
+                               f"(shape {shape})")
+        wm = dense_weights_hwc(layer, shape) if len(shape) == 3 else layer.weights
+        swg = None
+        out_shape: tuple[int, ...] = (C,)
+    else:
+        if tuple(layer.in_shape) != tuple(shape):
+            raise A2QFlowError(f"layer {layer.name}: in_shape {tuple(layer.in_shape)} does not match the previous "
+                               f"stage's output {tuple(shape)}")
+        wm = conv_weights_ohwi(layer)
+        swg = _swg_params(*layer.in_shape, layer.kernel, layer.stride, layer.pad)
+        out_shape = layer.out_shape
+    wm = np.asarray(wm, dtype=np.int64)
+    if wm.size and (wm.min() < layer.w_type.min or wm.max() > layer.w_type.max):
+        raise A2QFlowError(f"layer {layer.name}: weights span [{wm.min()}, {wm.max()}], outside its weight type "
+                           f"{layer.w_type}")
+    sf, nf = K // simd, C // pe
+    # word nf*SF + sf: PE lanes x SIMD elements, lane p element s at (p*SIMD + s)*W_BITS
+    words = wm.reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, pe * simd)
+    wfile = f"{_ident(layer.name)}_weights.mem"
+    mem = {wfile: _hex_words(words, layer.w_type.bits, max(2, nf * sf))}
+
+    if isinstance(layer.act, Thresholds):
+        t, thr_bits = fit_thresholds(layer.act.values, layer.weight_matrix(), layer.in_type, P)
+        if lp.thr_bits is not None and thr_bits != lp.thr_bits:
+            raise A2QFlowError(f"plan.json layer {layer.name}: thr_bits={lp.thr_bits} but the thresholds fitted at "
+                               f"acc_bits={P} need {thr_bits}; re-run `a2qflow compile`")
+        n_thr = int(t.shape[1])
+        out_t = layer.act.out_type
+        if layer.act.out_base < out_t.min or layer.act.out_base + n_thr > out_t.max:
+            raise A2QFlowError(f"layer {layer.name}: out_base {layer.act.out_base} + {n_thr} thresholds does not fit "
+                               f"its output type {out_t}")
+        tfile = f"{_ident(layer.name)}_thresholds.mem"
+        if n_thr:
+            mem[tfile] = _hex_words(t.reshape(nf, pe * n_thr), thr_bits, max(2, nf))
+        out_w, out_base, next_elem = out_t.bits, layer.act.out_base, out_t
+        act_note = f"{n_thr} thresholds x {thr_bits} bit -> {out_t}"
+    elif isinstance(layer.act, Affine):
+        if not is_last:
+            raise A2QFlowError(f"layer {layer.name}: ends in a float affine but is not the last layer; only the last "
+                               "layer's accumulators may leave the chip unthresholded")
+        n_thr, thr_bits, tfile, out_w, out_base = 0, P, "none.mem", P, 0
+        next_elem = IntType(P, True)
+        act_note = f"raw INT{P} accumulators out (affine off-chip)"
+    else:
+        raise A2QFlowError(f"layer {layer.name}: unsupported activation {type(layer.act).__name__}")
+    if n_thr == 0 and isinstance(layer.act, Thresholds):
+        raise A2QFlowError(f"layer {layer.name}: a threshold activation with no thresholds is a constant output")
+
+    mvau = dict(K=K, C=C, SIMD=simd, PE=pe, IN_SIGNED=int(layer.in_type.signed), W_BITS=layer.w_type.bits,
+                ACC_BITS=P, N_THR=n_thr, THR_BITS=thr_bits, OUT_BASE=out_base, WEIGHT_FILE=wfile, THR_FILE=tfile)
+    summary = (f"{layer.kind} K={K} C={C}, SIMD {simd} x PE {pe}, {layer.in_type} x {layer.w_type} products, "
+               f"ACC_BITS={P}{' (UNSAFE: below exact bound ' + str(lp.acc_bits_exact) + ')' if lp.unsafe else ''}, "
+               f"{act_note}")
+    rtl = _LayerRTL(layer.name, layer.kind, module, inst, elem.bits, out_w, summary, swg=swg, mvau=mvau,
+                    mem_files=mem)
+    return rtl, out_shape, next_elem
+
+
+def _pool_layer(layer: MaxPoolLayer, shape: tuple[int, ...], elem: IntType, module: str,
+                inst: str) -> tuple[_LayerRTL, tuple[int, ...], IntType]:
+    if tuple(layer.in_shape) != tuple(shape):
+        raise A2QFlowError(f"layer {layer.name}: in_shape {tuple(layer.in_shape)} does not match the previous "
+                           f"stage's output {tuple(shape)}")
+    if layer.dtype.bits != elem.bits or layer.dtype.signed != elem.signed:
+        raise A2QFlowError(f"layer {layer.name}: dtype {layer.dtype} does not match the {elem} elements it receives")
+    c = layer.in_shape[0]
+    swg = _swg_params(*layer.in_shape, layer.kernel, layer.stride, (0, 0, 0, 0))
+    pool = dict(C=c, KK=layer.kernel[0] * layer.kernel[1], SIGNED=int(layer.dtype.signed))
+    summary = f"maxpool {layer.kernel[0]}x{layer.kernel[1]} stride {layer.stride[0]}x{layer.stride[1]} on {elem}"
+    return (_LayerRTL(layer.name, "maxpool", module, inst, elem.bits, elem.bits, summary, swg=swg, pool=pool),
+            layer.out_shape, elem)
+
+
+def describe(model: Model, plan: Plan) -> tuple[list[_LayerRTL], dict]:
+    """Per-layer RTL parameters and memory contents, plus the stream description (no files written)."""
+    if not model.layers:
+        raise A2QFlowError(f"model {model.name!r} has no layers")
+    plan_names = {l.name for l in plan.layers}
+    missing = [l.name for l in model.mac_layers() if l.name not in plan_names]
+    if missing:
+        raise A2QFlowError(f"plan.json has no entry for MAC layer(s) {missing}; re-run `a2qflow compile`")
+    shape: tuple[int, ...] = tuple(model.input_shape)
+    elem = model.input_quant.dtype
+    if len(shape) not in (1, 3):
+        raise A2QFlowError(f"model input shape {shape}: the RTL backend streams (K,) vectors or (C, H, W) frames")
+    layers: list[_LayerRTL] = []
+    used: set[str] = set()
+    for i, layer in enumerate(model.layers):
+        ident = _ident(layer.name)
+        while ident in used:
+            ident += "_"
+        used.add(ident)
+        module, inst = f"a2q_layer_{ident}", f"u_{ident}"
+        if isinstance(layer, MaxPoolLayer):
+            if len(shape) != 3:
+                raise A2QFlowError(f"layer {layer.name}: max pooling needs a (C, H, W) input, got shape {shape}")
+            rtl, shape, elem = _pool_layer(layer, shape, elem, module, inst)
+        else:
+            if layer.kind == "conv" and len(shape) != 3:
+                raise A2QFlowError(f"layer {layer.name}: a conv needs a (C, H, W) input, got shape {shape}")
+            rtl, shape, elem = _mac_layer(layer, plan, shape, elem, i == len(model.layers) - 1, module, inst)
+        layers.append(rtl)
+    stream = dict(in_width=model.input_quant.dtype.bits, in_signed=model.input_quant.dtype.signed,
+                  in_shape=list(model.input_shape), in_elems=int(np.prod(model.input_shape)),
+                  out_width=elem.bits, out_signed=elem.signed, out_shape=list(shape), out_elems=int(np.prod(shape)))
+    return layers, stream
+
+
+def render_top(model: Model, plan: Plan, layers: list[_LayerRTL], stream: dict) -> str:
+    env = Environment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    tpl = env.from_string(library_text("a2q_top.v.j2"))
+    return tpl.render(model=model.name, policy=plan.policy, layers=layers, **stream)
+
+
+def generate(build: Path | str) -> Path:
+    """Write BUILD/rtl/ (Verilog sources, .mem files, manifest.json) atomically and return its path."""
+    build = Path(build)
+    model, plan = load_model(build), load_plan(build)
+    layers, stream = describe(model, plan)
+    top = render_top(model, plan, layers, stream)
+    needed = ["a2q_mvau.v"] if any(l.mvau for l in layers) else []
+    if any(l.swg for l in layers):
+        needed.append("a2q_swg.v")
+    if any(l.pool for l in layers):
+        needed.append("a2q_pool.v")
+    sources = needed + ["a2q_top.v"]
+    mem_files = {name: text for l in layers for name, text in l.mem_files.items()}
+    manifest = {
+        "top": TOP,
+        "sources": sources,
+        "mem_files": sorted(mem_files),
+        "layers": {l.name: l.inst for l in layers},
+        "modules": {l.name: l.module for l in layers},
+        **stream,
+        "in_order": "hwc" if len(model.input_shape) == 3 else "vector",
+        "out_order": "hwc" if len(stream["out_shape"]) == 3 else "vector",
+        "acc_bits": plan.acc_bits(),
+        "thr_bits": {l.name: l.mvau["THR_BITS"] for l in layers if l.mvau and l.mvau["N_THR"]},
+        "simd": {l.name: l.mvau["SIMD"] for l in layers if l.mvau},
+        "pe": {l.name: l.mvau["PE"] for l in layers if l.mvau},
+        "policy": plan.policy,
+        "unsafe": plan.unsafe,
+        "ports": {"clk": 1, "rst": 1, "in_data": stream["in_width"], "in_valid": 1, "in_ready": 1,
+                  "out_data": stream["out_width"], "out_valid": 1, "out_ready": 1},
+        "notes": "synchronous active-high reset; valid/ready streams, one element per beat; $readmemh files are "
+                 "named without a folder, so run simulators / synthesis with this folder as the working directory",
+        "inputs_sha256": input_digest(build),
+    }
+    out = build / "rtl"
+    with staged_dir(out) as tmp:
+        for name in needed:
+            (tmp / name).write_text(library_text(name))
+        (tmp / "a2q_top.v").write_text(top)
+        for name, text in mem_files.items():
+            (tmp / name).write_text(text)
+        atomic_write_json(tmp / "manifest.json", manifest)
+    return out
+
+
+def ensure_generated(build: Path | str) -> Path:
+    """BUILD/rtl, regenerated when the IR, plan or library changed since it was written."""
+    import json
+
+    build = Path(build)
+    man = build / "rtl" / "manifest.json"
+    if man.is_file():
+        try:
+            if json.loads(man.read_text()).get("inputs_sha256") == input_digest(build):
+                return build / "rtl"
+        except (ValueError, FileNotFoundError):
+            pass
+    return generate(build)

