@@ -2,7 +2,7 @@
 
 RUN layout (every folder written by one stage, atomically, with a stamp.json):
   RUN/train/              training.train.run_training   model.pt, metrics.json, model.onnx, audit.json, test data
-  RUN/build/              hw.compile.compile_model       ir.json, ir.npz, plan.json, plan.md (a normal BUILD folder)
+  RUN/build/              hw.compile.compile_model       ir.json, ir.npz, plan.json, plan.npz, plan.md
   RUN/build/hls/          hw.hls                         Vitis HLS project (top.cpp, params, tb.cpp, tcl)
   RUN/build/csim/         hw.csim                        C-sim outputs.npy, csim.json
   RUN/build/rtl/          hw.rtlgen.generate             Verilog + .mem + manifest.json
@@ -28,7 +28,7 @@ from typing import Any
 from a2qflow.flows.pipeline import Stage, StageContext
 from a2qflow.hw.errors import A2QFlowError
 
-BUILD_FILES = ("ir.json", "ir.npz", "plan.json", "plan.md")
+BUILD_FILES = ("ir.json", "ir.npz", "plan.json", "plan.npz", "plan.md")
 ALL_STAGES = ("train", "compile", "hls", "csim", "rtl", "rtlsim", "baseline32", "synth", "bitstream", "vitis",
               "report")
 

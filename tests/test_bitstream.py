@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from importlib import resources
 
 import numpy as np
 import pytest
@@ -60,7 +61,7 @@ def test_selftest_shell_passes_in_verilator_on_the_fixture(tmp_path):
     test = _fixture_test()
     (tmp_path / "selftest_inputs.mem").write_text("".join(f"{b:x}\n" for b in test.in_beats))
     (tmp_path / "board_top.v").write_text(bs.shell_top(test, "selftest_inputs.mem"))
-    shell = os.path.join(os.path.dirname(bs.__file__), "rtl", "board_selftest.v")
+    shell = str(resources.files("a2qflow.hw.rtl.verilog") / "board_selftest.v")
     (tmp_path / "tb.cpp").write_text(
         '#include "Vboard_top.h"\n#include <cstdio>\nint main() { Vboard_top t;\n'
         '  for (long c = 0; c < 100000; ++c) { t.clk = 0; t.eval(); t.clk = 1; t.eval();\n'

@@ -14,12 +14,13 @@ import pytest
 from _hls_util import conv_model, dense_model, random_inputs, write_build
 
 from a2qflow.flows.cli import main
+from a2qflow.hw.compiler.bounds import first_layer_worst_case_inputs
 from a2qflow.hw.compiler.ir import IntType
 from a2qflow.hw.compiler.plan import load_plan
 from a2qflow.hw.compiler.reference import run as golden_run
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.hls.csim import compile_testbench, run_csim
-from a2qflow.hw.hls.generate import first_layer_worst_case_inputs, generate
+from a2qflow.hw.hls.generate import generate
 
 
 def _check_exact(res, expect_overflow: bool | None = None):

@@ -16,12 +16,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from a2qflow.hw.compiler.bounds import first_layer_worst_case_inputs
 from a2qflow.hw.compiler.compile import compile_model
 from a2qflow.hw.compiler.ir import load_model
 from a2qflow.hw.compiler.plan import load_plan
 from a2qflow.hw.compiler.reference import run as golden_run
 from a2qflow.hw.hls.csim import run_csim
-from a2qflow.hw.hls.generate import first_layer_worst_case_inputs
 
 pytestmark = pytest.mark.slow  # trains digits models (session fixtures) and compiles several C-sims
 

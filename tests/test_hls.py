@@ -11,13 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from a2qflow.flows.cli import main
-from a2qflow.hw.compiler.bounds import channel_ranges
+from a2qflow.hw.compiler.bounds import channel_ranges, first_layer_worst_case_inputs
 from a2qflow.hw.compiler.plan import load_plan
 from a2qflow.hw.compiler.reference import accumulate
 from a2qflow.hw.compiler.thresholds import fit_thresholds
 from a2qflow.hw.config import VitisConfig
 from a2qflow.hw.errors import A2QFlowError
-from a2qflow.hw.hls.generate import build_design, first_layer_worst_case_inputs, fold_thresholds, fold_weights, generate
+from a2qflow.hw.hls.design import build_design, fold_thresholds, fold_weights
+from a2qflow.hw.hls.generate import generate, render_project
 
 
 @settings(max_examples=40, deadline=None)
@@ -120,7 +121,7 @@ def test_folding_from_the_plan_reaches_the_design(tmp_path):
     model = dense_model()
     build = write_build(model, tmp_path / "b", folding={"fc0": (3, 2), "fc1": (4, 6)})
     d = build_design(model, load_plan(build))
-    calls = " ".join(s["call"] for s in d.stages)
+    calls = render_project(d, VitisConfig())["top.cpp"]
     assert "convert_width<3, 4, 16" not in calls  # fc0 emits PE=2 beats; fc1 reads SIMD=4 beats
     assert "convert_width<2, 4, 16, ap_uint<3>>" in calls
     assert d.input.beat == 3 and d.output.beat == load_plan(build).layer("fc2").pe

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from a2qflow.hw.compiler.ir import IntType
+from a2qflow.hw.compiler.ir import IntType, Model
+from a2qflow.hw.errors import A2QFlowError
 
 # The one accepted range of accumulator widths P, everywhere (config targets, --acc-bits, plan.json, backends):
 # the golden model and its P-bit wrap emulation compute in int64, so 63 bits is the widest that stays exact.
@@ -103,3 +104,33 @@ def wrap(values: np.ndarray, bits: int) -> np.ndarray:
     m = np.int64(1) << np.int64(bits)
     half = np.int64(1) << np.int64(bits - 1)
     return ((v + half) % m) - half
+
+
+def first_layer_worst_case_inputs(model: Model) -> np.ndarray:
+    """Whole inputs (2C, *input_shape) that drive each first-layer channel to its exact hi and lo accumulator.
+
+    Dense first layer: `worst_case_inputs` reshaped to the input shape. Conv first layer: each channel's
+    worst-case window placed at the first output position whose window lies fully inside the (unpadded) image,
+    zeros elsewhere (zero is inside every input type, and only that window matters for that output).
+    """
+    layer = model.layers[0]
+    if layer.kind not in ("dense", "conv"):
+        raise A2QFlowError(f"model {model.name}: the first layer {layer.name} is a {layer.kind}; worst-case inputs "
+                           "are defined for a MAC first layer")
+    x_hi, x_lo = worst_case_inputs(layer.weight_matrix(), layer.in_type)
+    vecs = np.concatenate([x_hi, x_lo])
+    if layer.kind == "dense":
+        return vecs.reshape((-1, *model.input_shape))
+    ic, ih, iw = layer.in_shape
+    kh, kw = layer.kernel
+    t, l_, _, _ = layer.pad
+    sh, sw = layer.stride
+    oh, ow = layer.out_shape[1:]
+    oy = next((o for o in range(oh) if o * sh - t >= 0 and o * sh - t + kh <= ih), None)
+    ox = next((o for o in range(ow) if o * sw - l_ >= 0 and o * sw - l_ + kw <= iw), None)
+    if oy is None or ox is None:
+        raise A2QFlowError(f"conv {layer.name}: no output position has its {kh}x{kw} window inside the image")
+    y0, x0 = oy * sh - t, ox * sw - l_
+    imgs = np.zeros((len(vecs), ic, ih, iw), dtype=np.int64)
+    imgs[:, :, y0:y0 + kh, x0:x0 + kw] = vecs.reshape(-1, ic, kh, kw)
+    return imgs

