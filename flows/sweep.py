@@ -185,43 +185,46 @@ def run_point(point: SweepPoint, run_dir: str, stages: Sequence[str]) -> dict:
 
 
 def collect(run: Path, res: PointResult) -> None:
-    """Fill a point's figures from its run folder (what exists; nothing is estimated)."""
-    import json
+    """Fill a point's figures from its run folder's typed stage results (what exists; nothing is estimated)."""
+    from a2qflow.hw.results import CsimSummary, SynthResources
+    from a2qflow.training.results import TrainingMetrics
 
-    def load(p: Path) -> dict | None:
+    def read(model, path: Path):
         try:
-            return json.loads(p.read_text()) if p.is_file() else None
-        except json.JSONDecodeError:
+            return model.read(path)
+        except A2QFlowError:  # a damaged file counts as a missing figure; the point's status says why
             return None
 
-    m = load(run / "train" / "metrics.json")
+    m = read(TrainingMetrics, run / "train" / "metrics.json")
     if m:
-        res.torch_accuracy = m.get("test_accuracy")
-        res.float_accuracy = m.get("float_test_accuracy")
-    plan = load(run / "build" / "plan.json")
-    if plan and plan.get("layers"):
-        res.acc_bits_built = max(l["acc_bits"] for l in plan["layers"])
-        res.acc_bits_datatype = max(l["acc_bits_datatype"] for l in plan["layers"])
-    cs = load(run / "build" / "csim" / "csim.json")
+        res.torch_accuracy, res.float_accuracy = m.test_accuracy, m.float_test_accuracy
+    plan = _read_plan(run / "build")
+    if plan and plan.layers:
+        res.acc_bits_built = max(l.acc_bits for l in plan.layers)
+        res.acc_bits_datatype = max(l.acc_bits_datatype for l in plan.layers)
+    cs = read(CsimSummary, run / "build" / "csim" / "csim.json")
     if cs:
-        from a2qflow.flows.report import _overflow_counts
-
-        res.csim_accuracy = cs.get("top1_accuracy")
-        res.overflow_events = _overflow_counts(cs)[0]
+        res.csim_accuracy, res.overflow_events = cs.top1_accuracy, cs.overflow_events
     if res.csim_accuracy is not None:
         res.accuracy, res.accuracy_source = res.csim_accuracy, "C-sim (g++, bit-exact hardware model)"
     elif res.torch_accuracy is not None:
         res.accuracy, res.accuracy_source = res.torch_accuracy, "PyTorch + Brevitas"
-    syn = load(run / "build" / "synth" / "resources.json")
-    for e in (syn or {}).get("entries", []):
-        if e.get("family") == "xc7" and e.get("mapping") == "lut-only":
-            lut = e.get("total", {}).get("LUT")
-            if e.get("design") == "planned":
-                res.luts = lut
-                res.luts_tool = f"{e.get('tool', 'yosys')} {e.get('version', '')} synth_xilinx -family xc7 " \
-                                "(LUT-only)".strip()
-            elif e.get("design") == "baseline32":
-                res.luts_baseline32 = lut
+    syn = read(SynthResources, run / "build" / "synth" / "resources.json")
+    planned, base = (syn.entry("planned"), syn.entry("baseline32")) if syn else (None, None)
+    if planned:
+        res.luts = planned.total.get("LUT")
+        res.luts_tool = f"{planned.tool} {planned.version or ''} synth_xilinx -family xc7 (LUT-only)"
+    if base:
+        res.luts_baseline32 = base.total.get("LUT")
+
+
+def _read_plan(build: Path):
+    from a2qflow.hw.compiler.plan import load_plan
+
+    try:
+        return load_plan(build) if (build / "plan.json").is_file() else None
+    except A2QFlowError:
+        return None
 
 
 def run_sweep(config: Path | str, out: Path | str, acc_bits: Sequence[int], weight_bits: Sequence[int] | None = None,

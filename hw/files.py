@@ -5,6 +5,7 @@ Owns the write-to-temp-then-rename helpers (`atomic_write_*`, `staged_dir`) and 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -76,3 +77,17 @@ def _json_default(o):
     if isinstance(o, np.ndarray):
         return o.tolist()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def atomic_write_npy(path: Path | str, array: np.ndarray) -> None:
+    """np.save, atomically (readers never see a truncated array)."""
+    buf = io.BytesIO()
+    np.save(buf, array)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def atomic_write_npz(path: Path | str, arrays: dict[str, np.ndarray]) -> None:
+    """np.savez of named arrays, atomically."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())

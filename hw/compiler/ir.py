@@ -8,7 +8,6 @@ weights themselves (`dense_weights_hwc`, `conv_weights_ohwi`).
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Union
 import numpy as np
 
 from a2qflow.hw.errors import A2QFlowError
-from a2qflow.hw.files import atomic_write_bytes, atomic_write_json
+from a2qflow.hw.files import atomic_write_json, atomic_write_npz
 
 
 @dataclass(frozen=True)
@@ -226,9 +225,7 @@ def save_model(model: Model, build: Path | str) -> None:
                         "dtype": asdict(model.input_quant.dtype)},
         "layers": layers,
     }
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    atomic_write_bytes(build / "ir.npz", buf.getvalue())
+    atomic_write_npz(build / "ir.npz", arrays)
     atomic_write_json(build / "ir.json", meta)
 
 

@@ -10,7 +10,6 @@ memories), so a comparison isolates the accumulator.
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -29,7 +28,7 @@ from a2qflow.hw.compiler.ir import Model, Thresholds
 from a2qflow.hw.compiler.thresholds import fit_thresholds
 from a2qflow.hw.config import FoldingConfig
 from a2qflow.hw.errors import A2QFlowError
-from a2qflow.hw.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from a2qflow.hw.files import atomic_write_json, atomic_write_npz, atomic_write_text
 
 
 @dataclass
@@ -154,10 +153,8 @@ def make_plan(model: Model, acc_bits: int | None = None, allow_unsafe: bool = Fa
 def save_plan(plan: Plan, build: Path | str) -> None:
     """Write plan.npz (fitted thresholds), then plan.json and plan.md (readers check plan.json first)."""
     build = Path(build)
-    buf = io.BytesIO()
-    np.savez(buf, **{f"{l.name}/thresholds": l.thresholds.astype(np.int64) for l in plan.layers
-                     if l.thresholds is not None})
-    atomic_write_bytes(build / "plan.npz", buf.getvalue())
+    atomic_write_npz(build / "plan.npz", {f"{l.name}/thresholds": l.thresholds.astype(np.int64)
+                                          for l in plan.layers if l.thresholds is not None})
     atomic_write_json(build / "plan.json", plan.to_json())
     atomic_write_text(build / "plan.md", f"# Accumulator plan: {plan.model} ({plan.policy})\n\n" + plan.table())
 

