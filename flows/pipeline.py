@@ -81,7 +81,7 @@ class StageResult:
 
 
 @dataclass
-class RunResult:
+class PipelineRun:
     run: Path
     results: list[StageResult] = field(default_factory=list)
 
@@ -263,7 +263,7 @@ class Pipeline:
         return p
 
     def run(self, only: Sequence[str] | None = None, redo_from: str | None = None, progress: bool = True,
-            console=None) -> RunResult:
+            console=None) -> PipelineRun:
         """Run every selected stage that is out of date. `redo_from` forces that stage and all later ones.
 
         A failing stage raises A2QFlowError (its partial output removed, earlier stages kept) after writing
@@ -276,7 +276,7 @@ class Pipeline:
         self._cleanup_leftovers()
         order = [s.name for s in self.stages]
         force_at = order.index(redo_from) if redo_from is not None else None
-        result = RunResult(self.run_dir)
+        result = PipelineRun(self.run_dir)
         digests: dict[str, str] = {}
         committed: dict[str, Path] = {}
 
@@ -358,7 +358,7 @@ class Pipeline:
         display.finish(stage.name, f"done in {seconds:.1f} s")
         return StageResult(stage.name, "done", seconds, h, "", summary)
 
-    def _write_run_json(self, result: RunResult, selected: list[Stage]) -> None:
+    def _write_run_json(self, result: PipelineRun, selected: list[Stage]) -> None:
         seen = {r.name for r in result.results}
         rows = [r.__dict__ | {"seconds": round(r.seconds, 3)} for r in result.results]
         rows += [{"name": s.name, "status": "not run"} for s in selected if s.name not in seen]

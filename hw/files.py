@@ -1,6 +1,7 @@
-"""Atomic file output shared by every stage: readers see the old file or the complete new one, never half of it.
+"""Files shared by every stage: atomic output (readers see the old file or the complete new one) and the cache.
 
-Owns the write-to-temp-then-rename helpers (`atomic_write_*`, `staged_dir`) and the JSON encoder for numpy values.
+Owns the write-to-temp-then-rename helpers (`atomic_write_*`, `staged_dir`), the JSON encoder for numpy values, and
+the one cache folder of a2qflow (`cache_dir`: compiled C-sim headers, Verilator simulators).
 """
 
 from __future__ import annotations
@@ -91,3 +92,10 @@ def atomic_write_npz(path: Path | str, arrays: dict[str, np.ndarray]) -> None:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def cache_dir(*parts: str) -> Path:
+    """a2qflow's one cache folder: $A2QFLOW_CACHE, else $XDG_CACHE_HOME/a2qflow, else ~/.cache/a2qflow."""
+    base = os.environ.get("A2QFLOW_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or
+                                                           os.path.expanduser("~/.cache"), "a2qflow")
+    return Path(base, *parts)

@@ -100,11 +100,12 @@ def yosys_short_version() -> str:
 
 
 def run_tool(name: str, args: list[str], cwd: Path, log_name: str, timeout: float = 3600.0,
-             status: str | None = None, ok_codes: tuple[int, ...] = (0,)) -> ToolRun:
+             status: str | None = None, ok_codes: tuple[int, ...] = (0,), env: dict | None = None) -> ToolRun:
     """Run `name args` in `cwd` (relative paths only: YoWASP hides the host /tmp), output to cwd/log_name.
 
     A non-zero exit becomes an A2QFlowError naming the tool, the log file and its last error line; callers that
-    can explain a failure better (e.g. nextpnr's "too big") catch it and read the log themselves.
+    can explain a failure better (e.g. nextpnr's "too big") catch it and read the log themselves. This is the one
+    runner of external tools (yowasp yosys / nextpnr / pack, Vitis HLS, Vivado): no shell, an argv list only.
     """
     cwd = Path(cwd)
     exe = find_tool(name)
@@ -115,7 +116,8 @@ def run_tool(name: str, args: list[str], cwd: Path, log_name: str, timeout: floa
     with _spinner(status or f"{name} {' '.join(args[:3])}"):
         with open(log, "w") as f:
             try:
-                proc = subprocess.run([exe, *args], cwd=cwd, stdout=f, stderr=subprocess.STDOUT, timeout=timeout)
+                proc = subprocess.run([exe, *args], cwd=cwd, stdout=f, stderr=subprocess.STDOUT, timeout=timeout,
+                                      env=env)
             except subprocess.TimeoutExpired:
                 raise A2QFlowError(f"{name} did not finish within {timeout:.0f} s (log: {log})") from None
     seconds = time.monotonic() - t0

@@ -9,6 +9,7 @@ weights themselves (`dense_weights_hwc`, `conv_weights_ohwi`).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Union
@@ -192,6 +193,21 @@ def dense_weights_hwc(layer: DenseLayer, chw: tuple[int, int, int]) -> np.ndarra
 def conv_weights_ohwi(layer: ConvLayer) -> np.ndarray:
     """(OC, KH*KW*IC) in (kh, kw, ic) order, the order an HWC sliding-window generator emits."""
     return layer.weights.transpose(0, 2, 3, 1).reshape(layer.weights.shape[0], -1)
+
+
+# C++ and Verilog words a generated identifier must not be (backends use layer names in generated code)
+_RESERVED = {"int", "char", "class", "struct", "namespace", "template", "typename", "union", "static", "const",
+             "new", "delete", "operator", "this", "register", "auto", "default", "switch", "case", "do", "for",
+             "if", "else", "while", "return", "module", "input", "output", "wire", "reg", "begin", "end", "assign",
+             "always", "initial", "integer", "parameter", "localparam", "genvar", "generate", "function", "task"}
+
+
+def identifier(name: str) -> str:
+    """A layer name as a C++ / Verilog identifier: letters, digits and _ only, not starting with a digit, never
+    a keyword. The one sanitiser of names that reach generated code."""
+    s = re.sub(r"[^0-9A-Za-z_]+", "_", name).strip("_") or "layer"
+    s = s if not s[0].isdigit() else f"n{s}"
+    return f"{s}_" if s in _RESERVED else s
 
 
 # ---------------------------------------------------------------- serialisation (BUILD/ir.json + BUILD/ir.npz)

@@ -30,7 +30,7 @@ class LayerStats:
 
 
 @dataclass
-class RunResult:
+class GoldenRun:
     acc: np.ndarray  # last layer's accumulators (N, C) as the hardware holds them (wrapped in wrap mode)
     logits: np.ndarray  # acc * scale + bias (float64), or the last activation's integers if it ends in thresholds
     stats: dict[str, LayerStats] = field(default_factory=dict)
@@ -72,7 +72,7 @@ def maxpool(x: np.ndarray, layer: MaxPoolLayer) -> np.ndarray:
     return win.max(axis=(-1, -2))
 
 
-def run(model: Model, x_int: np.ndarray, acc_bits: dict[str, int] | None = None) -> RunResult:
+def run(model: Model, x_int: np.ndarray, acc_bits: dict[str, int] | None = None) -> GoldenRun:
     """Execute the IR on integer inputs (N, *input_shape).
 
     acc_bits None: ideal int64 accumulators. acc_bits {layer: P}: wrap each listed MAC layer to P bits and use the
@@ -107,7 +107,7 @@ def run(model: Model, x_int: np.ndarray, acc_bits: dict[str, int] | None = None)
         else:
             x = acc
     out = x.reshape(x.shape[0], -1)
-    return RunResult(acc=out, logits=logits(model, out), stats=stats)
+    return GoldenRun(acc=out, logits=logits(model, out), stats=stats)
 
 
 def logits(model: Model, out: np.ndarray) -> np.ndarray:
@@ -117,3 +117,32 @@ def logits(model: Model, out: np.ndarray) -> np.ndarray:
     if isinstance(last, (DenseLayer, ConvLayer)) and isinstance(last.act, Affine):
         return out * np.asarray(last.act.scale, dtype=np.float64) + np.asarray(last.act.bias, dtype=np.float64)
     return out.astype(np.float64)
+
+
+def prepare_inputs(model: Model, x: np.ndarray, source: str = "inputs") -> np.ndarray:
+    """Integer inputs (N, *input_shape) for the golden model and both simulators, so all see the same integers.
+
+    Float arrays are quantized with the model's input quantizer; (N, prod) flat arrays are reshaped; integer arrays
+    must lie in the input type. Anything else is a one-line error naming `source` and the expected shape.
+    """
+    x = np.asarray(x)
+    shape = tuple(model.input_shape)
+    if x.ndim >= 1 and x.shape[1:] != shape:
+        if x.ndim == 2 and x.shape[1] == int(np.prod(shape)):
+            x = x.reshape((x.shape[0], *shape))
+        else:
+            raise A2QFlowError(f"{source}: shape {list(x.shape)} does not fit model {model.name!r}: expected a "
+                               f"non-empty (N, {', '.join(map(str, shape))}) or (N, {int(np.prod(shape))})")
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise A2QFlowError(f"{source}: shape {list(x.shape)}: expected a non-empty batch (N, "
+                           f"{', '.join(map(str, shape))})")
+    if np.issubdtype(x.dtype, np.floating):
+        return model.input_quant.quantize(x)
+    if not np.issubdtype(x.dtype, np.integer):
+        raise A2QFlowError(f"{source}: dtype {x.dtype} is neither float (quantized with the model's input "
+                           "quantizer) nor integer")
+    t = model.input_quant.dtype
+    if x.min() < t.min or x.max() > t.max:
+        raise A2QFlowError(f"{source}: integer inputs span [{x.min()}, {x.max()}], outside the model's input type "
+                           f"{t}; pass float inputs to quantize them")
+    return x.astype(np.int64)

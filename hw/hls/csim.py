@@ -23,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from a2qflow.hw.compiler.ir import Model, load_model
+from a2qflow.hw.compiler.ir import load_model
 from a2qflow.hw.compiler.plan import Plan, load_plan
-from a2qflow.hw.compiler.reference import RunResult
+from a2qflow.hw.compiler.reference import GoldenRun, prepare_inputs
 from a2qflow.hw.compiler.reference import logits as golden_logits
 from a2qflow.hw.compiler.reference import run as golden_run
 from a2qflow.hw.config import VitisConfig
 from a2qflow.hw.errors import A2QFlowError
-from a2qflow.hw.files import atomic_write_npy, atomic_write_text
+from a2qflow.hw.files import atomic_write_npy, atomic_write_text, cache_dir
 from a2qflow.hw.results import CsimSummary
 
 CXX_FLAGS = ["-O2", "-std=c++14", "-Wno-unknown-pragmas"]
@@ -70,18 +70,12 @@ def _compiler_id(cxx: str) -> str:
 _ERR = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?:(?P<col>\d+):)? (?:fatal )?error: (?P<msg>.*)$", re.M)
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("A2QFLOW_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or
-                                                           os.path.expanduser("~/.cache"), "a2qflow")
-    return Path(base)
-
-
 def _precompiled_header(cxx: str, compiler: str, ap: Path) -> list[str]:
     """Flags that pre-include ap_int.h + hls_stream.h from a cached precompiled header (built once per compiler,
     flags and header folder; parsing ap_types dominates compile time). [] when it cannot be built."""
     key = hashlib.sha256(f"{compiler}|{' '.join(CXX_FLAGS)}|{ap}|{_hls4ml_version()}|{(ap / 'ap_int.h').stat().st_mtime_ns}"
                          .encode()).hexdigest()[:16]
-    d = _cache_dir() / "pch" / key
+    d = cache_dir("pch", key)
     gch = d / "a2q_ap.h.gch"
     flags = ["-I", str(d), "-include", "a2q_ap.h"]
     if gch.is_file():
@@ -156,32 +150,6 @@ def compile_testbench(hls_dir: Path, monitor: bool = True) -> tuple[Path, float,
     return exe, seconds, True
 
 
-def prepare_inputs(model: Model, x: np.ndarray, source: str = "inputs") -> np.ndarray:
-    """Integer inputs (N, *input_shape): float arrays are quantized with the model's input quantizer; (N, prod)
-    flat arrays are reshaped. Anything else is an error naming the expected shape."""
-    x = np.asarray(x)
-    shape = tuple(model.input_shape)
-    if x.ndim >= 1 and x.shape[1:] != shape:
-        if x.ndim == 2 and x.shape[1] == int(np.prod(shape)):
-            x = x.reshape((x.shape[0], *shape))
-        else:
-            raise A2QFlowError(f"{source}: shape {list(x.shape)} does not fit model {model.name!r}: expected "
-                               f"(N, {', '.join(map(str, shape))}) or (N, {int(np.prod(shape))})")
-    if x.ndim < 2 or x.shape[0] == 0:
-        raise A2QFlowError(f"{source}: shape {list(x.shape)}: expected a non-empty batch (N, "
-                           f"{', '.join(map(str, shape))})")
-    if np.issubdtype(x.dtype, np.floating):
-        return model.input_quant.quantize(x)
-    if not np.issubdtype(x.dtype, np.integer):
-        raise A2QFlowError(f"{source}: dtype {x.dtype} is neither float (quantized with the model's input "
-                           "quantizer) nor integer")
-    t = model.input_quant.dtype
-    if x.min() < t.min or x.max() > t.max:
-        raise A2QFlowError(f"{source}: integer inputs span [{x.min()}, {x.max()}], outside the model's input type "
-                           f"{t}; pass float inputs to quantize them")
-    return x.astype(np.int64)
-
-
 def run_testbench(exe: Path, x_int: np.ndarray, out_elems: int, workdir: Path,
                   progress: bool = True) -> tuple[np.ndarray, dict[str, tuple[int, int]], float]:
     """Run the compiled testbench on all samples; returns (outputs (N, out_elems) int64, {layer: (events,
@@ -225,7 +193,7 @@ def run_testbench(exe: Path, x_int: np.ndarray, out_elems: int, workdir: Path,
 @dataclass
 class CsimResult:
     outputs: np.ndarray  # (N, out) int64, what the hardware streams out (last layer's ACC_BITS accumulators)
-    golden: RunResult
+    golden: GoldenRun
     overflow: dict[str, int]  # per MAC layer, from the monitor build (empty for a plain build)
     summary: CsimSummary  # what csim.json holds
 

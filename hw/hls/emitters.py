@@ -8,8 +8,6 @@ fold them for SIMD x PE. To support a new layer kind, add a function here and a 
 
 from __future__ import annotations
 
-import keyword
-import re
 from typing import Callable
 
 import numpy as np
@@ -24,17 +22,13 @@ from a2qflow.hw.compiler.ir import (
     conv_weights_ohwi,
     dense_weights_hwc,
 )
+from a2qflow.hw.compiler.ir import identifier as ir_identifier
 from a2qflow.hw.hls.design import DesignBuilder, LayerParams, fold_thresholds, fold_weights
-
-_CXX_KEYWORDS = {"int", "char", "class", "struct", "namespace", "template", "typename", "union", "static", "const",
-                 "new", "delete", "operator", "this", "register", "auto", "default", "switch", "case", "do"}
 
 
 def identifier(index: int, name: str) -> str:
-    """A C++ namespace for layer `index` named `name`: letters, digits and _ only, never a keyword."""
-    base = re.sub(r"\W+", "_", name).strip("_") or "layer"
-    ident = f"l{index}_{base}"
-    return ident if not keyword.iskeyword(ident) and ident not in _CXX_KEYWORDS else f"{ident}_"
+    """The C++ namespace of layer `index` (params_<ns>.h): the layer's identifier, prefixed by its position."""
+    return f"l{index}_{ir_identifier(name)}"
 
 
 def emit_maxpool(b: DesignBuilder, ns: str, layer: MaxPoolLayer, last: bool) -> None:

@@ -14,7 +14,6 @@ manifest says how to put them back into the golden model's CHW order.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -32,6 +31,7 @@ from a2qflow.hw.compiler.ir import (
     Thresholds,
     conv_weights_ohwi,
     dense_weights_hwc,
+    identifier,
     load_model,
 )
 from a2qflow.hw.compiler.plan import Plan, load_plan
@@ -55,11 +55,6 @@ def input_digest(build: Path) -> str:
     for name in LIBRARY + ("a2q_top.v.j2",):
         h.update(name.encode() + b"\0" + library_text(name).encode())
     return h.hexdigest()
-
-
-def _ident(name: str) -> str:
-    s = re.sub(r"[^A-Za-z0-9_]", "_", name)
-    return s if re.match(r"[A-Za-z_]", s) else f"l_{s}"
 
 
 def _hex_words(values: np.ndarray, bits: int, depth: int) -> str:
@@ -134,7 +129,7 @@ def _mac_layer(layer: DenseLayer | ConvLayer, plan: Plan, shape: tuple[int, ...]
     sf, nf = K // simd, C // pe
     # word nf*SF + sf: PE lanes x SIMD elements, lane p element s at (p*SIMD + s)*W_BITS
     words = wm.reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, pe * simd)
-    wfile = f"{_ident(layer.name)}_weights.mem"
+    wfile = f"{identifier(layer.name)}_weights.mem"
     mem = {wfile: _hex_words(words, layer.w_type.bits, max(2, nf * sf))}
 
     if isinstance(layer.act, Thresholds):
@@ -147,7 +142,7 @@ def _mac_layer(layer: DenseLayer | ConvLayer, plan: Plan, shape: tuple[int, ...]
         if layer.act.out_base < out_t.min or layer.act.out_base + n_thr > out_t.max:
             raise A2QFlowError(f"layer {layer.name}: out_base {layer.act.out_base} + {n_thr} thresholds does not fit "
                                f"its output type {out_t}")
-        tfile = f"{_ident(layer.name)}_thresholds.mem"
+        tfile = f"{identifier(layer.name)}_thresholds.mem"
         if n_thr:
             mem[tfile] = _hex_words(t.reshape(nf, pe * n_thr), thr_bits, max(2, nf))
         out_w, out_base, next_elem = out_t.bits, layer.act.out_base, out_t
@@ -204,7 +199,7 @@ def describe(model: Model, plan: Plan) -> tuple[list[_LayerRTL], dict]:
     layers: list[_LayerRTL] = []
     used: set[str] = set()
     for i, layer in enumerate(model.layers):
-        ident = _ident(layer.name)
+        ident = identifier(layer.name)
         while ident in used:
             ident += "_"
         used.add(ident)

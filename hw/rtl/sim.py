@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from a2qflow.hw.compiler.ir import Model, load_model
+from a2qflow.hw.compiler.ir import load_model
 from a2qflow.hw.compiler.plan import load_plan
 from a2qflow.hw.errors import A2QFlowError
-from a2qflow.hw.files import atomic_write_npy
+from a2qflow.hw.files import atomic_write_npy, cache_dir
 from a2qflow.hw.results import RtlsimSummary
 from a2qflow.hw.rtl.generate import TOP, ensure_generated, library_text
 
@@ -84,11 +84,6 @@ def lint(rtl: Path | str) -> list[str]:
     return [ln for ln in (r.stdout + r.stderr).splitlines() if ln.startswith("%")]
 
 
-def _cache_root() -> Path:
-    base = os.environ.get("A2QFLOW_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "a2qflow")
-    return Path(base) / "verilator"
-
-
 def build_simulator(rtl: Path | str) -> Path:
     """Compile (or fetch from the cache) the Verilator simulator of BUILD/rtl; returns the executable."""
     rtl = Path(rtl)
@@ -99,7 +94,7 @@ def build_simulator(rtl: Path | str) -> Path:
     for s in sources:
         h.update(s.encode() + b"\0" + (rtl / s).read_bytes())
     key = h.hexdigest()[:24]
-    root = _cache_root()
+    root = cache_dir("verilator")
     exe = root / key / f"V{TOP}"
     if exe.is_file():
         return exe
@@ -158,27 +153,6 @@ def build_simulator(rtl: Path | str) -> Path:
 
 # ---------------------------------------------------------------------------------------------------- running
 
-def prepare_inputs(model: Model, inputs: np.ndarray, source: str = "inputs") -> np.ndarray:
-    """Integer inputs (N, *input_shape); (N, prod) flat arrays are reshaped and floating-point arrays are quantized
-    with the model's input quantizer (as C-sim does), so both simulators see the same integers."""
-    x = np.asarray(inputs)
-    shape = tuple(model.input_shape)
-    if x.ndim == 2 and x.shape[1:] != shape and x.shape[1] == int(np.prod(shape)):
-        x = x.reshape((x.shape[0], *shape))
-    if x.ndim < 2 or x.shape[1:] != shape or x.shape[0] == 0:
-        raise A2QFlowError(f"{source}: shape {list(x.shape)} does not fit model {model.name!r}: expected a non-empty "
-                           f"(N, {', '.join(map(str, shape))}) or (N, {int(np.prod(shape))})")
-    if np.issubdtype(x.dtype, np.floating):
-        return model.input_quant.quantize(x)
-    if not np.issubdtype(x.dtype, np.integer):
-        raise A2QFlowError(f"{source}: dtype {x.dtype} is neither float (quantized by the model) nor integer")
-    dt = model.input_quant.dtype
-    if x.min() < dt.min or x.max() > dt.max:
-        raise A2QFlowError(f"{source}: integer inputs span [{x.min()}, {x.max()}], outside the model's input type "
-                           f"{dt}; pass float inputs to quantize them")
-    return x.astype(np.int64)
-
-
 def to_stream(x: np.ndarray) -> np.ndarray:
     """(N, C, H, W) -> (N, H*W*C) in HWC stream order; vectors pass through."""
     if x.ndim == 4:
@@ -234,6 +208,7 @@ def run_rtlsim(build: Path | str, inputs: np.ndarray, stall_percent: int = 0, se
     With labels, top1_accuracy is the RTL outputs' own top-1 (through `reference.logits`).
     """
     from a2qflow.hw.compiler import reference
+    from a2qflow.hw.compiler.reference import prepare_inputs
 
     build = Path(build)
     model, plan = load_model(build), load_plan(build)

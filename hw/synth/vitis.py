@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from a2qflow.hw.errors import A2QFlowError
-from a2qflow.hw.files import atomic_write_json, atomic_write_text
+from a2qflow.hw.files import atomic_write_text
+from a2qflow.hw.results import VitisSummary
+from a2qflow.hw.tools import run_tool
 
 HLS_TOOLS = ("vitis_hls", "vitis-run")  # vitis_hls up to 2024.x; `vitis-run --mode hls` from 2024.2 on
 HLS_RESOURCES = ("BRAM_18K", "DSP", "FF", "LUT", "URAM")
@@ -44,23 +45,6 @@ def missing_tools_message(tools: dict[str, str | None], need_vivado: bool = True
             "<install>/settings64.sh`, or use --backend yosys (open tools, installed)")
 
 
-def _run(argv: list[str], cwd: Path, log: Path, timeout: float, env: dict | None = None) -> float:
-    import subprocess
-
-    t0 = time.monotonic()
-    with open(log, "w") as f:
-        try:
-            rc = subprocess.run(argv, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, timeout=timeout,
-                                env=env).returncode
-        except subprocess.TimeoutExpired:
-            raise A2QFlowError(f"{argv[0]} did not finish within {timeout:.0f} s (log: {log})") from None
-    if rc != 0:
-        text = log.read_text(errors="replace").splitlines()
-        err = next((l for l in text if l.startswith("ERROR")), text[-1] if text else "no output")
-        raise A2QFlowError(f"{' '.join(argv)} failed (exit {rc}) in {cwd}: {err.strip()[:300]} (log: {log})")
-    return round(time.monotonic() - t0, 3)
-
-
 def run_vitis(build: Path | str, steps: str = "csim csynth cosim export", vivado: bool = True,
               timeout: float = 6 * 3600.0) -> dict:
     """Run BUILD/hls/run_hls.tcl (A2Q_STEPS=steps) and, if asked, vivado.tcl; parse and record the reports.
@@ -84,14 +68,14 @@ def run_vitis(build: Path | str, steps: str = "csim csynth cosim export", vivado
         argv = ["vitis_hls", "-f", "run_hls.tcl"]
     else:
         argv = ["vitis-run", "--mode", "hls", "--tcl", "run_hls.tcl"]
-    runs.append({"command": " ".join(argv), "seconds": _run(argv, hls, hls / "vitis_hls.log", timeout, env)})
+    runs.append(run_tool(argv[0], argv[1:], hls, "vitis_hls.log", timeout, status=argv[0], env=env))
     if vivado:
         argv = ["vivado", "-mode", "batch", "-source", "vivado.tcl", "-nojournal", "-log", "vivado.log"]
-        runs.append({"command": " ".join(argv), "seconds": _run(argv, hls, hls / "vivado.out", timeout, env)})
+        runs.append(run_tool(argv[0], argv[1:], hls, "vivado.out", timeout, status="vivado", env=env))
     result = collect_reports(hls)
-    result["runs"] = runs
+    result["runs"] = [{"command": r.command, "seconds": r.seconds} for r in runs]
     result["tools"] = {t: p for t, p in tools.items() if p}
-    atomic_write_json(build / "vitis" / "vitis.json", result)
+    VitisSummary.model_validate(result).write(build / "vitis" / "vitis.json")
     atomic_write_text(build / "vitis" / "vitis.md", vitis_markdown(result))
     return result
 
