@@ -43,9 +43,6 @@ class StageContext:
     params: dict[str, Any]  # run-wide parameters (the pipeline's `params`)
     note: Callable[[str], None] = lambda msg: None  # update the progress line
 
-    def path_of(self, stage: str) -> Path:
-        return self.upstream[stage]
-
 
 @dataclass
 class Stage:

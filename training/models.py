@@ -73,7 +73,3 @@ def build_model(model: ModelConfig, specs: list[LayerSpec], image_shape: tuple[i
     assert idx == len(specs), "layer specs and model structure disagree"
     return nn.Sequential(mods)
 
-
-def mac_modules(net: nn.Sequential, specs: list[LayerSpec]) -> dict[str, nn.Module]:
-    """The MAC layers by flow name, in graph order."""
-    return {s.name: getattr(net, s.name) for s in specs}
