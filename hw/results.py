@@ -99,7 +99,7 @@ class ResourceEntry(StageResult):
     mapping: str
     tool: str
     version: str | None = None
-    total: dict[str, int | None] = {}
+    total: dict[str, Any] = {}  # LUT, FF, CARRY, DSP, BRAM, ... counts, plus raw `cells` and `other`
     layers: dict[str, dict] = {}
 
 
