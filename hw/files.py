@@ -77,6 +77,8 @@ def _json_default(o):
         return float(o)
     if isinstance(o, np.ndarray):
         return o.tolist()
+    if hasattr(o, "model_dump"):  # a typed stage result (pydantic) nested in a plain dict
+        return o.model_dump(mode="json")
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 

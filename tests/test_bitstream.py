@@ -83,7 +83,7 @@ def test_ice40_bitstream_of_the_fixture(tmp_path):
     write_fixture_rtl(tmp_path)
     res = bs.build_bitstream(tmp_path, "ice40-up5k", 12.0, test=_fixture_test())
     out = tmp_path / "bitstream"
-    assert json.loads((out / "bitstream.json").read_text()) == json.loads(json.dumps(res))
+    assert json.loads((out / "bitstream.json").read_text()) == res.to_json()
     data = (out / "design.bin").read_bytes()
     assert len(data) > 100_000 and b"\x7e\xaa\x99\x7e" in data[:64]  # iCE40 sync word
     assert res["device"] == "iCE40UP5K" and res["package"] == "sg48" and res["constraint_mhz"] == 12.0

@@ -82,7 +82,7 @@ def test_synthesize_generated_design_writes_resources_for_planned_and_baseline32
     build = write_tiny_build(tmp_path / "build")
     res = synth.synthesize(build)
     out = json.loads((build / "synth" / "resources.json").read_text())
-    assert out == json.loads(json.dumps(res))
+    assert out == res.to_json()
     assert {(e["design"], e["family"], e["mapping"]) for e in out["entries"]} == {
         ("planned", "xc7", "lut-only"), ("baseline32", "xc7", "lut-only")}
     plan = json.loads((build / "plan.json").read_text())
