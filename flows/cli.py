@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import shlex
 import sys
+import warnings
 
 COMMANDS = ["train", "compile", "hls", "csim", "rtl", "rtlsim", "synth", "bitstream", "report", "run", "sweep"]
 
@@ -39,18 +41,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """a2qflow's own warnings (e.g. an all-zero layer) as one `warning: ...` line; others as Python prints them."""
+    from a2qflow.hw.compiler.plan import AllZeroLayerWarning
+
+    if issubclass(category, AllZeroLayerWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: list[str] | None = None) -> int:
     # One torch thread per process unless the user says otherwise: 2-core machines train ~20x faster.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from a2qflow.hw.errors import A2QFlowError
 
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if getattr(args, "_module", None) is None:  # `a2qflow` alone: show what it can do
         parser.print_help()
         return 0
+    args._command_line = shlex.join(["a2qflow", *argv])  # resume hints repeat exactly what the user typed
     try:
-        return int(args._module.run(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return int(args._module.run(args) or 0)
     except A2QFlowError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
