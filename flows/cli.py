@@ -41,14 +41,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """a2qflow's own warnings (e.g. an all-zero layer) as one `warning: ...` line; others as Python prints them."""
-    from a2qflow.hw.compiler.plan import AllZeroLayerWarning
+def _one_line_warnings(show):
+    """A showwarning that prints a2qflow's own warnings (e.g. an all-zero layer) as one `warning: ...` line and
+    hands every other warning to `show` (what was installed before)."""
 
-    if issubclass(category, AllZeroLayerWarning):
-        print(f"warning: {message}", file=sys.stderr)
-    else:
-        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+    def f(message, category, filename, lineno, file=None, line=None) -> None:
+        from a2qflow.hw.compiler.plan import AllZeroLayerWarning
+
+        if issubclass(category, AllZeroLayerWarning):
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+    return f
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args._command_line = shlex.join(["a2qflow", *argv])  # resume hints repeat exactly what the user typed
     try:
         with warnings.catch_warnings():
-            warnings.showwarning = _show_warning
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
             return int(args._module.run(args) or 0)
     except A2QFlowError as e:
         print(f"error: {e}", file=sys.stderr)

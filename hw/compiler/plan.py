@@ -117,7 +117,8 @@ class AllZeroLayerWarning(UserWarning):
     """A trained MAC layer whose integer weights are all zero: it computes nothing (its output is constant)."""
 
 
-def _all_zero_message(name: str, target: int | None) -> str:
+def all_zero_message(name: str, target: int | None) -> str:
+    """The one wording of the all-zero warning (compiler plan and training audit)."""
     p = f"P={target}" if target is not None else "its accumulator target"
     return (f"layer {name}: every integer weight is 0 (the layer outputs a constant); {p} left it no L1 budget or "
             "training stopped too early: train with a larger P (quant.acc_bits) or more epochs (train.epochs)")
@@ -265,7 +266,6 @@ def load_build(build: Path | str) -> tuple[Model, Plan]:
     `compile --allow-unsafe`). Every failure is one line naming the file, the layer and the fix.
     """
     build = Path(build)
-    plan = load_plan(build)
     try:
         model = load_model(build)
     except A2QFlowError:
@@ -273,6 +273,7 @@ def load_build(build: Path | str) -> tuple[Model, Plan]:
     except Exception as e:  # noqa: BLE001 - a damaged ir.json / ir.npz is a user-facing error, not a traceback
         raise A2QFlowError(f"{build}/ir.json + ir.npz: unreadable ({type(e).__name__}); re-run `a2qflow compile`") \
             from None
+    plan = load_plan(build)
     recompile = f"re-run `a2qflow compile MODEL.onnx --out {build}`"
     for what, name in [("model name", model.name), ("policy", plan.policy),
                        *(("layer name", l.name) for l in model.layers)]:
