@@ -8,9 +8,9 @@ A stage declares its inputs: config parts (any JSON-able value), files (hashed b
 also holds the digest of the whole installed a2qflow source (.py, templates, Verilog), so no code change can leave
 a stale stage marked up to date. A stage is skipped only when its stamp matches AND its folder still holds
 exactly the files it recorded (same output digest): a deleted or edited output is rebuilt, and so is what follows.
-`run()` holds an exclusive lock on RUN (flows.lock) so two runs never share a folder. The stage function writes into `ctx.out`, a path inside a private
-temp folder (RUN/.tmp/); on success the pipeline writes `stamp.json` into it and renames it into place. The
-folder therefore exists, complete and stamped, or not at all.
+`run()` holds an exclusive lock on RUN (flows.lock) so two runs never share a folder. The stage function writes
+into `ctx.out`, a path inside a private temp folder (RUN/.tmp/); on success the pipeline writes `stamp.json` into
+it and renames it into place. The folder therefore exists, complete and stamped, or not at all.
 """
 
 from __future__ import annotations

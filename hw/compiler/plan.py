@@ -36,7 +36,6 @@ from a2qflow.hw.config import FoldingConfig
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_json, atomic_write_npz, atomic_write_text
 
-
 # Model, layer and policy names end up in generated C++, Verilog and Tcl (comments, identifiers): no white space,
 # quotes, brackets, braces or backslashes (a backslash ends a // comment's line into the next one).
 SAFE_NAME = r"[A-Za-z0-9_.:+-]+"
