@@ -265,6 +265,10 @@ def load_build(build: Path | str) -> tuple[Model, Plan]:
     `compile --allow-unsafe`). Every failure is one line naming the file, the layer and the fix.
     """
     build = Path(build)
+    missing = [n for n in ("plan.json", "ir.json", "ir.npz") if not (build / n).is_file()]
+    if missing:
+        raise A2QFlowError(f"{build}: no {' / '.join(missing)} here; run `a2qflow compile MODEL.onnx --out {build}` "
+                           "first")
     try:
         model = load_model(build)
     except A2QFlowError:
