@@ -292,7 +292,7 @@ class Pipeline:
             return None
         return stamp if actual == stamp["output_digest"] else None
 
-    def _run_locked(self, selected: list[Stage], redo_from: str | None, progress: bool, console) -> RunResult:
+    def _run_locked(self, selected: list[Stage], redo_from: str | None, progress: bool, console) -> PipelineRun:
         self._cleanup_leftovers()
         order = [s.name for s in self.stages]
         force_at = order.index(redo_from) if redo_from is not None else None

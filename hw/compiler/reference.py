@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from a2qflow.hw.arrays import check_finite
 from a2qflow.hw.compiler.bounds import wrap
 from a2qflow.hw.compiler.ir import Affine, ConvLayer, DenseLayer, MaxPoolLayer, Model, Thresholds
 from a2qflow.hw.compiler.thresholds import fit_thresholds
-from a2qflow.hw.arrays import check_finite
 from a2qflow.hw.errors import A2QFlowError
 
 

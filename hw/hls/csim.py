@@ -25,7 +25,7 @@ import numpy as np
 
 from a2qflow.hw.arrays import check_labels
 from a2qflow.hw.compiler.ir import num_classes
-from a2qflow.hw.compiler.plan import Plan, load_build
+from a2qflow.hw.compiler.plan import load_build
 from a2qflow.hw.compiler.reference import GoldenRun, prepare_inputs
 from a2qflow.hw.compiler.reference import logits as golden_logits
 from a2qflow.hw.compiler.reference import run as golden_run
