@@ -278,7 +278,14 @@ class Pipeline:
             self._check_stage_name(redo_from, "--from")
         selected = self.select(only)
         with run_lock(self.run_dir):
-            return self._run_locked(selected, redo_from, progress, console)
+            try:
+                return self._run_locked(selected, redo_from, progress, console)
+            finally:
+                for sub in (".tmp", ".trash"):  # scratch folders go when empty, on success and on failure alike
+                    try:
+                        (self.run_dir / sub).rmdir()
+                    except OSError:
+                        pass
 
     def _up_to_date(self, stage: Stage, h: str, forced: bool) -> dict | None:
         """The stage's stamp when it may be skipped: same input hash, and its folder still holds what it recorded."""
@@ -336,11 +343,6 @@ class Pipeline:
                 digests[stage.name] = read_stamp(dest)["output_digest"]
                 committed[stage.name] = dest
         self._write_run_json(result, selected)
-        for sub in (".tmp", ".trash"):
-            try:
-                (self.run_dir / sub).rmdir()  # only when empty
-            except OSError:
-                pass
         return result
 
     def _run_stage(self, stage: Stage, h: str, upstream: dict[str, Path], display: "_Display") -> StageResult:

@@ -213,7 +213,7 @@ def save_plan(plan: Plan, build: Path | str) -> None:
     atomic_write_text(build / "plan.md", f"# Accumulator plan: {plan.model} ({plan.policy})\n\n" + plan.table())
 
 
-def load_plan(build: Path | str) -> Plan:
+def load_plan(build: Path | str, check_thresholds: bool = True) -> Plan:
     p = Path(build) / "plan.json"
     if not p.is_file():
         raise A2QFlowError(f"{build}: no plan.json; run `a2qflow compile MODEL.onnx --out {build}` first")
@@ -236,7 +236,7 @@ def load_plan(build: Path | str) -> Plan:
     except (TypeError, KeyError) as e:
         raise A2QFlowError(f"{p}: a layer entry is not what `a2qflow compile` writes ({e}); re-run "
                            "`a2qflow compile`") from None
-    for l in layers:
+    for l in layers if check_thresholds else ():
         _check_thresholds(l, npz)
     return Plan(model=model_name, policy=policy, layers=layers, ir_digest=digests[0], npz_digest=digests[1])
 
@@ -276,7 +276,7 @@ def load_build(build: Path | str) -> tuple[Model, Plan]:
     except Exception as e:  # noqa: BLE001 - a damaged ir.json / ir.npz is a user-facing error, not a traceback
         raise A2QFlowError(f"{build}/ir.json + ir.npz: unreadable ({type(e).__name__}); re-run `a2qflow compile`") \
             from None
-    plan = load_plan(build)
+    plan = load_plan(build, check_thresholds=False)  # widths first: the message then names the real fault
     recompile = f"re-run `a2qflow compile MODEL.onnx --out {build}`"
     for what, name in [("model name", model.name), ("policy", plan.policy),
                        *(("layer name", l.name) for l in model.layers)]:
@@ -296,6 +296,8 @@ def load_build(build: Path | str) -> tuple[Model, Plan]:
         raise A2QFlowError(f"{build}/plan.npz is not the one {build}/plan.json was written with (npz_digest "
                            f"{plan.npz_digest[:19]}... vs {actual[:19]}...): it was edited or replaced; {recompile}")
     check_layers(model, plan, build)
+    for lp in plan.layers:
+        _check_thresholds(lp, build / "plan.npz")
     return model, plan
 
 
