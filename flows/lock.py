@@ -16,26 +16,9 @@ from pathlib import Path
 from typing import Iterator
 
 from a2qflow.hw.errors import A2QFlowError
+from a2qflow.hw.files import ensure_out_dir
 
 LOCK_NAME = ".a2qflow.lock"
-
-
-def prepare_out_dir(folder: Path | str, option: str = "--out") -> Path:
-    """Create `folder` (and parents); an existing file, a path under a file or an unwritable place is one line."""
-    folder = Path(folder)
-    for p in (folder, *folder.parents):
-        if p.exists() and not p.is_dir():
-            what = "is a file" if p == folder else f"is under {p}, which is a file"
-            raise A2QFlowError(f"{option} {folder}: {what}, not a folder; choose another {option} path")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise A2QFlowError(f"{option} {folder}: cannot create the folder ({e.strerror}); choose a writable "
-                           f"{option} path") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise A2QFlowError(f"{option} {folder}: the folder is not writable by this user; choose a writable "
-                           f"{option} path or fix its permissions")
-    return folder
 
 
 @contextmanager
@@ -48,7 +31,7 @@ def run_lock(folder: Path | str, option: str = "--out") -> Iterator[Path]:
     Returns:
         the lock file's path (inside `folder`).
     """
-    folder = prepare_out_dir(folder, option)
+    folder = ensure_out_dir(folder, option)
     path = folder / LOCK_NAME
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

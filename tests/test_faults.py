@@ -386,6 +386,15 @@ def test_out_that_is_a_file_or_under_a_file_is_one_line(tmp_path, cli):
     one_line(rc, err, f"is under {f}, which is a file")
 
 
+@pytest.mark.parametrize("command", ["compile", "train"])
+def test_other_out_options_that_are_files_are_one_line(command, tmp_path, cli):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    src = hand_onnx(tmp_path / "m.onnx") if command == "compile" else write_config(tmp_path / "cfg.yaml")
+    rc, _, err = cli([command, src, "--out", f / "sub"], out=[])
+    one_line(rc, err, f"--out {f / 'sub'}: is under {f}, which is a file")
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere: an unwritable --out needs a normal user")
 def test_out_that_is_not_writable_is_one_line(tmp_path, cli):
     cfg = write_config(tmp_path / "cfg.yaml")
