@@ -395,7 +395,7 @@ def _unscratch(text: str, tmp: Path, final: Path) -> str:
     A stage works on a private copy whose folder becomes `final` (the parent of the stage's output folder), so a
     path inside the copy names the same file under `final`; the scratch folder itself is deleted afterwards.
     """
-    for t in {str(tmp.resolve()), str(tmp.absolute()), str(tmp)}:
+    for t in sorted({str(tmp.resolve()), str(tmp.absolute()), str(tmp)}, key=len, reverse=True):  # longest first
         text = text.replace(t, str(final))
     return text
 
