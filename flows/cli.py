@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: finished stages are kept; re-run the same command to resume", file=sys.stderr)
+        print(f"interrupted: finished stages are kept; re-run `{args._command_line}` to resume", file=sys.stderr)
         return 130
 
 
