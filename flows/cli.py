@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import shlex
 import sys
+import warnings
 
 COMMANDS = ["train", "compile", "hls", "csim", "rtl", "rtlsim", "synth", "bitstream", "report", "run", "sweep"]
 
@@ -39,23 +41,41 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line_warnings(show):
+    """A showwarning that prints a2qflow's own warnings (e.g. an all-zero layer) as one `warning: ...` line and
+    hands every other warning to `show` (what was installed before)."""
+
+    def f(message, category, filename, lineno, file=None, line=None) -> None:
+        from a2qflow.hw.compiler.plan import AllZeroLayerWarning
+
+        if issubclass(category, AllZeroLayerWarning):
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+    return f
+
+
 def main(argv: list[str] | None = None) -> int:
     # One torch thread per process unless the user says otherwise: 2-core machines train ~20x faster.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from a2qflow.hw.errors import A2QFlowError
 
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if getattr(args, "_module", None) is None:  # `a2qflow` alone: show what it can do
         parser.print_help()
         return 0
+    args._command_line = shlex.join(["a2qflow", *argv])  # resume hints repeat exactly what the user typed
     try:
-        return int(args._module.run(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
+            return int(args._module.run(args) or 0)
     except A2QFlowError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: finished stages are kept; re-run the same command to resume", file=sys.stderr)
+        print(f"interrupted: finished stages are kept; re-run `{args._command_line}` to resume", file=sys.stderr)
         return 130
 
 

@@ -15,6 +15,7 @@ from typing import Any, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from a2qflow.hw.compiler.bounds import ACC_BITS_MAX, ACC_BITS_MIN
 from a2qflow.hw.config import HardwareConfig
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.training.config import DATASET_SHAPES, TrainingJob, dump_yaml, mac_layer_names
@@ -36,17 +37,106 @@ def load_config(path: Path | str) -> FlowConfig:
     return parse_config(_read_yaml(path), str(path))
 
 
+# Limits of the config reader: a flow config is a few hundred bytes of plain mappings. The limits turn a hostile
+# or broken file (an alias "billion laughs" bomb, 50,000 nested levels, a huge file) into one line, not a hang.
+MAX_CONFIG_BYTES = 1 << 20  # 1 MiB
+MAX_YAML_DEPTH = 32  # nested mappings / lists
+MAX_YAML_NODES = 100_000  # values after expanding every alias
+
+
+class _YAMLLimit(Exception):
+    """A structural limit of the config reader was hit (message says which)."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that rejects duplicate keys, deep nesting and alias expansion beyond MAX_YAML_NODES."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise _YAMLLimit(f"nested more than {MAX_YAML_DEPTH} levels deep at line {mark.line + 1}")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    hash(key)
+                except TypeError:
+                    continue  # SafeConstructor reports unhashable keys itself
+                if key in seen:
+                    raise _YAMLLimit(f"duplicate key {key!r} at line {key_node.start_mark.line + 1} (first at line "
+                                     f"{seen[key] + 1}); keep one")
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+def _expanded_size(node, limit: int) -> int:
+    """Number of nodes the document expands to (an alias counts its target again every time it is used)."""
+    sizes: dict[int, int] = {}
+
+    def size(n) -> int:
+        if id(n) in sizes:
+            return sizes[id(n)]
+        sizes[id(n)] = 1  # a cycle counts once (SafeLoader builds it as a self-reference)
+        if isinstance(n, yaml.MappingNode):
+            total = 1 + sum(size(k) + size(v) for k, v in n.value)
+        elif isinstance(n, yaml.SequenceNode):
+            total = 1 + sum(size(v) for v in n.value)
+        else:
+            total = 1
+        sizes[id(n)] = min(total, limit + 1)
+        return sizes[id(n)]
+
+    return size(node)
+
+
 def _read_yaml(path: Path) -> Any:
-    """The one YAML reader of the flow (safe loader); a syntax error names the file, line and column."""
+    """The one YAML reader of the flow: safe loader, size / depth / alias-expansion limits, duplicate keys rejected.
+
+    Every problem is one line naming the file (and the line and column where the parser says)."""
     try:
-        return yaml.safe_load(path.read_text())
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise A2QFlowError(f"{path}: {size} bytes is too large for a config file (limit {MAX_CONFIG_BYTES}); "
+                               "is this the right file?")
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise A2QFlowError(f"{path}: not a text (UTF-8) YAML file") from None
+    except OSError as e:
+        raise A2QFlowError(f"{path}: cannot read ({e.strerror})") from None
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, MAX_YAML_NODES) > MAX_YAML_NODES:
+            raise _YAMLLimit(f"expands to more than {MAX_YAML_NODES} values through aliases (&anchor / *alias); "
+                             "write the values out")
+        return loader.construct_document(node)
+    except _YAMLLimit as e:
+        raise A2QFlowError(f"{path}: invalid config: {e}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise A2QFlowError(f"{path}: invalid YAML{where}: {problem}") from None
-    except UnicodeDecodeError:
-        raise A2QFlowError(f"{path}: not a text (UTF-8) YAML file") from None
+    except RecursionError:
+        raise A2QFlowError(f"{path}: invalid config: nested too deeply") from None
+    finally:
+        loader.dispose()
 
 
 def load_hw_config(path: Path | str) -> HardwareConfig:
@@ -121,6 +211,12 @@ def _value_type(t):
     return None
 
 
+def _short(value: Any, limit: int = 60) -> str:
+    """repr of a bad value, cut to `limit` characters (a config value can be megabytes long)."""
+    r = repr(value)
+    return r if len(r) <= limit else r[:limit] + "..."
+
+
 def _one_line(e: ValidationError) -> str:
     errs = e.errors()
     first = errs[0]
@@ -128,7 +224,7 @@ def _one_line(e: ValidationError) -> str:
     field = _dotted(loc)
     if kind == "literal_error":
         allowed = first["ctx"]["expected"].replace(" or ", ", ").replace("'", "")
-        msg = f"{got!r} is not one of {allowed}"
+        msg = f"{_short(got)} is not one of {allowed}"
     elif kind == "missing":
         msg = "required field is missing"
     elif kind == "extra_forbidden":
@@ -136,9 +232,9 @@ def _one_line(e: ValidationError) -> str:
         allowed = ", ".join(owner.model_fields) if owner else "see docs/training.md"
         msg = f"unknown field {loc[-1]!r}; allowed fields: {allowed}"
     elif kind in ("model_type", "model_attributes_type", "dict_type"):
-        msg = f"expected a mapping, got {type(got).__name__} {got!r}"
+        msg = f"expected a mapping, got {type(got).__name__} {_short(got)}"
     else:
-        msg = f"{first['msg']}, got {got!r}"
+        msg = f"{first['msg']}, got {_short(got)}"
     more = f" (and {len(errs) - 1} more problem{'s' if len(errs) > 2 else ''})" if len(errs) > 1 else ""
     return f"{field}: {msg}{more}"
 
@@ -148,10 +244,11 @@ def _check_semantics(cfg: FlowConfig, source: str) -> None:
     from a2qflow.training.quant import A2Q_QUANTS, l1_budget, min_workable_acc_bits
 
     names = mac_layer_names(cfg.model)
-    for key in cfg.quant.layers:
-        if key not in names:
-            raise A2QFlowError(f"{source}: quant.layers.{key}: the {cfg.model.kind} has no layer {key!r}; "
-                               f"its layers are {', '.join(names)}")
+    for section, keys in (("quant.layers", cfg.quant.layers), ("hw.folding.layers", cfg.hw.folding.layers)):
+        for key in keys:
+            if key not in names:
+                raise A2QFlowError(f"{source}: {section}.{key}: the {cfg.model.kind} has no layer {key!r}; "
+                                   f"its layers are {', '.join(names)}")
     if cfg.model.kind == "cnn":
         if not cfg.model.conv_channels:
             raise A2QFlowError(f"{source}: model.conv_channels: a cnn needs at least one conv block, e.g. [8, 16]")
@@ -176,7 +273,8 @@ def _check_semantics(cfg: FlowConfig, source: str) -> None:
         field = f"quant.layers.{spec.name}.acc_bits" if o is not None and o.acc_bits is not None else "quant.acc_bits"
         if spec.target_acc_bits is None:
             raise A2QFlowError(f"{source}: {field}: required for weight_quant {spec.weight_quant} (layer "
-                               f"{spec.name}); give a target accumulator width P in 2..32")
+                               f"{spec.name}); give a target accumulator width P in "
+                               f"{ACC_BITS_MIN}..{ACC_BITS_MAX}")
         in_type = IntType(spec.input_bits, spec.input_signed)
         p_min = min_workable_acc_bits(spec.weight_quant, in_type)
         if spec.target_acc_bits < p_min:

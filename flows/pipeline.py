@@ -3,15 +3,19 @@
 Why: a full run (train -> ... -> bitstream) takes minutes; a re-run must skip what is already done, and an
 interrupted or failed stage must never leave a half-written folder that a later stage would trust.
 
-A stage declares its inputs: config parts (any JSON-able value), files (hashed by content), source modules
-(so a code change re-runs it) and upstream stages (their *output* digests, so a re-run upstream that changes
-its outputs re-runs everything below). The stage function writes into `ctx.out`, a path inside a private
-temp folder (RUN/.tmp/); on success the pipeline writes `stamp.json` into it and renames it into place. The
-folder therefore exists, complete and stamped, or not at all.
+A stage declares its inputs: config parts (any JSON-able value), files (hashed by content) and upstream stages
+(their *output* digests, so a re-run upstream that changes its outputs re-runs everything below). Every stamp
+also holds the digest of the whole installed a2qflow source (.py, templates, Verilog), so no code change can leave
+a stale stage marked up to date. A stage is skipped only when its stamp matches AND its folder still holds
+exactly the files it recorded (same output digest): a deleted or edited output is rebuilt, and so is what follows.
+`run()` holds an exclusive lock on RUN (flows.lock) so two runs never share a folder. The stage function writes
+into `ctx.out`, a path inside a private temp folder (RUN/.tmp/); on success the pipeline writes `stamp.json` into
+it and renames it into place. The folder therefore exists, complete and stamped, or not at all.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -24,11 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from a2qflow.flows.lock import run_lock
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_json
 
 STAMP = "stamp.json"
-STAMP_FORMAT = 1
+STAMP_FORMAT = 2  # 2: code = digest of the whole package source; skipping also checks the output digest
+SOURCE_PACKAGES = ("a2qflow", "a2qflow.training", "a2qflow.hw", "a2qflow.hls_templates", "a2qflow.flows")
+SOURCE_SUFFIXES = (".py", ".j2", ".hpp", ".h", ".cpp", ".v", ".sv", ".tcl")
 
 
 @dataclass
@@ -51,8 +58,8 @@ class Stage:
     `output` is the folder relative to RUN the stage owns (may be nested in an upstream stage's folder, e.g.
     `build/hls` inside `build`). `func(ctx)` fills ctx.out and may return a small JSON-able summary kept in the
     stamp. `inputs(params)` returns the config parts that matter; `files(params, upstream)` the input files
-    hashed by content; `code` module names whose source is hashed; `enabled(params)` may return a reason string
-    to skip the stage (e.g. a vendor tool that is not installed).
+    hashed by content; `enabled(params)` may return a reason string to skip the stage (e.g. a vendor tool that is
+    not installed). The code a stage runs is hashed for every stage alike: the whole package (package_source_digest).
     """
 
     name: str
@@ -62,7 +69,6 @@ class Stage:
     after: Sequence[str] = ()  # optional upstream: hashed and passed when it ran, not required
     inputs: Callable[[dict], Any] = lambda params: None
     files: Callable[[dict, dict[str, Path]], Sequence[Path]] = lambda params, upstream: ()
-    code: Sequence[str] = ()
     enabled: Callable[[dict], str | None] = lambda params: None
     description: str = ""
 
@@ -136,27 +142,29 @@ def output_digest(folder: Path, exclude: Sequence[Path] = ()) -> str:
     return h.hexdigest()
 
 
-def _module_source_hash(modules: Sequence[str]) -> dict[str, str]:
-    out = {}
-    for m in modules:
-        spec = importlib.util.find_spec(m)
-        if spec is None:
-            out[m] = "missing"
-            continue
-        paths = []
-        if spec.submodule_search_locations:  # a package: hash every file in it (templates included)
-            paths = [Path(p) for p in spec.submodule_search_locations]
-        elif spec.origin:
-            paths = [Path(spec.origin)]
-        h = hashlib.sha256()
-        for p in paths:
-            files = sorted(x for x in p.rglob("*") if x.is_file() and "__pycache__" not in x.parts) if p.is_dir() \
-                else [p]
+@functools.lru_cache(maxsize=1)
+def package_source_digest() -> str:
+    """sha256 of every source file of the installed a2qflow package (.py, Jinja templates, C++ headers, Verilog).
+
+    Why the whole package rather than a per-stage module list: a hand-written list misses imports (a helper module,
+    a template) and goes stale when modules move, and then a changed stage is skipped as "up to date". Hashing all
+    of it re-runs more than strictly needed after an edit, never less. Cached per process (~a few ms to compute).
+    """
+    h = hashlib.sha256()
+    seen: set[Path] = set()
+    for pkg in SOURCE_PACKAGES:
+        spec = importlib.util.find_spec(pkg)
+        for root in (spec.submodule_search_locations or []) if spec else []:
+            root = Path(root).resolve()
+            files = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix in SOURCE_SUFFIXES
+                           and "__pycache__" not in f.parts)
             for f in files:
-                h.update(f.name.encode() + b"\0")
+                if f in seen:
+                    continue
+                seen.add(f)
+                h.update(f"{pkg}/{f.relative_to(root).as_posix()}".encode() + b"\0")
                 _sha256_file(f, h)
-        out[m] = h.hexdigest()
-    return out
+    return h.hexdigest()
 
 
 def read_stamp(folder: Path) -> dict | None:
@@ -228,7 +236,7 @@ class Pipeline:
             "format": STAMP_FORMAT,
             "inputs": stage.inputs(self.params),
             "files": {str(f): hash_files([f]) for f in files},
-            "code": _module_source_hash(stage.code),
+            "code": package_source_digest(),
             "upstream": {d: upstream_digests.get(d, "absent") for d in (*stage.deps, *stage.after)},
         }
         blob = json.dumps(desc, sort_keys=True, default=str).encode()
@@ -269,7 +277,29 @@ class Pipeline:
         if redo_from is not None:
             self._check_stage_name(redo_from, "--from")
         selected = self.select(only)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with run_lock(self.run_dir):
+            try:
+                return self._run_locked(selected, redo_from, progress, console)
+            finally:
+                for sub in (".tmp", ".trash"):  # scratch folders go when empty, on success and on failure alike
+                    try:
+                        (self.run_dir / sub).rmdir()
+                    except OSError:
+                        pass
+
+    def _up_to_date(self, stage: Stage, h: str, forced: bool) -> dict | None:
+        """The stage's stamp when it may be skipped: same input hash, and its folder still holds what it recorded."""
+        dest = self.stage_dir(stage)
+        stamp = read_stamp(dest)
+        if forced or not stamp or stamp.get("input_hash") != h or "output_digest" not in stamp:
+            return None
+        try:
+            actual = output_digest(dest, exclude=self._nested_outputs(stage))
+        except OSError:
+            return None
+        return stamp if actual == stamp["output_digest"] else None
+
+    def _run_locked(self, selected: list[Stage], redo_from: str | None, progress: bool, console) -> PipelineRun:
         self._cleanup_leftovers()
         order = [s.name for s in self.stages]
         force_at = order.index(redo_from) if redo_from is not None else None
@@ -293,9 +323,9 @@ class Pipeline:
                 upstream = {d: committed[d] for d in (*stage.deps, *stage.after) if d in committed}
                 h, _ = self.input_hash(stage, digests, upstream)
                 dest = self.stage_dir(stage)
-                stamp = read_stamp(dest)
                 forced = force_at is not None and order.index(stage.name) >= force_at
-                if stamp and stamp.get("input_hash") == h and not forced:
+                stamp = self._up_to_date(stage, h, forced)
+                if stamp is not None:
                     digests[stage.name] = stamp["output_digest"]
                     committed[stage.name] = dest
                     result.results.append(StageResult(stage.name, "skipped", stamp.get("seconds", 0.0), h,
@@ -313,11 +343,6 @@ class Pipeline:
                 digests[stage.name] = read_stamp(dest)["output_digest"]
                 committed[stage.name] = dest
         self._write_run_json(result, selected)
-        for sub in (".tmp", ".trash"):
-            try:
-                (self.run_dir / sub).rmdir()  # only when empty
-            except OSError:
-                pass
         return result
 
     def _run_stage(self, stage: Stage, h: str, upstream: dict[str, Path], display: "_Display") -> StageResult:
@@ -331,6 +356,7 @@ class Pipeline:
         try:
             summary = stage.func(ctx)
             out.mkdir(parents=True, exist_ok=True)
+            _unscratch_json(out, tmp, self.stage_dir(stage).parent)
             seconds = time.perf_counter() - t0
             stamp = {"stage": stage.name, "input_hash": h, "seconds": round(seconds, 3),
                      "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "summary": summary,
@@ -347,6 +373,7 @@ class Pipeline:
             log.parent.mkdir(parents=True, exist_ok=True)
             log.write_text("".join(traceback.format_exception(e)))
             msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            msg = _unscratch(msg, tmp, self.stage_dir(stage).parent)
             reason = msg if isinstance(e, A2QFlowError) else f"{type(e).__name__}: {msg}"
             display.finish(stage.name, f"FAILED: {reason}")
             return StageResult(stage.name, "failed", time.perf_counter() - t0, h, reason)
@@ -360,6 +387,42 @@ class Pipeline:
         rows = [r.__dict__ | {"seconds": round(r.seconds, 3)} for r in result.results]
         rows += [{"name": s.name, "status": "not run"} for s in selected if s.name not in seen]
         atomic_write_json(self.run_dir / "run.json", {"run": str(self.run_dir), "stages": rows})
+
+
+def _unscratch(text: str, tmp: Path, final: Path) -> str:
+    """`text` with the stage's scratch folder (RUN/.tmp/<stage>-xxx) replaced by where its content ends up.
+
+    A stage works on a private copy whose folder becomes `final` (the parent of the stage's output folder), so a
+    path inside the copy names the same file under `final`; the scratch folder itself is deleted afterwards.
+    """
+    for t in sorted({str(tmp.resolve()), str(tmp.absolute()), str(tmp)}, key=len, reverse=True):  # longest first
+        text = text.replace(t, str(final))
+    return text
+
+
+def _unscratch_json(out: Path, tmp: Path, final: Path) -> None:
+    """Rewrite scratch paths in the JSON files a stage wrote (e.g. resources.json's `build`) to their final place."""
+
+    def walk(v):
+        if isinstance(v, str):
+            return _unscratch(v, tmp, final)
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        if isinstance(v, dict):
+            return {k: walk(x) for k, x in v.items()}
+        return v
+
+    for f in out.rglob("*.json"):
+        try:
+            text = f.read_text()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if str(tmp.name) not in text:
+            continue
+        try:
+            atomic_write_json(f, walk(json.loads(text)))
+        except ValueError:
+            continue
 
 
 class _Display:

@@ -209,35 +209,32 @@ def _with(params_keys: tuple[str, ...], *sections: str):
 
 
 def flow_stages() -> list[Stage]:
-    """The full flow in order. Inputs hashed per stage: the config sections it reads and its code."""
+    """The full flow in order. Inputs hashed per stage: the config sections it reads (the pipeline adds the
+    digest of the whole package source, so a code change can never leave a stage marked up to date)."""
     return [
         Stage("train", "train", _train, inputs=_cfg_part("name", "seed", "data", "model", "quant", "train"),
-              code=("a2qflow.training",), description="train + QONNX export + audit"),
+              description="train + QONNX export + audit"),
         Stage("compile", "build", _compile, deps=["train"],
               inputs=_with(("acc_bits", "allow_unsafe"), "hw.folding"),
-              code=("a2qflow.hw.compiler", "a2qflow.hw.config", "a2qflow.hw.files"),
               description="QONNX -> integer IR -> accumulator plan"),
         Stage("hls", "build/hls", _hls, deps=["compile"], inputs=_cfg_part("hw.vitis"),
-              code=("a2qflow.hw.hls", "a2qflow.hls_templates", "a2qflow.hw.compiler"),
               description="Vitis HLS C++ project"),
         Stage("csim", "build/csim", _csim, deps=["train", "compile", "hls"], inputs=_cfg_part("hw.vitis"),
-              code=("a2qflow.hw.hls", "a2qflow.hw.compiler", "a2qflow.hw.results"),
               description="g++ C-simulation vs golden model"),
-        Stage("rtl", "build/rtl", _rtl, deps=["compile"], code=("a2qflow.hw.rtl", "a2qflow.hw.compiler"),
+        Stage("rtl", "build/rtl", _rtl, deps=["compile"],
               description="Verilog generation"),
-        Stage("rtlsim", "build/rtlsim", _rtlsim, deps=["train", "compile", "rtl"], code=("a2qflow.hw.rtl", "a2qflow.hw.compiler", "a2qflow.hw.results"),
+        Stage("rtlsim", "build/rtlsim", _rtlsim, deps=["train", "compile", "rtl"],
               description="Verilator simulation"),
-        Stage("baseline32", "build/baseline32", _baseline32, deps=["compile", "rtl"], code=("a2qflow.hw.compiler", "a2qflow.hw.rtl",
-              "a2qflow.hw.synth"), description="identical design at 32-bit accumulators"),
+        Stage("baseline32", "build/baseline32", _baseline32, deps=["compile", "rtl"],
+              description="identical design at 32-bit accumulators"),
         Stage("synth", "build/synth", _synth, deps=["compile", "rtl"], inputs=_cfg_part("hw.xc7_dsp"),
-              code=("a2qflow.hw.synth", "a2qflow.hw.tools", "a2qflow.hw.results"), description="yosys synthesis, planned vs 32-bit"),
+              description="yosys synthesis, planned vs 32-bit"),
         Stage("bitstream", "build/bitstream", _bitstream, deps=["compile", "rtl"],
-              inputs=_cfg_part("hw.target", "hw.clock_mhz"),
-              code=("a2qflow.hw.synth", "a2qflow.hw.tools", "a2qflow.hw.results"), description="nextpnr place & route + pack"),
-        Stage("vitis", "build/vitis", _vitis, deps=["compile", "hls"], inputs=_cfg_part("hw.vitis"), code=("a2qflow.hw.synth",),
+              inputs=_cfg_part("hw.target", "hw.clock_mhz"), description="nextpnr place & route + pack"),
+        Stage("vitis", "build/vitis", _vitis, deps=["compile", "hls"], inputs=_cfg_part("hw.vitis"),
               enabled=_vitis_enabled, description="Vitis HLS + Vivado (when installed)"),
         Stage("report", "report", _report, deps=["compile"],
-              after=["train", "csim", "rtlsim", "synth", "bitstream", "vitis"], code=("a2qflow.flows.report", "a2qflow.flows.plots", "a2qflow.hw.results"),
+              after=["train", "csim", "rtlsim", "synth", "bitstream", "vitis"],
               description="report.md + report.json + plots"),
     ]
 

@@ -157,7 +157,7 @@ def _deep_copy(d: Any) -> Any:
 
 # ------------------------------------------------------------------------------------------------ running
 
-def run_point(point: SweepPoint, run_dir: str, stages: Sequence[str]) -> dict:
+def run_point(point: SweepPoint, run_dir: str, stages: Sequence[str], command: str | None = None) -> dict:
     """Run one point's flow (in this process) and collect its figures; never raises for a failed flow."""
     import os
 
@@ -171,7 +171,8 @@ def run_point(point: SweepPoint, run_dir: str, stages: Sequence[str]) -> dict:
         return asdict(res)
     t0 = time.perf_counter()
     cfg = parse_config(point.config, f"sweep point {point.name}")
-    pipe = make_pipeline(cfg, run_dir, command_hint="re-run the same `a2qflow sweep` command")
+    pipe = make_pipeline(cfg, run_dir, command_hint=f"re-run `{command}`" if command else
+                         "re-run the same `a2qflow sweep` command")
     try:
         r = pipe.run(only=list(stages), progress=False)
         res.stages = {x.name: x.status for x in r.results}
@@ -229,9 +230,12 @@ def _read_plan(build: Path):
 
 def run_sweep(config: Path | str, out: Path | str, acc_bits: Sequence[int], weight_bits: Sequence[int] | None = None,
               methods: Sequence[str] = METHODS, stages: Sequence[str] = DEFAULT_STAGES, jobs: int = 1,
-              epochs: int | None = None, progress: bool = True) -> dict:
-    """Run every point (in `jobs` processes), then write sweep.json, sweep.md and the Pareto plots."""
+              epochs: int | None = None, progress: bool = True, command: str | None = None) -> dict:
+    """Run every point (in `jobs` processes), then write sweep.json, sweep.md and the Pareto plots.
+
+    `command` is the command line to repeat in resume hints (the CLI passes what the user typed)."""
     from a2qflow.flows.config import load_config
+    from a2qflow.flows.lock import run_lock
     from a2qflow.flows.stages import ALL_STAGES
 
     bad = [s for s in stages if s not in ALL_STAGES]
@@ -242,36 +246,36 @@ def run_sweep(config: Path | str, out: Path | str, acc_bits: Sequence[int], weig
     cfg = load_config(config)
     out = Path(out)
     points = make_points(cfg, acc_bits, weight_bits, methods, epochs)
-    out.mkdir(parents=True, exist_ok=True)
-    results: dict[str, dict] = {}
-    t0 = time.perf_counter()
-    with _progress(progress, len(points)) as advance:
-        todo = [(p, str(out / "points" / p.name)) for p in points]
-        if jobs == 1:
-            for p, d in todo:
-                results[p.name] = run_point(p, d, stages)
-                advance(p.name, results[p.name]["status"])
-        else:
-            ctx = multiprocessing.get_context("spawn")  # torch + fork is unsafe; spawn costs ~2 s per worker
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-                futs = {pool.submit(run_point, p, d, list(stages)): p for p, d in todo}
-                for f in as_completed(futs):
-                    p = futs[f]
-                    try:
-                        results[p.name] = f.result()
-                    except Exception as e:  # noqa: BLE001 - a crashed worker: record it, keep the others
-                        results[p.name] = asdict(PointResult(p.name, p.method, p.target_acc_bits, p.weight_bits,
-                                                             p.input_bits, "failed", f"{type(e).__name__}: {e}"))
+    with run_lock(out):  # one sweep per folder: a second one fails at once naming this one's pid
+        results: dict[str, dict] = {}
+        t0 = time.perf_counter()
+        with _progress(progress, len(points)) as advance:
+            todo = [(p, str(out / "points" / p.name)) for p in points]
+            if jobs == 1:
+                for p, d in todo:
+                    results[p.name] = run_point(p, d, stages, command)
                     advance(p.name, results[p.name]["status"])
-    ordered = [results[p.name] for p in points]
-    float_acc = next((r["float_accuracy"] for r in ordered if r.get("float_accuracy") is not None), None)
-    summary = {"config": str(config), "name": cfg.name, "acc_bits": list(acc_bits),
-               "weight_bits": list(weight_bits) if weight_bits else None, "methods": list(methods),
-               "stages": list(stages), "epochs": epochs if epochs is not None else cfg.train.epochs,
-               "seconds": round(time.perf_counter() - t0, 1), "float_accuracy": float_acc,
-               "x_axis": "acc_bits_built: widest accumulator the hardware builds (plan.json)", "points": ordered,
-               "plots": []}
-    write_outputs(out, summary)
+            else:
+                ctx = multiprocessing.get_context("spawn")  # torch + fork is unsafe; spawn costs ~2 s per worker
+                with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+                    futs = {pool.submit(run_point, p, d, list(stages), command): p for p, d in todo}
+                    for f in as_completed(futs):
+                        p = futs[f]
+                        try:
+                            results[p.name] = f.result()
+                        except Exception as e:  # noqa: BLE001 - a crashed worker: record it, keep the others
+                            results[p.name] = asdict(PointResult(p.name, p.method, p.target_acc_bits, p.weight_bits,
+                                                                 p.input_bits, "failed", f"{type(e).__name__}: {e}"))
+                        advance(p.name, results[p.name]["status"])
+        ordered = [results[p.name] for p in points]
+        float_acc = next((r["float_accuracy"] for r in ordered if r.get("float_accuracy") is not None), None)
+        summary = {"config": str(config), "name": cfg.name, "acc_bits": list(acc_bits),
+                   "weight_bits": list(weight_bits) if weight_bits else None, "methods": list(methods),
+                   "stages": list(stages), "epochs": epochs if epochs is not None else cfg.train.epochs,
+                   "seconds": round(time.perf_counter() - t0, 1), "float_accuracy": float_acc,
+                   "x_axis": "acc_bits_built: widest accumulator the hardware builds (plan.json)", "points": ordered,
+                   "plots": []}
+        write_outputs(out, summary)
     return summary
 
 

@@ -30,10 +30,18 @@ class FoldingConfig(_Strict):
         return self.layers.get(name, self.default)
 
 
+# Part and board names reach Tcl scripts (run_hls.tcl, vivado.tcl): only these characters, so no config string can
+# inject a command ([exec ...]), a variable ($x), a quote or a new line. Real names fit, e.g. xc7z020clg400-1,
+# tul.com.tw:pynq-z2:part0:1.0.
+TOOL_NAME_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+
+
 class VitisConfig(_Strict):
-    part: str = "xc7z020clg400-1"
-    clock_ns: float = Field(10.0, gt=0)
-    board: str | None = None
+    part: str = Field("xc7z020clg400-1", pattern=TOOL_NAME_PATTERN, max_length=128,
+                      description="Xilinx part, e.g. xc7z020clg400-1 (letters, digits and _ . : - only)")
+    clock_ns: float = Field(10.0, gt=0, allow_inf_nan=False)
+    board: str | None = Field(None, pattern=TOOL_NAME_PATTERN, max_length=128,
+                              description="Vivado board_part, e.g. tul.com.tw:pynq-z2:part0:1.0 (same characters)")
 
 
 OpenTarget = Literal["ice40-up5k", "ice40-hx8k", "ecp5-25k", "ecp5-85k"]
@@ -43,5 +51,5 @@ class HardwareConfig(_Strict):
     folding: FoldingConfig = FoldingConfig()
     vitis: VitisConfig = VitisConfig()
     target: OpenTarget = "ice40-up5k"
-    clock_mhz: float = Field(12.0, gt=0, description="open-flow clock constraint for nextpnr")
+    clock_mhz: float = Field(12.0, gt=0, allow_inf_nan=False, description="open-flow clock constraint for nextpnr")
     xc7_dsp: bool = Field(False, description="also report xc7 synthesis with DSP inference (LUT-only is always run)")

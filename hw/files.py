@@ -1,6 +1,7 @@
 """Files shared by every stage: atomic output (readers see the old file or the complete new one) and the cache.
 
-Owns the write-to-temp-then-rename helpers (`atomic_write_*`, `staged_dir`), the JSON encoder for numpy values, and
+Owns the write-to-temp-then-rename helpers (`atomic_write_*`, `staged_dir`), the one check of an output folder
+(`ensure_out_dir`), the JSON encoder for numpy values, and
 the one cache folder of a2qflow (`cache_dir`: compiled C-sim headers, Verilator simulators).
 """
 
@@ -17,8 +18,28 @@ from typing import Iterator
 
 import numpy as np
 
+from a2qflow.hw.errors import A2QFlowError
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+def ensure_out_dir(folder: Path | str, option: str = "--out") -> Path:
+    """Create `folder` (and parents); an existing file, a path under a file or an unwritable place is one line."""
+    folder = Path(folder)
+    for p in (folder, *folder.parents):
+        if p.exists() and not p.is_dir():
+            what = "is a file" if p == folder else f"is under {p}, which is a file"
+            raise A2QFlowError(f"{option} {folder}: {what}, not a folder; choose another {option} path")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise A2QFlowError(f"{option} {folder}: cannot create the folder ({e.strerror}); choose a writable "
+                           f"{option} path") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise A2QFlowError(f"{option} {folder}: the folder is not writable by this user; choose a writable "
+                           f"{option} path or fix its permissions")
+    return folder
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:

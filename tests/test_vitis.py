@@ -111,3 +111,50 @@ def test_run_vitis_runs_both_scripts_in_build_hls_and_records_reports(tmp_path, 
     (bin_dir / "vivado").write_text("#!/bin/sh\necho 'ERROR: [Common 17-69] Command failed: no license'\nexit 1\n")
     with pytest.raises(A2QFlowError, match=r"vivado failed \(exit 1\).*no license.*vivado.out"):
         vitis.run_vitis(tmp_path / "build", steps="csynth")
+
+
+# ------------------------------------------------------------------------------------------------ real tool output
+# tests/data/vitis/vivado_hls_*/ hold reports written by Vivado HLS itself, copied from public repositories (the
+# README there names each file's source). They catch what hand-made samples cannot: old column names and the
+# sub-module reports that share the folder with the top's.
+
+def test_vivado_hls_dsp48e_column_is_read_as_dsp():
+    r = vitis.parse_csynth_xml(DATA / "vivado_hls_2018.2_mnist" / "csynth.xml")
+    assert r["version"] == "2018.2" and r["top"] == "c_mnist" and r["part"] == "xcvu13p-flga2577-2-e"
+    assert r["resources"] == {"BRAM_18K": 3391, "DSP": 80, "FF": 14744, "LUT": 21133, "URAM": 0}
+    assert r["available"]["DSP"] == 12288 and "DSP48E" not in r["available"]
+    assert "| 80 |" in vitis.vitis_markdown({"csynth": r, "utilization": []})
+
+
+def _report_folder(tmp_path, names):
+    rep = tmp_path / "proj_x" / "solution1" / "syn" / "report"
+    rep.mkdir(parents=True)
+    for n in names:
+        shutil.copy(DATA / "vivado_hls_2018.3_sobel" / n, rep / n)
+    return rep
+
+
+def test_collect_reports_takes_the_top_report_not_the_first_sub_module_in_sort_order(tmp_path):
+    """Real folder: Filter2D_csynth.xml and Sobel_csynth.xml (sub-modules) sort before csynth.xml (the top)."""
+    rep = _report_folder(tmp_path, ["Filter2D_csynth.xml", "Sobel_csynth.xml", "csynth.xml"])
+    assert sorted(p.name for p in rep.glob("*_csynth.xml"))[0] == "Filter2D_csynth.xml"
+    out = vitis.collect_reports(tmp_path, top="hls_sobel")
+    assert out["csynth"]["top"] == "hls_sobel" and out["csynth"]["file"].endswith("/csynth.xml")
+    assert out["csynth"]["resources"] == {"BRAM_18K": 9, "FF": 1680, "LUT": 4546, "DSP": 0}
+    assert vitis.collect_reports(tmp_path, top=None)["csynth"]["top"] == "hls_sobel"
+    # <top>_csynth.xml wins by name when present (Vitis HLS writes both)
+    shutil.copy(rep / "Sobel_csynth.xml", rep / "Sobel_top_csynth.xml")
+    assert vitis.find_top_csynth(rep, "Sobel_top").name == "Sobel_top_csynth.xml"
+
+
+def test_collect_reports_fails_loudly_when_it_cannot_tell_the_top(tmp_path):
+    _report_folder(tmp_path, ["Filter2D_csynth.xml", "Sobel_csynth.xml"])
+    with pytest.raises(A2QFlowError, match=r"cannot tell the top's synthesis report: no csynth.xml among "
+                                           r"Filter2D_csynth.xml, Sobel_csynth.xml"):
+        vitis.collect_reports(tmp_path, top=None)
+
+
+def test_collect_reports_refuses_a_report_of_another_top(tmp_path):
+    _report_folder(tmp_path, ["Sobel_csynth.xml", "csynth.xml"])
+    with pytest.raises(A2QFlowError, match=r"reports top 'hls_sobel', expected 'a2q_top'"):
+        vitis.collect_reports(tmp_path)

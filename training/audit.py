@@ -13,6 +13,7 @@ the point, since Brevitas' QONNX export has rewritten A2Q weights before (see tr
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -173,6 +174,10 @@ def audit_onnx(onnx_path: Path | str, raise_on_violation: bool = True) -> dict:
                      weight_sparsity=float(np.mean(ints == 0)), l1=l1.tolist(), l1_max=int(l1.max()),
                      acc_min=int(lo.min()), acc_max=int(hi.max()),
                      acc_bits_exact=int(signed_bits_for_range(int(lo.min()), int(hi.max()))))
+        if not ints.any():  # a dead end, not a width: say which layer and what to change
+            from a2qflow.hw.compiler.plan import AllZeroLayerWarning, all_zero_message
+
+            warnings.warn(all_zero_message(name, entry["target_acc_bits"]), AllZeroLayerWarning, stacklevel=2)
         P = entry["target_acc_bits"]
         if P is not None:
             from a2qflow.training.quant import l1_budget

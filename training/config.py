@@ -31,7 +31,8 @@ class DataConfig(_Strict):
     dataset: Literal["digits", "mnist", "cifar10"] = "digits"
     root: str | None = Field(None, description="folder holding torchvision's on-disk layout (mnist / cifar10)")
     download: bool = Field(False, description="let torchvision download mnist / cifar10 into root (needs torchvision)")
-    split_seed: int = Field(0, description="seed of the train/val/test split; fixed so runs share one test set")
+    split_seed: int = Field(0, ge=0, le=2**32 - 1,
+                            description="seed of the train/val/test split; fixed so runs share one test set")
     val_fraction: float = Field(0.15, gt=0, lt=0.5)
     test_fraction: float = Field(0.2, gt=0, lt=0.5, description="digits only; mnist / cifar10 use their test set")
     max_train: int | None = Field(None, ge=1, description="use only the first max_train training samples")
@@ -87,7 +88,7 @@ class TrainingJob(_Strict):
     """
 
     name: str = Field(..., min_length=1, description="run name (reports, file names)")
-    seed: int = Field(0, description="torch / numpy seed of training")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="torch / numpy seed of training (numpy takes 0..2^32-1)")
     data: DataConfig = DataConfig()
     model: ModelConfig
     quant: QuantConfig = QuantConfig()

@@ -20,32 +20,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="CFG.yaml", help="flow config (hw.vitis part / clock for the HLS project)")
 
 
-def _load_npy(path: Path, what: str):
-    import numpy as np
-
-    from a2qflow.hw.errors import A2QFlowError
-
-    if not path.is_file():
-        raise A2QFlowError(f"{path}: {what} file not found")
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise A2QFlowError(f"{path}: not a .npy array ({e})") from None
-
-
 def run(args: argparse.Namespace) -> int:
     from a2qflow.flows.config import load_hw_config
+    from a2qflow.hw.arrays import check_labels, load_npy
+    from a2qflow.hw.compiler.ir import num_classes
+    from a2qflow.hw.compiler.plan import load_build
     from a2qflow.hw.hls.csim import run_csim
 
+    vitis = load_hw_config(args.config).vitis if args.config else None
+    model, _ = load_build(args.build)
     x_path = Path(args.inputs)
-    x = _load_npy(x_path, "--inputs")
+    x = load_npy(x_path, "--inputs")
     labels = None
-    if args.labels:
-        labels = _load_npy(Path(args.labels), "--labels")
-    elif "inputs" in x_path.name and (x_path.parent / x_path.name.replace("inputs", "labels")).is_file():
-        labels = _load_npy(x_path.parent / x_path.name.replace("inputs", "labels"), "labels")
-    res = run_csim(args.build, x, labels=labels, monitor=not args.no_monitor, vitis=load_hw_config(args.config).vitis if args.config else None,
-                   inputs_name=str(x_path))
+    sibling = x_path.parent / x_path.name.replace("inputs", "labels")
+    if args.labels or ("inputs" in x_path.name and sibling.is_file()):
+        y_path = Path(args.labels) if args.labels else sibling
+        labels = check_labels(load_npy(y_path, "--labels"), len(x), num_classes(model), f"--labels {y_path}")
+    res = run_csim(args.build, x, labels=labels, monitor=not args.no_monitor, vitis=vitis, inputs_name=str(x_path))
     s = res.summary
     print(f"C-sim {s['model']} ({s['policy']}): {s['samples']} samples, {s['mismatches']} mismatching vs golden model, "
           f"{s['seconds']['run']:.2f} s ({s['inferences_per_second']} inferences/s)")

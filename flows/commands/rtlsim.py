@@ -21,27 +21,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
     from rich.console import Console
 
+    from a2qflow.hw.arrays import check_labels, load_npy
+    from a2qflow.hw.compiler.ir import num_classes
+    from a2qflow.hw.compiler.plan import load_build
     from a2qflow.hw.errors import A2QFlowError
     from a2qflow.hw.rtl.sim import run_rtlsim
 
+    model, _ = load_build(args.build)
     x_path = Path(args.inputs)
-    if not x_path.is_file():
-        raise A2QFlowError(f"--inputs {x_path}: file not found")
-    try:
-        x = np.load(x_path, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise A2QFlowError(f"--inputs {x_path}: not a .npy array ({e})") from None
+    x = load_npy(x_path, "--inputs")
     labels = None
     if args.labels:
-        try:
-            labels = np.load(args.labels, allow_pickle=False)
-        except (ValueError, OSError) as e:
-            raise A2QFlowError(f"--labels {args.labels}: not a readable .npy array ({e})") from None
-        if labels.shape != (len(x),):
-            raise A2QFlowError(f"--labels {args.labels}: shape {labels.shape}, expected ({len(x)},) to match --inputs")
+        labels = check_labels(load_npy(args.labels, "--labels"), len(x), num_classes(model), f"--labels {args.labels}")
     if args.limit is not None:
         if args.limit < 1:
             raise A2QFlowError(f"--limit {args.limit}: must be at least 1")

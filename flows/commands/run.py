@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     only = parse_stages(args.stages)
-    hint = f"re-run `a2qflow run {args.config} --out {args.out}`"
+    hint = f"re-run `{getattr(args, '_command_line', None) or f'a2qflow run {args.config} --out {args.out}'}`"
     pipe = make_pipeline(cfg, args.out, acc_bits=args.acc_bits, allow_unsafe=args.allow_unsafe, command_hint=hint)
     console = get_console()  # shared with backends' own progress bars, so rich nests them in one display
     result = pipe.run(only=only, redo_from=args.redo_from, progress=not args.no_progress, console=console)

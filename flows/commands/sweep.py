@@ -7,15 +7,15 @@ import argparse
 help = "sweep accumulator widths: accuracy vs accumulator bits and vs LUTs for A2Q, A2Q+ and naive N=M shrinking"
 
 
-def _ints(text: str, option: str) -> list[int]:
+def _ints(text: str, option: str, lo: int = 2, hi: int = 32) -> list[int]:
     from a2qflow.hw.errors import A2QFlowError
 
     try:
         vals = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise A2QFlowError(f"{option} {text!r}: expected comma-separated integers, e.g. 10,12,14,16,20") from None
-    if not vals or any(v < 2 or v > 32 for v in vals):
-        raise A2QFlowError(f"{option} {text!r}: every value must be an integer in 2..32")
+    if not vals or any(v < lo or v > hi for v in vals):
+        raise A2QFlowError(f"{option} {text!r}: every value must be an integer in {lo}..{hi}")
     return vals
 
 
@@ -43,10 +43,13 @@ def run(args: argparse.Namespace) -> int:
     from a2qflow.flows.sweep import run_sweep
 
     out = Path(args.out) if args.out else Path("runs") / f"sweep-{Path(args.config).stem}"
-    s = run_sweep(args.config, out, _ints(args.acc_bits, "--acc-bits"),
+    from a2qflow.hw.compiler.bounds import ACC_BITS_MAX, ACC_BITS_MIN
+
+    s = run_sweep(args.config, out, _ints(args.acc_bits, "--acc-bits", ACC_BITS_MIN, ACC_BITS_MAX),
                   _ints(args.weight_bits, "--weight-bits") if args.weight_bits else None,
                   [m.strip() for m in args.methods.split(",") if m.strip()], parse_stages(args.stages) or [],
-                  jobs=args.jobs, epochs=args.epochs, progress=not args.no_progress)
+                  jobs=args.jobs, epochs=args.epochs, progress=not args.no_progress,
+                  command=getattr(args, "_command_line", None))
     ok = sum(p["status"] == "ok" for p in s["points"])
     get_console().print(f"sweep: {ok}/{len(s['points'])} points ok -> [bold]{out / 'sweep.md'}[/] "
                         f"({', '.join(s['plots']) or 'no plots'})")

@@ -33,9 +33,10 @@ def run(args: argparse.Namespace) -> int:
             d["seed"] = args.seed
         cfg = parse_config(d, f"{args.config} (with command-line overrides)")
 
+    from a2qflow.hw.files import ensure_out_dir
     from a2qflow.training.train import run_training
 
-    m = run_training(cfg, args.out, progress=not args.no_progress)
+    m = run_training(cfg, ensure_out_dir(args.out), progress=not args.no_progress)
     con = Console()
     flt = "n/a" if m["float_test_accuracy"] is None else f"{m['float_test_accuracy']:.2%}"
     con.print(f"[bold]{m['name']}[/]: test accuracy {m['test_accuracy']:.2%} (float twin {flt}), "

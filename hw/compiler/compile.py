@@ -15,6 +15,7 @@ from a2qflow.hw.compiler.ir import save_model
 from a2qflow.hw.compiler.plan import Plan, make_plan, save_plan
 from a2qflow.hw.config import FoldingConfig
 from a2qflow.hw.errors import A2QFlowError
+from a2qflow.hw.files import ensure_out_dir
 
 
 def compile_model(onnx_path: Path | str, build: Path | str, acc_bits: int | None = None, allow_unsafe: bool = False,
@@ -28,9 +29,7 @@ def compile_model(onnx_path: Path | str, build: Path | str, acc_bits: int | None
         raise A2QFlowError(f"--acc-bits {acc_bits}: must be between {ACC_BITS_MIN} and {ACC_BITS_MAX}")
     model = load_qonnx(onnx_path)
     plan = make_plan(model, acc_bits=acc_bits, allow_unsafe=allow_unsafe, folding=folding)
-    build = Path(build)
-    if build.exists() and not build.is_dir():
-        raise A2QFlowError(f"--out {build}: exists and is not a folder")
+    build = ensure_out_dir(build)  # an existing file, a path under a file, an unwritable place: one line
     save_model(model, build)
     save_plan(plan, build)
     return plan

@@ -184,6 +184,12 @@ class Model:
         raise A2QFlowError(f"no layer named {name!r}; layers are {[l.name for l in self.layers]}")
 
 
+def num_classes(model: Model) -> int | None:
+    """Logits per sample when the model ends in a dense layer (a classifier), else None."""
+    last = model.layers[-1] if model.layers else None
+    return last.out_channels if isinstance(last, DenseLayer) else None
+
+
 def dense_weights_hwc(layer: DenseLayer, chw: tuple[int, int, int]) -> np.ndarray:
     """Permute a dense layer's columns from CHW-flattened to HWC-flattened input order (for streaming backends)."""
     c, h, w = chw

@@ -10,13 +10,19 @@ memories), so a comparison isolates the accumulator.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
 from a2qflow.hw.compiler.bounds import (
+    ACC_BITS_MAX,
+    ACC_BITS_MIN,
+    ACC_BITS_RANGE,
     acc_bits_datatype,
     acc_bits_exact,
     acc_bits_l1,
@@ -24,11 +30,15 @@ from a2qflow.hw.compiler.bounds import (
     l1_norms,
     signed_bits_for_range,
 )
-from a2qflow.hw.compiler.ir import Model, Thresholds
+from a2qflow.hw.compiler.ir import Model, Thresholds, load_model
 from a2qflow.hw.compiler.thresholds import fit_thresholds
 from a2qflow.hw.config import FoldingConfig
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_json, atomic_write_npz, atomic_write_text
+
+# Model, layer and policy names end up in generated C++, Verilog and Tcl (comments, identifiers): no white space,
+# quotes, brackets, braces or backslashes (a backslash ends a // comment's line into the next one).
+SAFE_NAME = r"[A-Za-z0-9_.:+-]+"
 
 
 @dataclass
@@ -67,6 +77,8 @@ class Plan:
     model: str
     policy: str  # "exact" or "forced:<P>"
     layers: list[LayerPlan] = field(default_factory=list)
+    ir_digest: str | None = None  # sha256 of the ir.json + ir.npz this plan was made from (set by save_plan)
+    npz_digest: str | None = None  # sha256 of plan.npz (the fitted thresholds) written beside it (set by save_plan)
 
     @property
     def unsafe(self) -> bool:
@@ -82,8 +94,8 @@ class Plan:
         raise A2QFlowError(f"plan has no layer {name!r}; it has {[l.name for l in self.layers]}")
 
     def to_json(self) -> dict:
-        return {"model": self.model, "policy": self.policy, "unsafe": self.unsafe,
-                "layers": [l.to_json() for l in self.layers]}
+        return {"model": self.model, "policy": self.policy, "unsafe": self.unsafe, "ir_digest": self.ir_digest,
+                "npz_digest": self.npz_digest, "layers": [l.to_json() for l in self.layers]}
 
     def table(self) -> str:
         """Markdown table for humans (BUILD/plan.md and the CLI)."""
@@ -100,6 +112,17 @@ class Plan:
         return head + "\n".join(rows) + "\n"
 
 
+class AllZeroLayerWarning(UserWarning):
+    """A trained MAC layer whose integer weights are all zero: it computes nothing (its output is constant)."""
+
+
+def all_zero_message(name: str, target: int | None) -> str:
+    """The one wording of the all-zero warning (compiler plan and training audit)."""
+    p = f"P={target}" if target is not None else "its accumulator target"
+    return (f"layer {name}: every integer weight is 0 (the layer outputs a constant); {p} left it no L1 budget or "
+            "training stopped too early: train with a larger P (quant.acc_bits) or more epochs (train.epochs)")
+
+
 def _largest_divisor_at_most(n: int, cap: int) -> int:
     return max(d for d in range(1, min(n, cap) + 1) if n % d == 0)
 
@@ -113,11 +136,20 @@ def make_plan(model: Model, acc_bits: int | None = None, allow_unsafe: bool = Fa
     naming the layer and the divisors that would work.
     """
     folding = folding or FoldingConfig()
+    names = [l.name for l in model.mac_layers()]
+    unknown = [n for n in folding.layers if n not in names]
+    if unknown:
+        raise A2QFlowError(f"hw.folding.layers.{unknown[0]}: the model has no MAC layer {unknown[0]!r}; its layers "
+                           f"are {', '.join(names)}")
     plan = Plan(model=model.name, policy="exact" if acc_bits is None else f"forced:{acc_bits}")
     for layer in model.mac_layers():
         w = layer.weight_matrix()
         exact = acc_bits_exact(w, layer.in_type)
-        used = exact if acc_bits is None else int(acc_bits)
+        if not w.any():
+            warnings.warn(all_zero_message(layer.name, layer.target_acc_bits), AllZeroLayerWarning, stacklevel=2)
+        used = max(exact, ACC_BITS_MIN) if acc_bits is None else int(acc_bits)
+        if used not in ACC_BITS_RANGE:
+            raise A2QFlowError(f"--acc-bits {used}: must be between {ACC_BITS_MIN} and {ACC_BITS_MAX}")
         unsafe = used < exact
         if unsafe and not allow_unsafe:
             raise A2QFlowError(f"layer {layer.name}: --acc-bits {used} is below its exact bound {exact}; it can "
@@ -150,30 +182,63 @@ def make_plan(model: Model, acc_bits: int | None = None, allow_unsafe: bool = Fa
     return plan
 
 
-def save_plan(plan: Plan, build: Path | str) -> None:
-    """Write plan.npz (fitted thresholds), then plan.json and plan.md (readers check plan.json first)."""
+def _file_digest(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def ir_digest(build: Path | str) -> str:
+    """sha256 over BUILD/ir.json and BUILD/ir.npz: ties a plan to the exact integer weights it was computed from."""
     build = Path(build)
+    h = hashlib.sha256()
+    for name in ("ir.json", "ir.npz"):
+        p = build / name
+        if not p.is_file():
+            raise A2QFlowError(f"{build}: no {name}; run `a2qflow compile MODEL.onnx --out {build}` first")
+        h.update(name.encode() + b"\0")
+        h.update(p.read_bytes())
+    return "sha256:" + h.hexdigest()
+
+
+def save_plan(plan: Plan, build: Path | str) -> None:
+    """Write plan.npz (fitted thresholds), then plan.json and plan.md (readers check plan.json first).
+
+    The IR (save_model) must be in `build` already: plan.json records the digests of ir.json + ir.npz and of
+    plan.npz, so a backend can tell that the three belong together (load_build)."""
+    build = Path(build)
+    plan.ir_digest = ir_digest(build)
     atomic_write_npz(build / "plan.npz", {f"{l.name}/thresholds": l.thresholds.astype(np.int64)
                                           for l in plan.layers if l.thresholds is not None})
+    plan.npz_digest = _file_digest(build / "plan.npz")
     atomic_write_json(build / "plan.json", plan.to_json())
     atomic_write_text(build / "plan.md", f"# Accumulator plan: {plan.model} ({plan.policy})\n\n" + plan.table())
 
 
-def load_plan(build: Path | str) -> Plan:
+def load_plan(build: Path | str, check_thresholds: bool = True) -> Plan:
     p = Path(build) / "plan.json"
     if not p.is_file():
         raise A2QFlowError(f"{build}: no plan.json; run `a2qflow compile MODEL.onnx --out {build}` first")
-    d = json.loads(p.read_text())
+    try:
+        d = json.loads(p.read_text())
+        layers_json = [dict(l) for l in d["layers"]]
+        digests = d.get("ir_digest"), d.get("npz_digest")
+        model_name, policy = d["model"], d["policy"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+        raise A2QFlowError(f"{p}: not a plan written by `a2qflow compile` ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0][:120] if str(e) else ''}); re-run `a2qflow compile`") from None
     npz = Path(build) / "plan.npz"
     if not npz.is_file():
         raise A2QFlowError(f"{build}: plan.json has no plan.npz beside it (the fitted thresholds); re-run "
                            f"`a2qflow compile MODEL.onnx --out {build}`")
     with np.load(npz, allow_pickle=False) as arr:
         thr = {k.split("/")[0]: arr[k] for k in arr.files}
-    layers = [LayerPlan(**l, thresholds=thr.get(l["name"])) for l in d["layers"]]
-    for l in layers:
+    try:
+        layers = [LayerPlan(**l, thresholds=thr.get(l["name"])) for l in layers_json]
+    except (TypeError, KeyError) as e:
+        raise A2QFlowError(f"{p}: a layer entry is not what `a2qflow compile` writes ({e}); re-run "
+                           "`a2qflow compile`") from None
+    for l in layers if check_thresholds else ():
         _check_thresholds(l, npz)
-    return Plan(model=d["model"], policy=d["policy"], layers=layers)
+    return Plan(model=model_name, policy=policy, layers=layers, ir_digest=digests[0], npz_digest=digests[1])
 
 
 def _check_thresholds(l: LayerPlan, npz: Path) -> None:
@@ -188,3 +253,77 @@ def _check_thresholds(l: LayerPlan, npz: Path) -> None:
     if need != l.thr_bits:
         raise A2QFlowError(f"plan.json layer {l.name}: thr_bits={l.thr_bits} but its thresholds in plan.npz at "
                            f"acc_bits={l.acc_bits} need {need}; re-run `a2qflow compile`")
+
+
+def load_build(build: Path | str) -> tuple[Model, Plan]:
+    """The IR and plan of a BUILD, checked to belong together and to be safe: what every backend builds from.
+
+    Why: plan.json is a text file anyone can edit, and the project's promise is a proof for every accumulator width.
+    So the backends never trust it as written: the plan must carry the digest of this ir.json + ir.npz, list the
+    IR's MAC layers with their K and C, keep each width in ACC_BITS_RANGE, and no width may be below the exact
+    bound recomputed here from the IR's integer weights unless the plan records it as unsafe (made by
+    `compile --allow-unsafe`). Every failure is one line naming the file, the layer and the fix.
+    """
+    build = Path(build)
+    missing = [n for n in ("plan.json", "ir.json", "ir.npz") if not (build / n).is_file()]
+    if missing:
+        raise A2QFlowError(f"{build}: no {' / '.join(missing)} here; run `a2qflow compile MODEL.onnx --out {build}` "
+                           "first")
+    try:
+        model = load_model(build)
+    except A2QFlowError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a damaged ir.json / ir.npz is a user-facing error, not a traceback
+        raise A2QFlowError(f"{build}/ir.json + ir.npz: unreadable ({type(e).__name__}); re-run `a2qflow compile`") \
+            from None
+    plan = load_plan(build, check_thresholds=False)  # widths first: the message then names the real fault
+    recompile = f"re-run `a2qflow compile MODEL.onnx --out {build}`"
+    for what, name in [("model name", model.name), ("policy", plan.policy),
+                       *(("layer name", l.name) for l in model.layers)]:
+        if not re.fullmatch(SAFE_NAME, str(name)):  # names are written into C++, Verilog and Tcl comments
+            raise A2QFlowError(f"{build}: {what} {str(name)[:60]!r} has characters outside {SAFE_NAME} (generated "
+                               f"code would carry them); {recompile}")
+    if plan.ir_digest is None or plan.npz_digest is None:
+        raise A2QFlowError(f"{build}/plan.json: records no ir_digest / npz_digest (written by an older a2qflow); "
+                           f"{recompile}")
+    actual = ir_digest(build)
+    if plan.ir_digest != actual:
+        raise A2QFlowError(f"{build}/plan.json was made from a different IR than {build}/ir.json + ir.npz "
+                           f"(ir_digest {plan.ir_digest[:19]}... vs {actual[:19]}...): one of them was edited or "
+                           f"replaced; {recompile}")
+    actual = _file_digest(build / "plan.npz")
+    if plan.npz_digest != actual:
+        raise A2QFlowError(f"{build}/plan.npz is not the one {build}/plan.json was written with (npz_digest "
+                           f"{plan.npz_digest[:19]}... vs {actual[:19]}...): it was edited or replaced; {recompile}")
+    check_layers(model, plan, build)
+    for lp in plan.layers:
+        _check_thresholds(lp, build / "plan.npz")
+    return model, plan
+
+
+def check_layers(model: Model, plan: Plan, build: Path) -> None:
+    """Plan layers match the IR's MAC layers; widths in range and not below the recomputed exact bound."""
+    macs = model.mac_layers()
+    names = [l.name for l in macs]
+    if [l.name for l in plan.layers] != names:
+        raise A2QFlowError(f"{build}/plan.json lists layers {[l.name for l in plan.layers]} but ir.json has MAC layers "
+                           f"{names}; re-run `a2qflow compile` so both come from the same model")
+    for layer, lp in zip(macs, plan.layers):
+        where = f"{build}/plan.json: layer {lp.name}"
+        if lp.K != layer.K or lp.out_channels != layer.out_channels:
+            raise A2QFlowError(f"{where} has K={lp.K}, C={lp.out_channels} but the IR says K={layer.K}, "
+                               f"C={layer.out_channels}; re-run `a2qflow compile`")
+        if lp.simd < 1 or lp.pe < 1 or layer.K % lp.simd or layer.out_channels % lp.pe:
+            raise A2QFlowError(f"{where}: simd={lp.simd} must divide K={layer.K} and pe={lp.pe} must divide "
+                               f"C={layer.out_channels}")
+        if not isinstance(lp.acc_bits, int) or isinstance(lp.acc_bits, bool) or lp.acc_bits not in ACC_BITS_RANGE:
+            raise A2QFlowError(f"{where}: acc_bits={lp.acc_bits!r} is outside {ACC_BITS_MIN}..{ACC_BITS_MAX}; "
+                               "re-run `a2qflow compile`")
+        exact = acc_bits_exact(layer.weight_matrix(), layer.in_type)
+        if lp.acc_bits < exact and lp.unsafe is not True:
+            raise A2QFlowError(f"{where}: acc_bits={lp.acc_bits} is below the exact bound {exact} recomputed from "
+                               f"ir.npz, and the plan does not record it as unsafe; re-run `a2qflow compile` (add "
+                               "--acc-bits P --allow-unsafe to build an unsafe width on purpose)")
+        if lp.acc_bits_exact != exact:
+            raise A2QFlowError(f"{where}: acc_bits_exact={lp.acc_bits_exact} but the IR's weights need {exact}; "
+                               "re-run `a2qflow compile`")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from a2qflow.hw.arrays import check_finite
 from a2qflow.hw.compiler.bounds import wrap
 from a2qflow.hw.compiler.ir import Affine, ConvLayer, DenseLayer, MaxPoolLayer, Model, Thresholds
 from a2qflow.hw.compiler.thresholds import fit_thresholds
@@ -137,6 +138,7 @@ def prepare_inputs(model: Model, x: np.ndarray, source: str = "inputs") -> np.nd
         raise A2QFlowError(f"{source}: shape {list(x.shape)}: expected a non-empty batch (N, "
                            f"{', '.join(map(str, shape))})")
     if np.issubdtype(x.dtype, np.floating):
+        check_finite(x, source)  # NaN / inf has no quantized value (it would turn into INT64_MIN)
         return model.input_quant.quantize(x)
     if not np.issubdtype(x.dtype, np.integer):
         raise A2QFlowError(f"{source}: dtype {x.dtype} is neither float (quantized with the model's input "

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from a2qflow.hw.compiler.ir import load_model
-from a2qflow.hw.compiler.plan import Plan, load_plan
+from a2qflow.hw.arrays import check_labels
+from a2qflow.hw.compiler.ir import num_classes
+from a2qflow.hw.compiler.plan import load_build
 from a2qflow.hw.compiler.reference import GoldenRun, prepare_inputs
 from a2qflow.hw.compiler.reference import logits as golden_logits
 from a2qflow.hw.compiler.reference import run as golden_run
@@ -214,13 +215,10 @@ def run_csim(build: Path | str, x: np.ndarray, labels: np.ndarray | None = None,
 
     t_start = time.perf_counter()
     build = Path(build)
-    plan: Plan = load_plan(build)
-    model = load_model(build)
+    model, plan = load_build(build)
     x_int = prepare_inputs(model, x, inputs_name)
     if labels is not None:
-        labels = np.asarray(labels).reshape(-1)
-        if labels.shape[0] != x_int.shape[0]:
-            raise A2QFlowError(f"labels: {labels.shape[0]} labels for {x_int.shape[0]} inputs")
+        labels = check_labels(labels, x_int.shape[0], num_classes(model), "labels")
     t0 = time.perf_counter()
     hls_dir = generate(build, vitis)
     t_gen = time.perf_counter() - t0

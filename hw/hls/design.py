@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from a2qflow.hw.compiler.bounds import ACC_BITS_MAX, ACC_BITS_MIN, ACC_BITS_RANGE
 from a2qflow.hw.compiler.ir import IntType, Model
-from a2qflow.hw.compiler.plan import LayerPlan, Plan
+from a2qflow.hw.compiler.plan import LayerPlan, Plan, check_layers
 from a2qflow.hw.errors import A2QFlowError
 
 
@@ -108,25 +107,10 @@ def fold_thresholds(t: np.ndarray, pe: int) -> np.ndarray:
 
 
 def check_plan(model: Model, plan: Plan, build: Path) -> dict[str, LayerPlan]:
-    """The plan's MAC layers, keyed by name, after checking they describe this IR (names, K, C, folding, width)."""
-    macs = model.mac_layers()
-    names = [l.name for l in macs]
-    if [l.name for l in plan.layers] != names:
-        raise A2QFlowError(f"{build}/plan.json lists layers {[l.name for l in plan.layers]} but ir.json has MAC layers "
-                           f"{names}; re-run `a2qflow compile` so both come from the same model")
-    out = {}
-    for layer, lp in zip(macs, plan.layers):
-        if lp.K != layer.K or lp.out_channels != layer.out_channels:
-            raise A2QFlowError(f"{build}/plan.json: layer {lp.name} has K={lp.K}, C={lp.out_channels} but the IR says "
-                               f"K={layer.K}, C={layer.out_channels}; re-run `a2qflow compile`")
-        if layer.K % lp.simd or layer.out_channels % lp.pe:
-            raise A2QFlowError(f"{build}/plan.json: layer {lp.name}: simd={lp.simd} must divide K={layer.K} and "
-                               f"pe={lp.pe} must divide C={layer.out_channels}")
-        if lp.acc_bits not in ACC_BITS_RANGE:
-            raise A2QFlowError(f"{build}/plan.json: layer {lp.name}: acc_bits={lp.acc_bits} is outside "
-                               f"{ACC_BITS_MIN}..{ACC_BITS_MAX}")
-        out[lp.name] = lp
-    return out
+    """The plan's MAC layers, keyed by name, after the compiler's one check that they describe this IR (names, K,
+    C, folding, widths in range and not below the exact bound recomputed from the weights: plan.check_layers)."""
+    check_layers(model, plan, build)
+    return {lp.name: lp for lp in plan.layers}
 
 
 def build_design(model: Model, plan: Plan, build: Path | str = "BUILD") -> Design:

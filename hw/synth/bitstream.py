@@ -100,13 +100,12 @@ def selftest_for_build(build: Path, samples: int = 2, seed: int = 0) -> SelfTest
     """Test vectors for the generated design: deterministic random inputs in the model's input range, expected
     outputs from the golden model (hw.reference.run at the planned acc_bits), both in the stream order and
     element widths of BUILD/rtl/manifest.json (one element per beat, HWC for frames)."""
-    from a2qflow.hw.compiler.ir import load_model
-    from a2qflow.hw.compiler.plan import load_plan
+    from a2qflow.hw.compiler.plan import load_build
     from a2qflow.hw.compiler.reference import run
     from a2qflow.hw.rtl.sim import to_stream
 
     build = Path(build)
-    model, plan = load_model(build), load_plan(build)
+    model, plan = load_build(build)
     manifest = read_manifest(build / "rtl")
     it = model.input_quant.dtype
     rng = np.random.default_rng(seed)

@@ -2,7 +2,8 @@
 
 The tools are not redistributable, so they are looked up on PATH (source Vitis' settings64.sh first) and a missing
 one is a one-line message, never a traceback. Parsers read the reports the tools write:
-  * Vitis HLS  <top>_csynth.xml: AreaEstimates/Resources (BRAM_18K, DSP, FF, LUT, URAM), latency and interval
+  * Vitis HLS  csynth.xml / <top>_csynth.xml, picked by the top's name (never a sub-module's by sort order):
+    AreaEstimates/Resources (BRAM_18K, DSP, FF, LUT, URAM; Vivado HLS' DSP48E read as DSP), latency and interval
     (PerformanceEstimates/SummaryOfOverallLatency), target / estimated clock (UserAssignments, SummaryOfTimingAnalysis)
   * Vivado     report_utilization, as text (the '| Site Type | Used | ... |' tables) or as xml (-format xml)
 Every figure is labelled with its source: "Vitis HLS estimate" (post-csynth, pre-implementation) or
@@ -80,13 +81,40 @@ def run_vitis(build: Path | str, steps: str = "csim csynth cosim export", vivado
     return result
 
 
-def collect_reports(hls: Path | str) -> dict:
-    """Parse whatever reports exist under BUILD/hls (csynth xml, Vivado utilization .rpt / .xml)."""
+def find_top_csynth(report_dir: Path, top: str | None = None) -> Path:
+    """The top function's csynth report in one syn/report folder, chosen by name, never by sort order.
+
+    Vivado / Vitis HLS write csynth.xml (the top) and <module>_csynth.xml for the top and every sub-module; in real
+    report folders a sub-module's file often sorts first. So: <top>_csynth.xml when the top is known, else
+    csynth.xml, else the only *_csynth.xml; anything else is an error listing the candidates.
+    """
+    names = sorted(p.name for p in report_dir.glob("*csynth.xml"))
+    for name in ([f"{top}_csynth.xml"] if top else []) + ["csynth.xml"]:
+        if name in names:
+            return report_dir / name
+    if not top and len(names) == 1:
+        return report_dir / names[0]
+    want = f"{top}_csynth.xml or csynth.xml" if top else "csynth.xml"
+    raise A2QFlowError(f"{report_dir}: cannot tell the top's synthesis report: no {want} among "
+                       f"{', '.join(names) or 'no *_csynth.xml files'}; pass the top function's name")
+
+
+def collect_reports(hls: Path | str, top: str | None = "a2q_top") -> dict:
+    """Parse whatever reports exist under BUILD/hls (the top's csynth xml, Vivado utilization .rpt / .xml).
+
+    `top` is the HLS top function (a2qflow's is a2q_top); None accepts csynth.xml or a single *_csynth.xml.
+    """
     hls = Path(hls)
     out: dict = {"csynth": None, "utilization": []}
-    xmls = sorted(hls.glob("proj_*/sol*/syn/report/*_csynth.xml"))
-    if xmls:
-        out["csynth"] = parse_csynth_xml(xmls[0])
+    dirs = sorted({p.parent for p in hls.glob("proj_*/sol*/syn/report/*csynth.xml")})
+    if len(dirs) > 1:
+        raise A2QFlowError(f"{hls}: csynth reports in several solutions ({', '.join(str(d) for d in dirs)}); "
+                           "remove the stale project folders and re-run")
+    if dirs:
+        path = find_top_csynth(dirs[0], top)
+        out["csynth"] = parse_csynth_xml(path)
+        if top and out["csynth"]["top"] not in (None, top):
+            raise A2QFlowError(f"{path}: reports top {out['csynth']['top']!r}, expected {top!r}")
     for p in sorted(hls.glob("reports/utilization*.rpt")) + sorted(hls.glob("reports/utilization*.xml")):
         if p.name.endswith("_hier.rpt"):
             continue
@@ -112,6 +140,20 @@ def _num(text: str | None):
             return float(t)
         except ValueError:
             return t
+
+
+# Vivado HLS (up to 2019.2) names the DSP column after the slice (DSP48E, DSP48E2 on UltraScale); Vitis HLS says DSP.
+_RESOURCE_ALIASES = {"DSP48E": "DSP", "DSP48E1": "DSP", "DSP48E2": "DSP", "DSP58": "DSP"}
+
+
+def _resources(node) -> dict:
+    """{resource: count} of an <AreaEstimates> child, with old DSP48E* names mapped to DSP (one key per report)."""
+    out = {}
+    for c in node:
+        key = _RESOURCE_ALIASES.get(c.tag, c.tag)
+        if key not in out or out[key] is None:
+            out[key] = _num(c.text)
+    return out
 
 
 def parse_csynth_xml(path: Path | str) -> dict:
@@ -143,8 +185,8 @@ def parse_csynth_xml(path: Path | str) -> dict:
         "latency_cycles": {"best": g(lat, "Best-caseLatency"), "average": g(lat, "Average-caseLatency"),
                            "worst": g(lat, "Worst-caseLatency")},
         "interval_cycles": {"min": g(lat, "Interval-min"), "max": g(lat, "Interval-max")},
-        "resources": {c.tag: _num(c.text) for c in res},
-        "available": {} if avail is None else {c.tag: _num(c.text) for c in avail},
+        "resources": _resources(res),
+        "available": {} if avail is None else _resources(avail),
     }
 
 

@@ -215,13 +215,13 @@ def ensure_rtl(build: Path) -> Path:
 
 def make_baseline32(build: Path) -> Path:
     """BUILD/baseline32: the same IR and folding with every acc_bits forced to 32, plus its generated RTL."""
-    from a2qflow.hw.compiler.ir import load_model, save_model
-    from a2qflow.hw.compiler.plan import load_plan, make_plan, save_plan
+    from a2qflow.hw.compiler.ir import save_model
+    from a2qflow.hw.compiler.plan import load_build, make_plan, save_plan
     from a2qflow.hw.config import Folding, FoldingConfig
     from a2qflow.hw.rtl.generate import generate
 
     build = Path(build)
-    model, plan = load_model(build), load_plan(build)
+    model, plan = load_build(build)
     too_wide = [(l.name, l.acc_bits_exact) for l in plan.layers if l.acc_bits_exact > 32]
     if too_wide:
         raise A2QFlowError(f"{build}/plan.json: layers {too_wide} need more than 32 accumulator bits, so there is no "
