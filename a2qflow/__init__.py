@@ -18,12 +18,13 @@ __version__ = "0.2.0"
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import numpy as np
+    import torch
 
     from a2qflow.hw.compiler.plan import Plan
     from a2qflow.hw.config import FoldingConfig
     from a2qflow.hw.hls.csim import CsimResult
 
-__all__ = ["__version__", "A2QFlowError", "compile", "load_plan", "csim", "rtlsim"]
+__all__ = ["__version__", "A2QFlowError", "export_qonnx", "audit", "compile", "load_plan", "csim", "rtlsim"]
 
 
 def __getattr__(name: str) -> Any:
@@ -33,6 +34,61 @@ def __getattr__(name: str) -> Any:
 
         return A2QFlowError
     raise AttributeError(f"module 'a2qflow' has no attribute {name!r}")
+
+
+def export_qonnx(model: "torch.nn.Module", example_input: Any, path: str | Path,
+                 acc_bits: "int | dict[str, int] | None" = None) -> dict:
+    """Export any Brevitas network to a QONNX file that carries the integers torch computes, ready for compile.
+
+    Brevitas' own `export_qonnx` (since 0.12.1) writes A2Q / A2Q+ layers' float weights with a ROUND Quant node,
+    whose integers are not the trained ones (see ARCHITECTURE.md). This export finds every QuantLinear /
+    QuantConv1d / QuantConv2d however the modules are nested, reads each A2Q layer's target P from its own
+    quantizer (`weight_accumulator_bit_width`), rewrites the weights onto the Quant nodes' grid, checks bit for bit
+    that the graph's integers are torch's and that qonnx reproduces torch's outputs on `example_input`, writes
+    a2qflow's metadata and audits every channel's bound against its target. The model is deep-copied, never
+    modified. Anything that cannot be exported faithfully is an `A2QFlowError` naming the layer.
+
+    Args:
+        model: a Brevitas `nn.Module` (A2Q, A2Q+ or plain integer weight quantizers; per-tensor or per-channel
+            scales; with or without bias; BatchNorm after a layer is fine). Its layers need a quantized input.
+        example_input: a batch of real inputs, shape (N, ...), torch tensor or numpy array.
+        path: the .onnx file to write (atomically).
+        acc_bits: override the target P: one int for every integer layer, or {layer: P} keyed by module path
+            (`"features.0"`) or a2qflow layer name (`"features_0"`).
+
+    Returns:
+        {"metadata": the a2qflow metadata written into the file, "audit": per-layer L1 norms, the three bounds,
+        target and margins (what `a2qflow audit` prints)}.
+
+    Example:
+        >>> res = a2qflow.export_qonnx(net, x_val[:32], "model.onnx")        # doctest: +SKIP
+        >>> [(l["name"], l["acc_bits_exact"], l["target_acc_bits"]) for l in res["audit"]["layers"]]  # doctest: +SKIP
+        [('fc0', 14, 15), ('fc1', 12, 13), ('fc2', 17, None)]
+    """
+    from a2qflow.training.export import export_brevitas
+
+    return export_brevitas(model, example_input, path, acc_bits=acc_bits)
+
+
+def audit(onnx_path: str | Path, acc_bits: "int | dict[str, int] | None" = None) -> dict:
+    """Check every MAC layer of any QONNX file against its accumulator target, channel by channel.
+
+    Args:
+        onnx_path: a QONNX file (with or without a2qflow's metadata).
+        acc_bits: targets to check instead of the metadata's: one P for every layer, or {layer name: P}; layers
+            without metadata are named after their weight initializer (`fc0.weight` -> `fc0`).
+
+    Returns:
+        The audit dict: "ok", "violations" (one line each, naming layer, channel, L1 and bound) and per layer K,
+        N, M, max L1, acc_bits_datatype / acc_bits_l1 / acc_bits_exact, the target and whether it holds.
+
+    Example:
+        >>> a2qflow.audit("raw_brevitas.onnx", acc_bits={"fc0": 15})["ok"]    # doctest: +SKIP
+        False
+    """
+    from a2qflow.training.audit import audit_onnx
+
+    return audit_onnx(onnx_path, raise_on_violation=False, acc_bits=acc_bits)
 
 
 def compile(onnx_path: str | Path, build: str | Path, acc_bits: int | None = None, allow_unsafe: bool = False,

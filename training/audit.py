@@ -20,6 +20,7 @@ import numpy as np
 
 from a2qflow.hw.compiler.bounds import channel_ranges, l1_norms, signed_bits_for_range
 from a2qflow.hw.compiler.ir import IntType
+from a2qflow.hw.compiler.quant import QuantParams, decode_quant
 from a2qflow.hw.errors import A2QFlowError
 
 META_KEY = "a2qflow"
@@ -30,15 +31,10 @@ PASS_THROUGH = ("MaxPool", "Flatten", "Reshape", "Transpose", "Identity")
 def quant_integers(w: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, bits: int, signed: bool,
                    narrow: bool, rounding_mode: str) -> np.ndarray:
     """The integers a QONNX Quant node produces from float `w` (before re-scaling), computed in float32 as qonnx
-    does; raises if the result is not integral (which would mean a non-integer zero point)."""
-    from qonnx.custom_op.general.intquant import max_int, min_int, resolve_rounding_mode
-
-    y = np.asarray(w, dtype=np.float32) / np.asarray(scale, dtype=np.float32) + np.asarray(zero_point, np.float32)
-    y = np.clip(y, min_int(signed, narrow, bits), max_int(signed, narrow, bits))
-    y = resolve_rounding_mode(rounding_mode)(y) - np.asarray(zero_point, dtype=np.float32)
-    if not np.all(np.isfinite(y)) or not np.array_equal(y, np.round(y)):
-        raise A2QFlowError("Quant node output is not integral (non-integer zero point?)")
-    return y.astype(np.int64)
+    does (`hw.compiler.quant.QuantParams.integers`, the decoder the compiler uses too)."""
+    qp = QuantParams(np.asarray(scale), np.asarray(zero_point), int(bits), bool(signed), bool(narrow),
+                     str(rounding_mode).upper())
+    return qp.integers(w, np.float32)
 
 
 def read_metadata(model) -> dict | None:
@@ -83,10 +79,19 @@ class _Graph:
                 return v.decode() if isinstance(v, bytes) else v
         return default
 
+    def quant(self, q) -> QuantParams:
+        """The Quant node's parameters, decoded by the compiler's decoder (one-line error naming the node)."""
+        def const(name: str):
+            try:
+                return self.const(name)
+            except A2QFlowError:
+                return None
+
+        return decode_quant(q, const, lambda what: A2QFlowError(f"node '{q.name}' (op Quant): {what}"))
+
     def quant_params(self, q) -> dict:
-        return {"scale": self.const(q.input[1]), "zero_point": self.const(q.input[2]),
-                "bits": int(self.const(q.input[3])), "signed": bool(self.attr(q, "signed", 1)),
-                "narrow": bool(self.attr(q, "narrow", 0)), "rounding_mode": self.attr(q, "rounding_mode", "ROUND")}
+        """`quant` as the keyword arguments of `quant_integers`."""
+        return self.quant(q).as_kwargs()
 
     def input_quant(self, node) -> IntType | None:
         """Datatype of the Quant node that (through pooling / reshapes) feeds `node`'s data input."""
@@ -96,8 +101,8 @@ class _Graph:
             if p is None:
                 return None
             if p.op_type == "Quant":
-                qp = self.quant_params(p)
-                return IntType(qp["bits"], qp["signed"])
+                qp = self.quant(p)
+                return IntType(qp.bits, qp.signed)
             if p.op_type not in PASS_THROUGH:
                 return None
             t = p.input[0]
@@ -128,78 +133,145 @@ def mac_layers(model) -> list[dict]:
     return out
 
 
-def audit_onnx(onnx_path: Path | str, raise_on_violation: bool = True) -> dict:
-    """Check every layer's integer weights in the exported file against its target P (see module docstring).
-
-    Returns the audit dict (what audit.json holds); with raise_on_violation, the first violated bound raises
-    A2QFlowError naming layer, channel, L1 and bound.
-    """
+def _load(path: Path):
     import onnx
 
-    path = Path(onnx_path)
+    if not path.is_file():
+        raise A2QFlowError(f"{path}: no such file")
     try:
         model = onnx.load(str(path))
     except Exception as e:  # onnx raises several types for unreadable files
         raise A2QFlowError(f"{path}: not a readable ONNX model ({type(e).__name__})") from None
+    if not model.HasField("graph") or len(model.graph.node) == 0:
+        raise A2QFlowError(f"{path}: not a readable ONNX model (no graph nodes)")
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
+
+    # Brevitas exports a bias-free QuantLinear as Quant(W) -> Transpose -> MatMul: fold the Transpose into W
+    return ModelWrapper(model).transform(FoldTransposeIntoQuantInit(), cleanup=False).model
+
+
+def layer_name(meta_entry: dict, weight: str, node, index: int) -> str:
+    """A layer's name: the metadata's, else its weight initializer's stem (Brevitas names it `<module>.weight`),
+    else the node's name."""
+    if meta_entry.get("name"):
+        return str(meta_entry["name"])
+    if weight.endswith(".weight") and len(weight) > len(".weight"):
+        return weight[: -len(".weight")]
+    return node.name or f"layer{index}"
+
+
+def _resolve_targets(names: list[str], acc_bits: int | dict[str, int] | None, path: Path) -> dict[str, int]:
+    """Per-layer target overrides: one int for every layer, or {layer name: P} (unknown names are errors)."""
+    if acc_bits is None:
+        return {}
+    if isinstance(acc_bits, int):
+        return {n: int(acc_bits) for n in names}
+    unknown = sorted(set(acc_bits) - set(names))
+    if unknown:
+        raise A2QFlowError(f"{path}: --acc-bits names {unknown}, the model's layers are {names}")
+    return {k: int(v) for k, v in acc_bits.items()}
+
+
+def _bounds(entry: dict, ints: np.ndarray, in_type: IntType, w_type: IntType) -> tuple[np.ndarray, ...]:
+    """Fill the entry's per-layer facts (K, N, M, L1, the three bounds); returns (l1, lo, hi, exact per channel)."""
+    from a2qflow.hw.compiler.bounds import acc_bits_datatype, acc_bits_l1
+
+    l1 = l1_norms(ints)
+    lo, hi = channel_ranges(ints, in_type)
+    exact_c = np.array([signed_bits_for_range(a, b) for a, b in zip(lo, hi)], dtype=np.int64)
+    entry.update(audited=True, K=int(ints.shape[1]), channels=int(ints.shape[0]), weight_bits=w_type.bits,
+                 input_bits=in_type.bits, input_signed=in_type.signed,
+                 weight_sparsity=float(np.mean(ints == 0)), l1=l1.tolist(), l1_max=int(l1.max()),
+                 acc_min=int(lo.min()), acc_max=int(hi.max()),
+                 acc_bits_datatype=acc_bits_datatype(int(ints.shape[1]), in_type, w_type),
+                 acc_bits_l1=acc_bits_l1(ints, in_type),
+                 acc_bits_exact=int(signed_bits_for_range(int(lo.min()), int(hi.max()))))
+    return l1, lo, hi, exact_c
+
+
+def _check_target(entry: dict, facts: tuple, in_type: IntType, path: Path) -> list[str]:
+    """Compare one layer with its target P: the A2Q / A2Q+ L1 bound and the exact range, per channel."""
+    from a2qflow.training.quant import l1_budget
+
+    l1, lo, hi, exact_c = facts
+    P, name = entry["target_acc_bits"], entry["name"]
+    wq = entry["weight_quant"] or "a2q"
+    bound = l1_budget(wq, int(P), in_type)
+    margin = bound - l1
+    entry.update(l1_bound=bound, l1_margin=float(margin.min()), l1_margin_per_channel=margin.tolist(),
+                 acc_margin_bits=int(P) - entry["acc_bits_exact"])
+    bad_l1 = np.flatnonzero(l1 > bound)
+    bad_rng = np.flatnonzero(exact_c > int(P))
+    entry["ok"] = not len(bad_l1) and not len(bad_rng)
+    out = [f"{path}: layer {name} channel {c}: ||q||_1 = {l1[c]} exceeds the {wq} bound {bound:.4g} for P={P} "
+           f"with {in_type} inputs" for c in bad_l1]
+    out += [f"{path}: layer {name} channel {c}: worst-case accumulator range [{lo[c]}, {hi[c]}] needs "
+            f"{exact_c[c]} bits > target P={P}" for c in bad_rng if c not in bad_l1]
+    return out
+
+
+def _audit_layer(g: _Graph, found: dict, entry: dict, meta_entry: dict, path: Path) -> list[str]:
+    """Decode one MAC layer's integers from the file, compute its bounds and check its target, if any."""
+    mac, wname, q = found["node"], found["weight"], found["quant"]
+    if q is None:
+        entry.update(audited=False, note="float weights (no Quant node): nothing to audit")
+        return []
+    qp = g.quant(q)
+    ints = weight_matrix(g, mac, qp.integers(g.init[wname], np.float32))
+    in_type = g.input_quant(mac)
+    entry["rounding_mode"] = qp.rounding
+    if in_type is None:
+        entry.update(audited=False, note="input is not quantized: the accumulator range is unbounded")
+        return []
+    out = []
+    m = meta_entry
+    if m and m.get("input_bits") is not None and (m.get("input_bits"), m.get("input_signed")) != (
+            in_type.bits, in_type.signed):
+        out.append(f"{path}: layer {entry['name']}: metadata says {m.get('input_bits')}-bit "
+                   f"{'signed' if m.get('input_signed') else 'unsigned'} inputs but the graph feeds {in_type}")
+    facts = _bounds(entry, ints, in_type, IntType(qp.bits, qp.signed))
+    if not ints.any():  # a dead end, not a width: say which layer and what to change
+        from a2qflow.hw.compiler.plan import AllZeroLayerWarning, all_zero_message
+
+        warnings.warn(all_zero_message(entry["name"], entry["target_acc_bits"]), AllZeroLayerWarning, stacklevel=3)
+    if entry["target_acc_bits"] is not None:
+        out += _check_target(entry, facts, in_type, path)
+    return out
+
+
+def audit_onnx(onnx_path: Path | str, raise_on_violation: bool = True,
+               acc_bits: int | dict[str, int] | None = None) -> dict:
+    """Check every layer's integer weights in the file against its target P (see the module docstring).
+
+    Args:
+        onnx_path: any QONNX file; a2qflow's metadata (names, presets, targets) is used when present.
+        raise_on_violation: raise A2QFlowError on the first violated bound, naming layer, channel, L1 and bound.
+        acc_bits: targets to check instead of the metadata's: one P for every layer, or {layer name: P}.
+            Layers are named by the metadata, else by their weight initializer (`fc0.weight` -> `fc0`).
+
+    Returns:
+        The audit dict (what audit.json holds): ok, violations, exported_by_a2qflow, and per layer the name, K,
+        N, M, L1 norms, the three bounds, the target and its margins.
+    """
+    path = Path(onnx_path)
+    model = _load(path)
     g = _Graph(model)
-    meta = read_metadata(model) or {}
-    by_weight = {d["onnx_weight"]: d for d in meta.get("layers", [])}
+    meta = read_metadata(model)
+    by_weight = {d["onnx_weight"]: d for d in (meta or {}).get("layers", [])}
+    found_all = mac_layers(model)
+    names = [layer_name(by_weight.get(f["weight"], {}), f["weight"], f["node"], i) for i, f in enumerate(found_all)]
+    targets = _resolve_targets(names, acc_bits, path)
     layers, violations = [], []
-    for i, found in enumerate(mac_layers(model)):
-        mac, wname, q = found["node"], found["weight"], found["quant"]
-        m = by_weight.get(wname, {})
-        name = m.get("name") or mac.name or f"layer{i}"
-        entry: dict = {"name": name, "onnx_weight": wname, "op": mac.op_type,
-                       "weight_quant": m.get("weight_quant"), "target_acc_bits": m.get("target_acc_bits")}
-        if q is None:
-            entry.update(audited=False, note="float weights (no Quant node): nothing to audit")
-            layers.append(entry)
-            continue
-        qp = g.quant_params(q)
-        ints = weight_matrix(g, mac, quant_integers(g.init[wname], **qp))
-        in_type = g.input_quant(mac)
-        if in_type is None:
-            entry.update(audited=False, note="input is not quantized: the accumulator range is unbounded")
-            layers.append(entry)
-            continue
-        if m and (m.get("input_bits"), m.get("input_signed")) != (in_type.bits, in_type.signed):
-            violations.append(f"{path}: layer {name}: metadata says {m.get('input_bits')}-bit "
-                              f"{'signed' if m.get('input_signed') else 'unsigned'} inputs but the graph feeds "
-                              f"{in_type}")
-        l1 = l1_norms(ints)
-        lo, hi = channel_ranges(ints, in_type)
-        exact_c = np.array([signed_bits_for_range(a, b) for a, b in zip(lo, hi)], dtype=np.int64)
-        entry.update(audited=True, K=int(ints.shape[1]), channels=int(ints.shape[0]), weight_bits=qp["bits"],
-                     input_bits=in_type.bits, input_signed=in_type.signed, rounding_mode=qp["rounding_mode"],
-                     weight_sparsity=float(np.mean(ints == 0)), l1=l1.tolist(), l1_max=int(l1.max()),
-                     acc_min=int(lo.min()), acc_max=int(hi.max()),
-                     acc_bits_exact=int(signed_bits_for_range(int(lo.min()), int(hi.max()))))
-        if not ints.any():  # a dead end, not a width: say which layer and what to change
-            from a2qflow.hw.compiler.plan import AllZeroLayerWarning, all_zero_message
-
-            warnings.warn(all_zero_message(name, entry["target_acc_bits"]), AllZeroLayerWarning, stacklevel=2)
-        P = entry["target_acc_bits"]
-        if P is not None:
-            from a2qflow.training.quant import l1_budget
-
-            wq = entry["weight_quant"] or "a2q"
-            bound = l1_budget(wq, int(P), in_type)
-            margin = bound - l1
-            entry.update(l1_bound=bound, l1_margin=float(margin.min()), l1_margin_per_channel=margin.tolist(),
-                         acc_margin_bits=int(P) - entry["acc_bits_exact"])
-            bad_l1 = np.flatnonzero(l1 > bound)
-            bad_rng = np.flatnonzero(exact_c > int(P))
-            entry["ok"] = not len(bad_l1) and not len(bad_rng)
-            for c in bad_l1:
-                violations.append(f"{path}: layer {name} channel {c}: ||q||_1 = {l1[c]} exceeds the {wq} bound "
-                                  f"{bound:.4g} for P={P} with {in_type} inputs")
-            for c in bad_rng:
-                if c in bad_l1:
-                    continue
-                violations.append(f"{path}: layer {name} channel {c}: worst-case accumulator range "
-                                  f"[{lo[c]}, {hi[c]}] needs {exact_c[c]} bits > target P={P}")
+    for name, found in zip(names, found_all):
+        m = by_weight.get(found["weight"], {})
+        entry: dict = {"name": name, "onnx_weight": found["weight"], "op": found["node"].op_type,
+                       "weight_quant": m.get("weight_quant"),
+                       "target_acc_bits": targets.get(name, m.get("target_acc_bits"))}
+        violations += _audit_layer(g, found, entry, m, path)
         layers.append(entry)
-    report = {"model": str(path), "ok": not violations, "violations": violations, "layers": layers}
+    report = {"model": str(path), "ok": not violations, "violations": violations, "layers": layers,
+              "exported_by_a2qflow": meta is not None}
     if violations and raise_on_violation:
         more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
         raise A2QFlowError(violations[0] + more)

@@ -6,7 +6,10 @@ What it accepts (a chain, one tensor from input to output):
           -> MAC -> post-ops (affine only: float logits)
 
 MAC is Gemm / MatMul / Conv whose weights come from a Quant node on an initializer. Post-ops are Add / Sub / Mul /
-Div by constants, BatchNormalization, Relu and Identity. Per output channel the post-ops and the activation
+Div by constants, BatchNormalization, Relu and Identity. Before lowering, qonnx' own transformations bring the
+graph to one canonical form (`hw.compiler.passes`: Gemm -> MatMul + Mul + Add, BatchNorm -> Mul + Add, Conv bias ->
+Add, x - c -> x + (-c), constants last), so the lowering below only meets MatMul / Conv and per-channel affine
+steps. Per output channel the post-ops and the activation
 quantizer form a monotone map from the integer accumulator to the next integer activation; the frontend turns it
 into FINN-style thresholds, T[c, l] = the smallest accumulator value whose output level is >= base + l + 1, found by
 binary search over the exact accumulator range (`hw.bounds.channel_ranges`). The map is evaluated in float64 on
@@ -14,8 +17,8 @@ the exact integer accumulator (the mathematically intended function; qonnx / onn
 in float32, so a sample landing within float32 rounding of a level boundary can differ by one level). A channel
 whose map decreases (negative BN gamma or scale) gets its weight row negated, so the hardware's `acc >= T` holds.
 
-Node names are kept as the user wrote them (qonnx' GiveUniqueNodeNames / GiveReadableTensorNames are not run):
-error messages name nodes and tensors as they appear in Netron, and the a2qflow metadata's `onnx_weight` keeps
+Node names are kept as the user wrote them (qonnx' GiveUniqueNodeNames / GiveReadableTensorNames are not run, and
+nodes the rewrites create are named after the node they replace): error messages name nodes and tensors as they appear in Netron, and the a2qflow metadata's `onnx_weight` keeps
 pointing at the right initializer.
 """
 
@@ -40,6 +43,8 @@ from a2qflow.hw.compiler.ir import (
     Model,
     Thresholds,
 )
+from a2qflow.hw.compiler.passes import canonicalize
+from a2qflow.hw.compiler.quant import QuantParams, decode_quant, node_attrs
 from a2qflow.hw.errors import A2QFlowError
 
 MAC_OPS = ("Gemm", "MatMul", "Conv")
@@ -68,7 +73,9 @@ def _read_onnx(path: Path):
 
 
 def _clean(proto, path: Path):
-    """qonnx ModelWrapper + the cleanup transforms that keep names (shapes, constant folding, datatypes)."""
+    """qonnx ModelWrapper, the cleanup transforms that keep names, then `passes.canonicalize`.
+
+    Returns (the canonical ModelWrapper, {node name: op type in the file} for nodes the rewrites changed)."""
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.transformation.fold_constants import FoldConstants
     from qonnx.transformation.general import RemoveStaticGraphInputs, RemoveUnusedTensors
@@ -82,11 +89,13 @@ def _clean(proto, path: Path):
     for i, n in enumerate(proto.graph.node):
         if not n.name:
             n.name = f"{n.op_type}_{i}"
-    # before any transform (give the user's node, not a transform's traceback), skipping constant sub-graphs
-    # (Constant / Shape arithmetic on initializers) that FoldConstants removes
+    # before any transform (give the user's node, not a transform's traceback), skipping constant sub-graphs / Shape arithmetic on initializers) that FoldConstants removes
+    # (Constant / Shape arithmetic on initializers, a Transpose of a quantized weight) that the transforms fold
     consts = {i.name for i in proto.graph.initializer}
     for n in proto.graph.node:
-        if all(not i or i in consts for i in n.input) and n.op_type not in ("Quant", "BipolarQuant"):
+        if n.op_type in ("Quant", "BipolarQuant"):
+            _check_supported(n, path)
+        if all(not i or i in consts for i in n.input):
             consts.update(n.output)
         else:
             _check_supported(n, path)
@@ -96,111 +105,79 @@ def _clean(proto, path: Path):
                   FoldTransposeIntoQuantInit(), RemoveUnusedTensors(), RemoveStaticGraphInputs(), InferShapes(),
                   InferDataTypes()):
             model = model.transform(t)
+        _check_canonicalizable(model, path)
+        model, origins = canonicalize(model)
+    except A2QFlowError:
+        raise
     except Exception as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise A2QFlowError(f"{path}: qonnx could not clean up the graph ({type(e).__name__}: {msg[:160]}); "
                            "is it a valid QONNX model?") from None
     for n in model.graph.node:
-        _check_supported(n, path)
-    return model
+        _check_supported(n, path, origins)
+    return model, origins
 
 
-def _check_supported(node, path: Path) -> None:
+def _check_canonicalizable(model, path: Path) -> None:
+    """What qonnx' rewrites assume but do not check, as one-line errors naming the node."""
+    g = _Graph(model, path)
+    for n in model.graph.node:
+        if n.op_type == "Gemm" and node_attrs(n).get("transA", 0):
+            raise g.err(n, "transA=1 is not supported")
+        if n.op_type == "BatchNormalization" and any(model.get_initializer(i) is None for i in n.input[1:5]):
+            raise g.err(n, "batch-norm parameters must be constants (export in eval mode)")
+
+
+def _check_supported(node, path: Path, origins: dict[str, str] | None = None) -> None:
     if node.op_type not in SUPPORTED_OPS:
-        raise A2QFlowError(f"{path}: node '{node.name}' (op {node.op_type}) is not supported; supported ops: "
+        op = (origins or {}).get(node.name, node.op_type)
+        raise A2QFlowError(f"{path}: node '{node.name}' (op {op}) is not supported; supported ops: "
                            f"{', '.join(SUPPORTED_OPS)}")
 
 
 # ------------------------------------------------------------------------------------------------ helpers
 
-def _ident(name: str) -> str:
+def ident(name: str) -> str:
     """An ONNX node name as a C / Verilog identifier (backends use layer names in generated code)."""
     s = re.sub(r"[^0-9A-Za-z_]+", "_", name).strip("_")
     return s if s and not s[0].isdigit() else f"n{s}"
 
 
-def _attrs(node) -> dict:
-    from onnx import helper
-
-    out = {}
-    for a in node.attribute:
-        v = helper.get_attribute_value(a)
-        out[a.name] = v.decode() if isinstance(v, bytes) else v
-    return out
-
-
-@dataclass
-class _QuantParams:
-    scale: np.ndarray
-    zero_point: np.ndarray
-    bits: int
-    signed: bool
-    narrow: bool
-    rounding: str
-
-    @property
-    def qmin(self) -> int:
-        from qonnx.custom_op.general.intquant import min_int
-
-        return int(min_int(self.signed, self.narrow, self.bits))
-
-    @property
-    def qmax(self) -> int:
-        from qonnx.custom_op.general.intquant import max_int
-
-        return int(max_int(self.signed, self.narrow, self.bits))
-
-    def to_int(self, v: np.ndarray) -> np.ndarray:
-        """qonnx IntQuant's integer: clip(v / scale + zero_point) then round (its order), as float64."""
-        from qonnx.custom_op.general.intquant import resolve_rounding_mode
-
-        y = np.asarray(v, dtype=np.float64) / self.scale + self.zero_point
-        y = np.clip(y, self.qmin, self.qmax)
-        return resolve_rounding_mode(self.rounding)(y)
-
-
 class _Graph:
-    """The cleaned graph plus the lookups the lowering needs; every error names the file and node."""
+    """The canonical graph plus the lookups the lowering needs; every error names the file and node.
 
-    def __init__(self, model, path: Path):
-        self.m, self.path = model, path
+    `origins` maps node names to the op type the node had in the file (a Gemm that qonnx' GemmToMatMul turned into
+    a MatMul keeps its name, and errors keep saying "(op Gemm)")."""
+
+    def __init__(self, model, path: Path, origins: dict[str, str] | None = None):
+        self.m, self.path, self.origins = model, path, origins or {}
 
     def err(self, node, what: str) -> A2QFlowError:
-        return A2QFlowError(f"{self.path}: node '{node.name}' (op {node.op_type}): {what}")
+        return A2QFlowError(f"{self.path}: node '{node.name}' (op {self.origins.get(node.name, node.op_type)}): "
+                            f"{what}")
 
     def init(self, name: str) -> np.ndarray | None:
         v = self.m.get_initializer(name)
         return None if v is None else np.asarray(v, dtype=np.float64)
 
-    def quant_params(self, node) -> _QuantParams:
-        vals = [self.init(i) if i else None for i in node.input[1:4]]
-        if len(node.input) < 4 or any(v is None for v in vals):
-            raise self.err(node, "scale, zero point and bit width must be constant initializers")
-        scale, zp, bits = vals
-        if bits.size != 1 or bits.ravel()[0] != round(bits.ravel()[0]) or bits.ravel()[0] < 2:
-            raise self.err(node, f"bit width must be one integer >= 2, got {bits.ravel().tolist()[:4]}")
-        if np.any(scale <= 0):
-            raise self.err(node, "quantizer scales must be positive")
-        a = _attrs(node)
-        rounding = str(a.get("rounding_mode", "ROUND")).upper()
-        from qonnx.custom_op.general.intquant import resolve_rounding_mode
-
-        try:
-            resolve_rounding_mode(rounding)
-        except ValueError:
-            raise self.err(node, f"rounding_mode {rounding!r} is unknown to qonnx") from None
-        return _QuantParams(scale, zp, int(bits.ravel()[0]), bool(a.get("signed", 1)), bool(a.get("narrow", 0)),
-                            rounding)
+    def quant_params(self, node) -> QuantParams:
+        """The node's Quant parameters in float64 (hw.compiler.quant, the decoder the audit uses too)."""
+        return decode_quant(node, self.init, lambda what: self.err(node, what))
 
     def const(self, name: str) -> np.ndarray | None:
-        """An initializer, or a Quant node of initializers evaluated to its float value (e.g. a quantized bias)."""
+        """An initializer, a Quant node of initializers evaluated to its float value (e.g. a quantized bias), or a
+        Mul / Add of such constants (GemmToMatMul's beta * C); None for anything that depends on the input."""
         v = self.init(name)
         if v is not None:
             return v
         p = self.m.find_producer(name)
         if p is not None and p.op_type == "Quant" and self.init(p.input[0]) is not None:
             q = self.quant_params(p)
-            return (q.to_int(self.init(p.input[0])) - q.zero_point) * q.scale
+            return q.dequantize(q.levels(self.init(p.input[0])))
+        if p is not None and p.op_type in ("Mul", "Add") and len(p.input) == 2:
+            a, b = (self.const(i) for i in p.input)
+            if a is not None and b is not None:
+                return a * b if p.op_type == "Mul" else a + b
         return None
 
     def shape(self, tensor: str) -> tuple[int, ...]:
@@ -231,14 +208,13 @@ class _Op:
     kind: str  # affine | relu | quant
     mul: np.ndarray | None = None  # (C, 1)
     add: np.ndarray | None = None
-    quant: _QuantParams | None = None
+    quant: QuantParams | None = None
 
 
 @dataclass
 class _Chain:
     ops: list[_Op] = field(default_factory=list)
-    final: _QuantParams | None = None  # the activation quantizer that ends the layer (None: float logits)
-    final_node: str = ""
+    final: QuantParams | None = None  # the activation quantizer that ends the layer (None: float logits)
 
     def value(self, acc: np.ndarray, linear: bool = False) -> np.ndarray:
         """Float value before the final quantizer; linear=True drops relu / rounding (for the slope sign)."""
@@ -249,12 +225,11 @@ class _Chain:
             elif op.kind == "relu":
                 v = v if linear else np.maximum(v, 0.0)
             elif not linear:
-                q = op.quant
-                v = (q.to_int(v) - q.zero_point) * q.scale
+                v = op.quant.dequantize(op.quant.levels(v))
         return v
 
     def level(self, acc: np.ndarray) -> np.ndarray:
-        return self.final.to_int(self.value(acc))
+        return self.final.levels(self.value(acc))
 
     def affine(self) -> tuple[np.ndarray, np.ndarray]:
         """(scale, bias) per channel when the chain is affine (last layer)."""
@@ -346,7 +321,20 @@ class _Lowering:
 
     def run(self) -> Model:
         g = self.g
-        m = g.m
+        inp, in_shape = self._graph_input()
+        node, input_quant = self._input_quant(inp)
+        self._walk(node)
+        self._apply_metadata()
+        name = self.meta.name or (g.path.parent.name if g.path.stem == "model" and g.path.parent.name
+                                  else g.path.stem)
+        model_shape = tuple(in_shape[1:])
+        if self.meta.input_shape is not None and tuple(self.meta.input_shape) != model_shape:
+            raise A2QFlowError(f"{g.path}: metadata input_shape {self.meta.input_shape} disagrees with the graph "
+                               f"input {list(model_shape)}; re-export the model")
+        return Model(ident(name), model_shape, input_quant, self.layers)
+
+    def _graph_input(self) -> tuple[str, tuple[int, ...]]:
+        g, m = self.g, self.g.m
         if len(m.graph.input) != 1 or len(m.graph.output) != 1:
             raise A2QFlowError(f"{g.path}: the graph has {len(m.graph.input)} inputs and {len(m.graph.output)} "
                                "outputs; a2qflow maps a single-input, single-output chain")
@@ -355,8 +343,12 @@ class _Lowering:
         if len(in_shape) not in (2, 4):
             raise A2QFlowError(f"{g.path}: graph input '{inp}' has shape {in_shape}; expected (1, K) or "
                                "(1, C, H, W)")
+        return inp, in_shape
+
+    def _input_quant(self, inp: str):
+        """The input quantizer (shape-only ops may come first): (its node, InputQuant)."""
+        g = self.g
         tensor, node = inp, None
-        # the input quantizer (shape-only ops may come first)
         while True:
             node = self.next_node(tensor, node) if node is not None else self._first(tensor)
             if node is None:
@@ -378,50 +370,54 @@ class _Lowering:
                               f"{int(iq.narrow)}, rounding_mode={iq.rounding})")
         if iq.zero_point.ravel()[0] != round(iq.zero_point.ravel()[0]):
             raise g.err(node, "the input quantizer's zero point must be an integer")
-        input_quant = InputQuant(float(iq.scale.ravel()[0]), int(iq.zero_point.ravel()[0]), IntType(iq.bits, iq.signed))
-        act = iq  # the quantizer whose integers the current tensor holds
+        return node, InputQuant(float(iq.scale.ravel()[0]), int(iq.zero_point.ravel()[0]),
+                                IntType(iq.bits, iq.signed))
+
+    def _walk(self, node) -> None:
+        """Lower everything after the input quantizer `node`: layers, pools and reshapes, until the output."""
+        g = self.g
+        act = g.quant_params(node)  # the quantizer whose integers the current tensor holds
         tensor = node.output[0]
         shape = g.shape(tensor)
         pools = 0
         while True:
             node = self.next_node(tensor, node)
             if node is None:
-                raise g.err(self.g.m.find_producer(tensor) or node, "the graph ends in an activation quantizer "
+                raise g.err(g.m.find_producer(tensor) or node, "the graph ends in an activation quantizer "
                             "with no layer after it; end with a Gemm / MatMul producing the logits")
             op = node.op_type
             if op in ("Identity", "Flatten", "Reshape"):
-                new = g.shape(node.output[0])
-                if op != "Identity" and not (len(new) == 2 and int(np.prod(new)) == int(np.prod(shape))
-                                             or new == shape):
-                    raise g.err(node, f"only flattening (N, C, H, W) -> (N, C*H*W) is supported, got {shape} -> {new}")
-                tensor, shape = node.output[0], new
+                tensor, shape = node.output[0], self._reshape(node, shape)
                 continue
             if op == "MaxPool":
                 self.layers.append(self._maxpool(node, shape, act, pools))
                 pools += 1
                 tensor, shape = node.output[0], g.shape(node.output[0])
                 continue
-            if op == "Quant":
-                raise g.err(node, "a second quantizer directly after a quantized activation is not supported; "
-                                  "merge the two quantizers")
-            if op not in MAC_OPS:
-                raise g.err(node, "expected a layer (Gemm / MatMul / Conv), MaxPool or Flatten after a quantized "
-                                  "activation")
-            if node.input[0] != tensor:
-                raise g.err(node, "the activation must be its first input (x @ W, Gemm(x, W), Conv(x, W))")
+            self._check_layer_start(node, tensor)
             layer, tensor, node, act = self._mac(node, act, shape)
             self.layers.append(layer)
-            if act is None or tensor in [o.name for o in m.graph.output]:  # float logits / quantized output
-                break
+            if act is None or tensor in [o.name for o in g.m.graph.output]:  # float logits / quantized output
+                return
             shape = g.shape(tensor)
-        self._apply_metadata()
-        name = self.meta.name or (g.path.parent.name if g.path.stem == "model" and g.path.parent.name
-                                  else g.path.stem)
-        model_shape = tuple(in_shape[1:])
-        if self.meta.input_shape is not None and tuple(self.meta.input_shape) != model_shape:
-            raise A2QFlowError(f"{g.path}: metadata input_shape {self.meta.input_shape} disagrees with the graph "
-                               f"input {list(model_shape)}; re-export the model")
-        return Model(_ident(name), model_shape, input_quant, self.layers)
+
+    def _reshape(self, node, shape: tuple[int, ...]) -> tuple[int, ...]:
+        new = self.g.shape(node.output[0])
+        if node.op_type != "Identity" and not (len(new) == 2 and int(np.prod(new)) == int(np.prod(shape))
+                                               or new == shape):
+            raise self.g.err(node, f"only flattening (N, C, H, W) -> (N, C*H*W) is supported, got {shape} -> {new}")
+        return new
+
+    def _check_layer_start(self, node, tensor: str) -> None:
+        g = self.g
+        if node.op_type == "Quant":
+            raise g.err(node, "a second quantizer directly after a quantized activation is not supported; "
+                              "merge the two quantizers")
+        if node.op_type not in MAC_OPS:
+            raise g.err(node, "expected a layer (Gemm / MatMul / Conv), MaxPool or Flatten after a quantized "
+                              "activation")
+        if node.input[0] != tensor:
+            raise g.err(node, "the activation must be its first input (x @ W, Gemm(x, W), Conv(x, W))")
 
     def _first(self, tensor: str):
         c = self.g.m.find_consumers(tensor)
@@ -431,9 +427,9 @@ class _Lowering:
         return c[0]
 
     # --- layers
-    def _maxpool(self, node, shape, act: _QuantParams, idx: int) -> MaxPoolLayer:
+    def _maxpool(self, node, shape, act: QuantParams, idx: int) -> MaxPoolLayer:
         g = self.g
-        a = _attrs(node)
+        a = node_attrs(node)
         if len(shape) != 4:
             raise g.err(node, f"MaxPool needs an (N, C, H, W) input, got {shape}")
         if any(a.get("pads", [0])) or a.get("ceil_mode", 0) or any(d != 1 for d in a.get("dilations", [1, 1])) \
@@ -443,16 +439,16 @@ class _Lowering:
             raise g.err(node, "MaxPool must follow a per-tensor activation quantizer")
         k = tuple(int(v) for v in a["kernel_shape"])
         s = tuple(int(v) for v in a.get("strides", [1, 1]))
-        name = f"pool{idx}" if self.meta.names is not None else _ident(node.name)
+        name = f"pool{idx}" if self.meta.names is not None else ident(node.name)
         layer = MaxPoolLayer(name, tuple(shape[1:]), k, s, IntType(act.bits, act.signed))
         if layer.out_shape != g.shape(node.output[0])[1:]:
             raise g.err(node, f"output shape {g.shape(node.output[0])} is not the unpadded pool of {shape}")
         return layer
 
-    def _weights(self, node, w_name: str, out_axis: int) -> tuple[np.ndarray, np.ndarray, IntType, str]:
+    def _weights(self, node, out_axis: int) -> tuple[np.ndarray, np.ndarray, IntType, str]:
         """Integer weights q (int64), per-output-channel scale, weight type and initializer name."""
         g = self.g
-        p = g.m.find_producer(w_name)
+        p = g.m.find_producer(node.input[1])
         if p is None or p.op_type != "Quant":
             raise g.err(node, "weights are not quantized (no Quant node); a2qflow maps integer layers only: use a "
                               "Brevitas QuantLinear / QuantConv2d with an integer weight quantizer")
@@ -462,7 +458,7 @@ class _Lowering:
         qp = g.quant_params(p)
         if np.any(qp.zero_point != 0):
             raise g.err(p, "weight zero points must be 0 (symmetric weight quantization)")
-        q = qp.to_int(w)
+        q = qp.levels(w)
         if not np.all(q == np.round(q)):
             raise g.err(p, "weights do not quantize to integers")
         full = np.broadcast_to(qp.scale, w.shape)
@@ -472,142 +468,131 @@ class _Lowering:
                            "scales")
         return q.astype(np.int64), per[:, 0], IntType(qp.bits, qp.signed), p.input[0]
 
-    def _mac(self, node, act: _QuantParams, in_shape):
-        """Lower one MAC node and its post-ops; returns (layer, output tensor, last node, its quantizer or None)."""
+    def _conv_geometry(self, node, in_shape, zp_x: float) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
+        """(stride, pads) of a Conv the backends can map: 2-D, group 1, dilation 1, explicit zero padding."""
         g = self.g
-        a = _attrs(node)
-        op = node.op_type
-        if act.scale.size != 1 or act.zero_point.size != 1:
-            raise g.err(node, "its input quantizer must be per-tensor (one scale and zero point)")
-        s_x, zp_x = float(act.scale.ravel()[0]), float(act.zero_point.ravel()[0])
-        in_type = IntType(act.bits, act.signed)
-        bias = None
-        if op == "Conv":
-            if len(in_shape) != 4:
-                raise g.err(node, f"Conv needs an (N, C, H, W) input, got {in_shape}")
-            if a.get("group", 1) != 1 or any(d != 1 for d in a.get("dilations", [1, 1])) \
-                    or a.get("auto_pad", "NOTSET") not in ("NOTSET",):
-                raise g.err(node, "only group=1, dilation 1, explicit-pads Conv is supported")
-            q, s_w, w_type, w_init = self._weights(node, node.input[1], 0)
+        a = node_attrs(node)
+        if len(in_shape) != 4:
+            raise g.err(node, f"Conv needs an (N, C, H, W) input, got {in_shape}")
+        if a.get("group", 1) != 1 or any(d != 1 for d in a.get("dilations", [1, 1])) \
+                or a.get("auto_pad", "NOTSET") not in ("NOTSET",):
+            raise g.err(node, "only group=1, dilation 1, explicit-pads Conv is supported")
+        pads = tuple(int(v) for v in a.get("pads", [0, 0, 0, 0]))
+        if len(pads) != 4:
+            raise g.err(node, f"only 2-D convolution is supported (pads {list(pads)})")
+        if any(pads) and zp_x != 0:
+            raise g.err(node, "zero padding needs an input zero point of 0")
+        return tuple(int(v) for v in a.get("strides", [1, 1])), pads
+
+    def _mac_weights(self, node, in_shape, zp_x: float):
+        """(q as (C, ...) int64, per-channel weight scale, weight type, initializer, conv geometry or None)."""
+        g = self.g
+        if node.op_type == "Conv":
+            geometry = self._conv_geometry(node, in_shape, zp_x)
+            q, s_w, w_type, w_init = self._weights(node, 0)
             if q.ndim != 4:
                 raise g.err(node, f"only 2-D convolution is supported (weights {q.shape})")
-            pads = tuple(int(v) for v in a.get("pads", [0, 0, 0, 0]))
-            if any(pads) and zp_x != 0:
-                raise g.err(node, "zero padding needs an input zero point of 0")
-            stride = tuple(int(v) for v in a.get("strides", [1, 1]))
-            alpha = 1.0
-            if len(node.input) > 2 and node.input[2]:
-                bias = g.const(node.input[2])
-                bias = None if bias is None else bias.reshape(1, -1, 1, 1)
-        else:
-            if len(in_shape) != 2:
-                raise g.err(node, f"{op} needs a 2-D (N, K) input, got shape {in_shape}; flatten first")
-            if op == "Gemm":
-                if a.get("transA", 0):
-                    raise g.err(node, "transA=1 is not supported")
-                trans_b = a.get("transB", 0)
-                q, s_w, w_type, w_init = self._weights(node, node.input[1], 0 if trans_b else 1)
-                if not trans_b:
-                    q = q.T
-                alpha = float(a.get("alpha", 1.0))
-                if len(node.input) > 2 and node.input[2]:
-                    c = g.const(node.input[2])
-                    bias = None if c is None else c * float(a.get("beta", 1.0))
-            else:  # MatMul: x @ W with W (K, C)
-                q, s_w, w_type, w_init = self._weights(node, node.input[1], 1)
-                q, alpha = q.T, 1.0
-            if q.shape[1] != in_shape[1]:
-                raise g.err(node, f"weights expect K={q.shape[1]} inputs, the input has {in_shape[1]}")
-        out = node.output[0]
-        out_shape = g.shape(out)
+            return q, s_w, w_type, w_init, geometry
+        if len(in_shape) != 2:
+            raise g.err(node, f"{node.op_type} needs a 2-D (N, K) input, got shape {in_shape}; flatten first")
+        q, s_w, w_type, w_init = self._weights(node, 1)  # MatMul: x @ W with W (K, C)
+        if q.shape[0] != in_shape[1]:
+            raise g.err(node, f"weights expect K={q.shape[0]} inputs, the input has {in_shape[1]}")
+        return q.T, s_w, w_type, w_init, None
+
+    def _mac(self, node, act: QuantParams, in_shape):
+        """Lower one MAC node and its post-ops; returns (layer, output tensor, last node, its quantizer or None)."""
+        if act.scale.size != 1 or act.zero_point.size != 1:
+            raise self.g.err(node, "its input quantizer must be per-tensor (one scale and zero point)")
+        s_x, zp_x = float(act.scale.ravel()[0]), float(act.zero_point.ravel()[0])
+        in_type = IntType(act.bits, act.signed)
+        q, s_w, w_type, w_init, geometry = self._mac_weights(node, in_shape, zp_x)
         C = q.shape[0]
         rowsum = q.reshape(C, -1).sum(axis=1).astype(np.float64)
-        mul = (alpha * s_x * s_w).reshape(C, 1)
-        add = (-mul[:, 0] * zp_x * rowsum).reshape(C, 1)
-        if bias is not None:
-            add = add + _per_channel(g, node, bias, out_shape, "the bias")
-        chain = _Chain([_Op("affine", mul, add)])
-        last = node
+        mul = (s_x * s_w).reshape(C, 1)
+        chain = _Chain([_Op("affine", mul, (-mul[:, 0] * zp_x * rowsum).reshape(C, 1))])
+        out_shape = self.g.shape(node.output[0])
+        last, out = self._post_ops(node, chain, out_shape)
+        weights, w_type, act_ir = self._activation(node, last, chain, q, w_type, in_type)
+        name = ident(node.name)
+        if geometry is None:
+            layer = DenseLayer(name, weights, in_type, w_type, act_ir)
+        else:
+            stride, pads = geometry
+            layer = ConvLayer(name, weights, in_type, w_type, act_ir, tuple(in_shape[1:]), stride, pads)
+            if layer.out_shape != tuple(out_shape[1:]):
+                raise self.g.err(node, f"output shape {out_shape} does not match the convolution {layer.out_shape}")
+        self.mac_nodes.append((node, w_init))
+        return layer, out, last, chain.final
+
+    def _post_ops(self, node, chain: _Chain, out_shape) -> tuple[object, str]:
+        """Collect the post-ops after `node` into `chain` up to the activation quantizer that ends the layer (if
+        any); returns (the last node of the layer, its output tensor)."""
+        g = self.g
+        last, out = node, node.output[0]
         while True:
             nxt = self.next_node(out, last)
             if nxt is None:
-                break
+                return last, out
+            if nxt.op_type == "MaxPool":
+                raise g.err(nxt, "MaxPool must come after the activation quantizer (QuantReLU -> MaxPool)")
             if nxt.op_type not in POST_OPS + ("Quant",):
-                if nxt.op_type in ("MaxPool",):
-                    raise g.err(nxt, "MaxPool must come after the activation quantizer (QuantReLU -> MaxPool)")
                 raise g.err(nxt, f"expected bias / scale / BatchNormalization / Relu / Quant after the layer "
                                  f"'{node.name}'")
-            if nxt.op_type == "Quant":
-                qp = g.quant_params(nxt)
-                if nxt.input[0] != out or any(g.const(i) is None for i in nxt.input[1:4]):
-                    raise g.err(nxt, "activation quantizer inputs must be (activation, constants)")
-                if qp.scale.size != 1 or qp.zero_point.size != 1:
-                    raise g.err(nxt, "activation quantizers must be per-tensor (one scale and zero point) so the "
-                                     "next layer sees plain integers")
-                nxt_after = g.m.find_consumers(nxt.output[0])
-                ends_layer = not nxt_after or nxt_after[0].op_type not in POST_OPS
-                if ends_layer:
-                    chain.final, chain.final_node = qp, nxt.name
-                    last, out = nxt, nxt.output[0]
-                    break
-                chain.ops.append(_Op("quant", quant=qp))
-            else:
+            if nxt.op_type == "Quant" and self._post_quant(nxt, out, chain):
+                return nxt, nxt.output[0]
+            if nxt.op_type != "Quant":
                 chain.ops.append(self._post_op(nxt, out, out_shape))
             last, out = nxt, nxt.output[0]
-        kind = "conv" if op == "Conv" else "dense"
+
+    def _post_quant(self, node, tensor: str, chain: _Chain) -> bool:
+        """A quantizer after a layer: the activation that ends it (True) or an intermediate one (False)."""
+        g = self.g
+        qp = g.quant_params(node)
+        if node.input[0] != tensor or any(g.const(i) is None for i in node.input[1:4]):
+            raise g.err(node, "activation quantizer inputs must be (activation, constants)")
+        if qp.scale.size != 1 or qp.zero_point.size != 1:
+            raise g.err(node, "activation quantizers must be per-tensor (one scale and zero point) so the "
+                              "next layer sees plain integers")
+        after = g.m.find_consumers(node.output[0])
+        if not after or after[0].op_type not in POST_OPS:
+            chain.final = qp
+            return True
+        chain.ops.append(_Op("quant", quant=qp))
+        return False
+
+    def _activation(self, node, last, chain: _Chain, q: np.ndarray, w_type: IntType, in_type: IntType):
+        """(weights, weight type, Thresholds or Affine) of a layer from its post-op chain."""
         if chain.final is None:
-            if any(o.kind != "affine" for o in chain.ops):
-                bad = next(o for o in chain.ops if o.kind != "affine")
-                raise g.err(last, f"the last layer '{node.name}' has a {bad.kind} without an output quantizer; "
-                                  "its output must be float logits (scale / bias only) or quantized")
+            bad = next((o for o in chain.ops if o.kind != "affine"), None)
+            if bad is not None:
+                raise self.g.err(last, f"the last layer '{node.name}' has a {bad.kind} without an output "
+                                       "quantizer; its output must be float logits (scale / bias only) or quantized")
             scale, b = chain.affine()
-            act_ir = Affine(scale, b)
-            weights = q
-            act_out = None
-        else:
-            wm = q.reshape(C, -1)
-            wm, values, out_type, base = _thresholds(chain, wm, in_type)
-            weights = wm.reshape(q.shape)
-            if wm.size and (wm.max() > w_type.max or wm.min() < w_type.min):
-                # a negated row needs one more bit (-(-2^(M-1)) = 2^(M-1); unsigned weights become negative)
-                w_type = IntType(w_type.bits + 1, True)
-            act_ir = Thresholds(values, out_type, base)
-            act_out = chain.final
-        name = _ident(node.name)
-        if kind == "conv":
-            layer = ConvLayer(name, weights, in_type, w_type, act_ir, tuple(in_shape[1:]), stride,
-                              (pads[0], pads[1], pads[2], pads[3]))
-            if layer.out_shape != tuple(out_shape[1:]):
-                raise g.err(node, f"output shape {out_shape} does not match the convolution {layer.out_shape}")
-        else:
-            layer = DenseLayer(name, weights, in_type, w_type, act_ir)
-        self.mac_nodes.append((node, w_init))
-        return layer, out, last, act_out
+            return q, w_type, Affine(scale, b)
+        C = q.shape[0]
+        wm, values, out_type, base = _thresholds(chain, q.reshape(C, -1), in_type)
+        if wm.size and (wm.max() > w_type.max or wm.min() < w_type.min):
+            # a negated row needs one more bit (-(-2^(M-1)) = 2^(M-1); unsigned weights become negative)
+            w_type = IntType(w_type.bits + 1, True)
+        return wm.reshape(q.shape), w_type, Thresholds(values, out_type, base)
 
     def _post_op(self, node, tensor: str, out_shape) -> _Op:
         g = self.g
         op = node.op_type
+        C = out_shape[1]
+        one, zero = np.ones((C, 1)), np.zeros((C, 1))
         if op == "Relu":
             return _Op("relu")
-        C = out_shape[1]
         if op == "Identity":
-            return _Op("affine", np.ones((C, 1)), np.zeros((C, 1)))
-        if op == "BatchNormalization":
-            vals = [g.const(i) for i in node.input[1:5]]
-            if any(v is None for v in vals):
-                raise g.err(node, "batch-norm parameters must be constants (export in eval mode)")
-            gamma, beta, mean, var = (v.reshape(-1, 1) for v in vals)
-            if gamma.shape[0] != C:
-                raise g.err(node, f"has {gamma.shape[0]} channels, the tensor has {C}")
-            eps = float(_attrs(node).get("epsilon", 1e-5))
-            m = gamma / np.sqrt(var + eps)
-            return _Op("affine", m, beta - mean * m)
+            return _Op("affine", one, zero)
+        if op == "BatchNormalization":  # canonicalize folds every BatchNorm into Mul + Add
+            raise g.err(node, "batch-norm parameters must be constants (export in eval mode)")
         other_idx = 1 if node.input[0] == tensor else 0
         c = g.const(node.input[other_idx])
         if c is None:
             raise g.err(node, "needs one constant operand")
         c = _per_channel(g, node, c, out_shape, f"the {op} constant")
-        one, zero = np.ones((C, 1)), np.zeros((C, 1))
         if op == "Add":
             return _Op("affine", one, c)
         if op == "Sub":
@@ -640,7 +625,7 @@ class _Lowering:
         use_names = len(by_weight) == len(meta.entries) and all(w in by_weight for _, w in self.mac_nodes)
         for i, (layer, (node, w_init)) in enumerate(zip(macs, self.mac_nodes)):
             e = by_weight[w_init] if use_names else meta.entries[i]
-            layer.name = _ident(str(e["name"]))
+            layer.name = ident(str(e["name"]))
             t = e.get("target_acc_bits")
             layer.target_acc_bits = int(t) if t is not None else None
             for key, have in (("weight_bits", layer.w_type.bits), ("input_bits", layer.in_type.bits),
@@ -665,6 +650,6 @@ def load_qonnx(path: Path | str) -> Model:
     """
     path = Path(path)
     proto = _read_onnx(path)
-    model = _clean(proto, path)
-    g = _Graph(model, path)
+    model, origins = _clean(proto, path)
+    g = _Graph(model, path, origins)
     return _Lowering(g, _metadata(g)).run()

@@ -1,0 +1,108 @@
+"""The one decoder of QONNX `Quant` nodes: their parameters, and the integers they produce.
+
+A QONNX `Quant` node computes `y = (round(clip(x / scale + zero_point, qmin, qmax)) - zero_point) * scale`
+(qonnx' IntQuant: clip first, then round by `rounding_mode`). Everything in a2qflow that reads a Quant node goes
+through `QuantParams`: the compiler's frontend (float64, the function the model means, for thresholds) and the
+training audit / export check (float32, exactly what qonnx' `execute_onnx` computes on the file), so the two can
+never disagree about which integers a file carries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from a2qflow.hw.errors import A2QFlowError
+
+
+def node_attrs(node) -> dict:
+    """An ONNX node's attributes as plain Python values (bytes decoded to str)."""
+    from onnx import helper
+
+    out = {}
+    for a in node.attribute:
+        v = helper.get_attribute_value(a)
+        out[a.name] = v.decode() if isinstance(v, bytes) else v
+    return out
+
+
+@dataclass(frozen=True)
+class QuantParams:
+    """A Quant node's scale, zero point (arrays, broadcast against its input), bit width, sign, range, rounding."""
+
+    scale: np.ndarray
+    zero_point: np.ndarray
+    bits: int
+    signed: bool
+    narrow: bool
+    rounding: str
+
+    @property
+    def qmin(self) -> int:
+        from qonnx.custom_op.general.intquant import min_int
+
+        return int(min_int(self.signed, self.narrow, self.bits))
+
+    @property
+    def qmax(self) -> int:
+        from qonnx.custom_op.general.intquant import max_int
+
+        return int(max_int(self.signed, self.narrow, self.bits))
+
+    def levels(self, v: np.ndarray, dtype=np.float64) -> np.ndarray:
+        """round(clip(v / scale + zero_point)) in `dtype`, qonnx' order; the zero point is still included."""
+        from qonnx.custom_op.general.intquant import resolve_rounding_mode
+
+        y = np.asarray(v, dtype=dtype) / np.asarray(self.scale, dtype=dtype) + np.asarray(self.zero_point, dtype)
+        y = np.clip(y, self.qmin, self.qmax)
+        return resolve_rounding_mode(self.rounding)(y)
+
+    def integers(self, v: np.ndarray, dtype=np.float32) -> np.ndarray:
+        """The integers q the node produces from `v` (levels minus zero point) as int64; float32 by default, as
+        qonnx executes it. Raises if they are not integral (a non-integer zero point)."""
+        y = self.levels(v, dtype) - np.asarray(self.zero_point, dtype=dtype)
+        if not np.all(np.isfinite(y)) or not np.array_equal(y, np.round(y)):
+            raise A2QFlowError("Quant node output is not integral (non-integer zero point?)")
+        return y.astype(np.int64)
+
+    def dequantize(self, levels: np.ndarray) -> np.ndarray:
+        """The float value of quantized levels (as returned by `levels`), in float64."""
+        return (np.asarray(levels, dtype=np.float64) - self.zero_point) * self.scale
+
+    def as_kwargs(self) -> dict:
+        """The parameters under the names `training.audit.quant_integers` takes."""
+        return {"scale": self.scale, "zero_point": self.zero_point, "bits": self.bits, "signed": self.signed,
+                "narrow": self.narrow, "rounding_mode": self.rounding}
+
+
+def decode_quant(node, const: Callable[[str], np.ndarray | None], fail: Callable[[str], Exception]) -> QuantParams:
+    """Read a Quant node's parameters; every problem is `fail(what)` (the caller names file and node).
+
+    Args:
+        node: an ONNX `Quant` NodeProto (inputs: x, scale, zero_point, bit_width).
+        const: tensor name -> constant value (float64 or float32 array), or None when the tensor is not constant.
+        fail: builds the exception to raise from a short description of what is wrong.
+
+    Returns:
+        The validated parameters (scale and zero point keep the dtype `const` returned).
+    """
+    from qonnx.custom_op.general.intquant import resolve_rounding_mode
+
+    vals = [const(i) if i else None for i in node.input[1:4]]
+    if len(node.input) < 4 or any(v is None for v in vals):
+        raise fail("scale, zero point and bit width must be constant initializers")
+    scale, zp, bits = (np.asarray(v) for v in vals)
+    b = bits.ravel()[0] if bits.size else None
+    if bits.size != 1 or b != round(b) or b < 2:
+        raise fail(f"bit width must be one integer >= 2, got {bits.ravel().tolist()[:4]}")
+    if np.any(scale <= 0):
+        raise fail("quantizer scales must be positive")
+    a = node_attrs(node)
+    rounding = str(a.get("rounding_mode", "ROUND")).upper()
+    try:
+        resolve_rounding_mode(rounding)
+    except ValueError:
+        raise fail(f"rounding_mode {rounding!r} is unknown to qonnx") from None
+    return QuantParams(scale, zp, int(b), bool(a.get("signed", 1)), bool(a.get("narrow", 0)), rounding)
