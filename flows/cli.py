@@ -13,7 +13,7 @@ import shlex
 import sys
 import warnings
 
-COMMANDS = ["train", "compile", "hls", "csim", "rtl", "rtlsim", "synth", "bitstream", "report", "run", "sweep"]
+COMMANDS = ["train", "compile", "audit", "hls", "csim", "rtl", "rtlsim", "synth", "bitstream", "report", "run", "sweep"]
 
 
 def _load(name: str):

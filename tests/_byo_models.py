@@ -63,7 +63,7 @@ def _calibrate(net: nn.Module, x: torch.Tensor) -> nn.Module:
 
 
 class SignedMLP(nn.Module):
-    """Signed 6-bit input; A2Q P=15; A2Q+ P=13 with BatchNorm; a per-tensor 8-bit last layer; nested modules."""
+    """Signed 6-bit input; A2Q P=12; A2Q+ P=9 with BatchNorm; a per-tensor 8-bit last layer; nested modules."""
 
     def __init__(self):
         import brevitas.nn as qnn
@@ -71,9 +71,9 @@ class SignedMLP(nn.Module):
         super().__init__()
         self.inp = _act(6, signed=True)
         self.body = nn.ModuleDict({
-            "fc_a": qnn.QuantLinear(20, 16, bias=True, **_quant_kwargs("a2q", 4, 15)),
+            "fc_a": qnn.QuantLinear(20, 16, bias=True, **_quant_kwargs("a2q", 4, 12)),
             "act_a": _act(4),
-            "fc_b": qnn.QuantLinear(16, 12, bias=False, **_quant_kwargs("a2q+", 4, 13)),
+            "fc_b": qnn.QuantLinear(16, 12, bias=False, **_quant_kwargs("a2q+", 4, 9)),
         })
         self.bn = nn.BatchNorm1d(12)
         self.act_b = _act(4)
@@ -85,7 +85,7 @@ class SignedMLP(nn.Module):
 
 
 class StridedCNN(nn.Module):
-    """3x10x10 unsigned input; k3 padded conv A2Q P=16; stride-2 padded conv A2Q P=11 with BatchNorm; a
+    """3x10x10 unsigned input; k3 padded conv A2Q P=10; stride-2 padded conv A2Q P=11 with BatchNorm; a
     per-channel linear layer."""
 
     def __init__(self):
@@ -95,7 +95,7 @@ class StridedCNN(nn.Module):
         super().__init__()
         self.features = nn.Sequential(
             qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat, bit_width=4, return_quant_tensor=True),
-            qnn.QuantConv2d(3, 6, 3, padding=1, bias=True, **_quant_kwargs("a2q", 4, 16)),
+            qnn.QuantConv2d(3, 6, 3, padding=1, bias=True, **_quant_kwargs("a2q", 4, 10)),
             _act(4),
             qnn.QuantConv2d(6, 8, 3, stride=2, padding=1, bias=False, **_quant_kwargs("a2q", 4, 11)),
             nn.BatchNorm2d(8),
@@ -115,9 +115,9 @@ def build(kind: str, seed: int = 0, n: int = 64) -> tuple[nn.Module, torch.Tenso
     if kind == "mlp":
         net, x = SignedMLP(), torch.randn(n, 20, generator=g)
         _randomize_bn(net.bn, g)
-        targets = {"body.fc_a": 15, "body.fc_b": 13}
+        targets = {"body.fc_a": 12, "body.fc_b": 9}
     else:
         net, x = StridedCNN(), torch.rand(n, 3, 10, 10, generator=g)
         _randomize_bn(net.features[4], g)
-        targets = {"features.1": 16, "features.3": 11}
+        targets = {"features.1": 10, "features.3": 11}
     return _calibrate(net, x), x, targets

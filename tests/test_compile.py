@@ -40,7 +40,8 @@ def hand_model(tmp_path):
 def test_compile_writes_ir_and_plan_with_every_bound(hand_model, tmp_path):
     build = tmp_path / "build"
     plan = compile_model(hand_model, build)
-    assert sorted(p.name for p in build.iterdir()) == ["ir.json", "ir.npz", "plan.json", "plan.md", "plan.npz"]
+    assert sorted(p.name for p in build.iterdir()) == ["ir.json", "ir.npz", "model_int.onnx", "plan.json",
+                                                          "plan.md", "plan.npz"]
     d = json.loads((build / "plan.json").read_text())
     assert d["policy"] == "exact" and d["unsafe"] is False
     model = load_model(build)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 help = "lower a QONNX model to integer layers and plan each layer's accumulator width (BUILD/plan.json)"
@@ -36,7 +37,7 @@ def print_plan(plan, build: Path) -> None:
     c.print(t)
     if plan.unsafe:
         c.print("[bold red]warning:[/] some layers use fewer bits than their exact bound and can overflow")
-    c.print(f"wrote {build}/plan.json, plan.md, ir.json, ir.npz")
+    c.print(f"wrote {build}/plan.json, plan.md, ir.json, ir.npz, model_int.onnx")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,5 +50,7 @@ def run(args: argparse.Namespace) -> int:
     with Console(stderr=True).status(f"compiling {args.model}"):
         plan = compile_model(args.model, args.out, acc_bits=args.acc_bits, allow_unsafe=args.allow_unsafe,
                              folding=folding)
+    for w in plan.warnings:
+        print(f"warning: {w}", file=sys.stderr)
     print_plan(plan, args.out)
     return 0

@@ -1,7 +1,7 @@
 """`a2qflow compile`: QONNX -> integer IR + accumulator plan, written into a build folder.
 
 BUILD/ir.json + ir.npz (the lowered integer layers), BUILD/plan.json + plan.md (per-layer bounds and the widths the
-hardware uses). Everything is computed before the first file is written and each file is written atomically, so a
+hardware uses), BUILD/model_int.onnx (the same integer model as a qonnx graph for FINN / qonnx tools). Everything is computed before the first file is written and each file is written atomically, so a
 bad model or a refused width leaves the build folder as it was.
 """
 
@@ -11,11 +11,12 @@ from pathlib import Path
 
 from a2qflow.hw.compiler.bounds import ACC_BITS_MAX, ACC_BITS_MIN
 from a2qflow.hw.compiler.frontend import load_qonnx
+from a2qflow.hw.compiler.int_onnx import int_model
 from a2qflow.hw.compiler.ir import save_model
 from a2qflow.hw.compiler.plan import Plan, make_plan, save_plan
 from a2qflow.hw.config import FoldingConfig
 from a2qflow.hw.errors import A2QFlowError
-from a2qflow.hw.files import ensure_out_dir
+from a2qflow.hw.files import atomic_write_bytes, ensure_out_dir
 
 
 def compile_model(onnx_path: Path | str, build: Path | str, acc_bits: int | None = None, allow_unsafe: bool = False,
@@ -29,7 +30,9 @@ def compile_model(onnx_path: Path | str, build: Path | str, acc_bits: int | None
         raise A2QFlowError(f"--acc-bits {acc_bits}: must be between {ACC_BITS_MIN} and {ACC_BITS_MAX}")
     model = load_qonnx(onnx_path)
     plan = make_plan(model, acc_bits=acc_bits, allow_unsafe=allow_unsafe, folding=folding)
+    int_graph = int_model(model, plan)  # built before anything is written, like the rest
     build = ensure_out_dir(build)  # an existing file, a path under a file, an unwritable place: one line
     save_model(model, build)
     save_plan(plan, build)
+    atomic_write_bytes(build / "model_int.onnx", int_graph.model.SerializeToString())
     return plan

@@ -52,6 +52,10 @@ POST_OPS = ("Add", "Sub", "Mul", "Div", "BatchNormalization", "Relu", "Identity"
 SHAPE_OPS = ("MaxPool", "Flatten", "Reshape")
 SUPPORTED_OPS = ("Quant",) + MAC_OPS + POST_OPS + SHAPE_OPS
 METADATA_KEY = "a2qflow"
+NO_METADATA_WARNING = (
+    "{path} was not exported by a2qflow, so trained accumulator targets cannot be checked; Brevitas' own export "
+    "of A2Q layers does not carry the trained integers (since 0.12.1): export with a2qflow.export_qonnx "
+    "(the bounds below are exact for the file as it is)")
 
 
 # ------------------------------------------------------------------------------------------------ loading
@@ -331,7 +335,8 @@ class _Lowering:
         if self.meta.input_shape is not None and tuple(self.meta.input_shape) != model_shape:
             raise A2QFlowError(f"{g.path}: metadata input_shape {self.meta.input_shape} disagrees with the graph "
                                f"input {list(model_shape)}; re-export the model")
-        return Model(ident(name), model_shape, input_quant, self.layers)
+        warn = [] if self.meta.names is not None else [NO_METADATA_WARNING.format(path=g.path)]
+        return Model(ident(name), model_shape, input_quant, self.layers, warn)
 
     def _graph_input(self) -> tuple[str, tuple[int, ...]]:
         g, m = self.g, self.g.m

@@ -173,6 +173,7 @@ class Model:
     input_shape: tuple[int, ...]
     input_quant: InputQuant
     layers: list[Layer]
+    warnings: list[str] = field(default_factory=list)  # from the frontend (e.g. a file without a2qflow metadata)
 
     def mac_layers(self) -> list[DenseLayer | ConvLayer]:
         return [l for l in self.layers if l.kind in MAC_KINDS]

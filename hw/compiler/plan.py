@@ -79,6 +79,7 @@ class Plan:
     layers: list[LayerPlan] = field(default_factory=list)
     ir_digest: str | None = None  # sha256 of the ir.json + ir.npz this plan was made from (set by save_plan)
     npz_digest: str | None = None  # sha256 of plan.npz (the fitted thresholds) written beside it (set by save_plan)
+    warnings: list[str] = field(default_factory=list)  # one line each, printed by `a2qflow compile`
 
     @property
     def unsafe(self) -> bool:
@@ -95,7 +96,8 @@ class Plan:
 
     def to_json(self) -> dict:
         return {"model": self.model, "policy": self.policy, "unsafe": self.unsafe, "ir_digest": self.ir_digest,
-                "npz_digest": self.npz_digest, "layers": [l.to_json() for l in self.layers]}
+                "npz_digest": self.npz_digest, "layers": [l.to_json() for l in self.layers],
+                "warnings": list(self.warnings)}
 
     def table(self) -> str:
         """Markdown table for humans (BUILD/plan.md and the CLI)."""
@@ -141,7 +143,8 @@ def make_plan(model: Model, acc_bits: int | None = None, allow_unsafe: bool = Fa
     if unknown:
         raise A2QFlowError(f"hw.folding.layers.{unknown[0]}: the model has no MAC layer {unknown[0]!r}; its layers "
                            f"are {', '.join(names)}")
-    plan = Plan(model=model.name, policy="exact" if acc_bits is None else f"forced:{acc_bits}")
+    plan = Plan(model=model.name, policy="exact" if acc_bits is None else f"forced:{acc_bits}",
+                warnings=list(model.warnings))
     for layer in model.mac_layers():
         w = layer.weight_matrix()
         exact = acc_bits_exact(w, layer.in_type)
@@ -238,7 +241,8 @@ def load_plan(build: Path | str, check_thresholds: bool = True) -> Plan:
                            "`a2qflow compile`") from None
     for l in layers if check_thresholds else ():
         _check_thresholds(l, npz)
-    return Plan(model=model_name, policy=policy, layers=layers, ir_digest=digests[0], npz_digest=digests[1])
+    return Plan(model=model_name, policy=policy, layers=layers, ir_digest=digests[0], npz_digest=digests[1],
+                warnings=[str(w) for w in d.get("warnings", [])])
 
 
 def _check_thresholds(l: LayerPlan, npz: Path) -> None:
