@@ -1,8 +1,9 @@
 """`a2qflow compile`: QONNX -> integer IR + accumulator plan, written into a build folder.
 
 BUILD/ir.json + ir.npz (the lowered integer layers), BUILD/plan.json + plan.md (per-layer bounds and the widths the
-hardware uses), BUILD/model_int.onnx (the same integer model as a qonnx graph for FINN / qonnx tools). Everything is computed before the first file is written and each file is written atomically, so a
-bad model or a refused width leaves the build folder as it was.
+hardware uses), BUILD/model_int.onnx (the same integer model as a qonnx graph for FINN / qonnx tools). Everything
+is computed before the first file is written and each file is written atomically, so a bad model or a refused
+width leaves the build folder as it was.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ in float32, so a sample landing within float32 rounding of a level boundary can 
 whose map decreases (negative BN gamma or scale) gets its weight row negated, so the hardware's `acc >= T` holds.
 
 Node names are kept as the user wrote them (qonnx' GiveUniqueNodeNames / GiveReadableTensorNames are not run, and
-nodes the rewrites create are named after the node they replace): error messages name nodes and tensors as they appear in Netron, and the a2qflow metadata's `onnx_weight` keeps
-pointing at the right initializer.
+nodes the rewrites create are named after the node they replace): error messages name nodes and tensors as they
+appear in Netron, and the a2qflow metadata's `onnx_weight` keeps pointing at the right initializer.
 """
 
 from __future__ import annotations
@@ -87,22 +87,7 @@ def _clean(proto, path: Path):
     from qonnx.transformation.infer_shapes import InferShapes
     from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
 
-    for n in proto.graph.node:  # the domain fix qonnx' cleanup_model applies, so Quant executes as a custom op
-        if n.op_type in ("Quant", "Trunc", "BipolarQuant"):
-            n.domain = "qonnx.custom_op.general"
-    for i, n in enumerate(proto.graph.node):
-        if not n.name:
-            n.name = f"{n.op_type}_{i}"
-    # before any transform (give the user's node, not a transform's traceback), skipping constant sub-graphs / Shape arithmetic on initializers) that FoldConstants removes
-    # (Constant / Shape arithmetic on initializers, a Transpose of a quantized weight) that the transforms fold
-    consts = {i.name for i in proto.graph.initializer}
-    for n in proto.graph.node:
-        if n.op_type in ("Quant", "BipolarQuant"):
-            _check_supported(n, path)
-        if all(not i or i in consts for i in n.input):
-            consts.update(n.output)
-        else:
-            _check_supported(n, path)
+    _precheck(proto, path)
     model = ModelWrapper(proto)
     try:
         for t in (InferShapes(), FoldConstants(exclude_op_types=["Quant", "BipolarQuant"]),
@@ -120,6 +105,26 @@ def _clean(proto, path: Path):
     for n in model.graph.node:
         _check_supported(n, path, origins)
     return model, origins
+
+
+def _precheck(proto, path: Path) -> None:
+    """Before any transform (so errors name the user's node, not a transform's traceback): qonnx' domain fix,
+    names for unnamed nodes, and the supported-op check, skipping constant sub-graphs (Constant / Shape arithmetic
+    on initializers, a Transpose of a quantized weight) that the transforms fold away."""
+    for n in proto.graph.node:  # the domain fix qonnx' cleanup_model applies, so Quant executes as a custom op
+        if n.op_type in ("Quant", "Trunc", "BipolarQuant"):
+            n.domain = "qonnx.custom_op.general"
+    for i, n in enumerate(proto.graph.node):
+        if not n.name:
+            n.name = f"{n.op_type}_{i}"
+    consts = {i.name for i in proto.graph.initializer}
+    for n in proto.graph.node:
+        if n.op_type in ("Quant", "BipolarQuant"):
+            _check_supported(n, path)
+        if all(not i or i in consts for i in n.input):
+            consts.update(n.output)
+        else:
+            _check_supported(n, path)
 
 
 def _check_canonicalizable(model, path: Path) -> None:

@@ -31,7 +31,6 @@ class GemmBiasExplicit(Transformation):
     """Give every Gemm a C input (zeros of its output width): qonnx' GemmToMatMul needs one."""
 
     def apply(self, model):
-        changed = False
         for n in model.graph.node:
             if n.op_type != "Gemm" or (len(n.input) > 2 and n.input[2]):
                 continue
@@ -46,7 +45,6 @@ class GemmBiasExplicit(Transformation):
                 n.input[2] = name
             else:
                 n.input.append(name)
-            changed = True
         return model, False
 
 
