@@ -5,8 +5,8 @@ The graph holds exactly what the hardware computes, in FINN's conventions: tenso
 qonnx DataType annotation says which integers they hold. Per MAC layer a MatMul (after a Flatten when the input is
 CHW) or a Conv (explicit zero pads) on an integer weight initializer (annotated with the weight type); its output,
 the accumulator, annotated INT<P> at the width plan.json chose; then a qonnx MultiThreshold
-(`out = out_bias + #{acc >= T}`) whose thresholds are the ones every a2qflow executor uses (fitted to P by
-`hw.compiler.thresholds.fit_thresholds`, annotated INT<thr_bits>), or, for a last layer with float logits, a Mul and
+(`out = out_bias + #{acc >= T}`) whose thresholds are the ones every a2qflow executor uses (plan.npz, fitted to P
+by `hw.compiler.thresholds.fit_thresholds`, annotated INT<thr_bits>), or, for a last layer with float logits, a Mul and
 an Add by the per-channel scale and bias (FINN's off-chip tail). MaxPool stays MaxPool. The input is the
 quantized integer input `x_int = input_quant.quantize(x)` (annotated with the input type); the input quantizer's
 scale and zero point are in metadata_props["a2qflow_int"].
@@ -26,7 +26,7 @@ import numpy as np
 
 from a2qflow.hw.compiler.bounds import channel_ranges
 from a2qflow.hw.compiler.ir import Affine, ConvLayer, DenseLayer, IntType, MaxPoolLayer, Model, Thresholds
-from a2qflow.hw.compiler.plan import Plan
+from a2qflow.hw.compiler.plan import LayerPlan, Plan
 from a2qflow.hw.compiler.thresholds import fit_thresholds
 from a2qflow.hw.files import atomic_write_bytes
 
@@ -79,12 +79,19 @@ def _mac(b: _Builder, layer: DenseLayer | ConvLayer, t: str, rank: int, acc_bits
                   strides=list(layer.stride), pads=[top, left, bottom, right])
 
 
-def _activation(b: _Builder, layer: DenseLayer | ConvLayer, acc: str, acc_bits: int, last: bool) -> str:
+def _thresholds(layer: DenseLayer | ConvLayer, lp: LayerPlan) -> tuple[np.ndarray, int]:
+    """The plan's fitted thresholds (plan.npz); an unsafe layer's are refitted at its exact width."""
+    if lp.unsafe or lp.thresholds is None:
+        return fit_thresholds(layer.act.values, layer.weight_matrix(), layer.in_type, lp.acc_bits_exact)
+    return lp.thresholds, int(lp.thr_bits)
+
+
+def _activation(b: _Builder, layer: DenseLayer | ConvLayer, acc: str, lp: LayerPlan, last: bool) -> str:
     """MultiThreshold (integer activation) or the float Mul + Add tail after a layer's accumulator."""
     n, C = layer.name, layer.out_channels
     out = OUTPUT if last else f"{n}_out"
     if isinstance(layer.act, Thresholds):
-        values, thr_bits = fit_thresholds(layer.act.values, layer.weight_matrix(), layer.in_type, acc_bits)
+        values, thr_bits = _thresholds(layer, lp)
         thr = b.init(f"{n}_T", values.astype(np.float32), f"INT{thr_bits}")
         return b.node("MultiThreshold", [acc, thr], out, f"{n}_thresholds", dtype=_dt(layer.act.out_type),
                       domain=QONNX_DOMAIN, out_dtype=_dt(layer.act.out_type), out_bias=float(layer.act.out_base),
@@ -121,7 +128,7 @@ def int_model(model: Model, plan: Plan):
                        kernel_shape=list(layer.kernel), strides=list(layer.stride))
             continue
         acc = _mac(b, layer, t, rank, widths[layer.name])
-        t = _activation(b, layer, acc, widths[layer.name], last)
+        t = _activation(b, layer, acc, plan.layer(layer.name), last)
         rank = 4 if layer.kind == "conv" else 2
     graph = helper.make_graph(
         b.nodes, f"{model.name}_int",
