@@ -5,6 +5,15 @@ QONNX export, audit), `a2qflow.hw` (compiler and backends), `a2qflow.hls_templat
 `a2qflow.flows` (CLI, resumable pipeline, report, sweep). This module owns the small public API below; each
 function imports its stage lazily, so `import a2qflow` stays fast (no torch, no onnx).
 
+API: `export_qonnx` (any Brevitas model -> a QONNX file with its trained integers), `audit` (a file's bounds against
+its targets), `compile` (QONNX -> integer IR + plan + model_int.onnx), `load_plan`, `csim`, `rtlsim`. Every user
+error is an `a2qflow.A2QFlowError` whose one-line message names the file, layer or field and the fix:
+
+    try:
+        a2qflow.export_qonnx(net, x_val[:64], "model.onnx")
+    except a2qflow.A2QFlowError as e:
+        print(f"error: {e}")      # e.g. "export: layer 'head.0' (Linear) is a float torch layer; ..."
+
 Reference: I. Colbert, A. Pappalardo, J. Petri-Koenig, "A2Q: Accumulator-Aware Quantization with Guaranteed
 Overflow Avoidance", ICCV 2023; and "A2Q+: Improving Accumulator-Aware Weight Quantization", ICML 2024.
 """

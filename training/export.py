@@ -164,6 +164,11 @@ def layer_integers(name: str, mod: torch.nn.Module, inp) -> TorchIntWeights:
             qt = mod.quant_weight(quant_input=qin)
         else:
             qt = mod.quant_weight()
+    from brevitas.quant_tensor import IntQuantTensor
+
+    if not isinstance(qt, IntQuantTensor):
+        raise A2QFlowError(f"export: layer {name}: its weight quantizer gives a {type(qt).__name__}, not integers "
+                           "(a float / minifloat quantizer?); a2qflow needs an integer weight quantizer")
     value = qt.value.detach().cpu().double().numpy()
     scale = np.broadcast_to(qt.scale.detach().cpu().double().numpy(), value.shape)
     zp = np.asarray(qt.zero_point.detach().cpu().double().numpy())
