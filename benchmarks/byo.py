@@ -1,8 +1,8 @@
 """Bring your own Brevitas model, end to end, on a model of a shape no test uses (issue 10's "done when").
 
 Builds a Brevitas CNN that neither the trainer nor the tests make (1x8x8 digits input, a padded k3 A2Q+ conv at
-P = 10 with BatchNorm and max-pool, an unpadded k3 A2Q conv at P = 11, an A2Q linear layer with 5-bit weights at P = 11, nested
-in a custom module), trains it briefly on scikit-learn's digits, then:
+P = 10 with BatchNorm and max-pool, an unpadded k3 A2Q conv at P = 11, an A2Q linear layer with 5-bit weights at
+P = 11, nested in a custom module), trains it briefly on scikit-learn's digits, then:
   - exports it with `a2qflow.export_qonnx` and with Brevitas' own `export_qonnx`;
   - compiles both (recording whether `a2qflow compile` printed the warning for the raw file);
   - runs `a2qflow audit` on both at the quantizers' own targets (exit codes);
@@ -142,8 +142,8 @@ def measure(work: Path) -> dict:
         t = torch_logits(net, xs)
         xi = model.input_quant.quantize(xs)
         ints = qonnx_execute_int(work / "build" / "model_int.onnx", xi, model.mac_layers()[-1].name)
-        rows[name] = {"samples": len(xs), "csim_mismatches_vs_golden": sim.summary["mismatches"],
-                      "overflow_events": sim.summary["overflow_events"],
+        rows[name] = {"samples": len(xs), "csim_mismatches_vs_golden": sim.summary.mismatches,
+                      "overflow_events": sim.summary.overflow_events,
                       "top1_agreement_with_torch": float(np.mean(t.argmax(1) == sim.golden.logits.argmax(1))),
                       "model_int_qonnx_bit_exact": bool(np.array_equal(ints, sim.golden.acc))}
     rows["test set"]["accuracy_torch"] = float(np.mean(torch_logits(net, x_te.numpy()).argmax(1) == y_te.numpy()))

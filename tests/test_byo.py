@@ -80,7 +80,7 @@ def test_csim_golden_and_qonnx_of_both_files_agree_with_torch(exported, tmp_path
     plan = a2qflow.compile(d / "model.onnx", build_dir)
     xs = _inputs(x)
     sim = a2qflow.csim(build_dir, xs)
-    assert sim.summary["mismatches"] == 0 and sim.summary["overflow_events"] == 0
+    assert sim.summary.mismatches == 0 and sim.summary.overflow_events == 0
     model = load_model(build_dir)
     xi = model.input_quant.quantize(xs)
     gold = reference.run(model, xi, plan.acc_bits())

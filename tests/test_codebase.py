@@ -82,6 +82,6 @@ def test_every_module_says_what_it_owns():
 
 
 def test_public_api_functions_document_args_returns_and_an_example():
-    for name in ("compile", "load_plan", "csim", "rtlsim"):
+    for name in ("export_qonnx", "audit", "compile", "load_plan", "csim", "rtlsim"):
         doc = getattr(a2qflow, name).__doc__ or ""
         assert all(word in doc for word in ("Args:", "Returns:", "Example:")), name

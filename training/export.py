@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from a2qflow.hw.compiler.frontend import ident
+from a2qflow.hw.compiler.ir import identifier
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.training.audit import META_KEY, _Graph, audit_onnx
 from a2qflow.training.quant import LayerSpec
@@ -197,7 +197,7 @@ def collect_layers(net: torch.nn.Module, x: torch.Tensor, allow_float: bool = Fa
     out = []
     for path, mod in found:
         kind, P = accumulator_target(mod)
-        name = ident(path)
+        name = identifier(path)
         le = LayerExport(path, name, mod, (presets or {}).get(name, kind), P)
         if path not in inputs:
             raise A2QFlowError(f"export: layer {path!r} is not used by the model's forward pass on the example "

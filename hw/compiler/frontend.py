@@ -25,7 +25,6 @@ appear in Netron, and the a2qflow metadata's `onnx_weight` keeps pointing at the
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +41,7 @@ from a2qflow.hw.compiler.ir import (
     MaxPoolLayer,
     Model,
     Thresholds,
+    identifier,
 )
 from a2qflow.hw.compiler.passes import canonicalize
 from a2qflow.hw.compiler.quant import QuantParams, decode_quant, node_attrs
@@ -145,12 +145,6 @@ def _check_supported(node, path: Path, origins: dict[str, str] | None = None) ->
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-
-def ident(name: str) -> str:
-    """An ONNX node name as a C / Verilog identifier (backends use layer names in generated code)."""
-    s = re.sub(r"[^0-9A-Za-z_]+", "_", name).strip("_")
-    return s if s and not s[0].isdigit() else f"n{s}"
-
 
 class _Graph:
     """The canonical graph plus the lookups the lowering needs; every error names the file and node.
@@ -341,7 +335,7 @@ class _Lowering:
             raise A2QFlowError(f"{g.path}: metadata input_shape {self.meta.input_shape} disagrees with the graph "
                                f"input {list(model_shape)}; re-export the model")
         warn = [] if self.meta.names is not None else [NO_METADATA_WARNING.format(path=g.path)]
-        return Model(ident(name), model_shape, input_quant, self.layers, warn)
+        return Model(identifier(name), model_shape, input_quant, self.layers, warn)
 
     def _graph_input(self) -> tuple[str, tuple[int, ...]]:
         g, m = self.g, self.g.m
@@ -449,7 +443,7 @@ class _Lowering:
             raise g.err(node, "MaxPool must follow a per-tensor activation quantizer")
         k = tuple(int(v) for v in a["kernel_shape"])
         s = tuple(int(v) for v in a.get("strides", [1, 1]))
-        name = f"pool{idx}" if self.meta.names is not None else ident(node.name)
+        name = f"pool{idx}" if self.meta.names is not None else identifier(node.name)
         layer = MaxPoolLayer(name, tuple(shape[1:]), k, s, IntType(act.bits, act.signed))
         if layer.out_shape != g.shape(node.output[0])[1:]:
             raise g.err(node, f"output shape {g.shape(node.output[0])} is not the unpadded pool of {shape}")
@@ -524,7 +518,7 @@ class _Lowering:
         out_shape = self.g.shape(node.output[0])
         last, out = self._post_ops(node, chain, out_shape)
         weights, w_type, act_ir = self._activation(node, last, chain, q, w_type, in_type)
-        name = ident(node.name)
+        name = identifier(node.name)
         if geometry is None:
             layer = DenseLayer(name, weights, in_type, w_type, act_ir)
         else:
@@ -635,7 +629,7 @@ class _Lowering:
         use_names = len(by_weight) == len(meta.entries) and all(w in by_weight for _, w in self.mac_nodes)
         for i, (layer, (node, w_init)) in enumerate(zip(macs, self.mac_nodes)):
             e = by_weight[w_init] if use_names else meta.entries[i]
-            layer.name = ident(str(e["name"]))
+            layer.name = identifier(str(e["name"]))
             t = e.get("target_acc_bits")
             layer.target_acc_bits = int(t) if t is not None else None
             for key, have in (("weight_bits", layer.w_type.bits), ("input_bits", layer.in_type.bits),
