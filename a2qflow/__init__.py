@@ -105,7 +105,8 @@ def compile(onnx_path: str | Path, build: str | Path, acc_bits: int | None = Non
     """Lower a QONNX model to the integer IR and plan every layer's accumulator width.
 
     The width of each MAC layer is the exact bound of its integer weights over its input range (never below it
-    unless `allow_unsafe`), so a dot product can never overflow. Writes BUILD/ir.json, ir.npz, plan.json, plan.md.
+    unless `allow_unsafe`), so a dot product can never overflow. Writes BUILD/ir.json, ir.npz, plan.json, plan.md
+    and model_int.onnx (the integer model as a qonnx graph, for FINN / qonnx tools).
 
     Args:
         onnx_path: a QONNX file, ideally exported by a2qflow (it carries the trained targets).
@@ -115,7 +116,8 @@ def compile(onnx_path: str | Path, build: str | Path, acc_bits: int | None = Non
         folding: SIMD / PE caps and per-layer overrides (`a2qflow.hw.config.FoldingConfig`).
 
     Returns:
-        The plan (`a2qflow.hw.compiler.plan.Plan`): per layer K, N, M, the three bounds and the width used.
+        The plan (`a2qflow.hw.compiler.plan.Plan`): per layer K, N, M, the three bounds and the width used;
+        `plan.warnings` holds the line `a2qflow compile` prints for a file not exported by a2qflow.
 
     Example:
         >>> plan = a2qflow.compile("runs/demo/train/model.onnx", "build")   # doctest: +SKIP
