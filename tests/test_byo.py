@@ -140,7 +140,7 @@ def test_export_errors_name_the_layer(tmp_path):
     deconv = nn.Sequential(qnn.QuantIdentity(return_quant_tensor=True), qnn.QuantConvTranspose2d(3, 2, 3))
     with pytest.raises(A2QFlowError, match=r"layer '1' \(QuantConvTranspose2d\) is not supported"):
         a2qflow.export_qonnx(deconv, torch.rand(2, 3, 5, 5), tmp_path / "m.onnx")
-    import brevitas.quant.experimental.float as fp
+    import brevitas.quant.float as fp
 
     fp8 = nn.Sequential(qnn.QuantIdentity(return_quant_tensor=True),
                         qnn.QuantLinear(20, 3, bias=False, weight_quant=fp.Fp8e4m3WeightPerTensorFloat))
