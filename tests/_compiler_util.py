@@ -88,3 +88,20 @@ class QonnxBuilder:
 
         onnx.save(self.model(out, metadata), str(path))
         return path
+
+
+def hand_built_cnn(path: Path):
+    """A QONNX CNN with the awkward parts: signed 3-bit inputs, stride and asymmetric padding, a per-channel Mul of
+    mixed sign after the conv, ReLU, max pooling, Flatten and a Gemm. Same weights every call (seed 3)."""
+    rng = np.random.default_rng(3)
+    b = QonnxBuilder((2, 7, 7))
+    t = b.quant(b.input, 0.1, 3, True, name="inp_quant")  # signed 3-bit inputs
+    t = b.conv(t, rng.integers(-7, 8, (4, 2, 3, 3)), rng.uniform(0.05, 0.1, (4, 1, 1, 1)), 4,
+               bias=rng.normal(0, 0.2, 4), stride=(2, 2), pads=(1, 0, 1, 2), name="conv_a")
+    t = b.node("Mul", [t, b.const(np.array([1.3, -0.8, 0.9, 1.1]).reshape(1, 4, 1, 1))], name="scale_a")
+    t = b.node("Relu", [t], name="relu_a")
+    t = b.quant(t, 0.3, 3, False, name="act_a")
+    t = b.node("MaxPool", [t], name="pool_a", kernel_shape=[2, 2], strides=[1, 1])
+    t = b.node("Flatten", [t], name="flat", axis=1)
+    t = b.gemm(t, rng.integers(-7, 8, (3, 4 * 3 * 3)), 0.04, 4, bias=rng.normal(0, 0.1, 3), name="fc_out")
+    return b.save(t, path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _compiler_util import QonnxBuilder
+from _compiler_util import QonnxBuilder, hand_built_cnn
 
 from a2qflow.hw.compiler import reference
 from a2qflow.hw.compiler.bounds import channel_ranges
@@ -90,17 +90,7 @@ def test_hand_built_mlp_matches_qonnx_bit_exactly(tmp_path):
 
 def test_hand_built_cnn_with_stride_padding_pool_flatten_matches_qonnx(tmp_path):
     rng = np.random.default_rng(3)
-    b = QonnxBuilder((2, 7, 7))
-    t = b.quant(b.input, 0.1, 3, True, name="inp_quant")  # signed 3-bit inputs
-    t = b.conv(t, rng.integers(-7, 8, (4, 2, 3, 3)), rng.uniform(0.05, 0.1, (4, 1, 1, 1)), 4,
-               bias=rng.normal(0, 0.2, 4), stride=(2, 2), pads=(1, 0, 1, 2), name="conv_a")
-    t = b.node("Mul", [t, b.const(np.array([1.3, -0.8, 0.9, 1.1]).reshape(1, 4, 1, 1))], name="scale_a")
-    t = b.node("Relu", [t], name="relu_a")
-    t = b.quant(t, 0.3, 3, False, name="act_a")
-    t = b.node("MaxPool", [t], name="pool_a", kernel_shape=[2, 2], strides=[1, 1])
-    t = b.node("Flatten", [t], name="flat", axis=1)
-    t = b.gemm(t, rng.integers(-7, 8, (3, 4 * 3 * 3)), 0.04, 4, bias=rng.normal(0, 0.1, 3), name="fc_out")
-    path = b.save(t, tmp_path / "cnn.onnx")
+    path = hand_built_cnn(tmp_path / "cnn.onnx")
     model = load_qonnx(path)
     conv, pool, fc = model.layers
     assert (conv.kind, pool.kind, fc.kind) == ("conv", "maxpool", "dense")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _compiler_util import QonnxBuilder
+from _compiler_util import hand_built_cnn
 
 from a2qflow.hw.compiler import reference
 from a2qflow.hw.compiler.bounds import wrap
@@ -60,17 +60,7 @@ def check_model_int(build, x: np.ndarray) -> int:
 
 def test_hand_built_cnn_model_int_is_bit_exact(tmp_path):
     rng = np.random.default_rng(3)
-    b = QonnxBuilder((2, 7, 7))
-    t = b.quant(b.input, 0.1, 3, True, name="inp_quant")
-    t = b.conv(t, rng.integers(-7, 8, (4, 2, 3, 3)), rng.uniform(0.05, 0.1, (4, 1, 1, 1)), 4,
-               bias=rng.normal(0, 0.2, 4), stride=(2, 2), pads=(1, 0, 1, 2), name="conv_a")
-    t = b.node("Mul", [t, b.const(np.array([1.3, -0.8, 0.9, 1.1]).reshape(1, 4, 1, 1))], name="scale_a")
-    t = b.node("Relu", [t], name="relu_a")
-    t = b.quant(t, 0.3, 3, False, name="act_a")
-    t = b.node("MaxPool", [t], name="pool_a", kernel_shape=[2, 2], strides=[1, 1])
-    t = b.node("Flatten", [t], name="flat", axis=1)
-    t = b.gemm(t, rng.integers(-7, 8, (3, 4 * 3 * 3)), 0.04, 4, bias=rng.normal(0, 0.1, 3), name="fc_out")
-    path = b.save(t, tmp_path / "cnn.onnx")
+    path = hand_built_cnn(tmp_path / "cnn.onnx")
     compile_model(path, tmp_path / "b")
     x = rng.uniform(-0.5, 0.5, (40, 2, 7, 7)).astype(np.float32)
     assert check_model_int(tmp_path / "b", x) == 4  # conv acc, conv out, pool out, fc acc
