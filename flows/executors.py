@@ -19,6 +19,7 @@ A failed point (its flow raised) or a dead worker is recorded as `failed` with i
 from __future__ import annotations
 
 import io
+import json
 import multiprocessing
 import os
 import shutil
@@ -166,14 +167,21 @@ def unpack_into(data: bytes, dest: Path) -> None:
 
 
 def run_packed(fn: Callable[..., dict], payload: Any, archive: bytes | None, stages: list[str], name: str,
-               extra: tuple = ()) -> tuple[dict, bytes | None]:
-    """Ray task body: unpack the point's folder, run it, and return (result, the packed folder)."""
+               extra: tuple = (), final_dir: str | None = None) -> tuple[dict, bytes | None]:
+    """Ray task body: unpack the point's folder, run it, and return (result, the packed folder).
+
+    Messages and run.json name `final_dir` (where the driver keeps the folder), never the worker's temp folder."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     with tempfile.TemporaryDirectory(prefix="a2qflow-point-") as tmp:
         run = Path(tmp) / name
         if archive is not None:
             unpack_into(archive, run)
         res = fn(payload, str(run), stages, *extra)
+        if final_dir:
+            res = json.loads(json.dumps(res).replace(json.dumps(str(run))[1:-1], json.dumps(final_dir)[1:-1]))
+            rj = run / "run.json"
+            if rj.is_file():
+                rj.write_text(rj.read_text().replace(json.dumps(str(run))[1:-1], json.dumps(final_dir)[1:-1]))
         return res, pack_dir(run)
 
 
@@ -230,7 +238,8 @@ class RayExecutor:
         try:
             remote = ray.remote(num_cpus=self.cpus_per_point, max_retries=1)(run_packed)
             refs = {remote.options(name=f"a2qflow:{t.name}").remote(
-                t.fn, t.payload, pack_dir(t.run_dir), list(t.stages), t.name, t.extra): t for t in tasks}
+                t.fn, t.payload, pack_dir(t.run_dir), list(t.stages), t.name, t.extra, str(t.run_dir)): t
+                for t in tasks}
             pending = list(refs)
             cap = self.capacity(ray)
             while pending:

@@ -69,11 +69,12 @@ def test_failed_point_and_dead_worker_are_recorded_and_others_finish(tmp_path, r
             os._exit(1)  # the worker process dies
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         (Path(run_dir) / "out.txt").write_text(payload)
-        return {"name": payload, "status": "ok"}
+        return {"name": payload, "status": "ok", "where": f"log: {run_dir}/logs/x.log"}
 
     tasks = [PointTask(n, work, n, tmp_path / n, meta={"method": "m"}) for n in ("good", "raise", "die")]
     got = {t.name: r for t, r in RayExecutor().run(tasks, Progress("t", 3, enabled=False))}
     assert got["good"]["status"] == "ok" and (tmp_path / "good" / "out.txt").read_text() == "good"
+    assert got["good"]["where"] == f"log: {tmp_path / 'good'}/logs/x.log"  # the driver's folder, not the worker's
     assert got["raise"]["status"] == "failed" and "bad point" in got["raise"]["reason"]
     assert got["die"]["status"] == "failed" and got["die"]["reason"].startswith("ray:")
     assert got["die"]["method"] == "m"  # the failed row keeps the point's fields
