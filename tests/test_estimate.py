@@ -1,0 +1,45 @@
+"""Resource model: the packaged coefficients load and are labelled as an estimate, more hardware never costs fewer
+LUTs, plan.json layers map to the right shapes, and bad shapes are one-line errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from a2qflow.hw.errors import A2QFlowError
+from a2qflow.hw.synth.estimate import LayerShape, estimate_design, estimate_layer, load_model, shape_from_plan_layer
+
+
+def _s(**kw):
+    base = dict(K=64, C=32, simd=4, pe=4, N=4, M=4, P=12, n_thr=15)
+    return LayerShape(**(base | kw))
+
+
+def test_packaged_model_loads_and_labels_itself():
+    m = load_model()
+    assert set(m["coefficients"]) == {"LUT", "FF", "CARRY"} and m["version"] >= 1
+    assert estimate_layer(_s()).source.startswith("estimate: a2qflow resource model v")
+
+
+@pytest.mark.parametrize("field,small,big", [("P", 10, 16), ("N", 2, 4), ("M", 2, 4), ("simd", 2, 8), ("pe", 2, 8),
+                                             ("n_thr", 3, 15)])
+def test_more_hardware_never_costs_fewer_luts(field, small, big):
+    a, b = estimate_layer(_s(**{field: small})), estimate_layer(_s(**{field: big}))
+    assert b.LUT >= a.LUT and b.FF >= a.FF
+
+
+def test_plan_layer_shape_and_design_total():
+    row = {"name": "fc0", "K": 64, "out_channels": 32, "simd": 4, "pe": 4, "input_bits": 4, "weight_bits": 3,
+           "acc_bits": 12, "thr_bits": 13, "out_bits": 2}
+    s = shape_from_plan_layer(row)
+    assert (s.N, s.M, s.P, s.n_thr, s.thr_bits, s.out_bits) == (4, 3, 12, 3, 13, 2)
+    last = shape_from_plan_layer(row | {"thr_bits": None, "out_bits": None})
+    assert last.n_thr == 0
+    d = estimate_design([s, last])
+    assert d["total"]["LUT"] >= sum(x["LUT"] for x in d["layers"]) - 1
+
+
+def test_bad_shapes_are_one_line_errors():
+    with pytest.raises(A2QFlowError, match="simd=3 must divide K=64"):
+        _s(simd=3)
+    with pytest.raises(A2QFlowError, match="P=0 must be a positive integer"):
+        _s(P=0)
