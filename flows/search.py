@@ -31,7 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
-from a2qflow.flows.sweep import SweepPoint, check_stages, run_point
+from a2qflow.flows.sweep import SweepPoint, run_point
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_json, atomic_write_text
 

@@ -8,7 +8,6 @@ import itertools
 from pathlib import Path
 
 import pytest
-import yaml
 
 from a2qflow.flows.cli import main
 from a2qflow.flows.config import load_config
