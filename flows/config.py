@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from a2qflow.hw.compiler.bounds import ACC_BITS_MAX, ACC_BITS_MIN
 from a2qflow.hw.config import HardwareConfig
 from a2qflow.hw.errors import A2QFlowError
-from a2qflow.training.config import DATASET_SHAPES, TrainingJob, dump_yaml, mac_layer_names
+from a2qflow.training.config import DATASET_SHAPES, EMBEDDED_DATASETS, TrainingJob, dump_yaml, mac_layer_names
 
 __all__ = ["DATASET_SHAPES", "FlowConfig", "dump_config", "load_config", "load_hw_config", "parse_config"]
 
@@ -263,9 +263,9 @@ def _check_semantics(cfg: FlowConfig, source: str) -> None:
                                f"{cfg.model.kernel_size}")
     if any(v < 1 for v in cfg.model.hidden + (cfg.model.conv_channels if cfg.model.kind == "cnn" else [])):
         raise A2QFlowError(f"{source}: model.hidden / model.conv_channels: widths must be >= 1")
-    if cfg.data.dataset != "digits" and not cfg.data.root:
+    if cfg.data.dataset not in EMBEDDED_DATASETS and not cfg.data.root:
         raise A2QFlowError(f"{source}: data.root: required for dataset {cfg.data.dataset} (the folder holding "
-                           f"torchvision's on-disk layout); only digits is embedded")
+                           f"torchvision's on-disk layout); only {', '.join(EMBEDDED_DATASETS)} are embedded")
     for spec in cfg.layer_specs():
         if spec.weight_quant not in A2Q_QUANTS:
             continue

@@ -76,7 +76,7 @@ def test_per_layer_overrides_apply_only_to_their_layer():
 @pytest.mark.parametrize("edits, field, must_contain", [
     ({"quant__weight_quant": "a3q"}, "quant.weight_quant", ["'a3q' is not one of float, baseline, a2q, a2q+"]),
     ({"model__kind": "rnn"}, "model.kind", ["'rnn' is not one of mlp, cnn"]),
-    ({"data__dataset": "imagenet"}, "data.dataset", ["'imagenet' is not one of digits, mnist, cifar10"]),
+    ({"data__dataset": "imagenet"}, "data.dataset", ["'imagenet' is not one of digits, mnist5k, mnist, cifar10"]),
     ({"quant__layers": {"fc1": {"weight_quant": "a2"}}}, "quant.layers.fc1.weight_quant", ["float, baseline"]),
     ({"name": ...}, "name", ["required field is missing"]),
     ({"model": ...}, "model", ["required field is missing"]),
@@ -153,3 +153,16 @@ def test_cli_prints_one_line_and_exits_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err == f"error: {p}: quant.weight_quant: 'a3q' is not one of float, baseline, a2q, a2q+"
     assert not (tmp_path / "out").exists()
+
+
+def test_float_twin_recipe_without_a_float_twin_is_refused():
+    msg = error_of(cfg_with(train__recipe="float_twin", train__float_reference=False))
+    assert "train" in msg and "recipe float_twin needs float_reference: true" in msg
+    auto = parse_config(cfg_with(train__float_reference=False), "x")
+    assert auto.train.effective_recipe == "scratch"  # auto: no twin, so the quantized model trains from scratch
+    assert parse_config(BASE, "x").train.effective_recipe == "float_twin"
+
+
+def test_mnist5k_needs_no_root_but_mnist_does():
+    assert parse_config(cfg_with(data__dataset="mnist5k"), "x").data.dataset == "mnist5k"
+    assert "data.root: required for dataset mnist" in error_of(cfg_with(data__dataset="mnist"))

