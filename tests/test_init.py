@@ -12,7 +12,7 @@ from a2qflow.training.init import budget_init, choose_scales, project_l1_ball
 from a2qflow.training.quant import LayerSpec, input_quant_module, l1_budget, weight_quant_kwargs
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(st.lists(st.floats(-10, 10, allow_nan=False, width=32), min_size=1, max_size=24),
        st.floats(0.01, 40))
 def test_l1_projection_is_inside_and_nearest(v, radius):
