@@ -41,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
     flt = "n/a" if m["float_test_accuracy"] is None else f"{m['float_test_accuracy']:.2%}"
     con.print(f"[bold]{m['name']}[/]: test accuracy {m['test_accuracy']:.2%} (float twin {flt}), "
               f"best epoch {m['best_epoch']}/{m['epochs']}, {m['seconds_per_epoch']:.2f} s/epoch")
+    steps = " -> ".join(f"{k} {v['test_accuracy']:.2%}" for k, v in m.get("phases", {}).items())
+    con.print(f"  recipe {m.get('recipe')} (init {m.get('init')}): {steps}")
     for name, l in m["layers"].items():
         p = l["target_acc_bits"]
         con.print(f"  {name}: {l['weight_quant']} W{l['weight_bits']} A{l['input_bits']}"
