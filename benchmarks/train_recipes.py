@@ -15,6 +15,7 @@ a re-run skips finished rows, so the grid can be run in pieces and a partial gri
 Rows run in priority order (the issue's "Done when" rows first). `--budget-minutes` stops starting new rows.
 Writes benchmarks/results/train_recipes.{json,md}; the .md says which rows were run.
 Run: OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/train_recipes.py [--rows priority|all]
+     .venv/bin/python benchmarks/train_recipes.py --readme-only   (copy the result tables into README.md)
 """
 
 from __future__ import annotations
@@ -161,6 +162,14 @@ def markdown(doc: dict) -> str:
         lines.append(f"| {c['dataset']} | {c['weight_quant']} | {c['precision']} | {c['P']} | "
                      f">= {100 * c['required']:.0f}% | {pct(c['of_float'])}% | {c['status']} | "
                      f"{pct(v['of_float'])}{'' if v['of_float'] is None else '%'} ({v['status']}) |")
+    lines += ["", "## Default recipe: accuracy (mean of the seeds run)", "",
+              "| dataset | preset | precision | P | seeds | mean % | min-max % | % of float | zero weights |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for t in doc["summary"]:
+        if t["recipe"] == "full":
+            lines.append(f"| {t['dataset']} | {t['weight_quant']} | {t['precision']} | {t['P']} | "
+                         f"{','.join(map(str, t['seeds']))} | {pct(t['mean'])} | {pct(t['min'])}-{pct(t['max'])} | "
+                         f"{pct(t['of_float'])} | {pct(t['zero_fraction'])}% |")
     lines += ["", "## All rows run", "", "recipe: off = scratch + Brevitas init; init = scratch + budget-aware init; "
               "full = float twin, budget-aware init, calibration, fine-tune (finetune_lr 0.003, the default); "
               "full-lr0.01 = full with finetune_lr 0.01. `baseline` = unconstrained integer weights (no P).", "",
@@ -194,6 +203,21 @@ def write(out: Path, runs: dict, total: int) -> dict:
     return doc
 
 
+README_BEGIN = "<!-- train_recipes.md: begin (copied by benchmarks/train_recipes.py --readme-only) -->"
+README_END = "<!-- train_recipes.md: end -->"
+
+
+def copy_to_readme(md: str, readme: Path) -> None:
+    """Put the result file's run summary, float-twin and Done-when tables between README's markers, verbatim."""
+    text = readme.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        raise SystemExit(f"{readme}: no '{README_BEGIN}' ... '{README_END}' block to fill")
+    keep = md.split("\n## All rows run")[0].split("\n", 2)[2].strip()  # drop the title, keep up to the full table
+    keep = keep.replace("\n## ", "\n#### ")  # README nests them under its own "### Training" heading
+    head, rest = text.split(README_BEGIN, 1)
+    atomic_write_text(readme, f"{head}{README_BEGIN}\n{keep}\n{README_END}{rest.split(README_END, 1)[1]}")
+
+
 def main(argv: list[str] | None = None) -> int:
     from a2qflow.training.recipe import TwinCache
 
@@ -202,7 +226,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="priority: only the Done-when rows and the reference rows")
     ap.add_argument("--budget-minutes", type=float, default=None, help="start no new row after this long")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--readme-only", action="store_true",
+                    help="train nothing: copy the tables of OUT/train_recipes.md into README.md")
     args = ap.parse_args(argv)
+    if args.readme_only:
+        copy_to_readme((args.out / "train_recipes.md").read_text(), ROOT / "README.md")
+        return 0
     rows = all_rows()
     if args.rows == "priority":
         rows = [r for r in rows if r[4].startswith("full")]
