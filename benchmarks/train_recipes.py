@@ -4,8 +4,8 @@ Grid: datasets digits (flows/configs/digits_mlp.yaml, MLP 64-32-32-10) and mnist
 MLP 784-64-32-10); W4A4 and W8A8; P in {12, 14, 16} (and 20 for W8A8 on mnist5k); A2Q and A2Q+; recipe
   off   = scratch training, Brevitas' own init        (train.recipe: scratch,    train.init: brevitas)
   init  = scratch training, budget-aware init          (train.recipe: scratch,    train.init: budget)
-  full  = float twin -> budget init -> calibrate -> fine-tune (train.recipe: float_twin, train.init: budget)
-  full-lr0.01 = full with train.finetune_lr 0.01 instead of the default 0.003 (on the Done-when rows only)
+  full  = float twin -> budget init -> calibrate -> fine-tune at finetune_lr 0.003 (train.recipe: float_twin)
+  full-lr0.01 = the same at finetune_lr 0.01, the default of train.finetune_lr (the Done-when table uses it)
 3 seeds each; plus reference rows: the float twin (per dataset and seed) and the unconstrained integer baseline
 (`baseline` preset, W4A4 and W8A8, full recipe). Every row is a complete `run_training` (train, QONNX export,
 audit), so every accuracy comes from a model whose exported integers passed the accumulator audit.
@@ -43,13 +43,25 @@ CONFIGS = {"digits": ROOT / "flows" / "configs" / "digits_mlp.yaml",
            "mnist5k": ROOT / "flows" / "configs" / "mnist5k_mlp.yaml"}
 SEEDS = (0, 1, 2)
 RECIPES = {"off": {"recipe": "scratch", "init": "brevitas"}, "init": {"recipe": "scratch", "init": "budget"},
-           "full": {"recipe": "float_twin", "init": "budget"},
-           # the full recipe with a 3x larger fine-tune learning rate than the default (train.finetune_lr 0.003)
+           # the float-twin recipe at two fine-tune learning rates; the Done-when table uses the one that is the
+           # default of train.finetune_lr (0.01 since this benchmark showed 0.003 short at W8A8 A2Q+ P=12)
+           "full": {"recipe": "float_twin", "init": "budget", "finetune_lr": 0.003},
            "full-lr0.01": {"recipe": "float_twin", "init": "budget", "finetune_lr": 0.01}}
 # The issue's "Done when": (dataset, preset, bits, P, share of the float twin that the full recipe must reach)
 CRITERIA = [("digits", "a2q", 8, 16, 0.99), ("digits", "a2q", 8, 14, 0.99), ("digits", "a2q+", 8, 12, 0.97)] + \
            [("digits", q, 4, p, 0.99) for q in ("a2q", "a2q+") for p in (12, 14, 16)] + \
            [("mnist5k", "a2q+", 4, 12, 0.99), ("mnist5k", "a2q", 8, 16, 0.99), ("mnist5k", "a2q+", 8, 16, 0.99)]
+
+
+def _default_full() -> str:
+    """The `full*` recipe whose fine-tune learning rate is train.finetune_lr's default."""
+    from a2qflow.training.config import TrainConfig
+
+    lr = TrainConfig().finetune_lr
+    return next(k for k, v in RECIPES.items() if k.startswith("full") and v["finetune_lr"] == lr)
+
+
+DEFAULT_FULL = _default_full()
 
 
 def p_values(dataset: str, bits: int) -> list[int]:
@@ -64,12 +76,12 @@ def all_rows() -> list[tuple]:
     """Every row of the grid, highest priority first: Done-when rows, baselines, the W8 off/init contrast, rest."""
     rows: list[tuple] = []
     crit = [(d, q, b, p, "full") for d, q, b, p, _ in CRITERIA]
-    base = [(d, "baseline", b, None, "full") for d in CONFIGS for b in (4, 8)]
+    base = [(d, "baseline", b, None, r) for r in ("full", DEFAULT_FULL) for d in CONFIGS for b in (4, 8)]
     lr8 = [(d, q, b, p, "full-lr0.01") for d, q, b, p, _ in CRITERIA if b == 8]
     lr4 = [(d, q, b, p, "full-lr0.01") for d, q, b, p, _ in CRITERIA if b == 4]
     contrast = [(d, q, b, p, r) for r in ("off", "init") for d, q, b, p, _ in CRITERIA[:3]]  # digits W8A8 rows
     rest = [(d, q, b, p, r) for d in CONFIGS for b in (4, 8) for q in ("a2q", "a2q+") for p in p_values(d, b)
-            for r in ("off", "init", "full")]
+            for r in ("off", "init", DEFAULT_FULL)]
     for group in (crit[:9], crit[9:], base, lr8, contrast, lr4, rest):  # digits criteria, mnist5k criteria, ...
         for seed in SEEDS:
             for row in group:
@@ -132,7 +144,7 @@ def summarize(runs: dict) -> tuple[list[dict], dict]:
     return table, floats
 
 
-def criteria(table: list[dict], recipe: str = "full") -> list[dict]:
+def criteria(table: list[dict], recipe: str) -> list[dict]:
     """The issue's Done-when rows: pass only with all 3 seeds run and mean >= share x float-twin mean."""
     out = []
     for d, q, b, p, share in CRITERIA:
@@ -155,24 +167,24 @@ def markdown(doc: dict) -> str:
              "", "## Float twins (reference)", "", "| dataset | seeds | mean % | std |", "|---|---|---|---|"]
     for d, f in doc["float_twin"].items():
         lines.append(f"| {d} | {','.join(map(str, f['seeds']))} | {pct(f['mean'])} | {pct(f['std'])} |")
-    lines += ["", "## Done when (full recipe, the default, mean of 3 seeds vs the float twin)", "",
-              "| dataset | preset | precision | P | required | reached | status | with finetune_lr 0.01 |",
+    lines += ["", f"## Done when (default recipe `{doc['default_recipe']}`, mean of 3 seeds vs the float twin)", "",
+              "| dataset | preset | precision | P | required | reached | status | with finetune_lr 0.003 |",
               "|---|---|---|---|---|---|---|---|"]
-    for c, v in zip(doc["criteria"], doc["criteria_finetune_lr_0.01"]):
+    for c, v in zip(doc["criteria"], doc["criteria_finetune_lr_0.003"]):
         lines.append(f"| {c['dataset']} | {c['weight_quant']} | {c['precision']} | {c['P']} | "
                      f">= {100 * c['required']:.0f}% | {pct(c['of_float'])}% | {c['status']} | "
                      f"{pct(v['of_float'])}{'' if v['of_float'] is None else '%'} ({v['status']}) |")
-    lines += ["", "## Default recipe: accuracy (mean of the seeds run)", "",
+    lines += ["", f"## Default recipe (`{doc['default_recipe']}`): accuracy (mean of the seeds run)", "",
               "| dataset | preset | precision | P | seeds | mean % | min-max % | % of float | zero weights |",
               "|---|---|---|---|---|---|---|---|---|"]
     for t in doc["summary"]:
-        if t["recipe"] == "full":
+        if t["recipe"] == DEFAULT_FULL:
             lines.append(f"| {t['dataset']} | {t['weight_quant']} | {t['precision']} | {t['P']} | "
                          f"{','.join(map(str, t['seeds']))} | {pct(t['mean'])} | {pct(t['min'])}-{pct(t['max'])} | "
                          f"{pct(t['of_float'])} | {pct(t['zero_fraction'])}% |")
     lines += ["", "## All rows run", "", "recipe: off = scratch + Brevitas init; init = scratch + budget-aware init; "
-              "full = float twin, budget-aware init, calibration, fine-tune (finetune_lr 0.003, the default); "
-              "full-lr0.01 = full with finetune_lr 0.01. `baseline` = unconstrained integer weights (no P).", "",
+              "full = float twin, budget-aware init, calibration, fine-tune at finetune_lr 0.003; full-lr0.01 = the "
+              "same at finetune_lr 0.01 (the default). `baseline` = unconstrained integer weights (no P).", "",
               "| dataset | preset | precision | P | recipe | seeds | mean % | std | min-max % | % of float | "
               "zero weights | s/epoch |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for t in doc["summary"]:
@@ -195,7 +207,8 @@ def write(out: Path, runs: dict, total: int) -> dict:
            "threads": torch.get_num_threads(), "machine": f"{platform.machine()} {platform.system()}",
            "seeds": list(SEEDS), "rows_total": total, "rows_run": len(runs),
            "all_audits_ok": all(r["audit_ok"] for r in runs.values()), "float_twin": floats,
-           "criteria": criteria(table), "criteria_finetune_lr_0.01": criteria(table, "full-lr0.01"),
+           "default_recipe": DEFAULT_FULL, "criteria": criteria(table, DEFAULT_FULL),
+           "criteria_finetune_lr_0.003": criteria(table, "full"),
            "summary": table, "runs": runs}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "train_recipes.json", doc)

@@ -83,7 +83,8 @@ class TrainConfig(_Strict):
         "budget", description="A2Q / A2Q+ layers: budget-aware init (training.init) or Brevitas' own formulas")
     calibration_batches: int = Field(300, ge=0, description="float_twin: no-grad training-mode forward passes "
                                                             "that set the activation quantizers' ranges")
-    finetune_lr: float = Field(3e-3, gt=0, description="float_twin: Adam learning rate of the fine-tune")
+    finetune_lr: float = Field(1e-2, gt=0, description="float_twin: Adam learning rate of the fine-tune (0.01: "
+                                                       "benchmarks/results/train_recipes.md compares 0.003)")
     finetune_epochs: int | None = Field(None, ge=1, description="float_twin: fine-tune epochs (default: epochs)")
 
     @model_validator(mode="after")

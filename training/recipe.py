@@ -7,7 +7,7 @@
   4. calibrate the activation quantizers: `train.calibration_batches` forward passes in training mode without
      gradients, which is what Brevitas' runtime-statistics scaling (`collect_stats_steps = 300`) needs before it
      fixes an activation range;
-  5. fine-tune (Adam, `train.finetune_lr`, cosine, `train.finetune_epochs`, best-validation epoch).
+  5. fine-tune (Adam, `train.finetune_lr` (0.01), cosine, `train.finetune_epochs`, best-validation epoch).
 `scratch`: build the quantized model, apply (3) to its random weights, train it (`train.lr`, `train.epochs`); the
 float twin, when on, is trained only as the reference accuracy.
 
