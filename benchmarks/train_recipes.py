@@ -182,6 +182,15 @@ def markdown(doc: dict) -> str:
             lines.append(f"| {t['dataset']} | {t['weight_quant']} | {t['precision']} | {t['P']} | "
                          f"{','.join(map(str, t['seeds']))} | {pct(t['mean'])} | {pct(t['min'])}-{pct(t['max'])} | "
                          f"{pct(t['of_float'])} | {pct(t['zero_fraction'])}% |")
+    lines += ["", "## What each recipe step does (digits W8A8, % of the float twin, mean of the seeds run)", "",
+              "| preset | P | off (scratch, Brevitas init) | init (scratch, budget-aware init) | full (lr 0.003) | "
+              "full-lr0.01 |", "|---|---|---|---|---|---|"]
+    by = {(t["dataset"], t["weight_quant"], t["precision"], t["P"], t["recipe"]): t for t in doc["summary"]}
+    for d, q, b, p, _ in CRITERIA[:3]:
+        cells = [by.get((d, q, f"W{b}A{b}", f"P{p}", r)) for r in ("off", "init", "full", "full-lr0.01")]
+        lines.append(f"| {q} | {p} | " + " | ".join("-" if c is None else f"{pct(c['of_float'])}% "
+                                                    f"({pct(c['mean'])}%, {len(c['seeds'])} seeds)" for c in cells)
+                     + " |")
     lines += ["", "## All rows run", "", "recipe: off = scratch + Brevitas init; init = scratch + budget-aware init; "
               "full = float twin, budget-aware init, calibration, fine-tune at finetune_lr 0.003; full-lr0.01 = the "
               "same at finetune_lr 0.01 (the default). `baseline` = unconstrained integer weights (no P).", "",
