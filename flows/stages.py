@@ -74,7 +74,8 @@ def _compile(ctx: StageContext) -> dict:
 
     p = ctx.params
     plan = compile_model(ctx.upstream["train"] / "model.onnx", ctx.out, acc_bits=p.get("acc_bits"),
-                         allow_unsafe=bool(p.get("allow_unsafe")), folding=_cfg(ctx).hw.folding)
+                         allow_unsafe=bool(p.get("allow_unsafe")), folding=_cfg(ctx).hw.folding,
+                         architecture=_cfg(ctx).hw.architecture_config())
     return {"acc_bits": plan.acc_bits(), "unsafe": plan.unsafe}
 
 

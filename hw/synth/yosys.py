@@ -214,10 +214,10 @@ def ensure_rtl(build: Path) -> Path:
 
 
 def make_baseline32(build: Path) -> Path:
-    """BUILD/baseline32: the same IR and folding with every acc_bits forced to 32, plus its generated RTL."""
+    """BUILD/baseline32: the same IR, folding and architecture with every acc_bits forced to 32, plus its RTL."""
     from a2qflow.hw.compiler.ir import save_model
     from a2qflow.hw.compiler.plan import load_build, make_plan, save_plan
-    from a2qflow.hw.config import Folding, FoldingConfig
+    from a2qflow.hw.config import ArchitectureConfig, Folding, FoldingConfig
     from a2qflow.hw.rtl.generate import generate
 
     build = Path(build)
@@ -226,8 +226,11 @@ def make_baseline32(build: Path) -> Path:
     if too_wide:
         raise A2QFlowError(f"{build}/plan.json: layers {too_wide} need more than 32 accumulator bits, so there is no "
                            "32-bit baseline; reduce the model's bit widths or run synth with --no-baseline")
-    folding = FoldingConfig(layers={l.name: Folding(simd=l.simd, pe=l.pe) for l in plan.layers})
-    base_plan = make_plan(model, acc_bits=32, folding=folding)
+    folded = [l for l in plan.layers if l.architecture == "folded"]
+    folding = FoldingConfig(layers={l.name: Folding(simd=l.simd, pe=l.pe) for l in folded})
+    arch = ArchitectureConfig(layers={l.name: l.architecture for l in plan.layers},
+                              pipeline_depth=max([l.pipeline_depth for l in plan.layers], default=0))
+    base_plan = make_plan(model, acc_bits=32, folding=folding, architecture=arch)
     dest = build / "baseline32"
     with staged_dir(dest) as tmp:
         save_model(model, tmp)
