@@ -152,9 +152,10 @@ def _architecture(layer, folding: FoldingConfig, arch: ArchitectureConfig) -> st
     return "unrolled"
 
 
-def make_plan(model: Model, acc_bits: int | None = None, allow_unsafe: bool = False,
+def make_plan(model: Model, acc_bits: int | str | None = None, allow_unsafe: bool = False,
               folding: FoldingConfig | None = None, architecture: ArchitectureConfig | None = None) -> Plan:
-    """Compute every bound per MAC layer and choose acc_bits (exact by default, or forced to `acc_bits`).
+    """Compute every bound per MAC layer and choose acc_bits (exact by default, forced to `acc_bits`, or each layer's
+    data-type bound with acc_bits="datatype").
 
     A forced width below a layer's exact bound raises unless allow_unsafe, and is then recorded as unsafe.
     Folding comes from `folding` (per-layer overrides); a requested SIMD / PE that does not divide K / C is an error
@@ -171,14 +172,16 @@ def make_plan(model: Model, acc_bits: int | None = None, allow_unsafe: bool = Fa
     for name in architecture.layers:
         if name not in names:
             raise A2QFlowError(f"hw.layers.{name}: the model has no MAC layer named {name!r}; MAC layers are {names}")
-    plan = Plan(model=model.name, policy="exact" if acc_bits is None else f"forced:{acc_bits}",
-                warnings=list(model.warnings))
+    datatype = acc_bits == "datatype"  # every layer at its data-type bound: the width a designer without A2Q picks
+    plan = Plan(model=model.name, policy="exact" if acc_bits is None else
+                ("datatype" if datatype else f"forced:{acc_bits}"), warnings=list(model.warnings))
     for layer in model.mac_layers():
         w = layer.weight_matrix()
         exact = acc_bits_exact(w, layer.in_type)
         if not w.any():
             warnings.warn(all_zero_message(layer.name, layer.target_acc_bits), AllZeroLayerWarning, stacklevel=2)
-        used = max(exact, ACC_BITS_MIN) if acc_bits is None else int(acc_bits)
+        used = max(exact, ACC_BITS_MIN) if acc_bits is None else (
+            acc_bits_datatype(layer.K, layer.in_type, layer.w_type) if datatype else int(acc_bits))
         if used not in ACC_BITS_RANGE:
             raise A2QFlowError(f"--acc-bits {used}: must be between {ACC_BITS_MIN} and {ACC_BITS_MAX}")
         unsafe = used < exact
