@@ -176,3 +176,19 @@ def test_digits_mlp_unrolled_whole_test_set(digits_mlp_a2q, tmp_path):
     res = run_rtlsim(build, x, compare_csim=True, labels=y)
     assert res["mismatches"] == 0 and res["csim_mismatches"] == 0 and res["samples"] == len(x)
     assert res["initiation_interval_cycles"] == 1.0 and res["top1_accuracy"] > 0.8
+
+
+def test_baselines_keep_the_architecture_and_the_datatype_one_uses_each_layers_bound(tmp_path):
+    from a2qflow.hw.synth.yosys import make_baseline, make_baseline32
+
+    model = dense_chain(seed=3)
+    _build(tmp_path, model, layers={"fc1": "folded"}, depth=1)
+    b32, bdt = load_plan(make_baseline32(tmp_path)), load_plan(make_baseline(tmp_path, "datatype"))
+    mine = load_plan(tmp_path)
+    for p in (b32, bdt):
+        assert [(l.architecture, l.pipeline_depth, l.simd, l.pe) for l in p.layers] == \
+               [(l.architecture, l.pipeline_depth, l.simd, l.pe) for l in mine.layers]
+    assert set(b32.acc_bits().values()) == {32} and bdt.policy == "datatype"
+    assert bdt.acc_bits() == {l.name: l.acc_bits_datatype for l in mine.layers}
+    man = json.loads((tmp_path / "baseline_datatype" / "rtl" / "manifest.json").read_text())
+    assert man["acc_bits"] == bdt.acc_bits() and man["architecture"]["fc1"] == "folded"
