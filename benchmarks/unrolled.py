@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 POLICIES = ("exact", "datatype", "32")
 ARCHS = ("unrolled", "folded")
-WEIGHTS = ("a2q", "unconstrained")
+WEIGHTS = ("a2q", "a2q+", "unconstrained")
+CONSTRAINED = ("a2q", "a2q+")
 KEYS = ("LUT", "FF", "CARRY")
 
 
@@ -45,8 +46,9 @@ def train(kind: str, work: Path) -> Path:
     if (out / "model.onnx").is_file():
         return out
     cfg = load_config(ROOT / "flows" / "configs" / "digits_mlp.yaml")
-    if kind == "unconstrained":
-        cfg = cfg.model_copy(update={"quant": cfg.quant.model_copy(update={"weight_quant": "baseline"})})
+    if kind != "a2q":  # a2q+: the zero-centred variant at the same P; unconstrained: no accumulator constraint
+        wq = "baseline" if kind == "unconstrained" else kind
+        cfg = cfg.model_copy(update={"quant": cfg.quant.model_copy(update={"weight_quant": wq})})
     run_training(cfg, out, progress=False)
     return out
 
@@ -113,10 +115,11 @@ def derive(res: dict) -> dict:
                     d.setdefault("lut_cycles_per_vector", {})[f"{w}_{a}_{p}"] = round(r["synth"]["total"]["LUT"] * ii, 1)
     for a in ARCHS:
         for p in POLICIES:
-            ra, ru = res.get(f"a2q_{a}_{p}"), res.get(f"unconstrained_{a}_{p}")
-            if ra and ru and "synth" in ra and "synth" in ru:
-                d.setdefault("unconstrained_over_a2q_luts", {})[f"{a}_{p}"] = ratio(
-                    ra["synth"]["total"]["LUT"], ru["synth"]["total"]["LUT"])
+            for w in CONSTRAINED:
+                ra, ru = res.get(f"{w}_{a}_{p}"), res.get(f"unconstrained_{a}_{p}")
+                if ra and ru and "synth" in ra and "synth" in ru:
+                    d.setdefault(f"unconstrained_over_{w}_luts", {})[f"{a}_{p}"] = ratio(
+                        ra["synth"]["total"]["LUT"], ru["synth"]["total"]["LUT"])
         for w in WEIGHTS:
             base = res.get(f"{w}_{a}_exact")
             for p in ("datatype", "32"):
@@ -146,11 +149,13 @@ def markdown(doc: dict) -> str:
         own = r.get("rtlsim")
         ok = "-" if own is None else f"{own['mismatches']} of {own['samples']} differ"
         pp = ", ".join(str(v["acc_bits"]) for v in r["plan"].values())
-        lines.append(f"| {w} | {doc['accuracy'].get(w, '-')} | {a} | {p} | {pp} | {t['LUT']} | {t['FF']} | "
+        acc = doc["accuracy"].get(w)
+        lines.append(f"| {w} | {'-' if acc is None else f'{100 * acc:.1f} %'} | {a} | {p} | {pp} | {t['LUT']} | {t['FF']} | "
                      f"{t['CARRY']} | {r['synth']['seconds']:.0f} | {sim.get('initiation_interval_cycles', '-')} | "
                      f"{der.get('lut_cycles_per_vector', {}).get(key, '-')} | {ok} |")
     lines += ["", "## Ratios (LUTs, whole model)", ""]
     for name, title in [("unconstrained_over_a2q_luts", "unconstrained-trained / A2Q-trained weights, same design"),
+                        ("unconstrained_over_a2q+_luts", "unconstrained-trained / A2Q+-trained weights, same design"),
                         ("datatype_over_planned_luts", "data-type-bound widths / planned widths (same weights)"),
                         ("32_over_planned_luts", "32-bit accumulators / planned widths (same weights)")]:
         for k, v in der.get(name, {}).items():
@@ -184,18 +189,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work_unrolled")
     ap.add_argument("--a2q", type=Path, help="an existing training run of flows/configs/digits_mlp.yaml")
     ap.add_argument("--unconstrained", type=Path, help="an existing run of the same config, weight_quant baseline")
+    ap.add_argument("--a2q-plus", type=Path, help="an existing run of the same config, weight_quant a2q+")
+    ap.add_argument("--weights", default="a2q,unconstrained", help="comma-separated subset of a2q,a2q+,unconstrained")
     ap.add_argument("--only", choices=ARCHS, help="one architecture only")
     ap.add_argument("--policies", default=",".join(POLICIES), help="comma-separated subset of exact,datatype,32")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
-    runs = {"a2q": args.a2q or train("a2q", args.work),
-            "unconstrained": args.unconstrained or train("unconstrained", args.work)}
+    weights = [w for w in args.weights.split(",") if w]
+    given = {"a2q": args.a2q, "a2q+": args.a2q_plus, "unconstrained": args.unconstrained}
+    runs = {w: given[w] or train(w, args.work) for w in weights}
     old = json.loads((RESULTS / "unrolled.json").read_text()) if (RESULTS / "unrolled.json").is_file() else {}
-    doc = {"model": "digits MLP 64-32-32-10, W4A4 (flows/configs/digits_mlp.yaml)",
-           "accuracy": {w: json.loads((r / "metrics.json").read_text()).get("test_accuracy") for w, r in runs.items()},
+    acc = old.get("accuracy", {}) | {w: json.loads((r / "metrics.json").read_text()).get("test_accuracy")
+                                     for w, r in runs.items()}
+    doc = {"model": "digits MLP 64-32-32-10, W4A4 (flows/configs/digits_mlp.yaml)", "accuracy": acc,
            "designs": old.get("designs", {}), "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     archs = [args.only] if args.only else list(ARCHS)
-    order = [(p, a, w) for p in args.policies.split(",") for a in archs for w in WEIGHTS]
+    order = [(p, a, w) for p in args.policies.split(",") for a in archs for w in weights]
     for p, a, w in order:
         key = f"{w}_{a}_{p}"
         print(f"[{time.strftime('%H:%M:%S')}] {key}", file=sys.stderr, flush=True)
