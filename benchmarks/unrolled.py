@@ -179,6 +179,11 @@ def markdown(doc: dict) -> str:
 def save(doc: dict) -> None:
     from a2qflow.hw.files import atomic_write_json, atomic_write_text
 
+    path = RESULTS / "unrolled.json"
+    if path.is_file():  # another invocation may have added designs meanwhile: keep them
+        other = json.loads(path.read_text())
+        doc["designs"] = other.get("designs", {}) | doc["designs"]
+        doc["accuracy"] = other.get("accuracy", {}) | doc["accuracy"]
     doc["derived"] = derive(doc["designs"])
     atomic_write_json(RESULTS / "unrolled.json", doc)
     atomic_write_text(RESULTS / "unrolled.md", markdown(doc))
