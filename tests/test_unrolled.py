@@ -192,3 +192,17 @@ def test_baselines_keep_the_architecture_and_the_datatype_one_uses_each_layers_b
     assert bdt.acc_bits() == {l.name: l.acc_bits_datatype for l in mine.layers}
     man = json.loads((tmp_path / "baseline_datatype" / "rtl" / "manifest.json").read_text())
     assert man["acc_bits"] == bdt.acc_bits() and man["architecture"]["fc1"] == "folded"
+
+
+@pytest.mark.slow
+def test_channel_group_synthesis_sums_groups_of_an_unrolled_layer(tmp_path):
+    """Each group has its own output register and one handshake flip-flop: FFs add up exactly."""
+    from a2qflow.hw.synth.split import synth_layer_in_groups
+
+    model = dense_chain(seed=3)
+    _build(tmp_path, model)
+    r = synth_layer_in_groups(tmp_path, "fc0", 3, tmp_path / "groups")
+    assert r["groups"] == 3 and [g["channels"] for g in r["per_group"]] == [[0, 2], [3, 5], [6, 7]]
+    assert r["total"]["FF"] == 8 * 4 + 3  # 8 channels x UINT4 outputs + one valid flip-flop per group
+    assert r["total"]["LUT"] == sum(g["LUT"] for g in r["per_group"]) > 0
+    assert "sum of 3 channel-group runs" in r["label"]
