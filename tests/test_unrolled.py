@@ -192,6 +192,7 @@ def test_baselines_keep_the_architecture_and_the_datatype_one_uses_each_layers_b
     assert bdt.acc_bits() == {l.name: l.acc_bits_datatype for l in mine.layers}
     man = json.loads((tmp_path / "baseline_datatype" / "rtl" / "manifest.json").read_text())
     assert man["acc_bits"] == bdt.acc_bits() and man["architecture"]["fc1"] == "folded"
+    assert {l.tree_widths for l in bdt.layers} == {"acc_bits"} and {l.tree_widths for l in mine.layers} == {"exact"}
 
 
 @pytest.mark.slow
@@ -206,3 +207,16 @@ def test_channel_group_synthesis_sums_groups_of_an_unrolled_layer(tmp_path):
     assert r["total"]["FF"] == 8 * 4 + 3  # 8 channels x UINT4 outputs + one valid flip-flop per group
     assert r["total"]["LUT"] == sum(g["LUT"] for g in r["per_group"]) > 0
     assert "sum of 3 channel-group runs" in r["label"]
+
+
+def test_uniform_width_baseline_trees_wrap_like_the_golden_model(tmp_path):
+    """The baselines' unrolled trees (every adder acc_bits wide) are exact too, also where they wrap."""
+    model = dense_chain(seed=3)
+    plan = _build(tmp_path, model, acc_bits=7)
+    for l in plan.layers:
+        l.tree_widths = "acc_bits"
+    save_plan(plan, tmp_path)
+    top = (generate(tmp_path) / "a2q_top.v").read_text()
+    assert "every adder ACC_BITS wide" in top
+    _, golden = _rtl_equals_golden(tmp_path, model, _inputs(model, 30, seed=8))
+    assert golden.overflow_events > 0

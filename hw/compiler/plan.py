@@ -70,6 +70,7 @@ class LayerPlan:
     pipeline_depth: int = 0  # unrolled: register stages inside the adder trees (0: one register per layer)
     nonzero_weights: int | None = None
     signed_digits: int | None = None  # nonzero CSD digits of the weights: the unrolled datapath's adder inputs
+    tree_widths: str = "exact"  # unrolled: "exact" (each adder its exact range, capped at acc_bits) | "acc_bits"
     # int64 (C, L) thresholds fitted to acc_bits (plan.npz, not plan.json); None when the layer ends in the affine
     thresholds: np.ndarray | None = field(default=None, repr=False, compare=False)
 

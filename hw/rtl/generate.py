@@ -178,11 +178,14 @@ def _mac_layer(layer: DenseLayer | ConvLayer, plan: Plan, shape: tuple[int, ...]
     act = _activation(layer, lp, P, is_last)
     unsafe = f" (UNSAFE: below exact bound {lp.acc_bits_exact})" if lp.unsafe else ""
     if lp.architecture == "unrolled":
-        summary = (f"dense K={K} C={C}, unrolled (constant weights, {lp.pipeline_depth} pipeline stage(s)), "
+        sizing = "every adder ACC_BITS wide" if lp.tree_widths == "acc_bits" else "adders sized to exact ranges"
+        summary = (f"dense K={K} C={C}, unrolled (constant weights, {sizing}, {lp.pipeline_depth} pipeline "
+                   f"stage(s)), "
                    f"{layer.in_type} inputs, ACC_BITS={P}{unsafe}, {act.note}")
         u = unrolled.render(module, wm, layer.in_type, P, act.thresholds, act.out_w,
                             None if act.thresholds is None else act.out_base, in_lanes, lp.pipeline_depth,
-                            library_text("a2q_unrolled.v.j2"), summary)
+                            library_text("a2q_unrolled.v.j2"), summary,
+                            uniform_widths=lp.tree_widths == "acc_bits")
         rtl = _LayerRTL(layer.name, layer.kind, module, inst, elem.bits, act.out_w, summary, in_lanes=in_lanes,
                         out_lanes=C, body=u.body, arch="unrolled",
                         unrolled=dict(adders=u.adders, terms=u.terms, depth=u.depth, levels=u.max_level,

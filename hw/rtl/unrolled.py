@@ -87,8 +87,9 @@ def shifted(node: Node | None, name: str, width: int, base: int) -> str:
 class TreeBuilder:
     """Builds the adder nodes of one layer; node names are unique within the layer."""
 
-    def __init__(self, acc_bits: int, in_type: IntType):
+    def __init__(self, acc_bits: int, in_type: IntType, uniform: bool = False):
         self.P = acc_bits
+        self.uniform = uniform  # every node acc_bits wide (a plain ap_int<P> datapath), not its exact range
         self.t = in_type
         self.nodes: list[Node] = []
         self._ids = count()
@@ -102,7 +103,7 @@ class TreeBuilder:
             a, b = b, a
         d = b.shift - a.shift
         lo, hi = a.lo + (b.lo << d), a.hi + (b.hi << d)
-        width = min(range_bits(lo, hi), self.P - a.shift)
+        width = self.P - a.shift if self.uniform else min(range_bits(lo, hi), self.P - a.shift)
         n = Node(f"n{next(self._ids)}", lo, hi, a.shift, width, max(a.level, b.level) + 1)
         if width <= d:  # b sits entirely above the P-bit window: only a's low bits matter
             n.low, n.add_width = bits(a, "@A@", width - 1, 0), 0
@@ -167,10 +168,10 @@ def _signed_literal(v: int, width: int) -> str:
     return f"{width}'sd{v}" if v >= 0 else f"-{width}'sd{-v}"
 
 
-def build_channels(weights: np.ndarray, in_type: IntType, acc_bits: int,
-                   thresholds: np.ndarray | None) -> tuple[TreeBuilder, list[Channel]]:
+def build_channels(weights: np.ndarray, in_type: IntType, acc_bits: int, thresholds: np.ndarray | None,
+                   uniform: bool = False) -> tuple[TreeBuilder, list[Channel]]:
     """The adder trees, accumulators and tied-off comparators of every output channel of a (C, K) weight matrix."""
-    tb = TreeBuilder(acc_bits, in_type)
+    tb = TreeBuilder(acc_bits, in_type, uniform)
     lo_c, hi_c = channel_ranges(weights, in_type)
     channels = []
     for c, row in enumerate(np.asarray(weights, dtype=np.int64).tolist()):
@@ -180,7 +181,7 @@ def build_channels(weights: np.ndarray, in_type: IntType, acc_bits: int,
                 (plus if sign > 0 else minus).append(tb.leaf(k, shift))
         pos, neg = tb.tree(plus), tb.tree(minus)
         exact = signed_bits_for_range(int(lo_c[c]), int(hi_c[c]))
-        width = min(exact, acc_bits)
+        width = acc_bits if uniform else min(exact, acc_bits)
         shifts = [n.shift for n in (pos, neg) if n is not None]
         base = min(shifts) if shifts else 0
         level = max([n.level for n in (pos, neg) if n is not None], default=0) + 1
@@ -303,18 +304,20 @@ class UnrolledRTL:
 
 def render(module: str, weights: np.ndarray, in_type: IntType, acc_bits: int, thresholds: np.ndarray | None,
            out_w: int, out_base: int | None, in_lanes: int, depth: int, template: str,
-           summary: str) -> UnrolledRTL:
+           summary: str, uniform_widths: bool = False) -> UnrolledRTL:
     """Verilog module `module` for a dense layer with (C, K) constant `weights` (columns in input lane order).
 
     thresholds None: the layer outputs its raw P-bit accumulators (the last layer, affine off-chip); else the
     fitted (C, L) thresholds, out = out_base + #{l : acc >= T[c, l]}. in_lanes is K when the input arrives as one
     vector per beat, 1 when it streams one element per beat (an s2p adapter collects the vector).
+    uniform_widths makes every tree node and accumulator acc_bits wide (a plain ap_int<P> datapath without range
+    analysis): how the 32-bit and data-type baselines are built, so their P is really in the logic.
     """
     C, K = weights.shape
     if thresholds is not None and thresholds.size and (np.diff(thresholds, axis=1) < 0).any():
         raise A2QFlowError(f"{module}: thresholds are not ascending per channel; the IR is inconsistent, re-run "
                            "`a2qflow compile`")
-    tb, channels = build_channels(weights, in_type, acc_bits, thresholds)
+    tb, channels = build_channels(weights, in_type, acc_bits, thresholds, uniform_widths)
     max_level = max((ch.level for ch in channels), default=0) + 1
     depth = min(depth, max_level - 1)
     st = _Stages()

@@ -32,7 +32,8 @@ def _render_group(layer: DenseLayer, lp, c0: int, c1: int, module: str) -> str:
     out_w = layer.act.out_type.bits if thr is not None else lp.acc_bits
     base = layer.act.out_base if thr is not None else None
     u = unrolled.render(module, w, layer.in_type, lp.acc_bits, thr, out_w, base, layer.K, lp.pipeline_depth,
-                        library_text("a2q_unrolled.v.j2"), f"{layer.name} channels {c0}..{c1 - 1}")
+                        library_text("a2q_unrolled.v.j2"), f"{layer.name} channels {c0}..{c1 - 1}",
+                        uniform_widths=lp.tree_widths == "acc_bits")
     return "`default_nettype none\n" + u.body + "`default_nettype wire\n"
 
 

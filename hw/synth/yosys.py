@@ -237,6 +237,8 @@ def make_baseline(build: Path, acc_bits: int | str = 32) -> Path:
     arch = ArchitectureConfig(layers={l.name: l.architecture for l in plan.layers},
                               pipeline_depth=max([l.pipeline_depth for l in plan.layers], default=0))
     base_plan = make_plan(model, acc_bits=acc_bits, folding=folding, architecture=arch)
+    for l in base_plan.layers:  # unrolled baselines: every adder at the baseline width, as a plain P-bit design
+        l.tree_widths = "acc_bits"
     dest = build / ("baseline_datatype" if acc_bits == "datatype" else "baseline32")
     with staged_dir(dest) as tmp:
         save_model(model, tmp)
