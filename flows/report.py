@@ -336,6 +336,12 @@ def _md_resources(r: dict) -> list[str]:
             L.append(f"| {row['family']} {row['mapping']} | {row['tool']} {row.get('version') or ''} | {k} | "
                      f"{_fmt(v)} | {_fmt(row['baseline32'].get(k)) if row['baseline32'] else NOT_RUN} | "
                      f"{'-' if s is None else f'{s:.1f} %'} |")
+    layers = r.get("layers") or []
+    if layers and not any(row.get("baseline_datatype") for row in r["resources"]):
+        L += ["", "A fairer baseline than 32 bits is each layer's data-type bound, the width a designer without A2Q "
+                  "would pick: " + ", ".join(f"{l['name']} {l['acc_bits_datatype']}" for l in layers) +
+              " bits, against " + ", ".join(f"{l['name']} {l['acc_bits']}" for l in layers) + " here (plan.json). "
+              "Set `hw.datatype_baseline: true` (or `a2qflow synth --datatype-baseline`) to synthesise it."]
     for row in r["resources"]:
         d = row.get("baseline_datatype")
         if d and d.get("LUT") and row["planned"].get("LUT") is not None:

@@ -82,7 +82,7 @@ class HardwareConfig(_Strict):
     pipeline_depth: int = Field(0, ge=0, le=16, description="unrolled layers: register stages inside each adder "
                                                              "tree, on top of the register between layers")
     layers: dict[str, LayerHardware] = {}
-    datatype_baseline: bool = Field(True, description="synth also builds every layer at its data-type-bound width "
+    datatype_baseline: bool = Field(False, description="synth also builds every layer at its data-type-bound width "
                                                       "(what a designer without A2Q picks): a fairer baseline than 32")
 
     def architecture_config(self) -> ArchitectureConfig:
