@@ -127,6 +127,16 @@ def derive(res: dict) -> dict:
                 if base and r and "synth" in base and "synth" in r:
                     d.setdefault(f"{p}_over_planned_luts", {})[f"{w}_{a}"] = ratio(
                         base["synth"]["total"]["LUT"], r["synth"]["total"]["LUT"])
+    lc = d.get("lut_cycles_per_vector", {})
+    for w in WEIGHTS:
+        for p in POLICIES:
+            u, f = res.get(f"{w}_unrolled_{p}"), res.get(f"{w}_folded_{p}")
+            if u and f and "synth" in u and "synth" in f:
+                d.setdefault("unrolled_over_folded_luts", {})[f"{w}_{p}"] = ratio(
+                    f["synth"]["total"]["LUT"], u["synth"]["total"]["LUT"])
+            if f"{w}_unrolled_{p}" in lc and f"{w}_folded_{p}" in lc:
+                d.setdefault("folded_over_unrolled_lut_cycles", {})[f"{w}_{p}"] = ratio(
+                    lc[f"{w}_unrolled_{p}"], lc[f"{w}_folded_{p}"])
     return d
 
 
@@ -157,7 +167,10 @@ def markdown(doc: dict) -> str:
     for name, title in [("unconstrained_over_a2q_luts", "unconstrained-trained / A2Q-trained weights, same design"),
                         ("unconstrained_over_a2q+_luts", "unconstrained-trained / A2Q+-trained weights, same design"),
                         ("datatype_over_planned_luts", "data-type-bound widths / planned widths (same weights)"),
-                        ("32_over_planned_luts", "32-bit accumulators / planned widths (same weights)")]:
+                        ("32_over_planned_luts", "32-bit accumulators / planned widths (same weights)"),
+                        ("unrolled_over_folded_luts", "unrolled / folded LUTs (same weights and widths)"),
+                        ("folded_over_unrolled_lut_cycles",
+                         "folded / unrolled LUTs x cycles per input vector (same weights and widths)")]:
         for k, v in der.get(name, {}).items():
             lines.append(f"- {title}, {k}: **{v}x**")
     lines += ["", "## Per layer (LUT / FF / CARRY)", "", "| design | " + " | ".join(
