@@ -70,7 +70,9 @@ class LayerPlan:
     pipeline_depth: int = 0  # unrolled: register stages inside the adder trees (0: one register per layer)
     nonzero_weights: int | None = None
     signed_digits: int | None = None  # nonzero CSD digits of the weights: the unrolled datapath's adder inputs
-    tree_widths: str = "exact"  # unrolled: "exact" (each adder its exact range, capped at acc_bits) | "acc_bits"
+    # unrolled: "exact" (each adder its exact range, capped at acc_bits; the exact policy) | "acc_bits" (every adder
+    # acc_bits wide: a forced or data-type width is a plain P-bit datapath, as the baselines are)
+    tree_widths: str = "exact"
     # int64 (C, L) thresholds fitted to acc_bits (plan.npz, not plan.json); None when the layer ends in the affine
     thresholds: np.ndarray | None = field(default=None, repr=False, compare=False)
 
@@ -218,6 +220,7 @@ def make_plan(model: Model, acc_bits: int | str | None = None, allow_unsafe: boo
             sparsity=float((w == 0).mean()), out_bits=out_bits, out_signed=out_signed, simd=simd, pe=pe,
             architecture=arch, pipeline_depth=architecture.pipeline_depth if arch == "unrolled" else 0,
             nonzero_weights=int((w != 0).sum()), signed_digits=csd_count(w),
+            tree_widths="exact" if acc_bits is None else "acc_bits",
             thresholds=fitted))
     return plan
 
