@@ -144,6 +144,10 @@ def _resource_rows(res: SynthResources | None) -> list[dict]:
         rows.append({"family": e.family, "mapping": e.mapping, "tool": e.tool, "version": e.version,
                      "planned": pt, "baseline32": bt, "saved_pct": saved,
                      "baseline_status": "measured" if b else NOT_RUN})
+        d = res.entry("baseline_datatype", e.family, e.mapping)  # each layer at its data-type bound (issue 12)
+        if d is not None:
+            rows[-1]["baseline_datatype"] = {k: d.total.get(k) for k in pt}
+            rows[-1]["baseline_datatype_acc_bits"] = dict(d.acc_bits)
     return rows
 
 
@@ -332,6 +336,21 @@ def _md_resources(r: dict) -> list[str]:
             L.append(f"| {row['family']} {row['mapping']} | {row['tool']} {row.get('version') or ''} | {k} | "
                      f"{_fmt(v)} | {_fmt(row['baseline32'].get(k)) if row['baseline32'] else NOT_RUN} | "
                      f"{'-' if s is None else f'{s:.1f} %'} |")
+    layers = r.get("layers") or []
+    if layers and not any(row.get("baseline_datatype") for row in r["resources"]):
+        L += ["", "A fairer baseline than 32 bits is each layer's data-type bound, the width a designer without A2Q "
+                  "would pick: " + ", ".join(f"{l['name']} {l['acc_bits_datatype']}" for l in layers) +
+              " bits, against " + ", ".join(f"{l['name']} {l['acc_bits']}" for l in layers) + " here (plan.json). "
+              "Set `hw.datatype_baseline: true` (or `a2qflow synth --datatype-baseline`) to synthesise it."]
+    for row in r["resources"]:
+        d = row.get("baseline_datatype")
+        if d and d.get("LUT") and row["planned"].get("LUT") is not None:
+            widths = ", ".join(f"{n} {p}" for n, p in row["baseline_datatype_acc_bits"].items())
+            L += ["", f"Against the data-type bound ({widths} bits), the width a designer without A2Q would pick "
+                      f"and a fairer baseline than 32 bits ({row['family']} {row['mapping']}, {row['tool']}): "
+                      f"LUT {row['planned']['LUT']} vs {d['LUT']} "
+                      f"({100.0 * (d['LUT'] - row['planned']['LUT']) / d['LUT']:.1f} % saved), "
+                      f"FF {row['planned'].get('FF')} vs {d.get('FF')}."]
     if "resources.png" in r["plots"]:
         L += ["", "![resources](resources.png)"]
     return L

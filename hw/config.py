@@ -45,6 +45,30 @@ class VitisConfig(_Strict):
 
 
 OpenTarget = Literal["ice40-up5k", "ice40-hx8k", "ecp5-25k", "ecp5-85k"]
+Architecture = Literal["folded", "unrolled"]
+
+
+class LayerHardware(_Strict):
+    """Per-layer hardware overrides (`hw.layers.<name>`)."""
+
+    architecture: Architecture | None = Field(
+        None, description="folded (FINN-style MVAU, weights in memories) or unrolled (constant weights in logic, "
+                          "one input vector per clock; dense layers only)")
+
+
+class ArchitectureConfig(_Strict):
+    """Which datapath each MAC layer gets: the global default plus per-layer overrides.
+
+    `unrolled` as the global default applies to dense layers; convolutions stay folded (the unrolled backend is
+    dense-only) and plan.json records that. An explicit per-layer `unrolled` on a convolution is an error.
+    """
+
+    default: Architecture = "folded"
+    layers: dict[str, Architecture] = {}
+    pipeline_depth: int = Field(0, ge=0)
+
+    def for_layer(self, name: str) -> Architecture:
+        return self.layers.get(name, self.default)
 
 
 class HardwareConfig(_Strict):
@@ -53,3 +77,16 @@ class HardwareConfig(_Strict):
     target: OpenTarget = "ice40-up5k"
     clock_mhz: float = Field(12.0, gt=0, allow_inf_nan=False, description="open-flow clock constraint for nextpnr")
     xc7_dsp: bool = Field(False, description="also report xc7 synthesis with DSP inference (LUT-only is always run)")
+    architecture: Architecture = Field("folded", description="datapath of every MAC layer unless hw.layers says "
+                                                             "otherwise: folded | unrolled (dense layers only)")
+    pipeline_depth: int = Field(0, ge=0, le=16, description="unrolled layers: register stages inside each adder "
+                                                             "tree, on top of the register between layers")
+    layers: dict[str, LayerHardware] = {}
+    datatype_baseline: bool = Field(False, description="synth also builds every layer at its data-type-bound width "
+                                                      "(what a designer without A2Q picks): a fairer baseline than 32")
+
+    def architecture_config(self) -> ArchitectureConfig:
+        """The architecture choice per layer as make_plan reads it."""
+        return ArchitectureConfig(default=self.architecture, pipeline_depth=self.pipeline_depth,
+                                  layers={k: v.architecture for k, v in self.layers.items()
+                                          if v.architecture is not None})

@@ -32,7 +32,7 @@ def print_plan(plan, build: Path) -> None:
         used = f"[bold red]{l.acc_bits} UNSAFE[/]" if l.unsafe else f"[bold]{l.acc_bits}[/]"
         t.add_row(l.name, l.kind, str(l.K), str(l.out_channels), f"{l.input_bits}{'s' if l.input_signed else 'u'}",
                   str(l.weight_bits), str(l.acc_bits_datatype), str(l.acc_bits_l1), str(l.acc_bits_exact),
-                  "-" if l.target_acc_bits is None else str(l.target_acc_bits), used, f"{l.simd} x {l.pe}")
+                  "-" if l.target_acc_bits is None else str(l.target_acc_bits), used, f"{l.simd} x {l.pe}" if l.architecture == "folded" else "unrolled")
     c = Console()
     c.print(t)
     if plan.unsafe:
@@ -46,10 +46,11 @@ def run(args: argparse.Namespace) -> int:
     from a2qflow.flows.config import load_hw_config
     from a2qflow.hw.compiler.compile import compile_model
 
-    folding = load_hw_config(args.config).folding if args.config is not None else None
+    hw = load_hw_config(args.config) if args.config is not None else None
     with Console(stderr=True).status(f"compiling {args.model}"):
         plan = compile_model(args.model, args.out, acc_bits=args.acc_bits, allow_unsafe=args.allow_unsafe,
-                             folding=folding)
+                             folding=hw.folding if hw else None,
+                             architecture=hw.architecture_config() if hw else None)
     for w in plan.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print_plan(plan, args.out)

@@ -17,6 +17,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mapping", action="append", choices=("lut-only", "dsp"),
                    help="multipliers in LUTs or inferred DSPs; repeat for both (default: lut-only)")
     p.add_argument("--no-baseline", action="store_true", help="skip the 32-bit baseline (no savings figures)")
+    p.add_argument("--datatype-baseline", action="store_true",
+                   help="also synthesise every layer at its data-type-bound width (what a designer without A2Q "
+                        "would build): a fairer baseline than 32 bits")
     p.add_argument("--steps", default="csim csynth cosim export",
                    help="vitis backend: run_hls.tcl steps (A2Q_STEPS), default: all")
     p.add_argument("--no-vivado", action="store_true", help="vitis backend: run only Vitis HLS, not vivado.tcl")
@@ -35,13 +38,17 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from a2qflow.hw.synth.yosys import parse_flows, synthesize
 
-    res = synthesize(args.build, flows=parse_flows(args.family, args.mapping), baseline=not args.no_baseline)
+    res = synthesize(args.build, flows=parse_flows(args.family, args.mapping), baseline=not args.no_baseline,
+                     datatype_baseline=args.datatype_baseline)
     for row in res["summary"]:
         p = row["planned"]
         line = f"{row['label']}: LUT {p['LUT']} FF {p['FF']} CARRY {p['CARRY']} DSP {p['DSP']} BRAM {p['BRAM']}"
         if "baseline32" in row:
             b, s = row["baseline32"], row["saved_pct"]
             line += (f"  | 32-bit: LUT {b['LUT']} FF {b['FF']}  | saved: LUT {s['LUT']}% FF {s['FF']}%")
+        if "baseline_datatype" in row:
+            d, s = row["baseline_datatype"], row["saved_vs_datatype_pct"]
+            line += f"  | data-type width: LUT {d['LUT']}, saved {s['LUT']}%"
         con.print(line)
     con.print(f"resources: [bold]{args.build}/synth/resources.md[/] (+ resources.json)")
     return 0

@@ -30,9 +30,10 @@ from a2qflow.hw.compiler.bounds import (
     l1_norms,
     signed_bits_for_range,
 )
+from a2qflow.hw.compiler.csd import csd_count
 from a2qflow.hw.compiler.ir import Model, Thresholds, load_model
 from a2qflow.hw.compiler.thresholds import fit_thresholds
-from a2qflow.hw.config import FoldingConfig
+from a2qflow.hw.config import ArchitectureConfig, FoldingConfig
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_json, atomic_write_npz, atomic_write_text
 
@@ -65,6 +66,13 @@ class LayerPlan:
     out_signed: bool | None
     simd: int
     pe: int
+    architecture: str = "folded"  # folded (MVAU, weights in memories) | unrolled (constant weights in logic)
+    pipeline_depth: int = 0  # unrolled: register stages inside the adder trees (0: one register per layer)
+    nonzero_weights: int | None = None
+    signed_digits: int | None = None  # nonzero CSD digits of the weights: the unrolled datapath's adder inputs
+    # unrolled: "exact" (each adder its exact range, capped at acc_bits; the exact policy) | "acc_bits" (every adder
+    # acc_bits wide: a forced or data-type width is a plain P-bit datapath, as the baselines are)
+    tree_widths: str = "exact"
     # int64 (C, L) thresholds fitted to acc_bits (plan.npz, not plan.json); None when the layer ends in the affine
     thresholds: np.ndarray | None = field(default=None, repr=False, compare=False)
 
@@ -106,11 +114,12 @@ class Plan:
         rows = []
         for l in self.layers:
             n = f"{l.input_bits}{'s' if l.input_signed else 'u'}"
+            fold = f"{l.simd} x {l.pe}" if l.architecture == "folded" else "unrolled"
             note = "UNSAFE: below exact bound" if l.unsafe else ""
             rows.append(f"| {l.name} | {l.kind} | {l.K} | {l.out_channels} | {n} | {l.weight_bits} | "
                         f"{l.acc_bits_datatype} | {l.acc_bits_l1} | {l.acc_bits_exact} | "
                         f"{l.target_acc_bits if l.target_acc_bits is not None else '-'} | **{l.acc_bits}** | "
-                        f"{l.simd} x {l.pe} | {note} |")
+                        f"{fold} | {note} |")
         return head + "\n".join(rows) + "\n"
 
 
@@ -129,28 +138,53 @@ def _largest_divisor_at_most(n: int, cap: int) -> int:
     return max(d for d in range(1, min(n, cap) + 1) if n % d == 0)
 
 
-def make_plan(model: Model, acc_bits: int | None = None, allow_unsafe: bool = False,
-              folding: FoldingConfig | None = None) -> Plan:
-    """Compute every bound per MAC layer and choose acc_bits (exact by default, or forced to `acc_bits`).
+def _architecture(layer, folding: FoldingConfig, arch: ArchitectureConfig) -> str:
+    """The layer's datapath: a global `unrolled` leaves convolutions folded; an explicit per-layer one is checked."""
+    choice = arch.for_layer(layer.name)
+    if choice != "unrolled":
+        return choice
+    if layer.kind != "dense":
+        if layer.name in arch.layers:
+            raise A2QFlowError(f"hw.layers.{layer.name}.architecture: unrolled is implemented for dense layers "
+                               f"only and {layer.name} is a {layer.kind}; set it to folded")
+        return "folded"
+    if layer.name in folding.layers:
+        raise A2QFlowError(f"hw.folding.layers.{layer.name}: layer {layer.name} is unrolled (SIMD = K, PE = C); "
+                           "drop its folding override or set hw.layers.{name}.architecture: folded"
+                           .replace("{name}", layer.name))
+    return "unrolled"
+
+
+def make_plan(model: Model, acc_bits: int | str | None = None, allow_unsafe: bool = False,
+              folding: FoldingConfig | None = None, architecture: ArchitectureConfig | None = None) -> Plan:
+    """Compute every bound per MAC layer and choose acc_bits (exact by default, forced to `acc_bits`, or each layer's
+    data-type bound with acc_bits="datatype").
 
     A forced width below a layer's exact bound raises unless allow_unsafe, and is then recorded as unsafe.
     Folding comes from `folding` (per-layer overrides); a requested SIMD / PE that does not divide K / C is an error
-    naming the layer and the divisors that would work.
+    naming the layer and the divisors that would work. `architecture` picks folded / unrolled per layer and the
+    unrolled layers' pipeline depth (recorded in plan.json; an unrolled layer computes SIMD = K x PE = C at once).
     """
     folding = folding or FoldingConfig()
+    architecture = architecture or ArchitectureConfig()
     names = [l.name for l in model.mac_layers()]
     unknown = [n for n in folding.layers if n not in names]
     if unknown:
         raise A2QFlowError(f"hw.folding.layers.{unknown[0]}: the model has no MAC layer {unknown[0]!r}; its layers "
                            f"are {', '.join(names)}")
-    plan = Plan(model=model.name, policy="exact" if acc_bits is None else f"forced:{acc_bits}",
-                warnings=list(model.warnings))
+    for name in architecture.layers:
+        if name not in names:
+            raise A2QFlowError(f"hw.layers.{name}: the model has no MAC layer named {name!r}; MAC layers are {names}")
+    datatype = acc_bits == "datatype"  # every layer at its data-type bound: the width a designer without A2Q picks
+    plan = Plan(model=model.name, policy="exact" if acc_bits is None else
+                ("datatype" if datatype else f"forced:{acc_bits}"), warnings=list(model.warnings))
     for layer in model.mac_layers():
         w = layer.weight_matrix()
         exact = acc_bits_exact(w, layer.in_type)
         if not w.any():
             warnings.warn(all_zero_message(layer.name, layer.target_acc_bits), AllZeroLayerWarning, stacklevel=2)
-        used = max(exact, ACC_BITS_MIN) if acc_bits is None else int(acc_bits)
+        used = max(exact, ACC_BITS_MIN) if acc_bits is None else (
+            acc_bits_datatype(layer.K, layer.in_type, layer.w_type) if datatype else int(acc_bits))
         if used not in ACC_BITS_RANGE:
             raise A2QFlowError(f"--acc-bits {used}: must be between {ACC_BITS_MIN} and {ACC_BITS_MAX}")
         unsafe = used < exact
@@ -164,7 +198,10 @@ def make_plan(model: Model, acc_bits: int | None = None, allow_unsafe: bool = Fa
             out_bits, out_signed = layer.act.out_type.bits, layer.act.out_type.signed
         f = folding.for_layer(layer.name)
         K, C = layer.K, layer.out_channels
-        if layer.name in folding.layers:
+        arch = _architecture(layer, folding, architecture)
+        if arch == "unrolled":
+            simd, pe = K, C
+        elif layer.name in folding.layers:
             if K % f.simd or C % f.pe:
                 ok_s = [d for d in range(1, K + 1) if K % d == 0]
                 ok_p = [d for d in range(1, C + 1) if C % d == 0]
@@ -181,6 +218,9 @@ def make_plan(model: Model, acc_bits: int | None = None, allow_unsafe: bool = Fa
             target_acc_bits=layer.target_acc_bits, unsafe=unsafe, thr_bits=thr_bits,
             acc_min=int(lo.min()), acc_max=int(hi.max()), l1_max=int(l1_norms(w).max()),
             sparsity=float((w == 0).mean()), out_bits=out_bits, out_signed=out_signed, simd=simd, pe=pe,
+            architecture=arch, pipeline_depth=architecture.pipeline_depth if arch == "unrolled" else 0,
+            nonzero_weights=int((w != 0).sum()), signed_digits=csd_count(w),
+            tree_widths="exact" if acc_bits is None else "acc_bits",
             thresholds=fitted))
     return plan
 

@@ -23,6 +23,7 @@ from a2qflow.hw.compiler.ir import (
     dense_weights_hwc,
 )
 from a2qflow.hw.compiler.ir import identifier as ir_identifier
+from a2qflow.hw.hls import unrolled as hls_unrolled
 from a2qflow.hw.hls.design import DesignBuilder, LayerParams, fold_thresholds, fold_weights
 
 
@@ -108,8 +109,11 @@ def _emit_mac(b: DesignBuilder, ns: str, layer: DenseLayer | ConvLayer, last: bo
                      f"{act_note}")
     b.design.layers.append(params)
     out = b.new_stream(out_elem, pe, out_shape)
-    b.add_stage("mvau", f"{layer.name}: {C} channels x K={K}, SIMD={simd} PE={pe}, ACC_BITS={acc_bits} "
-                        f"({(C // pe) * (K // simd) * rows} cycles)", out, ns, mac_index=len(b.design.mac_names))
+    if lp.architecture == "unrolled":  # constant-weight unrolled dense layer (issue 12)
+        hls_unrolled.add_stage(b, ns, lp, out)
+    else:
+        b.add_stage("mvau", f"{layer.name}: {C} channels x K={K}, SIMD={simd} PE={pe}, ACC_BITS={acc_bits} "
+                            f"({(C // pe) * (K // simd) * rows} cycles)", out, ns, mac_index=len(b.design.mac_names))
     b.design.mac_names.append(layer.name)
 
 

@@ -36,9 +36,10 @@ from a2qflow.hw.compiler.ir import (
 from a2qflow.hw.compiler.plan import Plan, load_build
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_json, staged_dir
+from a2qflow.hw.rtl import unrolled
 
 TOP = "a2q_top"
-LIBRARY = ("a2q_mvau.v", "a2q_swg.v", "a2q_pool.v")
+LIBRARY = ("a2q_mvau.v", "a2q_swg.v", "a2q_pool.v", "a2q_adapt.v")
 
 
 def library_text(name: str) -> str:
@@ -51,7 +52,7 @@ def input_digest(build: Path) -> str:
     h = hashlib.sha256()
     for name in ("ir.json", "ir.npz", "plan.json"):
         h.update(name.encode() + b"\0" + (build / name).read_bytes())
-    for name in LIBRARY + ("a2q_top.v.j2",):
+    for name in LIBRARY + ("a2q_top.v.j2", "a2q_unrolled.v.j2"):
         h.update(name.encode() + b"\0" + library_text(name).encode())
     return h.hexdigest()
 
@@ -86,6 +87,11 @@ class _LayerRTL:
     mvau: dict | None = None
     pool: dict | None = None
     mem_files: dict[str, str] = field(default_factory=dict)  # file name -> text
+    in_lanes: int = 1  # elements per input beat (K for an unrolled layer fed a whole vector)
+    out_lanes: int = 1  # elements per output beat (C for an unrolled layer)
+    body: str | None = None  # the whole module, for unrolled layers
+    arch: str = "folded"
+    unrolled: dict | None = None  # adders, signed-digit terms, pipeline depth of an unrolled layer
 
 
 def _swg_params(c: int, h: int, w: int, kernel, stride, pad) -> dict:
@@ -93,8 +99,7 @@ def _swg_params(c: int, h: int, w: int, kernel, stride, pad) -> dict:
     return dict(C=c, H=h, W=w, KH=kernel[0], KW=kernel[1], SH=stride[0], SW=stride[1], PT=t, PL=l, PB=b, PR=r)
 
 
-def _mac_layer(layer: DenseLayer | ConvLayer, plan: Plan, shape: tuple[int, ...], elem: IntType, is_last: bool,
-               module: str, inst: str) -> tuple[_LayerRTL, tuple[int, ...], IntType]:
+def _check_mac(layer: DenseLayer | ConvLayer, plan: Plan, elem: IntType):
     lp = plan.layer(layer.name)
     if lp.kind != layer.kind or lp.K != layer.K or lp.out_channels != layer.out_channels:
         raise A2QFlowError(f"plan.json layer {layer.name}: K={lp.K}, C={lp.out_channels} ({lp.kind}) does not "
@@ -103,10 +108,55 @@ def _mac_layer(layer: DenseLayer | ConvLayer, plan: Plan, shape: tuple[int, ...]
     if layer.in_type.bits != elem.bits or layer.in_type.signed != elem.signed:
         raise A2QFlowError(f"layer {layer.name}: input type {layer.in_type} does not match the {elem} elements the "
                            "previous stage produces; the IR is inconsistent, re-run `a2qflow compile`")
+    if layer.K % lp.simd or layer.out_channels % lp.pe:
+        raise A2QFlowError(f"plan.json layer {layer.name}: simd={lp.simd} must divide K={layer.K} and pe={lp.pe} "
+                           f"must divide C={layer.out_channels}")
+    if lp.architecture == "unrolled" and layer.kind != "dense":
+        raise A2QFlowError(f"plan.json layer {layer.name}: architecture unrolled is implemented for dense layers "
+                           "only; re-run `a2qflow compile` (convolutions stay folded)")
+    return lp
+
+
+@dataclass
+class _Act:
+    """A MAC layer's activation as the hardware computes it."""
+
+    thresholds: np.ndarray | None  # fitted (C, L), None for the raw-accumulator last layer
+    n_thr: int
+    thr_bits: int
+    out_w: int
+    out_base: int
+    next_elem: IntType
+    note: str
+
+
+def _activation(layer: DenseLayer | ConvLayer, lp, P: int, is_last: bool) -> _Act:
+    if isinstance(layer.act, Thresholds):
+        t, thr_bits = lp.thresholds, lp.thr_bits  # fitted to acc_bits once, when the plan was made
+        if t is None or t.shape[0] != layer.out_channels:
+            raise A2QFlowError(f"plan.npz layer {layer.name}: no thresholds for its {layer.out_channels} channels; "
+                               "re-run `a2qflow compile`")
+        n_thr = int(t.shape[1])
+        out_t = layer.act.out_type
+        if n_thr == 0:
+            raise A2QFlowError(f"layer {layer.name}: a threshold activation with no thresholds is a constant output")
+        if layer.act.out_base < out_t.min or layer.act.out_base + n_thr > out_t.max:
+            raise A2QFlowError(f"layer {layer.name}: out_base {layer.act.out_base} + {n_thr} thresholds does not fit "
+                               f"its output type {out_t}")
+        return _Act(t, n_thr, thr_bits, out_t.bits, layer.act.out_base, out_t,
+                    f"{n_thr} thresholds x {thr_bits} bit -> {out_t}")
+    if isinstance(layer.act, Affine):
+        if not is_last:
+            raise A2QFlowError(f"layer {layer.name}: ends in a float affine but is not the last layer; only the last "
+                               "layer's accumulators may leave the chip unthresholded")
+        return _Act(None, 0, P, P, 0, IntType(P, True), f"raw INT{P} accumulators out (affine off-chip)")
+    raise A2QFlowError(f"layer {layer.name}: unsupported activation {type(layer.act).__name__}")
+
+
+def _mac_layer(layer: DenseLayer | ConvLayer, plan: Plan, shape: tuple[int, ...], elem: IntType, is_last: bool,
+               module: str, inst: str, in_lanes: int = 1) -> tuple[_LayerRTL, tuple[int, ...], IntType]:
+    lp = _check_mac(layer, plan, elem)
     K, C, simd, pe, P = layer.K, layer.out_channels, lp.simd, lp.pe, lp.acc_bits
-    if K % simd or C % pe:
-        raise A2QFlowError(f"plan.json layer {layer.name}: simd={simd} must divide K={K} and pe={pe} must divide "
-                           f"C={C}")
     if layer.kind == "dense":
         if int(np.prod(shape)) != K:
             raise A2QFlowError(f"layer {layer.name}: K={K} but its input has {int(np.prod(shape))} elements "
@@ -125,47 +175,38 @@ def _mac_layer(layer: DenseLayer | ConvLayer, plan: Plan, shape: tuple[int, ...]
     if wm.size and (wm.min() < layer.w_type.min or wm.max() > layer.w_type.max):
         raise A2QFlowError(f"layer {layer.name}: weights span [{wm.min()}, {wm.max()}], outside its weight type "
                            f"{layer.w_type}")
+    act = _activation(layer, lp, P, is_last)
+    unsafe = f" (UNSAFE: below exact bound {lp.acc_bits_exact})" if lp.unsafe else ""
+    if lp.architecture == "unrolled":
+        sizing = "every adder ACC_BITS wide" if lp.tree_widths == "acc_bits" else "adders sized to exact ranges"
+        summary = (f"dense K={K} C={C}, unrolled (constant weights, {sizing}, {lp.pipeline_depth} pipeline "
+                   f"stage(s)), "
+                   f"{layer.in_type} inputs, ACC_BITS={P}{unsafe}, {act.note}")
+        u = unrolled.render(module, wm, layer.in_type, P, act.thresholds, act.out_w,
+                            None if act.thresholds is None else act.out_base, in_lanes, lp.pipeline_depth,
+                            library_text("a2q_unrolled.v.j2"), summary,
+                            uniform_widths=lp.tree_widths == "acc_bits")
+        rtl = _LayerRTL(layer.name, layer.kind, module, inst, elem.bits, act.out_w, summary, in_lanes=in_lanes,
+                        out_lanes=C, body=u.body, arch="unrolled",
+                        unrolled=dict(adders=u.adders, terms=u.terms, depth=u.depth, levels=u.max_level,
+                                      thr_bits=act.thr_bits, n_thr=act.n_thr))
+        return rtl, out_shape, act.next_elem
     sf, nf = K // simd, C // pe
     # word nf*SF + sf: PE lanes x SIMD elements, lane p element s at (p*SIMD + s)*W_BITS
     words = wm.reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, pe * simd)
     wfile = f"{identifier(layer.name)}_weights.mem"
     mem = {wfile: _hex_words(words, layer.w_type.bits, max(2, nf * sf))}
-
-    if isinstance(layer.act, Thresholds):
-        t, thr_bits = lp.thresholds, lp.thr_bits  # fitted to acc_bits once, when the plan was made
-        if t is None or t.shape[0] != C:
-            raise A2QFlowError(f"plan.npz layer {layer.name}: no thresholds for its {C} channels; re-run "
-                               "`a2qflow compile`")
-        n_thr = int(t.shape[1])
-        out_t = layer.act.out_type
-        if layer.act.out_base < out_t.min or layer.act.out_base + n_thr > out_t.max:
-            raise A2QFlowError(f"layer {layer.name}: out_base {layer.act.out_base} + {n_thr} thresholds does not fit "
-                               f"its output type {out_t}")
-        tfile = f"{identifier(layer.name)}_thresholds.mem"
-        if n_thr:
-            mem[tfile] = _hex_words(t.reshape(nf, pe * n_thr), thr_bits, max(2, nf))
-        out_w, out_base, next_elem = out_t.bits, layer.act.out_base, out_t
-        act_note = f"{n_thr} thresholds x {thr_bits} bit -> {out_t}"
-    elif isinstance(layer.act, Affine):
-        if not is_last:
-            raise A2QFlowError(f"layer {layer.name}: ends in a float affine but is not the last layer; only the last "
-                               "layer's accumulators may leave the chip unthresholded")
-        n_thr, thr_bits, tfile, out_w, out_base = 0, P, "none.mem", P, 0
-        next_elem = IntType(P, True)
-        act_note = f"raw INT{P} accumulators out (affine off-chip)"
-    else:
-        raise A2QFlowError(f"layer {layer.name}: unsupported activation {type(layer.act).__name__}")
-    if n_thr == 0 and isinstance(layer.act, Thresholds):
-        raise A2QFlowError(f"layer {layer.name}: a threshold activation with no thresholds is a constant output")
-
+    tfile = f"{identifier(layer.name)}_thresholds.mem" if act.n_thr else "none.mem"
+    if act.n_thr:
+        mem[tfile] = _hex_words(act.thresholds.reshape(nf, pe * act.n_thr), act.thr_bits, max(2, nf))
     mvau = dict(K=K, C=C, SIMD=simd, PE=pe, IN_SIGNED=int(layer.in_type.signed), W_BITS=layer.w_type.bits,
-                ACC_BITS=P, N_THR=n_thr, THR_BITS=thr_bits, OUT_BASE=out_base, WEIGHT_FILE=wfile, THR_FILE=tfile)
+                ACC_BITS=P, N_THR=act.n_thr, THR_BITS=act.thr_bits, OUT_BASE=act.out_base, WEIGHT_FILE=wfile,
+                THR_FILE=tfile)
     summary = (f"{layer.kind} K={K} C={C}, SIMD {simd} x PE {pe}, {layer.in_type} x {layer.w_type} products, "
-               f"ACC_BITS={P}{' (UNSAFE: below exact bound ' + str(lp.acc_bits_exact) + ')' if lp.unsafe else ''}, "
-               f"{act_note}")
-    rtl = _LayerRTL(layer.name, layer.kind, module, inst, elem.bits, out_w, summary, swg=swg, mvau=mvau,
-                    mem_files=mem)
-    return rtl, out_shape, next_elem
+               f"ACC_BITS={P}{unsafe}, {act.note}")
+    rtl = _LayerRTL(layer.name, layer.kind, module, inst, elem.bits, act.out_w, summary, swg=swg, mvau=mvau,
+                    mem_files=mem, in_lanes=in_lanes)
+    return rtl, out_shape, act.next_elem
 
 
 def _pool_layer(layer: MaxPoolLayer, shape: tuple[int, ...], elem: IntType, module: str,
@@ -197,6 +238,10 @@ def describe(model: Model, plan: Plan) -> tuple[list[_LayerRTL], dict]:
         raise A2QFlowError(f"model input shape {shape}: the RTL backend streams (K,) vectors or (C, H, W) frames")
     layers: list[_LayerRTL] = []
     used: set[str] = set()
+    first = model.layers[0]
+    # an unrolled first layer takes the whole input vector per beat (one inference per clock)
+    lanes = first.K if first.kind == "dense" and plan.layer(first.name).architecture == "unrolled" else 1
+    in_lanes = lanes
     for i, layer in enumerate(model.layers):
         ident = identifier(layer.name)
         while ident in used:
@@ -210,11 +255,14 @@ def describe(model: Model, plan: Plan) -> tuple[list[_LayerRTL], dict]:
         else:
             if layer.kind == "conv" and len(shape) != 3:
                 raise A2QFlowError(f"layer {layer.name}: a conv needs a (C, H, W) input, got shape {shape}")
-            rtl, shape, elem = _mac_layer(layer, plan, shape, elem, i == len(model.layers) - 1, module, inst)
+            rtl, shape, elem = _mac_layer(layer, plan, shape, elem, i == len(model.layers) - 1, module, inst,
+                                          in_lanes=lanes)
+        lanes = rtl.out_lanes
         layers.append(rtl)
     stream = dict(in_width=model.input_quant.dtype.bits, in_signed=model.input_quant.dtype.signed,
                   in_shape=list(model.input_shape), in_elems=int(np.prod(model.input_shape)),
-                  out_width=elem.bits, out_signed=elem.signed, out_shape=list(shape), out_elems=int(np.prod(shape)))
+                  out_width=elem.bits, out_signed=elem.signed, out_shape=list(shape), out_elems=int(np.prod(shape)),
+                  in_lanes=in_lanes, out_lanes=lanes)
     return layers, stream
 
 
@@ -235,6 +283,8 @@ def generate(build: Path | str) -> Path:
         needed.append("a2q_swg.v")
     if any(l.pool for l in layers):
         needed.append("a2q_pool.v")
+    if any((l.arch == "unrolled" and l.in_lanes == 1) or (l.mvau and l.in_lanes > 1) for l in layers):
+        needed.append("a2q_adapt.v")
     sources = needed + ["a2q_top.v"]
     mem_files = {name: text for l in layers for name, text in l.mem_files.items()}
     manifest = {
@@ -252,9 +302,13 @@ def generate(build: Path | str) -> Path:
         "pe": {l.name: l.mvau["PE"] for l in layers if l.mvau},
         "policy": plan.policy,
         "unsafe": plan.unsafe,
-        "ports": {"clk": 1, "rst": 1, "in_data": stream["in_width"], "in_valid": 1, "in_ready": 1,
-                  "out_data": stream["out_width"], "out_valid": 1, "out_ready": 1},
-        "notes": "synchronous active-high reset; valid/ready streams, one element per beat; $readmemh files are "
+        "architecture": {l.name: l.arch for l in layers if l.kind != "maxpool"},
+        "unrolled": {l.name: l.unrolled for l in layers if l.unrolled},
+        "ports": {"clk": 1, "rst": 1, "in_data": stream["in_width"] * stream["in_lanes"], "in_valid": 1,
+                  "in_ready": 1, "out_data": stream["out_width"] * stream["out_lanes"], "out_valid": 1,
+                  "out_ready": 1},
+        "notes": "synchronous active-high reset; valid/ready streams, in_lanes / out_lanes elements per beat "
+                 "(element 0 at the low bits); $readmemh files are "
                  "named without a folder, so run simulators / synthesis with this folder as the working directory",
         "inputs_sha256": input_digest(build),
     }

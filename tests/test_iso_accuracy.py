@@ -1,0 +1,66 @@
+"""Sweep additions of the unrolled architecture issue: points per architecture, the qat32 baseline method (32-bit
+accumulators), and LUTs at iso-accuracy computed from measured points (never estimated)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from a2qflow.flows.config import load_config
+from a2qflow.flows.iso_accuracy import iso_accuracy, iso_markdown, plot_iso_accuracy
+from a2qflow.flows.sweep import make_points, sweep_markdown
+from a2qflow.hw.errors import A2QFlowError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_points_per_architecture_and_the_qat32_baseline():
+    cfg = load_config(ROOT / "flows/configs/digits_mlp.yaml")
+    pts = make_points(cfg, [12], methods=["a2q+", "qat32"], architectures=["folded", "unrolled"],
+                      qat32_bits=[3, 4])
+    assert [p.name for p in pts] == ["a2q+-W4-P12", "qat32-W3", "qat32-W4", "a2q+-W4-P12-unrolled",
+                                     "qat32-W3-unrolled", "qat32-W4-unrolled"]
+    assert [p.config["hw"]["architecture"] for p in pts] == ["folded"] * 3 + ["unrolled"] * 3
+    q = pts[2].config["quant"]
+    assert (q["weight_quant"], q["weight_bits"], q["input_bits"], q["act_bits"]) == ("baseline", 4, 4, 4)
+    assert [p.forced_acc_bits for p in pts] == [None, 32, 32, None, 32, 32]
+    assert [p.config["train"]["float_reference"] for p in pts] == [True] + [False] * 5
+    assert len({p.config["name"] for p in pts}) == len(pts)  # every point its own run name
+    with pytest.raises(A2QFlowError, match="--architecture folded,unroled: choose from folded, unrolled"):
+        make_points(cfg, [12], architectures=["folded", "unroled"])
+
+
+def _pt(name, method, acc, luts, arch="folded"):
+    return {"name": name, "method": method, "accuracy": acc, "luts": luts, "status": "ok", "architecture": arch,
+            "luts_tool": "yosys (test)"}
+
+
+def test_iso_accuracy_takes_the_cheapest_design_on_each_side_per_level():
+    pts = [_pt("a2q-P10", "a2q", 0.90, 500), _pt("a2q+-P12", "a2q+", 0.95, 800), _pt("a2q-P16", "a2q", 0.96, 1500),
+           _pt("q-W3", "qat32", 0.91, 1200), _pt("q-W4", "qat32", 0.955, 2400), _pt("q-W8", "qat32", 0.97, 5000),
+           _pt("naive", "naive", 0.99, 10), _pt("u-a2q", "a2q", 0.95, 100, "unrolled")]  # ignored: other method /
+    iso = iso_accuracy(pts, float_acc=0.96)                                            # no unrolled baseline
+    assert list(iso) == ["folded"]
+    levels = {round(r["accuracy"], 3): r for r in iso["folded"]["levels"]}
+    assert levels[0.9]["ratio"] == round(1200 / 500, 3) and levels[0.9]["a2q_point"] == "a2q-P10"
+    assert levels[0.95]["baseline_point"] == "q-W4" and levels[0.95]["a2q_point"] == "a2q+-P12"
+    assert levels[0.96]["ratio"] == round(5000 / 1500, 3)
+    assert 0.97 not in levels  # no A2Q design reaches it: no ratio, nothing extrapolated
+    best = iso["folded"]["best"]  # >= 99 % of 0.96 = 0.9504: levels 0.955 and 0.96 qualify
+    assert best["accuracy"] == 0.96 and best["ratio"] == 3.333
+    md = "\n".join(iso_markdown(iso))
+    assert "**3.333x**" in md and "q-W8 (5000 LUTs) vs a2q-P16 (1500 LUTs)" in md
+
+
+def test_sweep_markdown_and_plot_carry_the_iso_accuracy_section(tmp_path):
+    pts = [_pt("a", "a2q", 0.9, 500), _pt("b", "qat32", 0.92, 1500)]
+    for p in pts:
+        p.update(target_acc_bits=12, weight_bits=4, input_bits=4, acc_bits_built=12, acc_bits_datatype=15,
+                 accuracy_source="C-sim", overflow_events=0, luts_baseline32=None, reason="")
+    iso = iso_accuracy(pts, None)
+    s = {"name": "t", "config": "c.yaml", "epochs": 1, "stages": ["synth"], "float_accuracy": None,
+         "methods": ["a2q", "qat32"], "points": pts, "plots": [], "iso_accuracy": iso}
+    assert "LUTs at iso-accuracy" in sweep_markdown(s) and "**3.0x**" in sweep_markdown(s)
+    assert plot_iso_accuracy(iso, tmp_path / "iso.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Not computed" in "\n".join(iso_markdown({}))

@@ -1,0 +1,222 @@
+"""Unrolled (constant-weight) architecture: config and plan record it, the RTL equals the golden model bit for bit
+at one vector per clock (exact, wrapping and pipelined, mixed with folded layers, under back-pressure), the HLS
+counterpart equals it in C-sim, and the datapath really is what the architecture promises (signed digits, exact
+node widths capped at P, zero weights gone, never / always-firing thresholds tied off)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from _rtl_util import conv_net, dense_chain
+from hypothesis import given
+from hypothesis import strategies as st
+
+from a2qflow.hw.compiler import reference
+from a2qflow.hw.compiler.bounds import channel_ranges, worst_case_inputs
+from a2qflow.hw.compiler.csd import csd, csd_count
+from a2qflow.hw.compiler.ir import IntType, save_model
+from a2qflow.hw.compiler.plan import load_plan, make_plan, save_plan
+from a2qflow.hw.config import ArchitectureConfig, Folding, FoldingConfig, HardwareConfig
+from a2qflow.hw.errors import A2QFlowError
+from a2qflow.hw.rtl.generate import generate
+from a2qflow.hw.rtl.sim import lint, run_rtlsim
+from a2qflow.hw.rtl.unrolled import _thermometer_count, build_channels, range_bits
+
+U4 = IntType(4, False)
+
+
+def _build(tmp_path, model, acc_bits=None, default="unrolled", layers=None, depth=0):
+    arch = ArchitectureConfig(default=default, layers=layers or {}, pipeline_depth=depth)
+    save_model(model, tmp_path)
+    plan = make_plan(model, acc_bits=acc_bits, allow_unsafe=True, folding=FoldingConfig(default=Folding(simd=4, pe=2)),
+                     architecture=arch)
+    save_plan(plan, tmp_path)
+    return plan
+
+
+def _inputs(model, n, seed):
+    rng = np.random.default_rng(seed)
+    t = model.input_quant.dtype
+    x = rng.integers(t.min, t.max + 1, (n, *model.input_shape))
+    first = model.layers[0]
+    if first.kind == "dense":
+        hi, lo = worst_case_inputs(first.weight_matrix(), first.in_type)
+        x = np.concatenate([x, hi, lo])
+    return x
+
+
+def _rtl_equals_golden(build, model, x, stall=0):
+    res = run_rtlsim(build, x, stall_percent=stall, seed=1)
+    golden = reference.run(model, x, load_plan(build).acc_bits())
+    np.testing.assert_array_equal(np.load(build / "rtlsim" / "outputs.npy"), golden.acc)
+    assert res["mismatches"] == 0 and res["samples"] == len(x)
+    return res, golden
+
+
+@given(st.integers(-(1 << 20), 1 << 20))
+def test_csd_digits_sum_to_the_weight_and_are_non_adjacent(w):
+    d = csd(w)
+    assert sum(sign << shift for shift, sign in d) == w
+    shifts = [s for s, _ in d]
+    assert all(b - a >= 2 for a, b in zip(shifts, shifts[1:]))
+    assert len(d) <= len(bin(abs(w))) - 2  # never more digits than plain binary
+
+
+def test_thermometer_to_count_is_exact():
+    for n in range(1, 16):
+        for m in range(n + 1):
+            t = ["1'b1"] * m + ["1'b0"] * (n - m)
+            bits = _thermometer_count(t)
+            assert all(b in ("1'b0", "1'b1") for b in bits)
+            assert sum((b == "1'b1") << i for i, b in enumerate(bits)) == m
+
+
+def test_tree_nodes_have_exact_widths_capped_at_p_and_zero_weights_vanish():
+    w = np.array([[1] * 12, [7, -7, 0, 0, 3, -3, 0, 0, 0, 0, 0, 5], [0] * 12])
+    thr = np.array([[-5, 0, 10, 200, 500], [-300, -1, 0, 1, 300], [-1, 0, 1, 2, 3]])
+    tb, chans = build_channels(w, U4, 10, thr)
+    for n in tb.nodes:
+        assert n.width == min(range_bits(n.lo, n.hi), 10 - n.shift)
+    lo, hi = channel_ranges(w, U4)
+    assert chans[0].pos.width == range_bits(0, 180) == 8 and chans[0].neg is None  # twelve x, 8 bits, no - tree
+    # channel 0 spans [0, 180]: T = -5 and 0 always fire, T = 200 and 500 never; only T = 10 is a comparator
+    assert chans[0].compares[:2] == ["1'b1", "1'b1"] and chans[0].compares[3:] == ["1'b0", "1'b0"]
+    assert chans[0].width == 9 and (chans[0].acc_lo, chans[0].acc_hi) == (int(lo[0]), int(hi[0]))
+    assert chans[2].pos is None and chans[2].neg is None and set(chans[2].compares) <= {"1'b0", "1'b1"}
+    assert chans[0].compares[2].startswith("($signed(acc0) >=")
+    # channel 1 has 2 + 2 + 2 + 2 + 2 nonzero signed digits (7 = 8 - 1, 3 = 4 - 1, 5 = 4 + 1)
+    assert csd_count(w[1]) == 10
+
+
+def test_config_and_plan_record_the_architecture(tmp_path):
+    hw = HardwareConfig.model_validate({"architecture": "unrolled", "pipeline_depth": 2,
+                                        "layers": {"fc1": {"architecture": "folded"}}})
+    plan = make_plan(dense_chain(), architecture=hw.architecture_config())
+    got = {l.name: (l.architecture, l.pipeline_depth, l.simd, l.pe) for l in plan.layers}
+    assert got == {"fc0": ("unrolled", 2, 12, 8), "fc1": ("folded", 0, 8, 3), "fc.out": ("unrolled", 2, 6, 5)}
+    assert "unrolled" in plan.table()
+    w = dense_chain().layers[0].weights
+    assert plan.layers[0].signed_digits == csd_count(w) and plan.layers[0].nonzero_weights == int((w != 0).sum())
+    # a global `unrolled` leaves convolutions folded; an explicit one on a conv is refused, naming the field
+    conv = make_plan(conv_net(), architecture=ArchitectureConfig(default="unrolled"))
+    assert [l.architecture for l in conv.layers] == ["folded", "folded", "unrolled"]
+    with pytest.raises(A2QFlowError, match=r"hw.layers.conv0.architecture: unrolled is implemented for dense"):
+        make_plan(conv_net(), architecture=ArchitectureConfig(layers={"conv0": "unrolled"}))
+    with pytest.raises(A2QFlowError, match=r"hw.layers.fc9: the model has no MAC layer named 'fc9'"):
+        make_plan(dense_chain(), architecture=ArchitectureConfig(layers={"fc9": "unrolled"}))
+    with pytest.raises(A2QFlowError, match=r"hw.folding.layers.fc0: layer fc0 is unrolled"):
+        make_plan(dense_chain(), folding=FoldingConfig(layers={"fc0": Folding(simd=4, pe=2)}),
+                  architecture=ArchitectureConfig(default="unrolled"))
+
+
+def test_bad_architecture_in_yaml_is_one_line(tmp_path, capsys):
+    from a2qflow.flows.config import load_hw_config
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("hw:\n  layers: {fc0: {architecture: unrolld}}\n")
+    with pytest.raises(A2QFlowError, match=r"hw.layers.fc0.architecture"):
+        load_hw_config(cfg)
+
+
+def test_unrolled_dense_chain_equals_golden_at_one_vector_per_clock(tmp_path):
+    model = dense_chain(seed=3)
+    _build(tmp_path, model)
+    rtl = generate(tmp_path)
+    assert lint(rtl) == []
+    man = json.loads((rtl / "manifest.json").read_text())
+    assert man["in_lanes"] == 12 and man["out_lanes"] == 5 and set(man["architecture"].values()) == {"unrolled"}
+    res, _ = _rtl_equals_golden(tmp_path, model, _inputs(model, 60, seed=4))
+    assert res["initiation_interval_cycles"] == 1.0 and res["cycles_per_inference"] == 4  # 3 layer registers
+    top = (rtl / "a2q_top.v").read_text()
+    assert "(* keep *) wire" in top and "a2q_mvau #" not in top and not man["mem_files"]
+
+
+def test_mixed_pipelined_wrapping_unrolled_layer_under_backpressure(tmp_path):
+    """fc1 unrolled with 2 pipeline stages between folded layers, at a width where accumulators wrap."""
+    model = dense_chain(seed=3)
+    _build(tmp_path, model, acc_bits=7, default="folded", layers={"fc1": "unrolled"}, depth=2)
+    assert lint(generate(tmp_path)) == []
+    res, golden = _rtl_equals_golden(tmp_path, model, _inputs(model, 40, seed=5), stall=30)
+    assert golden.overflow_events > 0  # the narrow case really wraps
+
+
+def test_unrolled_dense_after_folded_conv_and_pool(tmp_path):
+    """Global unrolled on a CNN: convolutions stay folded, the dense layer collects the HWC stream (s2p)."""
+    model = conv_net(seed=5)
+    _build(tmp_path, model)
+    _rtl_equals_golden(tmp_path, model, _inputs(model, 20, seed=6))
+
+
+def test_hls_unrolled_csim_equals_golden(tmp_path):
+    from a2qflow.hw.hls.csim import run_csim
+    from a2qflow.hw.hls.generate import generate as hls_generate
+
+    model = dense_chain(seed=3)
+    _build(tmp_path, model, acc_bits=7, layers={"fc1": "folded"})
+    hls = hls_generate(tmp_path)
+    top = (hls / "top.cpp").read_text()
+    assert top.count("dense_unrolled<") == 2 and top.count("mvau<") == 1
+    x = _inputs(model, 40, seed=7)
+    cs = run_csim(tmp_path, x, progress=False, write=False)
+    golden = reference.run(model, x, load_plan(tmp_path).acc_bits())
+    np.testing.assert_array_equal(cs.outputs, golden.acc)
+    assert golden.overflow_events > 0
+
+
+@pytest.mark.slow
+def test_digits_mlp_unrolled_whole_test_set(digits_mlp_a2q, tmp_path):
+    """The trained demo MLP, every layer unrolled: Verilator == golden == C-sim on every test image, II 1."""
+    from a2qflow.hw.compiler.compile import compile_model
+
+    build = tmp_path / "build"
+    compile_model(digits_mlp_a2q / "model.onnx", build, architecture=ArchitectureConfig(default="unrolled"))
+    x, y = np.load(digits_mlp_a2q / "test_inputs.npy"), np.load(digits_mlp_a2q / "test_labels.npy")
+    res = run_rtlsim(build, x, compare_csim=True, labels=y)
+    assert res["mismatches"] == 0 and res["csim_mismatches"] == 0 and res["samples"] == len(x)
+    assert res["initiation_interval_cycles"] == 1.0 and res["top1_accuracy"] > 0.8
+
+
+def test_baselines_keep_the_architecture_and_the_datatype_one_uses_each_layers_bound(tmp_path):
+    from a2qflow.hw.synth.yosys import make_baseline, make_baseline32
+
+    model = dense_chain(seed=3)
+    _build(tmp_path, model, layers={"fc1": "folded"}, depth=1)
+    b32, bdt = load_plan(make_baseline32(tmp_path)), load_plan(make_baseline(tmp_path, "datatype"))
+    mine = load_plan(tmp_path)
+    for p in (b32, bdt):
+        assert [(l.architecture, l.pipeline_depth, l.simd, l.pe) for l in p.layers] == \
+               [(l.architecture, l.pipeline_depth, l.simd, l.pe) for l in mine.layers]
+    assert set(b32.acc_bits().values()) == {32} and bdt.policy == "datatype"
+    assert bdt.acc_bits() == {l.name: l.acc_bits_datatype for l in mine.layers}
+    man = json.loads((tmp_path / "baseline_datatype" / "rtl" / "manifest.json").read_text())
+    assert man["acc_bits"] == bdt.acc_bits() and man["architecture"]["fc1"] == "folded"
+    assert {l.tree_widths for l in bdt.layers} == {"acc_bits"} and {l.tree_widths for l in mine.layers} == {"exact"}
+
+
+@pytest.mark.slow
+def test_channel_group_synthesis_sums_groups_of_an_unrolled_layer(tmp_path):
+    """Each group has its own output register and one handshake flip-flop: FFs add up exactly."""
+    from a2qflow.hw.synth.split import synth_layer_in_groups
+
+    model = dense_chain(seed=3)
+    _build(tmp_path, model)
+    r = synth_layer_in_groups(tmp_path, "fc0", 3, tmp_path / "groups")
+    assert r["groups"] == 3 and [g["channels"] for g in r["per_group"]] == [[0, 2], [3, 5], [6, 7]]
+    assert r["total"]["FF"] == 8 * 4 + 3  # 8 channels x UINT4 outputs + one valid flip-flop per group
+    assert r["total"]["LUT"] == sum(g["LUT"] for g in r["per_group"]) > 0
+    assert "sum of 3 channel-group runs" in r["label"]
+
+
+def test_uniform_width_baseline_trees_wrap_like_the_golden_model(tmp_path):
+    """The baselines' unrolled trees (every adder acc_bits wide) are exact too, also where they wrap."""
+    model = dense_chain(seed=3)
+    plan = _build(tmp_path, model, acc_bits=7)
+    for l in plan.layers:
+        l.tree_widths = "acc_bits"
+    save_plan(plan, tmp_path)
+    top = (generate(tmp_path) / "a2q_top.v").read_text()
+    assert "every adder ACC_BITS wide" in top
+    _, golden = _rtl_equals_golden(tmp_path, model, _inputs(model, 30, seed=8))
+    assert golden.overflow_events > 0
