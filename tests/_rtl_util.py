@@ -58,3 +58,17 @@ def write_build(build: Path, model: Model, acc_bits: int | None = None, allow_un
     save_model(model, build)
     save_plan(make_plan(model, acc_bits=acc_bits, allow_unsafe=allow_unsafe, folding=fc), build)
     return build
+
+
+def random_and_worst_case_inputs(model, n: int, seed: int) -> np.ndarray:
+    """Random full-range inputs plus, for a dense first layer, the worst-case vectors that reach its bounds."""
+    from a2qflow.hw.compiler.bounds import worst_case_inputs
+
+    rng = np.random.default_rng(seed)
+    t = model.input_quant.dtype
+    x = rng.integers(t.min, t.max + 1, (n, *model.input_shape))
+    first = model.layers[0]
+    if first.kind == "dense":
+        hi, lo = worst_case_inputs(first.weight_matrix(), first.in_type)
+        x = np.concatenate([x, hi, lo])
+    return x

@@ -8,10 +8,9 @@ import re
 
 import numpy as np
 import pytest
-from _rtl_util import conv_net, dense_chain, write_build
+from _rtl_util import conv_net, dense_chain, random_and_worst_case_inputs, write_build
 
 from a2qflow.hw.compiler import reference
-from a2qflow.hw.compiler.bounds import worst_case_inputs
 from a2qflow.hw.compiler.ir import load_model
 from a2qflow.hw.compiler.plan import load_plan
 from a2qflow.hw.errors import A2QFlowError
@@ -29,18 +28,6 @@ CONV_CASES = {
     "p32-fold-extremes": (32, {"conv0": (9, 4), "conv1": (1, 1), "fc0": (12, 3)}),
     "narrow": (6, None),
 }
-
-
-def _inputs(model, n: int, seed: int) -> np.ndarray:
-    """Random full-range inputs plus, for a dense first layer, the worst-case vectors that reach its bounds."""
-    rng = np.random.default_rng(seed)
-    t = model.input_quant.dtype
-    x = rng.integers(t.min, t.max + 1, (n, *model.input_shape))
-    first = model.layers[0]
-    if first.kind == "dense":
-        hi, lo = worst_case_inputs(first.weight_matrix(), first.in_type)
-        x = np.concatenate([x, hi, lo])
-    return x
 
 
 def _check(build, model, acc_bits, x):
@@ -67,7 +54,7 @@ def test_dense_chain_rtl_equals_golden(tmp_path, case):
     acc_bits, folding = DENSE_CASES[case]
     model = dense_chain(seed=3)
     write_build(tmp_path, model, acc_bits, allow_unsafe=True, folding=folding)
-    _check(tmp_path, model, acc_bits, _inputs(model, 60, seed=4))
+    _check(tmp_path, model, acc_bits, random_and_worst_case_inputs(model, 60, seed=4))
 
 
 @pytest.mark.parametrize("case", _cases(CONV_CASES))
@@ -75,7 +62,7 @@ def test_conv_pool_dense_rtl_equals_golden(tmp_path, case):
     acc_bits, folding = CONV_CASES[case]
     model = conv_net(seed=5)
     write_build(tmp_path, model, acc_bits, allow_unsafe=True, folding=folding)
-    res = _check(tmp_path, model, acc_bits, _inputs(model, 25, seed=6))
+    res = _check(tmp_path, model, acc_bits, random_and_worst_case_inputs(model, 25, seed=6))
     # the conv datapath streams whole frames: a new inference can start before the previous one leaves
     assert res["initiation_interval_cycles"] < res["cycles_per_inference"]
 
@@ -83,7 +70,7 @@ def test_conv_pool_dense_rtl_equals_golden(tmp_path, case):
 def test_backpressure_does_not_change_results(tmp_path):
     model = conv_net(seed=5)
     write_build(tmp_path, model)
-    x = _inputs(model, 12, seed=7)
+    x = random_and_worst_case_inputs(model, 12, seed=7)
     free = run_rtlsim(tmp_path, x)
     stalled = run_rtlsim(tmp_path, x, stall_percent=40, seed=3)
     assert stalled["mismatches"] == 0
@@ -164,7 +151,7 @@ def test_cli_rtl_and_rtlsim(tmp_path, capsys):
     assert main(["rtl", str(tmp_path), "--lint"]) == 0
     assert "lint-only -Wall: clean" in capsys.readouterr().out
     xf = tmp_path / "x.npy"
-    np.save(xf, _inputs(model, 10, seed=1).astype(np.float64) / 15.0)  # float inputs: quantized by the model
+    np.save(xf, random_and_worst_case_inputs(model, 10, seed=1).astype(np.float64) / 15.0)  # float inputs: quantized by the model
     assert main(["rtlsim", str(tmp_path), "--inputs", str(xf), "--limit", "8"]) == 0
     out = capsys.readouterr().out
     assert "8 samples, 0 mismatching" in out and "cycles per inference" in out

@@ -9,12 +9,12 @@ import json
 
 import numpy as np
 import pytest
-from _rtl_util import conv_net, dense_chain
+from _rtl_util import conv_net, dense_chain, random_and_worst_case_inputs
 from hypothesis import given
 from hypothesis import strategies as st
 
 from a2qflow.hw.compiler import reference
-from a2qflow.hw.compiler.bounds import channel_ranges, worst_case_inputs
+from a2qflow.hw.compiler.bounds import channel_ranges
 from a2qflow.hw.compiler.csd import csd, csd_count
 from a2qflow.hw.compiler.ir import IntType, save_model
 from a2qflow.hw.compiler.plan import load_plan, make_plan, save_plan
@@ -34,17 +34,6 @@ def _build(tmp_path, model, acc_bits=None, default="unrolled", layers=None, dept
                      architecture=arch)
     save_plan(plan, tmp_path)
     return plan
-
-
-def _inputs(model, n, seed):
-    rng = np.random.default_rng(seed)
-    t = model.input_quant.dtype
-    x = rng.integers(t.min, t.max + 1, (n, *model.input_shape))
-    first = model.layers[0]
-    if first.kind == "dense":
-        hi, lo = worst_case_inputs(first.weight_matrix(), first.in_type)
-        x = np.concatenate([x, hi, lo])
-    return x
 
 
 def _rtl_equals_golden(build, model, x, stall=0):
@@ -127,7 +116,7 @@ def test_unrolled_dense_chain_equals_golden_at_one_vector_per_clock(tmp_path):
     assert lint(rtl) == []
     man = json.loads((rtl / "manifest.json").read_text())
     assert man["in_lanes"] == 12 and man["out_lanes"] == 5 and set(man["architecture"].values()) == {"unrolled"}
-    res, _ = _rtl_equals_golden(tmp_path, model, _inputs(model, 60, seed=4))
+    res, _ = _rtl_equals_golden(tmp_path, model, random_and_worst_case_inputs(model, 60, seed=4))
     assert res["initiation_interval_cycles"] == 1.0 and res["cycles_per_inference"] == 4  # 3 layer registers
     top = (rtl / "a2q_top.v").read_text()
     assert "(* keep *) wire" in top and "a2q_mvau #" not in top and not man["mem_files"]
@@ -138,7 +127,7 @@ def test_mixed_pipelined_wrapping_unrolled_layer_under_backpressure(tmp_path):
     model = dense_chain(seed=3)
     _build(tmp_path, model, acc_bits=7, default="folded", layers={"fc1": "unrolled"}, depth=2)
     assert lint(generate(tmp_path)) == []
-    res, golden = _rtl_equals_golden(tmp_path, model, _inputs(model, 40, seed=5), stall=30)
+    res, golden = _rtl_equals_golden(tmp_path, model, random_and_worst_case_inputs(model, 40, seed=5), stall=30)
     assert golden.overflow_events > 0  # the narrow case really wraps
 
 
@@ -146,7 +135,7 @@ def test_unrolled_dense_after_folded_conv_and_pool(tmp_path):
     """Global unrolled on a CNN: convolutions stay folded, the dense layer collects the HWC stream (s2p)."""
     model = conv_net(seed=5)
     _build(tmp_path, model)
-    _rtl_equals_golden(tmp_path, model, _inputs(model, 20, seed=6))
+    _rtl_equals_golden(tmp_path, model, random_and_worst_case_inputs(model, 20, seed=6))
 
 
 def test_hls_unrolled_csim_equals_golden(tmp_path):
@@ -158,7 +147,7 @@ def test_hls_unrolled_csim_equals_golden(tmp_path):
     hls = hls_generate(tmp_path)
     top = (hls / "top.cpp").read_text()
     assert top.count("dense_unrolled<") == 2 and top.count("mvau<") == 1
-    x = _inputs(model, 40, seed=7)
+    x = random_and_worst_case_inputs(model, 40, seed=7)
     cs = run_csim(tmp_path, x, progress=False, write=False)
     golden = reference.run(model, x, load_plan(tmp_path).acc_bits())
     np.testing.assert_array_equal(cs.outputs, golden.acc)
@@ -218,5 +207,5 @@ def test_uniform_width_baseline_trees_wrap_like_the_golden_model(tmp_path):
     save_plan(plan, tmp_path)
     top = (generate(tmp_path) / "a2q_top.v").read_text()
     assert "every adder ACC_BITS wide" in top
-    _, golden = _rtl_equals_golden(tmp_path, model, _inputs(model, 30, seed=8))
+    _, golden = _rtl_equals_golden(tmp_path, model, random_and_worst_case_inputs(model, 30, seed=8))
     assert golden.overflow_events > 0
