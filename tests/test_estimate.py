@@ -43,3 +43,12 @@ def test_bad_shapes_are_one_line_errors():
         _s(simd=3)
     with pytest.raises(A2QFlowError, match="P=0 must be a positive integer"):
         _s(P=0)
+
+
+def test_threshold_word_flip_flops_are_bounded_by_distinct_fold_functions():
+    """yosys keeps at most 2^(C/PE) - 2 distinct non-constant threshold-word columns (the FF model's cap)."""
+    from a2qflow.hw.synth.estimate import thr_columns
+
+    assert thr_columns(_s(C=8, pe=4)) <= 2 and thr_columns(_s(C=16, pe=4)) <= 14
+    assert thr_columns(_s(C=32, pe=1), 0.5) == pytest.approx(0.5 * 15 * 12)  # 2^32 functions: every column distinct
+    assert thr_columns(_s(C=4, pe=4)) == 0 and thr_columns(_s(n_thr=0)) == 0
