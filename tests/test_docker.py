@@ -230,6 +230,14 @@ def test_make_deps_installs_exactly_the_declared_dependencies(tmp_path):
     assert "pip install -q -r .venv/requirements.txt" in r.stdout
 
 
+def test_pip_index_is_an_overridable_build_arg_not_baked_into_the_image():
+    """Offline / mirrored builds override the index by --build-arg; the default stays the PyTorch CPU index."""
+    args = dict((a.partition("=")[0], a.partition("=")[2]) for i, a in dockerfile() if i == "ARG")
+    assert args["PIP_EXTRA_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
+    assert "PIP_FIND_LINKS" in args
+    assert "PIP_EXTRA_INDEX_URL" not in env() and "PIP_FIND_LINKS" not in env()
+
+
 def test_build_context_leaves_out_venv_runs_and_git():
     ignore = [l.strip() for l in (ROOT / ".dockerignore").read_text().splitlines()
               if l.strip() and not l.strip().startswith("#")]
@@ -269,7 +277,13 @@ def test_image_builds_and_runs_the_flow_as_a_non_root_user(tmp_path):
     if why:
         pytest.skip(why)
     tag = "a2qflow-test:latest"
-    b = subprocess.run(["docker", "build", "-q", "-f", "docker/Dockerfile", "-t", tag, "."], cwd=ROOT,
+    # behind a mirror / offline: the Dockerfile's pip build args, taken from the environment (docker/README.md)
+    import os
+
+    args = [a for k in ("PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS") if k in os.environ
+            for a in ("--build-arg", f"{k}={os.environ[k]}")]
+    net = ["--network", "host"] if args else []
+    b = subprocess.run(["docker", "build", "-q", *net, *args, "-f", "docker/Dockerfile", "-t", tag, "."], cwd=ROOT,
                        capture_output=True, text=True, timeout=3600)
     assert b.returncode == 0, b.stderr[-2000:]
     runs = tmp_path / "runs"
