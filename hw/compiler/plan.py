@@ -354,9 +354,15 @@ def check_layers(model: Model, plan: Plan, build: Path) -> None:
                            f"{names}; re-run `a2qflow compile` so both come from the same model")
     for layer, lp in zip(macs, plan.layers):
         where = f"{build}/plan.json: layer {lp.name}"
-        if lp.K != layer.K or lp.out_channels != layer.out_channels:
-            raise A2QFlowError(f"{where} has K={lp.K}, C={lp.out_channels} but the IR says K={layer.K}, "
-                               f"C={layer.out_channels}; re-run `a2qflow compile`")
+        if lp.K != layer.K or lp.out_channels != layer.out_channels or lp.kind != layer.kind:
+            raise A2QFlowError(f"{where} has K={lp.K}, C={lp.out_channels} ({lp.kind}) but the IR says K={layer.K}, "
+                               f"C={layer.out_channels} ({layer.kind}); re-run `a2qflow compile`")
+        if lp.architecture == "unrolled" and layer.kind != "dense":
+            raise A2QFlowError(f"{where}: architecture unrolled is implemented for dense layers only; re-run "
+                               "`a2qflow compile` (convolutions stay folded)")
+        if lp.architecture == "unrolled" and (lp.simd, lp.pe) != (lp.K, lp.out_channels):
+            raise A2QFlowError(f"{where}: an unrolled layer must have SIMD = K = {lp.K} and PE = C = "
+                               f"{lp.out_channels} (has {lp.simd} x {lp.pe}); re-run `a2qflow compile`")
         if lp.simd < 1 or lp.pe < 1 or layer.K % lp.simd or layer.out_channels % lp.pe:
             raise A2QFlowError(f"{where}: simd={lp.simd} must divide K={layer.K} and pe={lp.pe} must divide "
                                f"C={layer.out_channels}")

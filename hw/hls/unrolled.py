@@ -9,7 +9,6 @@ the style of hls4ml's latency strategy. Called from the dense path of `a2qflow.h
 from __future__ import annotations
 
 from a2qflow.hw.compiler.plan import LayerPlan
-from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.hls.design import DesignBuilder, Stream
 
 HEADER = "dense_unrolled.hpp"
@@ -17,12 +16,6 @@ HEADER = "dense_unrolled.hpp"
 
 def add_stage(b: DesignBuilder, ns: str, lp: LayerPlan, out: Stream) -> None:
     """Append the `dense_unrolled` stage (call macro in calls.j2) of unrolled dense layer `lp`, writing `out`."""
-    if lp.kind != "dense":
-        raise A2QFlowError(f"plan.json layer {lp.name}: architecture unrolled is implemented for dense layers only; "
-                           "re-run `a2qflow compile` (convolutions stay folded)")
-    if (lp.simd, lp.pe) != (lp.K, lp.out_channels):
-        raise A2QFlowError(f"plan.json layer {lp.name}: an unrolled layer must have SIMD = K = {lp.K} and PE = C = "
-                           f"{lp.out_channels} (has {lp.simd} x {lp.pe}); re-run `a2qflow compile`")
     b.add_stage("dense_unrolled", f"{lp.name}: unrolled, {lp.out_channels} channels x K={lp.K} constant weights, "
                                   f"ACC_BITS={lp.acc_bits} (one vector per cycle)", out, ns,
                 mac_index=len(b.design.mac_names))

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from a2qflow.hw.compiler.ir import DenseLayer, Thresholds, load_model
-from a2qflow.hw.compiler.plan import load_plan
+from a2qflow.hw.compiler.ir import DenseLayer, Thresholds
+from a2qflow.hw.compiler.plan import load_build
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.rtl import unrolled
 from a2qflow.hw.rtl.generate import library_text
@@ -45,7 +45,7 @@ def synth_layer_in_groups(build: Path | str, layer_name: str, group: int, work: 
     another dense layer. Returns {label, groups, seconds, per_group: [...], total: {LUT, FF, CARRY, ...}}.
     """
     build, work = Path(build), Path(work)
-    model, plan = load_model(build), load_plan(build)
+    model, plan = load_build(build)  # checked: IR digest, layers, widths vs the recomputed exact bounds
     layer, lp = model.layer(layer_name), plan.layer(layer_name)
     if lp.architecture != "unrolled" or layer.kind != "dense":
         raise A2QFlowError(f"{build}/plan.json: layer {layer_name} is not an unrolled dense layer; channel-group "
