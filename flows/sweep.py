@@ -152,6 +152,7 @@ def _qat32_points(cfg, bits: Sequence[int], epochs: int | None) -> list[SweepPoi
         d["quant"]["layers"] = {}
         d["quant"].update(weight_quant="baseline", weight_bits=n, input_bits=n, act_bits=n, acc_bits=None)
         d["train"]["float_reference"] = False
+        d["hw"]["baseline32"] = False  # the planned design is the 32-bit one: a second synthesis would repeat it
         name = f"qat32-W{n}"
         d["name"] = f"{base['name']}-{name}"
         try:

@@ -82,6 +82,9 @@ class HardwareConfig(_Strict):
     pipeline_depth: int = Field(0, ge=0, le=16, description="unrolled layers: register stages inside each adder "
                                                              "tree, on top of the register between layers")
     layers: dict[str, LayerHardware] = {}
+    baseline32: bool = Field(True, description="synth also builds the identical design at 32-bit accumulators (the "
+                                               "report's savings baseline); off halves synthesis time, e.g. for a "
+                                               "sweep's qat32 points, whose planned design is already 32-bit")
     datatype_baseline: bool = Field(False, description="synth also builds every layer at its data-type-bound width "
                                                       "(what a designer without A2Q picks): a fairer baseline than 32")
 

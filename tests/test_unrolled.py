@@ -184,18 +184,62 @@ def test_baselines_keep_the_architecture_and_the_datatype_one_uses_each_layers_b
     assert {l.tree_widths for l in bdt.layers} == {"acc_bits"} and {l.tree_widths for l in mine.layers} == {"exact"}
 
 
-@pytest.mark.slow
-def test_channel_group_synthesis_sums_groups_of_an_unrolled_layer(tmp_path):
-    """Each group has its own output register and one handshake flip-flop: FFs add up exactly."""
-    from a2qflow.hw.synth.split import synth_layer_in_groups
+@given(st.lists(st.integers(0, 60), max_size=40), st.integers(1, 100))
+def test_channel_groups_cover_every_channel_once_within_the_term_budget(terms, budget):
+    from a2qflow.hw.synth.split import channel_groups
 
+    groups = channel_groups(terms, budget)
+    assert [c for c0, c1 in groups for c in range(c0, c1)] == list(range(len(terms)))
+    for c0, c1 in groups:
+        assert c1 > c0 and (sum(terms[c0:c1]) <= budget or c1 - c0 == 1)
+    for (a0, a1), (b0, _) in zip(groups, groups[1:]):  # greedy: the next channel would not have fitted
+        assert sum(terms[a0:a1]) + terms[b0] > budget
+
+
+def test_channel_terms_count_the_signed_digits():
+    from a2qflow.hw.synth.split import channel_terms
+
+    w = np.array([[7, 0, -3, 1], [0, 0, 0, 0]])
+    assert channel_terms(w) == [csd_count(w[0]), 0] == [5, 0]
+
+
+@pytest.mark.slow
+def test_channel_group_synthesis_sums_groups_and_caches_them(tmp_path, monkeypatch):
+    """Each group has its own output register and one handshake flip-flop: FFs add up exactly; a re-run is read
+    from the cache (keyed by the group's Verilog, the yosys command and version) with the same counts."""
+    from a2qflow.hw.synth.split import channel_groups, channel_terms, synth_layer_in_groups
+
+    monkeypatch.setenv("A2QFLOW_CACHE", str(tmp_path / "cache"))
     model = dense_chain(seed=3)
-    _build(tmp_path, model)
-    r = synth_layer_in_groups(tmp_path, "fc0", 3, tmp_path / "groups")
-    assert r["groups"] == 3 and [g["channels"] for g in r["per_group"]] == [[0, 2], [3, 5], [6, 7]]
-    assert r["total"]["FF"] == 8 * 4 + 3  # 8 channels x UINT4 outputs + one valid flip-flop per group
+    _build(tmp_path / "b", model)
+    terms = channel_terms(model.layers[0].weights)
+    budget = sum(terms[:3])
+    r = synth_layer_in_groups(tmp_path / "b", "fc0", tmp_path / "groups", max_terms=budget)
+    assert [tuple(g["channels"]) for g in r["per_group"]] == [(a, b - 1) for a, b in channel_groups(terms, budget)]
+    assert r["per_group"][0]["channels"] == [0, 2] and r["groups"] >= 3 and r["cached_groups"] == 0
+    assert r["total"]["FF"] == 8 * 4 + r["groups"]  # 8 channels x UINT4 outputs + one valid flip-flop per group
     assert r["total"]["LUT"] == sum(g["LUT"] for g in r["per_group"]) > 0
-    assert "sum of 3 channel-group runs" in r["label"]
+    assert f"sum of {r['groups']} channel-group runs" in r["label"]
+    again = synth_layer_in_groups(tmp_path / "b", "fc0", tmp_path / "groups2", max_terms=budget)
+    assert again["cached_groups"] == r["groups"] and again["total"] == r["total"]
+
+
+@pytest.mark.slow
+def test_synth_splits_unrolled_layers_and_keeps_folded_ones_in_the_top_run(tmp_path, monkeypatch):
+    """synthesize(): unrolled layers are black boxes in the top run and sums of group runs in the entry; a folded
+    layer is counted from the top run; the total is the top run plus the groups; the label says so."""
+    from a2qflow.hw.synth.yosys import synthesize
+
+    monkeypatch.setenv("A2QFLOW_CACHE", str(tmp_path / "cache"))
+    _build(tmp_path, dense_chain(seed=3), layers={"fc1": "folded"})
+    e = synthesize(tmp_path, baseline=False).entries[0]
+    assert "blackbox a2q_layer_fc0" in e["command"] and "blackbox a2q_layer_fc1" not in e["command"]
+    assert "channel-group runs" in e["label"] and "fc0" in e["label"]
+    layers = e.layers
+    assert layers["fc0"]["split"]["groups"] >= 1 and "split" not in layers["fc1"]
+    assert layers["fc0"]["LUT"] > 0 and layers["fc1"]["LUT"] > 0
+    assert e.total["LUT"] >= sum(v["LUT"] for v in layers.values())
+    assert e.total["FF"] >= sum(v["FF"] for v in layers.values())
 
 
 def test_uniform_width_baseline_trees_wrap_like_the_golden_model(tmp_path):

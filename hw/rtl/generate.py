@@ -183,7 +183,7 @@ def _mac_layer(layer: DenseLayer | ConvLayer, plan: Plan, shape: tuple[int, ...]
         rtl = _LayerRTL(layer.name, layer.kind, module, inst, elem.bits, act.out_w, summary, in_lanes=in_lanes,
                         out_lanes=C, body=u.body, arch="unrolled",
                         unrolled=dict(adders=u.adders, terms=u.terms, depth=u.depth, levels=u.max_level,
-                                      thr_bits=act.thr_bits, n_thr=act.n_thr))
+                                      thr_bits=act.thr_bits, n_thr=act.n_thr, in_lanes=in_lanes))
         return rtl, out_shape, act.next_elem
     sf, nf = K // simd, C // pe
     # word nf*SF + sf: PE lanes x SIMD elements, lane p element s at (p*SIMD + s)*W_BITS

