@@ -25,7 +25,11 @@ def test_points_per_architecture_and_the_qat32_baseline():
     q = pts[2].config["quant"]
     assert (q["weight_quant"], q["weight_bits"], q["input_bits"], q["act_bits"]) == ("baseline", 4, 4, 4)
     assert [p.forced_acc_bits for p in pts] == [None, 32, 32, None, 32, 32]
-    assert [p.config["train"]["float_reference"] for p in pts] == [True] + [False] * 5
+    # the config's float-twin recipe (auto + float_reference) holds for every point: each trains its own twin
+    assert [p.config["train"]["float_reference"] for p in pts] == [True] * 6
+    scratch = cfg.model_copy(update={"train": cfg.train.model_copy(update={"recipe": "scratch"})})
+    assert [p.config["train"]["float_reference"] for p in make_points(scratch, [12, 16], methods=["a2q"])] == \
+        [True, False]  # scratch training: one float twin, for the reference line
     assert len({p.config["name"] for p in pts}) == len(pts)  # every point its own run name
     with pytest.raises(A2QFlowError, match="--architecture folded,unroled: choose from folded, unrolled"):
         make_points(cfg, [12], architectures=["folded", "unroled"])

@@ -66,7 +66,11 @@ def test_make_points_configs():
     nq = pts[-1].config["quant"]
     assert nq["weight_quant"] == "baseline" and nq["weight_bits"] == nq["input_bits"] == nq["act_bits"]
     assert all(p.config["train"]["epochs"] == 3 for p in pts)
-    assert [p.config["train"]["float_reference"] for p in pts] == [True] + [False] * 5
+    # the config's float-twin recipe (auto + float_reference) holds for every point: each trains its own twin
+    assert [p.config["train"]["float_reference"] for p in pts] == [True] * 6
+    scratch = cfg.model_copy(update={"train": cfg.train.model_copy(update={"recipe": "scratch"})})
+    assert [p.config["train"]["float_reference"] for p in make_points(scratch, [12, 16], methods=["a2q"])] == \
+        [True, False]  # scratch training: one float twin, for the reference line
     with pytest.raises(A2QFlowError, match="--methods a3q: unknown; choose from a2q, a2q\\+, naive"):
         make_points(cfg, [10], methods=["a3q"])
 

@@ -228,7 +228,7 @@ def _synth_groups(build: Path, names: list[str], work: Path, flow: Flow) -> dict
     for name in names:
         layer = model.layer(name)
         r = synth_layer_groups(layer, plan.layer(name), layer is model.layers[-1], work / name, flow)
-        info = {k: r[k] for k in ("label", "groups", "max_terms", "cached_groups", "seconds")}
+        info = {k: r[k] for k in ("label", "groups", "max_terms", "cached_groups", "seconds", "wall_seconds")}
         out[name] = {"cells": r["cells"], "info": info}
     return out
 
