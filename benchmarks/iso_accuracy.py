@@ -32,7 +32,9 @@ PLANS = {
     "digits": {"config": "flows/configs/digits_mlp.yaml", "methods": ["a2q", "a2q+", "qat32"],
                "acc_bits": [10, 12, 14], "qat32_bits": [2, 3, 4, 5, 6], "stages": ["csim", "synth"]},
     "mnist5k": {"config": "flows/configs/mnist5k_mlp.yaml", "methods": ["a2q+", "qat32"],
-                "acc_bits": [10, 12, 14], "qat32_bits": [2, 3, 4], "stages": ["synth"]},
+                "acc_bits": [10, 12, 14], "qat32_bits": [3, 4], "stages": ["synth"]},
+    # mnist5k: no W2 baseline (its unrolled fc0 alone is ~35 min of yosys on one core; W2A2 is far below 99 % of
+    # float here) and torch accuracy instead of C-sim (bit-exact with it; tests/test_csim.py)
 }
 
 

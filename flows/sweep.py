@@ -284,6 +284,8 @@ def collect(run: Path, res: PointResult) -> None:
     if planned:
         res.luts = planned.total.get("LUT")
         res.luts_tool = f"{planned.tool} {planned.version or ''} synth_xilinx -family xc7 (LUT-only)"
+        if any("split" in v for v in planned.layers.values()):
+            res.luts_tool += ", unrolled layers as sums of channel-group runs"
     if base:
         res.luts_baseline32 = base.total.get("LUT")
 

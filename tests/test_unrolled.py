@@ -167,6 +167,34 @@ def test_digits_mlp_unrolled_whole_test_set(digits_mlp_a2q, tmp_path):
     assert res["initiation_interval_cycles"] == 1.0 and res["top1_accuracy"] > 0.8
 
 
+@pytest.mark.slow
+def test_mnist5k_mlp_unrolled_equals_golden_at_one_vector_per_clock(tmp_path):
+    """The MNIST MLP (784-64-32-10, A2Q+ P=12, the packaged 5,000-image subset, short recipe): every layer unrolled,
+    Verilator == golden model on 300 test images and on per-channel worst-case inputs, one vector per clock."""
+    from _rtl_util import random_and_worst_case_inputs as worst
+    from _training_util import train_run
+
+    from a2qflow.hw.compiler.compile import compile_model
+    from a2qflow.hw.compiler.frontend import load_qonnx
+
+    class _Factory:  # train_run wants a tmp_path_factory
+        def mktemp(self, name):
+            (tmp_path / name).mkdir()
+            return tmp_path / name
+
+    run = train_run(_Factory(), "mnist5k_mlp", data={"dataset": "mnist5k"}, model={"kind": "mlp", "hidden": [64, 32]},
+                    quant={"weight_quant": "a2q+"}, train={"epochs": 2, "float_reference": True,
+                                                           "finetune_epochs": 2, "calibration_batches": 20})
+    build = tmp_path / "build"
+    compile_model(run / "model.onnx", build, architecture=ArchitectureConfig(default="unrolled"))
+    x, y = np.load(run / "test_inputs.npy")[:300], np.load(run / "test_labels.npy")[:300]
+    res = run_rtlsim(build, x, labels=y)
+    assert res["mismatches"] == 0 and res["samples"] == 300 and res["initiation_interval_cycles"] == 1.0
+    assert res["top1_accuracy"] > 0.7
+    model = load_qonnx(run / "model.onnx")
+    _rtl_equals_golden(build, model, worst(model, 20, seed=4))
+
+
 def test_baselines_keep_the_architecture_and_the_datatype_one_uses_each_layers_bound(tmp_path):
     from a2qflow.hw.synth.yosys import make_baseline, make_baseline32
 
