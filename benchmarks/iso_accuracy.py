@@ -51,27 +51,72 @@ def sweep_config(dataset: str, work: Path) -> Path:
     return path
 
 
+def collect_points(out: Path, plan: dict) -> dict:
+    """A summary from the sweep folder's point folders as they stand (--collect-only): a point whose synthesis did
+    not finish is listed as `unfinished`, never estimated. For a sweep stopped before its last points."""
+    from dataclasses import asdict
+
+    from a2qflow.flows.iso_accuracy import iso_accuracy
+    from a2qflow.flows.sweep import PointResult, collect
+
+    points = []
+    for d in sorted((out / "points").iterdir()):
+        arch = "unrolled" if d.name.endswith("-unrolled") else "folded"
+        r = PointResult(d.name, d.name.split("-")[0], 0, None, None, "ok", run=str(d), architecture=arch)
+        collect(d, r)
+        if r.luts is None:
+            r.status, r.reason = "unfinished", "synthesis did not finish (stopped for time)"
+        points.append(asdict(r))
+    fl = next((p["float_accuracy"] for p in points if p.get("float_accuracy")), None)
+    return {"points": points, "float_accuracy": fl, "iso_accuracy": iso_accuracy(points, fl), "plots": []}
+
+
+def write_collected(s: dict, dest: Path) -> None:
+    """iso_accuracy.md + iso_accuracy_luts.png for a collected summary."""
+    from a2qflow.flows.iso_accuracy import iso_markdown, plot_iso_accuracy
+
+    dest.mkdir(parents=True, exist_ok=True)
+    if plot_iso_accuracy(s["iso_accuracy"], dest / "iso_accuracy_luts.png"):
+        s["plots"].append("iso_accuracy_luts.png")
+    rows = ["| point | architecture | status | accuracy | LUT |", "|---|---|---|---:|---:|"]
+    for p in s["points"]:
+        acc = "-" if p["accuracy"] is None else f"{100 * p['accuracy']:.1f} %"
+        rows.append(f"| {p['name']} | {p['architecture']} | {p['status']} | {acc} | {p['luts'] or '-'} |")
+    (dest / "iso_accuracy.md").write_text("\n".join(iso_markdown(s["iso_accuracy"]) + rows) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", choices=sorted(PLANS), required=True)
     ap.add_argument("--out", type=Path, help="sweep folder (default runs/iso-<dataset>)")
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--qat32-bits", help="override the dataset's qat32 M = N list, e.g. 4 (recorded in the result)")
+    ap.add_argument("--collect-only", action="store_true",
+                    help="do not run the sweep: summarise its folder's finished points (unfinished ones are listed)")
     args = ap.parse_args(argv)
-    from a2qflow.flows.sweep import run_sweep
-
-    plan = PLANS[args.dataset]
+    plan = dict(PLANS[args.dataset])
+    if args.qat32_bits:
+        plan["qat32_bits"] = [int(x) for x in args.qat32_bits.split(",")]
     out = args.out or ROOT / "runs" / f"iso-{args.dataset}"
     t0 = time.monotonic()
-    s = run_sweep(sweep_config(args.dataset, out.parent), out, plan["acc_bits"], None, plan["methods"],
-                  plan["stages"], jobs=args.jobs, progress=sys.stderr.isatty(),
-                  architectures=["folded", "unrolled"], qat32_bits=plan["qat32_bits"])
     dest = RESULTS / f"iso_{args.dataset}"
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ["sweep.json", "sweep.md", *s.get("plots", [])]:
-        if (out / Path(name).name).is_file():
-            shutil.copy2(out / Path(name).name, dest / Path(name).name)
+    if args.collect_only:
+        s = collect_points(out, plan)
+        write_collected(s, dest)
+    else:
+        from a2qflow.flows.sweep import run_sweep
+
+        s = run_sweep(sweep_config(args.dataset, out.parent), out, plan["acc_bits"], None, plan["methods"],
+                      plan["stages"], jobs=args.jobs, progress=sys.stderr.isatty(),
+                      architectures=["folded", "unrolled"], qat32_bits=plan["qat32_bits"])
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in ["sweep.json", "sweep.md", *s.get("plots", [])]:
+            if (out / Path(name).name).is_file():
+                shutil.copy2(out / Path(name).name, dest / Path(name).name)
     doc = {"benchmark": "iso_accuracy", "dataset": args.dataset, "plan": plan,
-           "command": f"benchmarks/iso_accuracy.py --dataset {args.dataset}",
+           "command": f"benchmarks/iso_accuracy.py --dataset {args.dataset}"
+                      + (f" --qat32-bits {args.qat32_bits}" if args.qat32_bits else "")
+                      + (" --collect-only" if args.collect_only else ""),
            "wall_seconds_this_invocation": round(time.monotonic() - t0, 1),
            "float_accuracy": s.get("float_accuracy"), "iso_accuracy": s.get("iso_accuracy"),
            "points": [{k: p.get(k) for k in ("name", "method", "architecture", "status", "accuracy",
