@@ -168,8 +168,10 @@ def test_keyboard_interrupt_cleans_temp_and_keeps_finished(tmp_path):
 
 
 _CHILD = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
     from pathlib import Path
+    # as in a terminal: a job started in the background by a non-interactive shell inherits SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from a2qflow.flows.pipeline import Pipeline, Stage
     run, log = Path(sys.argv[1]), Path(sys.argv[2])
 
