@@ -114,7 +114,8 @@ def naive_bits(cfg, P: int) -> int | None:
 def make_points(cfg, acc_bits: Sequence[int], weight_bits: Sequence[int] | None = None,
                 methods: Sequence[str] = METHODS, epochs: int | None = None,
                 architectures: Sequence[str] = ("folded",), qat32_bits: Sequence[int] = QAT32_BITS) -> list[SweepPoint]:
-    """One config per (architecture, method, M, P), each trained with the config's recipe (needs_own_twin)."""
+    """One config per (architecture, method, M, P), each trained with the config's recipe (a float-twin recipe
+    starts every point from its own twin)."""
     bad = [m for m in methods if m not in METHODS + EXTRA_METHODS]
     if bad:
         raise A2QFlowError(f"--methods {','.join(bad)}: unknown; choose from {', '.join(METHODS + EXTRA_METHODS)}")
@@ -151,7 +152,7 @@ def _qat32_points(cfg, bits: Sequence[int], epochs: int | None) -> list[SweepPoi
         d = _deep_copy(base)
         d["quant"]["layers"] = {}
         d["quant"].update(weight_quant="baseline", weight_bits=n, input_bits=n, act_bits=n, acc_bits=None)
-        d["train"]["float_reference"] = needs_own_twin(base["train"])
+        d["train"]["float_reference"] = cfg.train.effective_recipe == "float_twin"
         d["hw"]["baseline32"] = False  # the planned design is the 32-bit one: a second synthesis would repeat it
         name = f"qat32-W{n}"
         d["name"] = f"{base['name']}-{name}"
@@ -197,7 +198,7 @@ def _points(cfg, acc_bits: Sequence[int], weight_bits: Sequence[int] | None, met
                     M_, N_ = q["weight_bits"], q["input_bits"]
                     name = f"{method}-W{M_}-P{P}"
                 # the float-twin recipe starts every point from its own twin; scratch: one twin, the reference line
-                d["train"]["float_reference"] = need_float or needs_own_twin(base["train"])
+                d["train"]["float_reference"] = need_float or cfg.train.effective_recipe == "float_twin"
                 d["name"] = f"{base['name']}-{name}"
                 try:
                     parse_config(d, f"sweep point {name}")
@@ -207,13 +208,6 @@ def _points(cfg, acc_bits: Sequence[int], weight_bits: Sequence[int] | None, met
                 points.append(SweepPoint(name, method, P, M_, N_, d))
                 need_float = False
     return points
-
-
-def needs_own_twin(train: dict) -> bool:
-    """Whether a point of this train config starts from a float twin (recipe float_twin, or auto with
-    float_reference on): then every point trains its twin, else training from scratch would replace the recipe."""
-    recipe = train.get("recipe", "auto")
-    return recipe == "float_twin" or (recipe == "auto" and bool(train.get("float_reference", True)))
 
 
 def _deep_copy(d: Any) -> Any:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from a2qflow.hw.compiler.csd import csd
+from a2qflow.hw.compiler.csd import csd_count
 from a2qflow.hw.compiler.ir import DenseLayer, identifier
 from a2qflow.hw.compiler.plan import load_build
 from a2qflow.hw.errors import A2QFlowError
@@ -38,7 +38,7 @@ GROUP_TERMS = 400  # signed-digit terms per yosys run: ~10-25 s each for 4-bit w
 
 def channel_terms(weights: np.ndarray) -> list[int]:
     """Signed-digit (CSD) terms of every output channel of a (C, K) integer weight matrix."""
-    return [sum(len(csd(int(w))) for w in row if w) for row in np.asarray(weights, dtype=np.int64).tolist()]
+    return [csd_count(row) for row in np.asarray(weights, dtype=np.int64)]
 
 
 def channel_groups(terms: list[int], max_terms: int) -> list[tuple[int, int]]:
