@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from a2qflow.hw.compiler import reference
 from a2qflow.hw.compiler.bounds import channel_ranges
 from a2qflow.hw.compiler.csd import csd, csd_count
-from a2qflow.hw.compiler.ir import IntType, save_model
+from a2qflow.hw.compiler.ir import IntType, Model, save_model
 from a2qflow.hw.compiler.plan import load_plan, make_plan, save_plan
 from a2qflow.hw.config import ArchitectureConfig, Folding, FoldingConfig, HardwareConfig
 from a2qflow.hw.errors import A2QFlowError
@@ -250,6 +250,28 @@ def test_channel_group_synthesis_sums_groups_and_caches_them(tmp_path, monkeypat
     assert f"sum of {r['groups']} channel-group runs" in r["label"]
     again = synth_layer_in_groups(tmp_path / "b", "fc0", tmp_path / "groups2", max_terms=budget)
     assert again["cached_groups"] == r["groups"] and again["total"] == r["total"]
+
+
+def test_channel_group_is_the_generated_layer_logic_for_a_dense_layer_on_an_image(tmp_path):
+    """A group of all channels renders the very module the layer generator wrote, here for a first dense layer on a
+    (C, H, W) input, whose weights the design reads in HWC order (the CHW matrix would be different logic)."""
+    from a2qflow.hw.compiler.plan import load_build
+    from a2qflow.hw.rtl.generate import dense_weight_matrix, input_shapes
+    from a2qflow.hw.synth.split import render_group
+
+    m = dense_chain(seed=3)
+    m = Model(m.name, (3, 2, 2), m.input_quant, m.layers)
+    _build(tmp_path, m)
+    top = (generate(tmp_path) / "a2q_top.v").read_text()
+    model, plan = load_build(tmp_path)
+    fc0 = model.layers[0]
+
+    def body(wm):
+        text = render_group(fc0, plan.layer("fc0"), wm, 0, fc0.out_channels, "a2q_layer_fc0", False)
+        return "\n".join(x for x in text.splitlines() if "channels 0..7" not in x and "default_nettype" not in x)
+
+    assert body(dense_weight_matrix(fc0, input_shapes(model)["fc0"])) in top
+    assert body(fc0.weights) not in top
 
 
 @pytest.mark.slow

@@ -147,6 +147,39 @@ def _activation(layer: DenseLayer | ConvLayer, lp, P: int, is_last: bool) -> _Ac
     raise A2QFlowError(f"layer {layer.name}: unsupported activation {type(layer.act).__name__}")
 
 
+def input_shapes(model: Model) -> dict[str, tuple[int, ...]]:
+    """The shape of every layer's input as the generated design streams it (what `describe` walks through).
+
+    Why a function of its own: the channel-group synthesis (hw/synth/split.py) must lay out an unrolled layer's
+    weights exactly as the layer generator does, and that layout depends on the shape the layer receives.
+    """
+    shapes, shape = {}, tuple(model.input_shape)
+    for layer in model.layers:
+        shapes[layer.name] = shape
+        shape = (layer.out_channels,) if isinstance(layer, DenseLayer) else tuple(layer.out_shape)
+    return shapes
+
+
+def dense_weight_matrix(layer: DenseLayer, shape: tuple[int, ...]) -> np.ndarray:
+    """(C, K) integer weights in the order a dense layer's input elements arrive: HWC after a (C, H, W) stage."""
+    return np.asarray(dense_weights_hwc(layer, shape) if len(shape) == 3 else layer.weights, dtype=np.int64)
+
+
+def render_unrolled(layer: DenseLayer, lp, wm: np.ndarray, in_lanes: int, is_last: bool, module: str, summary: str,
+                    channels: tuple[int, int] | None = None) -> unrolled.UnrolledRTL:
+    """The constant-weight module of an unrolled dense layer, or of its channels [c0, c1) alone.
+
+    One function for the layer generator and the channel-group synthesis, so a group is the same logic as its
+    channels in the whole layer (hw/synth/split.py sums the groups' cells).
+    """
+    act = _activation(layer, lp, lp.acc_bits, is_last)
+    c0, c1 = channels or (0, layer.out_channels)
+    thr = None if act.thresholds is None else act.thresholds[c0:c1]
+    return unrolled.render(module, wm[c0:c1], layer.in_type, lp.acc_bits, thr, act.out_w,
+                           None if thr is None else act.out_base, in_lanes, lp.pipeline_depth,
+                           library_text("a2q_unrolled.v.j2"), summary, uniform_widths=lp.tree_widths == "acc_bits")
+
+
 def _mac_layer(layer: DenseLayer | ConvLayer, plan: Plan, shape: tuple[int, ...], elem: IntType, is_last: bool,
                module: str, inst: str, in_lanes: int = 1) -> tuple[_LayerRTL, tuple[int, ...], IntType]:
     lp = _check_mac(layer, plan, elem)
@@ -155,7 +188,7 @@ def _mac_layer(layer: DenseLayer | ConvLayer, plan: Plan, shape: tuple[int, ...]
         if int(np.prod(shape)) != K:
             raise A2QFlowError(f"layer {layer.name}: K={K} but its input has {int(np.prod(shape))} elements "
                                f"(shape {shape})")
-        wm = dense_weights_hwc(layer, shape) if len(shape) == 3 else layer.weights
+        wm = dense_weight_matrix(layer, shape)
         swg = None
         out_shape: tuple[int, ...] = (C,)
     else:
@@ -176,10 +209,7 @@ def _mac_layer(layer: DenseLayer | ConvLayer, plan: Plan, shape: tuple[int, ...]
         summary = (f"dense K={K} C={C}, unrolled (constant weights, {sizing}, {lp.pipeline_depth} pipeline "
                    f"stage(s)), "
                    f"{layer.in_type} inputs, ACC_BITS={P}{unsafe}, {act.note}")
-        u = unrolled.render(module, wm, layer.in_type, P, act.thresholds, act.out_w,
-                            None if act.thresholds is None else act.out_base, in_lanes, lp.pipeline_depth,
-                            library_text("a2q_unrolled.v.j2"), summary,
-                            uniform_widths=lp.tree_widths == "acc_bits")
+        u = render_unrolled(layer, lp, wm, in_lanes, is_last, module, summary)
         rtl = _LayerRTL(layer.name, layer.kind, module, inst, elem.bits, act.out_w, summary, in_lanes=in_lanes,
                         out_lanes=C, body=u.body, arch="unrolled",
                         unrolled=dict(adders=u.adders, terms=u.terms, depth=u.depth, levels=u.max_level,

