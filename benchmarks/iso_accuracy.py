@@ -72,11 +72,12 @@ def collect_points(out: Path, plan: dict) -> dict:
 
 
 def write_collected(s: dict, dest: Path) -> None:
-    """iso_accuracy.md + iso_accuracy_luts.png for a collected summary."""
+    """iso_accuracy.md + iso_accuracy_luts.png for a summary (collected, or a finished sweep's)."""
     from a2qflow.flows.iso_accuracy import iso_markdown, plot_iso_accuracy
 
     dest.mkdir(parents=True, exist_ok=True)
-    if plot_iso_accuracy(s["iso_accuracy"], dest / "iso_accuracy_luts.png"):
+    plotted = plot_iso_accuracy(s["iso_accuracy"], dest / "iso_accuracy_luts.png")
+    if plotted and "iso_accuracy_luts.png" not in s["plots"]:
         s["plots"].append("iso_accuracy_luts.png")
     rows = ["| point | architecture | status | accuracy | LUT |", "|---|---|---|---:|---:|"]
     for p in s["points"]:
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in ["sweep.json", "sweep.md", *s.get("plots", [])]:
             if (out / Path(name).name).is_file():
                 shutil.copy2(out / Path(name).name, dest / Path(name).name)
+        write_collected(s, dest)  # iso_accuracy.md from this run (a stopped run's --collect-only one is replaced)
     doc = {"benchmark": "iso_accuracy", "dataset": args.dataset, "plan": plan,
            "command": f"benchmarks/iso_accuracy.py --dataset {args.dataset}"
                       + (f" --qat32-bits {args.qat32_bits}" if args.qat32_bits else "")

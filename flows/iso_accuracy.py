@@ -78,19 +78,28 @@ def plot_iso_accuracy(iso: dict, path: Path) -> Path | None:
     """LUT ratio (baseline / A2Q) against the accuracy level, one line per architecture."""
     if not any(r["levels"] for r in iso.values()):
         return None
+    import matplotlib.ticker
+
     from a2qflow.flows.plots import _footnote, _save, plt
 
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     for arch, r in iso.items():
         xs = [100 * x["accuracy"] for x in r["levels"]]
-        ax.step(xs, [x["ratio"] for x in r["levels"]], where="post", marker="o", label=arch)
+        # a level's ratio holds from just above the previous level up to it: "pre" steps
+        ax.step(xs, [x["ratio"] for x in r["levels"]], where="pre", marker="o", label=arch)
         if r["threshold"]:
             ax.axvline(100 * r["threshold"], color="0.6", ls=":", lw=1)
     ax.axhline(1.0, color="0.4", lw=0.8)
+    ax.set_yscale("log")  # ratios span < 1x (folded, low levels) to > 10x (unrolled)
+    times = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x")
+    ax.yaxis.set_major_formatter(times)
+    ax.yaxis.set_minor_formatter(times)
     ax.set_xlabel("accuracy level (%)")
     ax.set_ylabel("LUTs: 32-bit QAT / A2Q")
     ax.set_title("LUTs at iso-accuracy (cheapest design reaching each level)")
     ax.legend(fontsize=8)
-    tools = sorted({r["luts_tool"] for r in iso.values() if r.get("luts_tool")})
+    labels = {r["luts_tool"] for r in iso.values() if r.get("luts_tool")}
+    # the unrolled label extends the folded one ("..., unrolled layers as sums of channel-group runs"): say it once
+    tools = sorted(t for t in labels if not any(o != t and o.startswith(t) for o in labels))
     _footnote(fig, f"LUTs: {'; '.join(tools)}; dotted: 99 % of float accuracy")
     return _save(fig, path)

@@ -7,6 +7,7 @@ resource count from yosys and one from Vivado are not the same number.
 from __future__ import annotations
 
 import io
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
@@ -26,8 +27,9 @@ def _save(fig, path: Path) -> Path:
     return Path(path)
 
 
-def _footnote(fig, text: str) -> None:
-    fig.text(0.01, -0.03, text, fontsize=7, color="0.35", ha="left", va="top")
+def _footnote(fig, text: str, width: int = 100) -> None:
+    """The tool line under a figure, wrapped: a long line would widen the saved figure (bbox tight) past its axes."""
+    fig.text(0.01, -0.03, textwrap.fill(text, width), fontsize=7, color="0.35", ha="left", va="top")
 
 
 def plot_acc_bits(layers: Sequence[dict], path: Path, source: str) -> Path:
