@@ -80,7 +80,7 @@ def plot_iso_accuracy(iso: dict, path: Path) -> Path | None:
         return None
     import matplotlib.ticker
 
-    from a2qflow.flows.plots import _footnote, _save, plt
+    from a2qflow.flows.plots import _footnote, _save, plt, tool_labels
 
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     for arch, r in iso.items():
@@ -98,8 +98,6 @@ def plot_iso_accuracy(iso: dict, path: Path) -> Path | None:
     ax.set_ylabel("LUTs: 32-bit QAT / A2Q")
     ax.set_title("LUTs at iso-accuracy (cheapest design reaching each level)")
     ax.legend(fontsize=8)
-    labels = {r["luts_tool"] for r in iso.values() if r.get("luts_tool")}
-    # the unrolled label extends the folded one ("..., unrolled layers as sums of channel-group runs"): say it once
-    tools = sorted(t for t in labels if not any(o != t and o.startswith(t) for o in labels))
+    tools = tool_labels(r.get("luts_tool") for r in iso.values())
     _footnote(fig, f"LUTs: {'; '.join(tools)}; dotted: 99 % of float accuracy")
     return _save(fig, path)

@@ -32,6 +32,13 @@ def _footnote(fig, text: str, width: int = 100) -> None:
     fig.text(0.01, -0.03, textwrap.fill(text, width), fontsize=7, color="0.35", ha="left", va="top")
 
 
+def tool_labels(labels) -> list[str]:
+    """Distinct tool labels, a label dropped when another extends it (the unrolled synthesis label is the folded one
+    plus ", unrolled layers as sums of channel-group runs"): each tool is named once under a figure."""
+    labels = {l for l in labels if l}
+    return sorted(t for t in labels if not any(o != t and o.startswith(t) for o in labels))
+
+
 def plot_acc_bits(layers: Sequence[dict], path: Path, source: str) -> Path:
     """Per-layer accumulator widths: data-type bound, A2Q L1 bound, exact bound, used (+ trained target)."""
     names = [l["name"] for l in layers]
@@ -102,7 +109,8 @@ def plot_accuracy(acc: dict, path: Path) -> Path:
 
 
 METHOD_STYLE = {"a2q": ("A2Q", "tab:blue", "o"), "a2q+": ("A2Q+", "tab:green", "s"),
-                "naive": ("naive (shrink N=M)", "tab:red", "^")}
+                "naive": ("naive (shrink N=M)", "tab:red", "^"),
+                "qat32": ("unconstrained QAT, 32-bit acc.", "0.35", "D")}
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -114,24 +122,43 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, flo
     return front
 
 
+def pareto_series(points: Sequence[dict], x_key: str) -> dict[tuple[str, str], list[tuple[float, float]]]:
+    """(method, architecture) -> [(cost, accuracy %)] of the points that have both, in METHOD_STYLE order.
+
+    Why per architecture: a folded and an unrolled design of one method are different hardware; one front over both
+    would hide the one that is never on it."""
+    series: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for p in points:
+        if p["method"] in METHOD_STYLE and p.get(x_key) is not None and p.get("accuracy") is not None:
+            key = (p["method"], p.get("architecture") or "folded")
+            series.setdefault(key, []).append((p[x_key], 100 * p["accuracy"]))
+    order = list(METHOD_STYLE)
+    return dict(sorted(series.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1] != "folded", kv[0][1])))
+
+
 def plot_pareto(points: Sequence[dict], x_key: str, x_label: str, path: Path, float_acc: float | None,
                 source: str) -> Path:
-    """Accuracy vs a cost (accumulator bits or LUTs) per method: every point, and its Pareto front as a line."""
+    """Accuracy vs a cost (accumulator bits or LUTs) per method and architecture: every point, and its Pareto
+    front as a line (solid folded, dashed unrolled)."""
     fig, ax = plt.subplots(figsize=(5.6, 3.8))
-    for method, (label, color, marker) in METHOD_STYLE.items():
-        pts = [(p[x_key], 100 * p["accuracy"]) for p in points
-               if p["method"] == method and p.get(x_key) is not None and p.get("accuracy") is not None]
-        if not pts:
-            continue
-        ax.scatter(*zip(*pts), color=color, marker=marker, alpha=0.45, s=22)
+    series = pareto_series(points, x_key)
+    several = len({arch for _, arch in series}) > 1
+    for (method, arch), pts in series.items():
+        label, color, marker = METHOD_STYLE[method]
+        folded = arch == "folded"
+        ax.scatter(*zip(*pts), color=color, marker=marker, alpha=0.45, s=22, facecolors=None if folded else "none")
         front = pareto_front(pts)
-        ax.plot(*zip(*front), color=color, marker=marker, label=label, drawstyle="steps-post", lw=1.5)
+        ax.plot(*zip(*front), color=color, marker=marker, label=f"{label}, {arch}" if several else label,
+                drawstyle="steps-post", lw=1.5, ls="-" if folded else "--", mfc=None if folded else "none")
+    costs = [c for pts in series.values() for c, _ in pts]
+    if x_key == "luts" and costs and min(costs) > 0 and max(costs) / min(costs) > 20:
+        ax.set_xscale("log")  # folded and unrolled designs differ by orders of magnitude
     if float_acc is not None:
         ax.axhline(100 * float_acc, color="0.3", ls="--", lw=1, label="float reference")
     ax.set_xlabel(x_label)
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=7, loc="lower right")
     ax.set_title(f"Accuracy vs {x_label.split(' (')[0]}", fontsize=10)
     _footnote(fig, f"source: {source}")
     return _save(fig, path)

@@ -443,7 +443,7 @@ def finished_point(p: SweepPoint, run_dir: Path) -> dict:
 
 
 def write_outputs(out: Path, summary: dict) -> None:
-    from a2qflow.flows.plots import plot_pareto
+    from a2qflow.flows.plots import plot_pareto, tool_labels
 
     pts = [p | {"acc_bits": p["acc_bits_built"] if p["acc_bits_built"] is not None else p["target_acc_bits"]}
            for p in summary["points"] if p["status"] == "ok"]
@@ -453,7 +453,7 @@ def write_outputs(out: Path, summary: dict) -> None:
                     summary["float_accuracy"], f"accuracy: {'; '.join(acc_src)}; widths: plan.json exact bounds")
         summary["plots"].append("pareto_acc_bits.png")
     if any(p.get("luts") is not None and p.get("accuracy") is not None for p in pts):
-        tools = sorted({p["luts_tool"] for p in pts if p.get("luts_tool")})
+        tools = tool_labels(p.get("luts_tool") for p in pts)
         plot_pareto(pts, "luts", "LUTs (xc7 synthesis, LUT-only MACs)", out / "pareto_luts.png",
                     summary["float_accuracy"], f"LUTs: {'; '.join(tools)}; accuracy: {'; '.join(acc_src)}")
         summary["plots"].append("pareto_luts.png")

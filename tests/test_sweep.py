@@ -11,7 +11,7 @@ import yaml
 
 from a2qflow.flows.cli import main
 from a2qflow.flows.config import load_config, parse_config
-from a2qflow.flows.plots import pareto_front, plot_pareto
+from a2qflow.flows.plots import pareto_front, pareto_series, plot_pareto, tool_labels
 from a2qflow.flows.sweep import dot_lengths, make_points, naive_bits, run_sweep
 from a2qflow.hw.compiler.bounds import acc_bits_datatype
 from a2qflow.hw.compiler.ir import IntType
@@ -85,6 +85,21 @@ def test_lut_pareto_plot_from_points(tmp_path):
            [("a2q", 900, 0.9), ("a2q", 1000, 0.93), ("naive", 950, 0.5), ("a2q+", 880, 0.92)]]
     p = plot_pareto(pts, "luts", "LUTs", tmp_path / "l.png", 0.95, "test")
     assert p.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_pareto_series_keep_methods_and_architectures_apart_and_include_the_32_bit_baseline(tmp_path):
+    """A folded and an unrolled design are different hardware (one front would hide one of them), and the qat32
+    baseline is what the A2Q points are compared against: both must be in the plots."""
+    pts = [{"method": "a2q+", "architecture": "folded", "luts": 10, "accuracy": 0.9},
+           {"method": "a2q+", "architecture": "unrolled", "luts": 100, "accuracy": 0.9},
+           {"method": "qat32", "luts": 20, "accuracy": 0.91},  # no architecture key (older sweep.json): folded
+           {"method": "a2q", "architecture": "folded", "luts": None, "accuracy": 0.5}]  # not synthesised
+    assert pareto_series(pts, "luts") == {("a2q+", "folded"): [(10, 90.0)], ("a2q+", "unrolled"): [(100, 90.0)],
+                                          ("qat32", "folded"): [(20, 91.0)]}
+    assert plot_pareto(pts, "luts", "LUTs", tmp_path / "l.png", 0.95, "test").read_bytes()[:4] == b"\x89PNG"
+    tool = "yosys synth_xilinx"
+    assert tool_labels([tool, f"{tool}, unrolled layers as sums of channel-group runs", None, "vivado"]) == [
+        "vivado", f"{tool}, unrolled layers as sums of channel-group runs"]
 
 
 def test_cli_rejects_bad_lists(tmp_path, capsys):
