@@ -336,6 +336,8 @@ def run_sweep(config: Path | str, out: Path | str, acc_bits: Sequence[int], weig
         summary = sweep_summary(config, cfg, acc_bits, weight_bits, methods, stages, epochs, points, results,
                                 time.perf_counter() - t0, ex.describe(), bool(prune and "synth" in stages))
         summary["architectures"] = list(architectures)
+        if command:
+            summary["command"] = command  # sweep.md says what produced it
         write_outputs(out, summary)
     return summary
 
@@ -473,7 +475,7 @@ def sweep_markdown(s: dict) -> str:
         return f"{100 * v:.1f}" if pct else str(v)
 
     L = [f"# Accumulator sweep: {s['name']}", "",
-         f"Config `{s['config']}`, {s['epochs']} epochs, stages {', '.join(s['stages'])}; "
+         f"Config `{_shown(s['config'])}`, {s['epochs']} epochs, stages {', '.join(s['stages'])}; "
          f"float reference: {f(s['float_accuracy'], True)} %.{executor_note(s)}", "",
          "| point | method | target P | M | N | built P | data-type P | accuracy % | measured by | overflows | "
          "LUT | LUT @32 | status |",
@@ -490,7 +492,17 @@ def sweep_markdown(s: dict) -> str:
 
         L += [""] + iso_markdown(s.get("iso_accuracy") or {})
     L += [""] + [f"![{x}]({x})" for x in s["plots"]]
+    if s.get("command"):
+        L += ["", f"Produced by `{s['command']}`."]
     return "\n".join(L) + "\n"
+
+
+def _shown(path: str) -> str:
+    """A path as the table shows it: relative to the working folder when inside it (no machine's home in a report)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
 
 
 def executor_note(s: dict) -> str:
