@@ -111,7 +111,7 @@ def plot(r: dict, path: Path) -> None:
             ax.text(x[i] + 0.2, planned[i], f"-{p['saved_pct'][key]:.0f}%", ha="center", va="bottom", fontsize=8)
         ax.set_xticks(x, names)
         ax.set_title(key)
-    axes[0].legend(fontsize=8, loc="lower left")
+    axes[0].legend(fontsize=8, loc="upper left")  # the small W4 bars sit bottom left
     fig.suptitle(f"Digits MLP: {r['flow']}", fontsize=9)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
