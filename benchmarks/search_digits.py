@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -63,10 +64,23 @@ def main(argv: list[str] | None = None) -> int:
            "seconds": round(time.time() - t0, 1), "command": f"run_search(..., budget_luts={budget}, jobs={a.jobs})",
            "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"}
     RESULTS.mkdir(parents=True, exist_ok=True)
+    for name in ("search.json", "search.md"):  # the search's own report (sensitivity table), linked from README
+        if (Path(a.out) / name).is_file():
+            (RESULTS / "search_digits").mkdir(exist_ok=True)
+            shutil.copy2(Path(a.out) / name, RESULTS / "search_digits" / name)
     (RESULTS / "search_digits.json").write_text(json.dumps(res, indent=1) + "\n")
     (RESULTS / "search_digits.md").write_text(markdown(res))
     print(markdown(res))
     return 0 if res["fits"] else 1
+
+
+def _gap(points: float | None) -> str:
+    """gap_points (sweep point minus search, in accuracy points) said in words: its sign was easy to misread."""
+    if points is None:
+        return "no comparison"
+    if points == 0:
+        return "the same accuracy"
+    return f"the search's design is {abs(points):.2f} points {'less' if points > 0 else 'more'} accurate"
 
 
 def markdown(r: dict) -> str:
@@ -84,7 +98,7 @@ def markdown(r: dict) -> str:
               f"({r['accuracy_source']})."]
     if b:
         L += [f"- Best sweep point within the same budget ({SWEEP.relative_to(ROOT)}, {r['sweep_epochs']} epochs): "
-              f"`{b['name']}` {pct(b['accuracy'])} at {b['luts']} LUTs; gap: {r['gap_points']} points."]
+              f"`{b['name']}` {pct(b['accuracy'])} at {b['luts']} LUTs; {_gap(r['gap_points'])}."]
     L += ["", "| candidate | bits | P | LUT estimate | LUT (yosys) | accuracy | status |",
           "|---|---|---|---:|---:|---:|---|"]
     for c in r["candidates"] or []:
