@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -72,13 +71,19 @@ def collect_points(out: Path, plan: dict) -> dict:
 
 
 def write_collected(s: dict, dest: Path) -> None:
-    """iso_accuracy.md + iso_accuracy_luts.png for a summary (collected, or a finished sweep's)."""
-    from a2qflow.flows.iso_accuracy import iso_markdown, plot_iso_accuracy
+    """iso_accuracy_luts.png + iso_accuracy.md for a collected summary (a finished sweep has drawn its own plot)."""
+    from a2qflow.flows.iso_accuracy import plot_iso_accuracy
 
     dest.mkdir(parents=True, exist_ok=True)
-    plotted = plot_iso_accuracy(s["iso_accuracy"], dest / "iso_accuracy_luts.png")
-    if plotted and "iso_accuracy_luts.png" not in s["plots"]:
+    if plot_iso_accuracy(s["iso_accuracy"], dest / "iso_accuracy_luts.png"):
         s["plots"].append("iso_accuracy_luts.png")
+    write_iso_markdown(s, dest)
+
+
+def write_iso_markdown(s: dict, dest: Path) -> None:
+    """iso_accuracy.md: the iso-accuracy section and every point's status, accuracy and LUTs."""
+    from a2qflow.flows.iso_accuracy import iso_markdown
+
     rows = ["| point | architecture | status | accuracy | LUT |", "|---|---|---|---:|---:|"]
     for p in s["points"]:
         acc = "-" if p["accuracy"] is None else f"{100 * p['accuracy']:.1f} %"
@@ -105,16 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         s = collect_points(out, plan)
         write_collected(s, dest)
     else:
-        from a2qflow.flows.sweep import run_sweep
+        from a2qflow.flows.sweep import copy_outputs, run_sweep
 
         s = run_sweep(sweep_config(args.dataset, out.parent), out, plan["acc_bits"], None, plan["methods"],
                       plan["stages"], jobs=args.jobs, progress=sys.stderr.isatty(),
                       architectures=["folded", "unrolled"], qat32_bits=plan["qat32_bits"])
-        dest.mkdir(parents=True, exist_ok=True)
-        for name in ["sweep.json", "sweep.md", *s.get("plots", [])]:
-            if (out / Path(name).name).is_file():
-                shutil.copy2(out / Path(name).name, dest / Path(name).name)
-        write_collected(s, dest)  # iso_accuracy.md from this run (a stopped run's --collect-only one is replaced)
+        copy_outputs(out, dest, s)  # the sweep's own iso_accuracy_luts.png among its plots
+        write_iso_markdown(s, dest)  # from this run (a stopped run's --collect-only one is replaced)
     doc = {"benchmark": "iso_accuracy", "dataset": args.dataset, "plan": plan,
            "command": f"benchmarks/iso_accuracy.py --dataset {args.dataset}"
                       + (f" --qat32-bits {args.qat32_bits}" if args.qat32_bits else "")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -36,18 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "sweep-digits", help="sweep folder")
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args(argv)
-    from a2qflow.flows.sweep import run_sweep
+    from a2qflow.flows.sweep import copy_outputs, run_sweep
 
     command = (f"a2qflow sweep {CONFIG} --acc-bits {','.join(map(str, ACC_BITS))} --methods {','.join(METHODS)} "
                f"--stages {','.join(STAGES)} --jobs {args.jobs}")
     t0 = time.monotonic()
     s = run_sweep(ROOT / CONFIG, args.out, ACC_BITS, None, METHODS, STAGES, jobs=args.jobs,
                   progress=sys.stderr.isatty(), command=command)
-    dest = RESULTS / "sweep_digits"
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ["sweep.json", "sweep.md", *s.get("plots", [])]:
-        if (args.out / Path(name).name).is_file():
-            shutil.copy2(args.out / Path(name).name, dest / Path(name).name)
+    copy_outputs(args.out, RESULTS / "sweep_digits", s)
     doc = {"benchmark": "sweep_digits", "command": command, "config": CONFIG,
            "wall_seconds_this_invocation": round(time.monotonic() - t0, 1),
            "float_accuracy": s.get("float_accuracy"),

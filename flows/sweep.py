@@ -16,6 +16,7 @@ accumulator bits) and pareto_luts.png (accuracy vs LUTs, when synth ran), with f
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -466,6 +467,15 @@ def write_outputs(out: Path, summary: dict) -> None:
         summary["plots"].append("iso_accuracy_luts.png")
     atomic_write_json(out / "sweep.json", summary)
     atomic_write_text(out / "sweep.md", sweep_markdown(summary))
+
+
+def copy_outputs(out: Path, dest: Path, summary: dict) -> None:
+    """Copy a finished sweep's sweep.json, sweep.md and plots from its folder `out` into `dest` (a benchmark's
+    results folder, kept in the repository next to the figures the README quotes)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ["sweep.json", "sweep.md", *summary.get("plots", [])]:
+        if (Path(out) / name).is_file():
+            shutil.copy2(Path(out) / name, dest / name)
 
 
 def sweep_markdown(s: dict) -> str:
