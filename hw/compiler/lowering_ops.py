@@ -101,6 +101,9 @@ class LayerOps:
             if nxt.op_type == "Add" and not self._const_post_op(nxt):
                 raise g.err(nxt, f"it adds the float output of '{node.name}'; requantize both branches with one "
                                  "shared QuantIdentity (return_quant_tensor=True) before the add")
+            if nxt.op_type not in POST_OPS + QUANT_OPS and node.op_type in ("AveragePool", "GlobalAveragePool"):
+                raise g.err(node, "average pooling must be followed by a quantizer (TruncAvgPool2d, or a "
+                                  "QuantIdentity after AdaptiveAvgPool2d / AvgPool2d) so the next layer reads integers")
             if nxt.op_type not in POST_OPS + QUANT_OPS:
                 raise g.err(nxt, f"expected bias / scale / BatchNormalization / Relu / Quant after the layer "
                                  f"'{node.name}'")
