@@ -182,7 +182,8 @@ def build_design(model: Model, plan: Plan, build: Path | str = "BUILD") -> Desig
     first = model.layers[0]
     beat = shape[0] if len(shape) == 3 else (plans[first.name].simd if first.kind == "dense" else 1)
     b = DesignBuilder(Design(model, plan, Stream("in_stream", model.input_quant.dtype, beat, shape)), plans, build)
-    readers = {name: sum(l.inputs.count(name) for l in model.layers) for name in (INPUT, *(l.name for l in model.layers))}
+    names = (INPUT, *(l.name for l in model.layers))
+    readers = {name: sum(l.inputs.count(name) for l in model.layers) for name in names}
     b.publish(INPUT, b.design.input, readers[INPUT])
     for i, layer in enumerate(model.layers):
         if layer.kind not in EMITTERS:
