@@ -13,12 +13,15 @@ import pytest
 from _graph_models import ALL, thresholds
 from _hls_util import random_inputs, write_build
 
+from a2qflow.hw.compiler.bounds import worst_case_inputs
 from a2qflow.hw.compiler.ir import (
     INPUT,
     AddLayer,
     Affine,
+    AvgPoolLayer,
     ConvLayer,
     DenseLayer,
+    DepthwiseConvLayer,
     InputQuant,
     IntType,
     Model,
@@ -98,23 +101,84 @@ NARROW = [("residual", "block_skip", 1), ("residual", "block_add", 1), ("residua
           ("dense_residual", "skip", 1)]
 
 
-@pytest.mark.parametrize("name,layer,below", NARROW)
-def test_one_layer_below_its_exact_bound_overflows_as_the_golden_model_says(tmp_path, name, layer, below):
-    model = MODELS[name]()
+def narrowed_build(model: Model, layer: str, below: int, build):
+    """A build whose plan is exact except `layer`, forced `below` bits under its exact bound (thresholds refitted
+    to the narrow width, recorded unsafe): one edited LayerPlan. Returns (build, plan)."""
     plan = make_plan(model)
     lp, ir = plan.layer(layer), model.layer(layer)
-    lp.acc_bits, lp.unsafe = lp.acc_bits_exact - below, True  # edit one LayerPlan: refit its thresholds to it
+    lp.acc_bits, lp.unsafe = lp.acc_bits_exact - below, True
     lp.thresholds, lp.thr_bits = fit_thresholds(ir.act.values, ir.weight_matrix(), ir.in_type, lp.acc_bits)
-    build = tmp_path / "b"
     save_model(model, build)
     save_plan(plan, build)
     assert load_plan(build).unsafe
-    x = np.concatenate([random_inputs(model, 40), saturating_inputs(model)])
-    res = run_csim(build, x, progress=False)
+    return build, plan
+
+
+def check_only_layer_overflows(res, model: Model, plan, x: np.ndarray, layer: str) -> None:
+    """The monitor counts overflow events in `layer` only, exactly the golden model's wrap-mode count, and some."""
     check_exact(res)
     golden = golden_run(model, x, plan.acc_bits()).stats
     assert res.overflow[layer] == golden[layer].overflow_events > 0
     assert all(v == 0 for k, v in res.overflow.items() if k != layer)
+
+
+@pytest.mark.parametrize("name,layer,below", NARROW)
+def test_one_layer_below_its_exact_bound_overflows_as_the_golden_model_says(tmp_path, name, layer, below):
+    model = MODELS[name]()
+    build, plan = narrowed_build(model, layer, below, tmp_path / "b")
+    x = np.concatenate([random_inputs(model, 40), saturating_inputs(model)])
+    check_only_layer_overflows(run_csim(build, x, progress=False), model, plan, x, layer)
+
+
+def first_layer_model(kind: str, seed: int = 0) -> Model:
+    """A new-kind layer reading the model input (so saturating / worst-case inputs reach its exact range), then a
+    dense layer with float logits."""
+    rng = np.random.default_rng(seed)
+    if kind == "add":  # a * 2 + b on signed inputs: [-24, 21] needs exactly 6 bits
+        first = AddLayer("first", S4, thresholds(np.tile([2, 1], (3, 1)), S4, U4, rng), (3, 2, 2), (1, 0),
+                         (INPUT, INPUT))
+        shape, iq, out = (3, 2, 2), S4, (3, 2, 2)
+    elif kind == "requant":  # UINT4 [0, 15] needs exactly 5 signed bits
+        first = RequantLayer("first", U4, thresholds(np.ones((3, 1), np.int64), U4, U4, rng, spread=1.0), (3, 2, 2))
+        shape, iq, out = (3, 2, 2), U4, (3, 2, 2)
+    elif kind == "dwconv":  # unpadded 3x3 depthwise
+        w = rng.integers(-7, 8, (2, 1, 3, 3))
+        first = DepthwiseConvLayer("first", w, U4, S4, thresholds(w.reshape(2, -1), U4, U4, rng), (2, 4, 4))
+        shape, iq, out = (2, 4, 4), U4, (2, 2, 2)
+    else:  # avgpool 2x2 stride 2 (window sum [0, 60]) or global 4x4 ([0, 240])
+        k = (2, 2) if kind == "avgpool" else (4, 4)
+        first = AvgPoolLayer("first", np.ones((2, 1, *k), np.int64), U4, IntType(1, False),
+                             thresholds(np.ones((2, k[0] * k[1]), np.int64), U4, U4, rng), (2, 4, 4), k)
+        shape, iq, out = (2, 4, 4), U4, first.out_shape
+    fc = DenseLayer("fc", rng.integers(-7, 8, (3, int(np.prod(out)))), U4, S4, Affine(np.ones(3), np.zeros(3)))
+    return Model(f"first_{kind}", shape, InputQuant(1 / 15, 0, iq), [first, fc])
+
+
+def first_layer_worst_cases(model: Model) -> np.ndarray:
+    """Saturating inputs, plus for a depthwise first layer the inputs that drive every channel's (0, 0) window to
+    its exact hi and lo accumulator (channels are independent, so one image reaches all channels at once)."""
+    x = saturating_inputs(model)
+    layer = model.layers[0]
+    if layer.kind != "dwconv":
+        return x
+    hi, lo = worst_case_inputs(layer.weight_matrix(), layer.in_type)  # (C, K) each
+    imgs = np.zeros((2, *model.input_shape), dtype=np.int64)
+    kh, kw = layer.kernel
+    imgs[0, :, :kh, :kw] = hi.reshape(-1, kh, kw)
+    imgs[1, :, :kh, :kw] = lo.reshape(-1, kh, kw)
+    return np.concatenate([x, imgs])
+
+
+@pytest.mark.parametrize("kind", ["avgpool", "global_avgpool", "add", "requant", "dwconv"])
+def test_new_kind_widths_are_exact_and_tight(tmp_path, kind):
+    # at the planned (exact) width the worst-case inputs never overflow; one bit less and they do
+    model = first_layer_model(kind)
+    x = first_layer_worst_cases(model)
+    res = run_csim(write_build(model, tmp_path / "exact"), x, progress=False)
+    check_exact(res)
+    assert res.overflow_events == 0
+    build, plan = narrowed_build(model, "first", 1, tmp_path / "narrow")
+    check_only_layer_overflows(run_csim(build, x, progress=False), model, plan, x, "first")
 
 
 def test_folding_needs_width_converters_and_still_matches(tmp_path):
