@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from _graph_models import ALL, thresholds
 from _hls_util import random_inputs, write_build
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from a2qflow.hw.compiler.bounds import worst_case_inputs
 from a2qflow.hw.compiler.ir import (
@@ -31,7 +33,8 @@ from a2qflow.hw.compiler.ir import (
 from a2qflow.hw.compiler.plan import load_plan, make_plan, save_plan
 from a2qflow.hw.compiler.reference import run as golden_run
 from a2qflow.hw.compiler.thresholds import fit_thresholds
-from a2qflow.hw.config import VitisConfig
+from a2qflow.hw.config import Folding, FoldingConfig, VitisConfig
+from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.hls.csim import run_csim
 from a2qflow.hw.hls.dataflow import simulate
 from a2qflow.hw.hls.design import build_design
@@ -192,7 +195,7 @@ def test_folding_needs_width_converters_and_still_matches(tmp_path):
     build = write_build(model, tmp_path / "r", folding={"block_conv1": (4, 1), "block_skip": (1, 2),
                                                         "block_add": (1, 2), "gap": (9, 1)})
     d = build_design(model, load_plan(build))
-    conv = sorted(st.comment for st in d.stages if st.kind == "convert_width")
+    conv = sorted(stage.comment for stage in d.stages if stage.kind == "convert_width")
     assert conv == ["block_add input block_conv1: 1 -> 2 values per beat", "block_skip input: 4 -> 2 values per beat",
                     "fc: 1 -> 4 values per beat"]
     check_exact(run_csim(build, np.concatenate([random_inputs(model, 30), saturating_inputs(model)]),
@@ -204,9 +207,9 @@ def test_residual_design_forks_once_and_sizes_the_skip_fifo(tmp_path):
     model = ALL["residual"]()
     plan = make_plan(model)
     d = build_design(model, plan)
-    dups = [st for st in d.stages if st.kind == "duplicate"]
+    dups = [stage for stage in d.stages if stage.kind == "duplicate"]
     assert len(dups) == 1 and dups[0].inp.shape == (4, 6, 6)
-    add = next(st for st in d.stages if st.kind == "add")
+    add = next(stage for stage in d.stages if stage.kind == "add")
     assert add.inp2 is not None and add.inp.elem == add.inp2.elem == S4
     # the skip branch (dup -> requant -> add) holds one frame of the stem's output: 144 elements / PE 4 = 36 beats
     skip = dups[0].out2
@@ -242,7 +245,7 @@ def test_a_shallow_skip_fifo_deadlocks_the_residual_block():
 def test_three_readers_chain_two_duplicators(tmp_path):
     model = three_reader_model()
     d = build_design(model, make_plan(model))
-    dups = [st for st in d.stages if st.kind == "duplicate"]
+    dups = [stage for stage in d.stages if stage.kind == "duplicate"]
     assert len(dups) == 2 and dups[1].inp is dups[0].out2
 
 
@@ -267,3 +270,27 @@ def test_graph_design_renders_the_vitis_project(tmp_path):
     assert f"constexpr int ACC_BITS = {lp.acc_bits};" in gap and "constexpr unsigned K = 36;" in gap
     add = (out / "params_l4_block_add.h").read_text()
     assert "constexpr unsigned KA = 0;" in add and "weights[" not in add
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.sampled_from([1, 2, 4]), st.sampled_from([1, 2, 4]), st.sampled_from([1, 2, 4]), st.sampled_from([1, 3, 9]))
+def test_any_folding_of_the_residual_block_is_deadlock_free(pe_stem, pe_conv1, pe_add, simd_gap):
+    # the skip FIFO follows the fork's beat width; whatever the folding, the depth keeps the dataflow moving
+    model = ALL["residual"]()
+    fold = {"stem": (3, pe_stem), "block_conv1": (6, pe_conv1), "block_skip": (1, pe_add),
+            "block_add": (1, pe_add), "gap": (simd_gap, 4)}
+    d = build_design(model, make_plan(model, folding=FoldingConfig(layers={n: Folding(simd=s, pe=p)
+                                                                           for n, (s, p) in fold.items()})))
+    (skip,) = d.fifo_depths.values()
+    assert skip == 4 * 6 * 6 // pe_stem
+    res = simulate(d, inferences=2)
+    assert not res.deadlock and all(res.peak[s.name] <= s.depth for s in d.streams)
+
+
+def test_a_join_of_two_different_types_is_a_one_line_error():
+    model = ALL["residual"]()
+    model.layer("block_add").in_type = U4  # the main branch produces INT4 (block_conv1), the add now expects UINT4
+    with pytest.raises(A2QFlowError, match=r"add block_add expects two UINT4 inputs of shape \[4, 6, 6\] but "
+                                           r"receives INT4") as e:
+        build_design(model, make_plan(model))
+    assert "\n" not in str(e.value)
