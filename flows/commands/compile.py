@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     with Console(stderr=True).status(f"compiling {args.model}"):
         plan = compile_model(args.model, args.out, acc_bits=args.acc_bits, allow_unsafe=args.allow_unsafe,
                              folding=hw.folding if hw else None,
-                             architecture=hw.architecture_config() if hw else None)
+                             architecture=hw.architecture_config() if hw else None,
+                             dsp=hw.dsp if hw else None)
     for w in plan.warnings:
         print(f"warning: {w}", file=sys.stderr)
     for n in plan.notes:

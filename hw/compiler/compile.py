@@ -17,25 +17,27 @@ from a2qflow.hw.compiler.frontend import load_qonnx_traced
 from a2qflow.hw.compiler.int_onnx import int_model
 from a2qflow.hw.compiler.ir import save_model
 from a2qflow.hw.compiler.plan import Plan, make_plan, save_plan
-from a2qflow.hw.config import ArchitectureConfig, FoldingConfig
+from a2qflow.hw.config import ArchitectureConfig, DspConfig, FoldingConfig
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_bytes, ensure_out_dir
 
 
 def compile_model(onnx_path: Path | str, build: Path | str, acc_bits: int | None = None, allow_unsafe: bool = False,
-                  folding: FoldingConfig | None = None, architecture: ArchitectureConfig | None = None) -> Plan:
+                  folding: FoldingConfig | None = None, architecture: ArchitectureConfig | None = None,
+                  dsp: DspConfig | None = None) -> Plan:
     """Lower `onnx_path`, plan every MAC layer's accumulator and write the build folder; returns the plan.
 
     acc_bits None uses each layer's exact bound; an int forces it for every layer (32 is the baseline). A width
     below a layer's exact bound raises unless allow_unsafe, and is then recorded as unsafe in plan.json.
     `architecture` (hw.architecture / hw.layers / hw.pipeline_depth) picks folded or unrolled datapaths per layer.
+    `dsp` (hw.dsp) packs several lanes per DSP where the planned width allows it.
     """
     if acc_bits is not None and not ACC_BITS_MIN <= int(acc_bits) <= ACC_BITS_MAX:
         raise A2QFlowError(f"--acc-bits {acc_bits}: must be between {ACC_BITS_MIN} and {ACC_BITS_MAX}")
     model, trace = load_qonnx_traced(onnx_path)
     check_against_qonnx(onnx_path, model, trace)
     plan = make_plan(model, acc_bits=acc_bits, allow_unsafe=allow_unsafe, folding=folding,
-                     architecture=architecture)
+                     architecture=architecture, dsp=dsp)
     int_graph = int_model(model, plan)  # built before anything is written, like the rest
     build = ensure_out_dir(build)  # an existing file, a path under a file, an unwritable place: one line
     save_model(model, build)

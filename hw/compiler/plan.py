@@ -30,10 +30,11 @@ from a2qflow.hw.compiler.bounds import (
     l1_norms,
     signed_bits_for_range,
 )
+from a2qflow.hw.compiler import dsp as dsp_packing
 from a2qflow.hw.compiler.csd import csd_count
 from a2qflow.hw.compiler.ir import Model, Thresholds, load_model
 from a2qflow.hw.compiler.thresholds import fit_thresholds
-from a2qflow.hw.config import ArchitectureConfig, FoldingConfig
+from a2qflow.hw.config import ArchitectureConfig, DspConfig, FoldingConfig
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_json, atomic_write_npz, atomic_write_text
 
@@ -73,6 +74,11 @@ class LayerPlan:
     # unrolled: "exact" (each adder its exact range, capped at acc_bits; the exact policy) | "acc_bits" (every adder
     # acc_bits wide: a forced or data-type width is a plain P-bit datapath, as the baselines are)
     tree_widths: str = "exact"
+    # lanes per DSP slice (hw.dsp.packing auto, hw/compiler/dsp.py): dsp_lanes output channels share one multiplier
+    # and one dsp_lanes*acc_bits accumulator; 1 is one lane per multiplier. dsp_proof says which bound permits it.
+    dsp_lanes: int = 1
+    dsp_family: str | None = None
+    dsp_proof: str | None = None
     # int64 (C, L) thresholds fitted to acc_bits (plan.npz, not plan.json); None when the layer ends in the affine
     thresholds: np.ndarray | None = field(default=None, repr=False, compare=False)
 
@@ -157,7 +163,8 @@ def _architecture(layer, folding: FoldingConfig, arch: ArchitectureConfig) -> st
 
 
 def make_plan(model: Model, acc_bits: int | str | None = None, allow_unsafe: bool = False,
-              folding: FoldingConfig | None = None, architecture: ArchitectureConfig | None = None) -> Plan:
+              folding: FoldingConfig | None = None, architecture: ArchitectureConfig | None = None,
+              dsp: DspConfig | None = None) -> Plan:
     """Compute every bound per MAC layer and choose acc_bits (exact by default, forced to `acc_bits`, or each layer's
     data-type bound with acc_bits="datatype").
 
@@ -165,6 +172,8 @@ def make_plan(model: Model, acc_bits: int | str | None = None, allow_unsafe: boo
     Folding comes from `folding` (per-layer overrides); a requested SIMD / PE that does not divide K / C is an error
     naming the layer and the divisors that would work. `architecture` picks folded / unrolled per layer and the
     unrolled layers' pipeline depth (recorded in plan.json; an unrolled layer computes SIMD = K x PE = C at once).
+    `dsp` (hw.dsp) with packing auto gives each folded dense / conv layer the lanes per DSP its width allows
+    (set_dsp_lanes).
     """
     folding = folding or FoldingConfig()
     architecture = architecture or ArchitectureConfig()
@@ -224,7 +233,27 @@ def make_plan(model: Model, acc_bits: int | str | None = None, allow_unsafe: boo
             nonzero_weights=int((w != 0).sum()), signed_digits=csd_count(w),
             tree_widths="exact" if acc_bits is None else "acc_bits",
             thresholds=fitted))
+    if dsp is not None and dsp.packing == "auto":
+        set_dsp_lanes(model, plan, dsp.family)
     return plan
+
+
+PACKABLE_KINDS = ("dense", "conv")  # channels that share each input (a depthwise channel reads its own input)
+
+
+def set_dsp_lanes(model: Model, plan: Plan, family: str) -> None:
+    """Record per folded dense / conv layer the lanes per `family` DSP its planned width allows, with the proof.
+
+    Why here: the lanes are a function of the proven width (an A2Q guarantee), so they belong in the one plan the
+    backends build from, and load_build re-checks them from the integer weights like every width.
+    """
+    fam = dsp_packing.family(family)
+    for layer, lp in zip(model.mac_layers(), plan.layers):
+        if lp.architecture != "folded" or lp.kind not in PACKABLE_KINDS:
+            continue
+        lanes, proof = dsp_packing.layer_lanes(layer.weight_matrix(), layer.in_type, lp.weight_bits, lp.acc_bits,
+                                               fam, lp.pe)
+        lp.dsp_lanes, lp.dsp_family, lp.dsp_proof = lanes, fam.name, proof
 
 
 def _file_digest(path: Path) -> str:
@@ -380,3 +409,25 @@ def check_layers(model: Model, plan: Plan, build: Path) -> None:
         if lp.acc_bits_exact != exact:
             raise A2QFlowError(f"{where}: acc_bits_exact={lp.acc_bits_exact} but the IR's weights need {exact}; "
                                "re-run `a2qflow compile`")
+        _check_dsp_lanes(layer, lp, where)
+
+
+def _check_dsp_lanes(layer, lp: LayerPlan, where: str) -> None:
+    """dsp_lanes > 1 only on a folded dense / conv layer, and no more lanes than its integer weights allow."""
+    if not isinstance(lp.dsp_lanes, int) or isinstance(lp.dsp_lanes, bool) or lp.dsp_lanes < 1:
+        raise A2QFlowError(f"{where}: dsp_lanes={lp.dsp_lanes!r} must be a positive integer; re-run `a2qflow compile`")
+    if lp.dsp_lanes == 1:
+        return
+    if lp.architecture != "folded" or lp.kind not in PACKABLE_KINDS or lp.dsp_lanes > lp.pe:
+        raise A2QFlowError(f"{where}: dsp_lanes={lp.dsp_lanes} needs a folded dense / conv layer with PE >= lanes "
+                           f"(it is {lp.architecture} {lp.kind}, PE {lp.pe}); re-run `a2qflow compile`")
+    if lp.dsp_family not in dsp_packing.FAMILIES:
+        raise A2QFlowError(f"{where}: dsp_family={lp.dsp_family!r} is not one of {', '.join(dsp_packing.FAMILIES)}; "
+                           "re-run `a2qflow compile`")
+    fam = dsp_packing.FAMILIES[lp.dsp_family]
+    w = layer.weight_matrix()
+    fit = dsp_packing.lanes_that_fit(fam, lp.acc_bits, dsp_packing.weight_operand_bits(lp.weight_bits, w),
+                                     layer.in_type)
+    if lp.dsp_lanes > fit:
+        raise A2QFlowError(f"{where}: dsp_lanes={lp.dsp_lanes} but {fit} lane(s) of {lp.acc_bits} bits fit a "
+                           f"{fam.name} with these weights; re-run `a2qflow compile`")

@@ -270,7 +270,7 @@ def make_baseline(build: Path, acc_bits: int | str = 32) -> Path:
     bound, the width a designer without A2Q would pick): the same IR, folding and architecture, plus its RTL."""
     from a2qflow.hw.compiler.ir import save_model
     from a2qflow.hw.compiler.plan import load_build, make_plan, save_plan
-    from a2qflow.hw.config import ArchitectureConfig, Folding, FoldingConfig
+    from a2qflow.hw.config import ArchitectureConfig, DspConfig, Folding, FoldingConfig
     from a2qflow.hw.rtl.generate import generate
 
     build = Path(build)
@@ -283,7 +283,9 @@ def make_baseline(build: Path, acc_bits: int | str = 32) -> Path:
     folding = FoldingConfig(layers={l.name: Folding(simd=l.simd, pe=l.pe) for l in folded})
     arch = ArchitectureConfig(layers={l.name: l.architecture for l in plan.layers},
                               pipeline_depth=max([l.pipeline_depth for l in plan.layers], default=0))
-    base_plan = make_plan(model, acc_bits=acc_bits, folding=folding, architecture=arch)
+    families = {l.dsp_family for l in plan.layers if l.dsp_family}  # packed: the baseline packs what fits it
+    dsp = DspConfig(packing="auto", family=families.pop()) if families else None
+    base_plan = make_plan(model, acc_bits=acc_bits, folding=folding, architecture=arch, dsp=dsp)
     for l in base_plan.layers:  # unrolled baselines: every adder at the baseline width, as a plain P-bit design
         l.tree_widths = "acc_bits"
     dest = build / ("baseline_datatype" if acc_bits == "datatype" else "baseline32")

@@ -1,0 +1,183 @@
+"""Several MAC lanes per DSP (issue 20): the packing arithmetic is bit-exact wherever the exact bound is <= P, the
+plan records lanes only where they fit, and the backends refuse a plan that claims more."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from a2qflow.hw.compiler import dsp
+from a2qflow.hw.compiler.bounds import acc_bits_exact, worst_case_inputs
+from a2qflow.hw.compiler.ir import IntType
+from a2qflow.hw.errors import A2QFlowError
+
+
+@st.composite
+def packed_case(draw, max_k: int = 784):
+    """L channels of M-bit weights over K inputs of N bits, and P = their exact bound (at least M_eff)."""
+    lanes = draw(st.integers(2, 3))
+    m = draw(st.sampled_from([2, 3, 4, 6, 8]))
+    n = draw(st.sampled_from([1, 2, 4, 8]))
+    in_type = IntType(n, draw(st.booleans()) if n > 1 else False)
+    k = draw(st.sampled_from([1, 2, 7, 16, 64, 784])) if max_k >= 784 else draw(st.integers(1, max_k))
+    seed = draw(st.integers(0, 2**31))
+    rng = np.random.default_rng(seed)
+    sparsity = draw(st.sampled_from([0.0, 0.5, 0.95]))
+    w = rng.integers(-(1 << (m - 1)), 1 << (m - 1), (lanes, k)) * (rng.random((lanes, k)) >= sparsity)
+    if draw(st.booleans()):
+        w[draw(st.integers(0, lanes - 1)), 0] = -(1 << (m - 1))  # the extra operand bit's case
+    p = max(acc_bits_exact(w, in_type), dsp.weight_operand_bits(m, w), 2)
+    return w.astype(np.int64), in_type, m, p, rng
+
+
+def _inputs(w: np.ndarray, in_type: IntType, rng, n_random: int = 4) -> np.ndarray:
+    """Random vectors plus each channel's worst-case vectors (reaching its hi and lo exactly) and the extremes."""
+    hi, lo = worst_case_inputs(w, in_type)
+    k = w.shape[1]
+    edges = np.array([[in_type.min] * k, [in_type.max] * k, [0] * k])
+    return np.concatenate([rng.integers(in_type.min, in_type.max + 1, (n_random, k)), hi, lo, edges])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(packed_case())
+def test_packed_lanes_equal_dot_products(case):
+    """Within the exact bound every extracted lane is its channel's exact dot product, K up to 784."""
+    w, in_type, m, p, rng = case
+    lanes = w.shape[0]
+    words = dsp.pack_weights(w, p)
+    bits = dsp.packed_operand_bits(lanes, p, dsp.weight_operand_bits(m, w))
+    assert all(-(1 << (bits - 1)) <= v < (1 << (bits - 1)) for v in words)  # the operand width rule holds
+    for x in _inputs(w, in_type, rng):
+        assert dsp.packed_dot(w, x, p) == (w @ x).tolist()
+
+
+def test_operand_needs_the_extra_bit_for_the_most_negative_weight():
+    """M = 4, P = 10, 2 lanes: top weight -8 over a negative lower lane leaves the 14-bit range; 15 bits hold it."""
+    word = dsp.pack_weights(np.array([[-1], [-8]]), 10)[0]
+    assert word < -(1 << 13)
+    assert word >= -(1 << 14)
+    assert dsp.weight_operand_bits(4, np.array([-8, 3])) == 5
+    assert dsp.weight_operand_bits(4, np.array([-7, 7])) == 4
+
+
+def test_middle_lane_at_the_most_negative_value_extracts_exactly():
+    """Three lanes, middle lane exactly -2^(P-1): the case simple borrow correction gets wrong by one."""
+    p = 6
+    w = np.array([[1, 0], [0, -1], [-1, 0]])
+    for a in (31, 1, 0):
+        assert dsp.packed_dot(w, np.array([a, 32]), p) == [a, -32, -a]
+
+
+def test_over_budget_weights_corrupt_lanes():
+    """Negative control: with a lane's dot product one bit over P, its worst-case input gives wrong lanes."""
+    rng = np.random.default_rng(3)
+    u4 = IntType(4, False)
+    wrong = 0
+    for _ in range(20):
+        w = rng.integers(-8, 8, (3, 64))
+        p = acc_bits_exact(w, u4) - 1
+        hi, lo = worst_case_inputs(w, u4)
+        for x in np.concatenate([hi, lo]):
+            wrong += dsp.packed_dot(w, x, p) != (w @ x).tolist()
+    assert wrong >= 20  # every layer's extreme channel at least (its true value cannot be a P-bit lane)
+
+
+@pytest.mark.parametrize("fam,m,p,want", [
+    ("dsp48e1", 4, 10, 3), ("dsp48e1", 4, 11, 2), ("dsp48e1", 4, 20, 2), ("dsp48e1", 4, 21, 1),
+    ("dsp48e1", 8, 16, 2), ("dsp48e1", 8, 17, 1), ("dsp48e2", 8, 18, 2), ("dsp48e2", 8, 19, 1),
+    ("dsp48e1", 4, 32, 1), ("dsp48e1", 8, 32, 1), ("sb_mac16", 4, 11, 2), ("sb_mac16", 4, 12, 1),
+])
+def test_lanes_that_fit(fam, m, p, want):
+    """The issue's measured rule, with the weight's extra bit (M + 1) assumed: 32 bits never packs."""
+    assert dsp.lanes_that_fit(dsp.FAMILIES[fam], p, m + 1, IntType(m, False)) == want
+
+
+def test_lanes_for_pe_spreads_channels_evenly():
+    assert [dsp.lanes_for_pe(3, pe) for pe in (1, 2, 3, 4, 6, 8)] == [1, 2, 3, 2, 3, 3]
+    assert dsp.lanes_for_pe(2, 8) == 2 and dsp.lanes_for_pe(1, 8) == 1
+
+
+# ------------------------------------------------------------------------------------------------ the plan
+def _mlp(m: int, n: int, k: int, c: int, l1: int, seed: int = 0):
+    """One dense layer whose channels each have ||q||_1 <= l1 (an A2Q-trained layer's shape), then a last layer."""
+    from a2qflow.hw.compiler.ir import Affine, DenseLayer, InputQuant, Model, Thresholds
+
+    rng = np.random.default_rng(seed)
+    w = np.zeros((c, k), dtype=np.int64)
+    for ch in range(c):
+        left = l1
+        for j in rng.permutation(k):
+            v = int(rng.integers(-(1 << (m - 1)), 1 << (m - 1)))
+            v = max(-left, min(left, v))
+            w[ch, j], left = v, left - abs(v)
+    in_t, out_t = IntType(n, False), IntType(n, False)
+    thr = Thresholds(np.sort(rng.integers(-l1 * 4, l1 * 4, (c, (1 << n) - 1)), axis=1), out_t, 0)
+    l0 = DenseLayer("fc0", w, in_t, IntType(m, True), thr)
+    l1_ = DenseLayer("fc1", rng.integers(-2, 2, (4, c)), out_t, IntType(m, True), Affine(rng.random(4), rng.random(4)))
+    return Model("packmlp", (k,), InputQuant(1 / 15, 0, in_t), [l0, l1_])
+
+
+def _plan(model, pe: int, packing: str = "auto", family: str = "dsp48e1", **kw):
+    from a2qflow.hw.compiler.plan import make_plan
+    from a2qflow.hw.config import DspConfig, Folding, FoldingConfig
+
+    return make_plan(model, folding=FoldingConfig(default=Folding(simd=4, pe=pe)),
+                     dsp=DspConfig(packing=packing, family=family), **kw)
+
+
+def test_plan_records_lanes_and_proof():
+    """W4A4 with ||q||_1 <= 30 (exact bound <= 10): 3 lanes per DSP48E1 at PE 6; off and 32 bits: 1 lane."""
+    model = _mlp(4, 4, 48, 6, 30)
+    lp = _plan(model, 6).layer("fc0")
+    assert lp.acc_bits <= 10 and lp.dsp_lanes == 3 and lp.dsp_family == "dsp48e1"
+    assert f"exact bound {lp.acc_bits_exact} <= P={lp.acc_bits}" in lp.dsp_proof
+    assert _plan(model, 6, packing="off").layer("fc0").dsp_lanes == 1
+    assert _plan(model, 6, acc_bits=32).layer("fc0").dsp_lanes == 1
+    assert _plan(model, 6, acc_bits="datatype").layer("fc0").dsp_lanes == 2  # data-type width 14: fewer lanes
+
+
+def test_unsafe_width_with_packing_is_refused_unless_allowed():
+    model = _mlp(4, 4, 48, 6, 30)
+    exact = _plan(model, 6).layer("fc0").acc_bits_exact
+    with pytest.raises(A2QFlowError, match="below its exact bound"):
+        _plan(model, 6, acc_bits=exact - 1)
+    lp = _plan(model, 6, acc_bits=exact - 1, allow_unsafe=True).layer("fc0")
+    assert lp.unsafe and lp.dsp_lanes == 3 and "UNSAFE" in lp.dsp_proof
+
+
+def test_backends_recheck_lanes(tmp_path):
+    """plan.json claiming more lanes than the integer weights allow, or lanes on an unknown family, is refused."""
+    from a2qflow.hw.compiler.ir import save_model
+    from a2qflow.hw.compiler.plan import load_build, save_plan
+
+    model = _mlp(8, 8, 32, 4, 40)
+    save_model(model, tmp_path)
+    save_plan(_plan(model, 4), tmp_path)
+    _, plan = load_build(tmp_path)
+    assert plan.layer("fc0").dsp_lanes == 2
+    for field, value, msg in [("dsp_lanes", 4, "lane\\(s\\) of"), ("dsp_family", "dsp99", "dsp_family"),
+                              ("dsp_lanes", 0, "positive integer")]:
+        d = json.loads((tmp_path / "plan.json").read_text())
+        d["layers"][0][field] = value
+        bad = tmp_path / field
+        bad.mkdir(exist_ok=True)
+        for f in ("ir.json", "ir.npz", "plan.npz"):
+            (bad / f).write_bytes((tmp_path / f).read_bytes())
+        (bad / "plan.json").write_text(json.dumps(d))
+        with pytest.raises(A2QFlowError, match=msg):
+            load_build(bad)
+
+
+def test_config_names():
+    """hw.dsp.packing / family take exactly the documented names; anything else names the field."""
+    from a2qflow.hw.config import HardwareConfig
+
+    hw = HardwareConfig.model_validate({"dsp": {"packing": "auto", "family": "sb_mac16"}})
+    assert (hw.dsp.packing, hw.dsp.family) == ("auto", "sb_mac16")
+    assert HardwareConfig().dsp.packing == "off"
+    with pytest.raises(Exception, match="family"):
+        HardwareConfig.model_validate({"dsp": {"family": "dsp58"}})
