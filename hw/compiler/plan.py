@@ -123,6 +123,8 @@ class Plan:
             n = f"{l.input_bits}{'s' if l.input_signed else 'u'}"
             fold = f"{l.simd} x {l.pe}" if l.architecture == "folded" else "unrolled"
             note = "UNSAFE: below exact bound" if l.unsafe else ""
+            if l.dsp_lanes > 1:
+                note += f"{'; ' if note else ''}{l.dsp_lanes} lanes / {l.dsp_family}"
             rows.append(f"| {l.name} | {l.kind} | {l.K} | {l.out_channels} | {n} | {l.weight_bits} | "
                         f"{l.acc_bits_datatype} | {l.acc_bits_l1} | {l.acc_bits_exact} | "
                         f"{l.target_acc_bits if l.target_acc_bits is not None else '-'} | **{l.acc_bits}** | "
