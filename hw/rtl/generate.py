@@ -33,13 +33,14 @@ from a2qflow.hw.compiler.ir import (
     dense_weights_hwc,
     identifier,
 )
+from a2qflow.hw.compiler import dsp
 from a2qflow.hw.compiler.plan import Plan, load_build
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_json, staged_dir
 from a2qflow.hw.rtl import unrolled
 
 TOP = "a2q_top"
-LIBRARY = ("a2q_mvau.v", "a2q_swg.v", "a2q_pool.v", "a2q_adapt.v")
+LIBRARY = ("a2q_mvau.v", "a2q_swg.v", "a2q_pool.v", "a2q_adapt.v", "a2q_mvau_packed.v")
 
 
 def library_text(name: str) -> str:
@@ -219,18 +220,40 @@ def _mac_layer(layer: DenseLayer | ConvLayer, plan: Plan, shape: tuple[int, ...]
     # word nf*SF + sf: PE lanes x SIMD elements, lane p element s at (p*SIMD + s)*W_BITS
     words = wm.reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, pe * simd)
     wfile = f"{identifier(layer.name)}_weights.mem"
-    mem = {wfile: _hex_words(words, layer.w_type.bits, max(2, nf * sf))}
+    word_bits, packed = layer.w_type.bits, {}
+    if lp.dsp_lanes > 1:  # a2q_mvau_packed: the words hold one packed operand per group and SIMD element
+        words, word_bits = packed_weight_words(wm, nf, pe, sf, simd, lp.dsp_lanes, P, layer.w_type.bits)
+        packed = dict(LANES=lp.dsp_lanes, AW=word_bits)
+    mem = {wfile: _hex_words(words, word_bits, max(2, nf * sf))}
     tfile = f"{identifier(layer.name)}_thresholds.mem" if act.n_thr else "none.mem"
     if act.n_thr:
         mem[tfile] = _hex_words(act.thresholds.reshape(nf, pe * act.n_thr), act.thr_bits, max(2, nf))
     mvau = dict(K=K, C=C, SIMD=simd, PE=pe, IN_SIGNED=int(layer.in_type.signed), W_BITS=layer.w_type.bits,
                 ACC_BITS=P, N_THR=act.n_thr, THR_BITS=act.thr_bits, OUT_BASE=act.out_base, WEIGHT_FILE=wfile,
-                THR_FILE=tfile)
+                THR_FILE=tfile, LANES=lp.dsp_lanes, **({"AW": packed["AW"]} if packed else {}))
+    lanes = f", {lp.dsp_lanes} lanes per multiplier ({lp.dsp_family})" if packed else ""
     summary = (f"{layer.kind} K={K} C={C}, SIMD {simd} x PE {pe}, {layer.in_type} x {layer.w_type} products, "
-               f"ACC_BITS={P}{unsafe}, {act.note}")
+               f"ACC_BITS={P}{unsafe}{lanes}, {act.note}")
     rtl = _LayerRTL(layer.name, layer.kind, module, inst, elem.bits, act.out_w, summary, swg=swg, mvau=mvau,
                     mem_files=mem, in_lanes=in_lanes)
     return rtl, out_shape, act.next_elem
+
+
+def packed_weight_words(wm: np.ndarray, nf: int, pe: int, sf: int, simd: int, lanes: int, acc_bits: int,
+                        weight_bits: int) -> tuple[np.ndarray, int]:
+    """a2q_mvau_packed's weight memory: word nf*SF + sf, group g element s = sum_l w[nf*PE + g*L + l] << (l*P).
+
+    Returns the (NF*SF, GROUPS*SIMD) packed operands and their signed width AW (hw/compiler/dsp.py's operand rule,
+    from these weights: the extra bit only when a weight is -2^(M-1)). Padding lanes of the last group are 0.
+    """
+    groups = -(-pe // lanes)
+    w = np.zeros((nf, groups * lanes, sf, simd), dtype=object)
+    w[:, :pe] = wm.reshape(nf, pe, sf, simd).astype(object)
+    w = w.reshape(nf, groups, lanes, sf, simd)
+    packed = sum(w[:, :, l] * (1 << (l * acc_bits)) for l in range(lanes))  # (nf, groups, sf, simd)
+    words = packed.transpose(0, 2, 1, 3).reshape(nf * sf, groups * simd)
+    aw = dsp.packed_operand_bits(lanes, acc_bits, dsp.weight_operand_bits(weight_bits, wm))
+    return words, aw
 
 
 def _pool_layer(layer: MaxPoolLayer, shape: tuple[int, ...], elem: IntType, module: str,
@@ -298,7 +321,9 @@ def generate(build: Path | str) -> Path:
     model, plan = load_build(build)
     layers, stream = describe(model, plan)
     top = render_top(model, plan, layers, stream)
-    needed = ["a2q_mvau.v"] if any(l.mvau for l in layers) else []
+    needed = ["a2q_mvau.v"] if any(l.mvau and l.mvau["LANES"] == 1 for l in layers) else []
+    if any(l.mvau and l.mvau["LANES"] > 1 for l in layers):
+        needed.append("a2q_mvau_packed.v")
     if any(l.swg for l in layers):
         needed.append("a2q_swg.v")
     if any(l.pool for l in layers):
@@ -320,6 +345,7 @@ def generate(build: Path | str) -> Path:
         "thr_bits": {l.name: l.mvau["THR_BITS"] for l in layers if l.mvau and l.mvau["N_THR"]},
         "simd": {l.name: l.mvau["SIMD"] for l in layers if l.mvau},
         "pe": {l.name: l.mvau["PE"] for l in layers if l.mvau},
+        "dsp_lanes": {l.name: l.mvau["LANES"] for l in layers if l.mvau},
         "policy": plan.policy,
         "unsafe": plan.unsafe,
         "architecture": {l.name: l.arch for l in layers if l.kind != "maxpool"},
