@@ -77,4 +77,97 @@ void mvau(hls::stream<Word<TI, SIMD> >& in, hls::stream<Word<TO, PE> >& out,
   }
 }
 
+// mvau_packed: the MVAU with its PE channels grouped LANES per multiplier (issue 20, hw/compiler/dsp.py; the
+// WP486 style of packing, made exact by the plan's proof that each channel's dot product fits ACC_BITS bits).
+//
+// Same streams, folding and activations as mvau. weights[g][nf*SF + sf][s] is the packed operand
+// sum_l W[nf*PE + g*LANES + l][sf*SIMD + s] * 2^(l*ACC_BITS), AW bits signed (zero lanes pad the last group). Each
+// SIMD element is one AW x (TI::width + 1) multiply whose low LANES*ACC_BITS bits carry all LANES products; the
+// group accumulator starts at 2^(ACC_BITS-1) in every lane, so every lane field is unsigned and never borrows, and
+// lane l is its field with the top bit inverted. Vitis maps the multiply-accumulate to one DSP48 per group and SIMD
+// element where AW <= 25 (27 on DSP48E2) and LANES*ACC_BITS <= 48.
+template <unsigned K, unsigned C, unsigned SIMD, unsigned PE, unsigned LANES, unsigned ROWS, int ACC_BITS, int AW,
+          unsigned LAYER, typename TI, typename TO, typename Activation, typename TW_ROM>
+void mvau_packed(hls::stream<Word<TI, SIMD> >& in, hls::stream<Word<TO, PE> >& out,
+                 const TW_ROM weights[(PE + LANES - 1) / LANES][(C / PE) * (K / SIMD)][SIMD],
+                 const Activation& act) {
+  static_assert(K % SIMD == 0, "SIMD must divide K");
+  static_assert(C % PE == 0, "PE must divide C");
+  constexpr unsigned SF = K / SIMD;
+  constexpr unsigned NF = C / PE;
+  constexpr unsigned G = (PE + LANES - 1) / LANES;
+  constexpr int LW = LANES * ACC_BITS;
+  typedef ap_uint<LW> lanes_t;                 // LANES fields of ACC_BITS, modulo 2^LW
+  typedef ap_int<AW> packed_t;                 // one packed weight operand
+  typedef ap_int<TI::width + 1> x_t;           // the shared input as a signed operand
+  typedef ap_int<AW + TI::width + 1> prod_t;   // exact packed product
+  typedef ap_int<ACC_BITS> acc_t;
+
+#pragma HLS array_partition variable=weights complete dim=1
+#pragma HLS array_partition variable=weights complete dim=3
+
+  lanes_t bias = 0;
+  for (unsigned l = 0; l < LANES; l++) bias[l * ACC_BITS + ACC_BITS - 1] = 1;
+  Word<TI, SIMD> inbuf[SF];
+  lanes_t acc[G];
+#pragma HLS array_partition variable=acc complete
+#ifdef A2Q_OVERFLOW_MONITOR
+  long long wide[G * LANES];  // shadow per-lane accumulators: what unbounded accumulators would hold
+#endif
+
+  for (unsigned r = 0; r < ROWS; r++) {
+    for (unsigned nf = 0; nf < NF; nf++) {
+      for (unsigned sf = 0; sf < SF; sf++) {
+#pragma HLS pipeline II=1
+        Word<TI, SIMD> x;
+        if (nf == 0) {
+          x = in.read();
+          inbuf[sf] = x;
+        } else {
+          x = inbuf[sf];
+        }
+        Word<TO, PE> y;
+        for (unsigned g = 0; g < G; g++) {
+#pragma HLS unroll
+          lanes_t tree = 0;
+          for (unsigned s = 0; s < SIMD; s++) {
+#pragma HLS unroll
+            const packed_t w = packed_t(weights[g][nf * SF + sf][s]);
+            const prod_t p = x_t(x.v[s]) * w;
+            tree += lanes_t(p);  // low LW bits, two's complement
+#ifdef A2Q_OVERFLOW_MONITOR
+            long long rest = w.to_int64();  // unpack the lanes' weights: each fits ACC_BITS signed bits
+            for (unsigned l = 0; l < LANES; l++) {
+              const long long wl = (l + 1 == LANES) ? rest : ap_int<ACC_BITS>(rest).to_int64();
+              rest = (rest - wl) >> ACC_BITS;
+              const long long before = (sf == 0 && s == 0) ? 0LL : wide[g * LANES + l];
+              wide[g * LANES + l] = before + wl * (long long)x.v[s].to_int64();
+            }
+#endif
+          }
+          acc[g] = (sf == 0 ? bias : acc[g]) + tree;
+          for (unsigned l = 0; l < LANES; l++) {
+#pragma HLS unroll
+            const unsigned pe = g * LANES + l;
+            if (pe < PE) {
+              ap_uint<ACC_BITS> field = acc[g].range(l * ACC_BITS + ACC_BITS - 1, l * ACC_BITS);
+              field[ACC_BITS - 1] = !field[ACC_BITS - 1];
+              const acc_t lane = acc_t(field);
+#ifdef A2Q_OVERFLOW_MONITOR
+              if (sf == SF - 1) {
+                A2QLayerMonitor& m = a2q_monitor(LAYER);
+                m.outputs += 1;
+                if (lane.to_int64() != wide[pe]) m.events += 1;
+              }
+#endif
+              y.v[pe] = act.activate(nf, pe, lane);
+            }
+          }
+        }
+        if (sf == SF - 1) out.write(y);
+      }
+    }
+  }
+}
+
 #endif

@@ -156,3 +156,19 @@ def layer_lanes(weights: np.ndarray, in_type: IntType, weight_bits: int, acc_bit
     return lanes, (f"{head}: {lanes} lanes, operand {packed_operand_bits(lanes, acc_bits, m_eff)} <= {fam.a_bits} "
                    f"bits (M={weight_bits}{'+1' if m_eff > weight_bits else ''}), accumulator {lanes * acc_bits} "
                    f"<= {fam.acc_bits}; {cond}")
+
+
+def pack_channels(w: np.ndarray, pe: int, lanes: int, acc_bits: int) -> np.ndarray:
+    """(C, K) weights -> (C/PE, GROUPS, K) packed operands, the layout both packed backends fold from.
+
+    A unit computes PE channels at a time (channels nf*PE + p); they form GROUPS = ceil(PE / lanes) groups of
+    `lanes`, lane l of group g being channel nf*PE + g*lanes + l. Padding lanes of the last group are zero. The
+    words are int64: a packed operand fits a DSP port (at most 27 bits).
+    """
+    w = np.asarray(w, dtype=np.int64)
+    c, k = w.shape
+    nf, groups = c // pe, -(-pe // lanes)
+    padded = np.zeros((nf, groups * lanes, k), dtype=np.int64)
+    padded[:, :pe] = w.reshape(nf, pe, k)
+    padded = padded.reshape(nf, groups, lanes, k)
+    return sum(padded[:, :, l] << (l * acc_bits) for l in range(lanes))

@@ -68,6 +68,7 @@ class LayerParams:
     thresholds: np.ndarray | None = None  # folded [PE][C/PE][L]
     acc_bits: int = 0
     weight_rom_bits: int = 0  # signed storage width of the weight table (M, or M + 1 for unsigned weights)
+    weight_rows: str = "PE"  # the weight table's first dimension: PE, or GROUPS for a packed unit (mvau_packed)
 
 
 @dataclass

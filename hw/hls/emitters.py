@@ -26,6 +26,7 @@ from a2qflow.hw.compiler.ir import (
     conv_weights_ohwi,
     dense_weights_hwc,
 )
+from a2qflow.hw.compiler import dsp
 from a2qflow.hw.compiler.ir import identifier as ir_identifier
 from a2qflow.hw.hls import unrolled as hls_unrolled
 from a2qflow.hw.hls.design import DesignBuilder, LayerParams, fold_thresholds, fold_weights
@@ -189,10 +190,28 @@ def _emit_mac(b: DesignBuilder, ns: str, layer: DenseLayer | ConvLayer, last: bo
     out = b.new_stream(out_elem, pe, out_shape)
     if lp.architecture == "unrolled":  # constant-weight unrolled dense layer (issue 12)
         hls_unrolled.add_stage(b, ns, lp, out)
+    elif lp.dsp_lanes > 1 and unit == "mvau":  # dsp_lanes channels per multiplier (issue 20)
+        _pack_weights(params, layer, lp, w)
+        b.add_stage("mvau_packed", f"{layer.name}: {C} channels x K={K}, SIMD={simd} PE={pe}, ACC_BITS={acc_bits}, "
+                                   f"{lp.dsp_lanes} lanes per multiplier ({lp.dsp_family}) "
+                                   f"({(C // pe) * (K // simd) * rows} cycles)", out, ns,
+                    mac_index=len(b.design.mac_names))
     else:
         b.add_stage(unit, f"{layer.name}: {C} channels x K={K}, SIMD={simd} PE={pe}, ACC_BITS={acc_bits} "
                           f"({(C // pe) * (K // simd) * rows} cycles)", out, ns, mac_index=len(b.design.mac_names))
     b.design.mac_names.append(layer.name)
+
+
+def _pack_weights(params: LayerParams, layer: DenseLayer | ConvLayer, lp, w: np.ndarray) -> None:
+    """mvau_packed's weight table: weights[g][nf*SF + sf][s], the packed operand of group g (hw/compiler/dsp.py)."""
+    lanes, simd, pe, acc_bits = lp.dsp_lanes, lp.simd, lp.pe, lp.acc_bits
+    nf, sf, groups = layer.out_channels // pe, layer.K // simd, -(-pe // lanes)
+    packed = dsp.pack_channels(w, pe, lanes, acc_bits)  # (nf, groups, K)
+    aw = dsp.packed_operand_bits(lanes, acc_bits, dsp.weight_operand_bits(layer.w_type.bits, w))
+    params.weights = packed.reshape(nf, groups, sf, simd).transpose(1, 0, 2, 3).reshape(groups, nf * sf, simd)
+    params.weight_rom_bits, params.weight_rows = aw, "GROUPS"
+    params.constants += [("LANES", lanes), ("GROUPS", groups), ("AW", aw)]
+    params.header += f"; {lanes} lanes per multiplier ({lp.dsp_family}: {lp.dsp_proof})"
 
 
 def _emit_activation(b: DesignBuilder, params: LayerParams, layer: DenseLayer | ConvLayer,

@@ -247,11 +247,8 @@ def packed_weight_words(wm: np.ndarray, nf: int, pe: int, sf: int, simd: int, la
     from these weights: the extra bit only when a weight is -2^(M-1)). Padding lanes of the last group are 0.
     """
     groups = -(-pe // lanes)
-    w = np.zeros((nf, groups * lanes, sf, simd), dtype=object)
-    w[:, :pe] = wm.reshape(nf, pe, sf, simd).astype(object)
-    w = w.reshape(nf, groups, lanes, sf, simd)
-    packed = sum(w[:, :, l] * (1 << (l * acc_bits)) for l in range(lanes))  # (nf, groups, sf, simd)
-    words = packed.transpose(0, 2, 1, 3).reshape(nf * sf, groups * simd)
+    packed = dsp.pack_channels(wm, pe, lanes, acc_bits)  # (nf, groups, K)
+    words = packed.reshape(nf, groups, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, groups * simd)
     aw = dsp.packed_operand_bits(lanes, acc_bits, dsp.weight_operand_bits(weight_bits, wm))
     return words, aw
 
