@@ -307,6 +307,11 @@ def _md_layers(r: dict) -> list[str]:
                  f"**{l['acc_bits']}**{' (UNSAFE)' if l.get('unsafe') else ''} | {_fmt(l.get('thr_bits'))} | "
                  f"{100 * l['sparsity']:.1f} % | {l['simd']} x {l['pe']} | "
                  f"{NOT_RUN if l.get('overflow_events_csim') is None else l['overflow_events_csim']} |")
+    packed = [l for l in r["layers"] if (l.get("dsp_lanes") or 1) > 1]
+    if packed:  # hw.dsp.packing auto (issue 20): which bound lets several MAC lanes share one DSP
+        L += ["", "Lanes per DSP (`hw.dsp`, plan.json `dsp_lanes`): several output channels share one multiplier "
+                  "and one accumulator, safe because each channel's exact bound fits its lane:", ""]
+        L += [f"- {l['name']}: {l['dsp_proof']}" for l in packed]
     return L
 
 
@@ -350,7 +355,8 @@ def _md_resources(r: dict) -> list[str]:
                       f"and a fairer baseline than 32 bits ({row['family']} {row['mapping']}, {row['tool']}): "
                       f"LUT {row['planned']['LUT']} vs {d['LUT']} "
                       f"({100.0 * (d['LUT'] - row['planned']['LUT']) / d['LUT']:.1f} % saved), "
-                      f"FF {row['planned'].get('FF')} vs {d.get('FF')}."]
+                      f"FF {row['planned'].get('FF')} vs {d.get('FF')}"
+                      + (f", DSP {row['planned'].get('DSP')} vs {d.get('DSP')}." if row["mapping"] == "dsp" else ".")]
     if "resources.png" in r["plots"]:
         L += ["", "![resources](resources.png)"]
     return L

@@ -302,3 +302,14 @@ def test_yosys_maps_packed_lanes_into_fewer_dsps(tmp_path, family, flow_family, 
     luts = {e["design"]: e["total"]["LUT"] for e in res["entries"]}
     assert luts["planned"] < luts["baseline32"]
     assert all(e["mapping"] == "dsp" for e in res["entries"])
+
+
+def test_report_states_lanes_and_their_proof(tmp_path):
+    """The report's layer section names each packed layer's lanes and the bound that permits them."""
+    from a2qflow.flows.report import build_report
+
+    plan = _packed_build(tmp_path, _mlp2(4, 4, 48, 6, 30), {"fc0": (4, 6), "fc1": (2, 4)})
+    build_report(tmp_path, out=tmp_path / "report", plots=False)
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "Lanes per DSP" in md and f"- fc0: {plan.layer('fc0').dsp_proof}" in md
+    assert json.loads((tmp_path / "report" / "report.json").read_text())["layers"][0]["dsp_lanes"] == 3
