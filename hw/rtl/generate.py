@@ -329,9 +329,6 @@ def _build_layer(layer, plan: Plan, nets: list[_Net], is_last: bool, module: str
                  inst: str) -> tuple[_LayerRTL, tuple[int, ...], IntType]:
     """The RTL description of one layer, given the streams it reads."""
     shape, elem, lanes = nets[0].shape, nets[0].elem, nets[0].lanes
-    if lanes > 1 and layer.kind not in ("dense", "conv"):
-        raise A2QFlowError(f"layer {layer.name} ({layer.kind}) reads the whole-vector stream of an unrolled layer; "
-                           f"set that layer's hw.layers.<name>.architecture to folded")
     if layer.kind in ("conv", "maxpool", "dwconv", "avgpool") and len(shape) != 3:
         raise A2QFlowError(f"layer {layer.name}: a {layer.kind} needs a (C, H, W) input, got shape {shape}")
     if isinstance(layer, MaxPoolLayer):
@@ -339,8 +336,11 @@ def _build_layer(layer, plan: Plan, nets: list[_Net], is_last: bool, module: str
     if layer.kind in ("dwconv", "avgpool"):
         return _vvau_layer(layer, plan, shape, elem, is_last, module, inst)
     if layer.kind in ("add", "requant"):
-        return _elementwise_layer(layer, plan, [n.shape for n in nets], [n.elem for n in nets], is_last, module,
-                                  inst)
+        rtl, shape, elem = _elementwise_layer(layer, plan, [n.shape for n in nets], [n.elem for n in nets], is_last,
+                                              module, inst)
+        # an unrolled dense layer's whole-vector stream is serialised in the wrapper (a2q_p2s)
+        rtl.in_lanes, rtl.elem["LANES"] = max(n.lanes for n in nets), [n.lanes for n in nets]
+        return rtl, shape, elem
     return _mac_layer(layer, plan, shape, elem, is_last, module, inst, in_lanes=lanes)
 
 
@@ -417,7 +417,7 @@ def _library_files(layers: list[_LayerRTL], stream: dict) -> list[str]:
         needed.append("a2q_thr.v")
     if stream["dups"] or any(any(l.fifo) for l in layers):
         needed.append("a2q_stream.v")
-    if any((l.arch == "unrolled" and l.in_lanes == 1) or (l.mvau and l.in_lanes > 1) for l in layers):
+    if any((l.arch == "unrolled" and l.in_lanes == 1) or (l.arch == "folded" and l.in_lanes > 1) for l in layers):
         needed.append("a2q_adapt.v")
     return needed
 

@@ -1,0 +1,132 @@
+"""RTL backend on graph models (tests/_graph_models.py): residual adds with a skip FIFO, depthwise convolution and
+average pooling on the VVAU, requantization, and 1-D convolutions on the 2-D units. Verilator equals the golden
+model bit for bit on random and saturating inputs, the skip FIFO is deep enough (and needed), lint is clean."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from _graph_models import ALL, dense_residual_model, residual_model
+
+from a2qflow.hw.compiler import reference
+from a2qflow.hw.compiler.ir import save_model
+from a2qflow.hw.compiler.plan import load_plan, make_plan, save_plan
+from a2qflow.hw.config import ArchitectureConfig, Folding, FoldingConfig
+from a2qflow.hw.errors import A2QFlowError
+from a2qflow.hw.rtl import graph
+from a2qflow.hw.rtl.generate import generate
+from a2qflow.hw.rtl.sim import lint, run_rtlsim, simulate, to_stream
+
+
+def _build(tmp_path, model, acc_bits=None, simd=3, pe=2, architecture=None):
+    save_model(model, tmp_path)
+    plan = make_plan(model, acc_bits=acc_bits, allow_unsafe=True, architecture=architecture,
+                     folding=FoldingConfig(default=Folding(simd=simd, pe=pe)))
+    save_plan(plan, tmp_path)
+    return tmp_path
+
+
+def _inputs(model, n: int, seed: int) -> np.ndarray:
+    """Random full-range inputs, then the saturating ones: all max, all min, and a max/min checkerboard."""
+    t = model.input_quant.dtype
+    rng = np.random.default_rng(seed)
+    x = rng.integers(t.min, t.max + 1, (n, *model.input_shape))
+    checker = np.where(np.indices(model.input_shape).sum(axis=0) % 2 == 0, t.max, t.min)
+    sat = np.stack([np.full(model.input_shape, t.max), np.full(model.input_shape, t.min), checker])
+    return np.concatenate([x, sat]).astype(np.int64)
+
+
+def _check(build, model, x, stall: int = 0):
+    res = run_rtlsim(build, x, stall_percent=stall)
+    golden = reference.run(model, x, load_plan(build).acc_bits())
+    np.testing.assert_array_equal(np.load(build / "rtlsim" / "outputs.npy"), golden.acc)
+    assert res.mismatches == 0 and res.samples == len(x)
+    assert 0 < res.initiation_interval_cycles <= res.cycles_per_inference
+    return res, golden
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_graph_model_rtl_equals_golden_on_random_and_saturating_inputs(tmp_path, name):
+    model = ALL[name](seed=1)
+    build = _build(tmp_path, model)
+    assert lint(generate(build)) == []
+    res, golden = _check(build, model, _inputs(model, 8, seed=2))
+    assert res.overflow_events_golden == 0 == golden.overflow_events  # exact widths: the proof holds
+    saved = json.loads((build / "rtlsim" / "rtlsim.json").read_text())
+    assert saved["cycles_per_inference"] == res.cycles_per_inference > 0
+
+
+@pytest.mark.parametrize("name, acc_bits", [("dense_residual", 5), pytest.param("residual", 6, marks=pytest.mark.slow)])
+def test_narrow_unsafe_widths_wrap_in_rtl_exactly_as_in_the_golden_model(tmp_path, name, acc_bits):
+    model = ALL[name](seed=4)
+    build = _build(tmp_path, model, acc_bits=acc_bits)
+    _, golden = _check(build, model, _inputs(model, 10, seed=5))
+    assert golden.overflow_events > 0, "the narrow case must actually wrap, or it proves nothing"
+    # the add and requant accumulators are exactly acc_bits wide too
+    top = (build / "rtl" / "a2q_top.v").read_text()
+    for unit, inst in (("a2q_add", "u_add"), ("a2q_requant", "u_requant")):
+        assert f".ACC_BITS({acc_bits})" in top.split(f"{unit} #(")[1].split(f") {inst} (")[0]
+
+
+def test_skip_fifo_depth_is_one_forked_tensor_and_recorded(tmp_path):
+    model = residual_model(seed=0)  # stem (4, 6, 6) forks into block_conv0 (frame buffer) and block_skip (requant)
+    fifos = {(f.add, f.slot): f for f in graph.skip_fifos(model)}
+    assert fifos[("block_add", 0)].depth == 0 and fifos[("block_add", 1)].depth == 4 * 6 * 6
+    assert fifos[("block_add", 1)].fork == "stem" and "block_conv0" in fifos[("block_add", 1)].reason
+    rtl = generate(_build(tmp_path, model))
+    man = json.loads((rtl / "manifest.json").read_text())
+    assert {(f["add"], f["input"], f["depth"]) for f in man["graph"]["skip_fifos"]} == {
+        ("block_add", 0, 0), ("block_add", 1, 144)}
+    assert man["graph"]["duplicators"]["stem"]["readers"] == ["block_conv0", "block_skip"]
+    assert man["kinds"]["gap"] == "avgpool" and man["acc_bits"]["block_add"] == load_plan(tmp_path).layer(
+        "block_add").acc_bits
+    top = (rtl / "a2q_top.v").read_text()
+    assert "skip FIFO: block_add input 1 (from stem): depth 144" in top and "a2q_fifo #(.DEPTH(144)" in top
+    dense = {(f.add, f.slot): f.depth for f in graph.skip_fifos(dense_residual_model())}
+    assert dense == {("add", 0): 0, ("add", 1): 6}  # fc1 buffers fc0's whole 6-vector
+
+
+def test_half_the_skip_fifo_deadlocks(tmp_path, monkeypatch):
+    """The depth is needed, not just sufficient: with half of it the duplicator stalls both branches forever."""
+    model = residual_model(seed=0)
+    build = _build(tmp_path, model)
+    real = graph.skip_fifos
+    monkeypatch.setattr(graph, "skip_fifos", lambda m: [f.__class__(f.add, f.slot, f.fork, f.depth // 2, f.reason)
+                                                        for f in real(m)])
+    rtl = generate(build)
+    assert "a2q_fifo #(.DEPTH(72)" in (rtl / "a2q_top.v").read_text()
+    with pytest.raises(A2QFlowError, match="deadlock: no handshake"):
+        simulate(rtl, to_stream(_inputs(model, 1, seed=0)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, simd, pe", [("residual", 1, 1), ("depthwise", 64, 64), ("conv1d", 4, 4)])
+def test_folding_extremes_and_backpressure_keep_results(tmp_path, name, simd, pe):
+    model = ALL[name](seed=6)
+    build = _build(tmp_path, model, acc_bits=32, simd=simd, pe=pe)
+    _check(build, model, _inputs(model, 4, seed=7), stall=25)
+
+
+def test_unrolled_dense_layers_feed_the_fork_and_join(tmp_path):
+    """Whole-vector streams of unrolled layers are serialised in front of the requant / add (a2q_p2s)."""
+    model = dense_residual_model(seed=2)
+    build = _build(tmp_path, model, architecture=ArchitectureConfig(default="unrolled"))
+    man = json.loads((generate(build) / "manifest.json").read_text())
+    assert man["architecture"]["fc0"] == "unrolled" and "a2q_adapt.v" in man["sources"]
+    res, _ = _check(build, model, _inputs(model, 20, seed=3), stall=10)
+    assert res.initiation_interval_cycles < res.cycles_per_inference
+
+
+def test_depthwise_and_pool_run_on_the_vvau_with_the_plans_widths(tmp_path):
+    model = ALL["depthwise"](seed=0)
+    rtl = generate(_build(tmp_path, model))
+    top = (rtl / "a2q_top.v").read_text()
+    plan = load_plan(tmp_path)
+    for name in ("dw", "pool"):
+        lp = plan.layer(name)
+        body = top.split(f"module a2q_layer_{name} ")[1].split("endmodule")[0]
+        assert "a2q_vvau #(" in body and f".K({lp.K}), .C({lp.out_channels}), .SIMD({lp.simd}), .PE({lp.pe})" in body
+        assert f".ACC_BITS({lp.acc_bits})" in body
+    assert ".W_SIGNED(0)" in top.split("module a2q_layer_pool ")[1].split("endmodule")[0]  # all-ones UINT1
