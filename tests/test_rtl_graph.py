@@ -170,7 +170,7 @@ def _saturating_chain(seed: int = 0):
     """input (2, 4, 4) U4 -> add(x, x) shifts (1, 0) -> requant -> depthwise 3x3 (positive weights, unpadded) ->
     global avg pool 2x2 -> dense. All-max inputs drive every layer to the top of its exact range: each threshold layer's
     thresholds lie inside its reachable range, so it outputs its maximum level, and every weight is >= 0."""
-    from _graph_models import U4, S4, _affine, thresholds
+    from _graph_models import S4, U4, _affine, thresholds
 
     from a2qflow.hw.compiler.ir import (INPUT, AddLayer, AvgPoolLayer, DenseLayer, DepthwiseConvLayer, InputQuant,
                                         IntType, Model, RequantLayer)

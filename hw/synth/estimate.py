@@ -201,7 +201,8 @@ def shape_from_plan_layer(layer: dict) -> LayerShape:
     """
     kind = layer.get("kind", "dense")
     if kind not in PRICED_KINDS:
-        raise A2QFlowError(f"resource estimate: layer {layer.get('name')} is a {kind} ({UNIT.get(kind, 'not an MVAU')}); the resource "
+        unit = UNIT.get(kind, "not an MVAU")
+        raise A2QFlowError(f"resource estimate: layer {layer.get('name')} is a {kind} ({unit}); the resource "
                            f"model is fitted to the folded MVAU only ({', '.join(PRICED_KINDS)} layers) and cannot "
                            "price it: measure the design with `a2qflow synth` (yosys) instead")
     out_bits = layer.get("out_bits")
