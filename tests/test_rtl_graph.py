@@ -70,35 +70,51 @@ def test_narrow_unsafe_widths_wrap_in_rtl_exactly_as_in_the_golden_model(tmp_pat
         assert f".ACC_BITS({acc_bits})" in top.split(f"{unit} #(")[1].split(f") {inst} (")[0]
 
 
-def test_skip_fifo_depth_is_one_forked_tensor_and_recorded(tmp_path):
-    model = residual_model(seed=0)  # stem (4, 6, 6) forks into block_conv0 (frame buffer) and block_skip (requant)
+def test_skip_fifo_depth_comes_from_the_shapes_and_is_recorded(tmp_path):
+    model = residual_model(seed=0)  # stem (4, 6, 6) forks into block_conv0 -> block_conv1 and block_skip (requant)
     fifos = {(f.add, f.slot): f for f in graph.skip_fifos(model)}
-    assert fifos[("block_add", 0)].depth == 0 and fifos[("block_add", 1)].depth == 4 * 6 * 6
-    assert fifos[("block_add", 1)].fork == "stem" and "block_conv0" in fifos[("block_add", 1)].reason
+    assert fifos[("block_add", 0)].depth == 0
+    skip = fifos[("block_add", 1)]  # one forked tensor per frame-buffering conv on the main branch
+    assert (skip.fork, skip.min_depth, skip.depth) == ("stem", 4 * 6 * 6, 2 * 4 * 6 * 6)
+    assert "block_conv0" in skip.reason and "block_conv1" in skip.reason
     rtl = generate(_build(tmp_path, model))
     man = json.loads((rtl / "manifest.json").read_text())
-    assert {(f["add"], f["input"], f["depth"]) for f in man["graph"]["skip_fifos"]} == {
-        ("block_add", 0, 0), ("block_add", 1, 144)}
+    assert {(f["add"], f["input"], f["depth"], f["min_depth"]) for f in man["graph"]["skip_fifos"]} == {
+        ("block_add", 0, 0, 0), ("block_add", 1, 288, 144)}
     assert man["graph"]["duplicators"]["stem"]["readers"] == ["block_conv0", "block_skip"]
     assert man["kinds"]["gap"] == "avgpool" and man["acc_bits"]["block_add"] == load_plan(tmp_path).layer(
         "block_add").acc_bits
     top = (rtl / "a2q_top.v").read_text()
-    assert "skip FIFO: block_add input 1 (from stem): depth 144" in top and "a2q_fifo #(.DEPTH(144)" in top
+    assert "skip FIFO: block_add input 1 (from stem): depth 288, deadlock-free minimum 144" in top
+    assert "a2q_fifo #(.DEPTH(288)" in top
     dense = {(f.add, f.slot): f.depth for f in graph.skip_fifos(dense_residual_model())}
     assert dense == {("add", 0): 0, ("add", 1): 6}  # fc1 buffers fc0's whole 6-vector
 
 
-def test_half_the_skip_fifo_deadlocks(tmp_path, monkeypatch):
-    """The depth is needed, not just sufficient: with half of it the duplicator stalls both branches forever."""
+def test_the_minimum_skip_fifo_suffices_and_half_of_it_deadlocks(tmp_path, monkeypatch):
+    """min_depth is a real bound: at min_depth the design is still bit-exact (only slower: frames stop overlapping),
+    with half of it the duplicator stalls both branches forever."""
     model = residual_model(seed=0)
     build = _build(tmp_path, model)
+    x = _inputs(model, 3, seed=0)
     real = graph.skip_fifos
-    monkeypatch.setattr(graph, "skip_fifos", lambda m: [f.__class__(f.add, f.slot, f.fork, f.depth // 2, f.reason)
-                                                        for f in real(m)])
-    rtl = generate(build)
-    assert "a2q_fifo #(.DEPTH(72)" in (rtl / "a2q_top.v").read_text()
-    with pytest.raises(A2QFlowError, match="deadlock: no handshake"):
-        simulate(rtl, to_stream(_inputs(model, 1, seed=0)))
+    ii = {}
+    for name, depth in (("min", lambda f: f.min_depth), ("half", lambda f: f.min_depth // 2)):
+        monkeypatch.setattr(graph, "skip_fifos", lambda m, d=depth: [
+            graph.SkipFifo(f.add, f.slot, f.fork, d(f), f.reason, d(f)) for f in real(m)])
+        rtl = generate(build)
+        assert f"a2q_fifo #(.DEPTH({depth(real(model)[1])})" in (rtl / "a2q_top.v").read_text()
+        if name == "half":
+            with pytest.raises(A2QFlowError, match="deadlock: no handshake"):
+                simulate(rtl, to_stream(x))
+            continue
+        y, times = simulate(rtl, to_stream(x))
+        np.testing.assert_array_equal(y, to_stream(reference.run(model, x, load_plan(build).acc_bits()).acc))
+        ii[name] = (times[-1, 1] - times[0, 1]) / (len(x) - 1)
+    monkeypatch.undo()
+    generate(build)  # the depth built (run_rtlsim would keep the patched design: the IR and plan did not change)
+    res, _ = _check(build, model, x)  # frames overlap again
+    assert res.initiation_interval_cycles < ii["min"]
 
 
 @pytest.mark.slow

@@ -428,7 +428,8 @@ def _graph_manifest(layers: list[_LayerRTL], stream: dict) -> dict:
         "inputs": {l.name: l.in_nets for l in layers},
         "outputs": {l.name: l.out_net for l in layers},
         "duplicators": {d["tensor"]: {"instance": d["inst"], "readers": d["readers"]} for d in stream["dups"]},
-        "skip_fifos": [{"add": f.add, "input": f.slot, "fork": f.fork, "depth": f.depth, "reason": f.reason}
+        "skip_fifos": [{"add": f.add, "input": f.slot, "fork": f.fork, "depth": f.depth, "min_depth": f.min_depth,
+                        "reason": f.reason}
                        for f in stream["fifos"]],
     }
 
