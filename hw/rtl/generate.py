@@ -7,8 +7,11 @@ come only from plan.json; threshold integers come from the plan (fitted once to 
 
 Layers stream one element per beat in HWC order: a conv is a sliding-window generator feeding an MVAU with weights
 in (kh, kw, ic) order, a dense layer after a conv / pool gets its columns permuted to HWC, and max pooling is a
-sliding-window generator feeding a running-max unit. The last layer's outputs leave in HWC order as well; the
-manifest says how to put them back into the golden model's CHW order.
+sliding-window generator feeding a running-max unit. A depthwise conv or an average pool (its window sum) is a
+sliding-window generator feeding a VVAU; a residual add and a requant are element-wise threshold units. The model
+is a graph: one stream per tensor, a duplicator where a tensor has several readers, and a skip FIFO in front of an
+add input whose branch does not buffer what the other one holds back (hw/rtl/graph.py). The last layer's outputs
+leave in HWC order as well; the manifest says how to put them back into the golden model's CHW order.
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ buffering branch holds back, or the duplicator stalls both. FINN sizes such FIFO
 * deadlock-free minimum (`min_depth`): the buffering branch's first output needs the whole forked tensor, so the
   straight branch must hold one forked tensor (F = prod(shape) elements);
 * the depth built (`depth`): F per frame-buffering layer on the other branch. In steady state each of them holds
-  up to one frame in flight, so with only F the fork waits for the add and frames no longer overlap (measured on
-  tests/_graph_models.residual_model, two convs on the main branch: initiation interval 2,643 cycles at F, 1,318
-  at 2F, 1,296 at 3F, the slowest layer's own rate).
+  up to one frame in flight, so with only F the fork waits for the add and frames no longer overlap (on
+  tests/_graph_models.residual_model, two convs on the main branch, the initiation interval halves: see
+  benchmarks/results/rtl_graph.md, written by benchmarks/rtl_graph.py).
 """
 
 from __future__ import annotations
