@@ -235,12 +235,26 @@ def test_packed_rtl_equals_golden(tmp_path, case):
     assert man["dsp_lanes"]["fc0"] == lanes and "a2q_mvau_packed.v" in man["sources"]
 
 
-def test_packed_rtl_is_lint_clean(tmp_path):
+@pytest.mark.parametrize("c", [6, 8])
+def test_packed_rtl_is_lint_clean(tmp_path, c):
+    """Full groups (PE 6 = 2 x 3 lanes) and a padded last group (PE 8 = 3 + 3 + 2 lanes) lint clean."""
     from a2qflow.hw.rtl.generate import generate
     from a2qflow.hw.rtl.sim import lint
 
-    _packed_build(tmp_path, _mlp2(4, 4, 48, 6, 30), {"fc0": (4, 6), "fc1": (2, 4)})
+    plan = _packed_build(tmp_path, _mlp2(4, 4, 48, c, 30), {"fc0": (4, c), "fc1": (2, 4)})
+    assert plan.layer("fc0").dsp_lanes == 3
     assert lint(generate(tmp_path)) == []
+
+
+def test_padded_group_rtl_equals_golden(tmp_path):
+    """PE 8 in groups of 3 (the last group has a zero-weight lane) is bit-exact too."""
+    from _rtl_util import random_and_worst_case_inputs
+
+    from a2qflow.hw.rtl.sim import run_rtlsim
+
+    model = _mlp2(4, 4, 32, 8, 30)
+    assert _packed_build(tmp_path, model, {"fc0": (4, 8), "fc1": (2, 4)}).layer("fc0").dsp_lanes == 3
+    assert run_rtlsim(tmp_path, random_and_worst_case_inputs(model, 20, seed=2))["mismatches"] == 0
 
 
 # ------------------------------------------------------------------------------------------------ HLS
