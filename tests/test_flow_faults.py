@@ -84,3 +84,54 @@ def test_search_arguments_are_checked_before_any_training(case, tmp_path, cli):
                      out=tmp_path / "run")
     one_line(rc, err, *needles)
     assert not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------------------------------------------ the run lock
+
+@pytest.fixture()
+def held_run(tmp_path):
+    """RUN held by another process's run_lock (as `a2qflow run` holds it), with a compiled RUN/build inside."""
+    import subprocess
+    import sys
+
+    from test_faults import HOLD, hand_onnx
+
+    run = tmp_path / "run"
+    run.mkdir()
+    model = hand_onnx(tmp_path / "m.onnx")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield run, model, holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.parametrize("command", ["compile", "hls", "rtl", "report", "audit"])
+def test_a_command_writing_into_a_busy_run_folder_fails_at_once_naming_the_holder(command, held_run, tmp_path,
+                                                                                   cli):
+    run, model, pid = held_run
+    args = {"compile": ["compile", model, "--out", run / "build"], "hls": ["hls", run / "build"],
+            "rtl": ["rtl", run / "build"], "report": ["report", run],
+            "audit": ["audit", model, "--json", run / "train" / "audit.json"]}[command]
+    t0 = time.perf_counter()
+    rc, _, err = cli(args, out=[run])
+    inside = "is in use" if command == "report" else f"is inside {run}, which is in use"
+    one_line(rc, err, inside, f"pid {pid}")
+    assert time.perf_counter() - t0 < 5
+    assert not (run / "build").exists() and not (run / "train").exists()
+
+
+def test_a_command_into_a_free_run_folder_takes_its_lock_and_works(tmp_path, cli):
+    from test_faults import hand_onnx
+
+    from a2qflow.flows.lock import LOCK_NAME
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / LOCK_NAME).write_text("999999\n")  # left by a finished run
+    rc, _, err = cli(["compile", hand_onnx(tmp_path / "m.onnx"), "--out", run / "build"], out=[run])
+    assert rc == 0, err
+    assert (run / "build" / "plan.json").is_file()
+    assert (run / LOCK_NAME).read_text().strip() == str(__import__("os").getpid())

@@ -43,7 +43,7 @@ from a2qflow.hw.compiler.ir import (
     Thresholds,
     identifier,
 )
-from a2qflow.hw.compiler.passes import canonicalize
+from a2qflow.hw.compiler.passes import bypass_identities, canonicalize
 from a2qflow.hw.compiler.quant import QUANT_BITS_RANGE, QuantParams, decode_quant, node_attrs
 from a2qflow.hw.errors import A2QFlowError
 
@@ -89,6 +89,7 @@ def _clean(proto, path: Path):
     from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
 
     _precheck(proto, path)
+    bypass_identities(proto.graph)  # linear; qonnx' own removal is quadratic in the number of Identity nodes
     model = ModelWrapper(proto)
     try:
         for t in (InferShapes(), FoldConstants(exclude_op_types=["Quant", "BipolarQuant"]),
