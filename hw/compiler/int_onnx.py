@@ -7,7 +7,9 @@ CHW) or a Conv (explicit zero pads) on an integer weight initializer (annotated 
 the accumulator, annotated INT<P> at the width plan.json chose; then a qonnx MultiThreshold
 (`out = out_bias + #{acc >= T}`) whose thresholds are the ones every a2qflow executor uses (plan.npz, fitted to P
 by `hw.compiler.thresholds.fit_thresholds`, annotated INT<thr_bits>), or, for a last layer with float logits, a Mul and
-an Add by the per-channel scale and bias (FINN's off-chip tail). MaxPool stays MaxPool. The input is the
+an Add by the per-channel scale and bias (FINN's off-chip tail). MaxPool stays MaxPool. Conv and MaxPool carry
+every attribute, ONNX defaults included (group, dilations; pads, dilations, ceil_mode), because FINN's
+transformations read them without defaults. The input is the
 quantized integer input `x_int = input_quant.quantize(x)` (annotated with the input type); the input quantizer's
 scale and zero point are in metadata_props["a2qflow_int"].
 
@@ -75,8 +77,11 @@ def _mac(b: _Builder, layer: DenseLayer | ConvLayer, t: str, rank: int, acc_bits
         return b.node("MatMul", [t, w], f"{n}_acc", n, dtype=f"INT{acc_bits}")
     top, left, bottom, right = layer.pad
     w = b.init(f"{n}_W", layer.weights.astype(np.float32), _dt(layer.w_type))
+    # every attribute written out, ONNX defaults included: FINN's / qonnx' LowerConvsToMatMul reads `group` and
+    # `dilations` without defaults (docs/byo.md, "FINN")
     return b.node("Conv", [t, w], f"{n}_acc", n, dtype=f"INT{acc_bits}", kernel_shape=list(layer.kernel),
-                  strides=list(layer.stride), pads=[top, left, bottom, right])
+                  strides=list(layer.stride), pads=[top, left, bottom, right],
+                  group=int(getattr(layer, "groups", 1)), dilations=[1, 1])
 
 
 def _thresholds(layer: DenseLayer | ConvLayer, lp: LayerPlan) -> tuple[np.ndarray, int]:
@@ -125,7 +130,8 @@ def int_model(model: Model, plan: Plan):
         last = i == len(model.layers) - 1
         if isinstance(layer, MaxPoolLayer):
             t = b.node("MaxPool", [t], OUTPUT if last else f"{layer.name}_out", layer.name, dtype=_dt(layer.dtype),
-                       kernel_shape=list(layer.kernel), strides=list(layer.stride))
+                       kernel_shape=list(layer.kernel), strides=list(layer.stride), pads=[0, 0, 0, 0],
+                       dilations=[1, 1], ceil_mode=0)
             continue
         acc = _mac(b, layer, t, rank, widths[layer.name])
         t = _activation(b, layer, acc, plan.layer(layer.name), last)
