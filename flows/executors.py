@@ -151,6 +151,24 @@ def pack_dir(folder: Path) -> bytes | None:
     return buf.getvalue()
 
 
+def safe_extract(tar: tarfile.TarFile, dest: Path) -> None:
+    """Extract only regular files and folders that stay inside `dest`: tarfile's "data" filter where the Python has
+    it (3.11.4+), else the same rules checked here (Debian 12 ships 3.11.2, which requires-python >= 3.11 admits).
+    A point archive never needs links, devices or absolute paths, so any of them is refused."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(dest, filter="data")
+        return
+    root = Path(dest).resolve()
+    members = tar.getmembers()
+    for m in members:
+        target = (root / m.name).resolve()
+        if not (m.isfile() or m.isdir()) or Path(m.name).is_absolute() or (target != root and root not in
+                                                                          target.parents):
+            raise A2QFlowError(f"point archive: member {m.name!r} is not a plain file inside the point folder")
+        m.mode = (m.mode | 0o600) & 0o755  # what the "data" filter does: owner-writable, no set-id bits
+    tar.extractall(dest, members=members)
+
+
 def unpack_into(data: bytes, dest: Path) -> None:
     """Replace `dest` with the archive's contents: unpack beside it, then rename (whole or absent)."""
     dest = Path(dest)
@@ -158,7 +176,7 @@ def unpack_into(data: bytes, dest: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-            tar.extractall(tmp / "new", filter="data")  # "data": no absolute paths, links out or devices
+            safe_extract(tar, tmp / "new")
         if dest.exists():
             os.replace(dest, tmp / "old")
         os.replace(tmp / "new", dest)
