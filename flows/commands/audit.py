@@ -51,7 +51,7 @@ def parse_acc_bits(text: str | None) -> int | dict[str, int] | None:
 
 def _status(l: dict) -> str:
     if not l.get("audited"):
-        return "-"
+        return "-" if l.get("target_acc_bits") is None else "[bold red]UNCHECKED[/]"
     if l.get("target_acc_bits") is None:
         return "no target"
     return "[green]pass[/]" if l.get("ok") else "[bold red]FAIL[/]"
@@ -67,7 +67,8 @@ def print_audit(report: dict) -> None:
         t.add_column(col, justify="left" if col in ("layer", "op", "status") else "right")
     for l in report["layers"]:
         if not l.get("audited"):
-            t.add_row(l["name"], l["op"], *["-"] * 8, f"- ({l.get('note', '')})")
+            target = "-" if l.get("target_acc_bits") is None else str(l["target_acc_bits"])
+            t.add_row(l["name"], l["op"], *["-"] * 7, target, f"{_status(l)} ({l.get('note', '')})")
             continue
         n = f"{l['input_bits']}{'s' if l['input_signed'] else 'u'}"
         target = "-" if l.get("target_acc_bits") is None else str(l["target_acc_bits"])
