@@ -31,6 +31,7 @@ from a2qflow.hw.files import atomic_write_json, atomic_write_text  # noqa: E402
 
 SIZES = (10, 30, 100, 200, 300, 1000, 3000, 10000)
 BEFORE_SIZES = (10, 30, 100, 200)  # qonnx' removal alone: quadratic, so only small N
+MUL_SIZES = (10, 30, 100, 200)  # real post-ops: still quadratic in qonnx' own clean-up (see markdown())
 
 
 def demo_model(work: Path) -> Path:
@@ -63,6 +64,23 @@ def with_identity_chain(src: Path, dst: Path, n: int) -> Path:
     return dst
 
 
+def with_mul_chain(src: Path, dst: Path, n: int) -> Path:
+    """`src` with N real scale nodes (x * 1.001, not removable) before its first ReLU: a chain of N post-ops."""
+    import numpy as np
+    import onnx
+
+    m = onnx.load(str(src))
+    relu = next(x for x in m.graph.node if x.op_type == "Relu")
+    prev = relu.input[0]
+    for i in range(n):
+        m.graph.initializer.append(onnx.numpy_helper.from_array(np.array(1.001, dtype=np.float32), f"k_{i}"))
+        m.graph.node.append(onnx.helper.make_node("Mul", [prev, f"k_{i}"], [f"scaled_{i}"], name=f"scale{i}"))
+        prev = f"scaled_{i}"
+    relu.input[0] = prev
+    onnx.save(m, str(dst))
+    return dst
+
+
 def time_compile(onnx_path: Path, build: Path, repeat: int = 1) -> float:
     """Median wall seconds of `repeat` compiles of `onnx_path` into `build`."""
     from a2qflow.hw.compiler.compile import compile_model
@@ -73,6 +91,13 @@ def time_compile(onnx_path: Path, build: Path, repeat: int = 1) -> float:
         compile_model(onnx_path, build)
         times.append(time.perf_counter() - t0)
     return sorted(times)[len(times) // 2]
+
+
+def _qonnx_gemm_to_matmul():
+    """qonnx' own GemmToMatMul (with its RemoveIdentityOps), for the "before" column."""
+    from qonnx.transformation.gemm_to_matmul import GemmToMatMul
+
+    return GemmToMatMul
 
 
 def markdown(res: dict) -> str:
@@ -88,7 +113,13 @@ def markdown(res: dict) -> str:
     for r in res["after"]:
         b = before.get(r["n"])
         L.append(f"| {r['n']:,} | {r['kb']:.0f} | {r['seconds']:.2f} | {'-' if b is None else f'{b:.1f}'} |")
-    L += ["", f"Without the chain: {res['base_seconds']:.2f} s."]
+    L += ["", f"Without the chain: {res['base_seconds']:.2f} s.", "",
+          "Not fixed: a chain of N real post-ops (`x * 1.001`, which no pass may remove) before the first ReLU. "
+          "qonnx' ModelWrapper looks initializers, producers and shapes up by scanning lists, so each of its "
+          "clean-up steps is quadratic in the graph, and the lowering's walk (`_Lowering.next_node`: "
+          "`find_consumers` per step) adds another O(N^2):", "",
+          "| N Mul nodes | compile s |", "|---:|---:|"]
+    L += [f"| {r['n']:,} | {r['seconds']:.2f} |" for r in res["mul_chain"]]
     return "\n".join(L) + "\n"
 
 
@@ -110,7 +141,14 @@ def main() -> int:
             s = time_compile(f, work / f"b{n}", 3)
             res["after"].append({"n": n, "kb": f.stat().st_size / 1024, "seconds": round(s, 3)})
             print(f"N={n}: {s:.2f} s", flush=True)
-        with mock.patch("a2qflow.hw.compiler.frontend.bypass_identities", lambda graph: 0):
+        res["mul_chain"] = []
+        for n in MUL_SIZES:
+            s = time_compile(with_mul_chain(base, work / f"mul{n}.onnx", n), work / f"m{n}")
+            res["mul_chain"].append({"n": n, "seconds": round(s, 3)})
+            print(f"Mul chain, N={n}: {s:.1f} s", flush=True)
+        with mock.patch("a2qflow.hw.compiler.passes.bypass_identities", lambda graph: 0), \
+                mock.patch("a2qflow.hw.compiler.frontend.bypass_identities", lambda graph: 0), \
+                mock.patch("a2qflow.hw.compiler.passes.GemmToMatMulLinear", _qonnx_gemm_to_matmul()):
             for n in BEFORE_SIZES:
                 f = work / f"chain{n}.onnx" if (work / f"chain{n}.onnx").exists() else \
                     with_identity_chain(base, work / f"chain{n}.onnx", n)

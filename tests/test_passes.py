@@ -83,3 +83,56 @@ def test_bypass_is_one_pass_and_keeps_identities_it_must(tmp_path):
          onnx.helper.make_tensor_value_info("z", onnx.TensorProto.FLOAT, [1, 2])])
     assert bypass_identities(g) == 3
     assert [(n.name, list(n.input), list(n.output)) for n in g.node] == [("r", ["x"], ["y"]), ("i3", ["x"], ["z"])]
+
+
+def _with_post_op(src, dst, op: str, value: float):
+    """`src` with `x <op> value` (a scalar constant) inserted before its first ReLU."""
+    m = onnx.load(str(src))
+    relu = next(x for x in m.graph.node if x.op_type == "Relu")
+    m.graph.initializer.append(onnx.numpy_helper.from_array(np.array(value, dtype=np.float32), "k"))
+    m.graph.node.append(onnx.helper.make_node(op, [relu.input[0], "k"], ["post"], name="post_op"))
+    relu.input[0] = "post"
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    ModelWrapper(m).transform(InferShapes()).save(str(dst))  # qonnx' execution of the file needs every shape
+    return dst
+
+
+@pytest.mark.parametrize("op, value", [("Mul", 1.0), ("Div", 1.0), ("Add", 0.0), ("Sub", 0.0)])
+def test_exact_no_op_arithmetic_is_removed(op, value, tmp_path):
+    base = hand_onnx(tmp_path / "base.onnx")
+    _same_ir(load_qonnx(base), load_qonnx(_with_post_op(base, tmp_path / "m.onnx", op, value)))
+
+
+def test_a_near_one_scale_is_kept_and_lowered_exactly(tmp_path):
+    """qonnx' RemoveIdentityOps would drop x * (1 + 2^-20) (tolerance 1e-5); the exact pass keeps it, so the
+    thresholds are those of the function the file computes."""
+    from a2qflow.hw.compiler.frontend import read_checked
+
+    base = hand_onnx(tmp_path / "base.onnx")
+    f = _with_post_op(base, tmp_path / "m.onnx", "Mul", 1 + 2 ** -20)
+    model, _, _ = read_checked(f)
+    assert "post_op" in {n.name for n in model.graph.node}
+    x = np.random.default_rng(1).uniform(0, 1, (32, 12))
+    gold, ref, _ = golden_vs_qonnx(f, x)
+    assert np.array_equal(gold.argmax(1), ref.argmax(1))
+
+
+def test_gemm_alpha_and_beta_survive_the_linear_gemm_rewrite(tmp_path):
+    """GemmToMatMulLinear drops only Muls by exactly 1: a Gemm with alpha 0.5 and beta 2 still computes
+    0.5 * x @ W + 2 * b (checked against qonnx' execution of the file)."""
+    from _compiler_util import QonnxBuilder
+
+    from a2qflow.hw.compiler.frontend import read_checked
+
+    rng = np.random.default_rng(4)
+    b = QonnxBuilder((6,))
+    t = b.quant(b.input, 1 / 7, 3, False)
+    t = b.gemm(t, rng.integers(-3, 4, (4, 6)), 0.1, 3, bias=rng.normal(0, 0.3, 4), name="g", alpha=0.5, beta=2.0)
+    f = b.save(t, tmp_path / "m.onnx")
+    model, _, _ = read_checked(f)
+    assert [n.op_type for n in model.graph.node if n.op_type != "Quant"].count("Mul") == 2  # alpha, beta * C
+    x = rng.uniform(0, 1, (16, 6))
+    gold, ref, _ = golden_vs_qonnx(f, x)
+    assert np.allclose(gold, ref, atol=1e-5)

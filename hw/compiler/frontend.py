@@ -294,6 +294,7 @@ class _Graph:
 
     def __init__(self, model, path: Path, origins: dict[str, str] | None = None):
         self.m, self.path, self.origins = model, path, origins or {}
+        self._consts: dict[str, np.ndarray | None] = {}  # const() per tensor: the graph is final here
 
     def err(self, node, what: str) -> A2QFlowError:
         return A2QFlowError(f"{self.path}: node '{node.name}' (op {self.origins.get(node.name, node.op_type)}): "
@@ -309,7 +310,15 @@ class _Graph:
 
     def const(self, name: str) -> np.ndarray | None:
         """An initializer, a Quant node of initializers evaluated to its float value (e.g. a quantized bias), or a
-        Mul / Add of such constants (GemmToMatMul's beta * C); None for anything that depends on the input."""
+        Mul / Add of such constants (GemmToMatMul's beta * C); None for anything that depends on the input.
+
+        Memoised: the lowering asks about every node's inputs in graph order, so a chain of N Mul / Add nodes is
+        answered in O(N) calls instead of re-walking the chain (O(N^2), and a RecursionError near N = 1000)."""
+        if name not in self._consts:
+            self._consts[name] = self._const(name)
+        return self._consts[name]
+
+    def _const(self, name: str) -> np.ndarray | None:
         v = self.init(name)
         if v is not None:
             return v
