@@ -286,15 +286,17 @@ def layer_integers(name: str, mod: torch.nn.Module, inp) -> TorchIntWeights:
     """Integer weights of one layer exactly as torch uses them in its forward pass; raises when they cannot be
     recovered (no integer grid, a zero point, scales that vary inside an output channel)."""
     qin = _quant_input(name, mod, inp)
-    with torch.no_grad():
-        if mod.weight_quant.requires_quant_input:
-            if qin is None:
-                raise A2QFlowError(f"export: layer {name}: its accumulator-aware quantizer needs a quantized input "
-                                   "(input_quant= on the layer, or a QuantIdentity / QuantReLU with "
-                                   "return_quant_tensor=True before it)")
-            qt = mod.quant_weight(quant_input=qin)
-        else:
-            qt = mod.quant_weight()
+    if mod.weight_quant.requires_quant_input and qin is None:
+        raise A2QFlowError(f"export: layer {name}: its accumulator-aware quantizer needs a quantized input "
+                           "(input_quant= on the layer, or a QuantIdentity / QuantReLU with "
+                           "return_quant_tensor=True before it)")
+    try:
+        with torch.no_grad():
+            qt = mod.quant_weight(quant_input=qin) if mod.weight_quant.requires_quant_input else mod.quant_weight()
+    except Exception as e:  # noqa: BLE001 - Brevitas asserts; the user needs the layer and the first line
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise A2QFlowError(f"export: layer {name}: Brevitas could not quantize its weights ({type(e).__name__}: "
+                           f"{msg[:160]})") from None
     from brevitas.quant_tensor import IntQuantTensor
 
     if not isinstance(qt, IntQuantTensor):
@@ -520,7 +522,12 @@ def _check_outputs(tmp: str, net: torch.nn.Module, x: torch.Tensor) -> None:
     """qonnx' execution of the graph must reproduce torch's outputs on the example batch (float32 rounding aside)."""
     x = x[:64]
     t = torch_outputs(net, x)
-    q = qonnx_execute(tmp, x.numpy()).reshape(t.shape)
+    try:
+        q = qonnx_execute(tmp, x.numpy()).reshape(t.shape)
+    except Exception as e:  # noqa: BLE001 - onnxruntime / qonnx raise many types: one line, the first of theirs
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise A2QFlowError(f"export: qonnx cannot execute the exported graph ({type(e).__name__}: {msg[:160]}); "
+                           "the model uses an op or shape a2qflow's export cannot reproduce") from None
     tol = 1e-3 * max(1.0, float(np.abs(t).max(initial=0.0)))
     bad = np.abs(t - q).reshape(len(x), -1).max(axis=1) > tol
     if bad.any():
