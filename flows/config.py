@@ -244,7 +244,8 @@ def _check_semantics(cfg: FlowConfig, source: str) -> None:
     from a2qflow.training.quant import A2Q_QUANTS, l1_budget, min_workable_acc_bits
 
     names = mac_layer_names(cfg.model)
-    for section, keys in (("quant.layers", cfg.quant.layers), ("hw.folding.layers", cfg.hw.folding.layers)):
+    for section, keys in (("quant.layers", cfg.quant.layers), ("hw.folding.layers", cfg.hw.folding.layers),
+                          ("hw.layers", cfg.hw.layers)):
         for key in keys:
             if key not in names:
                 raise A2QFlowError(f"{source}: {section}.{key}: the {cfg.model.kind} has no layer {key!r}; "

@@ -20,30 +20,19 @@ accumulator and its quantizer may have only one reader, since only integers cros
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 
 import numpy as np
 
 from a2qflow.hw.compiler.graph_view import GraphView
 from a2qflow.hw.compiler.ir import (
     INPUT,
-    AddLayer,
-    Affine,
-    AvgPoolLayer,
-    ConvLayer,
-    DenseLayer,
-    DepthwiseConvLayer,
     InputQuant,
     IntType,
     Layer,
-    MaxPoolLayer,
     Model,
-    RequantLayer,
-    Thresholds,
     identifier,
 )
 from a2qflow.hw.compiler.lowering_ops import SOFTMAX_NOTE, IntTensor, LayerOps, ir_shape
-from a2qflow.hw.compiler.post_ops import PostOp, PostOpChain
 from a2qflow.hw.compiler.quant import QuantParams, TruncParams
 from a2qflow.hw.errors import A2QFlowError
 
@@ -186,7 +175,7 @@ class GraphLowering(LayerOps):
         g = self.g
         tensor, node = inp, None
         while True:
-            readers = g.m.find_consumers(tensor)
+            readers = g.readers(tensor)
             if len(readers) != 1:
                 raise A2QFlowError(f"{g.path}: graph input '{tensor}' feeds {len(readers)} nodes; expected one "
                                    "(the input quantizer)")

@@ -74,7 +74,8 @@ class LayerDiff:
     def describe(self) -> str:
         where = "" if self.first is None else (f"; first at sample {self.first[0]}, element {self.first[1]}: golden "
                                                f"{self.golden:g} vs qonnx {self.qonnx:g}")
-        return f"layer {self.layer}: {self.differ} of {self.values} values differ (up to {self.max_steps:g} steps){where}"
+        return (f"layer {self.layer}: {self.differ} of {self.values} values differ (up to {self.max_steps:g} "
+                f"steps){where}")
 
 
 def layerwise(onnx_path: Path | str, x: np.ndarray, traced=None) -> list[LayerDiff]:
