@@ -62,7 +62,7 @@ def topological(model) -> list:
     if len(order) != len(nodes):
         stuck = next(n for i, n in enumerate(nodes) if missing[i])
         raise A2QFlowError(f"node '{stuck.name}' is on a cycle: an ONNX graph must be acyclic")
-    return [nodes[i] for i in sorted(order, key=order.index)]
+    return [nodes[i] for i in order]
 
 
 class GraphLowering(LayerOps):
