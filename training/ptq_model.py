@@ -126,6 +126,9 @@ def _image_shape(cfg: ModelConfig, first: nn.Module, flat_in: int, input_shape) 
     """(C, H, W) of the model input: given, or (MLP) 1 x 1 x K, or (CNN) the square image the classifier implies."""
     if input_shape is not None:
         shape = tuple(int(v) for v in input_shape)
+        if cfg.kind == "mlp" and math.prod(shape) != first.in_features:
+            raise A2QFlowError(f"quantize: inputs of shape {shape} ({math.prod(shape)} values) do not fit the first "
+                               f"Linear layer ({first.in_features} inputs)")
         return shape if len(shape) == 3 else (1, 1, math.prod(shape))
     if cfg.kind == "mlp":
         return (1, 1, first.in_features)
