@@ -48,6 +48,9 @@ class ModelConfig(_Strict):
     kernel_size: int = Field(3, ge=1, description="cnn: conv kernel (stride 1, 'same' padding)")
     batch_norm: bool = Field(False, description="cnn: BatchNorm2d between each conv and its activation")
     pool: bool = Field(True, description="cnn: MaxPool2d(2) after every conv block")
+    float_checkpoint: str | None = Field(None, description="a float state_dict of this config's float twin: the "
+                                                           "`quantize` stage (post-training quantization, quant.ptq) "
+                                                           "replaces training")
 
 
 class LayerQuantOverride(_Strict):
@@ -56,6 +59,17 @@ class LayerQuantOverride(_Strict):
     input_bits: int | None = Field(None, ge=2, le=16, description="bits of the activation quantizer feeding it")
     acc_bits: int | None = Field(None, ge=ACC_BITS_MIN, le=ACC_BITS_MAX,
                                   description="target accumulator width P (a2q / a2q+)")
+
+
+class PTQConfig(_Strict):
+    """Post-training quantization of `model.float_checkpoint` (training.ptq; `a2qflow quantize`)."""
+
+    method: Literal["rtn", "axe-gpfq", "axe-optq"] = Field(
+        "axe-optq", description="rtn: round to nearest + L1 projection; axe-gpfq / axe-optq: accumulator-aware "
+                                "GPFQ / OPTQ (AXE, arXiv 2409.17092)")
+    calibration: Literal["data", "zero-shot"] = Field(
+        "data", description="data: training images; zero-shot: synthesised from the model's BatchNorm statistics")
+    samples: int = Field(512, ge=8, le=100_000, description="calibration set size (images or synthesised inputs)")
 
 
 class QuantConfig(_Strict):
@@ -67,6 +81,7 @@ class QuantConfig(_Strict):
     acc_bits: int | None = Field(16, ge=ACC_BITS_MIN, le=ACC_BITS_MAX,
                                   description="global target accumulator width P (a2q / a2q+)")
     layers: dict[str, LayerQuantOverride] = {}
+    ptq: PTQConfig = Field(PTQConfig(), description="post-training quantization of model.float_checkpoint")
 
 
 class TrainConfig(_Strict):

@@ -176,11 +176,16 @@ def quantize_one(name: str, spec: LayerSpec, net: nn.Module, twin: nn.Module, x:
             "zero_fraction": float((q == 0).double().mean()), "rows": 0 if xq is None else int(len(xq))}
 
 
-def quantize_float_model(float_model: nn.Module, calibration, *, acc_bits: int, weight_bits: int, act_bits: int,
-                         method: str, input_bits: int | None = None, input_signed: bool = False,
-                         weight_quant: str = "a2q", seed: int = 0, samples: int = 256,
-                         input_shape: tuple[int, ...] | None = None, progress: bool = False) -> PTQResult:
-    """The whole PTQ (module docstring); `a2qflow.quantize` documents the arguments. `float_model` is untouched."""
+def quantize_float_model(float_model: nn.Module, calibration, *, method: str, acc_bits: int = 16,
+                         weight_bits: int = 4, act_bits: int = 4, input_bits: int | None = None,
+                         input_signed: bool = False, weight_quant: str = "a2q", seed: int = 0, samples: int = 256,
+                         input_shape: tuple[int, ...] | None = None, specs: list[LayerSpec] | None = None,
+                         name: str | None = None, progress: bool = False) -> PTQResult:
+    """The whole PTQ (module docstring); `a2qflow.quantize` documents the arguments. `float_model` is untouched.
+
+    `specs` (a config's resolved layer specs, training.ptq_job) replace acc_bits / weight_bits / act_bits /
+    input_bits / input_signed / weight_quant when given; `name` names the model in errors (default: its class).
+    """
     from a2qflow.training.models import build_model
     from a2qflow.training.ptq_model import copy_into_twin, describe
 
@@ -191,13 +196,15 @@ def quantize_float_model(float_model: nn.Module, calibration, *, acc_bits: int, 
         calibration = torch.as_tensor(calibration, dtype=torch.float32)
         input_shape = input_shape or tuple(calibration.shape[1:])
     fm = describe(float_model, input_shape)
-    specs = layer_specs(fm.cfg, weight_bits, act_bits, input_bits, input_signed, acc_bits, weight_quant)
+    if specs is None:
+        specs = layer_specs(fm.cfg, weight_bits, act_bits, input_bits, input_signed, acc_bits, weight_quant)
+    input_signed = specs[0].input_signed
     check_specs(specs)
     torch.manual_seed(seed)
     twin = build_model(fm.cfg, specs, fm.image_shape, fm.num_classes, float_twin=True).eval()
     copy_into_twin(fm, twin)
     x, kind = _calibration_set(twin, fm, calibration, samples, seed, input_signed, progress,
-                               type(float_model).__name__)
+                               name or type(float_model).__name__)
     times = {"calibration_set": time.perf_counter() - t0}
     net = _quantized_twin(fm, specs, twin, x, seed)
     times["activations"] = time.perf_counter() - t0 - times["calibration_set"]
