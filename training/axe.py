@@ -12,6 +12,10 @@ applied while the algorithm walks the K inputs of a channel in order:
      the budget is spent evenly over the dot product instead of by the first inputs;
   2. a hard greedy limit: q_k is clipped to the budget still left, B - sum_{j<k} |q_j|, which guarantees the bound
      whatever the data.
+Two choices beyond the paper, both measured on the mnist5k MLP (benchmarks/ptq.py; docs/training.md): the scale
+is the one at which the float channel fits its budget (training.ptq.layer_scales), and lambda is raised per channel
+until the pass without the hard limit stays inside the budget (`tune_thresholds`); with AXE's lambda and a finer
+scale the greedy pass spends the budget on the first inputs and falls below rtn at tight budgets.
 The reference implementation (brevitas_examples/common/axe.py, Brevitas 0.13.4) constrains the exact accumulator
 range of plain integer quantizers; here the constraint is the A2Q L1 budget, so the result is a Brevitas A2Q layer
 whose own quantizer keeps the guarantee (training.ptq plants q into it). Multi-stage (tiled) accumulation is not
@@ -31,6 +35,7 @@ import torch
 from a2qflow.training.init import project_l1_ball
 
 METHODS = ("rtn", "axe-gpfq", "axe-optq")
+TUNE_STEPS = 10  # bisection steps of `tune_thresholds`
 PERCDAMP = 0.01  # OPTQ's Hessian damping, a fraction of the mean diagonal (GPTQ's and Brevitas' default)
 
 
@@ -80,8 +85,8 @@ def rtn(w: torch.Tensor, s: torch.Tensor, budget: int, bits: int) -> torch.Tenso
     return q
 
 
-def axe_gpfq(w: torch.Tensor, s: torch.Tensor, budget: int, bits: int, G: torch.Tensor,
-             H: torch.Tensor) -> torch.Tensor:
+def axe_gpfq(w: torch.Tensor, s: torch.Tensor, budget: float, bits: int, G: torch.Tensor,
+             H: torch.Tensor, lam: torch.Tensor | None = None) -> torch.Tensor:
     """Accumulator-aware GPFQ: q_t greedily cancels the running output error of the float layer on float inputs.
 
     Args:
@@ -89,6 +94,7 @@ def axe_gpfq(w: torch.Tensor, s: torch.Tensor, budget: int, bits: int, G: torch.
         budget, bits: integer L1 budget B and weight bits M.
         G: X~^T X (K, K), float-network inputs against quantized-network inputs.
         H: X^T X (K, K), quantized-network inputs.
+        lam: per-channel soft threshold (C, 1); default AXE's (`soft_thresholds`).
     Returns:
         integer q (C, K). The float value GPFQ rounds at step t is
         (sum_{j<=t} w_j G[j, t] - sum_{j<t} q_j s H[j, t]) / (H[t, t] + d), the least-squares best w_t given the
@@ -99,7 +105,7 @@ def axe_gpfq(w: torch.Tensor, s: torch.Tensor, budget: int, bits: int, G: torch.
     """
     qmax = 2.0 ** (bits - 1) - 1
     C, K = w.shape
-    lam = soft_thresholds(w / s, budget)
+    lam = soft_thresholds(w / s, budget) if lam is None else lam
     left = torch.full((C, 1), float(budget), dtype=w.dtype)
     qs = torch.zeros_like(w)  # q * s, the quantized weights in float units
     q = torch.zeros_like(w)
@@ -128,13 +134,15 @@ def _inverse_hessian_factor(H: torch.Tensor) -> torch.Tensor:
     return torch.linalg.cholesky(hinv, upper=True)
 
 
-def axe_optq(w: torch.Tensor, s: torch.Tensor, budget: int, bits: int, H: torch.Tensor) -> torch.Tensor:
+def axe_optq(w: torch.Tensor, s: torch.Tensor, budget: float, bits: int, H: torch.Tensor,
+             lam: torch.Tensor | None = None) -> torch.Tensor:
     """Accumulator-aware OPTQ: quantize column t, then spread its error over the columns not yet quantized.
 
     Args:
         w, s: float weights (C, K) and per-channel scale (C, 1).
         budget, bits: integer L1 budget B and weight bits M.
         H: X^T X / n (K, K) of the quantized network's inputs to this layer.
+        lam: per-channel soft threshold (C, 1); default AXE's (`soft_thresholds`).
     Returns:
         integer q (C, K).
     """
@@ -143,7 +151,7 @@ def axe_optq(w: torch.Tensor, s: torch.Tensor, budget: int, bits: int, H: torch.
     w = w.clone()
     w[:, torch.diagonal(H) == 0] = 0
     U = _inverse_hessian_factor(H)
-    lam = soft_thresholds(w / s, budget)
+    lam = soft_thresholds(w / s, budget) if lam is None else lam
     left = torch.full((C, 1), float(budget), dtype=w.dtype)
     q = torch.zeros_like(w)
     for t in range(K):
@@ -156,6 +164,40 @@ def axe_optq(w: torch.Tensor, s: torch.Tensor, budget: int, bits: int, H: torch.
     return q
 
 
+def tune_thresholds(run, w_int: torch.Tensor, budget: int, steps: int = TUNE_STEPS) -> torch.Tensor:
+    """Per-channel soft thresholds (C, 1) at which the greedy pass stays inside the budget without the hard limit.
+
+    AXE's lambda projects the *float* weights onto the budget, but error correction then pushes the values it
+    rounds above them, so the greedy pass spends the budget on the first inputs and the hard limit zeroes the rest
+    (on MNIST, the image's lower rows: a tight-budget MLP fell below rtn). Here lambda starts at AXE's and rises,
+    per channel, by doubling then bisection, to the smallest value whose pass without the hard limit keeps
+    ||q||_1 <= B; the final pass keeps the hard limit, so the guarantee does not depend on the search.
+
+    Args:
+        run: lam (C, 1) -> integer q (C, K) of one greedy pass without the hard limit.
+        w_int: the float integers w / s (C, K).
+        budget: B.
+        steps: bisection steps after the doubling.
+    """
+    lo = soft_thresholds(w_int, budget)
+    fits = lambda lam: run(lam).abs().sum(1, keepdim=True) <= budget  # noqa: E731
+    ok = fits(lo)
+    if bool(ok.all()):
+        return lo
+    hi = torch.where(ok, lo, 2 * lo + 1)
+    for _ in range(30):
+        f = fits(hi)
+        if bool(f.all()):
+            break
+        lo, hi = torch.where(f, lo, hi), torch.where(f, hi, 2 * hi)
+    lo = torch.where(ok, hi, lo)
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        f = fits(mid)
+        lo, hi = torch.where(f, lo, mid), torch.where(f, mid, hi)
+    return hi
+
+
 def quantize_layer(method: str, w: torch.Tensor, s: torch.Tensor, budget: int, bits: int,
                    x_float: torch.Tensor | None, x_quant: torch.Tensor | None) -> torch.Tensor:
     """Integers for one layer by `method` (one of METHODS); x_* are (n, K) input rows (not needed by rtn)."""
@@ -163,7 +205,10 @@ def quantize_layer(method: str, w: torch.Tensor, s: torch.Tensor, budget: int, b
     if method == "rtn":
         return rtn(w, s, budget, bits)
     xq = x_quant.to(torch.float64)
+    H = xq.T @ xq / len(xq)
     if method == "axe-optq":
-        return axe_optq(w, s, budget, bits, xq.T @ xq / len(xq))
-    xf = x_float.to(torch.float64)
-    return axe_gpfq(w, s, budget, bits, xf.T @ xq / len(xq), xq.T @ xq / len(xq))
+        run = lambda lam, b=math.inf: axe_optq(w, s, b, bits, H, lam)  # noqa: E731
+    else:
+        G = x_float.to(torch.float64).T @ xq / len(xq)
+        run = lambda lam, b=math.inf: axe_gpfq(w, s, b, bits, G, H, lam)  # noqa: E731
+    return run(tune_thresholds(run, w / s, budget), budget)
