@@ -90,10 +90,11 @@ class TrainConfig(_Strict):
     lr: float = Field(0.01, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     float_reference: bool = Field(True, description="also train a float twin and report its test accuracy")
-    recipe: Literal["auto", "float_twin", "scratch"] = Field(
+    recipe: Literal["auto", "float_twin", "scratch", "block-replacement"] = Field(
         "auto", description="float_twin: start the quantized model from the trained float twin, calibrate, "
                             "fine-tune; scratch: train it from its random init; auto: float_twin when "
-                            "float_reference is on")
+                            "float_reference is on; block-replacement: float_twin whose fine-tune also trains "
+                            "mixed models (quantized blocks followed by the frozen twin's float blocks)")
     init: Literal["budget", "brevitas"] = Field(
         "budget", description="A2Q / A2Q+ layers: budget-aware init (training.init) or Brevitas' own formulas")
     calibration_batches: int = Field(300, ge=0, description="float_twin: no-grad training-mode forward passes "
@@ -104,8 +105,8 @@ class TrainConfig(_Strict):
 
     @model_validator(mode="after")
     def _twin_needs_reference(self):
-        if self.recipe == "float_twin" and not self.float_reference:
-            raise ValueError("recipe float_twin needs float_reference: true (the twin is what it starts from); "
+        if self.recipe in ("float_twin", "block-replacement") and not self.float_reference:
+            raise ValueError(f"recipe {self.recipe} needs float_reference: true (the twin is what it starts from); "
                              "use recipe: scratch or auto")
         return self
 
