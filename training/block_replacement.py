@@ -77,7 +77,7 @@ class MixedModels(nn.Module):
 
 
 def fit_block_replacement(qnet: nn.Sequential, twin: nn.Sequential, data: dict, tc, seed: int, lr: float,
-                          epochs: int):
+                          epochs: int, progress: bool = False):
     """Fine-tune `qnet` on the block-replacement loss; keeps the best validation epoch (like train.fit).
 
     Returns training.train.FitResult (best epoch, its validation accuracy, seconds per epoch, history).
@@ -92,6 +92,17 @@ def fit_block_replacement(qnet: nn.Sequential, twin: nn.Sequential, data: dict, 
     x, y = data["x_train"], data["y_train"]
     best = (-1.0, 0, None)
     history, seconds = [], 0.0
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from rich.errors import LiveError
+
+    bar = Progress(console=Console(stderr=True), disable=not progress, transient=True)
+    try:
+        bar.start()
+    except LiveError:  # a caller's live display is active (the flow runner): stay quiet
+        bar = Progress(disable=True)
+    task = bar.add_task("block-replacement fine-tune", total=epochs)
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
         qnet.train()
@@ -111,6 +122,8 @@ def fit_block_replacement(qnet: nn.Sequential, twin: nn.Sequential, data: dict, 
         history.append(acc)
         if acc > best[0]:
             best = (acc, epoch, copy.deepcopy(qnet.state_dict()))
+        bar.update(task, advance=1, description=f"block-replacement fine-tune  val {acc:.1%}  best {best[0]:.1%}")
+    bar.stop()
     qnet.load_state_dict(best[2])
     qnet.eval()
     return FitResult(best[1], best[0], seconds / epochs, history)

@@ -140,7 +140,7 @@ def run_recipe(cfg: TrainingJob, specs: list[LayerSpec], image_shape, num_classe
 
             partner = build_model(cfg.model, specs, image_shape, num_classes, float_twin=True)
             partner.load_state_dict(twin.state)
-            res = fit_block_replacement(net, partner, data, tc, cfg.seed, tc.finetune_lr, epochs)
+            res = fit_block_replacement(net, partner, data, tc, cfg.seed, tc.finetune_lr, epochs, progress)
         else:
             res = fit(net, data, tc, cfg.seed, f"{cfg.name} (fine-tune)", progress, lr=tc.finetune_lr, epochs=epochs)
         phases["finetune"] = _phase(net, data, {"best_epoch": res.best_epoch, "epochs": epochs,
