@@ -11,10 +11,13 @@ axe-optq (training.axe); calibration = 512 training images, or (cnn) 512 inputs 
 on mnist5k's 1,000 test images. One model per (model, precision) is also compiled and C-simulated on 200 test
 images against the golden model (g++), so the PTQ path is checked down to the generated C++.
 
-Rows are cached one by one in benchmarks/results/ptq.json: a re-run skips finished rows; seed 0 of every row runs
-before seed 1, so a budget-limited run still covers the whole grid. `--budget-minutes` stops starting new rows;
+Rows are cached one by one in benchmarks/results/ptq.json: a re-run skips finished rows. Order: the mlp's rows
+(all seeds, then its ablation rows), then the cnn's, seed 0 of every cnn row before seed 1. `--budget-minutes` stops starting new rows;
 the .md says how many seeds each row has.
-Run: OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/ptq.py --budget-minutes 60
+Ablation (`--ablation`): AXE as published (the quantizer's max-scale, AXE's untuned soft threshold, GPFQ without
+damping) on the mlp, to show what a2qflow's changes to it buy.
+Run: OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/ptq.py --budget-minutes 60 [--ablation]
+     .venv/bin/python benchmarks/ptq.py --readme-only   (copy the result tables into README.md)
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ SAMPLES = 512
 MODELS = {"mlp": {"kind": "mlp", "hidden": [64, 32]},
           "cnn": {"kind": "cnn", "conv_channels": [8, 16], "kernel_size": 3, "batch_norm": True, "pool": True,
                   "hidden": []}}
+ABLATION = ("axe-gpfq-paper", "axe-optq-paper")  # AXE as published (max-scale, AXE's lambda, undamped GPFQ)
 GOALS = [("W4A4", "P14", 0.98), ("W8A8", "P16", 0.98)]  # AXE with real data: share of float (the issue's goals)
 
 
@@ -52,15 +56,20 @@ def row_key(model: str, bits: int, P: int, method: str, calib: str, seed: int) -
 
 
 def all_rows() -> list[tuple]:
-    """Seed-major, goal rows first inside a seed, mlp before cnn."""
+    """mlp before cnn (the mlp is cheap), seed-major inside a model, goal rows first inside a seed."""
     rows = []
-    for seed in SEEDS:
-        for model in MODELS:
+    for model in MODELS:
+        for seed in SEEDS:
             cals = ("data", "zero-shot") if model == "cnn" else ("data",)
             grid = [(model, b, p, m, c, seed) for b in BITS for p in PS for m in METHODS for c in cals]
             goal = [r for r in grid if (f"W{r[1]}A{r[1]}", f"P{r[2]}") in [(g[0], g[1]) for g in GOALS]]
             rows += goal + [r for r in grid if r not in goal]
     return rows
+
+
+def ablation_rows() -> list[tuple]:
+    """AXE as published on the mlp, every precision and P, real data: what a2qflow's three changes buy."""
+    return [("mlp", b, p, m, "data", seed) for seed in SEEDS for b in BITS for p in PS for m in ABLATION]
 
 
 class Floats:
@@ -132,13 +141,16 @@ def run_row(row: tuple, floats: Floats) -> dict:
     from a2qflow.training.train import accuracy
 
     model, bits, P, method, calib, seed = row
+    paper = method.endswith("-paper")
+    method = method.removesuffix("-paper")
     e = floats.get(model, seed)
     x = floats.calibration(model, seed, calib)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore")
         res = quantize_float_model(e["net"], x, method=method, acc_bits=P, weight_bits=bits, act_bits=bits,
-                                   input_bits=bits, seed=seed, input_shape=tuple(e["data"]["x_train"].shape[1:]))
+                                   input_bits=bits, seed=seed, input_shape=tuple(e["data"]["x_train"].shape[1:]),
+                                   paper_axe=paper)
         seconds = time.perf_counter() - t0
         acc = accuracy(res.net, e["data"]["x_test"], e["data"]["y_test"])
         with tempfile.TemporaryDirectory() as tmp:
@@ -235,6 +247,16 @@ def markdown(doc: dict) -> str:
             for p in PS:
                 lines.append(f"| W{b}A{b} | {p} | " + " | ".join(_cell(by, (model, f"W{b}A{b}", f"P{p}", m, c))
                                                                for m, c in cols) + " |")
+    cols = ["rtn", "axe-gpfq", "axe-gpfq-paper", "axe-optq", "axe-optq-paper"]
+    lines += ["", "## Ablation: AXE as published vs a2qflow's AXE (mlp, real data)", "",
+              "`-paper`: the quantizer's max-scale max|w| / (2^(M-1) - 1), AXE's soft threshold (the L1 projection's), "
+              "GPFQ without damping. a2qflow's AXE: the scale at which each float channel fits its budget, the "
+              "threshold raised per channel until the greedy pass stays inside the budget, GPFQ damped like OPTQ "
+              "(docs/training.md).", "", "| precision | P | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
+    for b in BITS:
+        for p in PS:
+            lines.append(f"| W{b}A{b} | {p} | " + " | ".join(_cell(by, ("mlp", f"W{b}A{b}", f"P{p}", m, "data"))
+                                                           for m in cols) + " |")
     lines += ["", "The mlp has no BatchNorm, so it has no zero-shot rows (zero-shot calibration needs BN statistics; "
               "`a2qflow.quantize(mlp, \"zero-shot\")` is a one-line error).", "", "## Against the issue's goals", ""]
     lines += goals(table) or ["- no goal row run yet"]
@@ -252,9 +274,13 @@ def write(out: Path, runs: dict, csim: dict, floats: dict, note: str) -> dict:
     import brevitas
     import torch
 
+    main_rows = sum(row_key(*r) in runs for r in all_rows())
+    if main_rows < len(all_rows()) and note == "every row of the grid":
+        note = "partial grid so far; a re-run continues it"
     doc = {"benchmark": "ptq", "torch": torch.__version__, "brevitas": brevitas.__version__,
            "threads": torch.get_num_threads(), "machine": f"{platform.machine()} {platform.system()}",
-           "rows_total": len(all_rows()), "rows_run": len(runs), "note": note,
+           "rows_total": len(all_rows()), "rows_run": sum(row_key(*r) in runs for r in all_rows()),
+           "ablation_rows_run": sum(row_key(*r) in runs for r in ablation_rows()), "note": note,
            "all_audits_ok": all(r["audit_ok"] for r in runs.values()), "float": floats,
            "summary": summarize(runs), "csim": csim, "runs": runs}
     out.mkdir(parents=True, exist_ok=True)
@@ -263,11 +289,34 @@ def write(out: Path, runs: dict, csim: dict, floats: dict, note: str) -> dict:
     return doc
 
 
+README_BEGIN = "<!-- ptq.md: begin (copied by benchmarks/ptq.py --readme-only) -->"
+README_END = "<!-- ptq.md: end -->"
+README_SECTIONS = ("mlp", "cnn", "Ablation", "Against the issue's goals")
+
+
+def copy_to_readme(md: str, readme: Path) -> None:
+    """Put the result file's first paragraph and its accuracy / goal sections between README's markers, verbatim."""
+    text = readme.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        raise SystemExit(f"{readme}: no '{README_BEGIN}' ... '{README_END}' block to fill")
+    parts = md.split("\n## ")
+    keep = [parts[0].split("\n", 2)[2].strip()] + [f"#### {p.strip()}" for p in parts[1:]
+                                                  if p.startswith(README_SECTIONS)]
+    head, rest = text.split(README_BEGIN, 1)
+    body = "\n\n".join(keep)
+    atomic_write_text(readme, f"{head}{README_BEGIN}\n{body}\n{README_END}{rest.split(README_END, 1)[1]}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget-minutes", type=float, default=None, help="start no new row after this long")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--ablation", action="store_true", help="run only the ablation rows (AXE as published)")
+    ap.add_argument("--readme-only", action="store_true", help="run nothing: copy OUT/ptq.md's tables into README")
     args = ap.parse_args(argv)
+    if args.readme_only:
+        copy_to_readme((args.out / "ptq.md").read_text(), ROOT / "README.md")
+        return 0
     path = args.out / "ptq.json"
     old = json.loads(path.read_text()) if path.is_file() else {}
     runs, csim, flt = old.get("runs", {}), old.get("csim", {}), old.get("float", {})
@@ -277,9 +326,12 @@ def main(argv: list[str] | None = None) -> int:
     note = "every row of the grid"
     for model in MODELS:
         for b in BITS:
-            if f"{model}/W{b}A{b}" not in csim and not over():
+            if f"{model}/W{b}A{b}" not in csim and not over() and not args.ablation:
                 csim[f"{model}/W{b}A{b}"] = run_csim(model, b, floats)
-    for row in all_rows():
+    order = all_rows()
+    n_mlp = sum(r[0] == "mlp" for r in order)
+    order = ablation_rows() if args.ablation else order[:n_mlp] + ablation_rows() + order[n_mlp:]
+    for row in order:
         if row_key(*row) in runs:
             continue
         if over():
@@ -295,9 +347,10 @@ def main(argv: list[str] | None = None) -> int:
         write(args.out, runs, csim, flt, note)
         print(f"{row_key(*row)}: {100 * r['test_accuracy']:.1f}% (float {100 * r['float_test_accuracy']:.1f}%) "
               f"{r['seconds']:.1f}s audit {r['audit_ok']}", flush=True)
-    if len(runs) < len(all_rows()) and note == "every row of the grid":
+    main_rows = sum(row_key(*r) in runs for r in all_rows())
+    if main_rows < len(all_rows()) and note == "every row of the grid":
         note = "partial grid"
-    write(args.out, runs, csim, flt, note if len(runs) < len(all_rows()) else "every row of the grid")
+    write(args.out, runs, csim, flt, note if main_rows < len(all_rows()) else "every row of the grid")
     return 0
 
 

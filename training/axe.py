@@ -12,10 +12,11 @@ applied while the algorithm walks the K inputs of a channel in order:
      the budget is spent evenly over the dot product instead of by the first inputs;
   2. a hard greedy limit: q_k is clipped to the budget still left, B - sum_{j<k} |q_j|, which guarantees the bound
      whatever the data.
-Two choices beyond the paper, both measured on the mnist5k MLP (benchmarks/ptq.py; docs/training.md): the scale
-is the one at which the float channel fits its budget (training.ptq.layer_scales), and lambda is raised per channel
-until the pass without the hard limit stays inside the budget (`tune_thresholds`); with AXE's lambda and a finer
-scale the greedy pass spends the budget on the first inputs and falls below rtn at tight budgets.
+Three choices beyond the paper (benchmarks/results/ptq.md compares AXE as published, `quantize_layer(paper=True)`
+with the quantizer's max-scale): the scale is the one at which the float channel fits its budget
+(training.ptq.layer_scales), lambda is raised per channel until the pass without the hard limit stays inside the
+budget (`tune_thresholds`), and GPFQ's denominator is damped like OPTQ's; without them the greedy pass spends the
+budget on the first inputs at tight budgets.
 The reference implementation (brevitas_examples/common/axe.py, Brevitas 0.13.4) constrains the exact accumulator
 range of plain integer quantizers; here the constraint is the A2Q L1 budget, so the result is a Brevitas A2Q layer
 whose own quantizer keeps the guarantee (training.ptq plants q into it). Multi-stage (tiled) accumulation is not
@@ -86,7 +87,7 @@ def rtn(w: torch.Tensor, s: torch.Tensor, budget: int, bits: int) -> torch.Tenso
 
 
 def axe_gpfq(w: torch.Tensor, s: torch.Tensor, budget: float, bits: int, G: torch.Tensor,
-             H: torch.Tensor, lam: torch.Tensor | None = None) -> torch.Tensor:
+             H: torch.Tensor, lam: torch.Tensor | None = None, damp: float = PERCDAMP) -> torch.Tensor:
     """Accumulator-aware GPFQ: q_t greedily cancels the running output error of the float layer on float inputs.
 
     Args:
@@ -95,13 +96,13 @@ def axe_gpfq(w: torch.Tensor, s: torch.Tensor, budget: float, bits: int, G: torc
         G: X~^T X (K, K), float-network inputs against quantized-network inputs.
         H: X^T X (K, K), quantized-network inputs.
         lam: per-channel soft threshold (C, 1); default AXE's (`soft_thresholds`).
+        damp: d below, as a fraction of the mean diagonal of H (0: Brevitas' GPFQ).
     Returns:
         integer q (C, K). The float value GPFQ rounds at step t is
         (sum_{j<=t} w_j G[j, t] - sum_{j<t} q_j s H[j, t]) / (H[t, t] + d), the least-squares best w_t given the
         error so far. d (PERCDAMP of the mean diagonal, OPTQ's damping) is not in Brevitas' GPFQ: without it the
-        greedy path inflates ||q||_1 far above the budget on correlated inputs (image pixels), the budget then cuts
-        the last inputs off, and on a digits MLP layer the result was worse than rtn; with it the unconstrained
-        result is nearly unchanged and the constrained one better than rtn.
+        greedy path inflates ||q||_1 far above the budget on correlated inputs (image pixels) and the budget then
+        cuts the last inputs off (benchmarks/results/ptq.md, ablation: AXE as published).
     """
     qmax = 2.0 ** (bits - 1) - 1
     C, K = w.shape
@@ -110,7 +111,7 @@ def axe_gpfq(w: torch.Tensor, s: torch.Tensor, budget: float, bits: int, G: torc
     qs = torch.zeros_like(w)  # q * s, the quantized weights in float units
     q = torch.zeros_like(w)
     dh = torch.diagonal(H)
-    damp = PERCDAMP * dh.mean()
+    damp = damp * dh.mean()
     for t in range(K):
         if dh[t] <= 0:
             continue  # an input that is always zero: its weight does not matter, keep 0
@@ -199,8 +200,11 @@ def tune_thresholds(run, w_int: torch.Tensor, budget: int, steps: int = TUNE_STE
 
 
 def quantize_layer(method: str, w: torch.Tensor, s: torch.Tensor, budget: int, bits: int,
-                   x_float: torch.Tensor | None, x_quant: torch.Tensor | None) -> torch.Tensor:
-    """Integers for one layer by `method` (one of METHODS); x_* are (n, K) input rows (not needed by rtn)."""
+                   x_float: torch.Tensor | None, x_quant: torch.Tensor | None, paper: bool = False) -> torch.Tensor:
+    """Integers for one layer by `method` (one of METHODS); x_* are (n, K) input rows (not needed by rtn).
+
+    `paper`: AXE as published, for the benchmark's ablation: AXE's lambda untuned, GPFQ without damping.
+    """
     w, s = w.to(torch.float64), s.to(torch.float64)
     if method == "rtn":
         return rtn(w, s, budget, bits)
@@ -210,5 +214,7 @@ def quantize_layer(method: str, w: torch.Tensor, s: torch.Tensor, budget: int, b
         run = lambda lam, b=math.inf: axe_optq(w, s, b, bits, H, lam)  # noqa: E731
     else:
         G = x_float.to(torch.float64).T @ xq / len(xq)
-        run = lambda lam, b=math.inf: axe_gpfq(w, s, b, bits, G, H, lam)  # noqa: E731
+        run = lambda lam, b=math.inf: axe_gpfq(w, s, b, bits, G, H, lam, 0.0 if paper else PERCDAMP)  # noqa: E731
+    if paper:
+        return run(soft_thresholds(w / s, budget), budget)
     return run(tune_thresholds(run, w / s, budget), budget)

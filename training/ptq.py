@@ -175,22 +175,26 @@ def layer_scales(method: str, w: torch.Tensor, budget: int, bits: int) -> torch.
     budget and rounding): rtn has no error correction, so it needs the finest grid the budget allows.
     axe-*: the smallest scale at which the float channel already fits its budget, ||w||_1 / B (or the unclipped
     max|w| / (2^(M-1) - 1) if larger). The greedy pass corrects rounding errors itself, so a coarse grid costs it
-    little, while the finer scan scale leaves it a budget far below the channel's L1 norm, spent on the first
-    inputs: on the mnist5k MLP's first layer at B = 127 the relative output error was 0.72 (axe-optq) with the
-    scan scale against 0.14 with this one (rtn: 0.78 at its own scale).
+    little, while a finer scale leaves it a budget far below the channel's L1 norm, which the greedy pass spends
+    on the first inputs (benchmarks/results/ptq.md, ablation: AXE as published, with the max-scale).
     """
     from a2qflow.training.init import choose_scales
 
+    qmax = 2.0 ** (bits - 1) - 1
+    if method == "max":  # the quantizer's own max-scale, AXE as published (the benchmark's ablation)
+        return (w.abs().amax(1, keepdim=True) / qmax).clamp(min=1e-12)
     if method == "rtn":
         return choose_scales(w, float(max(budget, 1)), bits, zero_center=False)[0]
-    qmax = 2.0 ** (bits - 1) - 1
     fit = w.abs().sum(1, keepdim=True) / max(budget, 1)
     return torch.maximum(w.abs().amax(1, keepdim=True) / qmax, fit).clamp(min=1e-12)
 
 
 def quantize_one(name: str, spec: LayerSpec, net: nn.Module, twin: nn.Module, x: torch.Tensor, method: str,
-                 gen: torch.Generator) -> dict:
-    """Quantize layer `name` of `net` by `method`, plant its integers, check them; returns the layer's record."""
+                 gen: torch.Generator, paper: bool = False) -> dict:
+    """Quantize layer `name` of `net` by `method`, plant its integers, check them; returns the layer's record.
+
+    `paper`: AXE as published (max-scale, untuned lambda, undamped GPFQ), for the benchmark's ablation.
+    """
     from a2qflow.training.export import capture_inputs, layer_integers
 
     layer, flt = getattr(net, name), getattr(twin, name)
@@ -198,7 +202,7 @@ def quantize_one(name: str, spec: LayerSpec, net: nn.Module, twin: nn.Module, x:
     w = flt.weight.detach().to(torch.float64).reshape(flt.weight.shape[0], -1)
     T = l1_budget(spec.weight_quant, spec.target_acc_bits, spec.in_type)
     B = integer_budget(T)
-    s = layer_scales(method, w, B, spec.weight_bits)
+    s = layer_scales("max" if paper and method != "rtn" else method, w, B, spec.weight_bits)
     xq = xf = None
     if method != "rtn":
         xq_all = layer_rows(layer, qin, None)
@@ -206,7 +210,7 @@ def quantize_one(name: str, spec: LayerSpec, net: nn.Module, twin: nn.Module, x:
         xq = xq_all if idx is None else xq_all[idx]
         if method == "axe-gpfq":
             xf = layer_rows(flt, capture_inputs(twin, {name: flt}, x)[name], idx)
-    q = quantize_layer(method, w, s, B, spec.weight_bits, xf, xq)
+    q = quantize_layer(method, w, s, B, spec.weight_bits, xf, xq, paper)
     l1 = l1_norms(q.numpy().astype(np.int64))
     if l1.max(initial=0) > T:  # by construction impossible: the exact integer check the audit repeats on the file
         raise A2QFlowError(f"quantize: layer {name}: ||q||_1 = {l1.max()} exceeds the budget {T:.4g}; please report")
@@ -224,11 +228,12 @@ def quantize_float_model(float_model: nn.Module, calibration, *, method: str, ac
                          weight_bits: int = 4, act_bits: int = 4, input_bits: int | None = None,
                          input_signed: bool = False, weight_quant: str = "a2q", seed: int = 0, samples: int = 256,
                          input_shape: tuple[int, ...] | None = None, specs: list[LayerSpec] | None = None,
-                         name: str | None = None, progress: bool = False) -> PTQResult:
+                         name: str | None = None, progress: bool = False, paper_axe: bool = False) -> PTQResult:
     """The whole PTQ (module docstring); `a2qflow.quantize` documents the arguments. `float_model` is untouched.
 
     `specs` (a config's resolved layer specs, training.ptq_job) replace acc_bits / weight_bits / act_bits /
-    input_bits / input_signed / weight_quant when given; `name` names the model in errors (default: its class).
+    input_bits / input_signed / weight_quant when given; `name` names the model in errors (default: its class);
+    `paper_axe` runs AXE as published (training.axe.quantize_layer), for the benchmark's ablation.
     """
     from a2qflow.training.models import build_model
     from a2qflow.training.ptq_model import copy_into_twin, describe
@@ -258,7 +263,7 @@ def quantize_float_model(float_model: nn.Module, calibration, *, method: str, ac
         act = net.input_quant if i == 0 else getattr(net, f"{specs[i - 1].name}_relu")
         calibrate_activation(net, act, getattr(net, spec.name), x, CALIBRATION_BATCHES, 64, seed + i)
         t2 = time.perf_counter()
-        layers[spec.name] = quantize_one(spec.name, spec, net, twin, x, method, gen)
+        layers[spec.name] = quantize_one(spec.name, spec, net, twin, x, method, gen, paper_axe)
         times["activations"] += t2 - t1
         times["weights"] += time.perf_counter() - t2
     return PTQResult(net.eval(), specs, fm.cfg, fm.image_shape, method, kind, layers, times)
