@@ -81,7 +81,7 @@ def export_qonnx(model: "torch.nn.Module", example_input: Any, path: str | Path,
 
 
 def quantize(float_model: "torch.nn.Module", calibration: Any, acc_bits: int = 16, weight_bits: int = 4,
-             act_bits: int = 4, method: str = "axe-optq", *, input_bits: int | None = None,
+             act_bits: int = 4, method: str = "axe-optq", *, weight_quant: str = "a2q", input_bits: int | None = None,
              input_signed: bool = False, seed: int = 0, samples: int = 256,
              input_shape: "tuple[int, ...] | None" = None) -> "torch.nn.Module":
     """Accumulator-aware post-training quantization: a float model -> a Brevitas A2Q model, no training.
@@ -102,6 +102,7 @@ def quantize(float_model: "torch.nn.Module", calibration: Any, acc_bits: int = 1
         acc_bits: target accumulator width P of every layer.
         weight_bits, act_bits: M of every layer, N of every hidden activation.
         method: "rtn", "axe-gpfq" or "axe-optq".
+        weight_quant: "a2q" or "a2q+" (zero-centred: each channel's mean moves into the bias, integers sum to 0).
         input_bits, input_signed: the first layer's input quantizer (default: act_bits, unsigned).
         seed: seed of the calibration passes, row sampling and zero-shot synthesis.
         samples: zero-shot: how many inputs to synthesise.
@@ -119,7 +120,8 @@ def quantize(float_model: "torch.nn.Module", calibration: Any, acc_bits: int = 1
     from a2qflow.training.ptq import quantize_float_model
 
     return quantize_float_model(float_model, calibration, acc_bits=acc_bits, weight_bits=weight_bits,
-                                act_bits=act_bits, method=method, input_bits=input_bits, input_signed=input_signed,
+                                act_bits=act_bits, method=method, weight_quant=weight_quant, input_bits=input_bits,
+                                input_signed=input_signed,
                                 seed=seed, samples=samples, input_shape=input_shape).net
 
 

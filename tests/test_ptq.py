@@ -13,7 +13,7 @@ from torch import nn
 
 import a2qflow
 from a2qflow.hw.errors import A2QFlowError
-from a2qflow.training.axe import METHODS, integer_budget, quantize_layer
+from a2qflow.training.axe import METHODS, integer_budget, quantize_layer, zero_sum
 
 
 def _digits():
@@ -101,19 +101,21 @@ def test_axe_optq_beats_rtn_where_the_budget_binds():
     assert err["axe-optq"] < err["rtn"] and err["axe-gpfq"] < err["rtn"], err
 
 
-@settings(max_examples=20, deadline=None)
-@given(st.integers(0, 10_000), st.integers(3, 8), st.integers(8, 16))
-def test_planted_integers_are_exactly_what_brevitas_computes(seed, bits, P):
-    """plant_integers: the A2Q quantizer (round toward zero, clamp at T) reproduces q for any q inside the budget."""
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.integers(3, 8), st.integers(8, 16), st.sampled_from(["a2q", "a2q+"]))
+def test_planted_integers_are_exactly_what_brevitas_computes(seed, bits, P, wq):
+    """plant_integers: the A2Q / A2Q+ quantizer (mean removed for A2Q+, round toward zero, clamp at T) reproduces
+    q for any q inside the budget (zero-sum for A2Q+)."""
     import brevitas.nn as qnn
 
     from a2qflow.training.export import layer_integers
     from a2qflow.training.ptq import plant_integers
-    from a2qflow.training.quant import LayerSpec, input_quant_module, l1_budget, weight_quant_kwargs
+    from a2qflow.training.quant import LayerSpec, input_quant_module, weight_quant_kwargs
 
-    spec = LayerSpec("fc0", "a2q", bits, 4, False, P)
-    T = l1_budget("a2q", P, spec.in_type)
-    B = integer_budget(T)
+    from a2qflow.training.ptq import budget_of
+
+    spec = LayerSpec("fc0", wq, bits, 4, False, P)
+    T, B = budget_of(spec)
     g = torch.Generator().manual_seed(seed)
     q = torch.randint(-(2 ** (bits - 1) - 1), 2 ** (bits - 1), (5, 30), generator=g).double()
     q[0] = 0  # an all-zero channel
@@ -121,9 +123,13 @@ def test_planted_integers_are_exactly_what_brevitas_computes(seed, bits, P):
     from a2qflow.training.axe import rtn
 
     q = rtn(q, torch.ones(5, 1, dtype=torch.float64), B, bits)  # squeeze into the budget
+    if wq == "a2q+":
+        q = zero_sum(q, q + torch.rand(q.shape, generator=g, dtype=torch.float64) - 0.5)
+        assert not q.sum(1).any()
+    assert (q.abs().sum(1) <= B).all() and B <= T
     s = torch.exp(torch.randn(5, 1, generator=g, dtype=torch.float64) * 2 - 4)
     layer = qnn.QuantLinear(30, 5, bias=True, **weight_quant_kwargs(spec))
-    plant_integers(layer, q, s, T)
+    plant_integers(layer, q, s, T, wq == "a2q+")
     inp = input_quant_module(4, False)(torch.rand(2, 30))
     got = layer_integers("fc0", layer, inp)
     assert np.array_equal(got.q, q.numpy().astype(np.int64))
@@ -132,11 +138,12 @@ def test_planted_integers_are_exactly_what_brevitas_computes(seed, bits, P):
 
 # ------------------------------------------------------------------------------------------ the public API
 
-@pytest.mark.parametrize("method", METHODS)
-def test_quantize_exports_and_audits_every_channel_inside_its_bound(tmp_path, digits, float_mlp, method):
+@pytest.mark.parametrize("method,wq", [(m, "a2q") for m in METHODS] + [("rtn", "a2q+"), ("axe-gpfq", "a2q+")])
+def test_quantize_exports_and_audits_every_channel_inside_its_bound(tmp_path, digits, float_mlp, method, wq):
     x, _, xt, yt = digits
     before = {k: v.clone() for k, v in float_mlp.state_dict().items()}
-    qnet = a2qflow.quantize(float_mlp, x[:300], acc_bits=11, weight_bits=4, act_bits=4, method=method)
+    qnet = a2qflow.quantize(float_mlp, x[:300], acc_bits=11, weight_bits=4, act_bits=4, method=method,
+                            weight_quant=wq)
     assert all(torch.equal(before[k], v) for k, v in float_mlp.state_dict().items())  # untouched
     res = a2qflow.export_qonnx(qnet, xt[:16].reshape(16, -1), tmp_path / "m.onnx")
     _l1_ok(res["audit"])
@@ -223,3 +230,14 @@ def test_unknown_method_and_bad_calibration_shape(digits, float_mlp):
     with pytest.raises(A2QFlowError) as e:
         a2qflow.quantize(float_mlp, torch.rand(8, 50), method="rtn")
     _one_line(e, "(50,)", "64 inputs")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000))
+def test_zero_sum_balances_every_row_without_growing_its_l1(seed):
+    g = torch.Generator().manual_seed(seed)
+    target = torch.randn(4, 12, generator=g, dtype=torch.float64) * 3
+    q = torch.round(target + torch.randn(4, 12, generator=g, dtype=torch.float64))
+    z = zero_sum(q, target)
+    assert not z.sum(1).any()
+    assert (z.abs() <= q.abs()).all() and (torch.sign(z) * torch.sign(q) >= 0).all()

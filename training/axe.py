@@ -165,6 +165,27 @@ def axe_optq(w: torch.Tensor, s: torch.Tensor, budget: float, bits: int, H: torc
     return q
 
 
+def zero_sum(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Each row of integer q moved to sum exactly zero (A2Q+: its quantizer only represents zero-mean channels).
+
+    A row summing to d > 0 loses one unit on the d positive entries rounded furthest above `target` (the float
+    integers it approximates), repeatedly if it has fewer than d positive entries; d < 0 likewise. Magnitudes only
+    shrink, so ||q||_1 never grows and a budget that held still holds.
+    """
+    q = q.clone()
+    while True:
+        d = q.sum(1)
+        if not bool(d.any()):
+            return q
+        sgn = torch.sign(d).unsqueeze(1)
+        cand = (torch.sign(q) == sgn) & (sgn != 0)
+        score = torch.where(cand, (q - target) * sgn, torch.full_like(q, -math.inf))
+        rank = torch.empty_like(q, dtype=torch.long)
+        rank.scatter_(1, score.argsort(1, descending=True), torch.arange(q.shape[1]).expand_as(q).contiguous())
+        k = torch.minimum(d.abs().to(torch.long), cand.sum(1)).unsqueeze(1)
+        q = q - sgn * (cand & (rank < k)).to(q.dtype)
+
+
 def tune_thresholds(run, w_int: torch.Tensor, budget: int, steps: int = TUNE_STEPS) -> torch.Tensor:
     """Per-channel soft thresholds (C, 1) at which the greedy pass stays inside the budget without the hard limit.
 

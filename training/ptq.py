@@ -27,12 +27,12 @@ from torch import nn
 
 from a2qflow.hw.compiler.bounds import l1_norms
 from a2qflow.hw.errors import A2QFlowError
-from a2qflow.training.axe import METHODS, integer_budget, quantize_layer
+from a2qflow.training.axe import METHODS, integer_budget, quantize_layer, zero_sum
 from a2qflow.training.quant import LayerSpec, l1_budget
 
 MAX_ROWS = 8192  # input rows per layer for the PTQ statistics (conv patches are subsampled, seeded)
 CALIBRATION_BATCHES = 300  # Brevitas' activation quantizers collect statistics over 300 training-mode calls
-ZERO_FILL = 0.25  # an all-zero channel's planted |w| sum, in units of s (any value < 1 leaves q = 0)
+ZERO_FILL = 0.25  # an all-zero channel's planted |w| (alternating sign, zero mean), in units of s: < 1 leaves q = 0
 
 
 @dataclass
@@ -67,17 +67,23 @@ def layer_specs(cfg, weight_bits: int, act_bits: int, input_bits: int | None, in
     return resolve_layer_specs(q, cfg)
 
 
+def budget_of(spec: LayerSpec) -> tuple[float, int]:
+    """(T, B): the layer's L1 bound and the integer budget PTQ plants (A2Q+: even, zero-sum q split it in halves)."""
+    T = l1_budget(spec.weight_quant, spec.target_acc_bits, spec.in_type)
+    B = integer_budget(T)
+    return T, (B - B % 2 if spec.weight_quant == "a2q+" else B)
+
+
 def check_specs(specs: list[LayerSpec]) -> None:
-    """PTQ plants A2Q integers; every layer's target P must leave an integer budget of at least 1."""
+    """PTQ plants A2Q / A2Q+ integers; every layer's target P must leave an integer budget of at least 1 (2)."""
     for s in specs:
-        if s.weight_quant != "a2q":
+        if s.weight_quant not in ("a2q", "a2q+"):
             raise A2QFlowError(f"quantize: layer {s.name}: weight_quant {s.weight_quant!r} is not supported by PTQ; "
-                               "use a2q (A2Q+'s quantizer re-centres each channel's float weights, so planted "
-                               "integers would not survive it)")
-        T = l1_budget(s.weight_quant, s.target_acc_bits, s.in_type)
-        if integer_budget(T) < 1:
+                               "use a2q or a2q+")
+        T, B = budget_of(s)
+        if B < 1:
             p = s.target_acc_bits
-            while integer_budget(l1_budget(s.weight_quant, p, s.in_type)) < 1:
+            while budget_of(LayerSpec(s.name, s.weight_quant, s.weight_bits, s.input_bits, s.input_signed, p))[1] < 1:
                 p += 1
             raise A2QFlowError(f"quantize: layer {s.name}: acc_bits={s.target_acc_bits} with {s.in_type} inputs "
                                f"leaves an L1 budget of {T:.3g} (every weight would be zero); use acc_bits >= {p}")
@@ -142,7 +148,7 @@ def _row_index(n: int, gen: torch.Generator) -> torch.Tensor | None:
     return None if n <= MAX_ROWS else torch.randperm(n, generator=gen)[:MAX_ROWS].sort().values
 
 
-def plant_integers(layer: nn.Module, q: torch.Tensor, s: torch.Tensor, T: float) -> None:
+def plant_integers(layer: nn.Module, q: torch.Tensor, s: torch.Tensor, T: float, zero_center: bool = False) -> None:
     """Set a Brevitas A2Q layer so its quantizer yields exactly q (C, K) with post-scale s (C, 1).
 
     The quantizer computes q' = round_toward_zero(w / pre_scale) with pre_scale = s * ||w||_1 / min(g / s, T)
@@ -150,16 +156,19 @@ def plant_integers(layer: nn.Module, q: torch.Tensor, s: torch.Tensor, T: float)
     pre_scale = s and w / pre_scale = q + sign(q) * delta, whose truncation is q for any 0 <= delta < 1. delta is
     as large as the budget allows (||q||_1 + delta * nnz stays below T, so the clamp never binds; `integer_budget`
     leaves at least 1/4 of slack), capped at 1/4, so float32 rounding inside Brevitas cannot move q.
+    A2Q+ (`zero_center`): the quantizer first subtracts each channel's mean; for zero-sum q the planted w has mean
+    delta * s * (n+ - n-) / K, which moves every entry by less than delta toward zero, so truncation still gives q.
     """
     from a2qflow.training.init import _params, _set_log_param
 
     q, s = q.to(torch.float64), s.to(torch.float64)
     nnz = (q != 0).sum(1, keepdim=True).clamp(min=1)
-    delta = ((T - q.abs().sum(1, keepdim=True)) / (2 * nnz)).clamp(max=0.25)
+    delta = ((T - q.abs().sum(1, keepdim=True)) / (4 * nnz)).clamp(max=0.25)
     w = (q + torch.sign(q) * delta) * s
-    empty = (q == 0).all(1, keepdim=True)
-    w = torch.where(empty, ZERO_FILL / q.shape[1] * s, w)
-    g = w.abs().sum(1, keepdim=True)
+    alt = 1.0 - 2.0 * (torch.arange(q.shape[1], dtype=q.dtype) % 2)  # +1 -1 +1 ...: (nearly) zero mean
+    w = torch.where((q == 0).all(1, keepdim=True), ZERO_FILL / q.shape[1] * s * alt, w)
+    wc = w - w.mean(1, keepdim=True) if zero_center else w
+    g = wc.abs().sum(1, keepdim=True)
     post, pre_s, pre = _params(layer)
     with torch.no_grad():
         layer.weight.data.copy_(w.to(layer.weight.dtype).reshape(layer.weight.shape))
@@ -200,21 +209,27 @@ def quantize_one(name: str, spec: LayerSpec, net: nn.Module, twin: nn.Module, x:
     layer, flt = getattr(net, name), getattr(twin, name)
     qin = input_of(net, layer, x)
     w = flt.weight.detach().to(torch.float64).reshape(flt.weight.shape[0], -1)
-    T = l1_budget(spec.weight_quant, spec.target_acc_bits, spec.in_type)
-    B = integer_budget(T)
+    zc = spec.weight_quant == "a2q+"
+    T, B = budget_of(spec)
+    xq_all = layer_rows(layer, qin, None) if zc or method != "rtn" else None
+    if zc:  # A2Q+ drops each channel's mean: quantize w - mean, move mean * E[sum of the inputs] into the bias
+        mean = w.mean(1, keepdim=True)
+        w = w - mean
+        with torch.no_grad():
+            layer.bias += (mean.squeeze(1) * xq_all.sum(1).mean()).to(layer.bias.dtype)
     s = layer_scales("max" if paper and method != "rtn" else method, w, B, spec.weight_bits)
     xq = xf = None
     if method != "rtn":
-        xq_all = layer_rows(layer, qin, None)
         idx = _row_index(len(xq_all), gen)
         xq = xq_all if idx is None else xq_all[idx]
         if method == "axe-gpfq":
             xf = layer_rows(flt, capture_inputs(twin, {name: flt}, x)[name], idx)
     q = quantize_layer(method, w, s, B, spec.weight_bits, xf, xq, paper)
+    q = zero_sum(q, w / s) if zc else q
     l1 = l1_norms(q.numpy().astype(np.int64))
     if l1.max(initial=0) > T:  # by construction impossible: the exact integer check the audit repeats on the file
         raise A2QFlowError(f"quantize: layer {name}: ||q||_1 = {l1.max()} exceeds the budget {T:.4g}; please report")
-    plant_integers(layer, q, s, T)
+    plant_integers(layer, q, s, T, zc)
     got = layer_integers(name, layer, input_of(net, layer, x[:2])).q.reshape(q.shape)
     mism = int((got != q.numpy().astype(np.int64)).sum())
     if mism:
