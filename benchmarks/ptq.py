@@ -222,8 +222,8 @@ def goals(table: list[dict]) -> list[str]:
                 gap = 100 * (d["mean"] - t["mean"])
                 within = "within" if gap <= 2 else "outside"
                 lines.append(f"- {t['model']} {t['precision']} {t['P']} {t['method']}: "
-                             f"zero-shot {100 * t['mean']:.1f}% vs real data {100 * d['mean']:.1f}% ({within} the 2-point goal; "
-                             f"{len(t['seeds'])} seed(s))")
+                             f"zero-shot {100 * t['mean']:.1f}% vs real data {100 * d['mean']:.1f}% "
+                             f"({within} the 2-point goal; {len(t['seeds'])} seed(s))")
     return lines
 
 
