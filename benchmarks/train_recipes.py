@@ -218,8 +218,9 @@ def block_table(doc: dict) -> list[str]:
     """Block replacement against the default recipe at issue 21's points: % of float, and what an epoch costs."""
     by = {(t["dataset"], t["weight_quant"], t["precision"], t["P"], t["recipe"]): t for t in doc["summary"]}
     lines = ["", f"## Block replacement vs the default recipe (`{DEFAULT_FULL}`), mnist5k", "",
-             "% of the float twin (mean of the seeds run); s/epoch = seconds per fine-tune epoch (block replacement "
-             "also runs the mixed models).", "",
+             "% of the float twin (mean of the seeds run; in brackets the accuracy); s/epoch = wall-clock seconds per "
+             "fine-tune epoch (block replacement also runs the mixed models), which depend on how loaded the shared "
+             "machine was when each row ran: compare times only between rows run together.", "",
              "| preset | precision | P | block-replacement | default | s/epoch block-replacement | s/epoch default |",
              "|---|---|---|---|---|---|---|"]
     for d, q, b, p in BLOCK_ROWS:
