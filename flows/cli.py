@@ -13,8 +13,8 @@ import shlex
 import sys
 import warnings
 
-COMMANDS = ["train", "compile", "audit", "hls", "csim", "rtl", "rtlsim", "synth", "bitstream", "report", "run",
-            "sweep", "search"]
+COMMANDS = ["train", "quantize", "compile", "audit", "hls", "csim", "rtl", "rtlsim", "synth", "bitstream", "report",
+            "run", "sweep", "search"]
 
 
 def _load(name: str):

@@ -48,6 +48,9 @@ class ModelConfig(_Strict):
     kernel_size: int = Field(3, ge=1, description="cnn: conv kernel (stride 1, 'same' padding)")
     batch_norm: bool = Field(False, description="cnn: BatchNorm2d between each conv and its activation")
     pool: bool = Field(True, description="cnn: MaxPool2d(2) after every conv block")
+    float_checkpoint: str | None = Field(None, description="a float state_dict of this config's float twin: the "
+                                                           "`quantize` stage (post-training quantization, quant.ptq) "
+                                                           "replaces training")
 
 
 class LayerQuantOverride(_Strict):
@@ -56,6 +59,17 @@ class LayerQuantOverride(_Strict):
     input_bits: int | None = Field(None, ge=2, le=16, description="bits of the activation quantizer feeding it")
     acc_bits: int | None = Field(None, ge=ACC_BITS_MIN, le=ACC_BITS_MAX,
                                   description="target accumulator width P (a2q / a2q+)")
+
+
+class PTQConfig(_Strict):
+    """Post-training quantization of `model.float_checkpoint` (training.ptq; `a2qflow quantize`)."""
+
+    method: Literal["rtn", "axe-gpfq", "axe-optq"] = Field(
+        "axe-optq", description="rtn: round to nearest + L1 projection; axe-gpfq / axe-optq: accumulator-aware "
+                                "GPFQ / OPTQ (AXE, arXiv 2409.17092)")
+    calibration: Literal["data", "zero-shot"] = Field(
+        "data", description="data: training images; zero-shot: synthesised from the model's BatchNorm statistics")
+    samples: int = Field(512, ge=8, le=100_000, description="calibration set size (images or synthesised inputs)")
 
 
 class QuantConfig(_Strict):
@@ -67,6 +81,7 @@ class QuantConfig(_Strict):
     acc_bits: int | None = Field(16, ge=ACC_BITS_MIN, le=ACC_BITS_MAX,
                                   description="global target accumulator width P (a2q / a2q+)")
     layers: dict[str, LayerQuantOverride] = {}
+    ptq: PTQConfig = Field(PTQConfig(), description="post-training quantization of model.float_checkpoint")
 
 
 class TrainConfig(_Strict):
@@ -75,10 +90,11 @@ class TrainConfig(_Strict):
     lr: float = Field(0.01, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     float_reference: bool = Field(True, description="also train a float twin and report its test accuracy")
-    recipe: Literal["auto", "float_twin", "scratch"] = Field(
+    recipe: Literal["auto", "float_twin", "scratch", "block-replacement"] = Field(
         "auto", description="float_twin: start the quantized model from the trained float twin, calibrate, "
                             "fine-tune; scratch: train it from its random init; auto: float_twin when "
-                            "float_reference is on")
+                            "float_reference is on; block-replacement: float_twin whose fine-tune also trains "
+                            "mixed models (quantized blocks followed by the frozen twin's float blocks)")
     init: Literal["budget", "brevitas"] = Field(
         "budget", description="A2Q / A2Q+ layers: budget-aware init (training.init) or Brevitas' own formulas")
     calibration_batches: int = Field(300, ge=0, description="float_twin: no-grad training-mode forward passes "
@@ -89,8 +105,8 @@ class TrainConfig(_Strict):
 
     @model_validator(mode="after")
     def _twin_needs_reference(self):
-        if self.recipe == "float_twin" and not self.float_reference:
-            raise ValueError("recipe float_twin needs float_reference: true (the twin is what it starts from); "
+        if self.recipe in ("float_twin", "block-replacement") and not self.float_reference:
+            raise ValueError(f"recipe {self.recipe} needs float_reference: true (the twin is what it starts from); "
                              "use recipe: scratch or auto")
         return self
 
