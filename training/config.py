@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from a2qflow.hw.compiler.bounds import ACC_BITS_MAX, ACC_BITS_MIN
 
@@ -59,18 +60,20 @@ class ModelConfig(_Strict):
     downsample: bool = Field(True, description="resnet: each stage after the first opens with a stride-2 3x3 "
                                                "conv; mobilenet: every depthwise conv has stride 2 (else 1)")
 
-    @model_validator(mode="after")
-    def _family_sizes(self):
-        widths = {"cnn": self.conv_channels, "cnn1d": self.conv_channels, "resnet": self.channels,
-                  "mobilenet": self.channels}.get(self.kind, [])
-        field = "conv_channels" if self.kind in ("cnn", "cnn1d") else "channels"
-        if self.kind != "mlp" and not widths:
-            raise ValueError(f"model.{field}: a {self.kind} needs at least one entry, e.g. [8, 16]")
-        if any(v < 1 for v in widths):
-            raise ValueError(f"model.{field}: widths must be >= 1, got {widths}")
-        if self.kind == "cnn1d" and self.kernel_size % 2 == 0:
-            raise ValueError(f"model.kernel_size: must be odd ('same' padding), got {self.kernel_size}")
-        return self
+    @field_validator("conv_channels", "channels", "kernel_size")
+    @classmethod
+    def _family_sizes(cls, v, info: ValidationInfo):
+        """Widths of the kind's own list (empty / < 1) and the 1-D CNN's odd kernel, as field errors."""
+        kind = info.data.get("kind")
+        own = {"conv_channels": ("cnn", "cnn1d"), "channels": ("resnet", "mobilenet")}.get(info.field_name, ())
+        if kind in own and not v:
+            raise PydanticCustomError("family_size", "a {kind} needs at least one entry, e.g. [8, 16]",
+                                      {"kind": kind})
+        if kind in own and any(w < 1 for w in v):
+            raise PydanticCustomError("family_size", "widths must be >= 1")
+        if info.field_name == "kernel_size" and kind == "cnn1d" and v % 2 == 0:
+            raise PydanticCustomError("family_size", "must be odd ('same' padding)")
+        return v
 
 
 class LayerQuantOverride(_Strict):

@@ -112,6 +112,10 @@ class LayerShape:
         return self.K * math.prod(self.out_shape)
 
 
+class _TooSmall(Exception):
+    """A stride-2 layer met a 1-pixel input (raised from a forward hook, turned into an A2QFlowError)."""
+
+
 def layer_shapes(model: ModelConfig, image_shape: tuple[int, int, int], num_classes: int) -> dict[str, LayerShape]:
     """Every MAC layer's shapes, K and C, in graph order, measured by building the float twin and running one
     zero input through it (so they can never drift from build_model's arithmetic).
@@ -123,8 +127,12 @@ def layer_shapes(model: ModelConfig, image_shape: tuple[int, int, int], num_clas
     from a2qflow.training.config import QuantConfig
     from a2qflow.training.quant import resolve_layer_specs
 
+    import warnings
+
     specs = resolve_layer_specs(QuantConfig(), model)
-    net = build_model(model, specs, tuple(image_shape), num_classes, float_twin=True).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a zero-sized layer warns; the forward below names it
+        net = build_model(model, specs, tuple(image_shape), num_classes, float_twin=True).eval()
     seen: dict[str, LayerShape] = {}
 
     def hook(name: str):
@@ -132,6 +140,9 @@ def layer_shapes(model: ModelConfig, image_shape: tuple[int, int, int], num_clas
             groups = int(getattr(mod, "groups", 1))
             op = ("dense" if isinstance(mod, nn.Linear) else "conv1d" if isinstance(mod, nn.Conv1d)
                   else "depthwise" if groups > 1 and groups == mod.in_channels == mod.out_channels else "conv")
+            stride = getattr(mod, "stride", (1,))
+            if max(stride) > 1 and min(args[0].shape[2:]) == 1:
+                raise _TooSmall(name)
             seen[name] = LayerShape(name, op, tuple(args[0].shape[1:]), tuple(out.shape[1:]),
                                     int(mod.weight[0].numel()), int(mod.weight.shape[0]), groups)
         return run
@@ -140,10 +151,14 @@ def layer_shapes(model: ModelConfig, image_shape: tuple[int, int, int], num_clas
     try:
         with torch.no_grad():
             net(torch.zeros(1, *model_input_shape(model, tuple(image_shape))))
+    except _TooSmall as e:
+        raise A2QFlowError(f"model: the {model.kind}'s layer {e} has stride 2 but gets a 1-pixel-wide input from "
+                           f"the {'x'.join(map(str, image_shape[1:]))} image; use fewer model.channels entries or "
+                           f"model.downsample: false") from None
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise A2QFlowError(f"model: the {model.kind}'s layers do not fit a {'x'.join(map(str, image_shape))} "
-                           f"input ({first[:120]}); use fewer stages / pools or stride-1 layers") from None
+        raise A2QFlowError(f"model: the {model.kind}'s layers do not fit the {'x'.join(map(str, image_shape[1:]))} "
+                           f"image ({first[:120]}); use fewer stages / pools or stride-1 layers") from None
     finally:
         for h in handles:
             h.remove()

@@ -1,0 +1,206 @@
+"""The model families of issue 19 (resnet, mobilenet, cnn1d, the W2A2 MLP): each trains with the float-twin recipe,
+exports with torch's integers, and the exported file keeps every channel's A2Q bound; sweep / search read the
+layers' K and C from the built model.
+
+Each family is trained once per session from its shipped config (flows/configs/*.yaml) shrunk by `tiny`: one
+epoch of twin and fine-tune on 200 digits images, a few calibration batches, small widths.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from _training_util import qonnx_logits, torch_logits
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "flows" / "configs"
+
+
+def tiny(config: str, **model) -> dict:
+    """The shipped config `config` as a dict, shrunk for tests: digits, 1 + 1 epochs, 200 training images."""
+    d = yaml.safe_load((CONFIGS / f"{config}.yaml").read_text())
+    d["name"] = f"tiny_{d['name']}"
+    d["data"] = {"dataset": "digits", "max_train": 200}
+    d["model"].update(model)
+    d["train"].update(epochs=1, finetune_epochs=1, calibration_batches=5, batch_size=32)
+    return d
+
+
+TINY = {
+    "resnet": lambda: tiny("digits_resnet", channels=[2, 4]),
+    "mobilenet": lambda: tiny("digits_mobilenet", channels=[2, 4]),
+    "cnn1d": lambda: tiny("mnist5k_cnn1d", conv_channels=[4, 4]),
+    "w2a2": lambda: tiny("digits_mlp_w2a2", hidden=[16]),
+}
+
+
+def train_tiny(tmp_path_factory, kind: str) -> Path:
+    from a2qflow.flows.config import parse_config
+    from a2qflow.training.train import run_training
+
+    cfg = parse_config(TINY[kind](), f"<tiny {kind}>")
+    out = tmp_path_factory.mktemp(f"family_{kind}")
+    run_training(cfg, out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module", params=sorted(TINY))
+def family_run(request, tmp_path_factory):
+    return request.param, train_tiny(tmp_path_factory, request.param)
+
+
+def test_every_shipped_family_config_parses():
+    from a2qflow.flows.config import load_config
+
+    for name in ("digits_resnet", "digits_mobilenet", "mnist5k_cnn1d", "digits_mlp_w2a2"):
+        cfg = load_config(CONFIGS / f"{name}.yaml")
+        assert cfg.layer_specs()
+
+
+def test_family_trains_exports_and_qonnx_equals_torch(family_run):
+    """The run's QONNX file reproduces the quantized torch model's logits on the test set."""
+    kind, out = family_run
+    x = np.load(out / "test_inputs.npy")[:64]
+    t, q = torch_logits(out, x), qonnx_logits(out / "model.onnx", x)
+    np.testing.assert_allclose(q.reshape(t.shape), t, atol=1e-3 * max(1.0, float(np.abs(t).max())))
+    assert (q.reshape(t.shape).argmax(1) == t.argmax(1)).all()
+
+
+def test_family_file_integers_equal_torch_and_keep_the_l1_bound(family_run):
+    """Decoded from the file: every layer's integers equal torch's, and every channel's ||q||_1 is within the A2Q /
+    A2Q+ bound of its target P (checked here from the formulas, not from the audit's own verdict)."""
+    import onnx
+    import torch
+
+    from a2qflow.hw.compiler.ir import IntType
+    from a2qflow.training.audit import _Graph, mac_layers, read_metadata, weight_matrix
+    from a2qflow.training.export import torch_integer_weights
+    from a2qflow.training.quant import l1_budget
+    from a2qflow.training.train import load_run
+
+    kind, out = family_run
+    cfg, net = load_run(out)
+    specs = {s.name: s for s in cfg.layer_specs()}
+    x = torch.from_numpy(np.load(out / "test_inputs.npy")[:8])
+    ints = torch_integer_weights(net, list(specs.values()), x)
+    model = onnx.load(str(out / "model.onnx"))
+    g, meta = _Graph(model), read_metadata(model)
+    by_weight = {m["onnx_weight"]: m["name"] for m in meta["layers"]}
+    found = mac_layers(model)
+    assert [by_weight[f["weight"]] for f in found] == list(specs)
+    for f in found:
+        name = by_weight[f["weight"]]
+        spec = specs[name]
+        q = g.quant(f["quant"]).integers(g.init[f["weight"]], np.float32)
+        np.testing.assert_array_equal(q, ints[name].q, err_msg=name)
+        l1 = np.abs(weight_matrix(g, f["node"], q)).sum(1)
+        bound = l1_budget(spec.weight_quant, spec.target_acc_bits, IntType(spec.input_bits, spec.input_signed))
+        assert (l1 <= bound).all(), (name, l1.max(), bound)
+    audit = __import__("json").loads((out / "audit.json").read_text())
+    assert audit["ok"] and all(layer["audited"] for layer in audit["layers"])
+
+
+def test_depthwise_and_conv1d_dot_lengths_in_the_audit_match_the_model(family_run):
+    """The audit's K per layer (from the file's weight tensors) equals layer_shapes' K (from the built model):
+    3x3 depthwise convs have K = 9 whatever the channel count; Conv1d has K = IC * kernel."""
+    import json
+
+    from a2qflow.training.config import DATASET_SHAPES
+    from a2qflow.training.models import layer_shapes
+    from a2qflow.training.train import load_run
+
+    kind, out = family_run
+    cfg, _ = load_run(out)
+    shapes = layer_shapes(cfg.model, DATASET_SHAPES["digits"], 10)
+    audit = json.loads((out / "audit.json").read_text())
+    assert {layer["name"]: layer["K"] for layer in audit["layers"]} == {n: s.K for n, s in shapes.items()}
+    for layer in audit["layers"]:
+        s = shapes[layer["name"]]
+        if s.op == "depthwise":
+            assert layer["K"] == 9 and layer["groups"] == s.channels > 1
+        if s.op == "conv1d":
+            assert len(layer["kernel"]) == 1 and layer["K"] == s.in_shape[0] * cfg.model.kernel_size
+
+
+def test_resnet_add_branches_share_one_scale_in_the_file(tmp_path_factory):
+    """Both inputs of every residual Add come from Quant nodes with the same scale (one shared QuantIdentity), so
+    the add is an integer add of two tensors on one grid."""
+    import onnx
+
+    from a2qflow.training.audit import _Graph
+
+    out = train_tiny(tmp_path_factory, "resnet")
+    model = onnx.load(str(out / "model.onnx"))
+    g = _Graph(model)
+    adds = [n for n in model.graph.node if n.op_type == "Add"]
+    assert len(adds) == 2  # one block per stage, two stages
+    for add in adds:
+        producers = [g.producer[i] for i in add.input]
+        assert [p.op_type for p in producers] == ["Quant", "Quant"]
+        s0, s1 = (np.asarray(g.quant(p).scale) for p in producers)
+        np.testing.assert_array_equal(s0, s1)
+        assert all(g.quant(p).signed for p in producers)
+
+
+def test_float_twin_has_the_quantized_models_names():
+    """The float-twin recipe loads the twin by name: every twin tensor exists with the same shape in the
+    quantized model, and every MAC layer name of the config is an attribute of both."""
+    from a2qflow.flows.config import parse_config
+    from a2qflow.training.config import DATASET_SHAPES, mac_layer_names
+    from a2qflow.training.models import build_model
+
+    for kind in ("resnet", "mobilenet", "cnn1d"):
+        cfg = parse_config(TINY[kind](), "<t>")
+        specs = cfg.layer_specs()
+        q = build_model(cfg.model, specs, DATASET_SHAPES["digits"], 10)
+        f = build_model(cfg.model, specs, DATASET_SHAPES["digits"], 10, float_twin=True)
+        qs = q.state_dict()
+        assert all(k in qs and qs[k].shape == v.shape for k, v in f.state_dict().items()), kind
+        for name in mac_layer_names(cfg.model):
+            assert hasattr(q, name) and hasattr(f, name)
+
+
+def test_layer_shapes_feed_sweep_and_search():
+    """sweep.dot_lengths / search.out_channels / layer_folding come from the built model (a depthwise conv's K is
+    its 3x3 kernel, a pointwise conv's K its input channels)."""
+    from a2qflow.flows.config import load_config
+    from a2qflow.flows.search import layer_folding, out_channels
+    from a2qflow.flows.sweep import dot_lengths
+
+    cfg = load_config(CONFIGS / "digits_mobilenet.yaml")
+    ks, cs = dot_lengths(cfg), out_channels(cfg)
+    assert ks == {"stem": 9, "dw0": 9, "pw0": 8, "dw1": 9, "pw1": 16, "fc": 32}
+    assert cs == {"stem": 8, "dw0": 8, "pw0": 16, "dw1": 16, "pw1": 32, "fc": 10}
+    assert set(layer_folding(cfg)) == set(ks)
+    cfg = load_config(CONFIGS / "digits_resnet.yaml")
+    assert list(dot_lengths(cfg)) == ["stem", "block0_conv0", "block0_conv1", "stage1", "block1_conv0",
+                                      "block1_conv1", "fc"]
+
+
+@pytest.mark.parametrize("model, field", [
+    ({"kind": "resnet", "channels": []}, "model.channels"),
+    ({"kind": "mobilenet", "channels": [4, 0]}, "model.channels"),
+    ({"kind": "cnn1d", "conv_channels": [4], "kernel_size": 4}, "model.kernel_size"),
+])
+def test_bad_family_sizes_are_one_line_errors_naming_the_field(model, field):
+    from a2qflow.flows.config import parse_config
+    from a2qflow.hw.errors import A2QFlowError
+
+    d = tiny("digits_resnet")
+    d["model"] = model
+    with pytest.raises(A2QFlowError) as e:
+        parse_config(d, "cfg.yaml")
+    assert field in str(e.value) and "\n" not in str(e.value)
+
+
+def test_too_many_stride_2_stages_for_the_input_is_a_one_line_error():
+    from a2qflow.flows.config import parse_config
+    from a2qflow.hw.errors import A2QFlowError
+
+    d = tiny("digits_resnet", channels=[2, 2, 2, 2, 2, 2], blocks=0)
+    with pytest.raises(A2QFlowError) as e:
+        parse_config(d, "cfg.yaml")
+    assert "model" in str(e.value) and "8x8" in str(e.value) and "\n" not in str(e.value)
