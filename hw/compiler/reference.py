@@ -15,7 +15,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from a2qflow.hw.arrays import check_finite
 from a2qflow.hw.compiler.bounds import wrap
-from a2qflow.hw.compiler.ir import Affine, ConvLayer, DenseLayer, MaxPoolLayer, Model, Thresholds
+from a2qflow.hw.compiler.ir import INPUT, Affine, ConvLayer, Layer, MaxPoolLayer, Model, Thresholds
 from a2qflow.hw.compiler.thresholds import fit_thresholds
 from a2qflow.hw.errors import A2QFlowError
 
@@ -52,11 +52,27 @@ def im2col(x: np.ndarray, layer: ConvLayer) -> np.ndarray:
     return win.transpose(0, 2, 3, 1, 4, 5).reshape(n, oh, ow, c * kh * kw)
 
 
-def accumulate(layer: DenseLayer | ConvLayer, x: np.ndarray) -> np.ndarray:
-    """Wide (int64) accumulators: (N, C) for dense, (N, C, OH, OW) for conv."""
+def depthwise_windows(x: np.ndarray, layer: ConvLayer) -> np.ndarray:
+    """(N, C, H, W) -> (N, C, OH, OW, KH*KW) per-channel windows in (kh, kw) order, zero padded."""
+    t, l, b, r = layer.pad
+    xp = np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)))
+    win = sliding_window_view(xp, layer.kernel, axis=(2, 3))[:, :, :: layer.stride[0], :: layer.stride[1]]
+    return win.reshape(*win.shape[:4], -1)
+
+
+def accumulate(layer: Layer, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+    """Wide (int64) accumulators: (N, C) for dense, (N, C, OH, OW) for conv / depthwise / pool, the input's shape
+    for add (x + y, each shifted) and requant (x itself)."""
+    if layer.kind == "add":
+        ka, kb = layer.shifts
+        return (x.astype(np.int64) << ka) + (y.astype(np.int64) << kb)
+    if layer.kind == "requant":
+        return x.astype(np.int64)
     w = layer.weight_matrix().astype(np.int64)
     if layer.kind == "dense":
         return x.reshape(x.shape[0], -1).astype(np.int64) @ w.T
+    if layer.kind in ("dwconv", "avgpool"):
+        return np.einsum("nchwk,ck->nchw", depthwise_windows(x.astype(np.int64), layer), w)
     cols = im2col(x.astype(np.int64), layer)
     return (cols @ w.T).transpose(0, 3, 1, 2)
 
@@ -87,35 +103,41 @@ def run(model: Model, x_int: np.ndarray, acc_bits: dict[str, int] | None = None)
     if x.size and (x.min() < iq.min or x.max() > iq.max):
         raise A2QFlowError(f"inputs span [{x.min()}, {x.max()}], outside the model's input type {iq}; quantize "
                            "them with model.input_quant.quantize() first")
-    x = x.astype(np.int64)
+    values = {INPUT: x.astype(np.int64)}
     stats: dict[str, LayerStats] = {}
-    acc = None
     for layer in model.layers:
-        if isinstance(layer, MaxPoolLayer):
-            x = maxpool(x, layer)
-            continue
-        wide = accumulate(layer, x)
-        bits = None if acc_bits is None else acc_bits.get(layer.name)
-        acc = wide if bits is None else wrap(wide, bits)
-        stats[layer.name] = LayerStats(
-            outputs=int(wide.size), overflow_events=int((acc != wide).sum()),
-            acc_min=int(wide.min()) if wide.size else 0, acc_max=int(wide.max()) if wide.size else 0)
-        if isinstance(layer.act, Thresholds):
-            values = layer.act.values
-            if bits is not None:
-                values, _ = fit_thresholds(values, layer.weight_matrix(), layer.in_type, bits)
-            x = apply_thresholds(acc, layer.act, values)
-        else:
-            x = acc
-    out = x.reshape(x.shape[0], -1)
+        ins = [values[n] for n in layer.inputs]
+        values[layer.name] = _run_layer(layer, ins, acc_bits, stats)
+    out = values[model.layers[-1].name]
+    out = out.reshape(out.shape[0], -1)
     return GoldenRun(acc=out, logits=logits(model, out), stats=stats)
+
+
+def _run_layer(layer: Layer, ins: list[np.ndarray], acc_bits: dict[str, int] | None,
+               stats: dict[str, LayerStats]) -> np.ndarray:
+    """One layer on its input tensors: the pool's max, or the accumulator (wrapped to its P in wrap mode) and the
+    activation. Returns the layer's output tensor (the accumulator itself when it ends in the float Affine)."""
+    if isinstance(layer, MaxPoolLayer):
+        return maxpool(ins[0], layer)
+    wide = accumulate(layer, *ins)
+    bits = None if acc_bits is None else acc_bits.get(layer.name)
+    acc = wide if bits is None else wrap(wide, bits)
+    stats[layer.name] = LayerStats(
+        outputs=int(wide.size), overflow_events=int((acc != wide).sum()),
+        acc_min=int(wide.min()) if wide.size else 0, acc_max=int(wide.max()) if wide.size else 0)
+    if not isinstance(layer.act, Thresholds):
+        return acc
+    values = layer.act.values
+    if bits is not None:
+        values, _ = fit_thresholds(values, layer.weight_matrix(), layer.in_type, bits)
+    return apply_thresholds(acc, layer.act, values)
 
 
 def logits(model: Model, out: np.ndarray) -> np.ndarray:
     """What the hardware's outputs (N, C) mean: acc * scale + bias when the model ends in the off-chip Affine,
     else the last activation's integers. Every executor (golden, C-sim, RTL) derives top-1 from this."""
     last = model.layers[-1]
-    if isinstance(last, (DenseLayer, ConvLayer)) and isinstance(last.act, Affine):
+    if isinstance(getattr(last, "act", None), Affine):
         return out * np.asarray(last.act.scale, dtype=np.float64) + np.asarray(last.act.bias, dtype=np.float64)
     return out.astype(np.float64)
 
@@ -129,8 +151,9 @@ def prepare_inputs(model: Model, x: np.ndarray, source: str = "inputs") -> np.nd
     x = np.asarray(x)
     shape = tuple(model.input_shape)
     if x.ndim >= 1 and x.shape[1:] != shape:
-        if x.ndim == 2 and x.shape[1] == int(np.prod(shape)):
-            x = x.reshape((x.shape[0], *shape))
+        squeezed = tuple(d for d in x.shape[1:] if d != 1) == tuple(d for d in shape if d != 1)
+        if (x.ndim == 2 and x.shape[1] == int(np.prod(shape))) or (x.ndim > 2 and squeezed):
+            x = x.reshape((x.shape[0], *shape))  # flat rows, or (N, C, L) for a 1-D model's (C, 1, L)
         else:
             raise A2QFlowError(f"{source}: shape {list(x.shape)} does not fit model {model.name!r}: expected a "
                                f"non-empty (N, {', '.join(map(str, shape))}) or (N, {int(np.prod(shape))})")
