@@ -90,6 +90,9 @@ class QuantConfig(_Strict):
     input_bits: int = Field(4, ge=2, le=16, description="N of the first layer (the input quantizer)")
     input_signed: bool = Field(False, description="signed input quantizer (the data lie in [0, 1] either way)")
     act_bits: int = Field(4, ge=2, le=16, description="N of every later layer (unsigned QuantReLU outputs)")
+    input_range: Literal["learned", "data"] = Field(
+        "learned", description="scale of the input quantizer: learned by Brevitas (statistics, then gradients), or "
+                               "fixed by the data's range [0, 1] (1 / (2^N - 1) unsigned)")
     acc_bits: int | None = Field(16, ge=ACC_BITS_MIN, le=ACC_BITS_MAX,
                                   description="global target accumulator width P (a2q / a2q+)")
     layers: dict[str, LayerQuantOverride] = {}

@@ -67,11 +67,12 @@ class Parts:
 
     def input_quant(self) -> nn.Module:
         first = self.by_name[self.order[0]]
-        return nn.Identity() if self.float_twin else input_quant_module(first.input_bits, first.input_signed)
+        return nn.Identity() if self.float_twin else input_quant_module(first.input_bits, first.input_signed,
+                                                                          first.input_range)
 
     def requant(self, bits: int, signed: bool) -> nn.Module:
         """A QuantIdentity (return_quant_tensor=True) that puts a float or re-scaled tensor on a `bits` grid."""
-        return self.input_quant() if self.float_twin else input_quant_module(bits, signed)
+        return nn.Identity() if self.float_twin else input_quant_module(bits, signed)
 
 
 class _Stepped(nn.Module):

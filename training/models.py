@@ -47,8 +47,8 @@ def build_model(model: ModelConfig, specs: list[LayerSpec], image_shape: tuple[i
 
     by_name = {s.name: s for s in specs}
     mods: OrderedDict[str, nn.Module] = OrderedDict()
-    mods["input_quant"] = nn.Identity() if float_twin else input_quant_module(specs[0].input_bits,
-                                                                             specs[0].input_signed)
+    mods["input_quant"] = nn.Identity() if float_twin else input_quant_module(
+        specs[0].input_bits, specs[0].input_signed, specs[0].input_range)
     order = [s.name for s in specs]
 
     def act_before(idx: int) -> nn.Module:
