@@ -104,3 +104,21 @@ def test_design_too_big_for_up5k_names_the_numbers_and_the_folding_knob(tmp_path
     with pytest.raises(A2QFlowError, match=r"^model needs \d+ ICESTORM_LC .*ice40-up5k has 5280; reduce hw.folding"):
         bs.build_bitstream(tmp_path, "ice40-up5k", 12.0, test=test)
     assert not (tmp_path / "bitstream").exists() and not list(tmp_path.glob(".bitstream.*"))
+
+
+@pytest.mark.slow
+def test_miswired_shell_fails_instead_of_building_another_circuit(tmp_path):
+    """A self-test whose beat width is not the top's port width (the unrolled-design defect: 4-bit beats into a
+    whole-vector port) makes yosys resize the port and fold the datapath away; the stage must fail, not pass."""
+    write_fixture_rtl(tmp_path)
+    good = _fixture_test()
+    wrong = bs.SelfTest(2, good.out_width, [b & 3 for b in good.in_beats], good.out_beats, good.samples)
+    with pytest.raises(A2QFlowError, match=r"mis-wired .*Resizing cell port"):
+        bs.build_bitstream(tmp_path, "ice40-up5k", 12.0, test=wrong)
+    assert not (tmp_path / "bitstream").exists() and not list(tmp_path.glob(".bitstream.*"))
+
+
+def test_selftest_beats_pack_whole_vectors_for_wide_ports():
+    """An unrolled top takes in_lanes elements per beat: element j sits in bits [j*w, (j+1)*w)."""
+    assert bs.pack_lanes([1, 2, 3, 15, -1, 0], 4, 3) == [1 | 2 << 4 | 3 << 8, 15 | 15 << 4]
+    assert bs.pack_lanes([5, 6], 4, 1) == [5, 6]

@@ -20,7 +20,7 @@ import numpy as np
 
 from a2qflow.hw.compiler.bounds import channel_ranges, l1_norms, signed_bits_for_range
 from a2qflow.hw.compiler.ir import IntType
-from a2qflow.hw.compiler.quant import QuantParams, decode_quant
+from a2qflow.hw.compiler.quant import QuantParams, decode_quant, decode_trunc
 from a2qflow.hw.errors import A2QFlowError
 
 META_KEY = "a2qflow"
@@ -103,6 +103,9 @@ class _Graph:
             if p.op_type == "Quant":
                 qp = self.quant(p)
                 return IntType(qp.bits, qp.signed)
+            if p.op_type == "Trunc":  # TruncAvgPool2d: integers of the Trunc's output width
+                tp = decode_trunc(p, self.const, lambda what: A2QFlowError(f"node '{p.name}' (op Trunc): {what}"))
+                return IntType(tp.bits, tp.signed)
             if p.op_type not in PASS_THROUGH:
                 return None
             t = p.input[0]

@@ -370,6 +370,24 @@ def _check_outputs(tmp: str, net: torch.nn.Module, x: torch.Tensor) -> None:
                            "a2qflow's export cannot reproduce")
 
 
+def _check_golden(tmp: str, x: torch.Tensor, path: Path) -> None:
+    """The integer golden model must compute, layer by layer, what qonnx (== torch, checked above) computes on the
+    example batch: the hardware executors (C-sim, RTL) are checked against the golden model, so a difference here
+    (an input rounded differently, a threshold off by one) would otherwise go unnoticed. A file the compiler cannot
+    lower is left for `a2qflow compile` to report."""
+    from a2qflow.hw.compiler.frontend import load_qonnx_traced
+    from a2qflow.hw.compiler.qonnx_check import check_layerwise
+
+    try:
+        traced = load_qonnx_traced(tmp)
+    except A2QFlowError:
+        return
+    try:
+        check_layerwise(tmp, x[:16].numpy(), "export", traced)
+    except A2QFlowError as e:
+        raise A2QFlowError(str(e).replace(tmp, str(path))) from None
+
+
 def export_brevitas(net: torch.nn.Module, example_input, path: Path | str,
                     acc_bits: int | dict[str, int] | None = None, *, presets: dict[str, str] | None = None,
                     extra_meta: dict | None = None, allow_float: bool = False, audit: bool = True) -> dict:
@@ -398,6 +416,8 @@ def export_brevitas(net: torch.nn.Module, example_input, path: Path | str,
         meta = export_metadata(layers, tuple(x.shape[1:]), extra_meta)
         _save(model, meta, tmp)
         _check_outputs(tmp, net, x)
+        if not allow_float:
+            _check_golden(tmp, x, path)
         report = None
         if audit:
             try:

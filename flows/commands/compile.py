@@ -53,5 +53,7 @@ def run(args: argparse.Namespace) -> int:
                              architecture=hw.architecture_config() if hw else None)
     for w in plan.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    for n in plan.notes:
+        print(f"note: {n}", file=sys.stderr)
     print_plan(plan, args.out)
     return 0

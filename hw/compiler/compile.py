@@ -11,7 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from a2qflow.hw.compiler.bounds import ACC_BITS_MAX, ACC_BITS_MIN
-from a2qflow.hw.compiler.frontend import load_qonnx
+import numpy as np
+
+from a2qflow.hw.compiler.frontend import load_qonnx_traced
 from a2qflow.hw.compiler.int_onnx import int_model
 from a2qflow.hw.compiler.ir import save_model
 from a2qflow.hw.compiler.plan import Plan, make_plan, save_plan
@@ -30,7 +32,8 @@ def compile_model(onnx_path: Path | str, build: Path | str, acc_bits: int | None
     """
     if acc_bits is not None and not ACC_BITS_MIN <= int(acc_bits) <= ACC_BITS_MAX:
         raise A2QFlowError(f"--acc-bits {acc_bits}: must be between {ACC_BITS_MIN} and {ACC_BITS_MAX}")
-    model = load_qonnx(onnx_path)
+    model, trace = load_qonnx_traced(onnx_path)
+    check_against_qonnx(onnx_path, model, trace)
     plan = make_plan(model, acc_bits=acc_bits, allow_unsafe=allow_unsafe, folding=folding,
                      architecture=architecture)
     int_graph = int_model(model, plan)  # built before anything is written, like the rest
@@ -39,3 +42,25 @@ def compile_model(onnx_path: Path | str, build: Path | str, acc_bits: int | None
     save_plan(plan, build)
     atomic_write_bytes(build / "model_int.onnx", int_graph.model.SerializeToString())
     return plan
+
+
+def grid_inputs(model, onnx_path: Path | str, n: int = 8, seed: int = 0) -> np.ndarray:
+    """`n` float inputs in the file's own input shape whose quantized integers span the whole input type (the
+    extremes included): x = (q - zero_point) * scale for random integers q, so quantizing gives q back exactly."""
+    import onnx
+
+    shape = [int(d.dim_value) for d in onnx.load(str(onnx_path), load_external_data=False)
+             .graph.input[0].type.tensor_type.shape.dim][1:]
+    t, iq = model.input_quant.dtype, model.input_quant
+    rng = np.random.default_rng(seed)
+    q = rng.integers(t.min, t.max + 1, (n, *shape))
+    q[0], q[1] = t.min, t.max
+    return ((q - iq.zero_point) * np.float32(iq.scale)).astype(np.float32)
+
+
+def check_against_qonnx(onnx_path: Path | str, model, trace) -> None:
+    """Compile's link in the chain torch == QONNX == golden: every layer's integers on grid inputs equal those
+    qonnx computes from the file (one-line error naming the first layer that differs)."""
+    from a2qflow.hw.compiler.qonnx_check import check_layerwise
+
+    check_layerwise(onnx_path, grid_inputs(model, onnx_path), str(onnx_path), (model, trace))

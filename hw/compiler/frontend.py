@@ -1,21 +1,11 @@
-"""QONNX -> integer IR: load a Brevitas / hand-built QONNX chain and lower it to `hw.ir.Model`.
+"""QONNX -> integer IR: load a Brevitas / hand-built QONNX file, clean it up and lower it to `hw.ir.Model`.
 
-What it accepts (a chain, one tensor from input to output):
-
-    input -> Quant (input quantizer) -> { MAC -> post-ops -> Quant (activation) -> [MaxPool] [Flatten] }*
-          -> MAC -> post-ops (affine only: float logits)
-
-MAC is Gemm / MatMul / Conv whose weights come from a Quant node on an initializer. Post-ops are Add / Sub / Mul /
-Div by constants, BatchNormalization, Relu and Identity. Before lowering, qonnx' own transformations bring the
-graph to one canonical form (`hw.compiler.passes`: Gemm -> MatMul + Mul + Add, BatchNorm -> Mul + Add, Conv bias ->
-Add, x - c -> x + (-c), constants last), so the lowering below only meets MatMul / Conv and per-channel affine
-steps. Per output channel the post-ops and the activation
-quantizer form a monotone map from the integer accumulator to the next integer activation; the frontend turns it
-into FINN-style thresholds, T[c, l] = the smallest accumulator value whose output level is >= base + l + 1, found by
-binary search over the exact accumulator range (`hw.bounds.channel_ranges`). The map is evaluated in float64 on
-the exact integer accumulator (the mathematically intended function; qonnx / onnxruntime compute the same function
-in float32, so a sample landing within float32 rounding of a level boundary can differ by one level). A channel
-whose map decreases (negative BN gamma or scale) gets its weight row negated, so the hardware's `acc >= T` holds.
+Loading (this module): read the file with one-line errors, run qonnx' clean-up and `hw.compiler.passes`'
+canonicalisation (Gemm -> MatMul + Mul + Add, BatchNorm -> Mul + Add, Conv bias -> Add, x - c -> x + (-c),
+constants last), check that every op is one a2qflow maps, and read the a2qflow metadata (trained targets, names).
+Lowering (`hw.compiler.lowering`): one pass over the canonical graph, in topological order, turns it into an
+integer layer graph: MAC layers (dense, conv, depthwise, 1-D), pools, residual adds and requantizations, each
+with FINN-style thresholds computed exactly from its post-ops (`hw.compiler.post_ops`).
 
 Node names are kept as the user wrote them (qonnx' GiveUniqueNodeNames / GiveReadableTensorNames are not run, and
 nodes the rewrites create are named after the node they replace): error messages name nodes and tensors as they
@@ -30,27 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
-from a2qflow.hw.compiler.bounds import channel_ranges
-from a2qflow.hw.compiler.ir import (
-    Affine,
-    ConvLayer,
-    DenseLayer,
-    InputQuant,
-    IntType,
-    Layer,
-    MaxPoolLayer,
-    Model,
-    Thresholds,
-    identifier,
-)
+from a2qflow.hw.compiler.graph_view import GraphView
+from a2qflow.hw.compiler.ir import Model
+from a2qflow.hw.compiler.lowering import MAC_OPS, RESHAPE_OPS, SOFTMAX_OPS, GraphLowering
+from a2qflow.hw.compiler.lowering_ops import POST_OPS
 from a2qflow.hw.compiler.passes import canonicalize
-from a2qflow.hw.compiler.quant import QuantParams, decode_quant, node_attrs
+from a2qflow.hw.compiler.quant import node_attrs
 from a2qflow.hw.errors import A2QFlowError
 
-MAC_OPS = ("Gemm", "MatMul", "Conv")
-POST_OPS = ("Add", "Sub", "Mul", "Div", "BatchNormalization", "Relu", "Identity")
-SHAPE_OPS = ("MaxPool", "Flatten", "Reshape")
-SUPPORTED_OPS = ("Quant",) + MAC_OPS + POST_OPS + SHAPE_OPS
+SHAPE_OPS = ("MaxPool", "AveragePool", "GlobalAveragePool") + RESHAPE_OPS
+SUPPORTED_OPS = ("Quant", "Trunc") + MAC_OPS + POST_OPS + SHAPE_OPS + SOFTMAX_OPS
 METADATA_KEY = "a2qflow"
 NO_METADATA_WARNING = (
     "{path} was not exported by a2qflow, so trained accumulator targets cannot be checked; Brevitas' own export "
@@ -129,7 +108,7 @@ def _precheck(proto, path: Path) -> None:
 
 def _check_canonicalizable(model, path: Path) -> None:
     """What qonnx' rewrites assume but do not check, as one-line errors naming the node."""
-    g = _Graph(model, path)
+    g = GraphView(model, path)
     for n in model.graph.node:
         if n.op_type == "Gemm" and node_attrs(n).get("transA", 0):
             raise g.err(n, "transA=1 is not supported")
@@ -146,128 +125,6 @@ def _check_supported(node, path: Path, origins: dict[str, str] | None = None) ->
 
 # ------------------------------------------------------------------------------------------------ helpers
 
-class _Graph:
-    """The canonical graph plus the lookups the lowering needs; every error names the file and node.
-
-    `origins` maps node names to the op type the node had in the file (a Gemm that qonnx' GemmToMatMul turned into
-    a MatMul keeps its name, and errors keep saying "(op Gemm)")."""
-
-    def __init__(self, model, path: Path, origins: dict[str, str] | None = None):
-        self.m, self.path, self.origins = model, path, origins or {}
-
-    def err(self, node, what: str) -> A2QFlowError:
-        return A2QFlowError(f"{self.path}: node '{node.name}' (op {self.origins.get(node.name, node.op_type)}): "
-                            f"{what}")
-
-    def init(self, name: str) -> np.ndarray | None:
-        v = self.m.get_initializer(name)
-        return None if v is None else np.asarray(v, dtype=np.float64)
-
-    def quant_params(self, node) -> QuantParams:
-        """The node's Quant parameters in float64 (hw.compiler.quant, the decoder the audit uses too)."""
-        return decode_quant(node, self.init, lambda what: self.err(node, what))
-
-    def const(self, name: str) -> np.ndarray | None:
-        """An initializer, a Quant node of initializers evaluated to its float value (e.g. a quantized bias), or a
-        Mul / Add of such constants (GemmToMatMul's beta * C); None for anything that depends on the input."""
-        v = self.init(name)
-        if v is not None:
-            return v
-        p = self.m.find_producer(name)
-        if p is not None and p.op_type == "Quant" and self.init(p.input[0]) is not None:
-            q = self.quant_params(p)
-            return q.dequantize(q.levels(self.init(p.input[0])))
-        if p is not None and p.op_type in ("Mul", "Add") and len(p.input) == 2:
-            a, b = (self.const(i) for i in p.input)
-            if a is not None and b is not None:
-                return a * b if p.op_type == "Mul" else a + b
-        return None
-
-    def shape(self, tensor: str) -> tuple[int, ...]:
-        s = self.m.get_tensor_shape(tensor)
-        return tuple(int(d) for d in s) if s is not None else ()
-
-
-def _per_channel(g: _Graph, node, value: np.ndarray, out_shape: tuple[int, ...], what: str) -> np.ndarray:
-    """Reduce a constant broadcast against an (N, C, ...) tensor to one value per channel, shape (C, 1)."""
-    C = out_shape[1]
-    try:
-        full = np.broadcast_to(value, out_shape)
-    except ValueError:
-        raise g.err(node, f"{what} of shape {value.shape} does not broadcast to the tensor {out_shape}") from None
-    per_c = np.moveaxis(full, 1, 0).reshape(C, -1)
-    if not np.all(per_c == per_c[:, :1]):
-        raise g.err(node, f"{what} varies within a channel (only per-tensor or per-channel constants map to "
-                          "integer thresholds)")
-    return per_c[:, :1].astype(np.float64)
-
-
-# ------------------------------------------------------------------------------------------------ post-ops
-
-@dataclass
-class _Op:
-    """One monotone per-channel step of acc -> level: affine (v*mul + add), relu, or a (non-final) quantizer."""
-
-    kind: str  # affine | relu | quant
-    mul: np.ndarray | None = None  # (C, 1)
-    add: np.ndarray | None = None
-    quant: QuantParams | None = None
-
-
-@dataclass
-class _Chain:
-    ops: list[_Op] = field(default_factory=list)
-    final: QuantParams | None = None  # the activation quantizer that ends the layer (None: float logits)
-
-    def value(self, acc: np.ndarray, linear: bool = False) -> np.ndarray:
-        """Float value before the final quantizer; linear=True drops relu / rounding (for the slope sign)."""
-        v = acc.astype(np.float64)
-        for op in self.ops:
-            if op.kind == "affine":
-                v = v * op.mul + op.add
-            elif op.kind == "relu":
-                v = v if linear else np.maximum(v, 0.0)
-            elif not linear:
-                v = op.quant.dequantize(op.quant.levels(v))
-        return v
-
-    def level(self, acc: np.ndarray) -> np.ndarray:
-        return self.final.levels(self.value(acc))
-
-    def affine(self) -> tuple[np.ndarray, np.ndarray]:
-        """(scale, bias) per channel when the chain is affine (last layer)."""
-        scale = np.ones_like(self.ops[0].mul)
-        bias = np.zeros_like(self.ops[0].mul)
-        for op in self.ops:
-            scale, bias = scale * op.mul, bias * op.mul + op.add
-        return scale[:, 0], bias[:, 0]
-
-
-def _thresholds(chain: _Chain, weights: np.ndarray, in_type: IntType) -> tuple[np.ndarray, np.ndarray, IntType, int]:
-    """Exact thresholds for every channel and level, negating the weight rows of decreasing channels.
-
-    Returns (weights, thresholds (C, L) int64, out_type, out_base).
-    """
-    q = chain.final
-    base, top = q.qmin, q.qmax
-    C = weights.shape[0]
-    slope = chain.value(np.ones((C, 1)), linear=True) - chain.value(np.zeros((C, 1)), linear=True)
-    flip = slope[:, 0] < 0
-    weights = np.where(flip[:, None], -weights, weights)
-    sign = np.where(flip, -1, 1)[:, None]
-    lo, hi = channel_ranges(weights, in_type)
-    levels = np.arange(base + 1, top + 1, dtype=np.int64)[None, :]  # (1, L)
-    left = np.broadcast_to(lo[:, None], (C, levels.shape[1])).copy()
-    right = np.broadcast_to(hi[:, None] + 1, (C, levels.shape[1])).copy()  # hi + 1: "never fires"
-    while np.any(left < right):
-        mid = (left + right) // 2
-        ok = chain.level(sign * mid) >= levels
-        active = left < right
-        right = np.where(active & ok, mid, right)
-        left = np.where(active & ~ok, mid + 1, left)
-    return weights, left.astype(np.int64), IntType(q.bits, q.signed), base
-
-
 # ------------------------------------------------------------------------------------------------ lowering
 
 @dataclass
@@ -278,7 +135,7 @@ class _Meta:
     name: str | None
 
 
-def _metadata(g: _Graph) -> _Meta:
+def _metadata(g: GraphView) -> _Meta:
     """The a2qflow JSON from the model's metadata_props (or the graph's, where qonnx' ModelWrapper puts it)."""
     raw = next((p.value for p in g.m.model.metadata_props if p.key == METADATA_KEY), None)
     if raw is None:
@@ -295,365 +152,25 @@ def _metadata(g: _Graph) -> _Meta:
     return _Meta(names, entries, d.get("input_shape"), d.get("name"))
 
 
-class _Lowering:
-    def __init__(self, g: _Graph, meta: _Meta):
-        self.g, self.meta = g, meta
-        self.layers: list[Layer] = []
-        self.mac_nodes: list[tuple[object, str]] = []  # (node, weight initializer) per MAC, for metadata matching
-
-    # --- walking the chain
-    def next_node(self, tensor: str, prev):
-        g = self.g
-        consumers = g.m.find_consumers(tensor)
-        is_out = tensor in [o.name for o in g.m.graph.output]
-        if is_out and consumers:
-            raise g.err(prev, f"its output '{tensor}' is both a graph output and used by "
-                              f"'{consumers[0].name}'; the backends map a chain with one output")
-        if not consumers:
-            return None
-        if len(consumers) > 1:
-            raise g.err(prev, f"its output '{tensor}' feeds {len(consumers)} nodes "
-                              f"({', '.join(repr(c.name) for c in consumers)}); only a chain (one consumer per "
-                              "tensor) can be mapped to the backends")
-        n = consumers[0]
-        dyn = [i for i in n.input if i and g.const(i) is None]
-        if dyn != [tensor] and not (n.op_type in MAC_OPS and dyn[:1] == [tensor]):
-            raise g.err(n, f"it joins several activations ({', '.join(dyn)}); only a chain (one activation input "
-                           "per node) can be mapped to the backends")
-        return n
-
-    def run(self) -> Model:
-        g = self.g
-        inp, in_shape = self._graph_input()
-        node, input_quant = self._input_quant(inp)
-        self._walk(node)
-        self._apply_metadata()
-        name = self.meta.name or (g.path.parent.name if g.path.stem == "model" and g.path.parent.name
-                                  else g.path.stem)
-        model_shape = tuple(in_shape[1:])
-        if self.meta.input_shape is not None and tuple(self.meta.input_shape) != model_shape:
-            raise A2QFlowError(f"{g.path}: metadata input_shape {self.meta.input_shape} disagrees with the graph "
-                               f"input {list(model_shape)}; re-export the model")
-        warn = [] if self.meta.names is not None else [NO_METADATA_WARNING.format(path=g.path)]
-        return Model(identifier(name), model_shape, input_quant, self.layers, warn)
-
-    def _graph_input(self) -> tuple[str, tuple[int, ...]]:
-        g, m = self.g, self.g.m
-        if len(m.graph.input) != 1 or len(m.graph.output) != 1:
-            raise A2QFlowError(f"{g.path}: the graph has {len(m.graph.input)} inputs and {len(m.graph.output)} "
-                               "outputs; a2qflow maps a single-input, single-output chain")
-        inp = m.graph.input[0].name
-        in_shape = g.shape(inp)
-        if len(in_shape) not in (2, 4):
-            raise A2QFlowError(f"{g.path}: graph input '{inp}' has shape {in_shape}; expected (1, K) or "
-                               "(1, C, H, W)")
-        return inp, in_shape
-
-    def _input_quant(self, inp: str):
-        """The input quantizer (shape-only ops may come first): (its node, InputQuant)."""
-        g = self.g
-        tensor, node = inp, None
-        while True:
-            node = self.next_node(tensor, node) if node is not None else self._first(tensor)
-            if node is None:
-                raise A2QFlowError(f"{g.path}: the graph has no quantized layer")
-            if node.op_type == "Quant":
-                break
-            if node.op_type in ("Flatten", "Reshape", "Identity"):
-                tensor = node.output[0]
-                continue
-            if node.op_type in MAC_OPS:
-                raise g.err(node, "its input is not quantized: add an input quantizer (QuantIdentity / a Quant "
-                                  "node) between the graph input and the first layer")
-            raise g.err(node, "expected the input quantizer (a Quant node) first")
-        iq = g.quant_params(node)
-        if iq.scale.size != 1 or iq.zero_point.size != 1:
-            raise g.err(node, "the input quantizer must be per-tensor (one scale and zero point)")
-        if iq.narrow or iq.rounding not in ("ROUND", "HALF_EVEN"):
-            raise g.err(node, f"the input quantizer must be full range with rounding_mode ROUND (got narrow="
-                              f"{int(iq.narrow)}, rounding_mode={iq.rounding})")
-        if iq.zero_point.ravel()[0] != round(iq.zero_point.ravel()[0]):
-            raise g.err(node, "the input quantizer's zero point must be an integer")
-        return node, InputQuant(float(iq.scale.ravel()[0]), int(iq.zero_point.ravel()[0]),
-                                IntType(iq.bits, iq.signed))
-
-    def _walk(self, node) -> None:
-        """Lower everything after the input quantizer `node`: layers, pools and reshapes, until the output."""
-        g = self.g
-        act = g.quant_params(node)  # the quantizer whose integers the current tensor holds
-        tensor = node.output[0]
-        shape = g.shape(tensor)
-        pools = 0
-        while True:
-            node = self.next_node(tensor, node)
-            if node is None:
-                raise g.err(g.m.find_producer(tensor) or node, "the graph ends in an activation quantizer "
-                            "with no layer after it; end with a Gemm / MatMul producing the logits")
-            op = node.op_type
-            if op in ("Identity", "Flatten", "Reshape"):
-                tensor, shape = node.output[0], self._reshape(node, shape)
-                continue
-            if op == "MaxPool":
-                self.layers.append(self._maxpool(node, shape, act, pools))
-                pools += 1
-                tensor, shape = node.output[0], g.shape(node.output[0])
-                continue
-            self._check_layer_start(node, tensor)
-            layer, tensor, node, act = self._mac(node, act, shape)
-            self.layers.append(layer)
-            if act is None or tensor in [o.name for o in g.m.graph.output]:  # float logits / quantized output
-                return
-            shape = g.shape(tensor)
-
-    def _reshape(self, node, shape: tuple[int, ...]) -> tuple[int, ...]:
-        new = self.g.shape(node.output[0])
-        if node.op_type != "Identity" and not (len(new) == 2 and int(np.prod(new)) == int(np.prod(shape))
-                                               or new == shape):
-            raise self.g.err(node, f"only flattening (N, C, H, W) -> (N, C*H*W) is supported, got {shape} -> {new}")
-        return new
-
-    def _check_layer_start(self, node, tensor: str) -> None:
-        g = self.g
-        if node.op_type == "Quant":
-            raise g.err(node, "a second quantizer directly after a quantized activation is not supported; "
-                              "merge the two quantizers")
-        if node.op_type not in MAC_OPS:
-            raise g.err(node, "expected a layer (Gemm / MatMul / Conv), MaxPool or Flatten after a quantized "
-                              "activation")
-        if node.input[0] != tensor:
-            raise g.err(node, "the activation must be its first input (x @ W, Gemm(x, W), Conv(x, W))")
-
-    def _first(self, tensor: str):
-        c = self.g.m.find_consumers(tensor)
-        if len(c) != 1:
-            raise A2QFlowError(f"{self.g.path}: graph input '{tensor}' feeds {len(c)} nodes; expected one "
-                               "(the input quantizer)")
-        return c[0]
-
-    # --- layers
-    def _maxpool(self, node, shape, act: QuantParams, idx: int) -> MaxPoolLayer:
-        g = self.g
-        a = node_attrs(node)
-        if len(shape) != 4:
-            raise g.err(node, f"MaxPool needs an (N, C, H, W) input, got {shape}")
-        if any(a.get("pads", [0])) or a.get("ceil_mode", 0) or any(d != 1 for d in a.get("dilations", [1, 1])) \
-                or a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID") or a.get("storage_order", 0):
-            raise g.err(node, "only unpadded MaxPool (pads 0, ceil_mode 0, dilations 1) is supported")
-        if act.scale.size != 1:
-            raise g.err(node, "MaxPool must follow a per-tensor activation quantizer")
-        k = tuple(int(v) for v in a["kernel_shape"])
-        s = tuple(int(v) for v in a.get("strides", [1, 1]))
-        name = f"pool{idx}" if self.meta.names is not None else identifier(node.name)
-        layer = MaxPoolLayer(name, tuple(shape[1:]), k, s, IntType(act.bits, act.signed))
-        if layer.out_shape != g.shape(node.output[0])[1:]:
-            raise g.err(node, f"output shape {g.shape(node.output[0])} is not the unpadded pool of {shape}")
-        return layer
-
-    def _weights(self, node, out_axis: int) -> tuple[np.ndarray, np.ndarray, IntType, str]:
-        """Integer weights q (int64), per-output-channel scale, weight type and initializer name."""
-        g = self.g
-        p = g.m.find_producer(node.input[1])
-        if p is None or p.op_type != "Quant":
-            raise g.err(node, "weights are not quantized (no Quant node); a2qflow maps integer layers only: use a "
-                              "Brevitas QuantLinear / QuantConv2d with an integer weight quantizer")
-        w = g.init(p.input[0])
-        if w is None:
-            raise g.err(p, "the weight quantizer's input must be a constant initializer")
-        qp = g.quant_params(p)
-        if np.any(qp.zero_point != 0):
-            raise g.err(p, "weight zero points must be 0 (symmetric weight quantization)")
-        q = qp.levels(w)
-        if not np.all(q == np.round(q)):
-            raise g.err(p, "weights do not quantize to integers")
-        full = np.broadcast_to(qp.scale, w.shape)
-        per = np.moveaxis(full, out_axis, 0).reshape(w.shape[out_axis], -1)
-        if not np.all(per == per[:, :1]):
-            raise g.err(p, "the weight scale varies inside an output channel; use per-tensor or per-output-channel "
-                           "scales")
-        return q.astype(np.int64), per[:, 0], IntType(qp.bits, qp.signed), p.input[0]
-
-    def _conv_geometry(self, node, in_shape, zp_x: float) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
-        """(stride, pads) of a Conv the backends can map: 2-D, group 1, dilation 1, explicit zero padding."""
-        g = self.g
-        a = node_attrs(node)
-        if len(in_shape) != 4:
-            raise g.err(node, f"Conv needs an (N, C, H, W) input, got {in_shape}")
-        if a.get("group", 1) != 1 or any(d != 1 for d in a.get("dilations", [1, 1])) \
-                or a.get("auto_pad", "NOTSET") not in ("NOTSET",):
-            raise g.err(node, "only group=1, dilation 1, explicit-pads Conv is supported")
-        pads = tuple(int(v) for v in a.get("pads", [0, 0, 0, 0]))
-        if len(pads) != 4:
-            raise g.err(node, f"only 2-D convolution is supported (pads {list(pads)})")
-        if any(pads) and zp_x != 0:
-            raise g.err(node, "zero padding needs an input zero point of 0")
-        return tuple(int(v) for v in a.get("strides", [1, 1])), pads
-
-    def _mac_weights(self, node, in_shape, zp_x: float):
-        """(q as (C, ...) int64, per-channel weight scale, weight type, initializer, conv geometry or None)."""
-        g = self.g
-        if node.op_type == "Conv":
-            geometry = self._conv_geometry(node, in_shape, zp_x)
-            q, s_w, w_type, w_init = self._weights(node, 0)
-            if q.ndim != 4:
-                raise g.err(node, f"only 2-D convolution is supported (weights {q.shape})")
-            return q, s_w, w_type, w_init, geometry
-        if len(in_shape) != 2:
-            raise g.err(node, f"{node.op_type} needs a 2-D (N, K) input, got shape {in_shape}; flatten first")
-        q, s_w, w_type, w_init = self._weights(node, 1)  # MatMul: x @ W with W (K, C)
-        if q.shape[0] != in_shape[1]:
-            raise g.err(node, f"weights expect K={q.shape[0]} inputs, the input has {in_shape[1]}")
-        return q.T, s_w, w_type, w_init, None
-
-    def _mac(self, node, act: QuantParams, in_shape):
-        """Lower one MAC node and its post-ops; returns (layer, output tensor, last node, its quantizer or None)."""
-        if act.scale.size != 1 or act.zero_point.size != 1:
-            raise self.g.err(node, "its input quantizer must be per-tensor (one scale and zero point)")
-        s_x, zp_x = float(act.scale.ravel()[0]), float(act.zero_point.ravel()[0])
-        in_type = IntType(act.bits, act.signed)
-        q, s_w, w_type, w_init, geometry = self._mac_weights(node, in_shape, zp_x)
-        C = q.shape[0]
-        rowsum = q.reshape(C, -1).sum(axis=1).astype(np.float64)
-        mul = (s_x * s_w).reshape(C, 1)
-        chain = _Chain([_Op("affine", mul, (-mul[:, 0] * zp_x * rowsum).reshape(C, 1))])
-        out_shape = self.g.shape(node.output[0])
-        last, out = self._post_ops(node, chain, out_shape)
-        weights, w_type, act_ir = self._activation(node, last, chain, q, w_type, in_type)
-        name = identifier(node.name)
-        if geometry is None:
-            layer = DenseLayer(name, weights, in_type, w_type, act_ir)
-        else:
-            stride, pads = geometry
-            layer = ConvLayer(name, weights, in_type, w_type, act_ir, tuple(in_shape[1:]), stride, pads)
-            if layer.out_shape != tuple(out_shape[1:]):
-                raise self.g.err(node, f"output shape {out_shape} does not match the convolution {layer.out_shape}")
-        self.mac_nodes.append((node, w_init))
-        return layer, out, last, chain.final
-
-    def _post_ops(self, node, chain: _Chain, out_shape) -> tuple[object, str]:
-        """Collect the post-ops after `node` into `chain` up to the activation quantizer that ends the layer (if
-        any); returns (the last node of the layer, its output tensor)."""
-        g = self.g
-        last, out = node, node.output[0]
-        while True:
-            nxt = self.next_node(out, last)
-            if nxt is None:
-                return last, out
-            if nxt.op_type == "MaxPool":
-                raise g.err(nxt, "MaxPool must come after the activation quantizer (QuantReLU -> MaxPool)")
-            if nxt.op_type not in POST_OPS + ("Quant",):
-                raise g.err(nxt, f"expected bias / scale / BatchNormalization / Relu / Quant after the layer "
-                                 f"'{node.name}'")
-            if nxt.op_type == "Quant" and self._post_quant(nxt, out, chain):
-                return nxt, nxt.output[0]
-            if nxt.op_type != "Quant":
-                chain.ops.append(self._post_op(nxt, out, out_shape))
-            last, out = nxt, nxt.output[0]
-
-    def _post_quant(self, node, tensor: str, chain: _Chain) -> bool:
-        """A quantizer after a layer: the activation that ends it (True) or an intermediate one (False)."""
-        g = self.g
-        qp = g.quant_params(node)
-        if node.input[0] != tensor or any(g.const(i) is None for i in node.input[1:4]):
-            raise g.err(node, "activation quantizer inputs must be (activation, constants)")
-        if qp.scale.size != 1 or qp.zero_point.size != 1:
-            raise g.err(node, "activation quantizers must be per-tensor (one scale and zero point) so the "
-                              "next layer sees plain integers")
-        after = g.m.find_consumers(node.output[0])
-        if not after or after[0].op_type not in POST_OPS:
-            chain.final = qp
-            return True
-        chain.ops.append(_Op("quant", quant=qp))
-        return False
-
-    def _activation(self, node, last, chain: _Chain, q: np.ndarray, w_type: IntType, in_type: IntType):
-        """(weights, weight type, Thresholds or Affine) of a layer from its post-op chain."""
-        if chain.final is None:
-            bad = next((o for o in chain.ops if o.kind != "affine"), None)
-            if bad is not None:
-                raise self.g.err(last, f"the last layer '{node.name}' has a {bad.kind} without an output "
-                                       "quantizer; its output must be float logits (scale / bias only) or quantized")
-            scale, b = chain.affine()
-            return q, w_type, Affine(scale, b)
-        C = q.shape[0]
-        wm, values, out_type, base = _thresholds(chain, q.reshape(C, -1), in_type)
-        if wm.size and (wm.max() > w_type.max or wm.min() < w_type.min):
-            # a negated row needs one more bit (-(-2^(M-1)) = 2^(M-1); unsigned weights become negative)
-            w_type = IntType(w_type.bits + 1, True)
-        return wm.reshape(q.shape), w_type, Thresholds(values, out_type, base)
-
-    def _post_op(self, node, tensor: str, out_shape) -> _Op:
-        g = self.g
-        op = node.op_type
-        C = out_shape[1]
-        one, zero = np.ones((C, 1)), np.zeros((C, 1))
-        if op == "Relu":
-            return _Op("relu")
-        if op == "Identity":
-            return _Op("affine", one, zero)
-        if op == "BatchNormalization":  # canonicalize folds every BatchNorm into Mul + Add
-            raise g.err(node, "batch-norm parameters must be constants (export in eval mode)")
-        other_idx = 1 if node.input[0] == tensor else 0
-        c = g.const(node.input[other_idx])
-        if c is None:
-            raise g.err(node, "needs one constant operand")
-        c = _per_channel(g, node, c, out_shape, f"the {op} constant")
-        if op == "Add":
-            return _Op("affine", one, c)
-        if op == "Sub":
-            return _Op("affine", one, -c) if other_idx == 1 else _Op("affine", -one, c)
-        if op == "Mul":
-            return _Op("affine", c, zero)
-        if other_idx == 0:
-            raise g.err(node, "dividing a constant by the activation is not affine")
-        if np.any(c == 0):
-            raise g.err(node, "division by zero")
-        return _Op("affine", 1.0 / c, zero)
-
-    # --- names and trained P from the a2qflow metadata
-    def _apply_metadata(self) -> None:
-        meta, g = self.meta, self.g
-        macs = [l for l in self.layers if l.kind in ("dense", "conv")]
-        if meta.names is None:
-            seen: set[str] = set()
-            for l in self.layers:
-                if l.name in seen:
-                    raise A2QFlowError(f"{g.path}: two layers are both named {l.name!r}; give the nodes unique "
-                                       "names")
-                seen.add(l.name)
-            return
-        if len(meta.entries) != len(macs):
-            raise A2QFlowError(f"{g.path}: metadata '{METADATA_KEY}' lists {len(meta.entries)} layers "
-                               f"({', '.join(meta.names)}), the graph has {len(macs)} (nodes "
-                               f"{', '.join(n.name for n, _ in self.mac_nodes)}); re-export the model")
-        by_weight = {e.get("onnx_weight"): e for e in meta.entries if e.get("onnx_weight")}
-        use_names = len(by_weight) == len(meta.entries) and all(w in by_weight for _, w in self.mac_nodes)
-        for i, (layer, (node, w_init)) in enumerate(zip(macs, self.mac_nodes)):
-            e = by_weight[w_init] if use_names else meta.entries[i]
-            layer.name = identifier(str(e["name"]))
-            t = e.get("target_acc_bits")
-            layer.target_acc_bits = int(t) if t is not None else None
-            for key, have in (("weight_bits", layer.w_type.bits), ("input_bits", layer.in_type.bits),
-                              ("input_signed", layer.in_type.signed)):
-                want = e.get(key)
-                if want is not None and key == "weight_bits" and have == int(want) + 1 and layer.w_type.signed:
-                    continue  # widened by one bit for a decreasing (negated) channel
-                if want is not None and (bool(want) if key == "input_signed" else int(want)) != have:
-                    raise A2QFlowError(f"{g.path}: metadata says layer {e['name']} has {key}={want}, node "
-                                       f"'{node.name}' has {have}; re-export the model")
-        names = [l.name for l in self.layers]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise A2QFlowError(f"{g.path}: layer names {dup} are not unique in metadata '{METADATA_KEY}'")
-
-
 def load_qonnx(path: Path | str) -> Model:
-    """Load a QONNX chain (Brevitas export or hand-built) and lower it to the integer IR.
+    """Load a QONNX model (Brevitas export or hand-built) and lower it to the integer IR graph.
 
     Every problem with the file is an A2QFlowError naming the file and node: unreadable file, unsupported op,
-    float (unquantized) layer, missing input quantizer, or a graph that is not a chain.
+    float (unquantized) layer, missing input quantizer, a join of float tensors.
     """
+    return load_qonnx_traced(path)[0]
+
+
+def load_qonnx_traced(path: Path | str) -> tuple[Model, dict]:
+    """`load_qonnx`, plus {IR layer: (the ONNX tensor holding its output, its quantizer or None)}: what
+    `hw.compiler.qonnx_check.layerwise` compares layer by layer."""
     path = Path(path)
     proto = _read_onnx(path)
     model, origins = _clean(proto, path)
-    g = _Graph(model, path, origins)
-    return _Lowering(g, _metadata(g)).run()
+    g = GraphView(model, path, origins)
+    meta = _metadata(g)
+    lowering = GraphLowering(g, meta)
+    ir = lowering.run()
+    if meta.names is None:
+        ir.warnings.append(NO_METADATA_WARNING.format(path=path))
+    return ir, lowering.trace

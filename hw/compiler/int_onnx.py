@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from a2qflow.hw.compiler.bounds import channel_ranges
-from a2qflow.hw.compiler.ir import Affine, ConvLayer, DenseLayer, IntType, MaxPoolLayer, Model, Thresholds
+from a2qflow.hw.compiler.ir import INPUT as IR_INPUT
+from a2qflow.hw.compiler.ir import Affine, IntType, Layer, MaxPoolLayer, Model, Thresholds
 from a2qflow.hw.compiler.plan import LayerPlan, Plan
 from a2qflow.hw.compiler.thresholds import fit_thresholds
 from a2qflow.hw.files import atomic_write_bytes
@@ -65,28 +66,42 @@ class _Builder:
         return out
 
 
-def _mac(b: _Builder, layer: DenseLayer | ConvLayer, t: str, rank: int, acc_bits: int) -> str:
-    """The MAC node of one layer on integer weights; returns its accumulator tensor."""
-    n = layer.name
+def _mac(b: _Builder, layer: Layer, ins: list[tuple[str, int]], acc_bits: int) -> str:
+    """The node(s) computing one layer's accumulator from its integer inputs; returns the accumulator tensor.
+
+    dense: MatMul (after a Flatten of a CHW input); conv: Conv; dwconv: Conv with group = C; avgpool: the window sum
+    as a depthwise Conv with all-ones weights (exact, unlike AveragePool's float mean); add: the two inputs scaled by
+    their power-of-two shifts and added; requant: the input itself (an Identity names it)."""
+    n, acc = layer.name, f"{layer.name}_acc"
+    (t, rank), dt = ins[0], f"INT{acc_bits}"
+    if layer.kind == "requant":
+        return b.node("Identity", [t], acc, n, dtype=dt)
+    if layer.kind == "add":
+        terms = []
+        for i, ((x, _), k) in enumerate(zip(ins, layer.shifts)):
+            shift = b.init(f"{n}_shift{i}", np.float32(1 << k))
+            terms.append(x if k == 0 else b.node("Mul", [x, shift], f"{n}_in{i}", f"{n}_shift{i}"))
+        return b.node("Add", terms, acc, n, dtype=dt)
     if layer.kind == "dense":
         if rank == 4:
             t = b.node("Flatten", [t], f"{n}_flat", f"{n}_flatten", dtype=_dt(layer.in_type), axis=1)
         w = b.init(f"{n}_W", layer.weights.T.astype(np.float32), _dt(layer.w_type))
-        return b.node("MatMul", [t, w], f"{n}_acc", n, dtype=f"INT{acc_bits}")
+        return b.node("MatMul", [t, w], acc, n, dtype=dt)
     top, left, bottom, right = layer.pad
     w = b.init(f"{n}_W", layer.weights.astype(np.float32), _dt(layer.w_type))
-    return b.node("Conv", [t, w], f"{n}_acc", n, dtype=f"INT{acc_bits}", kernel_shape=list(layer.kernel),
-                  strides=list(layer.stride), pads=[top, left, bottom, right])
+    return b.node("Conv", [t, w], acc, n, dtype=dt, kernel_shape=list(layer.kernel), strides=list(layer.stride),
+                  pads=[top, left, bottom, right], dilations=[1, 1],
+                  group=1 if layer.kind == "conv" else layer.out_channels)
 
 
-def _thresholds(layer: DenseLayer | ConvLayer, lp: LayerPlan) -> tuple[np.ndarray, int]:
+def _thresholds(layer: Layer, lp: LayerPlan) -> tuple[np.ndarray, int]:
     """The plan's fitted thresholds (plan.npz); an unsafe layer's are refitted at its exact width."""
     if lp.unsafe or lp.thresholds is None:
         return fit_thresholds(layer.act.values, layer.weight_matrix(), layer.in_type, lp.acc_bits_exact)
     return lp.thresholds, int(lp.thr_bits)
 
 
-def _activation(b: _Builder, layer: DenseLayer | ConvLayer, acc: str, lp: LayerPlan, last: bool) -> str:
+def _activation(b: _Builder, layer: Layer, acc: str, lp: LayerPlan, last: bool, rank: int) -> str:
     """MultiThreshold (integer activation) or the float Mul + Add tail after a layer's accumulator."""
     n, C = layer.name, layer.out_channels
     out = OUTPUT if last else f"{n}_out"
@@ -95,9 +110,9 @@ def _activation(b: _Builder, layer: DenseLayer | ConvLayer, acc: str, lp: LayerP
         thr = b.init(f"{n}_T", values.astype(np.float32), f"INT{thr_bits}")
         return b.node("MultiThreshold", [acc, thr], out, f"{n}_thresholds", dtype=_dt(layer.act.out_type),
                       domain=QONNX_DOMAIN, out_dtype=_dt(layer.act.out_type), out_bias=float(layer.act.out_base),
-                      data_layout="NCHW" if layer.kind == "conv" else "NC")
+                      data_layout="NCHW" if rank == 4 else "NC")
     assert isinstance(layer.act, Affine)
-    shape = (1, C, 1, 1) if layer.kind == "conv" else (1, C)
+    shape = (1, C, 1, 1) if rank == 4 else (1, C)
     scale = b.init(f"{n}_scale", np.asarray(layer.act.scale).reshape(shape))
     bias = b.init(f"{n}_bias", np.asarray(layer.act.bias).reshape(shape))
     mid = b.node("Mul", [acc, scale], f"{n}_scaled", f"{n}_mul")
@@ -119,17 +134,20 @@ def int_model(model: Model, plan: Plan):
 
     b = _Builder()
     widths = _widths(model, plan)
-    t, rank = INPUT, 1 + len(model.input_shape)
+    tensors = {IR_INPUT: (INPUT, 1 + len(model.input_shape))}  # IR name -> (tensor, rank)
     b.dtypes[INPUT] = _dt(model.input_quant.dtype)
     for i, layer in enumerate(model.layers):
         last = i == len(model.layers) - 1
+        ins = [tensors[n] for n in layer.inputs]
         if isinstance(layer, MaxPoolLayer):
-            t = b.node("MaxPool", [t], OUTPUT if last else f"{layer.name}_out", layer.name, dtype=_dt(layer.dtype),
-                       kernel_shape=list(layer.kernel), strides=list(layer.stride))
+            t = b.node("MaxPool", [ins[0][0]], OUTPUT if last else f"{layer.name}_out", layer.name,
+                       dtype=_dt(layer.dtype), kernel_shape=list(layer.kernel), strides=list(layer.stride),
+                       pads=[0, 0, 0, 0], dilations=[1, 1], ceil_mode=0)
+            tensors[layer.name] = (t, 4)
             continue
-        acc = _mac(b, layer, t, rank, widths[layer.name])
-        t = _activation(b, layer, acc, plan.layer(layer.name), last)
-        rank = 4 if layer.kind == "conv" else 2
+        rank = 2 if layer.kind == "dense" else ins[0][1]
+        acc = _mac(b, layer, ins, widths[layer.name])
+        tensors[layer.name] = (_activation(b, layer, acc, plan.layer(layer.name), last, rank), rank)
     graph = helper.make_graph(
         b.nodes, f"{model.name}_int",
         [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, [1, *model.input_shape])],

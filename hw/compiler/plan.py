@@ -88,6 +88,7 @@ class Plan:
     ir_digest: str | None = None  # sha256 of the ir.json + ir.npz this plan was made from (set by save_plan)
     npz_digest: str | None = None  # sha256 of plan.npz (the fitted thresholds) written beside it (set by save_plan)
     warnings: list[str] = field(default_factory=list)  # one line each, printed by `a2qflow compile`
+    notes: list[str] = field(default_factory=list)  # what the compiler did on purpose (e.g. a dropped Softmax)
 
     @property
     def unsafe(self) -> bool:
@@ -105,7 +106,7 @@ class Plan:
     def to_json(self) -> dict:
         return {"model": self.model, "policy": self.policy, "unsafe": self.unsafe, "ir_digest": self.ir_digest,
                 "npz_digest": self.npz_digest, "layers": [l.to_json() for l in self.layers],
-                "warnings": list(self.warnings)}
+                "warnings": list(self.warnings), "notes": list(self.notes)}
 
     def table(self) -> str:
         """Markdown table for humans (BUILD/plan.md and the CLI)."""
@@ -177,7 +178,8 @@ def make_plan(model: Model, acc_bits: int | str | None = None, allow_unsafe: boo
             raise A2QFlowError(f"hw.layers.{name}: the model has no MAC layer named {name!r}; MAC layers are {names}")
     datatype = acc_bits == "datatype"  # every layer at its data-type bound: the width a designer without A2Q picks
     plan = Plan(model=model.name, policy="exact" if acc_bits is None else
-                ("datatype" if datatype else f"forced:{acc_bits}"), warnings=list(model.warnings))
+                ("datatype" if datatype else f"forced:{acc_bits}"), warnings=list(model.warnings),
+                notes=list(model.notes))
     for layer in model.mac_layers():
         w = layer.weight_matrix()
         exact = acc_bits_exact(w, layer.in_type)
@@ -253,7 +255,8 @@ def save_plan(plan: Plan, build: Path | str) -> None:
                                           for l in plan.layers if l.thresholds is not None})
     plan.npz_digest = _file_digest(build / "plan.npz")
     atomic_write_json(build / "plan.json", plan.to_json())
-    atomic_write_text(build / "plan.md", f"# Accumulator plan: {plan.model} ({plan.policy})\n\n" + plan.table())
+    notes = "".join(f"\nNote: {n}\n" for n in plan.notes)
+    atomic_write_text(build / "plan.md", f"# Accumulator plan: {plan.model} ({plan.policy})\n\n" + plan.table() + notes)
 
 
 def load_plan(build: Path | str, check_thresholds: bool = True) -> Plan:
@@ -282,7 +285,7 @@ def load_plan(build: Path | str, check_thresholds: bool = True) -> Plan:
     for l in layers if check_thresholds else ():
         _check_thresholds(l, npz)
     return Plan(model=model_name, policy=policy, layers=layers, ir_digest=digests[0], npz_digest=digests[1],
-                warnings=[str(w) for w in d.get("warnings", [])])
+                warnings=[str(w) for w in d.get("warnings", [])], notes=[str(n) for n in d.get("notes", [])])
 
 
 def _check_thresholds(l: LayerPlan, npz: Path) -> None:

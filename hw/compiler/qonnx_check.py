@@ -6,23 +6,35 @@ faithful lowering. Used by the compiler tests and by benchmarks/golden_vs_qonnx.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 
 def qonnx_outputs(path: Path | str, x: np.ndarray, tensors: list[str] | None = None) -> dict[str, np.ndarray]:
-    """Run qonnx' execute_onnx one sample at a time (batch-1 graph); returns the output (and any named tensors)."""
+    """Run qonnx' execute_onnx on the whole batch (qonnx' ChangeBatchSize); returns the output (and any named
+    tensors)."""
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.transformation.change_batchsize import ChangeBatchSize
     from qonnx.transformation.infer_shapes import InferShapes
 
+    full = bool(tensors)
+    try:  # the whole batch at once; a graph with a constant batch-1 Reshape needs one sample at a time
+        m = ModelWrapper(str(path)).transform(ChangeBatchSize(len(x))).transform(InferShapes())
+        iname, oname = m.graph.input[0].name, m.graph.output[0].name
+        want = list(dict.fromkeys([oname] + list(tensors or [])))
+        ctx = execute_onnx(m, {iname: np.asarray(x, dtype=np.float32)}, return_full_exec_context=full)
+        return {t: np.asarray(ctx[t]) for t in want}
+    except Exception:  # noqa: BLE001 - retried below; a real failure raises there
+        pass
     m = ModelWrapper(str(path)).transform(InferShapes())
     iname, oname = m.graph.input[0].name, m.graph.output[0].name
-    want = [oname] + list(tensors or [])
+    want = list(dict.fromkeys([oname] + list(tensors or [])))
     res: dict[str, list] = {t: [] for t in want}
     for i in range(len(x)):
-        ctx = execute_onnx(m, {iname: x[i:i + 1].astype(np.float32)}, return_full_exec_context=bool(tensors))
+        ctx = execute_onnx(m, {iname: x[i:i + 1].astype(np.float32)}, return_full_exec_context=full)
         for t in want:
             res[t].append(ctx[t][0])
     return {t: np.asarray(v) for t, v in res.items()}
@@ -44,3 +56,81 @@ def golden_vs_qonnx(onnx_path: Path | str, x: np.ndarray, ref: np.ndarray | None
     step = np.abs(np.asarray(last.act.scale)) if isinstance(last.act, Affine) else 1.0
     ref = ref.reshape(len(x), -1)
     return gold, ref, float((np.abs(gold - ref) / step).max())
+
+
+@dataclass
+class LayerDiff:
+    """How one IR layer's output compares with qonnx' execution of the file: values compared, values that differ,
+    the largest difference (in the layer's integer steps) and where the first difference is."""
+
+    layer: str
+    values: int
+    differ: int
+    max_steps: float
+    first: tuple[int, int] | None = None  # (sample, flat index within the sample)
+    golden: float | None = None
+    qonnx: float | None = None
+
+    def describe(self) -> str:
+        where = "" if self.first is None else (f"; first at sample {self.first[0]}, element {self.first[1]}: golden "
+                                               f"{self.golden:g} vs qonnx {self.qonnx:g}")
+        return f"layer {self.layer}: {self.differ} of {self.values} values differ (up to {self.max_steps:g} steps){where}"
+
+
+def layerwise(onnx_path: Path | str, x: np.ndarray, traced=None) -> list[LayerDiff]:
+    """Compare every IR layer's output tensor with the tensor qonnx computes for it, on float inputs `x`.
+
+    The golden model quantizes `x` with the model's input quantizer (Brevitas' float32 arithmetic, as qonnx), runs
+    the graph with ideal accumulators, and each layer's integers are compared with qonnx' tensor turned back into
+    levels (v / scale + zero_point); float logits are compared in units of their step (acc * scale). A dropped
+    Softmax's output is not compared (the hardware outputs the logits before it)."""
+    from a2qflow.hw.compiler import reference
+    from a2qflow.hw.compiler.frontend import load_qonnx_traced
+
+    model, trace = traced if traced is not None else load_qonnx_traced(onnx_path)
+    tensors = sorted({t for t, _ in trace.values()})
+    ref = qonnx_outputs(onnx_path, x, tensors)
+    gold = reference.run(model, model.input_quant.quantize(np.asarray(x).reshape(len(x), *model.input_shape)),
+                         keep=True).values
+    out = []
+    for layer in model.layers:
+        tensor, quant = trace[layer.name]
+        g = gold[layer.name].reshape(len(x), -1).astype(np.float64)
+        q = ref[tensor].reshape(len(x), -1).astype(np.float64)
+        if quant is not None:
+            q = q / float(np.ravel(quant.scale)[0]) + float(np.ravel(quant.zero_point)[0])
+            step = 1.0
+        elif model.notes and tensor == onnx_output_name(onnx_path):
+            continue  # a dropped Softmax: qonnx holds probabilities, the hardware the logits
+        else:
+            g = reference.logits_of(layer, g)
+            step = np.abs(np.asarray(layer.act.scale, dtype=np.float64))[None, :]
+        if g.shape != q.shape:
+            out.append(LayerDiff(layer.name, g.size, g.size, float("inf")))
+            continue
+        d = np.abs(g - q) / step
+        bad = d > (0.5 if quant is not None else 1e-3)
+        first = tuple(int(v) for v in np.argwhere(bad)[0]) if bad.any() else None
+        out.append(LayerDiff(layer.name, int(g.size), int(bad.sum()), float(d.max(initial=0.0)), first,
+                             None if first is None else float(g[first]), None if first is None else float(q[first])))
+    return out
+
+
+def onnx_output_name(onnx_path: Path | str) -> str:
+    import onnx
+
+    return onnx.load(str(onnx_path), load_external_data=False).graph.output[0].name
+
+
+def check_layerwise(onnx_path: Path | str, x: np.ndarray, where: str, traced=None) -> list[LayerDiff]:
+    """`layerwise`, failing loudly at the first layer whose integers differ from qonnx' (which export has checked
+    against torch): the golden model, C-sim and RTL would all compute something other than the trained model."""
+    from a2qflow.hw.errors import A2QFlowError
+
+    diffs = layerwise(onnx_path, x, traced)
+    bad = next((d for d in diffs if d.differ), None)
+    if bad is not None:
+        raise A2QFlowError(f"{where}: the integer golden model disagrees with qonnx' execution of the file at "
+                           f"{bad.describe()}; the hardware would not compute what the model computes (please "
+                           "report this with the file)")
+    return diffs

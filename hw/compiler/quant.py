@@ -106,3 +106,80 @@ def decode_quant(node, const: Callable[[str], np.ndarray | None], fail: Callable
     except ValueError:
         raise fail(f"rounding_mode {rounding!r} is unknown to qonnx") from None
     return QuantParams(scale, zp, int(b), bool(a.get("signed", 1)), bool(a.get("narrow", 0)), rounding)
+
+
+@dataclass(frozen=True)
+class TruncParams:
+    """A QONNX `Trunc` node (Brevitas' TruncAvgPool2d / TruncIntQuant): the input's integers at `in_scale` are
+    divided by the power of two `out_scale / in_scale`, clipped to `bits` and rounded by `rounding` (FLOOR for a
+    truncation). As qonnx' trunc_v2: y = round(x / in_scale + zp) / 2^t, clip, round_mode(y); value =
+    (y - zp / 2^t) * out_scale. Exposes the same interface as `QuantParams` (`scale` / `zero_point` are the
+    output's), so a layer may end in either."""
+
+    in_scale: np.ndarray
+    in_zero_point: np.ndarray
+    scale: np.ndarray
+    bits: int
+    signed: bool
+    narrow: bool
+    rounding: str
+
+    @property
+    def shift(self) -> float:
+        return float(2.0 ** np.round(np.log2(float(np.ravel(self.scale)[0]) / float(np.ravel(self.in_scale)[0]))))
+
+    @property
+    def zero_point(self) -> np.ndarray:
+        return np.asarray(self.in_zero_point, dtype=np.float64) / self.shift
+
+    @property
+    def qmin(self) -> int:
+        from qonnx.custom_op.general.intquant import min_int
+
+        return int(min_int(self.signed, self.narrow, self.bits))
+
+    @property
+    def qmax(self) -> int:
+        from qonnx.custom_op.general.intquant import max_int
+
+        return int(max_int(self.signed, self.narrow, self.bits))
+
+    def levels(self, v: np.ndarray, dtype=np.float64) -> np.ndarray:
+        from qonnx.custom_op.general.intquant import resolve_rounding_mode
+
+        y = np.round(np.asarray(v, dtype=dtype) / np.asarray(self.in_scale, dtype=dtype)
+                     + np.asarray(self.in_zero_point, dtype=dtype))
+        y = np.clip(y / dtype(self.shift), self.qmin, self.qmax)
+        return resolve_rounding_mode(self.rounding)(y)
+
+    def dequantize(self, levels: np.ndarray) -> np.ndarray:
+        return (np.asarray(levels, dtype=np.float64) - self.zero_point) * np.asarray(self.scale, dtype=np.float64)
+
+
+def decode_trunc(node, const: Callable[[str], np.ndarray | None], fail: Callable[[str], Exception]) -> TruncParams:
+    """Read a Trunc node's parameters (inputs: x, scale, zero_point, input_bit_width, output_scale,
+    output_bit_width); the truncation must be by a power of two, per tensor."""
+    from qonnx.custom_op.general.intquant import resolve_rounding_mode
+
+    if len(node.input) < 6:
+        raise fail("Trunc needs (x, scale, zero_point, input_bit_width, output_scale, output_bit_width) inputs "
+                   "(qonnx Trunc v2; re-export with brevitas >= 0.12)")
+    vals = [const(i) if i else None for i in node.input[1:6]]
+    if any(v is None for v in vals):
+        raise fail("Trunc scale, zero point, bit widths and output scale must be constants")
+    scale, zp, _, out_scale, bits = (np.asarray(v, dtype=np.float64) for v in vals)
+    if scale.size != 1 or out_scale.size != 1 or zp.size != 1:
+        raise fail("Trunc must be per tensor (one scale, zero point and output scale)")
+    b = float(bits.ravel()[0])
+    if bits.size != 1 or b != round(b) or b < 1:
+        raise fail(f"Trunc output bit width must be one integer >= 1, got {bits.ravel().tolist()[:4]}")
+    ratio = float(out_scale.ravel()[0]) / float(scale.ravel()[0])
+    if scale.ravel()[0] <= 0 or ratio <= 0 or abs(np.log2(ratio) - np.round(np.log2(ratio))) > 1e-6:
+        raise fail(f"Trunc output scale / input scale = {ratio:g} is not a power of two")
+    a = node_attrs(node)
+    rounding = str(a.get("rounding_mode", "FLOOR")).upper()
+    try:
+        resolve_rounding_mode(rounding)
+    except ValueError:
+        raise fail(f"rounding_mode {rounding!r} is unknown to qonnx") from None
+    return TruncParams(scale, zp, out_scale, int(b), bool(a.get("signed", 1)), bool(a.get("narrow", 0)), rounding)

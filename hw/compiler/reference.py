@@ -35,6 +35,7 @@ class GoldenRun:
     acc: np.ndarray  # last layer's accumulators (N, C) as the hardware holds them (wrapped in wrap mode)
     logits: np.ndarray  # acc * scale + bias (float64), or the last activation's integers if it ends in thresholds
     stats: dict[str, LayerStats] = field(default_factory=dict)
+    values: dict[str, np.ndarray] = field(default_factory=dict)  # every layer's output (run(..., keep=True))
 
     @property
     def overflow_events(self) -> int:
@@ -89,8 +90,10 @@ def maxpool(x: np.ndarray, layer: MaxPoolLayer) -> np.ndarray:
     return win.max(axis=(-1, -2))
 
 
-def run(model: Model, x_int: np.ndarray, acc_bits: dict[str, int] | None = None) -> GoldenRun:
+def run(model: Model, x_int: np.ndarray, acc_bits: dict[str, int] | None = None, keep: bool = False) -> GoldenRun:
     """Execute the IR on integer inputs (N, *input_shape).
+
+    keep=True returns every layer's output tensor in `values` (a layer-by-layer comparison needs them).
 
     acc_bits None: ideal int64 accumulators. acc_bits {layer: P}: wrap each listed MAC layer to P bits and use the
     thresholds fitted to P (`fit_thresholds`), exactly as the generated hardware does.
@@ -110,7 +113,8 @@ def run(model: Model, x_int: np.ndarray, acc_bits: dict[str, int] | None = None)
         values[layer.name] = _run_layer(layer, ins, acc_bits, stats)
     out = values[model.layers[-1].name]
     out = out.reshape(out.shape[0], -1)
-    return GoldenRun(acc=out, logits=logits(model, out), stats=stats)
+    kept = {k: v for k, v in values.items() if k != INPUT} if keep else {}
+    return GoldenRun(acc=out, logits=logits(model, out), stats=stats, values=kept)
 
 
 def _run_layer(layer: Layer, ins: list[np.ndarray], acc_bits: dict[str, int] | None,
@@ -136,9 +140,13 @@ def _run_layer(layer: Layer, ins: list[np.ndarray], acc_bits: dict[str, int] | N
 def logits(model: Model, out: np.ndarray) -> np.ndarray:
     """What the hardware's outputs (N, C) mean: acc * scale + bias when the model ends in the off-chip Affine,
     else the last activation's integers. Every executor (golden, C-sim, RTL) derives top-1 from this."""
-    last = model.layers[-1]
-    if isinstance(getattr(last, "act", None), Affine):
-        return out * np.asarray(last.act.scale, dtype=np.float64) + np.asarray(last.act.bias, dtype=np.float64)
+    return logits_of(model.layers[-1], out)
+
+
+def logits_of(layer: Layer, out: np.ndarray) -> np.ndarray:
+    """A layer's (N, C) outputs as floats: acc * scale + bias for the off-chip Affine, else the integers."""
+    if isinstance(getattr(layer, "act", None), Affine):
+        return out * np.asarray(layer.act.scale, dtype=np.float64) + np.asarray(layer.act.bias, dtype=np.float64)
     return out.astype(np.float64)
 
 

