@@ -208,20 +208,45 @@ def test_too_many_stride_2_stages_for_the_input_is_a_one_line_error():
 
 # ------------------------------------------------------------------------------------------------ end to end
 
-# Families whose exported model the compiler and both simulators take today (the others stop at compile until
-# the graph frontend lands: GlobalAveragePool, residual Add, grouped Conv, 3-D Conv1d input).
+# Families whose exported model the compiler and both simulators take today (the others compile, and their golden
+# model is checked below, until the HLS / RTL units for adds, pools, requantizers and depthwise convs land).
 END_TO_END = ("w2a2",)
 
 
-def _flow_run(tmp_path: Path, kind: str) -> Path:
-    """`a2qflow run` on the tiny config through rtlsim (train, compile, hls, csim, rtl, rtlsim)."""
+def _flow_run(tmp_path: Path, kind: str, stages: str = "csim,rtlsim") -> Path:
+    """`a2qflow run` on the tiny config through `stages` (train, compile, hls, csim, rtl, rtlsim by default)."""
     from a2qflow.flows.cli import main
 
     cfg = tmp_path / f"{kind}.yaml"
     cfg.write_text(yaml.safe_dump(TINY[kind]()))
     run = tmp_path / "run"
-    assert main(["run", str(cfg), "--out", str(run), "--stages", "csim,rtlsim", "--no-progress"]) == 0
+    assert main(["run", str(cfg), "--out", str(run), "--stages", stages, "--no-progress"]) == 0
     return run
+
+
+@pytest.mark.parametrize("kind", sorted(TINY))
+def test_family_compiles_and_golden_model_has_torchs_top1(tmp_path, kind):
+    """`a2qflow run --stages compile` on each tiny family: the plan holds the family's layer kinds (residual
+    adds, average pool, depthwise conv, conv1d as conv), every MAC layer's width is at most its target, and the
+    golden model's top-1 equals the quantized torch model's on every test input."""
+    import json
+
+    from a2qflow.hw.compiler import reference
+    from a2qflow.hw.compiler.plan import load_build
+
+    run = _flow_run(tmp_path, kind, "compile")
+    plan = json.loads((run / "build" / "plan.json").read_text())
+    kinds = {layer["kind"] for layer in plan["layers"]}
+    expect = {"resnet": {"add", "avgpool", "conv", "dense"}, "mobilenet": {"dwconv", "avgpool", "conv", "dense"},
+              "cnn1d": {"dense"}, "w2a2": {"dense"}}[kind]
+    assert expect <= kinds, kinds
+    for layer in plan["layers"]:
+        if layer.get("target_acc_bits") is not None:
+            assert layer["acc_bits"] <= layer["target_acc_bits"], layer["name"]
+    model, _ = load_build(run / "build")
+    x = np.load(run / "train" / "test_inputs.npy")
+    golden = reference.run(model, reference.prepare_inputs(model, x))
+    np.testing.assert_array_equal(golden.logits.argmax(1), torch_logits(run / "train", x).argmax(1))
 
 
 def _hardware_top1(build: Path, outputs: np.ndarray) -> np.ndarray:
