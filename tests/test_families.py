@@ -31,6 +31,7 @@ def tiny(config: str, **model) -> dict:
 
 TINY = {
     "resnet": lambda: tiny("digits_resnet", channels=[2, 4]),
+    "resnet_trunc": lambda: tiny("digits_resnet", channels=[2, 4], gap="trunc"),
     "mobilenet": lambda: tiny("digits_mobilenet", channels=[2, 4]),
     "cnn1d": lambda: tiny("mnist5k_cnn1d", conv_channels=[4, 4]),
     "w2a2": lambda: tiny("digits_mlp_w2a2", hidden=[16]),
@@ -237,12 +238,17 @@ def test_family_compiles_and_golden_model_has_torchs_top1(tmp_path, kind):
     run = _flow_run(tmp_path, kind, "compile")
     plan = json.loads((run / "build" / "plan.json").read_text())
     kinds = {layer["kind"] for layer in plan["layers"]}
-    expect = {"resnet": {"add", "avgpool", "conv", "dense"}, "mobilenet": {"dwconv", "avgpool", "conv", "dense"},
+    expect = {"resnet": {"add", "avgpool", "conv", "dense"}, "resnet_trunc": {"add", "avgpool", "conv", "dense"}, "mobilenet": {"dwconv", "avgpool", "conv", "dense"},
               "cnn1d": {"dense"}, "w2a2": {"dense"}}[kind]
     assert expect <= kinds, kinds
     for layer in plan["layers"]:
         if layer.get("target_acc_bits") is not None:
             assert layer["acc_bits"] <= layer["target_acc_bits"], layer["name"]
+    if kind == "resnet_trunc":  # TruncAvgPool2d's integer truncation, not a pool + requantizer
+        import onnx
+
+        ops = [n.op_type for n in onnx.load(str(run / "train" / "model.onnx")).graph.node]
+        assert "Trunc" in ops and "GlobalAveragePool" not in ops
     model, _ = load_build(run / "build")
     x = np.load(run / "train" / "test_inputs.npy")
     golden = reference.run(model, reference.prepare_inputs(model, x))

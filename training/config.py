@@ -57,6 +57,8 @@ class ModelConfig(_Strict):
     blocks: int = Field(1, ge=0, description="resnet: residual blocks per stage (two 3x3 convs + skip each)")
     stem_stride: int = Field(1, ge=1, le=2, description="resnet / mobilenet: stride of the 3x3 stem conv")
     stem_pool: bool = Field(False, description="resnet / mobilenet: MaxPool2d(2) after the stem")
+    gap: Literal["avg", "trunc"] = Field("avg", description="resnet / mobilenet: global average pooling as "
+                                         "AdaptiveAvgPool2d + QuantIdentity (avg) or Brevitas' TruncAvgPool2d")
     downsample: bool = Field(True, description="resnet: each stage after the first opens with a stride-2 3x3 "
                                                "conv; mobilenet: every depthwise conv has stride 2 (else 1)")
 

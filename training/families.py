@@ -12,7 +12,7 @@ ResNet (He et al. 2016, the A2Q paper's ResNet family, shrunk for an FPGA):
                   both the main branch and the skip requantized by ONE shared block{k}_add_quant (a signed
                   QuantIdentity, so both branches share one scale and the add is an integer add), `+`,
                   block{k}_relu
-  -> gap (AdaptiveAvgPool2d(1)) -> gap_quant (unsigned QuantIdentity) -> flatten -> fc
+  -> gap (AdaptiveAvgPool2d(1)) -> gap_quant (unsigned QuantIdentity), or gap (TruncAvgPool2d) -> flatten -> fc
 MobileNet (Howard et al. 2017, depthwise-separable blocks):
   input_quant -> stem (3x3) -> stem_bn -> stem_relu [-> stem_pool]
   -> per block j: dw{j} (3x3, groups = channels, stride 2 or 1) -> _bn -> _relu -> pw{j} (1x1) -> _bn -> _relu
@@ -92,20 +92,34 @@ class _Stepped(nn.Module):
     def _conv_bn_relu(self, p: Parts, name: str, c_in: int, c_out: int, k: int, stride: int = 1,
                       groups: int = 1, bn: str | None = None, relu: str | None = None) -> None:
         self._add(name, p.conv(name, 2, c_in, c_out, k, stride=stride, padding=k // 2, groups=groups))
+        self.hw = tuple((v + 2 * (k // 2) - k) // stride + 1 for v in self.hw)  # torch's Conv2d output size
         self._add(bn or f"{name}_bn", nn.BatchNorm2d(c_out))
         self._add(relu or f"{name}_relu", p.relu(p.next_bits(name)))
 
-    def _stem(self, p: Parts, m: ModelConfig, c_in: int) -> None:
+    def _stem(self, p: Parts, m: ModelConfig, image_shape: tuple[int, int, int]) -> None:
         self.steps = []
+        self.hw = tuple(image_shape[1:])  # (H, W) of the running feature map (TruncAvgPool2d needs its window)
         self._add("input_quant", p.input_quant())
-        self._conv_bn_relu(p, "stem", c_in, m.channels[0], 3, stride=m.stem_stride)
+        self._conv_bn_relu(p, "stem", image_shape[0], m.channels[0], 3, stride=m.stem_stride)
         if m.stem_pool:
             self._add("stem_pool", nn.MaxPool2d(2))
+            self.hw = tuple(v // 2 for v in self.hw)
 
-    def _head(self, p: Parts, c: int, num_classes: int) -> None:
-        """Global average pooling, its requantization to the classifier's input bits, the classifier fc."""
-        self._add("gap", nn.AdaptiveAvgPool2d(1))
-        self._add("gap_quant", p.requant(p.by_name["fc"].input_bits, False))
+    def _head(self, p: Parts, m: ModelConfig, c: int, num_classes: int) -> None:
+        """Global average pooling to the classifier's input bits, the classifier fc.
+
+        gap "avg": AdaptiveAvgPool2d(1), then an unsigned QuantIdentity (gap_quant) requantizes the mean.
+        gap "trunc": Brevitas' TruncAvgPool2d over the whole map with the classifier's input bits: the window sum
+        keeps its most significant bits (an integer shift, no requantizer; float twin: AvgPool2d)."""
+        bits = p.by_name["fc"].input_bits
+        if m.gap == "trunc":
+            import brevitas.nn as qnn
+
+            self._add("gap", nn.AvgPool2d(self.hw) if p.float_twin else
+                      qnn.TruncAvgPool2d(kernel_size=self.hw, bit_width=bits, return_quant_tensor=True))
+        else:
+            self._add("gap", nn.AdaptiveAvgPool2d(1))
+            self._add("gap_quant", p.requant(bits, False))
         self._add("flatten", nn.Flatten())
         self._add("fc", p.linear("fc", c, num_classes))
 
@@ -129,7 +143,7 @@ class ResNet(_Stepped):
 
     def __init__(self, m: ModelConfig, p: Parts, image_shape: tuple[int, int, int], num_classes: int):
         super().__init__()
-        self._stem(p, m, image_shape[0])
+        self._stem(p, m, image_shape)
         c, block = m.channels[0], 0
         for i, width in enumerate(m.channels):
             if i > 0:
@@ -146,7 +160,7 @@ class ResNet(_Stepped):
                 setattr(self, f"{n}_relu", p.relu(p.next_bits(f"{n}_conv1")))
                 self.steps.append(ResidualBlock(self, block))
                 block += 1
-        self._head(p, c, num_classes)
+        self._head(p, m, c, num_classes)
 
 
 class MobileNet(_Stepped):
@@ -154,13 +168,13 @@ class MobileNet(_Stepped):
 
     def __init__(self, m: ModelConfig, p: Parts, image_shape: tuple[int, int, int], num_classes: int):
         super().__init__()
-        self._stem(p, m, image_shape[0])
+        self._stem(p, m, image_shape)
         c = m.channels[0]
         for j, width in enumerate(m.channels[1:]):
             self._conv_bn_relu(p, f"dw{j}", c, c, 3, stride=2 if m.downsample else 1, groups=c)
             self._conv_bn_relu(p, f"pw{j}", c, width, 1)
             c = width
-        self._head(p, c, num_classes)
+        self._head(p, m, c, num_classes)
 
 
 def build_family(m: ModelConfig, specs: list[LayerSpec], image_shape: tuple[int, int, int], num_classes: int,
