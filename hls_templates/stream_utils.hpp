@@ -1,4 +1,5 @@
-// Stream helpers: width conversion between a producer's PE and a consumer's SIMD, and frame reading.
+// Stream helpers: width conversion between a producer's PE and a consumer's SIMD, frame reading, and the stream
+// duplicator of a fork (a tensor read by two layers, e.g. a residual block's main and skip branches).
 #ifndef A2Q_STREAM_UTILS_HPP
 #define A2Q_STREAM_UTILS_HPP
 
@@ -29,6 +30,21 @@ void read_frame(hls::stream<Word<T, W> >& in, T frame[ELEMS]) {
 #pragma HLS unroll
       frame[i * W + j] = w.v[j];
     }
+  }
+}
+
+// Fork: every beat of `in` is written to both outputs (FINN's DuplicateStreams, two outputs; a tensor read by
+// more layers goes through a chain of them). Each output is a stream of its own, so a branch that holds data back
+// (a frame buffer) never stalls the other: the generator gives the branch that reaches the join without a frame
+// buffer a FIFO deep enough to hold what the other branch holds back (hw/hls/design.py, skip_fifo_depths).
+template <unsigned BEATS, unsigned W, typename T>
+void duplicate_stream(hls::stream<Word<T, W> >& in, hls::stream<Word<T, W> >& out0,
+                      hls::stream<Word<T, W> >& out1) {
+  for (unsigned i = 0; i < BEATS; i++) {
+#pragma HLS pipeline II=1
+    const Word<T, W> w = in.read();
+    out0.write(w);
+    out1.write(w);
   }
 }
 

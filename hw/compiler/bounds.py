@@ -107,20 +107,31 @@ def wrap(values: np.ndarray, bits: int) -> np.ndarray:
 
 
 def first_layer_worst_case_inputs(model: Model) -> np.ndarray:
-    """Whole inputs (2C, *input_shape) that drive each first-layer channel to its exact hi and lo accumulator.
+    """Whole inputs that drive the first layer reading the model input to each channel's exact hi and lo.
 
-    Dense first layer: `worst_case_inputs` reshaped to the input shape. Conv first layer: each channel's
+    Dense: `worst_case_inputs` reshaped to the input shape (2C inputs). Conv / depthwise / pool: each channel's
     worst-case window placed at the first output position whose window lies fully inside the (unpadded) image,
-    zeros elsewhere (zero is inside every input type, and only that window matters for that output).
+    zeros elsewhere (zero is inside every input type, and only that window matters for that output); a depthwise
+    or pool channel's window sits in its own input channel. Add / requant (elementwise): all-max and all-min.
     """
-    layer = model.layers[0]
-    if layer.kind not in ("dense", "conv"):
+    from a2qflow.hw.compiler.ir import INPUT
+
+    layer = next(l for l in model.layers if INPUT in l.inputs)
+    if layer.kind in ("add", "requant"):
+        t = layer.in_type
+        return np.stack([np.full(model.input_shape, t.max), np.full(model.input_shape, t.min)]).astype(np.int64)
+    if layer.kind not in ("dense", "conv", "dwconv", "avgpool"):
         raise A2QFlowError(f"model {model.name}: the first layer {layer.name} is a {layer.kind}; worst-case inputs "
-                           "are defined for a MAC first layer")
+                           "are defined for a layer with an accumulator")
     x_hi, x_lo = worst_case_inputs(layer.weight_matrix(), layer.in_type)
     vecs = np.concatenate([x_hi, x_lo])
     if layer.kind == "dense":
         return vecs.reshape((-1, *model.input_shape))
+    return _place_windows(layer, vecs)
+
+
+def _place_windows(layer, vecs: np.ndarray) -> np.ndarray:
+    """Images (len(vecs), IC, H, W) with each window vector at the first fully-inside output position."""
     ic, ih, iw = layer.in_shape
     kh, kw = layer.kernel
     t, l_, _, _ = layer.pad
@@ -129,8 +140,13 @@ def first_layer_worst_case_inputs(model: Model) -> np.ndarray:
     oy = next((o for o in range(oh) if o * sh - t >= 0 and o * sh - t + kh <= ih), None)
     ox = next((o for o in range(ow) if o * sw - l_ >= 0 and o * sw - l_ + kw <= iw), None)
     if oy is None or ox is None:
-        raise A2QFlowError(f"conv {layer.name}: no output position has its {kh}x{kw} window inside the image")
+        raise A2QFlowError(f"{layer.kind} {layer.name}: no output position has its {kh}x{kw} window inside the image")
     y0, x0 = oy * sh - t, ox * sw - l_
     imgs = np.zeros((len(vecs), ic, ih, iw), dtype=np.int64)
-    imgs[:, :, y0:y0 + kh, x0:x0 + kw] = vecs.reshape(-1, ic, kh, kw)
+    if layer.kind == "conv":
+        imgs[:, :, y0:y0 + kh, x0:x0 + kw] = vecs.reshape(-1, ic, kh, kw)
+        return imgs
+    C = layer.out_channels
+    for i, v in enumerate(vecs):  # depthwise / pool: row i drives channel i % C from its own input channel
+        imgs[i, i % C, y0:y0 + kh, x0:x0 + kw] = v.reshape(kh, kw)
     return imgs

@@ -2,10 +2,10 @@
 
 `run_csim` regenerates BUILD/hls (unchanged files are left alone), compiles the testbench once per source hash
 (BUILD/csim/bin/), runs the whole input set in one process and compares every output integer with the golden
-model (hw.reference.run at the plan's widths). The default build defines A2Q_OVERFLOW_MONITOR: each MVAU also
-keeps a 64-bit shadow accumulator and counts, per layer, the outputs whose ACC_BITS value differs; those counts
-must equal the golden model's overflow_events. The monitor only adds counting code; the datapath is the one HLS
-synthesizes (`monitor=False` builds exactly that).
+model (hw.reference.run at the plan's widths). The default build defines A2Q_OVERFLOW_MONITOR: each MAC unit
+(MVAU, VVAU, add, requant) also keeps a 64-bit shadow accumulator and counts, per layer, the outputs whose ACC_BITS
+value differs; those counts must equal the golden model's overflow_events. The monitor only adds counting code;
+the datapath is the one HLS synthesizes (`monitor=False` builds exactly that).
 """
 
 from __future__ import annotations

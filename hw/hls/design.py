@@ -1,7 +1,10 @@
 """The HLS design in Python terms: streams, stages and per-layer parameters, before any C++ is written.
 
-`build_design(model, plan)` walks the IR once and lets one emitter per layer kind (`a2qflow.hw.hls.emitters`) add
-its stages and parameters. Everything here stays typed (`IntType`, numpy arrays, `Stream` objects); C++ text
+`build_design(model, plan)` walks the IR graph once, in its topological order, and lets one emitter per layer kind
+(`a2qflow.hw.hls.emitters`) add its stages and parameters. Every layer output is one stream; a tensor read by more
+than one layer goes through a chain of two-way stream duplicators (FINN's DuplicateStreams), so each reader owns a
+stream, and a join (the residual add) reads two. `skip_fifo_depths` then sizes the FIFOs a fork needs so the
+dataflow never deadlocks. Everything here stays typed (`IntType`, numpy arrays, `Stream` objects); C++ text
 appears only when `a2qflow.hw.hls.generate` renders the Jinja2 templates, as in hls4ml's per-layer templates.
 """
 
@@ -12,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from a2qflow.hw.compiler.ir import IntType, Model
+from a2qflow.hw.compiler.ir import INPUT, IntType, Model
 from a2qflow.hw.compiler.plan import LayerPlan, Plan, check_layers
 from a2qflow.hw.errors import A2QFlowError
 
@@ -25,6 +28,12 @@ class Stream:
     elem: IntType
     beat: int
     shape: tuple[int, ...]
+    depth: int = 2  # FIFO depth in beats (#pragma HLS stream depth)
+    depth_note: str = ""  # why a FIFO is deeper than 2 (a comment in top.cpp)
+
+    @property
+    def beats(self) -> int:
+        return self.elems // self.beat
 
     @property
     def elems(self) -> int:
@@ -35,12 +44,14 @@ class Stream:
 class Stage:
     """One call in the dataflow top: `kind` names its call template in hls_templates/calls.j2."""
 
-    kind: str  # mvau | sliding_window | maxpool | convert_width
+    kind: str  # mvau | vvau | sliding_window | dw_sliding_window | maxpool | convert_width | add | requant | duplicate
     comment: str
     inp: Stream
     out: Stream
     ns: str = ""  # the layer's C++ namespace (params_<ns>.h)
     args: dict = field(default_factory=dict)  # extra template arguments (e.g. the MAC layer index)
+    inp2: Stream | None = None  # the second input of a join (add)
+    out2: Stream | None = None  # the second output of a fork (duplicate)
 
 
 @dataclass
@@ -71,23 +82,55 @@ class Design:
     streams: list[Stream] = field(default_factory=list)  # internal streams (not the top-level ports)
     output: Stream | None = None
     mac_names: list[str] = field(default_factory=list)
+    fifo_depths: dict[str, int] = field(default_factory=dict)  # streams deeper than 2 beats (skip branches)
 
 
 class DesignBuilder:
-    """Mutable state the emitters share while walking the IR: the current stream and a stream counter."""
+    """Mutable state the emitters share while walking the IR: the current stream (an emitter's input, then each
+    stage's output), the second input of a join, and the streams each tensor's readers still have to take."""
 
     def __init__(self, design: Design, plans: dict[str, LayerPlan], build: Path):
         self.design, self.plans, self.build = design, plans, build
         self.cur = design.input
+        self.inputs: list[Stream] = [design.input]  # the current layer's input streams (two for an add)
+        self.readers: dict[str, list[Stream]] = {}  # tensor name -> one stream per reader not yet emitted
 
     def new_stream(self, elem: IntType, beat: int, shape: tuple[int, ...]) -> Stream:
         s = Stream(f"s{len(self.design.streams)}", elem, beat, tuple(shape))
         self.design.streams.append(s)
         return s
 
-    def add_stage(self, kind: str, comment: str, out: Stream, ns: str = "", **args) -> None:
-        self.design.stages.append(Stage(kind, comment, self.cur, out, ns, args))
+    def add_stage(self, kind: str, comment: str, out: Stream, ns: str = "", inp2: Stream | None = None,
+                  out2: Stream | None = None, **args) -> None:
+        self.design.stages.append(Stage(kind, comment, self.cur, out, ns, args, inp2, out2))
         self.cur = out
+
+    def convert(self, s: Stream, beat: int, why: str) -> Stream:
+        """`s` re-beaten to `beat` elements per beat (a convert_width stage), or `s` itself when it already is."""
+        if s.beat == beat:
+            return s
+        self.cur = s
+        out = self.new_stream(s.elem, beat, s.shape)
+        self.add_stage("convert_width", f"{why}: {s.beat} -> {beat} values per beat", out, in_beat=s.beat,
+                       out_beat=beat, elems=s.elems)
+        return out
+
+    def publish(self, name: str, s: Stream, readers: int) -> None:
+        """Make tensor `name` (stream `s`) available to its `readers` layers: one stream each, through a chain of
+        two-way duplicators when there is more than one reader."""
+        streams = []
+        while readers > 1:
+            a, b = (self.new_stream(s.elem, s.beat, s.shape) for _ in range(2))
+            self.cur = s
+            self.add_stage("duplicate", f"fork of {name}: {s.beats} beats of {s.beat} to two readers", a,
+                           out2=b, beats=s.beats, tensor=name)
+            streams.append(a)
+            s, readers = b, readers - 1
+        self.readers[name] = streams + [s]
+
+    def take(self, name: str) -> Stream:
+        """The next unread stream of tensor `name` (one per reading layer, in layer order)."""
+        return self.readers[name].pop(0)
 
     def error(self, file: str, msg: str) -> A2QFlowError:
         return A2QFlowError(f"{self.build}/{file}: {msg}")
@@ -114,15 +157,18 @@ def check_plan(model: Model, plan: Plan, build: Path) -> dict[str, LayerPlan]:
 
 
 def build_design(model: Model, plan: Plan, build: Path | str = "BUILD") -> Design:
-    """Lower the IR + plan to stages, streams and per-layer parameters (pure: writes nothing).
+    """Lower the IR graph + plan to stages, streams and per-layer parameters (pure: writes nothing).
+
+    Layers are emitted in the IR's topological order; each reads one stream per input (its own copy when the
+    tensor has several readers) and publishes one output stream.
 
     Args:
-        model: the integer IR.
+        model: the integer IR (a DAG in topological order; the last layer is the output).
         plan: its accumulator plan (widths, folding, fitted thresholds).
         build: the build folder, named in error messages.
 
     Returns:
-        The typed `Design`; its last stage writes the top-level output stream.
+        The typed `Design`; the last layer's stage writes the top-level output stream.
     """
     from a2qflow.hw.hls.emitters import EMITTERS, identifier
 
@@ -136,10 +182,72 @@ def build_design(model: Model, plan: Plan, build: Path | str = "BUILD") -> Desig
     first = model.layers[0]
     beat = shape[0] if len(shape) == 3 else (plans[first.name].simd if first.kind == "dense" else 1)
     b = DesignBuilder(Design(model, plan, Stream("in_stream", model.input_quant.dtype, beat, shape)), plans, build)
+    names = (INPUT, *(l.name for l in model.layers))
+    readers = {name: sum(l.inputs.count(name) for l in model.layers) for name in names}
+    b.publish(INPUT, b.design.input, readers[INPUT])
     for i, layer in enumerate(model.layers):
+        if layer.kind not in EMITTERS:
+            raise A2QFlowError(f"{build}/ir.json: layer {layer.name} has kind {layer.kind!r}, which the HLS backend "
+                               f"does not implement (it has {', '.join(sorted(EMITTERS))})")
+        b.inputs = [b.take(n) for n in layer.inputs]
+        b.cur = b.inputs[0]
         EMITTERS[layer.kind](b, identifier(i, layer.name), layer, i == len(model.layers) - 1)
+        if i < len(model.layers) - 1:
+            b.publish(layer.name, b.cur, readers[layer.name])
     d = b.design
-    last = d.streams.pop()  # the last stage writes the top-level output port instead of an internal stream
+    last = b.cur  # the last layer's stage writes the top-level output port instead of an internal stream
+    d.streams.remove(last)
     d.output = Stream("out_stream", last.elem, last.beat, last.shape)
-    d.stages[-1].out = d.output
+    for st in d.stages:
+        st.out = d.output if st.out is last else st.out
+    d.fifo_depths = skip_fifo_depths(d)
     return d
+
+
+# Stages that pass a tensor through element by element (a few beats of latency); every other stage holds data
+# back: a sliding window or pool reads a whole frame before its first output, an MVAU a whole input vector.
+STREAMING_STAGES = ("convert_width", "requant", "duplicate")
+
+
+def _reaches_join(d: Design, s: Stream) -> Stage | None:
+    """The add that stream `s` reaches through streaming stages only (a skip branch), else None."""
+    for st in d.stages:
+        if st.inp is not s and st.inp2 is not s:
+            continue
+        if st.kind == "add":
+            return st
+        if st.kind in STREAMING_STAGES:
+            return next(filter(None, (_reaches_join(d, o) for o in (st.out, st.out2) if o is not None)), None)
+        return None
+    return None
+
+
+def skip_fifo_depths(d: Design) -> dict[str, int]:
+    """Size the FIFO of every fork output that reaches a join through streaming stages only (a skip branch).
+
+    Why: the duplicator writes each beat to both branches in lockstep and the add reads both branches in lockstep.
+    The main branch holds back a whole frame of the forked tensor before its first output reaches the add (its
+    sliding window / pool buffers the frame, an MVAU reads the whole vector), and during that time the
+    duplicator must be able to push the same frame into the skip branch, or it stalls and the main branch never
+    gets the rest of its frame: a deadlock. So the skip FIFO holds one whole frame of the fork, in the fork's beats
+    (deadlock-free; the fork then runs one frame ahead of the join at most). In C-sim, streams are unbounded and the
+    stages run one after another, so this depth only matters in RTL (cosim and hardware).
+
+    Returns:
+        {stream name: depth in beats} of the deepened streams (each also gets depth / depth_note set).
+    """
+    depths: dict[str, int] = {}
+    for st in d.stages:
+        if st.kind != "duplicate":
+            continue
+        outs = [st.out, st.out2]
+        joins = [_reaches_join(d, o) for o in outs]
+        for o, join, other in zip(outs, joins, joins[::-1]):
+            if join is None or other is not None:  # not a skip branch, or both branches stream through
+                continue
+            o.depth = max(2, st.inp.beats)
+            o.depth_note = (f"skip branch from {st.args['tensor']} to {join.comment.split(':')[0]}: holds one "
+                            f"frame ({st.inp.elems} elements, {st.inp.beats} beats of {st.inp.beat}), all the other "
+                            "branch reads before its first output reaches the add")
+            depths[o.name] = o.depth
+    return depths

@@ -1,7 +1,8 @@
-"""One HLS emitter per IR layer kind (maxpool, dense, conv), registered in `EMITTERS`.
+"""One HLS emitter per IR layer kind (maxpool, dense, conv, dwconv, avgpool, add, requant), registered in `EMITTERS`.
 
 An emitter appends the layer's `LayerParams` (rendered by params.h.j2) and its `Stage`s (rendered by calls.j2)
-to the design being built, and advances the current stream. Widths, folding and threshold integers come from
+to the design being built, reading its input stream(s) (`b.inputs`; `b.cur` is the first) and leaving its output
+stream in `b.cur`. Widths, folding and threshold integers come from
 the plan; emitters only reorder weights into the streaming layout (HWC feature maps, (kh, kw, ic) windows) and
 fold them for SIMD x PE. To support a new layer kind, add a function here and a call macro in calls.j2.
 """
@@ -13,11 +14,14 @@ from typing import Callable
 import numpy as np
 
 from a2qflow.hw.compiler.ir import (
+    AddLayer,
     ConvLayer,
     DenseLayer,
+    DepthwiseConvLayer,
     IntType,
     Layer,
     MaxPoolLayer,
+    RequantLayer,
     Thresholds,
     conv_weights_ohwi,
     dense_weights_hwc,
@@ -68,19 +72,28 @@ def emit_dense(b: DesignBuilder, ns: str, layer: DenseLayer, last: bool) -> None
     _emit_mac(b, ns, layer, last, w, order, rows=1, out_shape=(layer.out_channels,), consts=[])
 
 
-def emit_conv(b: DesignBuilder, ns: str, layer: ConvLayer, last: bool) -> None:
-    """Convolution: a sliding-window generator emitting (kh, kw, ic) windows into a matrix-vector unit."""
-    lp, cur = b.plans[layer.name], b.cur
+def _window_geometry(b: DesignBuilder, layer: ConvLayer) -> list[tuple[str, int]]:
+    """Constants of a sliding window over the layer's (C, H, W) input, after checking the stream's shape."""
+    cur = b.cur
     if len(cur.shape) != 3 or tuple(layer.in_shape) != cur.shape:
-        raise b.error("ir.json", f"conv {layer.name} expects input {list(layer.in_shape)} but receives "
+        raise b.error("ir.json", f"{layer.kind} {layer.name} expects input {list(layer.in_shape)} but receives "
                                  f"{list(cur.shape)}")
     ic, ih, iw = layer.in_shape
     kh, kw = layer.kernel
-    oc, oh, ow = layer.out_shape
+    _, oh, ow = layer.out_shape
     t, l_, bt, r = layer.pad
-    consts = [("IC", ic), ("IH", ih), ("IW", iw), ("KH", kh), ("KW", kw), ("SH", layer.stride[0]),
-              ("SW", layer.stride[1]), ("PT", t), ("PL", l_), ("PB", bt), ("PR", r), ("OH", oh), ("OW", ow),
-              ("IN_BEAT", cur.beat)]
+    return [("IC", ic), ("IH", ih), ("IW", iw), ("KH", kh), ("KW", kw), ("SH", layer.stride[0]),
+            ("SW", layer.stride[1]), ("PT", t), ("PL", l_), ("PB", bt), ("PR", r), ("OH", oh), ("OW", ow),
+            ("IN_BEAT", cur.beat)]
+
+
+def emit_conv(b: DesignBuilder, ns: str, layer: ConvLayer, last: bool) -> None:
+    """Convolution: a sliding-window generator emitting (kh, kw, ic) windows into a matrix-vector unit."""
+    lp, cur = b.plans[layer.name], b.cur
+    consts = _window_geometry(b, layer)
+    ic, ih, iw = layer.in_shape
+    kh, kw = layer.kernel
+    oc, oh, ow = layer.out_shape
     win = b.new_stream(cur.elem, lp.simd, (layer.K,))
     b.add_stage("sliding_window", f"{layer.name}: sliding window {kh}x{kw} over {ic}x{ih}x{iw}, pad "
                                   f"{list(layer.pad)}", win, ns)
@@ -89,9 +102,76 @@ def emit_conv(b: DesignBuilder, ns: str, layer: ConvLayer, last: bool) -> None:
               out_shape=(oc, oh, ow), consts=consts)
 
 
+def emit_depthwise(b: DesignBuilder, ns: str, layer: DepthwiseConvLayer, last: bool) -> None:
+    """Depthwise convolution and average pooling (a depthwise layer with all-ones UINT1 weights: its accumulator is
+    the window sum): a depthwise sliding window (PE channels x SIMD window positions per beat) into a
+    vector-vector unit with K = KH * KW per channel."""
+    lp, cur = b.plans[layer.name], b.cur
+    consts = _window_geometry(b, layer)
+    c, ih, iw = layer.in_shape
+    kh, kw = layer.kernel
+    _, oh, ow = layer.out_shape
+    win = b.new_stream(cur.elem, lp.pe * lp.simd, (c * oh * ow * layer.K,))
+    b.add_stage("dw_sliding_window", f"{layer.name}: depthwise window {kh}x{kw} over {c}x{ih}x{iw}, pad "
+                                     f"{list(layer.pad)}, {lp.pe} channels x {lp.simd} positions per beat", win, ns)
+    what = "window sum (all-ones weights)" if layer.kind == "avgpool" else "depthwise"
+    _emit_mac(b, ns, layer, last, layer.weight_matrix(), f" ((kh, kw) order; {what})", rows=oh * ow,
+              out_shape=(c, oh, ow), consts=consts, unit="vvau")
+
+
+def emit_add(b: DesignBuilder, ns: str, layer: AddLayer, last: bool) -> None:
+    """Residual add of two streams: acc = (a << KA) + (b << KB) at ACC_BITS, then thresholds; both inputs are
+    re-beaten to the layer's PE."""
+    a, c = b.inputs
+    for s in (a, c):
+        if tuple(s.shape) != tuple(layer.in_shape) or s.elem != layer.in_type:
+            raise b.error("ir.json", f"add {layer.name} expects two {layer.in_type} inputs of shape "
+                                     f"{list(layer.in_shape)} but receives {s.elem} {list(s.shape)}")
+    pe = b.plans[layer.name].pe
+    a = b.convert(a, pe, f"{layer.name} input {layer.inputs[0]}")
+    c = b.convert(c, pe, f"{layer.name} input {layer.inputs[1]}")
+    b.cur = a
+    _emit_elementwise(b, ns, layer, last, [("KA", layer.shifts[0]), ("KB", layer.shifts[1])], inp2=c,
+                      what=f"({layer.inputs[0]} << {layer.shifts[0]}) + ({layer.inputs[1]} << {layer.shifts[1]})")
+
+
+def emit_requant(b: DesignBuilder, ns: str, layer: RequantLayer, last: bool) -> None:
+    """Standalone requantization: thresholds on the integer itself (acc = x at ACC_BITS)."""
+    if tuple(b.cur.shape) != tuple(layer.in_shape) or b.cur.elem != layer.in_type:
+        raise b.error("ir.json", f"requant {layer.name} expects {layer.in_type} {list(layer.in_shape)} but "
+                                 f"receives {b.cur.elem} {list(b.cur.shape)}")
+    b.cur = b.convert(b.cur, b.plans[layer.name].pe, f"{layer.name} input")
+    _emit_elementwise(b, ns, layer, last, [], inp2=None, what=f"requantize {layer.inputs[0]}")
+
+
+def _emit_elementwise(b: DesignBuilder, ns: str, layer: AddLayer | RequantLayer, last: bool,
+                      consts: list[tuple[str, int]], inp2, what: str) -> None:
+    """Parameters and stage of an element-wise MAC layer (add, requant): PE elements per beat, thresholds."""
+    lp, cur = b.plans[layer.name], b.cur
+    elems = int(np.prod(layer.in_shape))
+    consts = [("ELEMS", elems), ("C", layer.out_channels), ("PE", lp.pe), ("ACC_BITS", lp.acc_bits)] + consts
+    params = LayerParams(ns, layer.kind, "", consts, [("in_t", layer.in_type)], acc_bits=lp.acc_bits)
+    out_elem, act_note = _emit_activation(b, params, layer, last)
+    params.types.append(("out_t", out_elem))
+    params.header = (f"Layer {layer.name}: {layer.kind}, {what}, {layer.in_type} inputs, shape "
+                     f"{list(layer.in_shape)}; {_widths_note(lp)}; {act_note}")
+    b.design.layers.append(params)
+    out = b.new_stream(out_elem, lp.pe, tuple(layer.in_shape))
+    b.add_stage(layer.kind, f"{layer.name}: {what}, {layer.out_channels} channels, PE={lp.pe}, "
+                            f"ACC_BITS={lp.acc_bits} ({elems // lp.pe} cycles)", out, ns, inp2=inp2,
+                mac_index=len(b.design.mac_names))
+    b.design.mac_names.append(layer.name)
+
+
+def _widths_note(lp) -> str:
+    return (f"ACC_BITS={lp.acc_bits} (exact bound {lp.acc_bits_exact}, L1 {lp.acc_bits_l1}, data type "
+            f"{lp.acc_bits_datatype}{', UNSAFE: below the exact bound' if lp.unsafe else ''})")
+
+
 def _emit_mac(b: DesignBuilder, ns: str, layer: DenseLayer | ConvLayer, last: bool, w: np.ndarray, order: str,
-              rows: int, out_shape: tuple[int, ...], consts: list[tuple[str, int]]) -> None:
-    """The matrix-vector unit shared by dense and conv: ACC_BITS accumulators, then thresholds or raw out."""
+              rows: int, out_shape: tuple[int, ...], consts: list[tuple[str, int]], unit: str = "mvau") -> None:
+    """The dot-product unit shared by dense, conv (mvau) and depthwise / pool (vvau): ACC_BITS accumulators, then
+    thresholds or raw out."""
     lp, cur = b.plans[layer.name], b.cur
     simd, pe, acc_bits, K, C = lp.simd, lp.pe, lp.acc_bits, layer.K, layer.out_channels
     if layer.in_type != cur.elem:
@@ -104,16 +184,14 @@ def _emit_mac(b: DesignBuilder, ns: str, layer: DenseLayer | ConvLayer, last: bo
     out_elem, act_note = _emit_activation(b, params, layer, last)
     params.types.append(("out_t", out_elem))
     params.header = (f"Layer {layer.name}: {layer.kind}, K={K}, C={C}, {layer.in_type} inputs x {layer.w_type} "
-                     f"weights; ACC_BITS={acc_bits} (exact bound {lp.acc_bits_exact}, L1 {lp.acc_bits_l1}, data "
-                     f"type {lp.acc_bits_datatype}{', UNSAFE: below the exact bound' if lp.unsafe else ''}); "
-                     f"{act_note}")
+                     f"weights; {_widths_note(lp)}; {act_note}")
     b.design.layers.append(params)
     out = b.new_stream(out_elem, pe, out_shape)
     if lp.architecture == "unrolled":  # constant-weight unrolled dense layer (issue 12)
         hls_unrolled.add_stage(b, ns, lp, out)
     else:
-        b.add_stage("mvau", f"{layer.name}: {C} channels x K={K}, SIMD={simd} PE={pe}, ACC_BITS={acc_bits} "
-                            f"({(C // pe) * (K // simd) * rows} cycles)", out, ns, mac_index=len(b.design.mac_names))
+        b.add_stage(unit, f"{layer.name}: {C} channels x K={K}, SIMD={simd} PE={pe}, ACC_BITS={acc_bits} "
+                          f"({(C // pe) * (K // simd) * rows} cycles)", out, ns, mac_index=len(b.design.mac_names))
     b.design.mac_names.append(layer.name)
 
 
@@ -138,4 +216,6 @@ def _emit_activation(b: DesignBuilder, params: LayerParams, layer: DenseLayer | 
 
 
 Emitter = Callable[[DesignBuilder, str, Layer, bool], None]
-EMITTERS: dict[str, Emitter] = {"maxpool": emit_maxpool, "dense": emit_dense, "conv": emit_conv}
+EMITTERS: dict[str, Emitter] = {"maxpool": emit_maxpool, "dense": emit_dense, "conv": emit_conv,
+                                 "dwconv": emit_depthwise, "avgpool": emit_depthwise, "add": emit_add,
+                                 "requant": emit_requant}

@@ -29,8 +29,8 @@ from a2qflow.hw.files import atomic_write_bytes, atomic_write_text
 from a2qflow.hw.hls.design import Design, Stream, build_design
 
 TOP = "a2q_top"
-LIBRARY_HEADERS = ("a2q_common.hpp", "mvau.hpp", "thresholds.hpp", "sliding_window.hpp", "pool.hpp",
-                   "stream_utils.hpp", "dense_unrolled.hpp")
+LIBRARY_HEADERS = ("a2q_common.hpp", "mvau.hpp", "vvau.hpp", "elementwise.hpp", "thresholds.hpp",
+                   "sliding_window.hpp", "pool.hpp", "stream_utils.hpp", "dense_unrolled.hpp")
 _SIGNED_CONSTANTS = {"ACC_BITS", "THR_BITS", "OUT_BASE"}
 
 

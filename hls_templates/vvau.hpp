@@ -1,0 +1,76 @@
+// Vector-vector-activation unit (VVAU, as FINN's): depthwise convolution and average pooling, ACC_BITS accumulators.
+//
+// Each output channel c is a dot product of its own input channel's KH x KW window with its own K = KH*KW weights
+// (no sum over input channels). PE channels are computed in parallel, each over SIMD window positions per cycle, so
+// one output pixel takes (C/PE) * (K/SIMD) cycles at II = 1. The input comes from dw_sliding_window
+// (sliding_window.hpp): one beat is PE * SIMD elements, v[pe * SIMD + s] = channel nf*PE + pe, position sf*SIMD + s.
+// Output: PE channels per beat, channel groups in order, so the output streams in HWC order.
+//
+// Average pooling is this unit with every weight 1 (UINT1): the accumulator is the exact window sum, whose width
+// the plan proves from the window size and the input range; the division / truncation / requantization after it
+// are the thresholds. As in mvau.hpp, products keep their full TI + TW width and only the adder tree and the
+// accumulator are ACC_BITS wide; ap_int wraps modulo 2^ACC_BITS, so the result equals the golden model's wrap
+// mode for any summation order. Weights: [PE][(C/PE)*(K/SIMD)][SIMD], weights[pe][nf*SF + sf][s] = W[nf*PE + pe][sf*SIMD + s].
+#ifndef A2Q_VVAU_HPP
+#define A2Q_VVAU_HPP
+
+#include "a2q_common.hpp"
+
+template <unsigned K, unsigned C, unsigned SIMD, unsigned PE, unsigned ROWS, int ACC_BITS, unsigned LAYER,
+          typename TI, typename TW, typename TO, typename Activation, typename TW_ROM>
+void vvau(hls::stream<Word<TI, PE * SIMD> >& in, hls::stream<Word<TO, PE> >& out,
+          const TW_ROM weights[PE][(C / PE) * (K / SIMD)][SIMD], const Activation& act) {
+  static_assert(K % SIMD == 0, "SIMD must divide K");
+  static_assert(C % PE == 0, "PE must divide C");
+  constexpr unsigned SF = K / SIMD;  // kernel folds per channel group
+  constexpr unsigned NF = C / PE;    // channel groups per output pixel
+  typedef ap_int<ACC_BITS> acc_t;
+  typedef ap_int<TI::width + TW::width> prod_t;
+
+#pragma HLS array_partition variable=weights complete dim=1
+#pragma HLS array_partition variable=weights complete dim=3
+
+  acc_t acc[PE];
+#pragma HLS array_partition variable=acc complete
+#ifdef A2Q_OVERFLOW_MONITOR
+  long long wide[PE];
+#endif
+
+  for (unsigned r = 0; r < ROWS; r++) {
+    for (unsigned nf = 0; nf < NF; nf++) {
+      for (unsigned sf = 0; sf < SF; sf++) {
+#pragma HLS pipeline II=1
+        const Word<TI, PE * SIMD> x = in.read();
+        Word<TO, PE> y;
+        for (unsigned pe = 0; pe < PE; pe++) {
+#pragma HLS unroll
+          acc_t tree = 0;  // adder tree at ACC_BITS
+#ifdef A2Q_OVERFLOW_MONITOR
+          long long tree_wide = 0;
+#endif
+          for (unsigned s = 0; s < SIMD; s++) {
+#pragma HLS unroll
+            const prod_t p = x.v[pe * SIMD + s] * TW(weights[pe][nf * SF + sf][s]);
+            tree += p;
+#ifdef A2Q_OVERFLOW_MONITOR
+            tree_wide += (long long)p.to_int64();
+#endif
+          }
+          acc[pe] = (sf == 0 ? acc_t(0) : acc[pe]) + tree;
+#ifdef A2Q_OVERFLOW_MONITOR
+          wide[pe] = (sf == 0 ? 0LL : wide[pe]) + tree_wide;
+          if (sf == SF - 1) {
+            A2QLayerMonitor& m = a2q_monitor(LAYER);
+            m.outputs += 1;
+            if (acc[pe].to_int64() != wide[pe]) m.events += 1;
+          }
+#endif
+          y.v[pe] = act.activate(nf, pe, acc[pe]);
+        }
+        if (sf == SF - 1) out.write(y);
+      }
+    }
+  }
+}
+
+#endif

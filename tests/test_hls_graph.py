@@ -1,0 +1,296 @@
+"""HLS backend on graph models (issue 19): forks, joins, depthwise / average pooling / add / requant kernels.
+
+Every model of tests/_graph_models.py goes through the generated C++ (g++ C-sim) and must equal the golden model bit
+for bit on random and saturating inputs with 0 overflow events at the planned widths; one layer forced below its
+exact bound must overflow exactly as the golden model's wrap mode says. The dataflow model (hw/hls/dataflow.py)
+checks that the skip FIFOs the generator sizes keep the dataflow from deadlocking. Each C-sim compiles in seconds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _graph_models import ALL, thresholds
+from _hls_util import random_inputs, write_build
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from a2qflow.hw.compiler.bounds import worst_case_inputs
+from a2qflow.hw.compiler.ir import (
+    INPUT,
+    AddLayer,
+    Affine,
+    AvgPoolLayer,
+    ConvLayer,
+    DenseLayer,
+    DepthwiseConvLayer,
+    InputQuant,
+    IntType,
+    Model,
+    RequantLayer,
+    save_model,
+)
+from a2qflow.hw.compiler.plan import load_plan, make_plan, save_plan
+from a2qflow.hw.compiler.reference import run as golden_run
+from a2qflow.hw.compiler.thresholds import fit_thresholds
+from a2qflow.hw.config import Folding, FoldingConfig, VitisConfig
+from a2qflow.hw.errors import A2QFlowError
+from a2qflow.hw.hls.csim import run_csim
+from a2qflow.hw.hls.dataflow import simulate
+from a2qflow.hw.hls.design import build_design
+from a2qflow.hw.hls.generate import generate, render_project
+
+U4, S4 = IntType(4, False), IntType(4, True)
+
+
+def saturating_inputs(model: Model) -> np.ndarray:
+    """All-min and all-max inputs (the extremes a saturating input quantizer produces)."""
+    t = model.input_quant.dtype
+    return np.stack([np.full(model.input_shape, t.min), np.full(model.input_shape, t.max)]).astype(np.int64)
+
+
+def check_exact(res) -> None:
+    """C-sim == golden bit for bit; the monitor's per-layer counts and outputs == the golden model's."""
+    assert res.mismatches == 0 and np.array_equal(res.outputs, res.golden.acc)
+    assert res.overflow == {k: s.overflow_events for k, s in res.golden.stats.items()}
+    assert res.summary["mac_outputs_per_layer"] == {k: s.outputs for k, s in res.golden.stats.items()}
+
+
+def input_fork_model(seed: int = 0) -> Model:
+    """The model input read by two layers: conv (main) and requant (skip), joined by an add, then a dense layer."""
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-7, 8, (2, 2, 3, 3))
+    conv = ConvLayer("conv", w, U4, S4, thresholds(w.reshape(2, -1), U4, U4, rng), (2, 4, 4), (1, 1), (1, 1, 1, 1))
+    skip = RequantLayer("skip", U4, thresholds(np.ones((2, 1), np.int64), U4, U4, rng, spread=1.0), (2, 4, 4),
+                        inputs=(INPUT,))
+    add = AddLayer("add", U4, thresholds(np.tile([1, 1], (2, 1)), U4, U4, rng), (2, 4, 4), inputs=("conv", "skip"))
+    fc = DenseLayer("fc", rng.integers(-7, 8, (3, 32)), U4, S4, Affine(np.ones(3), np.zeros(3)))
+    return Model("input_fork", (2, 4, 4), InputQuant(1 / 15, 0, U4), [conv, skip, add, fc])
+
+
+def three_reader_model(seed: int = 0) -> Model:
+    """fc0 read by three layers (a chain of two duplicators): fc1, and two requants feeding two adds in turn."""
+    rng = np.random.default_rng(seed)
+    w0, w1 = rng.integers(-7, 8, (4, 6)), rng.integers(-7, 8, (4, 4))
+    fc0 = DenseLayer("fc0", w0, U4, S4, thresholds(w0, U4, U4, rng))
+    fc1 = DenseLayer("fc1", w1, U4, S4, thresholds(w1, U4, U4, rng))
+    r1 = RequantLayer("r1", U4, thresholds(np.ones((4, 1), np.int64), U4, U4, rng, spread=1.0), (4,), ("fc0",))
+    r2 = RequantLayer("r2", U4, thresholds(np.ones((4, 1), np.int64), U4, U4, rng, spread=1.0), (4,), ("fc0",))
+    a1 = AddLayer("a1", U4, thresholds(np.tile([1, 1], (4, 1)), U4, U4, rng), (4,), (0, 0), ("fc1", "r1"))
+    a2 = AddLayer("a2", U4, thresholds(np.tile([1, 2], (4, 1)), U4, U4, rng), (4,), (0, 1), ("a1", "r2"))
+    fc2 = DenseLayer("fc2", rng.integers(-7, 8, (3, 4)), U4, S4, Affine(np.ones(3), np.zeros(3)))
+    return Model("three_readers", (6,), InputQuant(1 / 15, 0, U4), [fc0, fc1, r1, r2, a1, a2, fc2])
+
+
+MODELS = {**ALL, "input_fork": input_fork_model, "three_readers": three_reader_model}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_graph_model_is_bit_exact_on_random_and_saturating_inputs(tmp_path, name):
+    model = MODELS[name]()
+    build = write_build(model, tmp_path / "b")
+    x = np.concatenate([random_inputs(model, 40), saturating_inputs(model)])
+    res = run_csim(build, x, progress=False)
+    check_exact(res)
+    assert res.overflow_events == 0 and set(res.overflow) == {l.name for l in model.mac_layers()}
+    assert len(np.unique(res.outputs, axis=0)) > 3  # the outputs depend on the inputs (nothing is constant)
+
+
+# (model, layer, bits below its exact bound): one layer of each new kind, narrowed just enough that 40 random plus
+# the saturating inputs reach the wrapped range (one bit is enough except for the 36-input global pool, whose top
+# bit only the all-15 window would need)
+NARROW = [("residual", "block_skip", 1), ("residual", "block_add", 1), ("residual", "gap", 2),
+          ("depthwise", "dw", 1), ("depthwise", "pool", 1), ("dense_residual", "add", 1),
+          ("dense_residual", "skip", 1)]
+
+
+def narrowed_build(model: Model, layer: str, below: int, build):
+    """A build whose plan is exact except `layer`, forced `below` bits under its exact bound (thresholds refitted
+    to the narrow width, recorded unsafe): one edited LayerPlan. Returns (build, plan)."""
+    plan = make_plan(model)
+    lp, ir = plan.layer(layer), model.layer(layer)
+    lp.acc_bits, lp.unsafe = lp.acc_bits_exact - below, True
+    lp.thresholds, lp.thr_bits = fit_thresholds(ir.act.values, ir.weight_matrix(), ir.in_type, lp.acc_bits)
+    save_model(model, build)
+    save_plan(plan, build)
+    assert load_plan(build).unsafe
+    return build, plan
+
+
+def check_only_layer_overflows(res, model: Model, plan, x: np.ndarray, layer: str) -> None:
+    """The monitor counts overflow events in `layer` only, exactly the golden model's wrap-mode count, and some."""
+    check_exact(res)
+    golden = golden_run(model, x, plan.acc_bits()).stats
+    assert res.overflow[layer] == golden[layer].overflow_events > 0
+    assert all(v == 0 for k, v in res.overflow.items() if k != layer)
+
+
+@pytest.mark.parametrize("name,layer,below", NARROW)
+def test_one_layer_below_its_exact_bound_overflows_as_the_golden_model_says(tmp_path, name, layer, below):
+    model = MODELS[name]()
+    build, plan = narrowed_build(model, layer, below, tmp_path / "b")
+    x = np.concatenate([random_inputs(model, 40), saturating_inputs(model)])
+    check_only_layer_overflows(run_csim(build, x, progress=False), model, plan, x, layer)
+
+
+def first_layer_model(kind: str, seed: int = 0) -> Model:
+    """A new-kind layer reading the model input (so saturating / worst-case inputs reach its exact range), then a
+    dense layer with float logits."""
+    rng = np.random.default_rng(seed)
+    if kind == "add":  # a * 2 + b on signed inputs: [-24, 21] needs exactly 6 bits
+        first = AddLayer("first", S4, thresholds(np.tile([2, 1], (3, 1)), S4, U4, rng), (3, 2, 2), (1, 0),
+                         (INPUT, INPUT))
+        shape, iq, out = (3, 2, 2), S4, (3, 2, 2)
+    elif kind == "requant":  # UINT4 [0, 15] needs exactly 5 signed bits
+        first = RequantLayer("first", U4, thresholds(np.ones((3, 1), np.int64), U4, U4, rng, spread=1.0), (3, 2, 2))
+        shape, iq, out = (3, 2, 2), U4, (3, 2, 2)
+    elif kind == "dwconv":  # unpadded 3x3 depthwise
+        w = rng.integers(-7, 8, (2, 1, 3, 3))
+        first = DepthwiseConvLayer("first", w, U4, S4, thresholds(w.reshape(2, -1), U4, U4, rng), (2, 4, 4))
+        shape, iq, out = (2, 4, 4), U4, (2, 2, 2)
+    else:  # avgpool 2x2 stride 2 (window sum [0, 60]) or global 4x4 ([0, 240])
+        k = (2, 2) if kind == "avgpool" else (4, 4)
+        first = AvgPoolLayer("first", np.ones((2, 1, *k), np.int64), U4, IntType(1, False),
+                             thresholds(np.ones((2, k[0] * k[1]), np.int64), U4, U4, rng), (2, 4, 4), k)
+        shape, iq, out = (2, 4, 4), U4, first.out_shape
+    fc = DenseLayer("fc", rng.integers(-7, 8, (3, int(np.prod(out)))), U4, S4, Affine(np.ones(3), np.zeros(3)))
+    return Model(f"first_{kind}", shape, InputQuant(1 / 15, 0, iq), [first, fc])
+
+
+def first_layer_worst_cases(model: Model) -> np.ndarray:
+    """Saturating inputs, plus for a depthwise first layer the inputs that drive every channel's (0, 0) window to
+    its exact hi and lo accumulator (channels are independent, so one image reaches all channels at once)."""
+    x = saturating_inputs(model)
+    layer = model.layers[0]
+    if layer.kind != "dwconv":
+        return x
+    hi, lo = worst_case_inputs(layer.weight_matrix(), layer.in_type)  # (C, K) each
+    imgs = np.zeros((2, *model.input_shape), dtype=np.int64)
+    kh, kw = layer.kernel
+    imgs[0, :, :kh, :kw] = hi.reshape(-1, kh, kw)
+    imgs[1, :, :kh, :kw] = lo.reshape(-1, kh, kw)
+    return np.concatenate([x, imgs])
+
+
+@pytest.mark.parametrize("kind", ["avgpool", "global_avgpool", "add", "requant", "dwconv"])
+def test_new_kind_widths_are_exact_and_tight(tmp_path, kind):
+    # at the planned (exact) width the worst-case inputs never overflow; one bit less and they do
+    model = first_layer_model(kind)
+    x = first_layer_worst_cases(model)
+    res = run_csim(write_build(model, tmp_path / "exact"), x, progress=False)
+    check_exact(res)
+    assert res.overflow_events == 0
+    build, plan = narrowed_build(model, "first", 1, tmp_path / "narrow")
+    check_only_layer_overflows(run_csim(build, x, progress=False), model, plan, x, "first")
+
+
+def test_folding_needs_width_converters_and_still_matches(tmp_path):
+    # depthwise: SIMD 3 of K = 9 and PE 2 of C = 4 (VVAU folding), pool SIMD 1; residual: the add and the requant
+    # at PE 2 behind PE 4 / PE 1 producers, so both add inputs go through width converters
+    model = ALL["depthwise"]()
+    build = write_build(model, tmp_path / "d", folding={"dw": (3, 2), "pool": (1, 4), "pw": (2, 1)})
+    check_exact(run_csim(build, np.concatenate([random_inputs(model, 30), saturating_inputs(model)]),
+                         progress=False))
+    model = ALL["residual"]()
+    build = write_build(model, tmp_path / "r", folding={"block_conv1": (4, 1), "block_skip": (1, 2),
+                                                        "block_add": (1, 2), "gap": (9, 1)})
+    d = build_design(model, load_plan(build))
+    conv = sorted(stage.comment for stage in d.stages if stage.kind == "convert_width")
+    assert conv == ["block_add input block_conv1: 1 -> 2 values per beat", "block_skip input: 4 -> 2 values per beat",
+                    "fc: 1 -> 4 values per beat"]
+    check_exact(run_csim(build, np.concatenate([random_inputs(model, 30), saturating_inputs(model)]),
+                         progress=False))
+    assert not simulate(d).deadlock
+
+
+def test_residual_design_forks_once_and_sizes_the_skip_fifo(tmp_path):
+    model = ALL["residual"]()
+    plan = make_plan(model)
+    d = build_design(model, plan)
+    dups = [stage for stage in d.stages if stage.kind == "duplicate"]
+    assert len(dups) == 1 and dups[0].inp.shape == (4, 6, 6)
+    add = next(stage for stage in d.stages if stage.kind == "add")
+    assert add.inp2 is not None and add.inp.elem == add.inp2.elem == S4
+    # the skip branch (dup -> requant -> add) holds one frame of the stem's output: 144 elements / PE 4 = 36 beats
+    skip = dups[0].out2
+    beats = 4 * 6 * 6 // plan.layer("stem").pe
+    assert d.fifo_depths == {skip.name: beats} and skip.depth == beats and dups[0].out.depth == 2
+    top = render_project(d, VitisConfig())["top.cpp"]
+    assert f"#pragma HLS stream variable={skip.name} depth={beats}" in top
+    assert f"// depth {beats}: skip branch from stem to block_add: holds one frame (144 elements" in top
+    assert top.count("duplicate_stream<") == 1 and top.count("add_streams<") == 1 and top.count("requant<") == 1
+    assert top.count("vvau<") == 1 and top.count("dw_sliding_window<") == 1
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_dataflow_never_deadlocks_with_the_planned_fifo_depths(name):
+    model = MODELS[name]()
+    d = build_design(model, make_plan(model))
+    res = simulate(d, inferences=3)
+    assert not res.deadlock, res.stalled
+    assert all(res.peak[s.name] <= s.depth for s in d.streams)
+
+
+def test_a_shallow_skip_fifo_deadlocks_the_residual_block():
+    model = ALL["residual"]()
+    d = build_design(model, make_plan(model))
+    (skip,) = d.fifo_depths
+    res = simulate(d, depths={skip: 2})
+    assert res.deadlock and any("stem" in c for c in res.stalled)
+    # the planned depth (one frame) is an upper bound on the smallest depth that works
+    need = next(k for k in range(2, d.fifo_depths[skip] + 1) if not simulate(d, depths={skip: k}).deadlock)
+    assert 2 < need <= d.fifo_depths[skip]
+
+
+def test_three_readers_chain_two_duplicators(tmp_path):
+    model = three_reader_model()
+    d = build_design(model, make_plan(model))
+    dups = [stage for stage in d.stages if stage.kind == "duplicate"]
+    assert len(dups) == 2 and dups[1].inp is dups[0].out2
+
+
+def test_graph_design_renders_the_vitis_project(tmp_path):
+    model = ALL["residual"]()
+    build = write_build(model, tmp_path / "b")
+    out = generate(build, VitisConfig(part="xczu3eg-sbva484-1-e", clock_ns=5.0))
+    for name in ["vvau.hpp", "elementwise.hpp", "stream_utils.hpp", "sliding_window.hpp", "tb_data/inputs.bin",
+                 "tb_data/expected.bin", "params_l4_block_add.h", "params_l5_gap.h"]:
+        assert (out / name).is_file(), name
+    tcl = (out / "run_hls.tcl").read_text()
+    for cmd in ["set_top a2q_top", "set_part {xczu3eg-sbva484-1-e}", "create_clock -period 5.0", "csim_design",
+                "csynth_design", "cosim_design", "export_design"]:
+        assert cmd in tcl, cmd
+    viv = (out / "vivado.tcl").read_text()
+    assert "synth_design -top a2q_top -part $part -mode out_of_context" in viv
+    assert "set part {xczu3eg-sbva484-1-e}" in viv
+    top = (out / "top.cpp").read_text()
+    assert '#include "vvau.hpp"' in top and '#include "elementwise.hpp"' in top
+    gap = (out / "params_l5_gap.h").read_text()
+    lp = load_plan(build).layer("gap")
+    assert f"constexpr int ACC_BITS = {lp.acc_bits};" in gap and "constexpr unsigned K = 36;" in gap
+    add = (out / "params_l4_block_add.h").read_text()
+    assert "constexpr unsigned KA = 0;" in add and "weights[" not in add
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.sampled_from([1, 2, 4]), st.sampled_from([1, 2, 4]), st.sampled_from([1, 2, 4]), st.sampled_from([1, 3, 9]))
+def test_any_folding_of_the_residual_block_is_deadlock_free(pe_stem, pe_conv1, pe_add, simd_gap):
+    # the skip FIFO follows the fork's beat width; whatever the folding, the depth keeps the dataflow moving
+    model = ALL["residual"]()
+    fold = {"stem": (3, pe_stem), "block_conv1": (6, pe_conv1), "block_skip": (1, pe_add),
+            "block_add": (1, pe_add), "gap": (simd_gap, 4)}
+    d = build_design(model, make_plan(model, folding=FoldingConfig(layers={n: Folding(simd=s, pe=p)
+                                                                           for n, (s, p) in fold.items()})))
+    (skip,) = d.fifo_depths.values()
+    assert skip == 4 * 6 * 6 // pe_stem
+    res = simulate(d, inferences=2)
+    assert not res.deadlock and all(res.peak[s.name] <= s.depth for s in d.streams)
+
+
+def test_a_join_of_two_different_types_is_a_one_line_error():
+    model = ALL["residual"]()
+    model.layer("block_add").in_type = U4  # the main branch produces INT4 (block_conv1), the add now expects UINT4
+    with pytest.raises(A2QFlowError, match=r"add block_add expects two UINT4 inputs of shape \[4, 6, 6\] but "
+                                           r"receives INT4") as e:
+        build_design(model, make_plan(model))
+    assert "\n" not in str(e.value)
