@@ -47,15 +47,18 @@ def _json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def run_flow(name: str, work: Path, stages: str) -> tuple[int, float]:
-    """`a2qflow run` on one family config (stdout / stderr captured); returns (exit code, seconds)."""
+def run_flow(name: str, work: Path, stages: str) -> tuple[int, float, str]:
+    """`a2qflow run` on one family config (stdout / stderr captured); returns (exit code, seconds, the last
+    `error:` line, or "")."""
     from a2qflow.flows.cli import main as cli
 
     t0 = time.perf_counter()
-    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         rc = cli(["run", str(ROOT / "flows" / "configs" / f"{name}.yaml"), "--out", str(work / name),
                   "--stages", stages, "--no-progress"])
-    return rc, time.perf_counter() - t0
+    errors = [ln for ln in err.getvalue().splitlines() if ln.startswith("error:")]
+    return rc, time.perf_counter() - t0, errors[-1].replace(str(work), "WORK") if errors else ""
 
 
 def torch_agreement(run: Path, outputs: np.ndarray) -> float:
@@ -118,7 +121,7 @@ def _first_failure(row: dict) -> str:
     for name, st in row["stages"].items():
         if st["status"] == "failed":
             return f"{name}: {st['reason']}"
-    return ""
+    return f"exit code {row['exit_code']}: {row.get('error', '')}" if row.get("exit_code") else ""
 
 
 def render(rows: dict) -> str:
@@ -166,8 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     old = _json(RESULTS / "model_families.json") or {}
     rows = dict(old.get("families", {}))
     for name in names:
-        rc, seconds = run_flow(name, work, args.stages)
-        rows[name] = {**collect(name, work / name), "exit_code": rc, "seconds": round(seconds, 1)}
+        rc, seconds, error = run_flow(name, work, args.stages)
+        rows[name] = {**collect(name, work / name), "exit_code": rc, "error": error, "seconds": round(seconds, 1)}
         print(f"{name}: exit {rc} in {seconds:.0f} s; " + (_first_failure(rows[name]) or "all stages ran"),
               flush=True)
     rows = {n: rows[n] for n in FAMILIES if n in rows}
