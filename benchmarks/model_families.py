@@ -138,8 +138,9 @@ def render(rows: dict) -> str:
            "synth_xilinx (xc7, LUT-only MACs), planned widths vs the same design with 32-bit accumulators; part: "
            "yowasp-nextpnr place and route of the config's hw.target with the self-test shell. "
            "`-`: the stage did not run (reason below).", "",
-           "| config | quantized | float twin | C-sim mismatches / overflows | top-1 = torch | cycles / inference "
-           "| LUTs planned | LUTs 32-bit | part: logic cells, Fmax |", "|---|---|---|---|---|---|---|---|---|"]
+           "| config | quantized | float twin | C-sim mismatches / overflows | top-1 = torch | RTL mismatches "
+           "| cycles / inference | LUTs planned | LUTs 32-bit | part: logic cells, Fmax |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in rows.items():
         t, c, rt, sy = r.get("train", {}), r.get("csim"), r.get("rtlsim"), r.get("synth")
         sim = f"{c['mismatches']} / {c['overflow_events']}" if c else "-"
@@ -150,10 +151,16 @@ def render(rows: dict) -> str:
         part = (f"{b['target']}: {b['logic_cells']['used']:,} / {b['logic_cells']['available']:,}, "
                 f"{b['fmax_mhz']:.1f} MHz" if b and b["logic_cells"] else "-")
         out.append(f"| {name} | {_pct(t.get('test_accuracy'))} | {_pct(t.get('float_test_accuracy'))} | {sim} | "
-                   f"{agree} | {cycles} | {luts[0]} | {luts[1]} | {part} |")
+                   f"{agree} | {rt['mismatches'] if rt else '-'} | {cycles} | {luts[0]} | {luts[1]} | {part} |")
     failed = {n: _first_failure(r) for n, r in rows.items() if _first_failure(r)}
-    out += ["", "## What did not run", ""]
-    out += [f"- **{n}** stopped at {msg}" for n, msg in failed.items()] or ["- every stage ran for every config"]
+    out += ["", "## What did not run, and what ran wrong", ""]
+    out += [f"- **{n}** stopped at {msg}" for n, msg in failed.items()]
+    out += [f"- **{n}**: the RTL simulation disagrees with the golden model on {r['rtlsim']['mismatches']} of "
+            f"{r['rtlsim']['samples']} test inputs (the stage does not fail on it): its cycles, LUTs and part "
+            "figures describe a design that computes something else" for n, r in rows.items()
+            if r.get("rtlsim") and r["rtlsim"]["mismatches"]]
+    if len(out) and out[-1] == "":
+        out.append("- every stage ran for every config, and every simulation matched the golden model")
     for name, r in rows.items():
         if not r.get("layers"):
             continue

@@ -210,9 +210,10 @@ def test_too_many_stride_2_stages_for_the_input_is_a_one_line_error():
 # ------------------------------------------------------------------------------------------------ end to end
 
 # The hardware stages each tiny family runs today: C-sim for all, Verilator where the RTL backend has the family's
-# units (the residual add, average pool, requantizer and depthwise conv are not in the RTL backend yet).
-HW_STAGES = {"w2a2": "csim,rtlsim", "cnn1d": "csim,rtlsim", "resnet": "csim", "resnet_trunc": "csim",
-             "mobilenet": "csim"}
+# units (on main at this commit the RTL of the residual add / requantizer fails to generate, and the MobileNet's
+# depthwise conv + average pool generates but disagrees with the golden model on every output).
+HW_STAGES = {"w2a2": "csim,rtlsim", "cnn1d": "csim,rtlsim", "mobilenet": "csim", "resnet": "csim",
+             "resnet_trunc": "csim"}
 
 
 def _flow_run(tmp_path: Path, kind: str, stages: str = "csim,rtlsim") -> Path:
