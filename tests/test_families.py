@@ -267,7 +267,7 @@ def _hardware_top1(build: Path, outputs: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("kind", sorted(HW_STAGES))
 def test_family_hardware_matches_torch(tmp_path, kind):
-    """torch = golden = C-sim (= Verilator where it runs): 0 mismatches vs the golden model, 0 overflow events,
+    """`a2qflow run` to a report, and torch = golden = C-sim (= Verilator where it runs): 0 mismatches vs the golden model, 0 overflow events,
     C-sim and RTL outputs equal bit for bit, and the hardware's top-1 equals the quantized torch model's on every
     test input, on random inputs and on saturating ones (all 0, all 1, 0.5 everywhere: a rounding tie at the
     W2A2 input scale)."""
@@ -276,8 +276,10 @@ def test_family_hardware_matches_torch(tmp_path, kind):
     import a2qflow
 
     stages = HW_STAGES[kind]
-    run = _flow_run(tmp_path, kind, stages)
+    run = _flow_run(tmp_path, kind, stages + ",report")
     build = run / "build"
+    report = json.loads((run / "report" / "report.json").read_text())
+    assert report["accuracy"]["C-sim"]["value"] == report["accuracy"]["quantized (torch)"]["value"]
     x = np.load(run / "train" / "test_inputs.npy")
     cs = json.loads((build / "csim" / "csim.json").read_text())
     assert cs["mismatches"] == 0 and cs["overflow_events"] == 0
