@@ -240,8 +240,9 @@ def test_family_compiles_and_golden_model_has_torchs_top1(tmp_path, kind):
     run = _flow_run(tmp_path, kind, "compile")
     plan = json.loads((run / "build" / "plan.json").read_text())
     kinds = {layer["kind"] for layer in plan["layers"]}
-    expect = {"resnet": {"add", "avgpool", "conv", "dense"}, "resnet_trunc": {"add", "avgpool", "conv", "dense"}, "mobilenet": {"dwconv", "avgpool", "conv", "dense"},
-              "cnn1d": {"dense"}, "w2a2": {"dense"}}[kind]
+    residual = {"add", "requant", "avgpool", "conv", "dense"}
+    expect = {"resnet": residual, "resnet_trunc": residual, "mobilenet": {"dwconv", "avgpool", "conv", "dense"},
+              "cnn1d": {"conv", "dense"}, "w2a2": {"dense"}}[kind]
     assert expect <= kinds, kinds
     for layer in plan["layers"]:
         if layer.get("target_acc_bits") is not None:
@@ -267,8 +268,8 @@ def _hardware_top1(build: Path, outputs: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("kind", sorted(HW_STAGES))
 def test_family_hardware_matches_torch(tmp_path, kind):
-    """`a2qflow run` to a report, and torch = golden = C-sim (= Verilator where it runs): 0 mismatches vs the golden model, 0 overflow events,
-    C-sim and RTL outputs equal bit for bit, and the hardware's top-1 equals the quantized torch model's on every
+    """`a2qflow run` to a report, and torch = golden = C-sim (= Verilator where it runs): 0 mismatches vs the
+    golden model, 0 overflow events, C-sim and RTL outputs equal bit for bit, and the hardware's top-1 equals the quantized torch model's on every
     test input, on random inputs and on saturating ones (all 0, all 1, 0.5 everywhere: a rounding tie at the
     W2A2 input scale)."""
     import json

@@ -93,7 +93,6 @@ def build_model(model: ModelConfig, specs: list[LayerSpec], image_shape: tuple[i
     return nn.Sequential(mods)
 
 
-
 @dataclass(frozen=True)
 class LayerShape:
     """One MAC layer as the built model has it (what sweep / search / the compiler's plan reason about)."""
@@ -121,13 +120,13 @@ def layer_shapes(model: ModelConfig, image_shape: tuple[int, int, int], num_clas
     zero input through it (so they can never drift from build_model's arithmetic).
 
     Raises A2QFlowError when the config's sizes do not fit the input (e.g. too many stride-2 stages)."""
+    import warnings
+
     import torch
 
     from a2qflow.hw.errors import A2QFlowError
     from a2qflow.training.config import QuantConfig
     from a2qflow.training.quant import resolve_layer_specs
-
-    import warnings
 
     specs = resolve_layer_specs(QuantConfig(), model)
     with warnings.catch_warnings():
