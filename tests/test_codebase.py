@@ -65,6 +65,18 @@ def test_dependencies_point_one_way(package, forbidden):
     assert not bad, bad
 
 
+@pytest.mark.parametrize("backend, forbidden", [
+    ("compiler", ("a2qflow.hw.hls", "a2qflow.hw.rtl", "a2qflow.hw.synth")),
+    ("hls", ("a2qflow.hw.rtl", "a2qflow.hw.synth")),
+    ("rtl", ("a2qflow.hw.hls", "a2qflow.hw.synth"))])
+def test_backends_do_not_import_each_other(backend, forbidden):
+    """The compiler knows no backend and the HLS and RTL backends read the IR and the plan, never each other's
+    code (function-level imports included); synth builds what they generated, and flows/ compares them."""
+    bad = [f"{p.relative_to(ROOT)} imports {m}" for p in (ROOT / "hw" / backend).rglob("*.py")
+           for m in _imports(p) if m.startswith(forbidden)]
+    assert not bad, bad
+
+
 def test_no_function_is_longer_than_80_lines():
     long = []
     for p in _sources():

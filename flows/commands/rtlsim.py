@@ -42,8 +42,14 @@ def run(args: argparse.Namespace) -> int:
         labels = None if labels is None else labels[: args.limit]
     if not 0 <= args.stall < 100:
         raise A2QFlowError(f"--stall {args.stall}: must be a percentage in [0, 100)")
+    cs = None
+    if args.csim:
+        from a2qflow.hw.hls.csim import run_csim
+
+        with Console(stderr=True).status("C-sim: g++ on the same inputs"):
+            cs = run_csim(args.build, x, monitor=False, progress=False, write=False).outputs
     with Console(stderr=True).status("Verilator: generating, building (cached by source hash) and simulating"):
-        r = run_rtlsim(args.build, x, stall_percent=args.stall, compare_csim=args.csim, source=f"--inputs {x_path}",
+        r = run_rtlsim(args.build, x, stall_percent=args.stall, csim_outputs=cs, source=f"--inputs {x_path}",
                        labels=labels)
     ii = r["initiation_interval_cycles"]
     print(f"RTL sim ({r['policy']}): {r['samples']} samples, {r['mismatches']} mismatching vs golden model; "

@@ -7,8 +7,11 @@ come only from plan.json; threshold integers come from the plan (fitted once to 
 
 Layers stream one element per beat in HWC order: a conv is a sliding-window generator feeding an MVAU with weights
 in (kh, kw, ic) order, a dense layer after a conv / pool gets its columns permuted to HWC, and max pooling is a
-sliding-window generator feeding a running-max unit. The last layer's outputs leave in HWC order as well; the
-manifest says how to put them back into the golden model's CHW order.
+sliding-window generator feeding a running-max unit. A depthwise conv or an average pool (its window sum) is a
+sliding-window generator feeding a VVAU; a residual add and a requant are element-wise threshold units. The model
+is a graph: one stream per tensor, a duplicator where a tensor has several readers, and a skip FIFO in front of an
+add input whose branch does not buffer what the other one holds back (hw/rtl/graph.py). The last layer's outputs
+leave in HWC order as well; the manifest says how to put them back into the golden model's CHW order.
 """
 
 from __future__ import annotations
@@ -22,12 +25,16 @@ import numpy as np
 from jinja2 import Environment, StrictUndefined
 
 from a2qflow.hw.compiler.ir import (
+    INPUT,
+    AddLayer,
     Affine,
     ConvLayer,
     DenseLayer,
+    DepthwiseConvLayer,
     IntType,
     MaxPoolLayer,
     Model,
+    RequantLayer,
     Thresholds,
     conv_weights_ohwi,
     dense_weights_hwc,
@@ -36,10 +43,10 @@ from a2qflow.hw.compiler.ir import (
 from a2qflow.hw.compiler.plan import Plan, load_build
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_json, staged_dir
-from a2qflow.hw.rtl import unrolled
+from a2qflow.hw.rtl import graph, unrolled
 
 TOP = "a2q_top"
-LIBRARY = ("a2q_mvau.v", "a2q_swg.v", "a2q_pool.v", "a2q_adapt.v")
+LIBRARY = ("a2q_mvau.v", "a2q_vvau.v", "a2q_swg.v", "a2q_pool.v", "a2q_thr.v", "a2q_stream.v", "a2q_adapt.v")
 
 
 def library_text(name: str) -> str:
@@ -92,6 +99,11 @@ class _LayerRTL:
     body: str | None = None  # the whole module, for unrolled layers
     arch: str = "folded"
     unrolled: dict | None = None  # adders, signed-digit terms, pipeline depth of an unrolled layer
+    vvau: dict | None = None  # depthwise conv / average pool: a2q_vvau parameters
+    elem: dict | None = None  # add / requant: a2q_add / a2q_requant parameters
+    fifo: list[int] = field(default_factory=list)  # add: skip FIFO depth in front of each input (0: none)
+    in_nets: list[str] = field(default_factory=list)  # the streams it reads, in input order (set by describe)
+    out_net: str = ""
 
 
 def _swg_params(c: int, h: int, w: int, kernel, stride, pad) -> dict:
@@ -148,16 +160,13 @@ def _activation(layer: DenseLayer | ConvLayer, lp, P: int, is_last: bool) -> _Ac
 
 
 def input_shapes(model: Model) -> dict[str, tuple[int, ...]]:
-    """The shape of every layer's input as the generated design streams it (what `describe` walks through).
+    """The shape of every layer's (first) input as the generated design streams it (what `describe` walks through).
 
     Why a function of its own: the channel-group synthesis (hw/synth/split.py) must lay out an unrolled layer's
     weights exactly as the layer generator does, and that layout depends on the shape the layer receives.
     """
-    shapes, shape = {}, tuple(model.input_shape)
-    for layer in model.layers:
-        shapes[layer.name] = shape
-        shape = (layer.out_channels,) if isinstance(layer, DenseLayer) else tuple(layer.out_shape)
-    return shapes
+    shapes = graph.output_shapes(model)
+    return {layer.name: shapes[layer.inputs[0]] for layer in model.layers}
 
 
 def dense_weight_matrix(layer: DenseLayer, shape: tuple[int, ...]) -> np.ndarray:
@@ -178,6 +187,21 @@ def render_unrolled(layer: DenseLayer, lp, wm: np.ndarray, in_lanes: int, is_las
     return unrolled.render(module, wm[c0:c1], layer.in_type, lp.acc_bits, thr, act.out_w,
                            None if thr is None else act.out_base, in_lanes, lp.pipeline_depth,
                            library_text("a2q_unrolled.v.j2"), summary, uniform_widths=lp.tree_widths == "acc_bits")
+
+
+def _folded_memories(name: str, wm: np.ndarray, act: _Act, simd: int, pe: int,
+                     w_bits: int) -> tuple[dict[str, str], str, str]:
+    """Weight and threshold $readmemh images of a folded MVAU / VVAU (the same layout for both, see a2q_mvau.v)."""
+    (C, K) = wm.shape
+    sf, nf = K // simd, C // pe
+    # word nf*SF + sf: PE lanes x SIMD elements, lane p element s at (p*SIMD + s)*W_BITS
+    words = wm.reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, pe * simd)
+    wfile = f"{identifier(name)}_weights.mem"
+    mem = {wfile: _hex_words(words, w_bits, max(2, nf * sf))}
+    tfile = f"{identifier(name)}_thresholds.mem" if act.n_thr else "none.mem"
+    if act.n_thr:
+        mem[tfile] = _hex_words(act.thresholds.reshape(nf, pe * act.n_thr), act.thr_bits, max(2, nf))
+    return mem, wfile, tfile
 
 
 def _mac_layer(layer: DenseLayer | ConvLayer, plan: Plan, shape: tuple[int, ...], elem: IntType, is_last: bool,
@@ -215,14 +239,7 @@ def _mac_layer(layer: DenseLayer | ConvLayer, plan: Plan, shape: tuple[int, ...]
                         unrolled=dict(adders=u.adders, terms=u.terms, depth=u.depth, levels=u.max_level,
                                       thr_bits=act.thr_bits, n_thr=act.n_thr, in_lanes=in_lanes))
         return rtl, out_shape, act.next_elem
-    sf, nf = K // simd, C // pe
-    # word nf*SF + sf: PE lanes x SIMD elements, lane p element s at (p*SIMD + s)*W_BITS
-    words = wm.reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, pe * simd)
-    wfile = f"{identifier(layer.name)}_weights.mem"
-    mem = {wfile: _hex_words(words, layer.w_type.bits, max(2, nf * sf))}
-    tfile = f"{identifier(layer.name)}_thresholds.mem" if act.n_thr else "none.mem"
-    if act.n_thr:
-        mem[tfile] = _hex_words(act.thresholds.reshape(nf, pe * act.n_thr), act.thr_bits, max(2, nf))
+    mem, wfile, tfile = _folded_memories(layer.name, wm, act, simd, pe, layer.w_type.bits)
     mvau = dict(K=K, C=C, SIMD=simd, PE=pe, IN_SIGNED=int(layer.in_type.signed), W_BITS=layer.w_type.bits,
                 ACC_BITS=P, N_THR=act.n_thr, THR_BITS=act.thr_bits, OUT_BASE=act.out_base, WEIGHT_FILE=wfile,
                 THR_FILE=tfile)
@@ -248,48 +265,176 @@ def _pool_layer(layer: MaxPoolLayer, shape: tuple[int, ...], elem: IntType, modu
             layer.out_shape, elem)
 
 
+def _vvau_layer(layer: DepthwiseConvLayer, plan: Plan, shape: tuple[int, ...], elem: IntType, is_last: bool,
+                module: str, inst: str) -> tuple[_LayerRTL, tuple[int, ...], IntType]:
+    """A depthwise conv or average pool: a2q_swg -> a2q_vvau (per channel K = KH * KW; a pool's weights are 1)."""
+    lp = _check_mac(layer, plan, elem)
+    if tuple(layer.in_shape) != tuple(shape):
+        raise A2QFlowError(f"layer {layer.name}: in_shape {tuple(layer.in_shape)} does not match the previous "
+                           f"stage's output {tuple(shape)}")
+    K, C, simd, pe, P = layer.K, layer.out_channels, lp.simd, lp.pe, lp.acc_bits
+    wm = np.asarray(layer.weight_matrix(), dtype=np.int64)  # (C, KH*KW) in (kh, kw) order, a2q_swg's order
+    if wm.size and (wm.min() < layer.w_type.min or wm.max() > layer.w_type.max):
+        raise A2QFlowError(f"layer {layer.name}: weights span [{wm.min()}, {wm.max()}], outside its weight type "
+                           f"{layer.w_type}")
+    act = _activation(layer, lp, P, is_last)
+    mem, wfile, tfile = _folded_memories(layer.name, wm, act, simd, pe, layer.w_type.bits)
+    vvau = dict(K=K, C=C, SIMD=simd, PE=pe, IN_SIGNED=int(layer.in_type.signed), W_BITS=layer.w_type.bits,
+                W_SIGNED=int(layer.w_type.signed), ACC_BITS=P, N_THR=act.n_thr, THR_BITS=act.thr_bits,
+                OUT_BASE=act.out_base, WEIGHT_FILE=wfile, THR_FILE=tfile)
+    unsafe = f" (UNSAFE: below exact bound {lp.acc_bits_exact})" if lp.unsafe else ""
+    what = "window sum (all-ones weights)" if layer.kind == "avgpool" else f"{layer.w_type} weights"
+    summary = (f"{layer.kind} {layer.kernel[0]}x{layer.kernel[1]} stride {layer.stride[0]}x{layer.stride[1]} C={C}, "
+               f"K={K} per channel, SIMD {simd} x PE {pe}, {layer.in_type} inputs, {what}, ACC_BITS={P}{unsafe}, "
+               f"{act.note}")
+    swg = _swg_params(*layer.in_shape, layer.kernel, layer.stride, layer.pad)
+    rtl = _LayerRTL(layer.name, layer.kind, module, inst, elem.bits, act.out_w, summary, swg=swg, vvau=vvau,
+                    mem_files=mem)
+    return rtl, layer.out_shape, act.next_elem
+
+
+def _elementwise_layer(layer: AddLayer | RequantLayer, plan: Plan, shapes: list[tuple[int, ...]],
+                       elems: list[IntType], is_last: bool, module: str,
+                       inst: str) -> tuple[_LayerRTL, tuple[int, ...], IntType]:
+    """A residual add (two streams joined, shifted, summed at ACC_BITS) or a requant: then a2q_thr's thresholds."""
+    for shape, elem in zip(shapes, elems):
+        lp = _check_mac(layer, plan, elem)
+        if tuple(layer.in_shape) != tuple(shape):
+            raise A2QFlowError(f"layer {layer.name}: in_shape {tuple(layer.in_shape)} does not match the stream it "
+                               f"reads, shape {tuple(shape)}")
+    P, C = lp.acc_bits, layer.out_channels
+    act = _activation(layer, lp, P, is_last)
+    depth = 1 << max(1, (C - 1).bit_length())  # a2q_thr's memory has 2^clog2(C) words
+    tfile = f"{identifier(layer.name)}_thresholds.mem" if act.n_thr else "none.mem"
+    mem = {tfile: _hex_words(act.thresholds, act.thr_bits, depth)} if act.n_thr else {}
+    shifts = tuple(layer.shifts) if layer.kind == "add" else (0, 0)
+    params = dict(C=C, IN_SIGNED=int(layer.in_type.signed), SA=shifts[0], SB=shifts[1], ACC_BITS=P,
+                  N_THR=act.n_thr, THR_BITS=act.thr_bits, OUT_BASE=act.out_base, THR_FILE=tfile)
+    unsafe = f" (UNSAFE: below exact bound {lp.acc_bits_exact})" if lp.unsafe else ""
+    how = f"(a << {shifts[0]}) + (b << {shifts[1]})" if layer.kind == "add" else "x"
+    summary = (f"{layer.kind} C={C}, acc = {how} on {layer.in_type}, one element per cycle, ACC_BITS={P}{unsafe}, "
+               f"{act.note}")
+    rtl = _LayerRTL(layer.name, layer.kind, module, inst, elems[0].bits, act.out_w, summary, elem=params,
+                    mem_files=mem)
+    return rtl, layer.out_shape, act.next_elem
+
+
+@dataclass
+class _Net:
+    """One stream of the design: a tensor, or one reader's copy of a forked tensor."""
+
+    shape: tuple[int, ...]
+    elem: IntType
+    lanes: int
+
+
+def _build_layer(layer, plan: Plan, nets: list[_Net], is_last: bool, module: str,
+                 inst: str) -> tuple[_LayerRTL, tuple[int, ...], IntType]:
+    """The RTL description of one layer, given the streams it reads."""
+    shape, elem, lanes = nets[0].shape, nets[0].elem, nets[0].lanes
+    if layer.kind in ("conv", "maxpool", "dwconv", "avgpool") and len(shape) != 3:
+        raise A2QFlowError(f"layer {layer.name}: a {layer.kind} needs a (C, H, W) input, got shape {shape}")
+    if isinstance(layer, MaxPoolLayer):
+        return _pool_layer(layer, shape, elem, module, inst)
+    if layer.kind in ("dwconv", "avgpool"):
+        return _vvau_layer(layer, plan, shape, elem, is_last, module, inst)
+    if layer.kind in ("add", "requant"):
+        rtl, shape, elem = _elementwise_layer(layer, plan, [n.shape for n in nets], [n.elem for n in nets], is_last,
+                                              module, inst)
+        # an unrolled dense layer's whole-vector stream is serialised in the wrapper (a2q_p2s)
+        rtl.in_lanes, rtl.elem["LANES"] = max(n.lanes for n in nets), [n.lanes for n in nets]
+        return rtl, shape, elem
+    return _mac_layer(layer, plan, shape, elem, is_last, module, inst, in_lanes=lanes)
+
+
 def describe(model: Model, plan: Plan) -> tuple[list[_LayerRTL], dict]:
-    """Per-layer RTL parameters and memory contents, plus the stream description (no files written)."""
+    """Per-layer RTL parameters and memory contents, the streams between them (a duplicator where a tensor has
+    several readers, a skip FIFO where a join needs one), and the stream description (no files written)."""
     if not model.layers:
         raise A2QFlowError(f"model {model.name!r} has no layers")
-    shape: tuple[int, ...] = tuple(model.input_shape)
-    elem = model.input_quant.dtype
-    if len(shape) not in (1, 3):
-        raise A2QFlowError(f"model input shape {shape}: the RTL backend streams (K,) vectors or (C, H, W) frames")
-    layers: list[_LayerRTL] = []
-    used: set[str] = set()
+    if len(model.input_shape) not in (1, 3):
+        raise A2QFlowError(f"model input shape {tuple(model.input_shape)}: the RTL backend streams (K,) vectors or "
+                           "(C, H, W) frames")
     first = model.layers[0]
     # an unrolled first layer takes the whole input vector per beat (one inference per clock)
     lanes = first.K if first.kind == "dense" and plan.layer(first.name).architecture == "unrolled" else 1
-    in_lanes = lanes
-    for i, layer in enumerate(model.layers):
+    tensors = {INPUT: ("n_input", _Net(tuple(model.input_shape), model.input_quant.dtype, lanes))}
+    readers, fifos = graph.reads(model), graph.skip_fifos(model)
+    layers: list[_LayerRTL] = []
+    dups: list[dict] = []
+    used: set[str] = set()
+    for layer in model.layers:
         ident = identifier(layer.name)
         while ident in used:
             ident += "_"
         used.add(ident)
-        module, inst = f"a2q_layer_{ident}", f"u_{ident}"
-        if isinstance(layer, MaxPoolLayer):
-            if len(shape) != 3:
-                raise A2QFlowError(f"layer {layer.name}: max pooling needs a (C, H, W) input, got shape {shape}")
-            rtl, shape, elem = _pool_layer(layer, shape, elem, module, inst)
-        else:
-            if layer.kind == "conv" and len(shape) != 3:
-                raise A2QFlowError(f"layer {layer.name}: a conv needs a (C, H, W) input, got shape {shape}")
-            rtl, shape, elem = _mac_layer(layer, plan, shape, elem, i == len(model.layers) - 1, module, inst,
-                                          in_lanes=lanes)
-        lanes = rtl.out_lanes
+        in_nets = [_reader_net(src, layer.name, slot, tensors, readers) for slot, src in enumerate(layer.inputs)]
+        rtl, shape, elem = _build_layer(layer, plan, [tensors[src][1] for src in layer.inputs],
+                                        layer is model.layers[-1], f"a2q_layer_{ident}", f"u_{ident}")
+        rtl.in_nets, rtl.out_net = in_nets, f"n_{ident}"
+        rtl.fifo = [f.depth for f in fifos if f.add == layer.name]
+        tensors[layer.name] = (rtl.out_net, _Net(tuple(shape), elem, rtl.out_lanes))
         layers.append(rtl)
+    for src, rs in readers.items():
+        if len(rs) > 1:
+            net, t = tensors[src]
+            dups.append(dict(tensor=src, inst=f"u_dup_{net[2:]}", N=len(rs), bits=t.elem.bits * t.lanes, net=net,
+                             outs=[f"{net}_d{i}" for i in range(len(rs))], readers=[r for r, _ in rs]))
+    last = tensors[model.layers[-1].name][1]
     stream = dict(in_width=model.input_quant.dtype.bits, in_signed=model.input_quant.dtype.signed,
                   in_shape=list(model.input_shape), in_elems=int(np.prod(model.input_shape)),
-                  out_width=elem.bits, out_signed=elem.signed, out_shape=list(shape), out_elems=int(np.prod(shape)),
-                  in_lanes=in_lanes, out_lanes=lanes)
-    return layers, stream
+                  out_width=last.elem.bits, out_signed=last.elem.signed, out_shape=list(last.shape),
+                  out_elems=int(np.prod(last.shape)), in_lanes=lanes, out_lanes=last.lanes)
+    return layers, dict(stream, dups=dups, fifos=fifos)
+
+
+def _reader_net(src: str, layer: str, slot: int, tensors: dict, readers: dict) -> str:
+    """The stream `layer` reads in input `slot`: the tensor's own, or its copy out of the duplicator."""
+    net = tensors[src][0]
+    rs = readers[src]
+    return net if len(rs) == 1 else f"{net}_d{rs.index((layer, slot))}"
 
 
 def render_top(model: Model, plan: Plan, layers: list[_LayerRTL], stream: dict) -> str:
     env = Environment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
     tpl = env.from_string(library_text("a2q_top.v.j2"))
-    return tpl.render(model=model.name, policy=plan.policy, layers=layers, **stream)
+    nets = [("n_input", stream["in_width"] * stream["in_lanes"])]
+    nets += [(l.out_net, l.out_w * l.out_lanes) for l in layers]
+    width = dict(nets)
+    nets += [(o, d["bits"]) for d in stream["dups"] for o in d["outs"]]
+    out_net = layers[-1].out_net
+    return tpl.render(model=model.name, policy=plan.policy, layers=layers, nets=nets, width=width, out_net=out_net,
+                      **stream)
+
+
+def _library_files(layers: list[_LayerRTL], stream: dict) -> list[str]:
+    """The library files the design instantiates, in read order."""
+    needed = ["a2q_mvau.v"] if any(l.mvau for l in layers) else []
+    if any(l.vvau for l in layers):
+        needed.append("a2q_vvau.v")
+    if any(l.swg for l in layers):
+        needed.append("a2q_swg.v")
+    if any(l.pool for l in layers):
+        needed.append("a2q_pool.v")
+    if any(l.elem for l in layers):
+        needed.append("a2q_thr.v")
+    if stream["dups"] or any(any(l.fifo) for l in layers):
+        needed.append("a2q_stream.v")
+    if any((l.arch == "unrolled" and l.in_lanes == 1) or (l.arch == "folded" and l.in_lanes > 1) for l in layers):
+        needed.append("a2q_adapt.v")
+    return needed
+
+
+def _graph_manifest(layers: list[_LayerRTL], stream: dict) -> dict:
+    """manifest.json's graph keys: each layer's input streams, the duplicators and the skip FIFOs (with why)."""
+    return {
+        "inputs": {l.name: l.in_nets for l in layers},
+        "outputs": {l.name: l.out_net for l in layers},
+        "duplicators": {d["tensor"]: {"instance": d["inst"], "readers": d["readers"]} for d in stream["dups"]},
+        "skip_fifos": [{"add": f.add, "input": f.slot, "fork": f.fork, "depth": f.depth, "min_depth": f.min_depth,
+                        "reason": f.reason}
+                       for f in stream["fifos"]],
+    }
 
 
 def generate(build: Path | str) -> Path:
@@ -298,32 +443,31 @@ def generate(build: Path | str) -> Path:
     model, plan = load_build(build)
     layers, stream = describe(model, plan)
     top = render_top(model, plan, layers, stream)
-    needed = ["a2q_mvau.v"] if any(l.mvau for l in layers) else []
-    if any(l.swg for l in layers):
-        needed.append("a2q_swg.v")
-    if any(l.pool for l in layers):
-        needed.append("a2q_pool.v")
-    if any((l.arch == "unrolled" and l.in_lanes == 1) or (l.mvau and l.in_lanes > 1) for l in layers):
-        needed.append("a2q_adapt.v")
+    needed = _library_files(layers, stream)
     sources = needed + ["a2q_top.v"]
     mem_files = {name: text for l in layers for name, text in l.mem_files.items()}
+    units = {l.name: (l.mvau or l.vvau) for l in layers if l.mvau or l.vvau}
+    thr = {l.name: p["THR_BITS"] for l in layers for p in (l.mvau, l.vvau, l.elem) if p and p["N_THR"]}
+    io = {k: v for k, v in stream.items() if k not in ("dups", "fifos")}
     manifest = {
         "top": TOP,
         "sources": sources,
         "mem_files": sorted(mem_files),
         "layers": {l.name: l.inst for l in layers},
         "modules": {l.name: l.module for l in layers},
-        **stream,
+        "kinds": {l.name: l.kind for l in layers},
+        **io,
         "in_order": "hwc" if len(model.input_shape) == 3 else "vector",
         "out_order": "hwc" if len(stream["out_shape"]) == 3 else "vector",
         "acc_bits": plan.acc_bits(),
-        "thr_bits": {l.name: l.mvau["THR_BITS"] for l in layers if l.mvau and l.mvau["N_THR"]},
-        "simd": {l.name: l.mvau["SIMD"] for l in layers if l.mvau},
-        "pe": {l.name: l.mvau["PE"] for l in layers if l.mvau},
+        "thr_bits": thr,
+        "simd": {n: u["SIMD"] for n, u in units.items()},
+        "pe": {n: u["PE"] for n, u in units.items()},
         "policy": plan.policy,
         "unsafe": plan.unsafe,
         "architecture": {l.name: l.arch for l in layers if l.kind != "maxpool"},
         "unrolled": {l.name: l.unrolled for l in layers if l.unrolled},
+        "graph": _graph_manifest(layers, stream),
         "ports": {"clk": 1, "rst": 1, "in_data": stream["in_width"] * stream["in_lanes"], "in_valid": 1,
                   "in_ready": 1, "out_data": stream["out_width"] * stream["out_lanes"], "out_valid": 1,
                   "out_ready": 1},

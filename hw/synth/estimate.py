@@ -38,6 +38,8 @@ from a2qflow.hw.errors import A2QFlowError
 MODEL_FILE = "resource_model.json"
 MODEL_FORMAT = 1
 TARGETS = ("LUT", "FF", "CARRY")
+PRICED_KINDS = ("dense", "conv")  # plan.json kinds built from a2q_mvau.v, what the coefficients were fitted to
+UNIT = {"dwconv": "a2q_vvau", "avgpool": "a2q_vvau window sum", "add": "a2q_add", "requant": "a2q_requant"}
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,18 @@ def estimate_label(model: dict | None = None) -> str:
 
 
 def shape_from_plan_layer(layer: dict) -> LayerShape:
-    """A LayerShape from one plan.json layer entry (its folding, widths and threshold count)."""
+    """A LayerShape from one plan.json layer entry (its folding, widths and threshold count).
+
+    Only the MVAU layers the coefficients were fitted to (dense, conv) have one: a depthwise conv or average pool
+    (a2q_vvau), a residual add or a requant (a2q_thr) builds other structures, and pricing them with the MVAU's
+    coefficients would be a number nobody measured, so they are a one-line error naming the layer.
+    """
+    kind = layer.get("kind", "dense")
+    if kind not in PRICED_KINDS:
+        unit = UNIT.get(kind, "not an MVAU")
+        raise A2QFlowError(f"resource estimate: layer {layer.get('name')} is a {kind} ({unit}); the resource "
+                           f"model is fitted to the folded MVAU only ({', '.join(PRICED_KINDS)} layers) and cannot "
+                           "price it: measure the design with `a2qflow synth` (yosys) instead")
     out_bits = layer.get("out_bits")
     n_thr = (2 ** out_bits - 1) if (layer.get("thr_bits") is not None and out_bits) else 0
     return LayerShape(K=layer["K"], C=layer["out_channels"], simd=layer["simd"], pe=layer["pe"],
@@ -210,7 +223,8 @@ def estimate_design(layers: list[LayerShape], model: dict | None = None) -> dict
 
 
 def estimate_plan(plan_json: Path | str | dict, model: dict | None = None) -> dict:
-    """Estimate a compiled BUILD from its plan.json (a path or the loaded dict)."""
+    """Estimate a compiled BUILD from its plan.json (a path or the loaded dict); a plan with a layer the model
+    cannot price (see `shape_from_plan_layer`) is a one-line A2QFlowError, never a partial total."""
     plan = plan_json if isinstance(plan_json, dict) else json.loads(Path(plan_json).read_text())
     res = estimate_design([shape_from_plan_layer(l) for l in plan["layers"]], model)
     res["layer_names"] = [l["name"] for l in plan["layers"]]

@@ -202,6 +202,7 @@ def synth_design(rtl_dir: Path, cwd: Path, work: Path, flow: Flow, design: str,
                                f"{sorted(k for k, v in inst_type.items() if v in modules)})")
         layers[layer] = {"instance": inst, "module": mod.lstrip("\\"),
                          **classify(flow.family, _expand(mod, modules, memo))}
+    streams = _stream_cells(manifest, inst_type, modules, memo, flow.family)
     label = flow.label
     if groups:
         label += (f"; unrolled layer(s) {', '.join(groups)} as sums of channel-group runs "
@@ -213,7 +214,19 @@ def synth_design(rtl_dir: Path, cwd: Path, work: Path, flow: Flow, design: str,
         "seconds": round(run.seconds + sum(g["info"]["seconds"] for g in groups.values()), 3),
         "acc_bits": manifest.get("acc_bits", {}),
         "total": classify(flow.family, total_cells), "layers": layers,
+        **({"duplicators": streams} if streams else {}),
     }
+
+
+def _stream_cells(manifest: dict, inst_type: dict, modules: dict, memo: dict, family: str) -> dict:
+    """Cells of the graph's stream duplicators (top-level a2q_dup instances, in the total but in no layer; each
+    skip FIFO sits inside its add layer's module and is counted there)."""
+    out = {}
+    for tensor, d in manifest.get("graph", {}).get("duplicators", {}).items():
+        mod = inst_type.get(d["instance"])
+        if mod in modules:
+            out[tensor] = {"instance": d["instance"], **classify(family, _expand(mod, modules, memo))}
+    return out
 
 
 def _synth_groups(build: Path, names: list[str], work: Path, flow: Flow) -> dict[str, dict]:

@@ -1,0 +1,175 @@
+// Element-wise layers of graph models, each an ACC_BITS accumulator per element followed by multi-thresholds:
+//   a2q_thr      thresholds on a stream of accumulators (FINN's Thresholding): out = OUT_BASE + #{l : acc >= T[c, l]}
+//   a2q_add      residual add of two streams: acc = (a << SA) + (b << SB) at ACC_BITS, then a2q_thr
+//   a2q_requant  standalone requantization: acc = x at ACC_BITS, then a2q_thr
+// Elements arrive in HWC order (channel fastest), so the channel of element i is i mod C. The accumulator is
+// exactly ACC_BITS wide and wraps modulo 2^ACC_BITS, like the MVAU's (the plan proves the true sum fits).
+// THR_FILE: word c holds T[c][l] at bits l*THR_BITS (two's complement). With N_THR = 0 (a last layer whose float
+// affine runs off-chip) the raw accumulator is the output.
+`default_nettype none
+/* verilator lint_off DECLFILENAME */  // the three element-wise units live in this one file on purpose
+
+module a2q_thr #(
+    parameter integer C = 4,
+    parameter integer ACC_BITS = 8,
+    parameter integer N_THR = 15,
+    parameter integer THR_BITS = 8,
+    parameter integer OUT_BASE = 0,
+    parameter integer OUT_W = 4,            // N_THR > 0 ? output activation bits : ACC_BITS
+    parameter THR_FILE = ""
+) (
+    input  wire                clk,
+    input  wire                rst,
+    input  wire [ACC_BITS-1:0] in_data,
+    input  wire                in_valid,
+    output wire                in_ready,
+    output wire [OUT_W-1:0]    out_data,
+    output wire                out_valid,
+    input  wire                out_ready
+);
+    localparam integer CAW = (C < 2) ? 1 : $clog2(C);
+    /* verilator lint_off WIDTHTRUNC */  // sized constant: C - 1 fits CAW bits by construction
+    localparam [CAW-1:0] C_LAST = C - 1;
+    /* verilator lint_on WIDTHTRUNC */
+    reg [CAW-1:0]   c;
+    reg [OUT_W-1:0] odata;
+    reg             ovalid;
+    wire            in_fire = in_valid && in_ready;
+    wire [OUT_W-1:0] res;
+    assign in_ready = !ovalid || out_ready;
+    assign out_data = odata;
+    assign out_valid = ovalid;
+
+    generate
+        if (N_THR > 0) begin : g_thr
+            localparam integer CW = $clog2(N_THR + 1);
+            localparam [CW-1:0] ONE = 1;
+            localparam [CW-1:0] ZERO = 0;
+            /* verilator lint_off WIDTHTRUNC */  // OUT_BASE (e.g. -8) as OUT_W-bit two's complement
+            localparam [OUT_W-1:0] BASE = OUT_BASE;
+            /* verilator lint_on WIDTHTRUNC */
+            reg [N_THR*THR_BITS-1:0] tmem [0:(1 << CAW) - 1];
+            if (THR_FILE != "") begin : g_tload
+                initial $readmemh(THR_FILE, tmem);
+            end
+            wire [N_THR*THR_BITS-1:0] t = tmem[c];
+            wire signed [THR_BITS-1:0] acc_x;
+            if (THR_BITS > ACC_BITS) begin : g_sx
+                assign acc_x = {{(THR_BITS-ACC_BITS){in_data[ACC_BITS-1]}}, in_data};
+            end else begin : g_eq
+                assign acc_x = in_data;
+            end
+            reg [CW-1:0] cnt;
+            integer l;
+            always @* begin
+                cnt = ZERO;
+                for (l = 0; l < N_THR; l = l + 1) begin
+                    cnt = cnt + ((acc_x >= $signed(t[l*THR_BITS +: THR_BITS])) ? ONE : ZERO);
+                end
+            end
+            if (OUT_W > CW) begin : g_cx
+                assign res = BASE + {{(OUT_W-CW){1'b0}}, cnt};
+            end else begin : g_ceq
+                assign res = BASE + cnt;
+            end
+        end else begin : g_raw
+            assign res = in_data;
+        end
+    endgenerate
+
+    always @(posedge clk) begin
+        if (in_fire) odata <= res;
+    end
+    always @(posedge clk) begin
+        if (rst) begin
+            c <= {CAW{1'b0}};
+            ovalid <= 1'b0;
+        end else begin
+            if (in_fire) c <= (c == C_LAST) ? {CAW{1'b0}} : c + 1'b1;
+            if (in_fire) ovalid <= 1'b1;
+            else if (out_ready) ovalid <= 1'b0;
+        end
+    end
+endmodule
+
+// a2q_add: joins two element streams of the same shape (an element is taken from both at once) and adds them.
+module a2q_add #(
+    parameter integer C = 4,
+    parameter integer IN_BITS = 4,
+    parameter integer IN_SIGNED = 0,
+    parameter integer SA = 0,
+    parameter integer SB = 0,
+    parameter integer ACC_BITS = 8,
+    parameter integer N_THR = 15,
+    parameter integer THR_BITS = 8,
+    parameter integer OUT_BASE = 0,
+    parameter integer OUT_W = 4,
+    parameter THR_FILE = ""
+) (
+    input  wire               clk,
+    input  wire               rst,
+    input  wire [IN_BITS-1:0] a_data,
+    input  wire               a_valid,
+    output wire               a_ready,
+    input  wire [IN_BITS-1:0] b_data,
+    input  wire               b_valid,
+    output wire               b_ready,
+    output wire [OUT_W-1:0]   out_data,
+    output wire               out_valid,
+    input  wire               out_ready
+);
+    // the sum at a width that holds both shifted terms, then wrapped to ACC_BITS
+    localparam integer SM = (SA > SB) ? SA : SB;
+    localparam integer EW = (ACC_BITS > IN_BITS + SM + 1) ? ACC_BITS : IN_BITS + SM + 1;
+    wire sa = (IN_SIGNED != 0) ? a_data[IN_BITS-1] : 1'b0;
+    wire sb = (IN_SIGNED != 0) ? b_data[IN_BITS-1] : 1'b0;
+    wire [EW-1:0] ea = {{(EW-IN_BITS){sa}}, a_data};
+    wire [EW-1:0] eb = {{(EW-IN_BITS){sb}}, b_data};
+    /* verilator lint_off UNUSEDSIGNAL */
+    (* keep *) wire [EW-1:0] sum = (ea << SA) + (eb << SB);  // bits above ACC_BITS dropped: modular sum
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire t_ready;
+    wire both = a_valid && b_valid;
+    assign a_ready = b_valid && t_ready;
+    assign b_ready = a_valid && t_ready;
+    a2q_thr #(.C(C), .ACC_BITS(ACC_BITS), .N_THR(N_THR), .THR_BITS(THR_BITS), .OUT_BASE(OUT_BASE), .OUT_W(OUT_W),
+              .THR_FILE(THR_FILE)) u_thr (
+        .clk(clk), .rst(rst), .in_data(sum[ACC_BITS-1:0]), .in_valid(both), .in_ready(t_ready),
+        .out_data(out_data), .out_valid(out_valid), .out_ready(out_ready)
+    );
+endmodule
+
+// a2q_requant: thresholds on the integer itself (K = 1, weight 1), sign- or zero-extended to ACC_BITS.
+module a2q_requant #(
+    parameter integer C = 4,
+    parameter integer IN_BITS = 4,
+    parameter integer IN_SIGNED = 0,
+    parameter integer ACC_BITS = 8,
+    parameter integer N_THR = 15,
+    parameter integer THR_BITS = 8,
+    parameter integer OUT_BASE = 0,
+    parameter integer OUT_W = 4,
+    parameter THR_FILE = ""
+) (
+    input  wire               clk,
+    input  wire               rst,
+    input  wire [IN_BITS-1:0] in_data,
+    input  wire               in_valid,
+    output wire               in_ready,
+    output wire [OUT_W-1:0]   out_data,
+    output wire               out_valid,
+    input  wire               out_ready
+);
+    localparam integer EW = (ACC_BITS > IN_BITS + 1) ? ACC_BITS : IN_BITS + 1;
+    wire s = (IN_SIGNED != 0) ? in_data[IN_BITS-1] : 1'b0;
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [EW-1:0] ext = {{(EW-IN_BITS){s}}, in_data};  // bits above ACC_BITS dropped (modular, forced widths)
+    /* verilator lint_on UNUSEDSIGNAL */
+    a2q_thr #(.C(C), .ACC_BITS(ACC_BITS), .N_THR(N_THR), .THR_BITS(THR_BITS), .OUT_BASE(OUT_BASE), .OUT_W(OUT_W),
+              .THR_FILE(THR_FILE)) u_thr (
+        .clk(clk), .rst(rst), .in_data(ext[ACC_BITS-1:0]), .in_valid(in_valid), .in_ready(in_ready),
+        .out_data(out_data), .out_valid(out_valid), .out_ready(out_ready)
+    );
+endmodule
+
+`default_nettype wire
