@@ -18,7 +18,7 @@ Writes benchmarks/results/model_families.json and model_families.md. A re-run re
 and `--only` re-measures some families while keeping the others' rows.
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/model_families.py [--only digits_resnet,...]
-        [--work /tmp/a2qflow_model_families] [--stages csim,rtlsim,synth,bitstream,report]
+        [--work /tmp/a2qflow_model_families] [--stages csim,rtlsim,synth,bitstream,report] [--redo-from compile]
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def _json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def run_flow(name: str, work: Path, stages: str) -> tuple[int, float, str]:
+def run_flow(name: str, work: Path, stages: str, redo_from: str | None = None) -> tuple[int, float, str]:
     """`a2qflow run` on one family config (stdout / stderr captured); returns (exit code, seconds, the last
     `error:` line, or "")."""
     from a2qflow.flows.cli import main as cli
@@ -57,7 +57,7 @@ def run_flow(name: str, work: Path, stages: str) -> tuple[int, float, str]:
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         rc = cli(["run", str(ROOT / "flows" / "configs" / f"{name}.yaml"), "--out", str(work / name),
-                  "--stages", stages, "--no-progress"])
+                  "--stages", stages, "--no-progress", *(["--from", redo_from] if redo_from else [])])
     errors = [ln for ln in err.getvalue().splitlines() if ln.startswith("error:")]
     return rc, time.perf_counter() - t0, errors[-1].replace(str(work), "WORK") if errors else ""
 
@@ -177,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=",".join(FAMILIES), help="comma-separated config names")
     ap.add_argument("--work", default="/tmp/a2qflow_model_families", help="run folders (resumable)")
     ap.add_argument("--stages", default=STAGES, help="a2qflow run --stages")
+    ap.add_argument("--redo-from", default=None, help="a2qflow run --from: redo this stage and later ones (after a "
+                                                      "backend change, whose code the stage stamps do not hash)")
     args = ap.parse_args(argv)
     names = [n for n in args.only.split(",") if n]
     bad = [n for n in names if n not in FAMILIES]
@@ -186,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     old = _json(RESULTS / "model_families.json") or {}
     rows = dict(old.get("families", {}))
     for name in names:
-        rc, seconds, error = run_flow(name, work, args.stages)
+        rc, seconds, error = run_flow(name, work, args.stages, args.redo_from)
         rows[name] = {**collect(name, work / name), "exit_code": rc, "error": error, "seconds": round(seconds, 1)}
         print(f"{name}: exit {rc} in {seconds:.0f} s; " + (_first_failure(rows[name]) or "all stages ran"),
               flush=True)
