@@ -112,7 +112,11 @@ class _Graph:
 
 
 def weight_matrix(g: _Graph, mac, w: np.ndarray) -> np.ndarray:
-    """(C, K) matrix of the dot products a Gemm / MatMul / Conv computes from its weight tensor."""
+    """(C, K) matrix of the dot products a Gemm / MatMul / Conv computes from its weight tensor.
+
+    A Conv's weight is (OC, IC / groups, *kernel) for 1-D and 2-D, grouped and depthwise convolutions alike, and
+    output channel c sums exactly its own row over its group's IC / groups input channels: K = IC / groups *
+    prod(kernel) per output channel (9 for a 3x3 depthwise conv), never IC * prod(kernel)."""
     if mac.op_type == "Conv":
         return w.reshape(w.shape[0], -1)
     if mac.op_type == "Gemm" and g.attr(mac, "transB", 0):
@@ -216,6 +220,8 @@ def _audit_layer(g: _Graph, found: dict, entry: dict, meta_entry: dict, path: Pa
     ints = weight_matrix(g, mac, qp.integers(g.init[wname], np.float32))
     in_type = g.input_quant(mac)
     entry["rounding_mode"] = qp.rounding
+    if mac.op_type == "Conv":
+        entry.update(groups=int(g.attr(mac, "group", 1)), kernel=[int(v) for v in g.init[wname].shape[2:]])
     if in_type is None:
         entry.update(audited=False, note="input is not quantized: the accumulator range is unbounded")
         return []
