@@ -5,7 +5,8 @@ QONNX export, audit), `a2qflow.hw` (compiler and backends), `a2qflow.hls_templat
 `a2qflow.flows` (CLI, resumable pipeline, report, sweep). This module owns the small public API below; each
 function imports its stage lazily, so `import a2qflow` stays fast (no torch, no onnx).
 
-API: `export_qonnx` (any Brevitas model -> a QONNX file with its trained integers), `audit` (a file's bounds against
+API: `export_qonnx` (any Brevitas model -> a QONNX file with its trained integers), `quantize` (a float torch
+model -> an A2Q Brevitas model by accumulator-aware post-training quantization), `audit` (a file's bounds against
 its targets), `compile` (QONNX -> integer IR + plan + model_int.onnx), `load_plan`, `csim`, `rtlsim`. Every user
 error is an `a2qflow.A2QFlowError` whose one-line message names the file, layer or field and the fix:
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from a2qflow.hw.config import FoldingConfig
     from a2qflow.hw.hls.csim import CsimResult
 
-__all__ = ["__version__", "A2QFlowError", "export_qonnx", "audit", "compile", "load_plan", "csim", "rtlsim"]
+__all__ = ["__version__", "A2QFlowError", "export_qonnx", "quantize", "audit", "compile", "load_plan", "csim", "rtlsim"]
 
 
 def __getattr__(name: str) -> Any:
@@ -77,6 +78,51 @@ def export_qonnx(model: "torch.nn.Module", example_input: Any, path: str | Path,
     from a2qflow.training.export import export_brevitas
 
     return export_brevitas(model, example_input, path, acc_bits=acc_bits)
+
+
+def quantize(float_model: "torch.nn.Module", calibration: Any, acc_bits: int = 16, weight_bits: int = 4,
+             act_bits: int = 4, method: str = "axe-optq", *, weight_quant: str = "a2q", input_bits: int | None = None,
+             input_signed: bool = False, seed: int = 0, samples: int = 256,
+             input_shape: "tuple[int, ...] | None" = None) -> "torch.nn.Module":
+    """Accumulator-aware post-training quantization: a float model -> a Brevitas A2Q model, no training.
+
+    The float model is read as an a2qflow model (an MLP `[Flatten] (Linear ReLU)* Linear` or a CNN
+    `(Conv2d [BatchNorm2d] ReLU [MaxPool2d(2)])+ Flatten (Linear ReLU)* Linear`, in any module tree), its weights go
+    into the same Brevitas A2Q model `a2qflow train` builds, the activation quantizers are calibrated, and each
+    layer's integer weights are chosen in order, every output channel inside the L1 budget of target P:
+      - "rtn": round to nearest, then project each channel onto its budget;
+      - "axe-gpfq" / "axe-optq": AXE (Colbert et al., arXiv 2409.17092), GPFQ / OPTQ error correction with the
+        budget enforced while the algorithm runs, inputs taken from the already-quantized network.
+    Export with `a2qflow.export_qonnx`; audit, compile and the simulators apply unchanged.
+
+    Args:
+        float_model: a trained float torch model (not modified).
+        calibration: a tensor (or array) of inputs, batch first (a few hundred suffice), or "zero-shot" to
+            synthesise them from the model's BatchNorm statistics (training.zeroshot; inputs in [0, 1]).
+        acc_bits: target accumulator width P of every layer.
+        weight_bits, act_bits: M of every layer, N of every hidden activation.
+        method: "rtn", "axe-gpfq" or "axe-optq".
+        weight_quant: "a2q" or "a2q+" (zero-centred: each channel's mean moves into the bias, integers sum to 0).
+        input_bits, input_signed: the first layer's input quantizer (default: act_bits, unsigned).
+        seed: seed of the calibration passes, row sampling and zero-shot synthesis.
+        samples: zero-shot: how many inputs to synthesise.
+        input_shape: one input's shape without the batch (e.g. (1, 28, 28)) when `calibration` is "zero-shot" and
+            the model is a CNN whose input is not square.
+
+    Returns:
+        The quantized Brevitas `nn.Sequential` (eval mode), with a2qflow's layer names (fc0, conv0, ...).
+
+    Example:
+        >>> qnet = a2qflow.quantize(float_net, x_train[:512], acc_bits=14, weight_bits=4, act_bits=4)  # doctest: +SKIP
+        >>> a2qflow.export_qonnx(qnet, x_val[:32], "model.onnx")["audit"]["ok"]    # doctest: +SKIP
+        True
+    """
+    from a2qflow.training.ptq import quantize_float_model
+
+    return quantize_float_model(float_model, calibration, acc_bits=acc_bits, weight_bits=weight_bits,
+                                act_bits=act_bits, method=method, weight_quant=weight_quant, input_bits=input_bits,
+                                input_signed=input_signed,
+                                seed=seed, samples=samples, input_shape=input_shape).net
 
 
 def audit(onnx_path: str | Path, acc_bits: "int | dict[str, int] | None" = None) -> dict:

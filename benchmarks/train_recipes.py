@@ -46,7 +46,12 @@ RECIPES = {"off": {"recipe": "scratch", "init": "brevitas"}, "init": {"recipe": 
            # the float-twin recipe at two fine-tune learning rates; the Done-when table uses the one that is the
            # default of train.finetune_lr (0.01 since this benchmark showed 0.003 short at W8A8 A2Q+ P=12)
            "full": {"recipe": "float_twin", "init": "budget", "finetune_lr": 0.003},
-           "full-lr0.01": {"recipe": "float_twin", "init": "budget", "finetune_lr": 0.01}}
+           "full-lr0.01": {"recipe": "float_twin", "init": "budget", "finetune_lr": 0.01},
+           # issue 21: the float-twin recipe whose fine-tune also trains the mixed models (training.block_replacement)
+           "block-replacement": {"recipe": "block-replacement", "init": "budget", "finetune_lr": 0.01}}
+# issue 21's block-replacement rows (mnist5k, the config's A2Q+), each against the default recipe at the same point
+BLOCK_ROWS = [("mnist5k", "a2q+", 8, 12), ("mnist5k", "a2q+", 8, 14), ("mnist5k", "a2q+", 4, 10),
+              ("mnist5k", "a2q+", 4, 12), ("mnist5k", "a2q+", 2, 10)]
 # The issue's "Done when": (dataset, preset, bits, P, share of the float twin that the full recipe must reach)
 CRITERIA = [("digits", "a2q", 8, 16, 0.99), ("digits", "a2q", 8, 14, 0.99), ("digits", "a2q+", 8, 12, 0.97)] + \
            [("digits", q, 4, p, 0.99) for q in ("a2q", "a2q+") for p in (12, 14, 16)] + \
@@ -82,7 +87,8 @@ def all_rows() -> list[tuple]:
     contrast = [(d, q, b, p, r) for r in ("off", "init") for d, q, b, p, _ in CRITERIA[:3]]  # digits W8A8 rows
     rest = [(d, q, b, p, r) for d in CONFIGS for b in (4, 8) for q in ("a2q", "a2q+") for p in p_values(d, b)
             for r in ("off", "init", DEFAULT_FULL)]
-    for group in (crit[:9], crit[9:], base, lr8, contrast, lr4, rest):  # digits criteria, mnist5k criteria, ...
+    blocks = [(*r, rec) for r in BLOCK_ROWS for rec in ("block-replacement", DEFAULT_FULL)]
+    for group in (crit[:9], crit[9:], base, lr8, contrast, lr4, rest, blocks):  # digits criteria, mnist5k, ...
         for seed in SEEDS:
             for row in group:
                 if (*row, seed) not in rows:
@@ -201,10 +207,29 @@ def markdown(doc: dict) -> str:
                      f"{','.join(map(str, t['seeds']))} | {pct(t['mean'])} | {pct(t['std'])} | "
                      f"{pct(t['min'])}-{pct(t['max'])} | {pct(t['of_float'])} | {pct(t['zero_fraction'])}% | "
                      f"{t['seconds_per_epoch']:.2f} |")
+    lines += block_table(doc)
     missing = doc["rows_total"] - doc["rows_run"]
     lines += ["", f"Not run yet: {missing} rows (re-run the script to continue; finished rows are skipped)." if missing
               else "Every row of the grid was run.", ""]
     return "\n".join(lines)
+
+
+def block_table(doc: dict) -> list[str]:
+    """Block replacement against the default recipe at issue 21's points: % of float, and what an epoch costs."""
+    by = {(t["dataset"], t["weight_quant"], t["precision"], t["P"], t["recipe"]): t for t in doc["summary"]}
+    lines = ["", f"## Block replacement vs the default recipe (`{DEFAULT_FULL}`), mnist5k", "",
+             "% of the float twin (mean of the seeds run; in brackets the accuracy); s/epoch = wall-clock seconds per "
+             "fine-tune epoch (block replacement also runs the mixed models), which depend on how loaded the shared "
+             "machine was when each row ran: compare times only between rows run together.", "",
+             "| preset | precision | P | block-replacement | default | s/epoch block-replacement | s/epoch default |",
+             "|---|---|---|---|---|---|---|"]
+    for d, q, b, p in BLOCK_ROWS:
+        cells = [by.get((d, q, f"W{b}A{b}", f"P{p}", r)) for r in ("block-replacement", DEFAULT_FULL)]
+        acc = ["-" if c is None else f"{100 * c['of_float']:.1f}% ({100 * c['mean']:.1f}%, {len(c['seeds'])} seeds)"
+               for c in cells]
+        sec = ["-" if c is None else f"{c['seconds_per_epoch']:.2f}" for c in cells]
+        lines.append(f"| {q} | W{b}A{b} | {p} | {acc[0]} | {acc[1]} | {sec[0]} | {sec[1]} |")
+    return lines
 
 
 def write(out: Path, runs: dict, total: int) -> dict:
@@ -244,8 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     from a2qflow.training.recipe import TwinCache
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", choices=("priority", "all"), default="all",
-                    help="priority: only the Done-when rows and the reference rows")
+    ap.add_argument("--rows", choices=("priority", "all", "block-replacement"), default="all",
+                    help="priority: only the Done-when rows and the reference rows; block-replacement: only issue "
+                         "21's block-replacement rows and their default-recipe partners")
     ap.add_argument("--budget-minutes", type=float, default=None, help="start no new row after this long")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--readme-only", action="store_true",
@@ -257,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = all_rows()
     if args.rows == "priority":
         rows = [r for r in rows if r[4].startswith("full")]
+    if args.rows == "block-replacement":
+        rows = [r for r in rows if r[:4] in BLOCK_ROWS and r[4] in ("block-replacement", DEFAULT_FULL)]
     path = args.out / "train_recipes.json"
     runs = json.loads(path.read_text())["runs"] if path.is_file() else {}
     twin_cache = TwinCache()

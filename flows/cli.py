@@ -13,8 +13,8 @@ import shlex
 import sys
 import warnings
 
-COMMANDS = ["train", "compile", "audit", "hls", "csim", "rtl", "rtlsim", "synth", "bitstream", "report", "run",
-            "sweep", "search"]
+COMMANDS = ["train", "quantize", "compile", "audit", "hls", "csim", "rtl", "rtlsim", "synth", "bitstream", "report",
+            "run", "sweep", "search"]
 
 
 def _load(name: str):
@@ -71,7 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warnings(warnings.showwarning)
-            return int(args._module.run(args) or 0)
+            from a2qflow.flows.lock import command_lock
+
+            with command_lock(args.command, args):  # a command writing into a busy run folder fails at once
+                return int(args._module.run(args) or 0)
     except A2QFlowError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

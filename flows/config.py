@@ -244,7 +244,8 @@ def _check_semantics(cfg: FlowConfig, source: str) -> None:
     from a2qflow.training.quant import A2Q_QUANTS, l1_budget, min_workable_acc_bits
 
     names = mac_layer_names(cfg.model)
-    for section, keys in (("quant.layers", cfg.quant.layers), ("hw.folding.layers", cfg.hw.folding.layers)):
+    for section, keys in (("quant.layers", cfg.quant.layers), ("hw.folding.layers", cfg.hw.folding.layers),
+                          ("hw.layers", cfg.hw.layers)):
         for key in keys:
             if key not in names:
                 raise A2QFlowError(f"{source}: {section}.{key}: the {cfg.model.kind} has no layer {key!r}; "
@@ -261,6 +262,13 @@ def _check_semantics(cfg: FlowConfig, source: str) -> None:
         if cfg.model.kernel_size % 2 == 0:
             raise A2QFlowError(f"{source}: model.kernel_size: must be odd ('same' padding), got "
                                f"{cfg.model.kernel_size}")
+    if cfg.model.kind in ("resnet", "mobilenet", "cnn1d"):  # sizes checked on the model they build
+        from a2qflow.training.models import layer_shapes
+
+        try:
+            layer_shapes(cfg.model, DATASET_SHAPES[cfg.data.dataset], 10)
+        except A2QFlowError as e:
+            raise A2QFlowError(f"{source}: {cfg.data.dataset}: {e}") from None
     if any(v < 1 for v in cfg.model.hidden + (cfg.model.conv_channels if cfg.model.kind == "cnn" else [])):
         raise A2QFlowError(f"{source}: model.hidden / model.conv_channels: widths must be >= 1")
     if cfg.data.dataset not in EMBEDDED_DATASETS and not cfg.data.root:

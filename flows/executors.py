@@ -151,6 +151,24 @@ def pack_dir(folder: Path) -> bytes | None:
     return buf.getvalue()
 
 
+def safe_extract(tar: tarfile.TarFile, dest: Path) -> None:
+    """Extract only regular files and folders that stay inside `dest`: tarfile's "data" filter where the Python has
+    it (3.11.4+), else the same rules checked here (Debian 12 ships 3.11.2, which requires-python >= 3.11 admits).
+    A point archive never needs links, devices or absolute paths, so any of them is refused."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(dest, filter="data")
+        return
+    root = Path(dest).resolve()
+    members = tar.getmembers()
+    for m in members:
+        target = (root / m.name).resolve()
+        if not (m.isfile() or m.isdir()) or Path(m.name).is_absolute() or (target != root and root not in
+                                                                          target.parents):
+            raise A2QFlowError(f"point archive: member {m.name!r} is not a plain file inside the point folder")
+        m.mode = (m.mode | 0o600) & 0o755  # what the "data" filter does: owner-writable, no set-id bits
+    tar.extractall(dest, members=members)
+
+
 def unpack_into(data: bytes, dest: Path) -> None:
     """Replace `dest` with the archive's contents: unpack beside it, then rename (whole or absent)."""
     dest = Path(dest)
@@ -158,7 +176,7 @@ def unpack_into(data: bytes, dest: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-            tar.extractall(tmp / "new", filter="data")  # "data": no absolute paths, links out or devices
+            safe_extract(tar, tmp / "new")
         if dest.exists():
             os.replace(dest, tmp / "old")
         os.replace(tmp / "new", dest)
@@ -185,6 +203,41 @@ def run_packed(fn: Callable[..., dict], payload: Any, archive: bytes | None, sta
         return res, pack_dir(run)
 
 
+CONNECT_TIMEOUT_S = 5.0  # a Ray head answers a TCP connect in milliseconds; ray.init itself retries for minutes
+
+
+def check_ray_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail in seconds, naming the address, when nothing answers there (ray.init would retry for minutes).
+
+    HOST:PORT is the head's GCS address (`ray start --head --port=6379`). The Ray Client form ray://HOST:PORT needs
+    `ray[client]` (grpcio), which a2qflow does not install: with grpcio missing it is refused here, with one line
+    saying what to use instead."""
+    import importlib.util
+    import socket
+
+    text = address.strip()
+    if text in ("auto", "local"):
+        return
+    if text.startswith("ray://"):
+        if importlib.util.find_spec("grpc") is None:
+            raise A2QFlowError(f"--ray-address {address}: the Ray Client form (ray://) needs ray[client] (grpcio), "
+                               "which a2qflow does not install; run the sweep on a node of the cluster with "
+                               "--ray-address HEAD_IP:6379 (docs/flow.md)")
+        text = text[len("ray://"):]
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise A2QFlowError(f"--ray-address {address}: expected HOST:PORT, e.g. 10.0.0.5:6379 (the head's "
+                           "`ray start --head --port=6379`)")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as e:
+        why = "timed out" if isinstance(e, socket.timeout) else (e.strerror or type(e).__name__)
+        raise A2QFlowError(f"--ray-address {address}: nothing answers at {host}:{port} ({why} within {timeout:g} s); "
+                           "start the cluster there (`ray start --head --port=PORT`) or fix the address") from None
+
+
 class RayExecutor:
     """Each point is a Ray task declaring `num_cpus`; a local Ray runtime unless `address` names a cluster."""
 
@@ -193,6 +246,8 @@ class RayExecutor:
     def __init__(self, address: str | None = None, cpus_per_point: float = 1.0, num_cpus: int | None = None):
         if cpus_per_point <= 0:
             raise A2QFlowError(f"--ray-cpus-per-point {cpus_per_point}: must be positive")
+        if address:
+            check_ray_address(address)
         self.address, self.cpus_per_point, self.num_cpus = address, cpus_per_point, num_cpus
         self._started = False
 
@@ -218,7 +273,7 @@ class RayExecutor:
             where = f"the cluster at {self.address}" if self.address else "a local Ray runtime"
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise A2QFlowError(f"--executor ray: could not connect to {where}: {msg}; check --ray-address "
-                               "(e.g. ray://HEAD:10001 or HEAD:6379) and that `ray status` works there") from None
+                               "(the head's HEAD:6379) and that `ray status` works there") from None
         self._started = True
         return ray
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import ensure_out_dir
@@ -32,11 +32,19 @@ def run_lock(folder: Path | str, option: str = "--out") -> Iterator[Path]:
         the lock file's path (inside `folder`).
     """
     folder = ensure_out_dir(folder, option)
-    path = folder / LOCK_NAME
+    with _hold(folder / LOCK_NAME, lambda who: f"{option} {folder}: in use by another a2qflow run ({who}); wait "
+                                                f"for it to finish, or use another {option}") as path:
+        yield path
+
+
+@contextmanager
+def _hold(path: Path, busy: Callable[[str], str]) -> Iterator[Path]:
+    """flock(2) the lock file `path` (created if missing) for the block; `busy(who)` is the message when a live
+    process holds it."""
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
-        raise A2QFlowError(f"{option} {folder}: cannot create the lock file {path.name} ({e.strerror})") from None
+        raise A2QFlowError(f"{path.parent}: cannot create the lock file {path.name} ({e.strerror})") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -44,15 +52,51 @@ def run_lock(folder: Path | str, option: str = "--out") -> Iterator[Path]:
             if e.errno not in (errno.EWOULDBLOCK, errno.EACCES, errno.EAGAIN):
                 raise A2QFlowError(f"{path}: cannot lock ({e.strerror})") from None
             holder = _read_pid(fd)
-            who = f"pid {holder}" if holder else "another process"
-            raise A2QFlowError(f"{option} {folder}: in use by another a2qflow run ({who}); wait for it to finish, "
-                               f"or use another {option}") from None
+            raise A2QFlowError(busy(f"pid {holder}" if holder else "another process")) from None
         # ours now (a lock file left by a dead run is simply taken over): record our pid for the next one to name
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield path
     finally:
         os.close(fd)  # releases the lock; the file stays (removing it would race with a waiting process)
+
+
+# The options through which each single-stage command writes (or, for report's positional RUN, writes under).
+# run / sweep / search hold run_lock on their own --out; every other command that writes takes the lock of each
+# run folder its outputs land in, so it cannot replace a running flow's outputs (and a run started meanwhile is
+# refused, naming it).
+WRITES = {"train": ("out",), "compile": ("out",), "hls": ("build",), "csim": ("build",), "rtl": ("build",),
+          "rtlsim": ("build",), "synth": ("build",), "bitstream": ("build",), "report": ("out", "path"),
+          "audit": ("json",)}
+
+
+def enclosing_runs(path: Path) -> list[Path]:
+    """Every folder at or above `path` that is (or was) an a2qflow run or sweep folder (holds LOCK_NAME),
+    outermost first."""
+    path = Path(path).absolute()
+    return [p for p in reversed([path, *path.parents]) if (p / LOCK_NAME).is_file()]
+
+
+@contextmanager
+def command_lock(command: str, args) -> Iterator[None]:
+    """Hold the lock of every run folder the command's outputs land in (see WRITES) while it runs; one line
+    naming the folder and its holder when a live a2qflow process is using it."""
+    with ExitStack() as stack:
+        seen: set[Path] = set()
+        for dest in WRITES.get(command, ()):
+            value = getattr(args, dest, None)
+            if value is None:
+                continue
+            label = f"--{dest} {value}" if dest in ("out", "json") else str(value)
+            for run in enclosing_runs(Path(value)):
+                if run in seen or not os.access(run / LOCK_NAME, os.W_OK):  # not ours to write into anyway
+                    continue
+                seen.add(run)
+                where = "is" if run == Path(value).absolute() else f"is inside {run}, which is"
+                stack.enter_context(_hold(run / LOCK_NAME, lambda who, label=label, where=where: (
+                    f"{label}: {where} in use by another a2qflow run ({who}); wait for it to finish, or write "
+                    "somewhere else")))
+        yield
 
 
 def _read_pid(fd: int) -> int | None:

@@ -448,7 +448,9 @@ def _unscratch_json(out: Path, tmp: Path, final: Path) -> None:
 
 
 class _Display:
-    """One rich progress display for the whole run: a line per stage with a spinner and elapsed time."""
+    """One rich progress display for the whole run: a line per stage with a spinner and elapsed time. When the
+    output is not a terminal (`make demo > log`, CI), a live display would print nothing until the end: then each
+    stage prints one plain line when it starts and one when it ends, with its seconds."""
 
     def __init__(self, stages: list[Stage], enabled: bool, console=None):
         self.enabled = enabled
@@ -456,9 +458,23 @@ class _Display:
         self.console = console
         self.progress = None
         self.tasks: dict[str, int] = {}
+        self.plain = False
+        self.t0: dict[str, float] = {}
+
+    def _line(self, text: str) -> None:
+        if self.console is not None:
+            self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+            self.console.file.flush()
+        else:
+            print(text, flush=True)
 
     def __enter__(self) -> "_Display":
         if not self.enabled:
+            return self
+        import sys
+
+        self.plain = not (self.console.is_terminal if self.console is not None else sys.stdout.isatty())
+        if self.plain:
             return self
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
         from rich.table import Column
@@ -479,6 +495,9 @@ class _Display:
             self.progress.__exit__(*exc)
 
     def start(self, name: str) -> None:
+        self.t0[name] = time.perf_counter()
+        if self.plain:
+            self._line(f"stage {name}: started")
         if self.progress is not None:
             self.progress.start_task(self.tasks[name])
             self.progress.update(self.tasks[name], description="running")
@@ -488,6 +507,10 @@ class _Display:
             self.progress.update(self.tasks[name], description=msg)
 
     def finish(self, name: str, msg: str) -> None:
+        if self.plain:
+            took = f" after {time.perf_counter() - self.t0[name]:.1f} s" if name in self.t0 and \
+                not msg.startswith("done in") else ""  # "done in N s" has its seconds already
+            self._line(f"stage {name}: {msg}{took}")
         if self.progress is not None:
             tid = self.tasks[name]
             self.progress.update(tid, description=msg, completed=1)

@@ -70,16 +70,13 @@ def layer_folding(cfg) -> dict[str, tuple[int, int]]:
     return out
 
 
-CLASSES = 10  # digits, MNIST and CIFAR-10 all have ten classes
-
-
 def out_channels(cfg) -> dict[str, int]:
-    """C (output channels) of every MAC layer, from the config alone (as training.models builds them)."""
-    from a2qflow.training.config import mac_layer_names
+    """C (output channels) of every MAC layer, measured on the model the config builds (as dot_lengths)."""
+    from a2qflow.flows.config import DATASET_SHAPES
+    from a2qflow.flows.sweep import CLASSES
+    from a2qflow.training.models import layer_shapes
 
-    m = cfg.model
-    widths = (list(m.conv_channels) if m.kind == "cnn" else []) + list(m.hidden) + [CLASSES]
-    return dict(zip(mac_layer_names(m), widths))
+    return {n: s.channels for n, s in layer_shapes(cfg.model, DATASET_SHAPES[cfg.data.dataset], CLASSES).items()}
 
 
 def option_space(cfg, bits: Sequence[int], p_steps: Sequence[int]) -> dict[str, list[Option]]:

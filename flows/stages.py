@@ -2,6 +2,7 @@
 
 RUN layout (every folder written by one stage, atomically, with a stamp.json):
   RUN/train/              training.train.run_training   model.pt, metrics.json, model.onnx, audit.json, test data
+                          (or, with model.float_checkpoint, the `quantize` stage: training.ptq_job, same files)
   RUN/build/              hw.compile.compile_model       ir.json, ir.npz, plan.json, plan.npz, plan.md
   RUN/build/hls/          hw.hls                         Vitis HLS project (top.cpp, params, tb.cpp, tcl)
   RUN/build/csim/         hw.csim                        C-sim outputs.npy, csim.json
@@ -28,8 +29,8 @@ from a2qflow.flows.pipeline import Stage, StageContext
 from a2qflow.hw.errors import A2QFlowError
 
 BUILD_FILES = ("ir.json", "ir.npz", "plan.json", "plan.npz", "plan.md")
-ALL_STAGES = ("train", "compile", "hls", "csim", "rtl", "rtlsim", "baseline32", "synth", "bitstream", "vitis",
-              "report")
+ALL_STAGES = ("train", "quantize", "compile", "hls", "csim", "rtl", "rtlsim", "baseline32", "synth", "bitstream",
+              "vitis", "report")
 
 
 def _copy(src: Path, dst: Path) -> None:
@@ -69,11 +70,25 @@ def _train(ctx: StageContext) -> dict:
     return {k: m.get(k) for k in ("test_accuracy", "float_test_accuracy", "best_epoch", "seconds_per_epoch")}
 
 
+def _quantize(ctx: StageContext) -> dict:
+    from a2qflow.training.ptq_job import run_quantization
+
+    cfg = _cfg(ctx)
+    ctx.note(f"post-training quantization ({cfg.quant.ptq.method}, {cfg.quant.ptq.calibration} calibration)")
+    m = run_quantization(cfg, ctx.out, progress=False)
+    return {k: m.get(k) for k in ("test_accuracy", "float_test_accuracy", "recipe")}
+
+
+def _model_dir(ctx: StageContext) -> Path:
+    """RUN/train/, written by the train stage or, for a float checkpoint, by the quantize stage."""
+    return ctx.upstream["train"] if "train" in ctx.upstream else ctx.upstream["quantize"]
+
+
 def _compile(ctx: StageContext) -> dict:
     from a2qflow.hw.compiler.compile import compile_model
 
     p = ctx.params
-    plan = compile_model(ctx.upstream["train"] / "model.onnx", ctx.out, acc_bits=p.get("acc_bits"),
+    plan = compile_model(_model_dir(ctx) / "model.onnx", ctx.out, acc_bits=p.get("acc_bits"),
                          allow_unsafe=bool(p.get("allow_unsafe")), folding=_cfg(ctx).hw.folding,
                          architecture=_cfg(ctx).hw.architecture_config(), dsp=_cfg(ctx).hw.dsp)
     return {"acc_bits": plan.acc_bits(), "unsafe": plan.unsafe}
@@ -89,7 +104,7 @@ def _hls(ctx: StageContext) -> None:
 def _test_set(ctx: StageContext):
     import numpy as np
 
-    t = ctx.upstream["train"]
+    t = _model_dir(ctx)
     return np.load(t / "test_inputs.npy"), np.load(t / "test_labels.npy")
 
 
@@ -174,7 +189,7 @@ def _report(ctx: StageContext) -> None:
 
     ctx.note("writing report.md, report.json and plots")
     # build_report reads RUN/build and RUN/train; it writes into the temp folder renamed to RUN/report.
-    build_report(ctx.run, train=ctx.upstream.get("train"), out=ctx.out)
+    build_report(ctx.run, train=ctx.upstream.get("train") or ctx.upstream.get("quantize"), out=ctx.out)
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -212,23 +227,34 @@ def _with(params_keys: tuple[str, ...], *sections: str):
     return f
 
 
-def flow_stages() -> list[Stage]:
+def _first_stage(ptq: bool) -> Stage:
+    """train, or for a config with model.float_checkpoint the quantize stage (same folder, same files)."""
+    if ptq:
+        return Stage("quantize", "train", _quantize, inputs=_cfg_part("name", "seed", "data", "model", "quant"),
+                     files=lambda params, upstream: [Path(params["config"].model.float_checkpoint)],
+                     description="post-training quantization of model.float_checkpoint + QONNX export + audit")
+    return Stage("train", "train", _train, inputs=_cfg_part("name", "seed", "data", "model", "quant", "train"),
+                 description="train + QONNX export + audit")
+
+
+def flow_stages(ptq: bool = False) -> list[Stage]:
     """The full flow in order. Inputs hashed per stage: the config sections it reads (the pipeline adds the
-    digest of the whole package source, so a code change can never leave a stage marked up to date)."""
+    digest of the whole package source, so a code change can never leave a stage marked up to date).
+    `ptq`: the first stage is `quantize` (post-training quantization of model.float_checkpoint), not `train`."""
+    src = "quantize" if ptq else "train"
     return [
-        Stage("train", "train", _train, inputs=_cfg_part("name", "seed", "data", "model", "quant", "train"),
-              description="train + QONNX export + audit"),
-        Stage("compile", "build", _compile, deps=["train"],
+        _first_stage(ptq),
+        Stage("compile", "build", _compile, deps=[src],
               inputs=_with(("acc_bits", "allow_unsafe"), "hw.folding", "hw.architecture", "hw.layers",
                            "hw.pipeline_depth", "hw.dsp"),
               description="QONNX -> integer IR -> accumulator plan"),
         Stage("hls", "build/hls", _hls, deps=["compile"], inputs=_cfg_part("hw.vitis"),
               description="Vitis HLS C++ project"),
-        Stage("csim", "build/csim", _csim, deps=["train", "compile", "hls"], inputs=_cfg_part("hw.vitis"),
+        Stage("csim", "build/csim", _csim, deps=[src, "compile", "hls"], inputs=_cfg_part("hw.vitis"),
               description="g++ C-simulation vs golden model"),
         Stage("rtl", "build/rtl", _rtl, deps=["compile"],
               description="Verilog generation"),
-        Stage("rtlsim", "build/rtlsim", _rtlsim, deps=["train", "compile", "rtl"],
+        Stage("rtlsim", "build/rtlsim", _rtlsim, deps=[src, "compile", "rtl"],
               description="Verilator simulation"),
         Stage("baseline32", "build/baseline32", _baseline32, deps=["compile", "rtl"],
               description="identical design at 32-bit accumulators"),
@@ -240,7 +266,7 @@ def flow_stages() -> list[Stage]:
         Stage("vitis", "build/vitis", _vitis, deps=["compile", "hls"], inputs=_cfg_part("hw.vitis"),
               enabled=_vitis_enabled, description="Vitis HLS + Vivado (when installed)"),
         Stage("report", "report", _report, deps=["compile"],
-              after=["train", "csim", "rtlsim", "synth", "bitstream", "vitis"],
+              after=[src, "csim", "rtlsim", "synth", "bitstream", "vitis"],
               description="report.md + report.json + plots"),
     ]
 
@@ -249,5 +275,6 @@ def make_pipeline(cfg, run: Path | str, acc_bits: int | None = None, allow_unsaf
                   command_hint: str | None = None):
     from a2qflow.flows.pipeline import Pipeline
 
-    return Pipeline(flow_stages(), run, {"config": cfg, "acc_bits": acc_bits, "allow_unsafe": allow_unsafe},
+    return Pipeline(flow_stages(ptq=cfg.model.float_checkpoint is not None), run,
+                    {"config": cfg, "acc_bits": acc_bits, "allow_unsafe": allow_unsafe},
                     command_hint=command_hint)

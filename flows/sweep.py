@@ -78,27 +78,15 @@ class PointResult:
 # ------------------------------------------------------------------------------------------------ point design
 
 def dot_lengths(cfg) -> dict[str, int]:
-    """K (dot-product length) of every MAC layer, from the config alone (mirrors training.models.build_model)."""
+    """K (dot-product length per output channel) of every MAC layer, measured on the model the config builds
+    (training.models.layer_shapes): a depthwise conv's K is its kernel size, not channels x kernel."""
     from a2qflow.flows.config import DATASET_SHAPES
-    from a2qflow.training.config import mac_layer_names
+    from a2qflow.training.models import layer_shapes
 
-    c, h, w = DATASET_SHAPES[cfg.data.dataset]
-    m = cfg.model
-    ks: list[int] = []
-    if m.kind == "cnn":
-        for ch in m.conv_channels:
-            ks.append(c * m.kernel_size ** 2)
-            c = ch
-            if m.pool:
-                h, w = h // 2, w // 2
-        k_in = c * h * w
-    else:
-        k_in = c * h * w
-    for width in m.hidden:
-        ks.append(k_in)
-        k_in = width
-    ks.append(k_in)
-    return dict(zip(mac_layer_names(m), ks))
+    return {n: s.K for n, s in layer_shapes(cfg.model, DATASET_SHAPES[cfg.data.dataset], CLASSES).items()}
+
+
+CLASSES = 10  # digits, MNIST and CIFAR-10 all have ten classes
 
 
 def naive_bits(cfg, P: int) -> int | None:

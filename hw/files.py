@@ -42,6 +42,19 @@ def ensure_out_dir(folder: Path | str, option: str = "--out") -> Path:
     return folder
 
 
+def check_out_file(path: Path | str, option: str, example: str = "out.json") -> Path:
+    """An output FILE path the user gave (`--json OUT.json`, export's path): a folder there, or a file where a
+    parent folder should be, is one line naming the option, before any work is done."""
+    path = Path(path)
+    if path.is_dir():
+        raise A2QFlowError(f"{option} {path}: is a folder, not a file; give a file path (e.g. {path / example})")
+    for p in path.parents:
+        if p.exists() and not p.is_dir():
+            raise A2QFlowError(f"{option} {path}: is under {p}, which is a file, not a folder; choose another "
+                               f"{option} path")
+    return path
+
+
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     """Write bytes so readers see the old or the new file, never a half-written one."""
     path = Path(path)

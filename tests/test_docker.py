@@ -57,9 +57,39 @@ def test_base_image_pins_python_311_slim_on_a_debian_release_and_meets_requires_
     assert ins[0][0] == "FROM"
     image = ins[0][1]
     # the floating python:3.11-slim tag moved from bookworm to trixie (g++ 14, no libtinfo5 for Vitis)
-    assert image == "python:3.11-slim-bookworm"
+    assert image == "python:3.11-slim-bookworm AS base"
+    assert all(a.split()[0] in ("base", "python:3.11-slim-bookworm") for i, a in ins if i == "FROM")
     req = pyproject()["project"]["requires-python"]
-    assert req == ">=3.11"
+    assert req == ">=3.11"  # 3.11.0 .. 3.11.3 lack tarfile's "data" filter: test_point_archives_unpack_on_3_11_0
+
+
+def stages() -> list[tuple[str, list[tuple[str, str]]]]:
+    """(stage name or "" for the unnamed final one, its instructions) in file order."""
+    out: list = []
+    for i, a in dockerfile():
+        if i == "FROM":
+            words = a.split()
+            out.append((words[2] if len(words) == 3 and words[1].upper() == "AS" else "", []))
+        out[-1][1].append((i, a))
+    return out
+
+
+def test_build_args_stay_in_the_build_stage_and_out_of_the_image_history():
+    """`docker history` lists the final stage's instructions with the build args they saw: so the final stage must
+    declare no ARG and run nothing; it copies what the build stage made."""
+    st = stages()
+    final = st[-1][1]
+    assert st[-1][0] == "" and final[0] == ("FROM", "base")
+    assert not [a for i, a in final if i in ("ARG", "RUN")]
+    args = {a.partition("=")[0] for name, ins in st for i, a in ins if i == "ARG"}
+    assert args == {"PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS"}
+    assert all(name == "build" for name, ins in st for i, _ in ins if i == "ARG")
+    base = dict(st)["base"]
+    assert not [a for i, a in base if i == "ARG" or any(k in a for k in args)]
+    froms = {a.split()[0].partition("=")[2] for i, a in final if i == "COPY" and a.startswith("--from=")}
+    assert froms == {"build"}
+    copied = {a.split()[1] for i, a in final if i == "COPY" and a.startswith("--from=")}
+    assert copied == {"/opt/yowasp-cache", "/opt/a2qflow/.venv"}
 
 
 def test_every_make_call_uses_a_real_target_and_install_is_what_ci_runs():
@@ -91,7 +121,7 @@ def test_make_install_dry_run_resolves(tmp_path):
 
 
 def test_copies_every_declared_package_and_the_files_pip_needs():
-    copies = [a.split() for i, a in dockerfile() if i == "COPY"]
+    copies = [a.split() for i, a in dockerfile() if i == "COPY" and not a.startswith("--from=")]
     sources = {s.rstrip("/") for c in copies for s in c[:-1] if not s.startswith("--")}
     missing = [s for s in sources if not (ROOT / s).exists()]
     assert not missing, f"COPY sources missing from the repository: {missing}"
@@ -245,6 +275,7 @@ def test_build_context_leaves_out_venv_runs_and_git():
         assert entry in ignore, entry
     copies = {s.rstrip("/") for i, a in dockerfile() if i == "COPY" for s in a.split()[:-1]}
     assert not copies & {e.rstrip("/") for e in ignore}, "a copied path is excluded from the build context"
+    assert ".dockerignore" in copies  # so this test also runs (and passes) inside the image
 
 
 def test_tests_are_in_the_image_and_git_is_not():
@@ -254,6 +285,55 @@ def test_tests_are_in_the_image_and_git_is_not():
     apt = re.search(r"apt-get install ([^&]+)", runs).group(1).split()
     assert "git" not in apt
     assert "docker run --rm --entrypoint make a2qflow test" in (ROOT / "docker/README.md").read_text()
+
+
+def build_args(environ) -> list[str]:
+    """The Dockerfile's pip build args taken from the environment, only where they are http(s) URLs: the build
+    runs in the daemon, where a path on this host (a find-links folder, a file:// index) means nothing, and
+    forwarding it would put a host path into the build."""
+    out = []
+    for key in ("PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS"):
+        urls = [u for u in environ.get(key, "").split() if re.match(r"https?://", u)]
+        if urls:
+            out += ["--build-arg", f"{key}={' '.join(urls)}"]
+    return out
+
+
+def test_the_host_build_forwards_only_urls_never_host_paths():
+    env = {"PIP_FIND_LINKS": "/home/me/wheels file:///opt/pypi http://127.0.0.1:8765/wheels/",
+           "PIP_EXTRA_INDEX_URL": "/srv/simple", "PIP_INDEX_URL": "http://mirror/simple"}
+    assert build_args(env) == ["--build-arg", "PIP_FIND_LINKS=http://127.0.0.1:8765/wheels/"]
+    assert build_args({}) == []
+
+
+def test_point_archives_unpack_on_3_11_0(tmp_path, monkeypatch):
+    """Without tarfile's "data" filter (Python 3.11.0 .. 3.11.3, e.g. Debian 12's 3.11.2) a point folder still
+    round-trips, and an archive with a link out of the folder or a path escaping it is refused."""
+    import io
+    import tarfile
+
+    from a2qflow.flows.executors import pack_dir, unpack_into
+    from a2qflow.hw.errors import A2QFlowError
+
+    monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    src = tmp_path / "point"
+    (src / "build").mkdir(parents=True)
+    (src / "build" / "plan.json").write_text("{}")
+    (src / "run.json").write_text("[1]")
+    unpack_into(pack_dir(src), tmp_path / "copy")
+    assert (tmp_path / "copy" / "build" / "plan.json").read_text() == "{}"
+    assert (tmp_path / "copy" / "run.json").read_text() == "[1]"
+    for name, kind in (("../escape.txt", tarfile.REGTYPE), ("link", tarfile.SYMTYPE), ("/abs.txt", tarfile.REGTYPE)):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            if kind == tarfile.SYMTYPE:
+                info.linkname = "/etc/passwd"
+            tar.addfile(info, io.BytesIO(b""))
+        with pytest.raises(A2QFlowError, match="is not a plain file inside the point folder"):
+            unpack_into(buf.getvalue(), tmp_path / "bad")
+        assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "bad").exists()
 
 
 def _docker_unavailable() -> str | None:
@@ -280,8 +360,7 @@ def test_image_builds_and_runs_the_flow_as_a_non_root_user(tmp_path):
     # behind a mirror / offline: the Dockerfile's pip build args, taken from the environment (docker/README.md)
     import os
 
-    args = [a for k in ("PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS") if k in os.environ
-            for a in ("--build-arg", f"{k}={os.environ[k]}")]
+    args = build_args(os.environ)
     net = ["--network", "host"] if args else []
     b = subprocess.run(["docker", "build", "-q", *net, *args, "-f", "docker/Dockerfile", "-t", tag, "."], cwd=ROOT,
                        capture_output=True, text=True, timeout=3600)

@@ -424,6 +424,8 @@ ALIAS_BOMB = "\n".join(["a: &a [x,x,x,x,x,x,x,x,x]"] + [
     (CONFIG.replace("hidden: [6]}", "hidden: [6]}\n# " + "x" * (2 << 20)), ["too large for a config file"]),
     (CONFIG.replace("folding: {default: {simd: 4, pe: 2}}", "folding: {layers: {fc9: {simd: 2, pe: 2}}}"),
      ["hw.folding.layers.fc9: the mlp has no layer 'fc9'; its layers are fc0, fc1"]),
+    (CONFIG + "  layers: {fc_1: {architecture: unrolled}}\n",  # a typo in hw.layers: caught before training
+     ["hw.layers.fc_1: the mlp has no layer 'fc_1'; its layers are fc0, fc1"]),
 ])
 def test_bad_config_files_are_one_line_and_fast(text, needles, tmp_path, cli):
     cfg = tmp_path / "cfg.yaml"

@@ -280,3 +280,27 @@ def test_each_real_stage_hashes_only_the_config_it_reads():
         [True, True, True, False]
     assert [inputs(fold, n) == inputs(base, n) for n in ("train", "compile")] == [True, False]
     assert inputs(epochs, "train") != inputs(base, "train") and inputs(epochs, "compile") == inputs(base, "compile")
+
+
+def test_output_that_is_not_a_terminal_gets_a_plain_line_per_stage_start_and_end(tmp_path):
+    """`make demo > log`: a live display would show nothing until the end; plain lines appear as stages go."""
+    import io
+    import re
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    calls: list[str] = []
+    Pipeline(_fake_stages(calls, fail={"d"}), tmp_path / "run", {"x": 1}).run(only=["a", "b"], console=Console(
+        file=buf, force_terminal=False))
+    lines = buf.getvalue().splitlines()
+    assert [l.split(":")[0] for l in lines] == ["stage a", "stage a", "stage b", "stage b"], lines
+    assert lines[0] == "stage a: started" and re.fullmatch(r"stage a: done in \d+\.\d s", lines[1])
+    buf.truncate(0), buf.seek(0)
+    with pytest.raises(A2QFlowError):
+        Pipeline(_fake_stages(calls, fail={"d"}), tmp_path / "run", {"x": 1}).run(console=Console(
+            file=buf, force_terminal=False))
+    lines = buf.getvalue().splitlines()
+    assert "stage a: up to date (skipped)" in lines and "stage d: started" in lines
+    assert any(re.fullmatch(r"stage d: FAILED: RuntimeError: d broke after \d+\.\d s", l) for l in lines), lines
+    assert "\x1b" not in buf.getvalue()  # no terminal control codes in a log file

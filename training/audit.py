@@ -112,7 +112,11 @@ class _Graph:
 
 
 def weight_matrix(g: _Graph, mac, w: np.ndarray) -> np.ndarray:
-    """(C, K) matrix of the dot products a Gemm / MatMul / Conv computes from its weight tensor."""
+    """(C, K) matrix of the dot products a Gemm / MatMul / Conv computes from its weight tensor.
+
+    A Conv's weight is (OC, IC / groups, *kernel) for 1-D and 2-D, grouped and depthwise convolutions alike, and
+    output channel c sums exactly its own row over its group's IC / groups input channels: K = IC / groups *
+    prod(kernel) per output channel (9 for a 3x3 depthwise conv), never IC * prod(kernel)."""
     if mac.op_type == "Conv":
         return w.reshape(w.shape[0], -1)
     if mac.op_type == "Gemm" and g.attr(mac, "transB", 0):
@@ -137,21 +141,13 @@ def mac_layers(model) -> list[dict]:
 
 
 def _load(path: Path):
-    import onnx
+    """The file through compile's checked loading (`hw.compiler.frontend.read_checked`: initializer sizes, an
+    acyclic graph, supported ops, decodable Quant nodes, the metadata's fields), so audit and compile accept and
+    refuse the same files. Returns (onnx ModelProto in canonical form, {node: op in the file}, metadata or None)."""
+    from a2qflow.hw.compiler.frontend import read_checked
 
-    if not path.is_file():
-        raise A2QFlowError(f"{path}: no such file")
-    try:
-        model = onnx.load(str(path))
-    except Exception as e:  # onnx raises several types for unreadable files
-        raise A2QFlowError(f"{path}: not a readable ONNX model ({type(e).__name__})") from None
-    if not model.HasField("graph") or len(model.graph.node) == 0:
-        raise A2QFlowError(f"{path}: not a readable ONNX model (no graph nodes)")
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
-
-    # Brevitas exports a bias-free QuantLinear as Quant(W) -> Transpose -> MatMul: fold the Transpose into W
-    return ModelWrapper(model).transform(FoldTransposeIntoQuantInit(), cleanup=False).model
+    model, origins, meta = read_checked(path)
+    return model.model, origins, meta
 
 
 def layer_name(meta_entry: dict, weight: str, node, index: int) -> str:
@@ -224,6 +220,8 @@ def _audit_layer(g: _Graph, found: dict, entry: dict, meta_entry: dict, path: Pa
     ints = weight_matrix(g, mac, qp.integers(g.init[wname], np.float32))
     in_type = g.input_quant(mac)
     entry["rounding_mode"] = qp.rounding
+    if mac.op_type == "Conv":
+        entry.update(groups=int(g.attr(mac, "group", 1)), kernel=[int(v) for v in g.init[wname].shape[2:]])
     if in_type is None:
         entry.update(audited=False, note="input is not quantized: the accumulator range is unbounded")
         return []
@@ -243,6 +241,16 @@ def _audit_layer(g: _Graph, found: dict, entry: dict, meta_entry: dict, path: Pa
     return out
 
 
+def _unchecked_target(entry: dict, path: Path) -> list[str]:
+    """A layer with a target P that cannot be audited (float weights, unquantized input) fails its target: the
+    audit must not pass what it cannot check."""
+    if entry.get("audited") or entry.get("target_acc_bits") is None:
+        return []
+    entry["ok"] = False
+    return [f"{path}: layer {entry['name']}: target P={entry['target_acc_bits']} cannot be checked: "
+            f"{entry.get('note', 'not audited')}"]
+
+
 def audit_onnx(onnx_path: Path | str, raise_on_violation: bool = True,
                acc_bits: int | dict[str, int] | None = None) -> dict:
     """Check every layer's integer weights in the file against its target P (see the module docstring).
@@ -258,9 +266,8 @@ def audit_onnx(onnx_path: Path | str, raise_on_violation: bool = True,
         N, M, L1 norms, the three bounds, the target and its margins.
     """
     path = Path(onnx_path)
-    model = _load(path)
+    model, origins, meta = _load(path)
     g = _Graph(model)
-    meta = read_metadata(model)
     by_weight = {d["onnx_weight"]: d for d in (meta or {}).get("layers", [])}
     found_all = mac_layers(model)
     names = [layer_name(by_weight.get(f["weight"], {}), f["weight"], f["node"], i) for i, f in enumerate(found_all)]
@@ -268,11 +275,16 @@ def audit_onnx(onnx_path: Path | str, raise_on_violation: bool = True,
     layers, violations = [], []
     for name, found in zip(names, found_all):
         m = by_weight.get(found["weight"], {})
-        entry: dict = {"name": name, "onnx_weight": found["weight"], "op": found["node"].op_type,
+        op = origins.get(found["node"].name, found["node"].op_type)
+        entry: dict = {"name": name, "onnx_weight": found["weight"], "op": op,
                        "weight_quant": m.get("weight_quant"),
                        "target_acc_bits": targets.get(name, m.get("target_acc_bits"))}
         violations += _audit_layer(g, found, entry, m, path)
+        violations += _unchecked_target(entry, path)
         layers.append(entry)
+    if acc_bits is not None and not any(l.get("audited") for l in layers):
+        violations.append(f"{path}: --acc-bits asks for P={acc_bits} but the file has no quantized MAC layer "
+                          "(Gemm / MatMul / Conv with Quant weights and a quantized input) to check")
     report = {"model": str(path), "ok": not violations, "violations": violations, "layers": layers,
               "exported_by_a2qflow": meta is not None}
     if violations and raise_on_violation:

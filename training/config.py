@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from a2qflow.hw.compiler.bounds import ACC_BITS_MAX, ACC_BITS_MIN
 
@@ -18,7 +19,7 @@ WEIGHT_QUANTS = ("float", "baseline", "a2q", "a2q+")
 DATASETS = ("digits", "mnist5k", "mnist", "cifar10")
 # Datasets that ship inside an installed package (no data.root, no download).
 EMBEDDED_DATASETS = ("digits", "mnist5k")
-MODEL_KINDS = ("mlp", "cnn")
+MODEL_KINDS = ("mlp", "cnn", "resnet", "mobilenet", "cnn1d")
 # Model input shape (C, H, W) of each dataset, for checks that need it before any data is read.
 DATASET_SHAPES = {"digits": (1, 8, 8), "mnist5k": (1, 28, 28), "mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 
@@ -42,12 +43,42 @@ class DataConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    kind: Literal["mlp", "cnn"]
-    hidden: list[int] = Field([64, 64], description="widths of the hidden fully-connected layers")
-    conv_channels: list[int] = Field([8, 16], description="cnn: output channels of each 3x3 conv block")
-    kernel_size: int = Field(3, ge=1, description="cnn: conv kernel (stride 1, 'same' padding)")
-    batch_norm: bool = Field(False, description="cnn: BatchNorm2d between each conv and its activation")
-    pool: bool = Field(True, description="cnn: MaxPool2d(2) after every conv block")
+    kind: Literal["mlp", "cnn", "resnet", "mobilenet", "cnn1d"]
+    hidden: list[int] = Field([64, 64], description="widths of the hidden fully-connected layers (mlp, cnn, "
+                                                    "cnn1d; resnet / mobilenet have a single classifier fc)")
+    conv_channels: list[int] = Field([8, 16], description="cnn / cnn1d: output channels of each conv block")
+    kernel_size: int = Field(3, ge=1, description="cnn / cnn1d: conv kernel (stride 1, 'same' padding)")
+    batch_norm: bool = Field(False, description="cnn / cnn1d: batch norm between each conv and its activation "
+                                                "(resnet / mobilenet always have it)")
+    pool: bool = Field(True, description="cnn: MaxPool2d(2), cnn1d: MaxPool1d(2) after every conv block")
+    channels: list[int] = Field([8, 16], description="resnet: width of each stage (the stem makes channels[0]); "
+                                                    "mobilenet: the stem's width, then one depthwise-separable "
+                                                    "block per further entry (its pointwise output channels)")
+    blocks: int = Field(1, ge=0, description="resnet: residual blocks per stage (two 3x3 convs + skip each)")
+    stem_stride: int = Field(1, ge=1, le=2, description="resnet / mobilenet: stride of the 3x3 stem conv")
+    stem_pool: bool = Field(False, description="resnet / mobilenet: MaxPool2d(2) after the stem")
+    gap: Literal["avg", "trunc"] = Field("avg", description="resnet / mobilenet: global average pooling as "
+                                         "AdaptiveAvgPool2d + QuantIdentity (avg) or Brevitas' TruncAvgPool2d")
+    downsample: bool = Field(True, description="resnet: each stage after the first opens with a stride-2 3x3 "
+                                               "conv; mobilenet: every depthwise conv has stride 2 (else 1)")
+    float_checkpoint: str | None = Field(None, description="a float state_dict of this config's float twin: the "
+                                                           "`quantize` stage (post-training quantization, quant.ptq) "
+                                                           "replaces training")
+
+    @field_validator("conv_channels", "channels", "kernel_size")
+    @classmethod
+    def _family_sizes(cls, v, info: ValidationInfo):
+        """Widths of the kind's own list (empty / < 1) and the 1-D CNN's odd kernel, as field errors."""
+        kind = info.data.get("kind")
+        own = {"conv_channels": ("cnn", "cnn1d"), "channels": ("resnet", "mobilenet")}.get(info.field_name, ())
+        if kind in own and not v:
+            raise PydanticCustomError("family_size", "a {kind} needs at least one entry, e.g. [8, 16]",
+                                      {"kind": kind})
+        if kind in own and any(w < 1 for w in v):
+            raise PydanticCustomError("family_size", "widths must be >= 1")
+        if info.field_name == "kernel_size" and kind == "cnn1d" and v % 2 == 0:
+            raise PydanticCustomError("family_size", "must be odd ('same' padding)")
+        return v
 
 
 class LayerQuantOverride(_Strict):
@@ -58,15 +89,30 @@ class LayerQuantOverride(_Strict):
                                   description="target accumulator width P (a2q / a2q+)")
 
 
+class PTQConfig(_Strict):
+    """Post-training quantization of `model.float_checkpoint` (training.ptq; `a2qflow quantize`)."""
+
+    method: Literal["rtn", "axe-gpfq", "axe-optq"] = Field(
+        "axe-optq", description="rtn: round to nearest + L1 projection; axe-gpfq / axe-optq: accumulator-aware "
+                                "GPFQ / OPTQ (AXE, arXiv 2409.17092)")
+    calibration: Literal["data", "zero-shot"] = Field(
+        "data", description="data: training images; zero-shot: synthesised from the model's BatchNorm statistics")
+    samples: int = Field(512, ge=8, le=100_000, description="calibration set size (images or synthesised inputs)")
+
+
 class QuantConfig(_Strict):
     weight_quant: WeightQuantName = "a2q"
     weight_bits: int = Field(4, ge=2, le=16, description="M")
     input_bits: int = Field(4, ge=2, le=16, description="N of the first layer (the input quantizer)")
     input_signed: bool = Field(False, description="signed input quantizer (the data lie in [0, 1] either way)")
     act_bits: int = Field(4, ge=2, le=16, description="N of every later layer (unsigned QuantReLU outputs)")
+    input_range: Literal["learned", "data"] = Field(
+        "learned", description="scale of the input quantizer: learned by Brevitas (statistics, then gradients), or "
+                               "fixed by the data's range [0, 1] (1 / (2^N - 1) unsigned)")
     acc_bits: int | None = Field(16, ge=ACC_BITS_MIN, le=ACC_BITS_MAX,
                                   description="global target accumulator width P (a2q / a2q+)")
     layers: dict[str, LayerQuantOverride] = {}
+    ptq: PTQConfig = Field(PTQConfig(), description="post-training quantization of model.float_checkpoint")
 
 
 class TrainConfig(_Strict):
@@ -75,10 +121,11 @@ class TrainConfig(_Strict):
     lr: float = Field(0.01, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     float_reference: bool = Field(True, description="also train a float twin and report its test accuracy")
-    recipe: Literal["auto", "float_twin", "scratch"] = Field(
+    recipe: Literal["auto", "float_twin", "scratch", "block-replacement"] = Field(
         "auto", description="float_twin: start the quantized model from the trained float twin, calibrate, "
                             "fine-tune; scratch: train it from its random init; auto: float_twin when "
-                            "float_reference is on")
+                            "float_reference is on; block-replacement: float_twin whose fine-tune also trains "
+                            "mixed models (quantized blocks followed by the frozen twin's float blocks)")
     init: Literal["budget", "brevitas"] = Field(
         "budget", description="A2Q / A2Q+ layers: budget-aware init (training.init) or Brevitas' own formulas")
     calibration_batches: int = Field(300, ge=0, description="float_twin: no-grad training-mode forward passes "
@@ -89,8 +136,8 @@ class TrainConfig(_Strict):
 
     @model_validator(mode="after")
     def _twin_needs_reference(self):
-        if self.recipe == "float_twin" and not self.float_reference:
-            raise ValueError("recipe float_twin needs float_reference: true (the twin is what it starts from); "
+        if self.recipe in ("float_twin", "block-replacement") and not self.float_reference:
+            raise ValueError(f"recipe {self.recipe} needs float_reference: true (the twin is what it starts from); "
                              "use recipe: scratch or auto")
         return self
 
@@ -103,8 +150,24 @@ class TrainConfig(_Strict):
 
 
 def mac_layer_names(model: ModelConfig) -> list[str]:
-    """MAC layer names in graph order: MLP fc0..fcN, CNN conv0..convK then fc0..fcN (the last fc classifies)."""
-    convs = [f"conv{i}" for i in range(len(model.conv_channels))] if model.kind == "cnn" else []
+    """MAC layer names in graph order (training.models builds exactly these modules):
+      mlp        fc0..fcN (the last fc classifies)
+      cnn, cnn1d conv0..convK, then fc0..fcN
+      resnet     stem, block0_conv0, block0_conv1, ..., per later stage i: stage{i} then its blocks, then fc
+      mobilenet  stem, then per block j: dw{j} (depthwise), pw{j} (pointwise), then fc
+    """
+    if model.kind == "resnet":
+        names, block = ["stem"], 0
+        for i in range(len(model.channels)):
+            if i > 0:
+                names.append(f"stage{i}")
+            for _ in range(model.blocks):
+                names += [f"block{block}_conv0", f"block{block}_conv1"]
+                block += 1
+        return names + ["fc"]
+    if model.kind == "mobilenet":
+        return ["stem"] + [f"{p}{j}" for j in range(len(model.channels) - 1) for p in ("dw", "pw")] + ["fc"]
+    convs = [f"conv{i}" for i in range(len(model.conv_channels))] if model.kind in ("cnn", "cnn1d") else []
     return convs + [f"fc{i}" for i in range(len(model.hidden) + 1)]
 
 

@@ -29,8 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from a2qflow.hw.compiler.bounds import ACC_BITS_RANGE
 from a2qflow.hw.compiler.ir import identifier
 from a2qflow.hw.errors import A2QFlowError
+from a2qflow.hw.files import check_out_file
 from a2qflow.training.audit import META_KEY, _Graph, audit_onnx
 from a2qflow.training.quant import LayerSpec
 
@@ -133,11 +135,140 @@ def capture_inputs(net: torch.nn.Module, mods: dict[str, torch.nn.Module], x: to
         net.eval()
         with torch.no_grad():
             net(x)
+    except Exception as e:  # noqa: BLE001 - torch / Brevitas raise many types: name the module and the fix
+        raise forward_error(net, x, e) from None
     finally:
         for h in hooks:
             h.remove()
         net.train(was_training)
     return seen
+
+
+# ------------------------------------------------------------------------------------------ one-line model errors
+
+_ACT_TYPES = ("QuantReLU", "QuantIdentity", "QuantHardTanh", "QuantSigmoid", "QuantTanh")
+
+
+def _trace(net: torch.nn.Module, x: torch.Tensor) -> tuple[list, object, Exception | None]:
+    """One eval forward pass with a pre-hook on every module: ([(name, module, first input)] in call order,
+    the output or None, the exception the pass raised or None)."""
+    entered: list = []
+    hooks = [m.register_forward_pre_hook(lambda mod, args, name=n: entered.append((name, mod, args[0] if args
+                                                                                     else None)))
+             for n, m in net.named_modules() if n]
+    was_training = net.training
+    y, err = None, None
+    try:
+        net.eval()
+        with torch.no_grad():
+            y = net(x)
+    except Exception as e:  # noqa: BLE001 - reported by the caller
+        err = e
+    finally:
+        for h in hooks:
+            h.remove()
+        net.train(was_training)
+    return entered, y, err
+
+
+def forward_error(net: torch.nn.Module, x: torch.Tensor, e: Exception,
+                  given: tuple[int, ...] | None = None) -> A2QFlowError:
+    """What went wrong in a failed forward pass on `x`, as one line naming the module and the fix (never torch's or
+    Brevitas' own assertion); `given` is the shape of the user's whole example batch (default x's)."""
+    entered, _, _ = _trace(net, x)
+    shown = tuple(given if given is not None else x.shape)
+    ok, _, _ = mac_layer_types()
+    macs = [(n, m, i) for n, m, i in entered if isinstance(m, ok + (torch.nn.Linear, torch.nn.Conv1d,
+                                                                     torch.nn.Conv2d))]
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if macs:
+        name, mod, inp = macs[-1]
+        kind = type(mod).__name__
+        shape = tuple(getattr(getattr(inp, "value", inp), "shape", ()))
+        if isinstance(mod, torch.nn.Linear) and shape and shape[-1] != mod.in_features:
+            return A2QFlowError(f"export: example_input of shape {shown} does not fit the model: layer "
+                                f"{name!r} ({kind}) expects {mod.in_features} input features, got {shape[-1]}; "
+                                "pass a batch shaped like the training inputs")
+        if isinstance(mod, (torch.nn.Conv1d, torch.nn.Conv2d)) and len(shape) > 1 and shape[1] != mod.in_channels:
+            return A2QFlowError(f"export: example_input of shape {shown} does not fit the model: layer "
+                                f"{name!r} ({kind}) expects {mod.in_channels} input channels, got {shape[1]}; "
+                                "pass a batch shaped like the training inputs")
+        if "No cached quant input" in text or "quant input" in text.lower():
+            first = name == macs[0][0]
+            fix = (f"add a QuantIdentity input quantizer (return_quant_tensor=True) before layer {name!r}" if first
+                   else f"set return_quant_tensor=True on the activation quantizer before layer {name!r}")
+            return A2QFlowError(f"export: layer {name!r} ({kind}) receives a float input, but its accumulator-aware "
+                                f"weight quantizer needs a quantized one: {fix}, or give it input_quant=")
+    where = f" in module {entered[-1][0]!r} ({type(entered[-1][1]).__name__})" if entered else ""
+    return A2QFlowError(f"export: the model's forward pass failed{where} on example_input of shape "
+                        f"{shown} ({type(e).__name__}: {text[:160]})")
+
+
+def check_model(net: torch.nn.Module, x: torch.Tensor) -> None:
+    """Before the export: weights that no quantizer can map (NaN / inf, 1-bit), a forward pass that fails, a ReLU
+    quantizer on the model's input, or a QuantTensor output; each a one-line error naming the module and the fix."""
+    ok, _, _ = mac_layer_types()
+    for name, mod in net.named_modules():
+        if not isinstance(mod, ok):
+            continue
+        for what in ("weight", "bias"):
+            t = getattr(mod, what, None)
+            if isinstance(t, torch.Tensor) and not bool(torch.isfinite(t).all()):
+                bad = int((~torch.isfinite(t)).sum())
+                raise A2QFlowError(f"export: layer {name!r} ({type(mod).__name__}) has {bad} NaN / inf {what} "
+                                   f"values (did training diverge?); retrain it or fix its {what}")
+        bits = weight_bit_width(mod)
+        if bits is not None and bits < 2:
+            kind, _ = accumulator_target(mod)
+            why = "Brevitas' A2Q gives NaN weights at 1 bit" if kind in ("a2q", "a2q+") else "a2qflow maps 2..32"
+            raise A2QFlowError(f"export: layer {name!r} ({type(mod).__name__}) has {bits}-bit weights, which are not "
+                               f"supported ({why}); use weight_bit_width >= 2")
+    entered, y, err = _trace(net, x[:8])
+    if err is not None:
+        raise forward_error(net, x[:8], err, tuple(x.shape))
+    _check_input_quantizer(entered, x)
+    _check_output(net, entered, y)
+
+
+def weight_bit_width(mod: torch.nn.Module) -> int | None:
+    """The weight quantizer's bit width without a forward pass (A2Q's needs a quant input for `bit_width()`)."""
+    wq = getattr(mod, "weight_quant", None)
+    if wq is None or not getattr(wq, "is_quant_enabled", False):
+        return None
+    impl = getattr(getattr(wq, "tensor_quant", None), "msb_clamp_bit_width_impl", None)
+    try:
+        with torch.no_grad():
+            return int(round(float(impl() if impl is not None else wq.bit_width())))
+    except Exception:  # noqa: BLE001 - not knowable here: the export's later checks read it from torch
+        return None
+
+
+def _check_input_quantizer(entered: list, x: torch.Tensor) -> None:
+    """The first quantizer on the raw input must not be a QuantReLU: compile needs Quant first, and a ReLU there
+    silently clips every negative input."""
+    ok, _, _ = mac_layer_types()
+    for name, mod, inp in entered:
+        if isinstance(mod, ok):
+            return
+        if type(mod).__name__ in _ACT_TYPES and isinstance(inp, torch.Tensor) and inp.data_ptr() == x.data_ptr():
+            if type(mod).__name__ == "QuantReLU":
+                raise A2QFlowError(f"export: module {name!r} (QuantReLU) is the model's input quantizer; a2qflow "
+                                   "needs a plain quantizer there: replace it by brevitas.nn.QuantIdentity (act_quant="
+                                   "Uint8ActPerTensorFloat for inputs >= 0, Int8ActPerTensorFloat for signed ones, "
+                                   "return_quant_tensor=True)")
+            return
+
+
+def _check_output(net: torch.nn.Module, entered: list, y) -> None:
+    """A QuantTensor output exports as 6 graph outputs (value, scale, zero point, ...): name the module to change."""
+    from brevitas.quant_tensor import QuantTensor
+
+    if not isinstance(y, QuantTensor):
+        return
+    last = [n for n, m, _ in entered if getattr(m, "return_quant_tensor", False)]
+    who = f"module {last[-1]!r}" if last else "the model's last module"
+    raise A2QFlowError(f"export: the model returns a QuantTensor; set return_quant_tensor=False on {who} so it "
+                       "returns a plain tensor (the logits)")
 
 
 def _quant_input(name: str, mod: torch.nn.Module, inp):
@@ -155,15 +286,17 @@ def layer_integers(name: str, mod: torch.nn.Module, inp) -> TorchIntWeights:
     """Integer weights of one layer exactly as torch uses them in its forward pass; raises when they cannot be
     recovered (no integer grid, a zero point, scales that vary inside an output channel)."""
     qin = _quant_input(name, mod, inp)
-    with torch.no_grad():
-        if mod.weight_quant.requires_quant_input:
-            if qin is None:
-                raise A2QFlowError(f"export: layer {name}: its accumulator-aware quantizer needs a quantized input "
-                                   "(input_quant= on the layer, or a QuantIdentity / QuantReLU with "
-                                   "return_quant_tensor=True before it)")
-            qt = mod.quant_weight(quant_input=qin)
-        else:
-            qt = mod.quant_weight()
+    if mod.weight_quant.requires_quant_input and qin is None:
+        raise A2QFlowError(f"export: layer {name}: its accumulator-aware quantizer needs a quantized input "
+                           "(input_quant= on the layer, or a QuantIdentity / QuantReLU with "
+                           "return_quant_tensor=True before it)")
+    try:
+        with torch.no_grad():
+            qt = mod.quant_weight(quant_input=qin) if mod.weight_quant.requires_quant_input else mod.quant_weight()
+    except Exception as e:  # noqa: BLE001 - Brevitas asserts; the user needs the layer and the first line
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise A2QFlowError(f"export: layer {name}: Brevitas could not quantize its weights ({type(e).__name__}: "
+                           f"{msg[:160]})") from None
     from brevitas.quant_tensor import IntQuantTensor
 
     if not isinstance(qt, IntQuantTensor):
@@ -171,6 +304,8 @@ def layer_integers(name: str, mod: torch.nn.Module, inp) -> TorchIntWeights:
                            "(a float / minifloat quantizer?); a2qflow needs an integer weight quantizer")
     value = qt.value.detach().cpu().double().numpy()
     scale = np.broadcast_to(qt.scale.detach().cpu().double().numpy(), value.shape)
+    if not np.all(np.isfinite(value)) or not np.all(np.isfinite(scale)) or not np.all(scale > 0):
+        raise dead_layer_error(name, mod, qin, value)
     zp = np.asarray(qt.zero_point.detach().cpu().double().numpy())
     if np.any(zp != 0):
         raise A2QFlowError(f"export: layer {name}: the weight quantizer has a non-zero zero point; a2qflow needs "
@@ -187,6 +322,31 @@ def layer_integers(name: str, mod: torch.nn.Module, inp) -> TorchIntWeights:
                            "scales); use per-tensor or per-output-channel scales")
     return TorchIntWeights(q=q.astype(np.int64), scale=qt.scale.detach().cpu().numpy().astype(np.float32),
                            bits=bits)
+
+
+def dead_layer_error(name: str, mod: torch.nn.Module, qin, value: np.ndarray) -> A2QFlowError:
+    """A layer whose quantized weights are NaN / inf (A2Q divides by the L1 norm of a row: an all-zero row, or a
+    target P whose budget leaves no room for any weight, gives 0 / 0): say which layer, why, and what to change."""
+    from a2qflow.hw.compiler.ir import IntType
+    from a2qflow.training.quant import l1_budget, min_workable_acc_bits
+
+    kind, P = accumulator_target(mod)
+    rows = np.flatnonzero(~np.isfinite(value.reshape(value.shape[0], -1)).all(axis=1)).tolist()
+    head = f"export: layer {name!r} ({type(mod).__name__}): its quantized weights are NaN / inf in " + (
+        f"output channel(s) {rows[:6]}{' ...' if len(rows) > 6 else ''}" if rows else "its scale")
+    if kind in ("a2q", "a2q+") and P is not None and qin is not None:
+        in_type = IntType(int(qin.bit_width), bool(qin.signed))
+        budget = l1_budget(kind, P, in_type)
+        if budget < 1:
+            return A2QFlowError(f"{head}: its {kind} target P={P} with {in_type} inputs leaves an L1 budget of "
+                                f"{budget:.3g} < 1, no budget for a single weight; raise weight_accumulator_bit_width "
+                                f"to at least {min_workable_acc_bits(kind, in_type)} or use fewer input bits")
+    float_w = mod.weight.detach().reshape(mod.weight.shape[0], -1)
+    zero = [r for r in rows if not bool(float_w[r].any())]
+    if zero:
+        return A2QFlowError(f"{head}: those rows of its float weight are all zero and {kind} normalises each row by "
+                            "its norm (0 / 0); retrain the layer or remove the dead channels")
+    return A2QFlowError(f"{head}; the weight quantizer produced no usable integers: check its scale and bit width")
 
 
 def collect_layers(net: torch.nn.Module, x: torch.Tensor, allow_float: bool = False,
@@ -225,8 +385,9 @@ def _apply_overrides(layers: list[LayerExport], acc_bits: int | dict[str, int] |
         p = acc_bits if not isinstance(acc_bits, dict) else acc_bits.get(le.path, acc_bits.get(le.name))
         if p is None or le.ints is None:
             continue
-        if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or not 2 <= int(p) <= 63:
-            raise A2QFlowError(f"export: acc_bits for layer {le.path}: expected an integer in 2..63, got {p!r}")
+        if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or int(p) not in ACC_BITS_RANGE:
+            raise A2QFlowError(f"export: acc_bits for layer {le.path}: expected an integer in {ACC_BITS_RANGE.start}"
+                               f"..{ACC_BITS_RANGE.stop - 1}, got {p!r}")
         le.target_acc_bits = int(p)
 
 
@@ -361,7 +522,12 @@ def _check_outputs(tmp: str, net: torch.nn.Module, x: torch.Tensor) -> None:
     """qonnx' execution of the graph must reproduce torch's outputs on the example batch (float32 rounding aside)."""
     x = x[:64]
     t = torch_outputs(net, x)
-    q = qonnx_execute(tmp, x.numpy()).reshape(t.shape)
+    try:
+        q = qonnx_execute(tmp, x.numpy()).reshape(t.shape)
+    except Exception as e:  # noqa: BLE001 - onnxruntime / qonnx raise many types: one line, the first of theirs
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise A2QFlowError(f"export: qonnx cannot execute the exported graph ({type(e).__name__}: {msg[:160]}); "
+                           "the model uses an op or shape a2qflow's export cannot reproduce") from None
     tol = 1e-3 * max(1.0, float(np.abs(t).max(initial=0.0)))
     bad = np.abs(t - q).reshape(len(x), -1).max(axis=1) > tol
     if bad.any():
@@ -401,11 +567,13 @@ def export_brevitas(net: torch.nn.Module, example_input, path: Path | str,
     """
     import onnx
 
+    path = check_out_file(path, "export: path", "model.onnx")
     x = _example(example_input)
     net = copy.deepcopy(net).eval()
+    find_mac_layers(net, allow_float)
+    check_model(net, x)
     layers = collect_layers(net, x, allow_float, presets)
     _apply_overrides(layers, acc_bits)
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)

@@ -30,6 +30,7 @@ class LayerSpec:
     input_bits: int
     input_signed: bool
     target_acc_bits: int | None  # P for a2q / a2q+, None otherwise
+    input_range: str = "learned"  # first layer only: "data" fixes the input quantizer's range to [0, 1]
 
     @property
     def in_type(self) -> IntType:
@@ -71,7 +72,7 @@ def resolve_layer_specs(quant: QuantConfig, model: ModelConfig) -> list[LayerSpe
         n = pick("input_bits", quant.input_bits if i == 0 else quant.act_bits)
         signed = quant.input_signed if i == 0 else False
         p = pick("acc_bits", quant.acc_bits) if wq in A2Q_QUANTS else None
-        specs.append(LayerSpec(name, wq, bits, n, signed, p))
+        specs.append(LayerSpec(name, wq, bits, n, signed, p, quant.input_range if i == 0 else "learned"))
     return specs
 
 
@@ -92,13 +93,22 @@ def weight_quant_kwargs(spec: LayerSpec) -> dict:
             "weight_accumulator_bit_width": spec.target_acc_bits}
 
 
-def input_quant_module(bits: int, signed: bool):
-    """The first layer's input quantizer: it fixes N (and the sign) the first A2Q layer is trained against."""
+def input_quant_module(bits: int, signed: bool, input_range: str = "learned"):
+    """The first layer's input quantizer: it fixes N (and the sign) the first A2Q layer is trained against.
+
+    input_range "learned": Brevitas learns the scale from runtime statistics, then by gradient. "data": the scale is
+    a constant set by the data's range [0, 1]: 1 / (2^N - 1) unsigned (1/3 at N = 2, 0.33333334 in float32, so a
+    pixel of 0.5 is a rounding tie that float32 and float64 arithmetic round differently), 1 / 2^(N-1) signed.
+    """
     import brevitas.nn as qnn
+    from brevitas.inject.enum import ScalingImplType
     from brevitas.quant import Int8ActPerTensorFloat, Uint8ActPerTensorFloat
 
     quant = Int8ActPerTensorFloat if signed else Uint8ActPerTensorFloat
-    return qnn.QuantIdentity(act_quant=quant, bit_width=bits, return_quant_tensor=True)
+    fixed = {}
+    if input_range == "data":
+        fixed = {"scaling_impl_type": ScalingImplType.CONST, "max_val": 1.0, **({"min_val": -1.0} if signed else {})}
+    return qnn.QuantIdentity(act_quant=quant, bit_width=bits, return_quant_tensor=True, **fixed)
 
 
 def relu_quant_module(bits: int):

@@ -10,6 +10,8 @@
   5. fine-tune (Adam, `train.finetune_lr` (0.01), cosine, `train.finetune_epochs`, best-validation epoch).
 `scratch`: build the quantized model, apply (3) to its random weights, train it (`train.lr`, `train.epochs`); the
 float twin, when on, is trained only as the reference accuracy.
+`block-replacement`: `float_twin` whose fine-tune (5) trains on the fully quantized model's loss plus the losses of
+the mixed models "first k blocks quantized, the rest the frozen twin's float blocks" (training.block_replacement).
 
 Each phase's validation / test accuracy goes to metrics.json under `phases`.
 """
@@ -125,14 +127,22 @@ def run_recipe(cfg: TrainingJob, specs: list[LayerSpec], image_shape, num_classe
                            "best_epoch": twin.fit.best_epoch, "seconds_per_epoch": twin.fit.seconds_per_epoch}
     seed_everything(cfg.seed)
     net = build_model(cfg.model, specs, image_shape, num_classes)
-    if recipe == "float_twin":
+    from_twin = recipe in ("float_twin", "block-replacement")
+    if from_twin:
         load_twin_weights(net, twin.state)
     init = init_model(net, specs, budget_aware=tc.init == "budget")
-    if recipe == "float_twin":
+    if from_twin:
         calibrate(net, data["x_train"], tc.calibration_batches, tc.batch_size, cfg.seed)
         phases["init"] = _phase(net, data, {"calibration_batches": tc.calibration_batches})
         epochs = tc.finetune_epochs or tc.epochs
-        res = fit(net, data, tc, cfg.seed, f"{cfg.name} (fine-tune)", progress, lr=tc.finetune_lr, epochs=epochs)
+        if recipe == "block-replacement":
+            from a2qflow.training.block_replacement import fit_block_replacement
+
+            partner = build_model(cfg.model, specs, image_shape, num_classes, float_twin=True)
+            partner.load_state_dict(twin.state)
+            res = fit_block_replacement(net, partner, data, tc, cfg.seed, tc.finetune_lr, epochs, progress)
+        else:
+            res = fit(net, data, tc, cfg.seed, f"{cfg.name} (fine-tune)", progress, lr=tc.finetune_lr, epochs=epochs)
         phases["finetune"] = _phase(net, data, {"best_epoch": res.best_epoch, "epochs": epochs,
                                                 "lr": tc.finetune_lr})
     else:

@@ -19,6 +19,27 @@ def _ints(text: str, option: str, lo: int = 2, hi: int = 32) -> list[int]:
     return vals
 
 
+def positive(value: int | None, option: str) -> None:
+    """An optional count option (--epochs, --jobs, ...) must be at least 1: checked before any point runs, so a bad
+    value is one line, not a sweep of points recorded as failed."""
+    from a2qflow.hw.errors import A2QFlowError
+
+    if value is not None and value < 1:
+        raise A2QFlowError(f"{option} {value}: must be at least 1")
+
+
+def names(text: str, option: str, choices: tuple[str, ...]) -> list[str]:
+    """A comma-separated list of names from `choices` (at least one; unknown names are one line)."""
+    from a2qflow.hw.errors import A2QFlowError
+
+    out = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in out if m not in choices]
+    if not out or bad:
+        what = f"{','.join(bad)}: unknown" if bad else f"{text!r}: empty"
+        raise A2QFlowError(f"{option} {what}; choose one or more of {', '.join(choices)}")
+    return out
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", metavar="CONFIG.yaml")
     p.add_argument("--out", metavar="SWEEP", default=None, help="sweep folder (default: runs/sweep-<config name>)")
@@ -49,7 +70,8 @@ def add_executor_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", default="local", choices=("local", "ray"),
                    help="local: this machine (--jobs processes); ray: each point is a Ray task (docs/flow.md)")
     p.add_argument("--ray-address", metavar="ADDR", default=None,
-                   help="join an existing Ray cluster (e.g. ray://HEAD:10001 or HEAD:6379); default: start Ray locally")
+                   help="join an existing Ray cluster at its head's address HOST:PORT (e.g. 10.0.0.5:6379, from "
+                        "a node of the cluster); default: start Ray locally")
     p.add_argument("--ray-cpus-per-point", type=float, default=1.0, metavar="C",
                    help="CPUs each point's Ray task declares (default 1: training uses one torch thread)")
 
@@ -63,16 +85,25 @@ def run(args: argparse.Namespace) -> int:
     from a2qflow.flows.sweep import run_sweep
 
     out = Path(args.out) if args.out else Path("runs") / f"sweep-{Path(args.config).stem}"
+    from a2qflow.flows.sweep import ARCHITECTURES, EXTRA_METHODS, METHODS
     from a2qflow.hw.compiler.bounds import ACC_BITS_MAX, ACC_BITS_MIN
+    from a2qflow.hw.errors import A2QFlowError
 
-    s = run_sweep(args.config, out, _ints(args.acc_bits, "--acc-bits", ACC_BITS_MIN, ACC_BITS_MAX),
-                  _ints(args.weight_bits, "--weight-bits") if args.weight_bits else None,
-                  [m.strip() for m in args.methods.split(",") if m.strip()], parse_stages(args.stages) or [],
+    # every argument is checked here, before the config is read or any point runs
+    acc_bits = _ints(args.acc_bits, "--acc-bits", ACC_BITS_MIN, ACC_BITS_MAX)
+    weight_bits = _ints(args.weight_bits, "--weight-bits", 2, 16) if args.weight_bits else None
+    methods = names(args.methods, "--methods", tuple(METHODS) + tuple(EXTRA_METHODS))
+    architectures = names(args.architecture, "--architecture", tuple(ARCHITECTURES))
+    qat32_bits = _ints(args.qat32_bits, "--qat32-bits", 2, 16)
+    if not args.stages.strip():
+        raise A2QFlowError("--stages '': empty; give at least one stage, e.g. csim,synth or train,compile")
+    stages = parse_stages(args.stages) or []
+    positive(args.epochs, "--epochs")
+    positive(args.jobs, "--jobs")
+    s = run_sweep(args.config, out, acc_bits, weight_bits, methods, stages,
                   jobs=args.jobs, epochs=args.epochs, progress=not args.no_progress, executor=args.executor,
                   ray_address=args.ray_address, ray_cpus_per_point=args.ray_cpus_per_point, prune=args.prune,
-                  command=getattr(args, "_command_line", None),
-                  architectures=[a.strip() for a in args.architecture.split(",") if a.strip()],
-                  qat32_bits=_ints(args.qat32_bits, "--qat32-bits"))
+                  command=getattr(args, "_command_line", None), architectures=architectures, qat32_bits=qat32_bits)
     ok = sum(p["status"] == "ok" for p in s["points"])
     get_console().print(f"sweep: {ok}/{len(s['points'])} points ok -> [bold]{out / 'sweep.md'}[/] "
                         f"({', '.join(s['plots']) or 'no plots'})")

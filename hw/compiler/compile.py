@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from a2qflow.hw.compiler.bounds import ACC_BITS_MAX, ACC_BITS_MIN
 import numpy as np
 
+from a2qflow.hw.compiler.bounds import ACC_BITS_MAX, ACC_BITS_MIN
 from a2qflow.hw.compiler.frontend import load_qonnx_traced
 from a2qflow.hw.compiler.int_onnx import int_model
 from a2qflow.hw.compiler.ir import save_model

@@ -15,7 +15,7 @@ appear in Netron, and the a2qflow metadata's `onnx_weight` keeps pointing at the
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,13 +24,14 @@ from a2qflow.hw.compiler.graph_view import GraphView
 from a2qflow.hw.compiler.ir import Model
 from a2qflow.hw.compiler.lowering import MAC_OPS, RESHAPE_OPS, SOFTMAX_OPS, GraphLowering
 from a2qflow.hw.compiler.lowering_ops import POST_OPS
-from a2qflow.hw.compiler.passes import canonicalize
-from a2qflow.hw.compiler.quant import node_attrs
+from a2qflow.hw.compiler.passes import bypass_identities, canonicalize
+from a2qflow.hw.compiler.quant import QUANT_BITS_RANGE, decode_quant, node_attrs
 from a2qflow.hw.errors import A2QFlowError
 
 SHAPE_OPS = ("MaxPool", "AveragePool", "GlobalAveragePool") + RESHAPE_OPS
 SUPPORTED_OPS = ("Quant", "Trunc") + MAC_OPS + POST_OPS + SHAPE_OPS + SOFTMAX_OPS
 METADATA_KEY = "a2qflow"
+MAX_INITIALIZER_VALUES = 1 << 31  # larger than any layer a2qflow maps; guards numpy against edited dims
 NO_METADATA_WARNING = (
     "{path} was not exported by a2qflow, so trained accumulator targets cannot be checked; Brevitas' own export "
     "of A2Q layers does not carry the trained integers (since 0.12.1): export with a2qflow.export_qonnx "
@@ -67,6 +68,7 @@ def _clean(proto, path: Path):
     from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
 
     _precheck(proto, path)
+    bypass_identities(proto.graph)  # linear; qonnx' own removal is quadratic in the number of Identity nodes
     model = ModelWrapper(proto)
     try:
         for t in (InferShapes(), FoldConstants(exclude_op_types=["Quant", "BipolarQuant"]),
@@ -86,10 +88,135 @@ def _clean(proto, path: Path):
     return model, origins
 
 
+def read_checked(path: Path | str):
+    """The one checked loading of a QONNX file, shared by `compile` (load_qonnx) and `audit`.
+
+    Reads the file, checks it (initializer sizes, an acyclic graph, supported ops, decodable Quant nodes, the
+    a2qflow metadata) and brings it to the canonical form of `hw.compiler.passes`; every problem is one
+    A2QFlowError naming the file and the node, initializer or metadata field.
+
+    Returns:
+        (the canonical qonnx ModelWrapper, {node name: op type in the file} for renamed MAC nodes,
+        the validated a2qflow metadata dict or None when the file has none).
+    """
+    path = Path(path)
+    model, origins = _clean(_read_onnx(path), path)
+    return model, origins, metadata_dict(model, path)
+
+
+def metadata_dict(model, path: Path) -> dict | None:
+    """The a2qflow metadata of a ModelWrapper (model or graph metadata_props), checked field by field; None when
+    the file has none. Every malformed field is a one-line error naming it."""
+    raw = next((p.value for p in model.model.metadata_props if p.key == METADATA_KEY), None)
+    if raw is None:
+        raw = model.get_metadata_prop(METADATA_KEY)
+    if raw is None:
+        return None
+    try:
+        d = json.loads(raw)
+    except ValueError as e:
+        raise A2QFlowError(f"{path}: metadata '{METADATA_KEY}' is not the JSON `a2qflow train` writes "
+                           f"({type(e).__name__}: {e}); re-export the model") from None
+    check_metadata(d, path)
+    return d
+
+
+def _meta_error(path: Path, field: str, value, want: str) -> A2QFlowError:
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    return A2QFlowError(f"{path}: metadata '{METADATA_KEY}' field {field} is {shown}, expected {want}; re-export "
+                        "the model with a2qflow.export_qonnx (or fix the field)")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_metadata(d, path: Path) -> None:
+    """The fields the compiler and the audit read: layers (name, onnx_weight, target_acc_bits in the one
+    accumulator range, weight_bits / input_bits, input_signed), input_shape and name."""
+    from a2qflow.hw.compiler.bounds import ACC_BITS_RANGE
+
+    if not isinstance(d, dict):
+        raise _meta_error(path, "(the whole value)", d, "a JSON object")
+    layers = d.get("layers", [])
+    if not isinstance(layers, list):
+        raise _meta_error(path, "layers", layers, "a list of layer objects")
+    acc = f"null or an integer in {ACC_BITS_RANGE.start}..{ACC_BITS_RANGE.stop - 1}"
+    qb = f"null or an integer in {QUANT_BITS_RANGE.start}..{QUANT_BITS_RANGE.stop - 1}"
+    for i, e in enumerate(layers):
+        where = f"layers[{i}]"
+        if not isinstance(e, dict):
+            raise _meta_error(path, where, e, "a layer object")
+        if not isinstance(e.get("name"), str) or not e["name"]:
+            raise _meta_error(path, f"{where}.name", e.get("name"), "the layer's name (a string)")
+        where = f"layers[{i}] ({e['name']})"
+        for key, ok, want in (
+                ("target_acc_bits", lambda v: _is_int(v) and v in ACC_BITS_RANGE, acc),
+                ("weight_bits", lambda v: _is_int(v) and v in QUANT_BITS_RANGE, qb),
+                ("input_bits", lambda v: _is_int(v) and v in QUANT_BITS_RANGE, qb),
+                ("input_signed", lambda v: isinstance(v, bool), "null, true or false"),
+                ("onnx_weight", lambda v: isinstance(v, str), "null or an initializer name")):
+            if e.get(key) is not None and not ok(e[key]):
+                raise _meta_error(path, f"{where}.{key}", e[key], want)
+    shape = d.get("input_shape")
+    if shape is not None and not (isinstance(shape, list) and shape and all(_is_int(v) and v > 0 for v in shape)):
+        raise _meta_error(path, "input_shape", shape, "null or a list of positive integers")
+    if d.get("name") is not None and not isinstance(d["name"], str):
+        raise _meta_error(path, "name", d["name"], "null or a string")
+
+
+def _check_initializers(proto, path: Path) -> None:
+    """Each initializer must hold as many values as its dims declare (a file edited to claim 2^40 rows would
+    otherwise make numpy try to allocate terabytes), and at most MAX_INITIALIZER_VALUES of them."""
+    from onnx import helper
+
+    for t in proto.graph.initializer:
+        if t.data_location == 1:  # external data: onnx.load has already resolved or refused it
+            continue
+        dims = [int(d) for d in t.dims]
+        numel = int(np.prod(dims, dtype=object)) if dims else 1
+        try:
+            itemsize = helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+            stored = len(t.raw_data) // itemsize if t.HasField("raw_data") else \
+                len(getattr(t, helper.tensor_dtype_to_field(t.data_type)))
+        except (KeyError, ValueError, TypeError):
+            continue  # a dtype numpy cannot hold: qonnx's own checks report it
+        if any(d < 0 for d in dims) or numel > MAX_INITIALIZER_VALUES or stored != numel:
+            raise A2QFlowError(f"{path}: initializer '{t.name}' declares dims {dims} ({numel} values) but holds "
+                               f"{stored}; the file is corrupt or was edited: re-export the model")
+
+
+def _check_acyclic(proto, path: Path) -> None:
+    """An ONNX graph must be a DAG (Kahn's algorithm); a cycle is named by the nodes on it."""
+    produced_by = {o: i for i, n in enumerate(proto.graph.node) for o in n.output if o}
+    deps = [{produced_by[t] for t in n.input if t in produced_by} for n in proto.graph.node]
+    users: dict[int, list[int]] = {}
+    for i, d in enumerate(deps):
+        for j in d:
+            users.setdefault(j, []).append(i)
+    missing = [len(d) for d in deps]
+    ready = [i for i, m in enumerate(missing) if m == 0]
+    done = 0
+    while ready:
+        i = ready.pop()
+        done += 1
+        for k in users.get(i, []):
+            missing[k] -= 1
+            if missing[k] == 0:
+                ready.append(k)
+    if done < len(deps):
+        stuck = [repr(proto.graph.node[i].name or proto.graph.node[i].op_type) for i, m in enumerate(missing) if m]
+        raise A2QFlowError(f"{path}: the graph has a cycle through node(s) {', '.join(stuck[:6])}"
+                           f"{' ...' if len(stuck) > 6 else ''}; an ONNX graph must be acyclic")
+
+
 def _precheck(proto, path: Path) -> None:
-    """Before any transform (so errors name the user's node, not a transform's traceback): qonnx' domain fix,
-    names for unnamed nodes, and the supported-op check, skipping constant sub-graphs (Constant / Shape arithmetic
-    on initializers, a Transpose of a quantized weight) that the transforms fold away."""
+    """Before any transform (so errors name the user's node, not a transform's traceback): initializer sizes, an
+    acyclic graph, qonnx' domain fix, names for unnamed nodes, and the supported-op check, skipping constant
+    sub-graphs (Constant / Shape arithmetic on initializers, a Transpose of a quantized weight) that the transforms
+    fold away."""
+    _check_initializers(proto, path)
+    _check_acyclic(proto, path)
     for n in proto.graph.node:  # the domain fix qonnx' cleanup_model applies, so Quant executes as a custom op
         if n.op_type in ("Quant", "Trunc", "BipolarQuant"):
             n.domain = "qonnx.custom_op.general"
@@ -97,13 +224,26 @@ def _precheck(proto, path: Path) -> None:
         if not n.name:
             n.name = f"{n.op_type}_{i}"
     consts = {i.name for i in proto.graph.initializer}
+    inits = {i.name: i for i in proto.graph.initializer}
     for n in proto.graph.node:
         if n.op_type in ("Quant", "BipolarQuant"):
             _check_supported(n, path)
+            _check_quant_params(n, inits, path)
         if all(not i or i in consts for i in n.input):
             consts.update(n.output)
         else:
             _check_supported(n, path)
+
+
+def _check_quant_params(node, inits: dict, path: Path) -> None:
+    """A Quant node whose parameters are initializers must decode (bit width in range, finite positive scales)
+    before qonnx' datatype inference meets a NaN or a 10^9-bit width; others are checked when lowered."""
+    from onnx import numpy_helper
+
+    if any(i not in inits for i in node.input[1:4]) or len(node.input) < 4:
+        return
+    decode_quant(node, lambda name: numpy_helper.to_array(inits[name]) if name in inits else None,
+                 lambda what: A2QFlowError(f"{path}: node '{node.name}' (op Quant): {what}"))
 
 
 def _check_canonicalizable(model, path: Path) -> None:
@@ -137,13 +277,10 @@ class _Meta:
 
 def _metadata(g: GraphView) -> _Meta:
     """The a2qflow JSON from the model's metadata_props (or the graph's, where qonnx' ModelWrapper puts it)."""
-    raw = next((p.value for p in g.m.model.metadata_props if p.key == METADATA_KEY), None)
-    if raw is None:
-        raw = g.m.get_metadata_prop(METADATA_KEY)
-    if raw is None:
+    d = metadata_dict(g.m, g.path)
+    if d is None:
         return _Meta(None, [], None, None)
     try:
-        d = json.loads(raw)
         entries = list(d.get("layers", []))
         names = [str(e["name"]) for e in entries]
     except (ValueError, TypeError, KeyError, AttributeError) as e:

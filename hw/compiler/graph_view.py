@@ -21,6 +21,25 @@ class GraphView:
 
     def __init__(self, model, path: Path, origins: dict[str, str] | None = None):
         self.m, self.path, self.origins = model, path, origins or {}
+        self._consts: dict[str, np.ndarray | None] = {}  # const() per tensor: the graph is final here
+        self._readers: dict[str, list] | None = None
+        self._producers: dict[str, object] | None = None
+
+    def readers(self, tensor: str) -> list:
+        """The nodes that read `tensor`, in graph order (one index built once: qonnx' find_consumers scans the
+        whole graph on every call, which made lowering a chain of N nodes quadratic)."""
+        if self._readers is None:
+            self._readers = {}
+            for n in self.m.graph.node:
+                for i in dict.fromkeys(x for x in n.input if x):
+                    self._readers.setdefault(i, []).append(n)
+        return self._readers.get(tensor, [])
+
+    def producer(self, tensor: str):
+        """The node that writes `tensor`, or None (an initializer or the graph input)."""
+        if self._producers is None:
+            self._producers = {o: n for n in self.m.graph.node for o in n.output}
+        return self._producers.get(tensor)
 
     def err(self, node, what: str) -> A2QFlowError:
         return A2QFlowError(f"{self.path}: node '{node.name}' (op {self.origins.get(node.name, node.op_type)}): "
@@ -38,11 +57,19 @@ class GraphView:
 
     def const(self, name: str) -> np.ndarray | None:
         """An initializer, a Quant node of initializers evaluated to its float value (e.g. a quantized bias), or a
-        Mul / Add of such constants (GemmToMatMul's beta * C); None for anything that depends on the input."""
+        Mul / Add of such constants (GemmToMatMul's beta * C); None for anything that depends on the input.
+
+        Memoised: the lowering asks about every node's inputs in graph order, so a chain of N Mul / Add nodes is
+        answered in O(N) calls instead of re-walking the chain (O(N^2), and a RecursionError near N = 1000)."""
+        if name not in self._consts:
+            self._consts[name] = self._const(name)
+        return self._consts[name]
+
+    def _const(self, name: str) -> np.ndarray | None:
         v = self.init(name)
         if v is not None:
             return v
-        p = self.m.find_producer(name)
+        p = self.producer(name)
         if p is not None and p.op_type == "Quant" and self.init(p.input[0]) is not None:
             q = self.quant_params(p)
             return q.dequantize(q.levels(self.init(p.input[0])))

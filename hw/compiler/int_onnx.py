@@ -7,7 +7,9 @@ CHW) or a Conv (explicit zero pads) on an integer weight initializer (annotated 
 the accumulator, annotated INT<P> at the width plan.json chose; then a qonnx MultiThreshold
 (`out = out_bias + #{acc >= T}`) whose thresholds are the ones every a2qflow executor uses (plan.npz, fitted to P
 by `hw.compiler.thresholds.fit_thresholds`, annotated INT<thr_bits>), or, for a last layer with float logits, a Mul and
-an Add by the per-channel scale and bias (FINN's off-chip tail). MaxPool stays MaxPool. The input is the
+an Add by the per-channel scale and bias (FINN's off-chip tail). MaxPool stays MaxPool. Conv and MaxPool carry
+every attribute, ONNX defaults included (group, dilations; pads, dilations, ceil_mode), because FINN's
+transformations read them without defaults. The input is the
 quantized integer input `x_int = input_quant.quantize(x)` (annotated with the input type); the input quantizer's
 scale and zero point are in metadata_props["a2qflow_int"].
 
@@ -89,6 +91,8 @@ def _mac(b: _Builder, layer: Layer, ins: list[tuple[str, int]], acc_bits: int) -
         return b.node("MatMul", [t, w], acc, n, dtype=dt)
     top, left, bottom, right = layer.pad
     w = b.init(f"{n}_W", layer.weights.astype(np.float32), _dt(layer.w_type))
+    # every attribute written out, ONNX defaults included: FINN's / qonnx' LowerConvsToMatMul reads `group` and
+    # `dilations` without defaults (docs/byo.md, "FINN")
     return b.node("Conv", [t, w], acc, n, dtype=dt, kernel_shape=list(layer.kernel), strides=list(layer.stride),
                   pads=[top, left, bottom, right], dilations=[1, 1],
                   group=1 if layer.kind == "conv" else layer.out_channels)

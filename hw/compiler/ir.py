@@ -8,9 +8,11 @@ The model is a graph (a DAG) stored as a topologically ordered list: each layer 
 needs no names at all. The last layer is the model's output. Every layer with an accumulator (dense, conv,
 depthwise conv, average pooling's window sum, the residual add, a standalone requantization) is an integer dot
 product per output channel with a (C, K) integer `weight_matrix()`: pooling sums and adds are dot products with
-constant weights 1 / 2^k, so the bounds, the plan, the thresholds and the proof are the same code for all of them. Tensors use ONNX layout: activations CHW, conv weights (OC, IC, KH, KW), and a
-dense layer that follows a conv / pool consumes the CHW-flattened vector. Backends that stream HWC reorder
-weights themselves (`dense_weights_hwc`, `conv_weights_ohwi`).
+constant weights 1 / 2^k, so the bounds, the plan, the thresholds and the proof are the same code for all of them.
+
+Tensors use ONNX layout: activations CHW, conv weights (OC, IC, KH, KW), and a dense layer that follows a
+conv / pool consumes the CHW-flattened vector. Backends that stream HWC reorder weights themselves
+(`dense_weights_hwc`, `conv_weights_ohwi`).
 """
 
 from __future__ import annotations

@@ -20,30 +20,19 @@ accumulator and its quantizer may have only one reader, since only integers cros
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 
 import numpy as np
 
 from a2qflow.hw.compiler.graph_view import GraphView
 from a2qflow.hw.compiler.ir import (
     INPUT,
-    AddLayer,
-    Affine,
-    AvgPoolLayer,
-    ConvLayer,
-    DenseLayer,
-    DepthwiseConvLayer,
     InputQuant,
     IntType,
     Layer,
-    MaxPoolLayer,
     Model,
-    RequantLayer,
-    Thresholds,
     identifier,
 )
 from a2qflow.hw.compiler.lowering_ops import SOFTMAX_NOTE, IntTensor, LayerOps, ir_shape
-from a2qflow.hw.compiler.post_ops import PostOp, PostOpChain
 from a2qflow.hw.compiler.quant import QuantParams, TruncParams
 from a2qflow.hw.errors import A2QFlowError
 
@@ -73,7 +62,7 @@ def topological(model) -> list:
     if len(order) != len(nodes):
         stuck = next(n for i, n in enumerate(nodes) if missing[i])
         raise A2QFlowError(f"node '{stuck.name}' is on a cycle: an ONNX graph must be acyclic")
-    return [nodes[i] for i in sorted(order, key=order.index)]
+    return [nodes[i] for i in order]
 
 
 class GraphLowering(LayerOps):
@@ -186,7 +175,7 @@ class GraphLowering(LayerOps):
         g = self.g
         tensor, node = inp, None
         while True:
-            readers = g.m.find_consumers(tensor)
+            readers = g.readers(tensor)
             if len(readers) != 1:
                 raise A2QFlowError(f"{g.path}: graph input '{tensor}' feeds {len(readers)} nodes; expected one "
                                    "(the input quantizer)")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from a2qflow.hw.compiler.graph_view import per_channel
 from a2qflow.hw.compiler.ir import (
     AddLayer,
     Affine,
@@ -24,7 +25,6 @@ from a2qflow.hw.compiler.ir import (
     Thresholds,
     identifier,
 )
-from a2qflow.hw.compiler.graph_view import per_channel
 from a2qflow.hw.compiler.post_ops import PostOp, PostOpChain, chain_thresholds
 from a2qflow.hw.compiler.quant import QuantParams, TruncParams, node_attrs
 
@@ -74,7 +74,7 @@ class LayerOps:
     def follow(self, tensor: str, prev):
         """The one reader of a float tensor inside a layer (None at the output); a fork is an error."""
         g = self.g
-        readers = g.m.find_consumers(tensor)
+        readers = g.readers(tensor)
         if tensor in self.outputs and readers:
             raise g.err(prev, f"its output '{tensor}' is both the graph output and read by '{readers[0].name}'")
         if len(readers) > 1:
@@ -127,7 +127,7 @@ class LayerOps:
         if qp.scale.size != 1 or np.size(qp.zero_point) != 1:
             raise g.err(node, "activation quantizers must be per-tensor (one scale and zero point) so the "
                               "next layer sees plain integers")
-        after = g.m.find_consumers(node.output[0])
+        after = g.readers(node.output[0])
         if len(after) == 1 and node.output[0] not in self.outputs and self._const_post_op(after[0]):
             chain.ops.append(PostOp("quant", quant=qp))
             return False
@@ -286,7 +286,7 @@ class LayerOps:
     def _weights(self, node, out_axis: int) -> tuple[np.ndarray, np.ndarray, IntType, str]:
         """Integer weights q (int64), per-output-channel scale, weight type and initializer name."""
         g = self.g
-        p = g.m.find_producer(node.input[1])
+        p = g.producer(node.input[1])
         if p is None or p.op_type != "Quant":
             raise g.err(node, "weights are not quantized (no Quant node); a2qflow maps integer layers only: use a "
                               "Brevitas QuantLinear / QuantConv2d with an integer weight quantizer")

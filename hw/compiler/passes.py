@@ -13,8 +13,9 @@ cannot be rewritten exactly, and MaxPool / Flatten / Reshape. a2qflow's own rewr
   (GemmToMatMul's MatMul keeps the Gemm's name), so errors, layer names and metadata still use the user's names.
 
 Not run, on purpose: ConvertDivToMul (x / c and x * (1 / c) round differently, which can move a threshold that
-sits exactly on a level boundary) and RemoveIdentityOps on its own (its tolerance drops a Mul by 1 +- 1e-5, e.g.
-an untrained BatchNorm). GemmToMatMul still runs RemoveIdentityOps internally to drop its own alpha / beta Muls.
+sits exactly on a level boundary) and RemoveIdentityOps (its tolerance drops a Mul by 1 +- 1e-5, e.g. an untrained
+BatchNorm, and it removes one node per step: quadratic in the graph). GemmToMatMul runs it internally after every
+Gemm; `GemmToMatMulLinear` swaps in `bypass_identities`, which removes exact no-ops in one linear pass.
 """
 
 from __future__ import annotations
@@ -130,6 +131,118 @@ class KeepNodeNames(Transformation):
         return out
 
 
+def _scalar_consts(graph) -> dict[str, float]:
+    """Initializers holding one float value in shape () or (1,) (broadcasting them never changes a shape)."""
+    from onnx import numpy_helper
+
+    out = {}
+    for t in graph.initializer:
+        if len(t.dims) <= 1 and int(np.prod(t.dims)) == 1:
+            v = numpy_helper.to_array(t)
+            if v.dtype.kind == "f":
+                out[t.name] = float(v.ravel()[0])
+    return out
+
+
+def identity_input(node, scalars: dict[str, float]) -> str | None:
+    """The data input of a node that passes it on unchanged (Identity; Mul / Div by exactly 1; Add / Sub of exactly
+    0, the constant a scalar), else None. Exact only: qonnx' RemoveIdentityOps also drops a Mul by 1 +- 1e-5."""
+    if node.op_type == "Identity" and len(node.input) == 1:
+        return node.input[0]
+    neutral = {"Mul": 1.0, "Div": 1.0, "Add": 0.0, "Sub": 0.0}.get(node.op_type)
+    if neutral is None or len(node.input) != 2:
+        return None
+    for k in ((1,) if node.op_type in ("Div", "Sub") else (1, 0)):
+        if scalars.get(node.input[k]) == neutral and node.input[1 - k] not in scalars:
+            return node.input[1 - k]
+    return None
+
+
+def bypass_identities(graph) -> int:
+    """Remove every no-op node (`identity_input`: Identity, x * 1, x / 1, x + 0, x - 0) of an onnx GraphProto in
+    one linear pass, wiring its consumers to its input; returns the number of nodes removed.
+
+    Why here and not qonnx' RemoveIdentityOps (which GemmToMatMul runs after every Gemm): qonnx removes one node
+    per transformation step and re-runs shape inference and the graph clean-up after each, each of them linear or
+    worse in the graph's size, so a file with N Identity nodes took O(N^2) or more (5.8 s at N = 50, 27 s at 200;
+    benchmarks/compile_scaling.py). A no-op changes nothing the frontend lowers. One whose output is a graph output
+    renames its input tensor instead (the graph keeps its output name); one whose input is itself a graph input,
+    an initializer or another graph output is kept."""
+    outputs = {o.name for o in graph.output}
+    fixed = outputs | {i.name for i in graph.input} | {i.name for i in graph.initializer}
+    scalars = _scalar_consts(graph)
+    ids, n_src = [], {}
+    for n in graph.node:
+        src = identity_input(n, scalars) if len(n.output) == 1 and n.output[0] else None
+        if src:
+            ids.append(n)
+            n_src[id(n)] = src
+    alias = {n.output[0]: n_src[id(n)] for n in ids if n.output[0] not in outputs}
+
+    def find(t: str) -> str:
+        path = []
+        while t in alias:
+            path.append(t)
+            t = alias[t]
+        for p in path:  # path compression keeps the whole pass linear
+            alias[p] = t
+        return t
+
+    rename: dict[str, str] = {}
+    removed = {id(n) for n in ids if n.output[0] not in outputs}
+    for n in ids:
+        if n.output[0] not in outputs:
+            continue
+        src = find(n_src[id(n)])
+        if src in fixed or src in rename:
+            n.input[list(n.input).index(n_src[id(n)])] = rename.get(src, src)
+            continue
+        rename[src] = n.output[0]
+        removed.add(id(n))
+    if not removed:
+        return 0
+    keep = [n for n in graph.node if id(n) not in removed]
+    for n in keep:
+        for i, t in enumerate(n.input):
+            if t:
+                r = find(t)
+                n.input[i] = rename.get(r, r)
+        for i, t in enumerate(n.output):
+            if t in rename:
+                n.output[i] = rename[t]
+    gone = set(alias) | set(rename)
+    vi = [v for v in graph.value_info if v.name not in gone]
+    del graph.value_info[:]
+    graph.value_info.extend(vi)
+    del graph.node[:]
+    graph.node.extend(keep)
+    return len(removed)
+
+
+class ExactIdentityRemoval(Transformation):
+    """`bypass_identities` as a qonnx transformation: one linear pass, exact no-ops only."""
+
+    def apply(self, model):
+        bypass_identities(model.graph)
+        return model, False
+
+
+class GemmToMatMulLinear(Transformation):
+    """qonnx' GemmToMatMul with its internal RemoveIdentityOps (run after every Gemm over the whole graph, one node
+    per step, with a tolerance) replaced by `ExactIdentityRemoval`, which drops the same alpha / beta Muls by
+    exactly 1 in one pass. The swap patches the name GemmToMatMul's module looks up, for one step only."""
+
+    def apply(self, model):
+        import qonnx.transformation.gemm_to_matmul as g2m
+
+        saved = g2m.RemoveIdentityOps
+        g2m.RemoveIdentityOps = ExactIdentityRemoval
+        try:
+            return g2m.GemmToMatMul().apply(model)
+        finally:
+            g2m.RemoveIdentityOps = saved
+
+
 def canonicalize(model) -> tuple[object, dict[str, str]]:
     """Apply the rewrites above and qonnx' GemmToMatMul, FoldTransposeIntoQuantInit, FoldConstants,
     BatchNormToAffine, ExtractBiasFromConv, ConvertSubToAdd and SortCommutativeInputsInitializerLast.
@@ -139,12 +252,11 @@ def canonicalize(model) -> tuple[object, dict[str, str]]:
     from qonnx.transformation.batchnorm_to_affine import BatchNormToAffine
     from qonnx.transformation.extract_conv_bias import ExtractBiasFromConv
     from qonnx.transformation.fold_constants import FoldConstants
-    from qonnx.transformation.gemm_to_matmul import GemmToMatMul
     from qonnx.transformation.general import ConvertSubToAdd, SortCommutativeInputsInitializerLast
     from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
 
     origins: dict[str, str] = {n.name: n.op_type for n in model.graph.node if n.op_type == "Gemm"}
-    for t in (GemmBiasExplicit(), KeepNodeNames(GemmToMatMul(), origins), FoldTransposeIntoQuantInit(),
+    for t in (GemmBiasExplicit(), KeepNodeNames(GemmToMatMulLinear(), origins), FoldTransposeIntoQuantInit(),
               FoldConstants(exclude_op_types=["Quant", "BipolarQuant", "Mul", "Add"]),
               ConstantsToFloat64(("BatchNormalization",)), KeepNodeNames(BatchNormToAffine(), origins),
               KeepNodeNames(ExtractBiasFromConv(), origins), ConvertSubToAdd(),

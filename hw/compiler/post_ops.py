@@ -57,7 +57,8 @@ class PostOpChain:
         return scale[:, 0], bias[:, 0]
 
 
-def chain_thresholds(chain: PostOpChain, weights: np.ndarray, in_type: IntType) -> tuple[np.ndarray, np.ndarray, IntType, int]:
+def chain_thresholds(chain: PostOpChain, weights: np.ndarray,
+                     in_type: IntType) -> tuple[np.ndarray, np.ndarray, IntType, int]:
     """Exact thresholds for every channel and level, negating the weight rows of decreasing channels.
 
     Returns (weights, thresholds (C, L) int64, out_type, out_base).

@@ -20,16 +20,26 @@ def qonnx_outputs(path: Path | str, x: np.ndarray, tensors: list[str] | None = N
     from qonnx.transformation.change_batchsize import ChangeBatchSize
     from qonnx.transformation.infer_shapes import InferShapes
 
+    from a2qflow.hw.compiler.passes import bypass_identities
+
     full = bool(tensors)
+
+    def wrapper() -> ModelWrapper:
+        # exact no-ops (Identity, x * 1, x + 0) removed as the frontend removes them: qonnx executes node by node,
+        # so a long chain of them would cost seconds, and the frontend's tensor names are the bypassed graph's
+        m = ModelWrapper(str(path))
+        bypass_identities(m.graph)
+        return m
+
     try:  # the whole batch at once; a graph with a constant batch-1 Reshape needs one sample at a time
-        m = ModelWrapper(str(path)).transform(ChangeBatchSize(len(x))).transform(InferShapes())
+        m = wrapper().transform(ChangeBatchSize(len(x))).transform(InferShapes())
         iname, oname = m.graph.input[0].name, m.graph.output[0].name
         want = list(dict.fromkeys([oname] + list(tensors or [])))
         ctx = execute_onnx(m, {iname: np.asarray(x, dtype=np.float32)}, return_full_exec_context=full)
         return {t: np.asarray(ctx[t]) for t in want}
     except Exception:  # noqa: BLE001 - retried below; a real failure raises there
         pass
-    m = ModelWrapper(str(path)).transform(InferShapes())
+    m = wrapper().transform(InferShapes())
     iname, oname = m.graph.input[0].name, m.graph.output[0].name
     want = list(dict.fromkeys([oname] + list(tensors or [])))
     res: dict[str, list] = {t: [] for t in want}
@@ -74,7 +84,8 @@ class LayerDiff:
     def describe(self) -> str:
         where = "" if self.first is None else (f"; first at sample {self.first[0]}, element {self.first[1]}: golden "
                                                f"{self.golden:g} vs qonnx {self.qonnx:g}")
-        return f"layer {self.layer}: {self.differ} of {self.values} values differ (up to {self.max_steps:g} steps){where}"
+        return (f"layer {self.layer}: {self.differ} of {self.values} values differ (up to {self.max_steps:g} "
+                f"steps){where}")
 
 
 def layerwise(onnx_path: Path | str, x: np.ndarray, traced=None) -> list[LayerDiff]:

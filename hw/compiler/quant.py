@@ -16,6 +16,10 @@ import numpy as np
 
 from a2qflow.hw.errors import A2QFlowError
 
+# The bit widths a Quant node may have in a file a2qflow reads: 32 covers Brevitas' 32-bit bias quantizers, and
+# anything wider could not be a layer's input or weight with an accumulator of at most 63 bits anyway.
+QUANT_BITS_RANGE = range(2, 33)
+
 
 def node_attrs(node) -> dict:
     """An ONNX node's attributes as plain Python values (bytes decoded to str)."""
@@ -94,9 +98,12 @@ def decode_quant(node, const: Callable[[str], np.ndarray | None], fail: Callable
     if len(node.input) < 4 or any(v is None for v in vals):
         raise fail("scale, zero point and bit width must be constant initializers")
     scale, zp, bits = (np.asarray(v) for v in vals)
-    b = bits.ravel()[0] if bits.size else None
-    if bits.size != 1 or b != round(b) or b < 2:
-        raise fail(f"bit width must be one integer >= 2, got {bits.ravel().tolist()[:4]}")
+    b = float(bits.ravel()[0]) if bits.size else float("nan")
+    if bits.size != 1 or not np.isfinite(b) or b != round(b) or int(b) not in QUANT_BITS_RANGE:
+        raise fail(f"bit width must be one integer in {QUANT_BITS_RANGE.start}..{QUANT_BITS_RANGE.stop - 1}, got "
+                   f"{bits.ravel().tolist()[:4]}")
+    if not np.all(np.isfinite(scale)) or not np.all(np.isfinite(zp)):
+        raise fail("quantizer scales and zero points must be finite numbers")
     if np.any(scale <= 0):
         raise fail("quantizer scales must be positive")
     a = node_attrs(node)
