@@ -141,7 +141,7 @@ def _qat32_points(cfg, bits: Sequence[int], epochs: int | None) -> list[SweepPoi
         d = _deep_copy(base)
         d["quant"]["layers"] = {}
         d["quant"].update(weight_quant="baseline", weight_bits=n, input_bits=n, act_bits=n, acc_bits=None)
-        d["train"]["float_reference"] = cfg.train.effective_recipe == "float_twin"
+        d["train"]["float_reference"] = cfg.train.needs_float_twin
         d["hw"]["baseline32"] = False  # the planned design is the 32-bit one: a second synthesis would repeat it
         name = f"qat32-W{n}"
         d["name"] = f"{base['name']}-{name}"
@@ -187,7 +187,7 @@ def _points(cfg, acc_bits: Sequence[int], weight_bits: Sequence[int] | None, met
                     M_, N_ = q["weight_bits"], q["input_bits"]
                     name = f"{method}-W{M_}-P{P}"
                 # the float-twin recipe starts every point from its own twin; scratch: one twin, the reference line
-                d["train"]["float_reference"] = need_float or cfg.train.effective_recipe == "float_twin"
+                d["train"]["float_reference"] = need_float or cfg.train.needs_float_twin
                 d["name"] = f"{base['name']}-{name}"
                 try:
                     parse_config(d, f"sweep point {name}")

@@ -148,6 +148,11 @@ class TrainConfig(_Strict):
             return "float_twin" if self.float_reference else "scratch"
         return self.recipe
 
+    @property
+    def needs_float_twin(self) -> bool:
+        """The recipe trains (or reads) a float twin first: float_twin, and block-replacement built on it."""
+        return self.effective_recipe in ("float_twin", "block-replacement")
+
 
 def mac_layer_names(model: ModelConfig) -> list[str]:
     """MAC layer names in graph order (training.models builds exactly these modules):
