@@ -111,6 +111,19 @@ def _swg_params(c: int, h: int, w: int, kernel, stride, pad) -> dict:
     return dict(C=c, H=h, W=w, KH=kernel[0], KW=kernel[1], SH=stride[0], SW=stride[1], PT=t, PL=l, PB=b, PR=r)
 
 
+def swg_memory(swg: dict, bits: int) -> dict:
+    """The line buffer a2q_swg builds for these parameters, next to the two-bank frame buffer it replaced (bits).
+
+    Mirrors a2q_swg.v: SPAN = ((KH - 1) * W + KW) * C elements a window can span, plus SH rows so the input streams
+    in while a row of windows is read, rounded up to a power of two.
+    """
+    span = ((swg["KH"] - 1) * swg["W"] + swg["KW"]) * swg["C"]
+    room = span + swg["SH"] * swg["W"] * swg["C"]
+    depth = 1 << max(1, (room - 1).bit_length())
+    frame = swg["C"] * swg["H"] * swg["W"]
+    return dict(elements=depth, bits=depth * bits, span=span, frame_buffer_bits=2 * frame * bits)
+
+
 def _check_mac(layer: DenseLayer | ConvLayer, plan: Plan, elem: IntType):
     """The layer's plan entry, after the one check the IR cannot make alone: its input matches the stream.
 
@@ -467,6 +480,7 @@ def generate(build: Path | str) -> Path:
         "unsafe": plan.unsafe,
         "architecture": {l.name: l.arch for l in layers if l.kind != "maxpool"},
         "unrolled": {l.name: l.unrolled for l in layers if l.unrolled},
+        "line_buffers": {l.name: swg_memory(l.swg, l.in_bits) for l in layers if l.swg},
         "graph": _graph_manifest(layers, stream),
         "ports": {"clk": 1, "rst": 1, "in_data": stream["in_width"] * stream["in_lanes"], "in_valid": 1,
                   "in_ready": 1, "out_data": stream["out_width"] * stream["out_lanes"], "out_valid": 1,

@@ -1,0 +1,126 @@
+"""Streaming CNN units (issue 24): the line-buffered sliding-window generator a2q_swg equals im2col on every frame
+of a stream (padding, strides, several channels, back-pressure on both sides), holds far less than the frame buffer
+it replaced, and whole CNNs through it stay bit-exact with the golden model (tests/test_rtl.py, test_hls*.py)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _rtl_util import conv_net, write_build
+
+from a2qflow.hw.rtl.generate import generate, library_text, swg_memory
+from a2qflow.hw.rtl.sim import _env, verilator_root
+
+TB = r"""
+#include "Va2q_swg.h"
+#include "verilated.h"
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+// stdin: n_in n_out, then the n_in input elements; argv[1]: percent of cycles each side stalls.
+// stdout: the output elements in order, then "cycles N". Exit 1 when the outputs stop coming (a deadlock).
+int main(int argc, char** argv) {
+  const int stall = argc > 1 ? atoi(argv[1]) : 0;
+  int n_in, n_out;
+  if (scanf("%d %d", &n_in, &n_out) != 2) return 2;
+  std::vector<int> in(n_in);
+  for (auto& v : in) if (scanf("%d", &v) != 1) return 2;
+  Va2q_swg* m = new Va2q_swg;
+  srand(1);
+  m->clk = 0; m->rst = 1; m->in_valid = 0; m->out_ready = 0;
+  for (int i = 0; i < 4; i++) { m->clk = !m->clk; m->eval(); }
+  m->rst = 0;
+  size_t ip = 0; int got = 0; long cyc = 0, idle = 0;
+  while (got < n_out && idle < 10000) {
+    m->in_valid = ip < in.size() && (rand() % 100 >= stall);
+    m->in_data = m->in_valid ? in[ip] : 0;
+    m->out_ready = rand() % 100 >= stall;
+    m->eval();
+    const bool ifire = m->in_valid && m->in_ready, ofire = m->out_valid && m->out_ready;
+    const int od = m->out_data;
+    m->clk = 1; m->eval(); m->clk = 0; m->eval(); cyc++;
+    idle = (ifire || ofire) ? 0 : idle + 1;
+    if (ifire) ip++;
+    if (ofire) { printf("%d\n", od); got++; }
+  }
+  printf("cycles %ld\n", cyc);
+  delete m;
+  return got == n_out ? 0 : 1;
+}
+"""
+
+
+def im2col_hwc(x: np.ndarray, k: tuple[int, int], s: tuple[int, int], pad: tuple[int, int, int, int]) -> list[int]:
+    """Every output pixel's window of a (C, H, W) frame in (kh, kw, c) order, zero padding (top, left, bottom, right)."""
+    c, h, w = x.shape
+    t, l, b, r = pad
+    xp = np.zeros((c, h + t + b, w + l + r), np.int64)
+    xp[:, t:t + h, l:l + w] = x
+    oh, ow = (h + t + b - k[0]) // s[0] + 1, (w + l + r - k[1]) // s[1] + 1
+    return [int(v) for oy in range(oh) for ox in range(ow)
+            for v in xp[:, oy * s[0]:oy * s[0] + k[0], ox * s[1]:ox * s[1] + k[1]].transpose(1, 2, 0).ravel()]
+
+
+def _swg_sim(tmp: Path, params: dict) -> Path:
+    (tmp / "a2q_swg.v").write_text(library_text("a2q_swg.v"))
+    (tmp / "tb.cpp").write_text(TB)
+    args = [str(verilator_root() / "bin" / "verilator"), "--cc", "--exe", "--build", "-Wno-fatal", "-Wno-lint",
+            "-Wno-style", "--top-module", "a2q_swg", *(f"-G{k}={v}" for k, v in params.items()), "a2q_swg.v",
+            "tb.cpp", "-o", "sim"]
+    r = subprocess.run(args, cwd=tmp, env=_env(), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return tmp / "obj_dir" / "sim"
+
+
+# (C, H, W), kernel, stride, pad (top, left, bottom, right)
+CASES = {
+    "3x3-same": ((1, 6, 6), (3, 3), (1, 1), (1, 1, 1, 1)),
+    "strided-asym-pad": ((4, 3, 3), (3, 3), (2, 2), (1, 0, 1, 1)),
+    "pool-2x2": ((4, 6, 6), (2, 2), (2, 2), (0, 0, 0, 0)),
+    "3x2-unused-rows": ((2, 7, 5), (3, 2), (2, 1), (0, 1, 0, 0)),
+}
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++ for Verilator")
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_line_buffer_window_equals_im2col_on_a_stream_of_frames(tmp_path, case):
+    (c, h, w), k, s, pad = CASES[case]
+    params = dict(C=c, H=h, W=w, KH=k[0], KW=k[1], SH=s[0], SW=s[1], PT=pad[0], PL=pad[1], PB=pad[2], PR=pad[3],
+                  BITS=4)
+    sim = _swg_sim(tmp_path, params)
+    frames = np.random.default_rng(0).integers(0, 16, (3, c, h, w))
+    expect = [v for x in frames for v in im2col_hwc(x, k, s, pad)]
+    stream = [int(v) for x in frames for v in x.transpose(1, 2, 0).ravel()]
+    cycles = {}
+    for stall in (0, 35):  # free-running, then both sides stalling a third of the time
+        r = subprocess.run([str(sim), str(stall)], input=f"{len(stream)} {len(expect)}\n" + " ".join(map(str, stream)),
+                           capture_output=True, text=True)
+        assert r.returncode == 0, f"deadlock at stall {stall}%"
+        lines = r.stdout.split()
+        assert [int(v) for v in lines[:-2]] == expect
+        cycles[stall] = int(lines[-1])
+    # free-running, input and output overlap: a frame takes about max(in, out) cycles, not in + out
+    assert cycles[0] < len(stream) + len(expect)
+    assert cycles[35] > cycles[0]
+
+
+def test_manifest_states_the_line_buffer_next_to_the_frame_buffer(tmp_path):
+    model = conv_net(seed=5)
+    write_build(tmp_path, model)
+    man = json.loads((generate(tmp_path) / "manifest.json").read_text())
+    lb = man["line_buffers"]
+    assert set(lb) == {"conv0", "pool0", "conv1"}
+    # conv0: 1x6x6, 3x3 stride 1: (2 rows + 3 pixels) + 1 row = 21 elements -> 32 of 4 bits, frame buffer 2 x 36 x 4
+    assert lb["conv0"] == dict(elements=32, bits=128, span=15, frame_buffer_bits=288)
+    assert all(v["span"] <= v["elements"] for v in lb.values())
+
+
+def test_line_buffer_beats_the_frame_buffer_on_a_28x28_image():
+    # LeNet's first conv (5x5 over 1x28x28, 4-bit): 4 rows + 5 pixels (+1 row) instead of two 784-pixel banks
+    m = swg_memory(dict(C=1, H=28, W=28, KH=5, KW=5, SH=1, SW=1), 4)
+    assert m["span"] == 4 * 28 + 5 and m["elements"] == 256 and m["bits"] * 6 < m["frame_buffer_bits"]
