@@ -25,6 +25,10 @@ class Folding(_Strict):
 class FoldingConfig(_Strict):
     default: Folding = Folding(simd=8, pe=4)  # a cap: each layer takes the largest divisors under it
     layers: dict[str, Folding] = {}
+    target_cycles: int | None = Field(None, ge=1, description="cycles per inference to fold for: the solver "
+                                                              "(hw/compiler/folding.py, after FINN's SetFolding) "
+                                                              "picks SIMD / PE of every layer without an override; "
+                                                              "replaces `default`")
 
     def for_layer(self, name: str) -> Folding:
         return self.layers.get(name, self.default)

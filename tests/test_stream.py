@@ -124,3 +124,62 @@ def test_line_buffer_beats_the_frame_buffer_on_a_28x28_image():
     # LeNet's first conv (5x5 over 1x28x28, 4-bit): 4 rows + 5 pixels (+1 row) instead of two 784-pixel banks
     m = swg_memory(dict(C=1, H=28, W=28, KH=5, KW=5, SH=1, SW=1), 4)
     assert m["span"] == 4 * 28 + 5 and m["elements"] == 256 and m["bits"] * 6 < m["frame_buffer_bits"]
+
+
+# ---------------------------------------------------------------------------------------------- folding solver
+from _graph_models import residual_model  # noqa: E402
+
+from a2qflow.hw.compiler import folding as fo  # noqa: E402
+from a2qflow.hw.compiler.ir import save_model  # noqa: E402
+from a2qflow.hw.compiler.plan import make_plan, save_plan  # noqa: E402
+from a2qflow.hw.config import Folding, FoldingConfig  # noqa: E402
+from a2qflow.hw.errors import A2QFlowError  # noqa: E402
+from a2qflow.hw.rtl.sim import run_rtlsim  # noqa: E402
+
+
+@pytest.mark.parametrize("make", [conv_net, residual_model])
+def test_solver_balances_layers_and_never_buys_parallelism_below_the_stream_floor(make):
+    model = make()
+    fastest = fo.fastest_target(model)
+    previous = None
+    for target in (1, fastest, 2 * fastest, 4 * fastest, 10**9):
+        fs = fo.solve(model, target)
+        assert [f.name for f in fs] == [l.name for l in model.mac_layers()]
+        for f, layer in zip(fs, model.mac_layers()):
+            assert layer.K % f.simd == 0 and layer.out_channels % f.pe == 0
+            assert f.cycles <= max(target, f.stream_cycles)  # every layer meets the target (or its floor)
+            # and takes no more parallelism than it needs: one divisor step less would miss the goal
+            smaller = [d for d in range(1, f.simd) if layer.K % d == 0]
+            if f.pe == 1 and smaller:
+                assert fo.compute_cycles(layer, smaller[-1], 1) > max(target, f.stream_cycles)
+        slowest = max(f.cycles for f in fs)
+        assert previous is None or slowest >= previous  # a looser target never makes the design faster
+        previous = slowest
+    assert max(f.cycles for f in fo.solve(model, 1)) == fastest  # below the fastest target nothing changes
+
+
+def test_target_cycles_folds_the_plan_and_overrides_win():
+    model = conv_net(seed=5)
+    cfg = FoldingConfig(target_cycles=fo.fastest_target(model), layers={"fc0": Folding(simd=3, pe=1)})
+    plan = make_plan(model, folding=cfg)
+    solved = {f.name: (f.simd, f.pe) for f in fo.solve(model, cfg.target_cycles)}
+    assert {lp.name: (lp.simd, lp.pe) for lp in plan.layers} == {**solved, "fc0": (3, 1)}
+    with pytest.raises(A2QFlowError, match="target_cycles"):
+        fo.solve(model, 0)
+
+
+@pytest.mark.parametrize("make", [conv_net, residual_model])
+def test_verilator_initiation_interval_is_the_solvers_slowest_layer(tmp_path, make):
+    """The solver's cycle model is the hardware's: at the fastest folding and at 4x the target, the measured
+    initiation interval is the slowest layer's estimate (within 5 %), and the outputs stay bit-exact."""
+    model = make()
+    x = np.random.default_rng(1).integers(0, 16, (6, *model.input_shape))
+    for i, target in enumerate((fo.fastest_target(model), 4 * fo.fastest_target(model))):
+        build = tmp_path / str(i)
+        build.mkdir()
+        save_model(model, build)
+        save_plan(make_plan(model, folding=FoldingConfig(target_cycles=target)), build)
+        res = run_rtlsim(build, x)
+        assert res["mismatches"] == 0
+        est = max(f.cycles for f in fo.solve(model, target))
+        assert est <= res["initiation_interval_cycles"] <= 1.05 * est

@@ -168,6 +168,12 @@ def make_plan(model: Model, acc_bits: int | str | None = None, allow_unsafe: boo
     """
     folding = folding or FoldingConfig()
     architecture = architecture or ArchitectureConfig()
+    if folding.target_cycles is not None:  # the folding solver (hw/compiler/folding.py) for layers without override
+        from a2qflow.hw.compiler.folding import apply_target
+
+        unrolled = {l.name for l in model.mac_layers()
+                    if _architecture(l, FoldingConfig(), architecture) == "unrolled"}
+        folding = apply_target(model, folding, unrolled)
     names = [l.name for l in model.mac_layers()]
     unknown = [n for n in folding.layers if n not in names]
     if unknown:
