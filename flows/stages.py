@@ -219,7 +219,7 @@ def flow_stages() -> list[Stage]:
               description="train + QONNX export + audit"),
         Stage("compile", "build", _compile, deps=["train"],
               inputs=_with(("acc_bits", "allow_unsafe"), "hw.folding", "hw.architecture", "hw.layers",
-                           "hw.pipeline_depth"),
+                           "hw.pipeline_depth", "hw.pipeline_levels"),
               description="QONNX -> integer IR -> accumulator plan"),
         Stage("hls", "build/hls", _hls, deps=["compile"], inputs=_cfg_part("hw.vitis"),
               description="Vitis HLS C++ project"),

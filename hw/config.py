@@ -70,6 +70,9 @@ class ArchitectureConfig(_Strict):
     default: Architecture = "folded"
     layers: dict[str, Architecture] = {}
     pipeline_depth: int = Field(0, ge=0)
+    pipeline_levels: int = Field(0, ge=0, description="> 0: each unrolled layer's pipeline depth is derived from "
+                                                      "its tree, one register stage per this many adder levels "
+                                                      "(overrides pipeline_depth)")
 
     def for_layer(self, name: str) -> Architecture:
         return self.layers.get(name, self.default)
@@ -83,8 +86,13 @@ class HardwareConfig(_Strict):
     xc7_dsp: bool = Field(False, description="also report xc7 synthesis with DSP inference (LUT-only is always run)")
     architecture: Architecture = Field("folded", description="datapath of every MAC layer unless hw.layers says "
                                                              "otherwise: folded | unrolled (dense layers only)")
-    pipeline_depth: int = Field(0, ge=0, le=16, description="unrolled layers: register stages inside each adder "
-                                                             "tree, on top of the register between layers")
+    pipeline_depth: int | None = Field(None, ge=0, le=16, description="unrolled layers: register stages inside "
+                                                                       "each adder tree, on top of the register "
+                                                                       "between layers (unset: from "
+                                                                       "hw.pipeline_levels)")
+    pipeline_levels: int = Field(4, ge=0, le=64, description="unrolled layers without hw.pipeline_depth: a register "
+                                                             "stage every this many adder levels of the layer's "
+                                                             "deepest tree (0: none, the trees are combinational)")
     layers: dict[str, LayerHardware] = {}
     baseline32: bool = Field(True, description="synth also builds the identical design at 32-bit accumulators (the "
                                                "report's savings baseline); off halves synthesis time, e.g. for a "
@@ -94,6 +102,8 @@ class HardwareConfig(_Strict):
 
     def architecture_config(self) -> ArchitectureConfig:
         """The architecture choice per layer as make_plan reads it."""
-        return ArchitectureConfig(default=self.architecture, pipeline_depth=self.pipeline_depth,
+        explicit = self.pipeline_depth is not None
+        return ArchitectureConfig(default=self.architecture, pipeline_depth=self.pipeline_depth if explicit else 0,
+                                  pipeline_levels=0 if explicit else self.pipeline_levels,
                                   layers={k: v.architecture for k, v in self.layers.items()
                                           if v.architecture is not None})

@@ -183,3 +183,39 @@ def test_verilator_initiation_interval_is_the_solvers_slowest_layer(tmp_path, ma
         assert res["mismatches"] == 0
         est = max(f.cycles for f in fo.solve(model, target))
         assert est <= res["initiation_interval_cycles"] <= 1.05 * est
+
+
+# ---------------------------------------------------------------------------------------------- tree pipelining
+from _rtl_util import dense_chain, random_and_worst_case_inputs  # noqa: E402
+
+from a2qflow.hw.compiler import reference  # noqa: E402
+from a2qflow.hw.compiler.csd import csd_count  # noqa: E402
+from a2qflow.hw.compiler.plan import load_plan  # noqa: E402
+from a2qflow.hw.config import HardwareConfig  # noqa: E402
+
+
+def test_unrolled_trees_are_pipelined_by_default_and_stay_exact_at_one_vector_per_clock(tmp_path):
+    model = dense_chain(seed=3)
+    hw = HardwareConfig.model_validate({"architecture": "unrolled"})  # no pipeline_depth: every 4 adder levels
+    assert hw.pipeline_depth is None and hw.pipeline_levels == 4
+    plan = make_plan(model, architecture=hw.architecture_config())
+    for lp, layer in zip(plan.layers, model.mac_layers()):
+        terms = max(csd_count(row) for row in layer.weight_matrix())
+        levels = int(np.ceil(np.log2(terms))) + 1  # the adder tree over the terms, then the comparators
+        assert lp.pipeline_depth == -(-levels // 4) - 1
+    assert max(lp.pipeline_depth for lp in plan.layers) >= 1  # the chain's trees are deep enough to be cut
+    save_model(model, tmp_path)
+    save_plan(plan, tmp_path)
+    x = random_and_worst_case_inputs(model, 40, seed=4)
+    res = run_rtlsim(tmp_path, x)
+    np.testing.assert_array_equal(np.load(tmp_path / "rtlsim" / "outputs.npy"),
+                                  reference.run(model, x, load_plan(tmp_path).acc_bits()).acc)
+    man = json.loads((tmp_path / "rtl" / "manifest.json").read_text())
+    depth = sum(u["depth"] for u in man["unrolled"].values())
+    assert res["initiation_interval_cycles"] == 1.0
+    assert res["cycles_per_inference"] == len(plan.layers) + 1 + depth  # one register per layer + the tree stages
+    # an explicit depth wins over the levels rule, and 0 levels turns pipelining off
+    assert {lp.pipeline_depth for lp in make_plan(model, architecture=HardwareConfig.model_validate(
+        {"architecture": "unrolled", "pipeline_depth": 3}).architecture_config()).layers} == {3}
+    assert {lp.pipeline_depth for lp in make_plan(model, architecture=HardwareConfig.model_validate(
+        {"architecture": "unrolled", "pipeline_levels": 0}).architecture_config()).layers} == {0}

@@ -156,6 +156,17 @@ def _architecture(layer, folding: FoldingConfig, arch: ArchitectureConfig) -> st
     return "unrolled"
 
 
+def _pipeline_depth(w: np.ndarray, arch: ArchitectureConfig) -> int:
+    """Register stages inside an unrolled layer's adder trees: the configured depth, or with pipeline_levels one
+    stage per that many levels of the deepest tree (a channel sums its weights' signed-digit terms in a binary
+    tree of ceil(log2(terms)) levels, the comparators add one), as FINN / hls4ml pipeline every few adders."""
+    if not arch.pipeline_levels:
+        return arch.pipeline_depth
+    terms = max((csd_count(row) for row in np.asarray(w)), default=1)
+    levels = max(1, int(np.ceil(np.log2(max(terms, 1)))) + 1)
+    return min(16, max(0, -(-levels // arch.pipeline_levels) - 1))
+
+
 def make_plan(model: Model, acc_bits: int | str | None = None, allow_unsafe: bool = False,
               folding: FoldingConfig | None = None, architecture: ArchitectureConfig | None = None) -> Plan:
     """Compute every bound per MAC layer and choose acc_bits (exact by default, forced to `acc_bits`, or each layer's
@@ -226,7 +237,7 @@ def make_plan(model: Model, acc_bits: int | str | None = None, allow_unsafe: boo
             target_acc_bits=layer.target_acc_bits, unsafe=unsafe, thr_bits=thr_bits,
             acc_min=int(lo.min()), acc_max=int(hi.max()), l1_max=int(l1_norms(w).max()),
             sparsity=float((w == 0).mean()), out_bits=out_bits, out_signed=out_signed, simd=simd, pe=pe,
-            architecture=arch, pipeline_depth=architecture.pipeline_depth if arch == "unrolled" else 0,
+            architecture=arch, pipeline_depth=_pipeline_depth(w, architecture) if arch == "unrolled" else 0,
             nonzero_weights=int((w != 0).sum()), signed_digits=csd_count(w),
             tree_widths="exact" if acc_bits is None else "acc_bits",
             thresholds=fitted))
