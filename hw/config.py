@@ -57,14 +57,15 @@ class LayerHardware(_Strict):
 
     architecture: Architecture | None = Field(
         None, description="folded (FINN-style MVAU, weights in memories) or unrolled (constant weights in logic, "
-                          "one input vector per clock; dense layers only)")
+                          "one input vector per clock; dense layers, and conv layers named here: one window per clock)")
 
 
 class ArchitectureConfig(_Strict):
     """Which datapath each MAC layer gets: the global default plus per-layer overrides.
 
-    `unrolled` as the global default applies to dense layers; convolutions stay folded (the unrolled backend is
-    dense-only) and plan.json records that. An explicit per-layer `unrolled` on a convolution is an error.
+    `unrolled` as the global default applies to dense layers; convolutions stay folded unless named in `layers`
+    (an unrolled conv is the constant-weight dense unit on each window), and plan.json records that. An explicit
+    per-layer `unrolled` on a depthwise conv, pool, add or requant is an error.
     """
 
     default: Architecture = "folded"

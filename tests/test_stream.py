@@ -219,3 +219,33 @@ def test_unrolled_trees_are_pipelined_by_default_and_stay_exact_at_one_vector_pe
         {"architecture": "unrolled", "pipeline_depth": 3}).architecture_config()).layers} == {3}
     assert {lp.pipeline_depth for lp in make_plan(model, architecture=HardwareConfig.model_validate(
         {"architecture": "unrolled", "pipeline_levels": 0}).architecture_config()).layers} == {0}
+
+
+# ---------------------------------------------------------------------------------------------- unrolled conv
+from a2qflow.hw.config import ArchitectureConfig  # noqa: E402
+from a2qflow.hw.rtl.sim import lint  # noqa: E402
+
+
+def test_unrolled_convolutions_equal_golden_and_are_lint_clean(tmp_path):
+    """hw.layers.<conv>.architecture: unrolled -> a2q_swg, the constant-weight dense unit on each window (pipelined
+    trees), a2q_p2s; the CNN around it is unchanged and the outputs are bit-exact, also under back-pressure."""
+    model = conv_net(seed=5)
+    plan = make_plan(model, architecture=ArchitectureConfig(layers={"conv0": "unrolled", "conv1": "unrolled"},
+                                                            pipeline_levels=2))
+    assert [(lp.architecture, lp.simd, lp.pe) for lp in plan.layers] == [
+        ("unrolled", 9, 4), ("unrolled", 36, 6), ("folded", 6, 3)]  # fc0 under the default SIMD 8 x PE 4 cap
+    save_model(model, tmp_path)
+    save_plan(plan, tmp_path)
+    rtl = generate(tmp_path)
+    assert lint(rtl) == []
+    man = json.loads((rtl / "manifest.json").read_text())
+    assert man["architecture"] == {"conv0": "unrolled", "conv1": "unrolled", "fc0": "folded"}
+    assert all(man["unrolled"][n]["depth"] >= 1 for n in ("conv0", "conv1"))  # the trees are pipelined
+    top = (rtl / "a2q_top.v").read_text()
+    assert "module a2q_layer_conv0_core" in top and "a2q_mvau #" in top  # fc0 stays an MVAU
+    x = random_and_worst_case_inputs(model, 20, seed=1)
+    golden = reference.run(model, x, plan.acc_bits()).acc
+    for stall in (0, 30):
+        res = run_rtlsim(tmp_path, x, stall_percent=stall, seed=2)
+        assert res["mismatches"] == 0
+        np.testing.assert_array_equal(np.load(tmp_path / "rtlsim" / "outputs.npy"), golden)

@@ -145,10 +145,16 @@ def _architecture(layer, folding: FoldingConfig, arch: ArchitectureConfig) -> st
     if choice != "unrolled":
         return choice
     if layer.kind != "dense":
+        if layer.kind == "conv" and layer.name in arch.layers:  # asked for by name: a constant-weight conv
+            return _no_folding_override(layer, folding)
         if layer.name in arch.layers:
-            raise A2QFlowError(f"hw.layers.{layer.name}.architecture: unrolled is implemented for dense layers "
-                               f"only and {layer.name} is a {layer.kind}; set it to folded")
+            raise A2QFlowError(f"hw.layers.{layer.name}.architecture: unrolled is implemented for dense and conv "
+                               f"layers only and {layer.name} is a {layer.kind}; set it to folded")
         return "folded"
+    return _no_folding_override(layer, folding)
+
+
+def _no_folding_override(layer, folding: FoldingConfig) -> str:
     if layer.name in folding.layers:
         raise A2QFlowError(f"hw.folding.layers.{layer.name}: layer {layer.name} is unrolled (SIMD = K, PE = C); "
                            "drop its folding override or set hw.layers.{name}.architecture: folded"
@@ -377,9 +383,9 @@ def check_layers(model: Model, plan: Plan, build: Path) -> None:
         if lp.K != layer.K or lp.out_channels != layer.out_channels or lp.kind != layer.kind:
             raise A2QFlowError(f"{where} has K={lp.K}, C={lp.out_channels} ({lp.kind}) but the IR says K={layer.K}, "
                                f"C={layer.out_channels} ({layer.kind}); re-run `a2qflow compile`")
-        if lp.architecture == "unrolled" and layer.kind != "dense":
-            raise A2QFlowError(f"{where}: architecture unrolled is implemented for dense layers only; re-run "
-                               "`a2qflow compile` (convolutions stay folded)")
+        if lp.architecture == "unrolled" and layer.kind not in ("dense", "conv"):
+            raise A2QFlowError(f"{where}: architecture unrolled is implemented for dense and conv layers only; "
+                               "re-run `a2qflow compile`")
         if lp.architecture == "unrolled" and (lp.simd, lp.pe) != (lp.K, lp.out_channels):
             raise A2QFlowError(f"{where}: an unrolled layer must have SIMD = K = {lp.K} and PE = C = "
                                f"{lp.out_channels} (has {lp.simd} x {lp.pe}); re-run `a2qflow compile`")

@@ -241,6 +241,8 @@ def _mac_layer(layer: DenseLayer | ConvLayer, plan: Plan, shape: tuple[int, ...]
                            f"{layer.w_type}")
     act = _activation(layer, lp, P, is_last)
     unsafe = f" (UNSAFE: below exact bound {lp.acc_bits_exact})" if lp.unsafe else ""
+    if lp.architecture == "unrolled" and swg is not None:
+        return _unrolled_conv(layer, lp, wm, swg, elem, act, is_last, module, inst, unsafe), out_shape, act.next_elem
     if lp.architecture == "unrolled":
         sizing = "every adder ACC_BITS wide" if lp.tree_widths == "acc_bits" else "adders sized to exact ranges"
         summary = (f"dense K={K} C={C}, unrolled (constant weights, {sizing}, {lp.pipeline_depth} pipeline "
@@ -261,6 +263,59 @@ def _mac_layer(layer: DenseLayer | ConvLayer, plan: Plan, shape: tuple[int, ...]
     rtl = _LayerRTL(layer.name, layer.kind, module, inst, elem.bits, act.out_w, summary, swg=swg, mvau=mvau,
                     mem_files=mem, in_lanes=in_lanes)
     return rtl, out_shape, act.next_elem
+
+
+def _unrolled_conv(layer: ConvLayer, lp, wm: np.ndarray, swg: dict, elem: IntType, act: _Act, is_last: bool,
+                   module: str, inst: str, unsafe: str) -> _LayerRTL:
+    """A constant-weight conv: a2q_swg -> the unrolled dense unit on each (kh, kw, c) window -> a2q_p2s.
+
+    The unrolled module (render_unrolled, the dense layers' generator) takes the window as one K-lane vector (its
+    s2p collects it from the line buffer's one-element beats) and computes all C channels of one window per clock;
+    a2q_p2s hands them on one per beat, so the next layer's stream is the folded conv's.
+    """
+    K, C = layer.K, layer.out_channels
+    sizing = "every adder ACC_BITS wide" if lp.tree_widths == "acc_bits" else "adders sized to exact ranges"
+    summary = (f"conv K={K} C={C}, unrolled (constant weights on each window, {sizing}, {lp.pipeline_depth} "
+               f"pipeline stage(s)), {layer.in_type} inputs, ACC_BITS={lp.acc_bits}{unsafe}, {act.note}")
+    u = render_unrolled(layer, lp, wm, 1, is_last, f"{module}_core", summary)
+    p = swg
+    wrapper = f"""
+// layer {layer.name}: {summary}
+module {module} (
+    input  wire clk,
+    input  wire rst,
+    input  wire [{elem.bits - 1}:0] in_data,
+    input  wire in_valid,
+    output wire in_ready,
+    output wire [{act.out_w - 1}:0] out_data,
+    output wire out_valid,
+    input  wire out_ready
+);
+    wire [{elem.bits - 1}:0] w_data;
+    wire w_valid, w_ready;
+    a2q_swg #(
+        .C({p["C"]}), .H({p["H"]}), .W({p["W"]}), .KH({p["KH"]}), .KW({p["KW"]}), .SH({p["SH"]}), .SW({p["SW"]}),
+        .PT({p["PT"]}), .PL({p["PL"]}), .PB({p["PB"]}), .PR({p["PR"]}), .BITS({elem.bits})
+    ) u_swg (
+        .clk(clk), .rst(rst), .in_data(in_data), .in_valid(in_valid), .in_ready(in_ready),
+        .out_data(w_data), .out_valid(w_valid), .out_ready(w_ready)
+    );
+    wire [{C * act.out_w - 1}:0] v_data;
+    wire v_valid, v_ready;
+    {module}_core u_core (
+        .clk(clk), .rst(rst), .in_data(w_data), .in_valid(w_valid), .in_ready(w_ready),
+        .out_data(v_data), .out_valid(v_valid), .out_ready(v_ready)
+    );
+    a2q_p2s #(.N({C}), .BITS({act.out_w})) u_p2s (
+        .clk(clk), .rst(rst), .in_data(v_data), .in_valid(v_valid), .in_ready(v_ready),
+        .out_data(out_data), .out_valid(out_valid), .out_ready(out_ready)
+    );
+endmodule
+"""
+    return _LayerRTL(layer.name, layer.kind, module, inst, elem.bits, act.out_w, summary, swg=swg,
+                     body=u.body + wrapper, arch="unrolled",
+                     unrolled=dict(adders=u.adders, terms=u.terms, depth=u.depth, levels=u.max_level,
+                                   thr_bits=act.thr_bits, n_thr=act.n_thr, in_lanes=1))
 
 
 def _pool_layer(layer: MaxPoolLayer, shape: tuple[int, ...], elem: IntType, module: str,
