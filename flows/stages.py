@@ -246,7 +246,7 @@ def flow_stages(ptq: bool = False) -> list[Stage]:
         _first_stage(ptq),
         Stage("compile", "build", _compile, deps=[src],
               inputs=_with(("acc_bits", "allow_unsafe"), "hw.folding", "hw.architecture", "hw.layers",
-                           "hw.pipeline_depth", "hw.dsp"),
+                           "hw.pipeline_depth", "hw.pipeline_levels", "hw.dsp"),
               description="QONNX -> integer IR -> accumulator plan"),
         Stage("hls", "build/hls", _hls, deps=["compile"], inputs=_cfg_part("hw.vitis"),
               description="Vitis HLS C++ project"),

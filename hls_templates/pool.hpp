@@ -1,10 +1,12 @@
 // Max pooling on an HWC integer stream (pooling commutes with the monotone thresholds, so it stays integer).
-// Reads one IH x IW x C frame (W elements per beat) and streams the pooled frame in the same order and width.
+// Reads an IH x IW x C frame (W elements per beat) into the sliding window's line buffer (KH - 1 rows plus KW
+// pixels, sliding_window.hpp), only as far as the next pooling window needs, and streams the pooled frame in the
+// same order and width.
 #ifndef A2Q_POOL_HPP
 #define A2Q_POOL_HPP
 
 #include "a2q_common.hpp"
-#include "stream_utils.hpp"
+#include "sliding_window.hpp"
 
 template <unsigned C, unsigned IH, unsigned IW, unsigned KH, unsigned KW, unsigned SH, unsigned SW, unsigned W,
           typename T>
@@ -13,21 +15,21 @@ void maxpool(hls::stream<Word<T, W> >& in, hls::stream<Word<T, W> >& out) {
   constexpr unsigned OW = (IW - KW) / SW + 1;
   static_assert(C % W == 0, "beat width must divide the channel count");
 
-  T frame[IH * IW * C];
-  read_frame<IH * IW * C, W>(in, frame);
+  LineBuffer<C, IH, IW, KH, KW, SH, SW, 0, 0, W, T> lb;
 emit_pooled:
   for (unsigned oy = 0; oy < OH; oy++) {
     for (unsigned ox = 0; ox < OW; ox++) {
+      lb.fill_window(in, oy, ox);
       for (unsigned cb = 0; cb < C / W; cb++) {
 #pragma HLS pipeline II=1
         Word<T, W> y;
         for (unsigned j = 0; j < W; j++) {
 #pragma HLS unroll
           const unsigned c = cb * W + j;
-          T m = frame[((oy * SH) * IW + ox * SW) * C + c];
+          T m = lb.at(oy * SH, ox * SW, c);
           for (unsigned ky = 0; ky < KH; ky++) {
             for (unsigned kx = 0; kx < KW; kx++) {
-              const T v = frame[((oy * SH + ky) * IW + ox * SW + kx) * C + c];
+              const T v = lb.at(oy * SH + ky, ox * SW + kx, c);
               if (v > m) m = v;
             }
           }
@@ -37,6 +39,7 @@ emit_pooled:
       }
     }
   }
+  lb.drain(in);
 }
 
 #endif

@@ -25,6 +25,10 @@ class Folding(_Strict):
 class FoldingConfig(_Strict):
     default: Folding = Folding(simd=8, pe=4)  # a cap: each layer takes the largest divisors under it
     layers: dict[str, Folding] = {}
+    target_cycles: int | None = Field(None, ge=1, description="cycles per inference to fold for: the solver "
+                                                              "(hw/compiler/folding.py, after FINN's SetFolding) "
+                                                              "picks SIMD / PE of every layer without an override; "
+                                                              "replaces `default`")
 
     def for_layer(self, name: str) -> Folding:
         return self.layers.get(name, self.default)
@@ -53,19 +57,23 @@ class LayerHardware(_Strict):
 
     architecture: Architecture | None = Field(
         None, description="folded (FINN-style MVAU, weights in memories) or unrolled (constant weights in logic, "
-                          "one input vector per clock; dense layers only)")
+                          "one input vector per clock; dense layers, and conv layers named here: one window per clock)")
 
 
 class ArchitectureConfig(_Strict):
     """Which datapath each MAC layer gets: the global default plus per-layer overrides.
 
-    `unrolled` as the global default applies to dense layers; convolutions stay folded (the unrolled backend is
-    dense-only) and plan.json records that. An explicit per-layer `unrolled` on a convolution is an error.
+    `unrolled` as the global default applies to dense layers; convolutions stay folded unless named in `layers`
+    (an unrolled conv is the constant-weight dense unit on each window), and plan.json records that. An explicit
+    per-layer `unrolled` on a depthwise conv, pool, add or requant is an error.
     """
 
     default: Architecture = "folded"
     layers: dict[str, Architecture] = {}
     pipeline_depth: int = Field(0, ge=0)
+    pipeline_levels: int = Field(0, ge=0, description="> 0: each unrolled layer's pipeline depth is derived from "
+                                                      "its tree, one register stage per this many adder levels "
+                                                      "(overrides pipeline_depth)")
 
     def for_layer(self, name: str) -> Architecture:
         return self.layers.get(name, self.default)
@@ -96,8 +104,15 @@ class HardwareConfig(_Strict):
     xc7_dsp: bool = Field(False, description="also report xc7 synthesis with DSP inference (LUT-only is always run)")
     architecture: Architecture = Field("folded", description="datapath of every MAC layer unless hw.layers says "
                                                              "otherwise: folded | unrolled (dense layers only)")
-    pipeline_depth: int = Field(0, ge=0, le=16, description="unrolled layers: register stages inside each adder "
-                                                             "tree, on top of the register between layers")
+    pipeline_depth: int | None = Field(None, ge=0, le=16, description="unrolled layers: register stages inside "
+                                                                       "each adder tree, on top of the register "
+                                                                       "between layers (unset: from "
+                                                                       "hw.pipeline_levels)")
+    pipeline_levels: int = Field(0, ge=0, le=64, description="unrolled layers without hw.pipeline_depth: a register "
+                                                             "stage every this many adder levels of the layer's "
+                                                             "deepest tree (0, the default: none, the trees are "
+                                                             "combinational, as every published unrolled figure "
+                                                             "was measured; 4 is a good start for a clock target)")
     layers: dict[str, LayerHardware] = {}
     dsp: DspConfig = DspConfig()
     baseline32: bool = Field(True, description="synth also builds the identical design at 32-bit accumulators (the "
@@ -108,6 +123,8 @@ class HardwareConfig(_Strict):
 
     def architecture_config(self) -> ArchitectureConfig:
         """The architecture choice per layer as make_plan reads it."""
-        return ArchitectureConfig(default=self.architecture, pipeline_depth=self.pipeline_depth,
+        explicit = self.pipeline_depth is not None
+        return ArchitectureConfig(default=self.architecture, pipeline_depth=self.pipeline_depth if explicit else 0,
+                                  pipeline_levels=0 if explicit else self.pipeline_levels,
                                   layers={k: v.architecture for k, v in self.layers.items()
                                           if v.architecture is not None})

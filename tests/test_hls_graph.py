@@ -211,13 +211,15 @@ def test_residual_design_forks_once_and_sizes_the_skip_fifo(tmp_path):
     assert len(dups) == 1 and dups[0].inp.shape == (4, 6, 6)
     add = next(stage for stage in d.stages if stage.kind == "add")
     assert add.inp2 is not None and add.inp.elem == add.inp2.elem == S4
-    # the skip branch (dup -> requant -> add) holds one frame of the stem's output: 144 elements / PE 4 = 36 beats
+    # the skip branch (dup -> requant -> add) holds what the line-buffered main branch reads ahead: the RTL rule's
+    # 2 x 60 elements of the stem's output in beats of PE 4, plus two beats; less than the 36-beat frame
     skip = dups[0].out2
-    beats = 4 * 6 * 6 // plan.layer("stem").pe
+    beats = -(-2 * 60 // plan.layer("stem").pe) + 2
+    assert beats < 4 * 6 * 6 // plan.layer("stem").pe
     assert d.fifo_depths == {skip.name: beats} and skip.depth == beats and dups[0].out.depth == 2
     top = render_project(d, VitisConfig())["top.cpp"]
     assert f"#pragma HLS stream variable={skip.name} depth={beats}" in top
-    assert f"// depth {beats}: skip branch from stem to block_add: holds one frame (144 elements" in top
+    assert f"// depth {beats}: skip branch from stem to block_add: holds {beats} beats of 4 (120 elements" in top
     assert top.count("duplicate_stream<") == 1 and top.count("add_streams<") == 1 and top.count("requant<") == 1
     assert top.count("vvau<") == 1 and top.count("dw_sliding_window<") == 1
 
@@ -237,7 +239,7 @@ def test_a_shallow_skip_fifo_deadlocks_the_residual_block():
     (skip,) = d.fifo_depths
     res = simulate(d, depths={skip: 2})
     assert res.deadlock and any("stem" in c for c in res.stalled)
-    # the planned depth (one frame) is an upper bound on the smallest depth that works
+    # the planned depth (the line-buffer rule) is an upper bound on the smallest depth that works
     need = next(k for k in range(2, d.fifo_depths[skip] + 1) if not simulate(d, depths={skip: k}).deadlock)
     assert 2 < need <= d.fifo_depths[skip]
 
@@ -282,7 +284,7 @@ def test_any_folding_of_the_residual_block_is_deadlock_free(pe_stem, pe_conv1, p
     d = build_design(model, make_plan(model, folding=FoldingConfig(layers={n: Folding(simd=s, pe=p)
                                                                            for n, (s, p) in fold.items()})))
     (skip,) = d.fifo_depths.values()
-    assert skip == 4 * 6 * 6 // pe_stem
+    assert skip == -(-2 * 60 // pe_stem) + 2  # the line-buffer rule (hw.rtl.graph.skip_fifos) in the fork's beats
     res = simulate(d, inferences=2)
     assert not res.deadlock and all(res.peak[s.name] <= s.depth for s in d.streams)
 

@@ -74,21 +74,23 @@ def test_skip_fifo_depth_comes_from_the_shapes_and_is_recorded(tmp_path):
     model = residual_model(seed=0)  # stem (4, 6, 6) forks into block_conv0 -> block_conv1 and block_skip (requant)
     fifos = {(f.add, f.slot): f for f in graph.skip_fifos(model)}
     assert fifos[("block_add", 0)].depth == 0
-    skip = fifos[("block_add", 1)]  # one forked tensor per frame-buffering conv on the main branch
-    assert (skip.fork, skip.min_depth, skip.depth) == ("stem", 4 * 6 * 6, 2 * 4 * 6 * 6)
+    skip = fifos[("block_add", 1)]  # line buffers: each 3x3 pad-1 conv needs W + 1 pixels beyond its output pixel
+    lag = (2 * (6 + 1) + 1) * 4  # two convs' (W + 1) pixels, plus the pixel itself, of 4 channels
+    assert (skip.fork, skip.min_depth, skip.depth) == ("stem", lag, 2 * lag)
+    assert lag < 4 * 6 * 6  # less than the frame the frame-buffering window needed
     assert "block_conv0" in skip.reason and "block_conv1" in skip.reason
     rtl = generate(_build(tmp_path, model))
     man = json.loads((rtl / "manifest.json").read_text())
     assert {(f["add"], f["input"], f["depth"], f["min_depth"]) for f in man["graph"]["skip_fifos"]} == {
-        ("block_add", 0, 0, 0), ("block_add", 1, 288, 144)}
+        ("block_add", 0, 0, 0), ("block_add", 1, 120, 60)}
     assert man["graph"]["duplicators"]["stem"]["readers"] == ["block_conv0", "block_skip"]
     assert man["kinds"]["gap"] == "avgpool" and man["acc_bits"]["block_add"] == load_plan(tmp_path).layer(
         "block_add").acc_bits
     top = (rtl / "a2q_top.v").read_text()
-    assert "skip FIFO: block_add input 1 (from stem): depth 288, deadlock-free minimum 144" in top
-    assert "a2q_fifo #(.DEPTH(288)" in top
+    assert "skip FIFO: block_add input 1 (from stem): depth 120, deadlock-free minimum 60" in top
+    assert "a2q_fifo #(.DEPTH(120)" in top
     dense = {(f.add, f.slot): f.depth for f in graph.skip_fifos(dense_residual_model())}
-    assert dense == {("add", 0): 0, ("add", 1): 6}  # fc1 buffers fc0's whole 6-vector
+    assert dense == {("add", 0): 0, ("add", 1): 12}  # fc1 needs fc0's whole 6-vector (minimum 6), x 2
 
 
 def test_the_minimum_skip_fifo_suffices_and_half_of_it_deadlocks(tmp_path, monkeypatch):

@@ -88,11 +88,16 @@ def test_config_and_plan_record_the_architecture(tmp_path):
     assert "unrolled" in plan.table()
     w = dense_chain().layers[0].weights
     assert plan.layers[0].signed_digits == csd_count(w) and plan.layers[0].nonzero_weights == int((w != 0).sum())
-    # a global `unrolled` leaves convolutions folded; an explicit one on a conv is refused, naming the field
+    # a global `unrolled` leaves convolutions folded; an explicit one on a conv unrolls it (SIMD = K, PE = C), on a
+    # depthwise conv it is refused, naming the field
     conv = make_plan(conv_net(), architecture=ArchitectureConfig(default="unrolled"))
     assert [l.architecture for l in conv.layers] == ["folded", "folded", "unrolled"]
-    with pytest.raises(A2QFlowError, match=r"hw.layers.conv0.architecture: unrolled is implemented for dense"):
-        make_plan(conv_net(), architecture=ArchitectureConfig(layers={"conv0": "unrolled"}))
+    named = make_plan(conv_net(), architecture=ArchitectureConfig(layers={"conv0": "unrolled"})).layers[0]
+    assert (named.architecture, named.simd, named.pe) == ("unrolled", 9, 4)
+    from _graph_models import depthwise_model
+
+    with pytest.raises(A2QFlowError, match=r"hw.layers.dw.architecture: unrolled is implemented for dense and conv"):
+        make_plan(depthwise_model(), architecture=ArchitectureConfig(layers={"dw": "unrolled"}))
     with pytest.raises(A2QFlowError, match=r"hw.layers.fc9: the model has no MAC layer named 'fc9'"):
         make_plan(dense_chain(), architecture=ArchitectureConfig(layers={"fc9": "unrolled"}))
     with pytest.raises(A2QFlowError, match=r"hw.folding.layers.fc0: layer fc0 is unrolled"):

@@ -153,15 +153,32 @@ def _architecture(layer, folding: FoldingConfig, arch: ArchitectureConfig) -> st
     if choice != "unrolled":
         return choice
     if layer.kind != "dense":
+        if layer.kind == "conv" and layer.name in arch.layers:  # asked for by name: a constant-weight conv
+            return _no_folding_override(layer, folding)
         if layer.name in arch.layers:
-            raise A2QFlowError(f"hw.layers.{layer.name}.architecture: unrolled is implemented for dense layers "
-                               f"only and {layer.name} is a {layer.kind}; set it to folded")
+            raise A2QFlowError(f"hw.layers.{layer.name}.architecture: unrolled is implemented for dense and conv "
+                               f"layers only and {layer.name} is a {layer.kind}; set it to folded")
         return "folded"
+    return _no_folding_override(layer, folding)
+
+
+def _no_folding_override(layer, folding: FoldingConfig) -> str:
     if layer.name in folding.layers:
         raise A2QFlowError(f"hw.folding.layers.{layer.name}: layer {layer.name} is unrolled (SIMD = K, PE = C); "
                            "drop its folding override or set hw.layers.{name}.architecture: folded"
                            .replace("{name}", layer.name))
     return "unrolled"
+
+
+def _pipeline_depth(w: np.ndarray, arch: ArchitectureConfig) -> int:
+    """Register stages inside an unrolled layer's adder trees: the configured depth, or with pipeline_levels one
+    stage per that many levels of the deepest tree (a channel sums its weights' signed-digit terms in a binary
+    tree of ceil(log2(terms)) levels, the comparators add one), as FINN / hls4ml pipeline every few adders."""
+    if not arch.pipeline_levels:
+        return arch.pipeline_depth
+    terms = max((csd_count(row) for row in np.asarray(w)), default=1)
+    levels = max(1, int(np.ceil(np.log2(max(terms, 1)))) + 1)
+    return min(16, max(0, -(-levels // arch.pipeline_levels) - 1))
 
 
 def make_plan(model: Model, acc_bits: int | str | None = None, allow_unsafe: bool = False,
@@ -179,6 +196,12 @@ def make_plan(model: Model, acc_bits: int | str | None = None, allow_unsafe: boo
     """
     folding = folding or FoldingConfig()
     architecture = architecture or ArchitectureConfig()
+    if folding.target_cycles is not None:  # the folding solver (hw/compiler/folding.py) for layers without override
+        from a2qflow.hw.compiler.folding import apply_target
+
+        unrolled = {l.name for l in model.mac_layers()
+                    if _architecture(l, FoldingConfig(), architecture) == "unrolled"}
+        folding = apply_target(model, folding, unrolled)
     names = [l.name for l in model.mac_layers()]
     unknown = [n for n in folding.layers if n not in names]
     if unknown:
@@ -231,7 +254,7 @@ def make_plan(model: Model, acc_bits: int | str | None = None, allow_unsafe: boo
             target_acc_bits=layer.target_acc_bits, unsafe=unsafe, thr_bits=thr_bits,
             acc_min=int(lo.min()), acc_max=int(hi.max()), l1_max=int(l1_norms(w).max()),
             sparsity=float((w == 0).mean()), out_bits=out_bits, out_signed=out_signed, simd=simd, pe=pe,
-            architecture=arch, pipeline_depth=architecture.pipeline_depth if arch == "unrolled" else 0,
+            architecture=arch, pipeline_depth=_pipeline_depth(w, architecture) if arch == "unrolled" else 0,
             nonzero_weights=int((w != 0).sum()), signed_digits=csd_count(w),
             tree_widths="exact" if acc_bits is None else "acc_bits",
             thresholds=fitted))
@@ -391,9 +414,9 @@ def check_layers(model: Model, plan: Plan, build: Path) -> None:
         if lp.K != layer.K or lp.out_channels != layer.out_channels or lp.kind != layer.kind:
             raise A2QFlowError(f"{where} has K={lp.K}, C={lp.out_channels} ({lp.kind}) but the IR says K={layer.K}, "
                                f"C={layer.out_channels} ({layer.kind}); re-run `a2qflow compile`")
-        if lp.architecture == "unrolled" and layer.kind != "dense":
-            raise A2QFlowError(f"{where}: architecture unrolled is implemented for dense layers only; re-run "
-                               "`a2qflow compile` (convolutions stay folded)")
+        if lp.architecture == "unrolled" and layer.kind not in ("dense", "conv"):
+            raise A2QFlowError(f"{where}: architecture unrolled is implemented for dense and conv layers only; "
+                               "re-run `a2qflow compile`")
         if lp.architecture == "unrolled" and (lp.simd, lp.pe) != (lp.K, lp.out_channels):
             raise A2QFlowError(f"{where}: an unrolled layer must have SIMD = K = {lp.K} and PE = C = "
                                f"{lp.out_channels} (has {lp.simd} x {lp.pe}); re-run `a2qflow compile`")

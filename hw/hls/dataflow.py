@@ -1,7 +1,7 @@
 """A token-level model of the generated dataflow: does it deadlock with the FIFO depths the design gives it?
 
 Every stage of `a2qflow.hw.hls.design.Design` reads and writes its streams in a fixed order, the one its kernel in
-hls_templates/ has (a sliding window reads a whole frame and then emits, an MVAU reads the input vector during its
+hls_templates/ has (a sliding window or max pool reads its line buffer only as far as the next window needs, then emits it, an MVAU reads the input vector during its
 first channel group and writes once per channel group, a duplicator reads one beat and writes it twice, ...).
 `simulate` runs those read / write sequences for a few inferences back to back with every internal stream bounded
 by its `depth`, a blocked read or write stalling its stage as in hardware, the input port always full and the
@@ -42,9 +42,9 @@ def stage_ops(d: Design, st: Stage) -> list[Op]:
     c = _consts(d, st.ns)
     if st.kind in ("sliding_window", "dw_sliding_window"):
         per_pixel = c["K"] // c["SIMD"] * (c["C"] // c["PE"] if st.kind == "dw_sliding_window" else 1)
-        return [r] * st.inp.beats + [w] * (c["OH"] * c["OW"] * per_pixel)
+        return _line_buffer_ops(st, c, per_pixel)
     if st.kind == "maxpool":
-        return [r] * st.inp.beats + [w] * (c["OH"] * c["OW"] * c["C"] // c["BEAT"])
+        return _line_buffer_ops(st, c, c["C"] // c["BEAT"])
     if st.kind in ("mvau", "vvau"):
         sf_n, nf_n = c["K"] // c["SIMD"], c["C"] // c["PE"]
         return [op for _ in range(c["ROWS"]) for nf in range(nf_n) for sf in range(sf_n)
@@ -52,6 +52,25 @@ def stage_ops(d: Design, st: Stage) -> list[Op]:
     if st.kind == "dense_unrolled":
         return [r, w]
     raise ValueError(f"no dataflow model for stage kind {st.kind!r}")
+
+
+def _line_buffer_ops(st: Stage, c: dict[str, int], per_pixel: int) -> list[Op]:
+    """A line-buffered window (sliding_window.hpp, LineBuffer): before each output pixel, read beats until the
+    window's last element has arrived, then write the pixel's beats; read the rest of the frame at the end."""
+    ih, iw = c.get("IH", c.get("H")), c.get("IW", c.get("W"))
+    ch = c.get("IC", c.get("C"))
+    pt, pl = c.get("PT", 0), c.get("PL", 0)
+    beat, ops, filled = st.inp.beat, [], 0
+    for oy in range(c["OH"]):
+        ly = min(ih - 1, oy * c["SH"] + c["KH"] - 1 - pt)
+        for ox in range(c["OW"]):
+            lx = min(iw - 1, ox * c["SW"] + c["KW"] - 1 - pl)
+            need = (ly * iw + lx) * ch + ch
+            while filled < need:
+                ops.append((False, st.inp.name))
+                filled += beat
+            ops.extend([(True, st.out.name)] * per_pixel)
+    return ops + [(False, st.inp.name)] * ((st.inp.elems - filled) // beat)
 
 
 @dataclass

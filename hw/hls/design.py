@@ -206,7 +206,7 @@ def build_design(model: Model, plan: Plan, build: Path | str = "BUILD") -> Desig
 
 
 # Stages that pass a tensor through element by element (a few beats of latency); every other stage holds data
-# back: a sliding window or pool reads a whole frame before its first output, an MVAU a whole input vector.
+# back: a sliding window or pool reads a few rows (its line buffer) ahead of its output, an MVAU a whole vector.
 STREAMING_STAGES = ("convert_width", "requant", "duplicate")
 
 
@@ -227,16 +227,20 @@ def skip_fifo_depths(d: Design) -> dict[str, int]:
     """Size the FIFO of every fork output that reaches a join through streaming stages only (a skip branch).
 
     Why: the duplicator writes each beat to both branches in lockstep and the add reads both branches in lockstep.
-    The main branch holds back a whole frame of the forked tensor before its first output reaches the add (its
-    sliding window / pool buffers the frame, an MVAU reads the whole vector), and during that time the
-    duplicator must be able to push the same frame into the skip branch, or it stalls and the main branch never
-    gets the rest of its frame: a deadlock. So the skip FIFO holds one whole frame of the fork, in the fork's beats
-    (deadlock-free; the fork then runs one frame ahead of the join at most). In C-sim, streams are unbounded and the
-    stages run one after another, so this depth only matters in RTL (cosim and hardware).
+    The main branch holds data back before the element the add needs next reaches it (a line-buffered sliding
+    window or pool reads until its window's last element, an MVAU reads a whole vector), and during that time the
+    duplicator must be able to push the same elements into the skip branch, or it stalls and the main branch never
+    gets them: a deadlock. The RTL backend's rule gives that lag from the shapes (hw.rtl.graph.skip_fifos: min_depth
+    = max_j need(j) - j + 1 elements of the fork, built twice that so the fork runs ahead); here the same depth in
+    the fork's beats, plus two beats for the width converters between stages. In C-sim, streams are unbounded and
+    the stages run one after another, so this depth only matters in RTL (cosim and hardware).
 
     Returns:
         {stream name: depth in beats} of the deepened streams (each also gets depth / depth_note set).
     """
+    from a2qflow.hw.rtl.graph import skip_fifos
+
+    rule = {f.add: f for f in skip_fifos(d.model) if f.depth}
     depths: dict[str, int] = {}
     for st in d.stages:
         if st.kind != "duplicate":
@@ -246,9 +250,11 @@ def skip_fifo_depths(d: Design) -> dict[str, int]:
         for o, join, other in zip(outs, joins, joins[::-1]):
             if join is None or other is not None:  # not a skip branch, or both branches stream through
                 continue
-            o.depth = max(2, st.inp.beats)
-            o.depth_note = (f"skip branch from {st.args['tensor']} to {join.comment.split(':')[0]}: holds one "
-                            f"frame ({st.inp.elems} elements, {st.inp.beats} beats of {st.inp.beat}), all the other "
-                            "branch reads before its first output reaches the add")
+            add = join.comment.split(":")[0]
+            elems = rule[add].depth if add in rule else st.inp.elems
+            o.depth = max(2, min(st.inp.beats, -(-elems // st.inp.beat) + 2))
+            o.depth_note = (f"skip branch from {st.args['tensor']} to {add}: holds {o.depth} beats of "
+                            f"{st.inp.beat} ({elems} elements of the {st.inp.elems}-element frame, the rule of "
+                            "hw.rtl.graph.skip_fifos), what the other branch reads ahead of the add")
             depths[o.name] = o.depth
     return depths

@@ -113,6 +113,19 @@ def _swg_params(c: int, h: int, w: int, kernel, stride, pad) -> dict:
     return dict(C=c, H=h, W=w, KH=kernel[0], KW=kernel[1], SH=stride[0], SW=stride[1], PT=t, PL=l, PB=b, PR=r)
 
 
+def swg_memory(swg: dict, bits: int) -> dict:
+    """The line buffer a2q_swg builds for these parameters, next to the two-bank frame buffer it replaced (bits).
+
+    Mirrors a2q_swg.v: SPAN = ((KH - 1) * W + KW) * C elements a window can span, plus SH rows so the input streams
+    in while a row of windows is read, rounded up to a power of two.
+    """
+    span = ((swg["KH"] - 1) * swg["W"] + swg["KW"]) * swg["C"]
+    room = span + swg["SH"] * swg["W"] * swg["C"]
+    depth = 1 << max(1, (room - 1).bit_length())
+    frame = swg["C"] * swg["H"] * swg["W"]
+    return dict(elements=depth, bits=depth * bits, span=span, frame_buffer_bits=2 * frame * bits)
+
+
 def _check_mac(layer: DenseLayer | ConvLayer, plan: Plan, elem: IntType):
     """The layer's plan entry, after the one check the IR cannot make alone: its input matches the stream.
 
@@ -230,6 +243,8 @@ def _mac_layer(layer: DenseLayer | ConvLayer, plan: Plan, shape: tuple[int, ...]
                            f"{layer.w_type}")
     act = _activation(layer, lp, P, is_last)
     unsafe = f" (UNSAFE: below exact bound {lp.acc_bits_exact})" if lp.unsafe else ""
+    if lp.architecture == "unrolled" and swg is not None:
+        return _unrolled_conv(layer, lp, wm, swg, elem, act, is_last, module, inst, unsafe), out_shape, act.next_elem
     if lp.architecture == "unrolled":
         sizing = "every adder ACC_BITS wide" if lp.tree_widths == "acc_bits" else "adders sized to exact ranges"
         summary = (f"dense K={K} C={C}, unrolled (constant weights, {sizing}, {lp.pipeline_depth} pipeline "
@@ -270,6 +285,59 @@ def packed_weight_words(wm: np.ndarray, nf: int, pe: int, sf: int, simd: int, la
     words = packed.reshape(nf, groups, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, groups * simd)
     aw = dsp.packed_operand_bits(lanes, acc_bits, dsp.weight_operand_bits(weight_bits, wm))
     return words, aw
+
+
+def _unrolled_conv(layer: ConvLayer, lp, wm: np.ndarray, swg: dict, elem: IntType, act: _Act, is_last: bool,
+                   module: str, inst: str, unsafe: str) -> _LayerRTL:
+    """A constant-weight conv: a2q_swg -> the unrolled dense unit on each (kh, kw, c) window -> a2q_p2s.
+
+    The unrolled module (render_unrolled, the dense layers' generator) takes the window as one K-lane vector (its
+    s2p collects it from the line buffer's one-element beats) and computes all C channels of one window per clock;
+    a2q_p2s hands them on one per beat, so the next layer's stream is the folded conv's.
+    """
+    K, C = layer.K, layer.out_channels
+    sizing = "every adder ACC_BITS wide" if lp.tree_widths == "acc_bits" else "adders sized to exact ranges"
+    summary = (f"conv K={K} C={C}, unrolled (constant weights on each window, {sizing}, {lp.pipeline_depth} "
+               f"pipeline stage(s)), {layer.in_type} inputs, ACC_BITS={lp.acc_bits}{unsafe}, {act.note}")
+    u = render_unrolled(layer, lp, wm, 1, is_last, f"{module}_core", summary)
+    p = swg
+    wrapper = f"""
+// layer {layer.name}: {summary}
+module {module} (
+    input  wire clk,
+    input  wire rst,
+    input  wire [{elem.bits - 1}:0] in_data,
+    input  wire in_valid,
+    output wire in_ready,
+    output wire [{act.out_w - 1}:0] out_data,
+    output wire out_valid,
+    input  wire out_ready
+);
+    wire [{elem.bits - 1}:0] w_data;
+    wire w_valid, w_ready;
+    a2q_swg #(
+        .C({p["C"]}), .H({p["H"]}), .W({p["W"]}), .KH({p["KH"]}), .KW({p["KW"]}), .SH({p["SH"]}), .SW({p["SW"]}),
+        .PT({p["PT"]}), .PL({p["PL"]}), .PB({p["PB"]}), .PR({p["PR"]}), .BITS({elem.bits})
+    ) u_swg (
+        .clk(clk), .rst(rst), .in_data(in_data), .in_valid(in_valid), .in_ready(in_ready),
+        .out_data(w_data), .out_valid(w_valid), .out_ready(w_ready)
+    );
+    wire [{C * act.out_w - 1}:0] v_data;
+    wire v_valid, v_ready;
+    {module}_core u_core (
+        .clk(clk), .rst(rst), .in_data(w_data), .in_valid(w_valid), .in_ready(w_ready),
+        .out_data(v_data), .out_valid(v_valid), .out_ready(v_ready)
+    );
+    a2q_p2s #(.N({C}), .BITS({act.out_w})) u_p2s (
+        .clk(clk), .rst(rst), .in_data(v_data), .in_valid(v_valid), .in_ready(v_ready),
+        .out_data(out_data), .out_valid(out_valid), .out_ready(out_ready)
+    );
+endmodule
+"""
+    return _LayerRTL(layer.name, layer.kind, module, inst, elem.bits, act.out_w, summary, swg=swg,
+                     body=u.body + wrapper, arch="unrolled",
+                     unrolled=dict(adders=u.adders, terms=u.terms, depth=u.depth, levels=u.max_level,
+                                   thr_bits=act.thr_bits, n_thr=act.n_thr, in_lanes=1))
 
 
 def _pool_layer(layer: MaxPoolLayer, shape: tuple[int, ...], elem: IntType, module: str,
@@ -492,6 +560,7 @@ def generate(build: Path | str) -> Path:
         "unsafe": plan.unsafe,
         "architecture": {l.name: l.arch for l in layers if l.kind != "maxpool"},
         "unrolled": {l.name: l.unrolled for l in layers if l.unrolled},
+        "line_buffers": {l.name: swg_memory(l.swg, l.in_bits) for l in layers if l.swg},
         "graph": _graph_manifest(layers, stream),
         "ports": {"clk": 1, "rst": 1, "in_data": stream["in_width"] * stream["in_lanes"], "in_valid": 1,
                   "in_ready": 1, "out_data": stream["out_width"] * stream["out_lanes"], "out_valid": 1,

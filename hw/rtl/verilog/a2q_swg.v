@@ -1,10 +1,20 @@
-// a2q_swg: sliding-window generator (im2col on a stream) for convolution and pooling.
+// a2q_swg: sliding-window generator (im2col on a stream) for convolution and pooling, on a line buffer.
 //
-// Takes a C x H x W frame streamed in HWC order (one element per beat, channel fastest), stores it in a
-// two-bank frame buffer (the next frame streams in while this one is read out) and emits, for every output
+// Takes a C x H x W frame streamed in HWC order (one element per beat, channel fastest) and emits, for every output
 // pixel (oy, ox) in row-major order, its KH x KW x C patch in (kh, kw, c) order, with zeros where the window
-// covers the padding. General in C / H / W / KH / KW / stride / padding; reads are registered so the buffer can
-// map to block RAM.
+// covers the padding -- the order conv_weights_ohwi gives the MVAU's weights and the (kh, kw) order the VVAU reads.
+//
+// Why a line buffer: a window never spans more than KH - 1 rows plus KW pixels of the frame, SPAN = ((KH - 1) * W
+// + KW) * C elements, so the unit keeps only those plus the SH rows the next row of windows moves down by (a circular
+// buffer of DEPTH = 2^clog2(SPAN + SH * W * C) elements) instead of two banks of a whole frame (2 x C x H x W); the
+// extra rows let the input stream in while a row of windows is read (a 2x2 / 2 max pool with only SPAN serialises
+// the two and takes in + out cycles per frame instead of max(in, out)). The input streams in while windows stream out: element i of the frame
+// may be written once every window that needs the element it overwrites (index i - DEPTH) is done, i.e. while
+// i < first element the current window needs + DEPTH; a window is emitted once its last element has arrived. Since
+// DEPTH >= SPAN, the current window always fits, so the unit cannot deadlock, and the next frame streams in while
+// the last windows of this one are read (the writer runs up to one frame ahead). FINN's ConvolutionInputGenerator
+// is the reference design. General in C / H / W / KH / KW / stride / padding; reads are registered so the buffer
+// can map to block RAM.
 `default_nettype none
 
 module a2q_swg #(
@@ -33,10 +43,14 @@ module a2q_swg #(
     localparam integer OH = (H + PT + PB - KH) / SH + 1;
     localparam integer OW = (W + PL + PR - KW) / SW + 1;
     localparam integer FRAME = C * H * W;
-    localparam integer FAW = (FRAME < 2) ? 1 : $clog2(FRAME);
-    localparam integer CW = 16;                       // counters (frames up to 32767 per side)
+    localparam integer SPAN = ((KH - 1) * W + KW) * C;   // the most elements one window spans
+    localparam integer ROOM = SPAN + SH * W * C;        // + the rows the next window row needs: frames overlap
+    localparam integer DAW = (ROOM < 2) ? 1 : $clog2(ROOM);
+    localparam integer DEPTH = 1 << DAW;                 // line-buffer elements (the manifest states DEPTH x BITS)
+    localparam integer CW = 16;                          // counters (frames up to 32767 per side)
     /* verilator lint_off WIDTHTRUNC */  // sized constants: each value fits its width by construction
-    localparam [FAW-1:0] F_LAST = FRAME - 1;
+    localparam [31:0] F_LAST = FRAME - 1;
+    localparam [DAW-1:0] F_STEP = FRAME % DEPTH;         // a frame's start moves by FRAME elements in the buffer
     localparam [CW-1:0] OY_LAST = OH - 1;
     localparam [CW-1:0] OX_LAST = OW - 1;
     localparam [CW-1:0] KY_LAST = KH - 1;
@@ -45,47 +59,60 @@ module a2q_swg #(
     localparam [CW-1:0] ONE = 1;
     /* verilator lint_on WIDTHTRUNC */
 
-    (* rom_style = "block" *) reg [BITS-1:0] mem [0:(2 << FAW) - 1];    // address {bank, pixel*C + c}
+    (* ram_style = "block" *) reg [BITS-1:0] mem [0:DEPTH-1];
+
+    // lead: frames the writer is ahead of the reader (-1: the reader waits for a frame the writer has not begun,
+    // 0: same frame, 1: the writer fills the next frame while the last windows of this one are read)
+    reg signed [2:0] lead;
+    reg  [31:0]    wpos;                 // next element of the writer's frame
+    reg  [DAW-1:0] wbase, rbase;         // buffer address of element 0 of the writer's / reader's frame
+    reg  [CW-1:0]  oy, ox, ky, kx, c;
+
+    // the first element this or a later window of the frame needs (with top / left padding clipped, the next row's
+    // first window can start before this one) and the last element this window needs
+    integer y0, x0, y1, x1, yn, need_lo, need_hi;
+    always @* begin
+        y0 = $signed({16'd0, oy}) * SH - PT;
+        yn = y0 + SH;
+        x0 = $signed({16'd0, ox}) * SW - PL;
+        y1 = y0 + KH - 1;
+        x1 = x0 + KW - 1;
+        if (y0 < 0) y0 = 0;
+        if (x0 < 0) x0 = 0;
+        if (y1 > H - 1) y1 = H - 1;
+        if (x1 > W - 1) x1 = W - 1;
+        if (yn < 0) yn = 0;
+        need_lo = (y0 * W + x0) * C;
+        if (oy != OY_LAST && yn * W * C < need_lo) need_lo = yn * W * C;
+        need_hi = (y1 * W + x1) * C + C - 1;
+    end
 
     // ------------------------------------------------------------------ fill
-    reg  [1:0]     full;
-    reg            wbank;
-    reg  [FAW-1:0] wa;
-    wire           in_fire = in_valid && in_ready;
-    assign in_ready = !full[wbank];
+    wire wp_ok = $signed(wpos) < need_lo + DEPTH;
+    wire wp_ok_next = $signed(wpos) + FRAME < need_lo + DEPTH;
+    assign in_ready = (lead < 0) || (lead == 0 && wp_ok) || (lead == 1 && wp_ok_next && wpos != F_LAST);
+    wire in_fire = in_valid && in_ready;
+    wire wdone = in_fire && wpos == F_LAST;
 
     always @(posedge clk) begin
-        if (in_fire) mem[{wbank, wa}] <= in_data;
-    end
-    always @(posedge clk) begin
-        if (rst) begin
-            wbank <= 1'b0;
-            wa    <= {FAW{1'b0}};
-        end else if (in_fire) begin
-            if (wa == F_LAST) begin
-                wa    <= {FAW{1'b0}};
-                wbank <= ~wbank;
-            end else begin
-                wa <= wa + 1'b1;
-            end
-        end
+        if (in_fire) mem[wbase + wpos[DAW-1:0]] <= in_data;
     end
 
     // ------------------------------------------------------------------ emit
-    reg            rbank;
-    reg  [CW-1:0]  oy, ox, ky, kx, c;
     reg            ovalid;
     reg            padq;
     reg [BITS-1:0] rd;
+    wire           win_ready = (lead > 0) || (lead == 0 && $signed(wpos) > need_hi);
     wire           can = !ovalid || out_ready;
-    wire           emit = can && full[rbank];
+    wire           emit = can && win_ready;
     wire           last = (c == C_LAST) && (kx == KX_LAST) && (ky == KY_LAST) && (ox == OX_LAST) && (oy == OY_LAST);
+    wire           rdone = emit && last;
 
     // input coordinates of the current patch element; outside the frame means padding (reads as 0)
     integer iy, ix, addr;
     reg pad;
     /* verilator lint_off UNUSEDSIGNAL */
-    reg [31:0] addr_bits;  // only the low FAW bits address the frame; the rest are zero for in-frame pixels
+    reg [31:0] addr_bits;  // only the low DAW bits address the buffer (the index modulo DEPTH)
     /* verilator lint_on UNUSEDSIGNAL */
     always @* begin
         iy = $signed({16'd0, oy}) * SH + $signed({16'd0, ky}) - PT;
@@ -97,7 +124,7 @@ module a2q_swg #(
 
     always @(posedge clk) begin
         if (emit) begin
-            rd   <= mem[{rbank, addr_bits[FAW-1:0]}];
+            rd   <= mem[rbase + addr_bits[DAW-1:0]];
             padq <= pad;
         end
     end
@@ -106,18 +133,26 @@ module a2q_swg #(
 
     always @(posedge clk) begin
         if (rst) begin
-            full   <= 2'b00;
-            rbank  <= 1'b0;
+            lead   <= 3'sd0;
+            wpos   <= 32'd0;
+            wbase  <= {DAW{1'b0}};
+            rbase  <= {DAW{1'b0}};
             ovalid <= 1'b0;
             oy <= {CW{1'b0}}; ox <= {CW{1'b0}}; ky <= {CW{1'b0}}; kx <= {CW{1'b0}}; c <= {CW{1'b0}};
         end else begin
-            if (in_fire && wa == F_LAST) full[wbank] <= 1'b1;
-            if (can) ovalid <= full[rbank];
-            if (emit) begin
-                if (last) begin
-                    full[rbank] <= 1'b0;   // never the bank being filled (see in_ready)
-                    rbank <= ~rbank;
+            if (in_fire) begin
+                if (wdone) begin
+                    wpos  <= 32'd0;
+                    wbase <= wbase + F_STEP;
+                end else begin
+                    wpos <= wpos + 32'd1;
                 end
+            end
+            if (wdone && !rdone) lead <= lead + 3'sd1;
+            else if (rdone && !wdone) lead <= lead - 3'sd1;
+            if (can) ovalid <= win_ready;
+            if (rdone) rbase <= rbase + F_STEP;
+            if (emit) begin
                 if (c != C_LAST) c <= c + ONE;
                 else begin
                     c <= {CW{1'b0}};

@@ -1,0 +1,322 @@
+"""Streaming CNN units (issue 24): the line-buffered sliding-window generator a2q_swg equals im2col on every frame
+of a stream (padding, strides, several channels, back-pressure on both sides), holds far less than the frame buffer
+it replaced, and whole CNNs through it stay bit-exact with the golden model (tests/test_rtl.py, test_hls*.py)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _rtl_util import conv_net, write_build
+
+from a2qflow.hw.rtl.generate import generate, library_text, swg_memory
+from a2qflow.hw.rtl.sim import _env, verilator_root
+
+TB = r"""
+#include "Va2q_swg.h"
+#include "verilated.h"
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+// stdin: n_in n_out, then the n_in input elements; argv[1]: percent of cycles each side stalls.
+// stdout: the output elements in order, then "cycles N". Exit 1 when the outputs stop coming (a deadlock).
+int main(int argc, char** argv) {
+  const int stall = argc > 1 ? atoi(argv[1]) : 0;
+  int n_in, n_out;
+  if (scanf("%d %d", &n_in, &n_out) != 2) return 2;
+  std::vector<int> in(n_in);
+  for (auto& v : in) if (scanf("%d", &v) != 1) return 2;
+  Va2q_swg* m = new Va2q_swg;
+  srand(1);
+  m->clk = 0; m->rst = 1; m->in_valid = 0; m->out_ready = 0;
+  for (int i = 0; i < 4; i++) { m->clk = !m->clk; m->eval(); }
+  m->rst = 0;
+  size_t ip = 0; int got = 0; long cyc = 0, idle = 0;
+  while (got < n_out && idle < 10000) {
+    m->in_valid = ip < in.size() && (rand() % 100 >= stall);
+    m->in_data = m->in_valid ? in[ip] : 0;
+    m->out_ready = rand() % 100 >= stall;
+    m->eval();
+    const bool ifire = m->in_valid && m->in_ready, ofire = m->out_valid && m->out_ready;
+    const int od = m->out_data;
+    m->clk = 1; m->eval(); m->clk = 0; m->eval(); cyc++;
+    idle = (ifire || ofire) ? 0 : idle + 1;
+    if (ifire) ip++;
+    if (ofire) { printf("%d\n", od); got++; }
+  }
+  printf("cycles %ld\n", cyc);
+  delete m;
+  return got == n_out ? 0 : 1;
+}
+"""
+
+
+def im2col_hwc(x: np.ndarray, k: tuple[int, int], s: tuple[int, int], pad: tuple[int, int, int, int]) -> list[int]:
+    """Every output pixel's window of a (C, H, W) frame in (kh, kw, c) order, zero padding (top, left, bottom, right)."""
+    c, h, w = x.shape
+    t, l, b, r = pad
+    xp = np.zeros((c, h + t + b, w + l + r), np.int64)
+    xp[:, t:t + h, l:l + w] = x
+    oh, ow = (h + t + b - k[0]) // s[0] + 1, (w + l + r - k[1]) // s[1] + 1
+    return [int(v) for oy in range(oh) for ox in range(ow)
+            for v in xp[:, oy * s[0]:oy * s[0] + k[0], ox * s[1]:ox * s[1] + k[1]].transpose(1, 2, 0).ravel()]
+
+
+def _swg_sim(tmp: Path, params: dict) -> Path:
+    (tmp / "a2q_swg.v").write_text(library_text("a2q_swg.v"))
+    (tmp / "tb.cpp").write_text(TB)
+    args = [str(verilator_root() / "bin" / "verilator"), "--cc", "--exe", "--build", "-Wno-fatal", "-Wno-lint",
+            "-Wno-style", "--top-module", "a2q_swg", *(f"-G{k}={v}" for k, v in params.items()), "a2q_swg.v",
+            "tb.cpp", "-o", "sim"]
+    r = subprocess.run(args, cwd=tmp, env=_env(), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return tmp / "obj_dir" / "sim"
+
+
+# (C, H, W), kernel, stride, pad (top, left, bottom, right)
+CASES = {
+    "3x3-same": ((1, 6, 6), (3, 3), (1, 1), (1, 1, 1, 1)),
+    "strided-asym-pad": ((4, 3, 3), (3, 3), (2, 2), (1, 0, 1, 1)),
+    "pool-2x2": ((4, 6, 6), (2, 2), (2, 2), (0, 0, 0, 0)),
+    "3x2-unused-rows": ((2, 7, 5), (3, 2), (2, 1), (0, 1, 0, 0)),
+}
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++ for Verilator")
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_line_buffer_window_equals_im2col_on_a_stream_of_frames(tmp_path, case):
+    (c, h, w), k, s, pad = CASES[case]
+    params = dict(C=c, H=h, W=w, KH=k[0], KW=k[1], SH=s[0], SW=s[1], PT=pad[0], PL=pad[1], PB=pad[2], PR=pad[3],
+                  BITS=4)
+    sim = _swg_sim(tmp_path, params)
+    frames = np.random.default_rng(0).integers(0, 16, (3, c, h, w))
+    expect = [v for x in frames for v in im2col_hwc(x, k, s, pad)]
+    stream = [int(v) for x in frames for v in x.transpose(1, 2, 0).ravel()]
+    cycles = {}
+    for stall in (0, 35):  # free-running, then both sides stalling a third of the time
+        r = subprocess.run([str(sim), str(stall)], input=f"{len(stream)} {len(expect)}\n" + " ".join(map(str, stream)),
+                           capture_output=True, text=True)
+        assert r.returncode == 0, f"deadlock at stall {stall}%"
+        lines = r.stdout.split()
+        assert [int(v) for v in lines[:-2]] == expect
+        cycles[stall] = int(lines[-1])
+    # free-running, input and output overlap: a frame takes about max(in, out) cycles, not in + out
+    assert cycles[0] < len(stream) + len(expect)
+    assert cycles[35] > cycles[0]
+
+
+def test_manifest_states_the_line_buffer_next_to_the_frame_buffer(tmp_path):
+    model = conv_net(seed=5)
+    write_build(tmp_path, model)
+    man = json.loads((generate(tmp_path) / "manifest.json").read_text())
+    lb = man["line_buffers"]
+    assert set(lb) == {"conv0", "pool0", "conv1"}
+    # conv0: 1x6x6, 3x3 stride 1: (2 rows + 3 pixels) + 1 row = 21 elements -> 32 of 4 bits, frame buffer 2 x 36 x 4
+    assert lb["conv0"] == dict(elements=32, bits=128, span=15, frame_buffer_bits=288)
+    assert all(v["span"] <= v["elements"] for v in lb.values())
+
+
+def test_line_buffer_beats_the_frame_buffer_on_a_28x28_image():
+    # LeNet's first conv (5x5 over 1x28x28, 4-bit): 4 rows + 5 pixels (+1 row) instead of two 784-pixel banks
+    m = swg_memory(dict(C=1, H=28, W=28, KH=5, KW=5, SH=1, SW=1), 4)
+    assert m["span"] == 4 * 28 + 5 and m["elements"] == 256 and m["bits"] * 6 < m["frame_buffer_bits"]
+
+
+# ---------------------------------------------------------------------------------------------- folding solver
+from _graph_models import residual_model  # noqa: E402
+
+from a2qflow.hw.compiler import folding as fo  # noqa: E402
+from a2qflow.hw.compiler.ir import save_model  # noqa: E402
+from a2qflow.hw.compiler.plan import make_plan, save_plan  # noqa: E402
+from a2qflow.hw.config import Folding, FoldingConfig  # noqa: E402
+from a2qflow.hw.errors import A2QFlowError  # noqa: E402
+from a2qflow.hw.rtl.sim import run_rtlsim  # noqa: E402
+
+
+@pytest.mark.parametrize("make", [conv_net, residual_model])
+def test_solver_balances_layers_and_never_buys_parallelism_below_the_stream_floor(make):
+    model = make()
+    fastest = fo.fastest_target(model)
+    previous = None
+    for target in (1, fastest, 2 * fastest, 4 * fastest, 10**9):
+        fs = fo.solve(model, target)
+        assert [f.name for f in fs] == [l.name for l in model.mac_layers()]
+        for f, layer in zip(fs, model.mac_layers()):
+            assert layer.K % f.simd == 0 and layer.out_channels % f.pe == 0
+            assert f.cycles <= max(target, f.stream_cycles)  # every layer meets the target (or its floor)
+            # and takes no more parallelism than it needs: one divisor step less would miss the goal
+            smaller = [d for d in range(1, f.simd) if layer.K % d == 0]
+            if f.pe == 1 and smaller:
+                assert fo.compute_cycles(layer, smaller[-1], 1) > max(target, f.stream_cycles)
+        slowest = max(f.cycles for f in fs)
+        assert previous is None or slowest >= previous  # a looser target never makes the design faster
+        previous = slowest
+    assert max(f.cycles for f in fo.solve(model, 1)) == fastest  # below the fastest target nothing changes
+
+
+def test_target_cycles_folds_the_plan_and_overrides_win():
+    model = conv_net(seed=5)
+    cfg = FoldingConfig(target_cycles=fo.fastest_target(model), layers={"fc0": Folding(simd=3, pe=1)})
+    plan = make_plan(model, folding=cfg)
+    solved = {f.name: (f.simd, f.pe) for f in fo.solve(model, cfg.target_cycles)}
+    assert {lp.name: (lp.simd, lp.pe) for lp in plan.layers} == {**solved, "fc0": (3, 1)}
+    with pytest.raises(A2QFlowError, match="target_cycles"):
+        fo.solve(model, 0)
+
+
+@pytest.mark.parametrize("make", [conv_net, residual_model])
+def test_verilator_initiation_interval_is_the_solvers_slowest_layer(tmp_path, make):
+    """The solver's cycle model is the hardware's: at the fastest folding and at 4x the target, the measured
+    initiation interval is the slowest layer's estimate (within 5 %), and the outputs stay bit-exact."""
+    model = make()
+    x = np.random.default_rng(1).integers(0, 16, (6, *model.input_shape))
+    for i, target in enumerate((fo.fastest_target(model), 4 * fo.fastest_target(model))):
+        build = tmp_path / str(i)
+        build.mkdir()
+        save_model(model, build)
+        save_plan(make_plan(model, folding=FoldingConfig(target_cycles=target)), build)
+        res = run_rtlsim(build, x)
+        assert res["mismatches"] == 0
+        est = max(f.cycles for f in fo.solve(model, target))
+        assert est <= res["initiation_interval_cycles"] <= 1.05 * est
+
+
+# ---------------------------------------------------------------------------------------------- tree pipelining
+from _rtl_util import dense_chain, random_and_worst_case_inputs  # noqa: E402
+
+from a2qflow.hw.compiler import reference  # noqa: E402
+from a2qflow.hw.compiler.csd import csd_count  # noqa: E402
+from a2qflow.hw.compiler.plan import load_plan  # noqa: E402
+from a2qflow.hw.config import HardwareConfig  # noqa: E402
+
+
+def test_unrolled_trees_pipelined_by_levels_stay_exact_at_one_vector_per_clock(tmp_path):
+    model = dense_chain(seed=3)
+    assert HardwareConfig.model_validate({}).pipeline_levels == 0  # default: combinational trees, as published
+    hw = HardwareConfig.model_validate({"architecture": "unrolled", "pipeline_levels": 4})  # every 4 adder levels
+    assert hw.pipeline_depth is None and hw.pipeline_levels == 4
+    plan = make_plan(model, architecture=hw.architecture_config())
+    for lp, layer in zip(plan.layers, model.mac_layers()):
+        terms = max(csd_count(row) for row in layer.weight_matrix())
+        levels = int(np.ceil(np.log2(terms))) + 1  # the adder tree over the terms, then the comparators
+        assert lp.pipeline_depth == -(-levels // 4) - 1
+    assert max(lp.pipeline_depth for lp in plan.layers) >= 1  # the chain's trees are deep enough to be cut
+    save_model(model, tmp_path)
+    save_plan(plan, tmp_path)
+    x = random_and_worst_case_inputs(model, 40, seed=4)
+    res = run_rtlsim(tmp_path, x)
+    np.testing.assert_array_equal(np.load(tmp_path / "rtlsim" / "outputs.npy"),
+                                  reference.run(model, x, load_plan(tmp_path).acc_bits()).acc)
+    man = json.loads((tmp_path / "rtl" / "manifest.json").read_text())
+    depth = sum(u["depth"] for u in man["unrolled"].values())
+    assert res["initiation_interval_cycles"] == 1.0
+    assert res["cycles_per_inference"] == len(plan.layers) + 1 + depth  # one register per layer + the tree stages
+    # an explicit depth wins over the levels rule, and 0 levels turns pipelining off
+    assert {lp.pipeline_depth for lp in make_plan(model, architecture=HardwareConfig.model_validate(
+        {"architecture": "unrolled", "pipeline_depth": 3}).architecture_config()).layers} == {3}
+    assert {lp.pipeline_depth for lp in make_plan(model, architecture=HardwareConfig.model_validate(
+        {"architecture": "unrolled", "pipeline_levels": 0}).architecture_config()).layers} == {0}
+
+
+# ---------------------------------------------------------------------------------------------- unrolled conv
+from a2qflow.hw.config import ArchitectureConfig  # noqa: E402
+from a2qflow.hw.rtl.sim import lint  # noqa: E402
+
+
+def test_unrolled_convolutions_equal_golden_and_are_lint_clean(tmp_path):
+    """hw.layers.<conv>.architecture: unrolled -> a2q_swg, the constant-weight dense unit on each window (pipelined
+    trees), a2q_p2s; the CNN around it is unchanged and the outputs are bit-exact, also under back-pressure."""
+    model = conv_net(seed=5)
+    plan = make_plan(model, architecture=ArchitectureConfig(layers={"conv0": "unrolled", "conv1": "unrolled"},
+                                                            pipeline_levels=2))
+    assert [(lp.architecture, lp.simd, lp.pe) for lp in plan.layers] == [
+        ("unrolled", 9, 4), ("unrolled", 36, 6), ("folded", 6, 3)]  # fc0 under the default SIMD 8 x PE 4 cap
+    save_model(model, tmp_path)
+    save_plan(plan, tmp_path)
+    rtl = generate(tmp_path)
+    assert lint(rtl) == []
+    man = json.loads((rtl / "manifest.json").read_text())
+    assert man["architecture"] == {"conv0": "unrolled", "conv1": "unrolled", "fc0": "folded"}
+    assert all(man["unrolled"][n]["depth"] >= 1 for n in ("conv0", "conv1"))  # the trees are pipelined
+    top = (rtl / "a2q_top.v").read_text()
+    assert "module a2q_layer_conv0_core" in top and "a2q_mvau #" in top  # fc0 stays an MVAU
+    x = random_and_worst_case_inputs(model, 20, seed=1)
+    golden = reference.run(model, x, plan.acc_bits()).acc
+    for stall in (0, 30):
+        res = run_rtlsim(tmp_path, x, stall_percent=stall, seed=2)
+        assert res["mismatches"] == 0
+        np.testing.assert_array_equal(np.load(tmp_path / "rtlsim" / "outputs.npy"), golden)
+
+
+CORE_TB = r"""
+#include "Vconv_core.h"
+#include "verilated.h"
+#include <cstdio>
+#include <vector>
+// stdin: n K bits, then n windows of K elements; one window offered every clock, output always ready.
+// stdout: one line per output vector (C elements of out_bits, lowest first as a hex word), then "stalls S cycles T".
+int main() {
+  int n, k, bits;
+  if (scanf("%d %d %d", &n, &k, &bits) != 3) return 2;
+  std::vector<unsigned long long> in(n, 0ULL);
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < k; j++) { long long v; if (scanf("%lld", &v) != 1) return 2;
+      in[i] |= (unsigned long long)(v & ((1LL << bits) - 1)) << (j * bits); }
+  Vconv_core* m = new Vconv_core;
+  m->clk = 0; m->rst = 1; m->in_valid = 0; m->out_ready = 1;
+  for (int i = 0; i < 4; i++) { m->clk = !m->clk; m->eval(); }
+  m->rst = 0;
+  int ip = 0, got = 0, stalls = 0; long cyc = 0;
+  while (got < n && cyc < 100000) {
+    m->in_valid = ip < n;
+    m->in_data = ip < n ? in[ip] : 0;
+    m->eval();
+    const bool ifire = m->in_valid && m->in_ready, ofire = m->out_valid;
+    if (m->in_valid && !m->in_ready) stalls++;
+    const unsigned long long od = m->out_data;
+    m->clk = 1; m->eval(); m->clk = 0; m->eval(); cyc++;
+    if (ifire) ip++;
+    if (ofire) { printf("%llx\n", od); got++; }
+  }
+  printf("stalls %d cycles %ld\n", stalls, cyc);
+  delete m;
+  return got == n ? 0 : 1;
+}
+"""
+
+
+def test_unrolled_conv_unit_takes_one_window_per_clock_and_equals_golden(tmp_path):
+    """The constant-weight unit of conv0, fed a whole (kh, kw, c) window every clock, never stalls: N windows take
+    N + latency clocks, and its outputs are the golden model's conv0 outputs."""
+    from a2qflow.hw.compiler.ir import conv_weights_ohwi
+    from a2qflow.hw.rtl.generate import render_unrolled
+
+    model = conv_net(seed=5)
+    plan = make_plan(model, architecture=ArchitectureConfig(layers={"conv0": "unrolled"}, pipeline_levels=2))
+    layer, lp = model.layers[0], plan.layer("conv0")
+    u = render_unrolled(layer, lp, np.asarray(conv_weights_ohwi(layer), np.int64), layer.K, False, "conv_core", "")
+    assert u.depth >= 1
+    (tmp_path / "conv_core.v").write_text(u.body)
+    (tmp_path / "tb.cpp").write_text(CORE_TB)
+    r = subprocess.run([str(verilator_root() / "bin" / "verilator"), "--cc", "--exe", "--build", "-Wno-fatal",
+                        "-Wno-lint", "-Wno-style", "--top-module", "conv_core", "conv_core.v", "tb.cpp", "-o", "sim"],
+                       cwd=tmp_path, env=_env(), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    x = random_and_worst_case_inputs(model, 8, seed=3)
+    windows = [im2col_hwc(img, layer.kernel, layer.stride, layer.pad) for img in x]
+    wins = np.asarray(windows).reshape(-1, layer.K)
+    r = subprocess.run([str(tmp_path / "obj_dir" / "sim")], capture_output=True, text=True,
+                       input=f"{len(wins)} {layer.K} {layer.in_type.bits}\n" + " ".join(map(str, wins.ravel())))
+    assert r.returncode == 0
+    lines = r.stdout.split("\n")
+    stalls, cycles = int(lines[-2].split()[1]), int(lines[-2].split()[3])
+    assert stalls == 0 and cycles == len(wins) + u.depth + 1  # one window per clock, latency = stages + output reg
+    ow = layer.act.out_type.bits
+    got = np.array([[(int(h, 16) >> (c * ow)) & ((1 << ow) - 1) for c in range(layer.out_channels)]
+                    for h in lines[:-2]])
+    golden = reference.run(model, x, plan.acc_bits(), keep=True).values["conv0"]  # (N, C, OH, OW)
+    np.testing.assert_array_equal(got, golden.transpose(0, 2, 3, 1).reshape(-1, layer.out_channels))
