@@ -284,7 +284,7 @@ def test_any_folding_of_the_residual_block_is_deadlock_free(pe_stem, pe_conv1, p
     d = build_design(model, make_plan(model, folding=FoldingConfig(layers={n: Folding(simd=s, pe=p)
                                                                            for n, (s, p) in fold.items()})))
     (skip,) = d.fifo_depths.values()
-    assert skip == -(-2 * 60 // pe_stem) + 2  # the line-buffer rule (hw.rtl.graph.skip_fifos) in the fork's beats
+    assert skip == -(-2 * 60 // pe_stem) + 2  # the line-buffer rule (hw.compiler.skip_fifos) in the fork's beats
     res = simulate(d, inferences=2)
     assert not res.deadlock and all(res.peak[s.name] <= s.depth for s in d.streams)
 

@@ -15,7 +15,7 @@ from a2qflow.hw.compiler.ir import save_model
 from a2qflow.hw.compiler.plan import load_plan, make_plan, save_plan
 from a2qflow.hw.config import ArchitectureConfig, Folding, FoldingConfig
 from a2qflow.hw.errors import A2QFlowError
-from a2qflow.hw.rtl import graph
+from a2qflow.hw.compiler import skip_fifos as graph
 from a2qflow.hw.rtl.generate import generate
 from a2qflow.hw.rtl.sim import lint, run_rtlsim, simulate, to_stream
 

@@ -230,7 +230,7 @@ def skip_fifo_depths(d: Design) -> dict[str, int]:
     The main branch holds data back before the element the add needs next reaches it (a line-buffered sliding
     window or pool reads until its window's last element, an MVAU reads a whole vector), and during that time the
     duplicator must be able to push the same elements into the skip branch, or it stalls and the main branch never
-    gets them: a deadlock. The RTL backend's rule gives that lag from the shapes (hw.rtl.graph.skip_fifos: min_depth
+    gets them: a deadlock. The RTL backend's rule gives that lag from the shapes (hw.compiler.skip_fifos: min_depth
     = max_j need(j) - j + 1 elements of the fork, built twice that so the fork runs ahead); here the same depth in
     the fork's beats, plus two beats for the width converters between stages. In C-sim, streams are unbounded and
     the stages run one after another, so this depth only matters in RTL (cosim and hardware).
@@ -238,7 +238,7 @@ def skip_fifo_depths(d: Design) -> dict[str, int]:
     Returns:
         {stream name: depth in beats} of the deepened streams (each also gets depth / depth_note set).
     """
-    from a2qflow.hw.rtl.graph import skip_fifos
+    from a2qflow.hw.compiler.skip_fifos import skip_fifos
 
     rule = {f.add: f for f in skip_fifos(d.model) if f.depth}
     depths: dict[str, int] = {}
@@ -255,6 +255,6 @@ def skip_fifo_depths(d: Design) -> dict[str, int]:
             o.depth = max(2, min(st.inp.beats, -(-elems // st.inp.beat) + 2))
             o.depth_note = (f"skip branch from {st.args['tensor']} to {add}: holds {o.depth} beats of "
                             f"{st.inp.beat} ({elems} elements of the {st.inp.elems}-element frame, the rule of "
-                            "hw.rtl.graph.skip_fifos), what the other branch reads ahead of the add")
+                            "hw.compiler.skip_fifos), what the other branch reads ahead of the add")
             depths[o.name] = o.depth
     return depths

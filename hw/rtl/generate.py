@@ -10,7 +10,7 @@ in (kh, kw, ic) order, a dense layer after a conv / pool gets its columns permut
 sliding-window generator feeding a running-max unit. A depthwise conv or an average pool (its window sum) is a
 sliding-window generator feeding a VVAU; a residual add and a requant are element-wise threshold units. The model
 is a graph: one stream per tensor, a duplicator where a tensor has several readers, and a skip FIFO in front of an
-add input whose branch does not buffer what the other one holds back (hw/rtl/graph.py). The last layer's outputs
+add input whose branch does not buffer what the other one holds back (hw/compiler/skip_fifos.py). The last layer's outputs
 leave in HWC order as well; the manifest says how to put them back into the golden model's CHW order.
 """
 
@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from jinja2 import Environment, StrictUndefined
 
+from a2qflow.hw.compiler import dsp
+from a2qflow.hw.compiler import skip_fifos as graph
 from a2qflow.hw.compiler.ir import (
     INPUT,
     AddLayer,
@@ -40,11 +42,10 @@ from a2qflow.hw.compiler.ir import (
     dense_weights_hwc,
     identifier,
 )
-from a2qflow.hw.compiler import dsp
 from a2qflow.hw.compiler.plan import Plan, load_build
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_json, staged_dir
-from a2qflow.hw.rtl import graph, unrolled
+from a2qflow.hw.rtl import unrolled
 
 TOP = "a2q_top"
 LIBRARY = ("a2q_mvau.v", "a2q_vvau.v", "a2q_swg.v", "a2q_pool.v", "a2q_thr.v", "a2q_stream.v", "a2q_adapt.v",

@@ -1,4 +1,7 @@
-"""Forks and joins of a graph model as the RTL streams it: who reads each tensor, and how deep a skip FIFO must be.
+"""Forks and joins of a graph model as the backends stream it: who reads each tensor, how deep a skip FIFO must be.
+
+A fact of the IR (shapes and windows), so it lives in the compiler and both backends read it (HLS and RTL never
+import each other).
 
 Every tensor is one valid/ready stream. A tensor read by more than one layer goes through a duplicator (`a2q_dup`,
 FINN's DuplicateStreams), which hands each element to all readers at once, so the branches of a fork advance in
