@@ -184,8 +184,35 @@ class AvgPoolLayer(DepthwiseConvLayer):
     kind: str = field(default="avgpool", init=False)
 
 
+class _Elementwise:
+    """Shape facts of a layer that keeps its input's shape (add, requant): C channels of `in_shape`, each a dot
+    product of K constant weights (`_weights`: one row, the same for every channel)."""
+
+    in_shape: tuple[int, ...]
+
+    @property
+    def K(self) -> int:
+        return len(self._weights())
+
+    @property
+    def out_channels(self) -> int:
+        return int(self.in_shape[0])
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return tuple(self.in_shape)
+
+    @property
+    def w_type(self) -> IntType:
+        return IntType(max(int(w).bit_length() for w in self._weights()), False)
+
+    def weight_matrix(self) -> np.ndarray:
+        """(C, K) constant weights: (2^ka, 2^kb) for an add, (1,) for a requant."""
+        return np.tile(np.array(self._weights(), dtype=np.int64), (self.out_channels, 1))
+
+
 @dataclass
-class AddLayer:
+class AddLayer(_Elementwise):
     """Residual add of two integer tensors of the same type and shape: acc = a * 2^shifts[0] + b * 2^shifts[1].
 
     The shifts align two quantizers whose scales differ by a power of two (both 0 for a shared quantizer). Per
@@ -202,30 +229,12 @@ class AddLayer:
     target_acc_bits: int | None = None
     kind: str = field(default="add", init=False)
 
-    @property
-    def K(self) -> int:
-        return 2
-
-    @property
-    def out_channels(self) -> int:
-        return int(self.in_shape[0])
-
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        return tuple(self.in_shape)
-
-    @property
-    def w_type(self) -> IntType:
-        return IntType(max(self.shifts) + 1, False)
-
-    def weight_matrix(self) -> np.ndarray:
-        """(C, 2) constant weights (2^ka, 2^kb)."""
-        row = np.array([1 << self.shifts[0], 1 << self.shifts[1]], dtype=np.int64)
-        return np.tile(row, (self.out_channels, 1))
+    def _weights(self) -> tuple[int, ...]:
+        return (1 << self.shifts[0], 1 << self.shifts[1])
 
 
 @dataclass
-class RequantLayer:
+class RequantLayer(_Elementwise):
     """Requantization of an integer tensor to another quantizer (a Quant node right after a quantized tensor, e.g.
     a residual block's shared QuantIdentity on its skip branch): thresholds on the integer itself, FINN's
     standalone MultiThreshold. A dot product with K = 1 and weight 1, so the plan treats it like every layer."""
@@ -238,24 +247,8 @@ class RequantLayer:
     target_acc_bits: int | None = None
     kind: str = field(default="requant", init=False)
 
-    @property
-    def K(self) -> int:
-        return 1
-
-    @property
-    def out_channels(self) -> int:
-        return int(self.in_shape[0])
-
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        return tuple(self.in_shape)
-
-    @property
-    def w_type(self) -> IntType:
-        return IntType(1, False)
-
-    def weight_matrix(self) -> np.ndarray:
-        return np.ones((self.out_channels, 1), dtype=np.int64)
+    def _weights(self) -> tuple[int, ...]:
+        return (1,)
 
 
 Layer = Union[DenseLayer, ConvLayer, DepthwiseConvLayer, AvgPoolLayer, MaxPoolLayer, AddLayer, RequantLayer]

@@ -32,16 +32,12 @@ def node_attrs(node) -> dict:
     return out
 
 
-@dataclass(frozen=True)
-class QuantParams:
-    """A Quant node's scale, zero point (arrays, broadcast against its input), bit width, sign, range, rounding."""
+class _LevelRange:
+    """qmin / qmax of a quantizer's integer levels (qonnx' own min_int / max_int), for Quant and Trunc alike."""
 
-    scale: np.ndarray
-    zero_point: np.ndarray
     bits: int
     signed: bool
     narrow: bool
-    rounding: str
 
     @property
     def qmin(self) -> int:
@@ -54,6 +50,18 @@ class QuantParams:
         from qonnx.custom_op.general.intquant import max_int
 
         return int(max_int(self.signed, self.narrow, self.bits))
+
+
+@dataclass(frozen=True)
+class QuantParams(_LevelRange):
+    """A Quant node's scale, zero point (arrays, broadcast against its input), bit width, sign, range, rounding."""
+
+    scale: np.ndarray
+    zero_point: np.ndarray
+    bits: int
+    signed: bool
+    narrow: bool
+    rounding: str
 
     def levels(self, v: np.ndarray, dtype=np.float64) -> np.ndarray:
         """round(clip(v / scale + zero_point)) in `dtype`, qonnx' order; the zero point is still included."""
@@ -116,7 +124,7 @@ def decode_quant(node, const: Callable[[str], np.ndarray | None], fail: Callable
 
 
 @dataclass(frozen=True)
-class TruncParams:
+class TruncParams(_LevelRange):
     """A QONNX `Trunc` node (Brevitas' TruncAvgPool2d / TruncIntQuant): the input's integers at `in_scale` are
     divided by the power of two `out_scale / in_scale`, clipped to `bits` and rounded by `rounding` (FLOOR for a
     truncation). As qonnx' trunc_v2: y = round(x / in_scale + zp) / 2^t, clip, round_mode(y); value =
@@ -138,18 +146,6 @@ class TruncParams:
     @property
     def zero_point(self) -> np.ndarray:
         return np.asarray(self.in_zero_point, dtype=np.float64) / self.shift
-
-    @property
-    def qmin(self) -> int:
-        from qonnx.custom_op.general.intquant import min_int
-
-        return int(min_int(self.signed, self.narrow, self.bits))
-
-    @property
-    def qmax(self) -> int:
-        from qonnx.custom_op.general.intquant import max_int
-
-        return int(max_int(self.signed, self.narrow, self.bits))
 
     def levels(self, v: np.ndarray, dtype=np.float64) -> np.ndarray:
         from qonnx.custom_op.general.intquant import resolve_rounding_mode
