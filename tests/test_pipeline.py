@@ -304,3 +304,16 @@ def test_output_that_is_not_a_terminal_gets_a_plain_line_per_stage_start_and_end
     assert "stage a: up to date (skipped)" in lines and "stage d: started" in lines
     assert any(re.fullmatch(r"stage d: FAILED: RuntimeError: d broke after \d+\.\d s", l) for l in lines), lines
     assert "\x1b" not in buf.getvalue()  # no terminal control codes in a log file
+
+
+def test_a_simulation_that_disagrees_with_the_golden_model_fails_its_stage():
+    """rtlsim / csim must not finish as "done" with mismatches (a MobileNet once did: 360 of 360)."""
+    from types import SimpleNamespace
+
+    from a2qflow.flows.stages import _no_mismatch
+    from a2qflow.hw.errors import A2QFlowError
+
+    _no_mismatch(SimpleNamespace(name="rtlsim"), "Verilator", 0, 360)
+    with pytest.raises(A2QFlowError, match=r"^stage rtlsim: Verilator disagrees with the golden model on 360 of 360 "
+                                            r"test inputs; first at \{'sample': 0"):
+        _no_mismatch(SimpleNamespace(name="rtlsim"), "Verilator", 360, 360, {"sample": 0, "output": 3})
