@@ -507,15 +507,11 @@ def torch_outputs(net: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
 
 
 def qonnx_execute(onnx_path: Path | str, x: np.ndarray) -> np.ndarray:
-    """qonnx' execute_onnx on a whole batch (the batch-1 graph re-shaped to len(x))."""
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.core.onnx_exec import execute_onnx
-    from qonnx.transformation.change_batchsize import ChangeBatchSize
-    from qonnx.transformation.infer_shapes import InferShapes
+    """qonnx' execute_onnx on a whole batch: the graph output of `hw.compiler.qonnx_check.qonnx_outputs`, the one
+    runner of qonnx on a file (batch re-shaped to len(x), exact no-ops bypassed as the compiler does)."""
+    from a2qflow.hw.compiler.qonnx_check import qonnx_outputs
 
-    m = ModelWrapper(str(onnx_path)).transform(ChangeBatchSize(len(x))).transform(InferShapes())
-    out = execute_onnx(m, {m.graph.input[0].name: np.asarray(x, dtype=np.float32)})
-    return out[m.graph.output[0].name]
+    return next(iter(qonnx_outputs(onnx_path, x).values()))
 
 
 def _check_outputs(tmp: str, net: torch.nn.Module, x: torch.Tensor) -> None:

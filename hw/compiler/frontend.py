@@ -22,7 +22,7 @@ import numpy as np
 
 from a2qflow.hw.compiler.graph_view import GraphView
 from a2qflow.hw.compiler.ir import Model
-from a2qflow.hw.compiler.lowering import MAC_OPS, RESHAPE_OPS, SOFTMAX_OPS, GraphLowering
+from a2qflow.hw.compiler.lowering import MAC_OPS, RESHAPE_OPS, SOFTMAX_OPS, GraphLowering, topological
 from a2qflow.hw.compiler.lowering_ops import POST_OPS
 from a2qflow.hw.compiler.passes import bypass_identities, canonicalize
 from a2qflow.hw.compiler.quant import QUANT_BITS_RANGE, decode_quant, node_attrs
@@ -187,27 +187,11 @@ def _check_initializers(proto, path: Path) -> None:
 
 
 def _check_acyclic(proto, path: Path) -> None:
-    """An ONNX graph must be a DAG (Kahn's algorithm); a cycle is named by the nodes on it."""
-    produced_by = {o: i for i, n in enumerate(proto.graph.node) for o in n.output if o}
-    deps = [{produced_by[t] for t in n.input if t in produced_by} for n in proto.graph.node]
-    users: dict[int, list[int]] = {}
-    for i, d in enumerate(deps):
-        for j in d:
-            users.setdefault(j, []).append(i)
-    missing = [len(d) for d in deps]
-    ready = [i for i, m in enumerate(missing) if m == 0]
-    done = 0
-    while ready:
-        i = ready.pop()
-        done += 1
-        for k in users.get(i, []):
-            missing[k] -= 1
-            if missing[k] == 0:
-                ready.append(k)
-    if done < len(deps):
-        stuck = [repr(proto.graph.node[i].name or proto.graph.node[i].op_type) for i, m in enumerate(missing) if m]
-        raise A2QFlowError(f"{path}: the graph has a cycle through node(s) {', '.join(stuck[:6])}"
-                           f"{' ...' if len(stuck) > 6 else ''}; an ONNX graph must be acyclic")
+    """An ONNX graph must be a DAG; a cycle is named by the nodes on it (the lowering's own Kahn walk)."""
+    try:
+        topological(proto)
+    except A2QFlowError as e:
+        raise A2QFlowError(f"{path}: {e}") from None
 
 
 def _precheck(proto, path: Path) -> None:

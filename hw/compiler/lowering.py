@@ -41,9 +41,10 @@ RESHAPE_OPS = ("Identity", "Flatten", "Reshape")
 SOFTMAX_OPS = ("Softmax", "LogSoftmax")
 def topological(model) -> list:
     """The graph's nodes in an order where every node comes after the producers of its inputs (Kahn's
-    algorithm, linear in the graph); a cycle is a one-line error naming a node on it."""
+    algorithm, linear in the graph); a cycle is a one-line error naming the nodes on it. `model`: a ModelProto or
+    a qonnx ModelWrapper. The frontend's pre-check (`frontend._check_acyclic`) and the lowering both use it."""
     nodes = list(model.graph.node)
-    producer = {o: i for i, n in enumerate(nodes) for o in n.output}
+    producer = {o: i for i, n in enumerate(nodes) for o in n.output if o}
     readers: dict[int, list[int]] = {i: [] for i in range(len(nodes))}
     missing = [0] * len(nodes)
     for i, n in enumerate(nodes):
@@ -60,8 +61,9 @@ def topological(model) -> list:
             if missing[j] == 0:
                 ready.append(j)
     if len(order) != len(nodes):
-        stuck = next(n for i, n in enumerate(nodes) if missing[i])
-        raise A2QFlowError(f"node '{stuck.name}' is on a cycle: an ONNX graph must be acyclic")
+        stuck = [repr(n.name or n.op_type) for i, n in enumerate(nodes) if missing[i]]
+        raise A2QFlowError(f"the graph has a cycle through node(s) {', '.join(stuck[:6])}"
+                           f"{' ...' if len(stuck) > 6 else ''}; an ONNX graph must be acyclic")
     return [nodes[i] for i in order]
 
 
