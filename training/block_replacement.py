@@ -93,9 +93,8 @@ def fit_block_replacement(qnet: nn.Sequential, twin: nn.Sequential, data: dict, 
     best = (-1.0, 0, None)
     history, seconds = [], 0.0
     from rich.console import Console
-    from rich.progress import Progress
-
     from rich.errors import LiveError
+    from rich.progress import Progress
 
     bar = Progress(console=Console(stderr=True), disable=not progress, transient=True)
     try:
