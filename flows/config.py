@@ -283,7 +283,8 @@ def _check_model(cfg: FlowConfig, source: str) -> None:
 def _check_acc_targets(cfg: FlowConfig, source: str) -> None:
     """Every A2Q layer has a target P, and one it can meet with at least one non-zero weight."""
     from a2qflow.hw.compiler.ir import IntType
-    from a2qflow.training.quant import A2Q_QUANTS, l1_budget, min_workable_acc_bits
+    from a2qflow.training.config import A2Q_QUANTS
+    from a2qflow.training.quant import l1_budget, min_workable_acc_bits
 
     for spec in cfg.layer_specs():
         if spec.weight_quant not in A2Q_QUANTS:

@@ -17,8 +17,9 @@ from a2qflow.hw.compiler.reference import accumulate
 from a2qflow.hw.compiler.thresholds import fit_thresholds
 from a2qflow.hw.config import VitisConfig
 from a2qflow.hw.errors import A2QFlowError
-from a2qflow.hw.hls.design import build_design, fold_thresholds, fold_weights
+from a2qflow.hw.hls.design import fold_thresholds, fold_weights
 from a2qflow.hw.hls.generate import generate, render_project
+from a2qflow.hw.hls.lowering import build_design
 
 
 @settings(max_examples=40, deadline=None)

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from a2qflow.training.config import ModelConfig
-from a2qflow.training.quant import LayerSpec, input_quant_module, relu_quant_module, weight_quant_kwargs
+from a2qflow.training.config import LayerSpec, ModelConfig
+from a2qflow.training.quant import input_quant_module, relu_quant_module, weight_quant_kwargs
 
 
 def model_input_shape(model: ModelConfig, image_shape: tuple[int, int, int]) -> tuple[int, ...]:
@@ -134,8 +134,7 @@ def layer_shapes(model: ModelConfig, image_shape: tuple[int, int, int], num_clas
     import torch
 
     from a2qflow.hw.errors import A2QFlowError
-    from a2qflow.training.config import QuantConfig
-    from a2qflow.training.quant import resolve_layer_specs
+    from a2qflow.training.config import QuantConfig, resolve_layer_specs
 
     specs = resolve_layer_specs(QuantConfig(), model)
     with warnings.catch_warnings():

@@ -11,7 +11,7 @@ of every stream.
 
 Why a model: C-simulation runs the stages of a dataflow region one after another on unbounded streams, so it can
 never show a FIFO that is too shallow; only RTL co-simulation would, and it needs the Xilinx tools. This model checks
-the skip-FIFO sizing of `design.skip_fifo_depths` on every design the tests build.
+the skip-FIFO sizing of `lowering.skip_fifo_depths` on every design the tests build.
 """
 
 from __future__ import annotations
