@@ -105,7 +105,8 @@ def markdown(res: dict) -> str:
     L = ["# Compile time vs graph size (benchmarks/compile_scaling.py)", "",
          f"The demo model (`flows/configs/digits_mlp.yaml`, {res['base_nodes']} nodes) plus a chain of N Identity "
          "nodes after its input quantizer; wall seconds of `compile_model` (load, checks, qonnx clean-up, lowering, "
-         "the layer-by-layer golden == qonnx check on 8 inputs, plan, build folder), the median of 3 runs (\"before\": one run) after a warm-up compile, measured with "
+         "the layer-by-layer golden == qonnx check on 8 inputs, plan, build folder), the median of 3 runs "
+         "(\"before\": one run) after a warm-up compile, measured with "
          "Python's `time.perf_counter` on "
          f"{res['machine']} (2 cores shared with other jobs: expect a few percent of noise, more in \"before\"). "
          "\"before\": the same compile with `bypass_identities` switched off and qonnx' own GemmToMatMul, which runs "

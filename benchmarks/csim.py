@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from _hls_util import conv_model, dense_model, random_inputs, write_build  # noqa: E402
 
-from a2qflow.hw.compiler.ir import IntType
+from a2qflow.hw.compiler.ir import IntType  # noqa: E402
 from a2qflow.hw.files import atomic_write_json  # noqa: E402
 from a2qflow.hw.hls.csim import _cache_dir, _compiler_id, _precompiled_header, ap_types_dir, find_cxx, run_csim  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Accumulator-aware post-training quantization on mnist5k: rtn vs AXE-GPFQ vs AXE-OPTQ, real vs zero-shot data.
 
-Float models (trained here by training.train.fit, the trainer's own loop, one per seed):
+Float models (trained here by training.fit.fit, the trainer's own loop, one per seed):
   mlp = MLP 784-64-32-10 (the model of flows/configs/mnist5k_mlp.yaml; no BatchNorm, so no zero-shot rows)
   cnn = LeNet-style CNN conv 8 -> BN -> ReLU -> pool, conv 16 -> BN -> ReLU -> pool, fc 784 -> 10
         (flows/configs/mnist5k_cnn.yaml with batch_norm: true, which zero-shot calibration needs)
@@ -102,9 +102,9 @@ class Floats:
         import torch
 
         from a2qflow.training.config import ModelConfig, TrainConfig
+        from a2qflow.training.fit import accuracy, fit, seed_everything
         from a2qflow.training.models import build_model
         from a2qflow.training.quant import LayerSpec
-        from a2qflow.training.train import accuracy, fit, seed_everything
 
         cfg = ModelConfig(**MODELS[model])
         n = len(cfg.hidden) + 1 + (len(cfg.conv_channels) if model == "cnn" else 0)
@@ -137,8 +137,8 @@ def run_row(row: tuple, floats: Floats) -> dict:
     import warnings
 
     import a2qflow
+    from a2qflow.training.fit import accuracy
     from a2qflow.training.ptq import quantize_float_model
-    from a2qflow.training.train import accuracy
 
     model, bits, P, method, calib, seed = row
     paper = method.endswith("-paper")

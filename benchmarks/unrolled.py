@@ -117,42 +117,57 @@ def ratio(a, b) -> float | None:
     return None if not a or b is None else round(b / a, 3)
 
 
-def derive(res: dict) -> dict:
-    """Cross-design figures: LUTs x cycles per vector, unconstrained / A2Q, data-type / planned, 32 / planned."""
-    d: dict = {}
+def _luts(r: dict | None) -> int | None:
+    """A design's total LUT count, None when it was not synthesised."""
+    return r["synth"]["total"]["LUT"] if r and "synth" in r else None
+
+
+def _lut_cycles(res: dict, d: dict) -> None:
+    """LUTs x the exact design's initiation interval (the data-type and 32-bit designs share its architecture)."""
     for w in WEIGHTS:
         for a in ARCHS:
-            key = f"{w}_{a}_exact"
-            ii = (res.get(key) or {}).get("rtlsim", {}).get("initiation_interval_cycles")
+            ii = (res.get(f"{w}_{a}_exact") or {}).get("rtlsim", {}).get("initiation_interval_cycles")
             for p in POLICIES:
-                r = res.get(f"{w}_{a}_{p}")
-                if r and "synth" in r and ii:
-                    lc = round(r["synth"]["total"]["LUT"] * ii, 1)
-                    d.setdefault("lut_cycles_per_vector", {})[f"{w}_{a}_{p}"] = lc
+                luts = _luts(res.get(f"{w}_{a}_{p}"))
+                if luts is not None and ii:
+                    d.setdefault("lut_cycles_per_vector", {})[f"{w}_{a}_{p}"] = round(luts * ii, 1)
+
+
+def _ratios_per_architecture(res: dict, d: dict) -> None:
+    """Unconstrained / A2Q weights, and data-type / planned and 32-bit / planned accumulators, per architecture."""
     for a in ARCHS:
         for p in POLICIES:
             for w in CONSTRAINED:
-                ra, ru = res.get(f"{w}_{a}_{p}"), res.get(f"unconstrained_{a}_{p}")
-                if ra and ru and "synth" in ra and "synth" in ru:
-                    d.setdefault(f"unconstrained_over_{w}_luts", {})[f"{a}_{p}"] = ratio(
-                        ra["synth"]["total"]["LUT"], ru["synth"]["total"]["LUT"])
+                la, lu = _luts(res.get(f"{w}_{a}_{p}")), _luts(res.get(f"unconstrained_{a}_{p}"))
+                if la is not None and lu is not None:
+                    d.setdefault(f"unconstrained_over_{w}_luts", {})[f"{a}_{p}"] = ratio(la, lu)
         for w in WEIGHTS:
-            base = res.get(f"{w}_{a}_exact")
+            base = _luts(res.get(f"{w}_{a}_exact"))
             for p in ("datatype", "32"):
-                r = res.get(f"{w}_{a}_{p}")
-                if base and r and "synth" in base and "synth" in r:
-                    d.setdefault(f"{p}_over_planned_luts", {})[f"{w}_{a}"] = ratio(
-                        base["synth"]["total"]["LUT"], r["synth"]["total"]["LUT"])
+                other = _luts(res.get(f"{w}_{a}_{p}"))
+                if base is not None and other is not None:
+                    d.setdefault(f"{p}_over_planned_luts", {})[f"{w}_{a}"] = ratio(base, other)
+
+
+def _unrolled_vs_folded(res: dict, d: dict) -> None:
+    """Folded / unrolled in LUTs and in LUTs x cycles (the unrolled design's area bought back in throughput)."""
     lc = d.get("lut_cycles_per_vector", {})
     for w in WEIGHTS:
         for p in POLICIES:
-            u, f = res.get(f"{w}_unrolled_{p}"), res.get(f"{w}_folded_{p}")
-            if u and f and "synth" in u and "synth" in f:
-                d.setdefault("unrolled_over_folded_luts", {})[f"{w}_{p}"] = ratio(
-                    f["synth"]["total"]["LUT"], u["synth"]["total"]["LUT"])
+            lu, lf = _luts(res.get(f"{w}_unrolled_{p}")), _luts(res.get(f"{w}_folded_{p}"))
+            if lu is not None and lf is not None:
+                d.setdefault("unrolled_over_folded_luts", {})[f"{w}_{p}"] = ratio(lf, lu)
             if f"{w}_unrolled_{p}" in lc and f"{w}_folded_{p}" in lc:
                 d.setdefault("folded_over_unrolled_lut_cycles", {})[f"{w}_{p}"] = ratio(
                     lc[f"{w}_unrolled_{p}"], lc[f"{w}_folded_{p}"])
+
+
+def derive(res: dict) -> dict:
+    """Cross-design figures: LUTs x cycles per vector, unconstrained / A2Q, data-type / planned, 32 / planned."""
+    d: dict = {}
+    _lut_cycles(res, d)
+    _ratios_per_architecture(res, d)
+    _unrolled_vs_folded(res, d)
     return d
 
 

@@ -239,10 +239,8 @@ def _one_line(e: ValidationError) -> str:
     return f"{field}: {msg}{more}"
 
 
-def _check_semantics(cfg: FlowConfig, source: str) -> None:
-    from a2qflow.hw.compiler.ir import IntType
-    from a2qflow.training.quant import A2Q_QUANTS, l1_budget, min_workable_acc_bits
-
+def _check_layer_names(cfg: FlowConfig, source: str) -> None:
+    """Every per-layer override names a MAC layer the model has."""
     names = mac_layer_names(cfg.model)
     for section, keys in (("quant.layers", cfg.quant.layers), ("hw.folding.layers", cfg.hw.folding.layers),
                           ("hw.layers", cfg.hw.layers)):
@@ -250,18 +248,27 @@ def _check_semantics(cfg: FlowConfig, source: str) -> None:
             if key not in names:
                 raise A2QFlowError(f"{source}: {section}.{key}: the {cfg.model.kind} has no layer {key!r}; "
                                    f"its layers are {', '.join(names)}")
+
+
+def _check_cnn(cfg: FlowConfig, source: str) -> None:
+    """A cnn has conv blocks, its pools leave at least one pixel, and its kernel is odd ('same' padding)."""
+    if not cfg.model.conv_channels:
+        raise A2QFlowError(f"{source}: model.conv_channels: a cnn needs at least one conv block, e.g. [8, 16]")
+    c, h, w = DATASET_SHAPES[cfg.data.dataset]
+    blocks = len(cfg.model.conv_channels)
+    if cfg.model.pool and min(h, w) >> blocks < 1:
+        most = min(h, w).bit_length() - 1
+        raise A2QFlowError(f"{source}: model.conv_channels: {blocks} pooled conv blocks shrink the {h}x{w} "
+                           f"{cfg.data.dataset} input to nothing; use at most {most}")
+    if cfg.model.kernel_size % 2 == 0:
+        raise A2QFlowError(f"{source}: model.kernel_size: must be odd ('same' padding), got "
+                           f"{cfg.model.kernel_size}")
+
+
+def _check_model(cfg: FlowConfig, source: str) -> None:
+    """The model fits its dataset: cnn rules, sizes of the models checked on the model they build, widths >= 1."""
     if cfg.model.kind == "cnn":
-        if not cfg.model.conv_channels:
-            raise A2QFlowError(f"{source}: model.conv_channels: a cnn needs at least one conv block, e.g. [8, 16]")
-        c, h, w = DATASET_SHAPES[cfg.data.dataset]
-        blocks = len(cfg.model.conv_channels)
-        if cfg.model.pool and min(h, w) >> blocks < 1:
-            most = min(h, w).bit_length() - 1
-            raise A2QFlowError(f"{source}: model.conv_channels: {blocks} pooled conv blocks shrink the {h}x{w} "
-                               f"{cfg.data.dataset} input to nothing; use at most {most}")
-        if cfg.model.kernel_size % 2 == 0:
-            raise A2QFlowError(f"{source}: model.kernel_size: must be odd ('same' padding), got "
-                               f"{cfg.model.kernel_size}")
+        _check_cnn(cfg, source)
     if cfg.model.kind in ("resnet", "mobilenet", "cnn1d"):  # sizes checked on the model they build
         from a2qflow.training.models import layer_shapes
 
@@ -271,9 +278,14 @@ def _check_semantics(cfg: FlowConfig, source: str) -> None:
             raise A2QFlowError(f"{source}: {cfg.data.dataset}: {e}") from None
     if any(v < 1 for v in cfg.model.hidden + (cfg.model.conv_channels if cfg.model.kind == "cnn" else [])):
         raise A2QFlowError(f"{source}: model.hidden / model.conv_channels: widths must be >= 1")
-    if cfg.data.dataset not in EMBEDDED_DATASETS and not cfg.data.root:
-        raise A2QFlowError(f"{source}: data.root: required for dataset {cfg.data.dataset} (the folder holding "
-                           f"torchvision's on-disk layout); only {', '.join(EMBEDDED_DATASETS)} are embedded")
+
+
+def _check_acc_targets(cfg: FlowConfig, source: str) -> None:
+    """Every A2Q layer has a target P, and one it can meet with at least one non-zero weight."""
+    from a2qflow.hw.compiler.ir import IntType
+    from a2qflow.training.config import A2Q_QUANTS
+    from a2qflow.training.quant import l1_budget, min_workable_acc_bits
+
     for spec in cfg.layer_specs():
         if spec.weight_quant not in A2Q_QUANTS:
             continue
@@ -291,3 +303,13 @@ def _check_semantics(cfg: FlowConfig, source: str) -> None:
                 f"{source}: {field}: P={spec.target_acc_bits} is below what layer {spec.name} can ever meet "
                 f"({spec.weight_quant}, {in_type} inputs: L1 budget {budget:.3g} < 1 forces every weight to 0); "
                 f"use acc_bits >= {p_min}")
+
+
+def _check_semantics(cfg: FlowConfig, source: str) -> None:
+    """What the schema cannot say: layer names, model sizes, the data folder, reachable accumulator targets."""
+    _check_layer_names(cfg, source)
+    _check_model(cfg, source)
+    if cfg.data.dataset not in EMBEDDED_DATASETS and not cfg.data.root:
+        raise A2QFlowError(f"{source}: data.root: required for dataset {cfg.data.dataset} (the folder holding "
+                           f"torchvision's on-disk layout); only {', '.join(EMBEDDED_DATASETS)} are embedded")
+    _check_acc_targets(cfg, source)

@@ -63,8 +63,8 @@ class Progress:
 
     def __enter__(self) -> "Progress":
         if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, \
-                TimeElapsedColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as RichProgress
 
             self._p = RichProgress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(),
                                    TextColumn("{task.fields[counts]}"), TimeElapsedColumn(),

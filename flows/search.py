@@ -150,6 +150,20 @@ def layer_luts(cfg, space: dict[str, list[Option]]) -> tuple[dict, dict, float]:
     return pair, last, float(model.get("top_glue", {}).get("LUT", 0.0))
 
 
+def _choice_rows(space: dict[str, list[Option]], xi: dict, wi: dict, row) -> None:
+    """One option per layer, and each pair variable w[l, o, o2] = x[l, o] AND x[next, o2] (linearised: the pairs of
+    one option sum to it, on both sides)."""
+    names = list(space)
+    for l in names:
+        row({xi[(l, o)]: 1 for o in space[l]}, 1, 1)
+    for i, l in enumerate(names[:-1]):
+        nxt = names[i + 1]
+        for o in space[l]:
+            row({wi[(l, o, o2)]: 1 for o2 in space[nxt]} | {xi[(l, o)]: -1}, 0, 0)
+        for o2 in space[nxt]:
+            row({wi[(l, o, o2)]: 1 for o in space[l]} | {xi[(nxt, o2)]: -1}, 0, 0)
+
+
 def solve_ilp(space: dict[str, list[Option]], drop: dict[tuple[str, Option], float], pair: dict, last: dict,
               budget: float, exclude: Sequence[dict[str, Option]] = (), minimise_luts: bool = False):
     """The option per layer minimising the summed accuracy drop (or the LUTs) under the LUT estimate <= budget.
@@ -178,14 +192,7 @@ def solve_ilp(space: dict[str, list[Option]], drop: dict[tuple[str, Option], flo
             r[i] += v
         rows.append(r), lo.append(a), hi.append(b)
 
-    for l in names:
-        row({xi[(l, o)]: 1 for o in space[l]}, 1, 1)
-    for i, l in enumerate(names[:-1]):
-        nxt = names[i + 1]
-        for o in space[l]:
-            row({wi[(l, o, o2)]: 1 for o2 in space[nxt]} | {xi[(l, o)]: -1}, 0, 0)
-        for o2 in space[nxt]:
-            row({wi[(l, o, o2)]: 1 for o in space[l]} | {xi[(nxt, o2)]: -1}, 0, 0)
+    _choice_rows(space, xi, wi, row)
     row({i: v for i, v in enumerate(lut) if v}, -np.inf, budget)
     for ex in exclude:
         row({xi[(l, o)]: 1 for l, o in ex.items()}, -np.inf, len(names) - 1)

@@ -3,7 +3,6 @@ compile refuses with the same one line (exit 2), and it never passes what it can
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 from _compiler_util import QonnxBuilder
-from test_faults import cli, hand_onnx, one_line  # noqa: F401 - cli is a fixture
+from test_faults import hand_onnx, one_line
 
 from a2qflow.hw.compiler.bounds import ACC_BITS_RANGE
 

@@ -1,5 +1,6 @@
-"""The package's shape, as users and maintainers rely on it: one `a2qflow` namespace, one-way dependencies,
-small functions, and a docstring on every module saying what it owns."""
+"""The package's shape, as users and maintainers rely on it: one `a2qflow` namespace, one-way dependencies, no
+import cycle (function-level imports included), small functions, and a docstring on every module saying what it
+owns."""
 
 from __future__ import annotations
 
@@ -30,6 +31,88 @@ def _imports(path: Path) -> set[str]:
         elif isinstance(node, ast.Import):
             out.update(a.name for a in node.names)
     return out
+
+
+def _module_files(dirs: dict[str, Path]) -> dict[str, Path]:
+    """Dotted module name -> file, for package folders given as {package name: folder}."""
+    mods = {}
+    for pkg, d in dirs.items():
+        for p in d.rglob("*.py"):
+            if "__pycache__" in p.parts:
+                continue
+            parts = list(p.relative_to(d).with_suffix("").parts)
+            mods[".".join([pkg, *(parts[:-1] if parts[-1] == "__init__" else parts)])] = p
+    return mods
+
+
+def _import_edges(name: str, path: Path, mods: dict[str, Path]) -> dict[str, int]:
+    """The project modules `name` imports anywhere in its file (top level or inside a function) -> first line.
+
+    `from pkg import sub` counts as importing the submodule pkg.sub when there is one; relative imports resolved."""
+    out: dict[str, int] = {}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            mod = node.module or ""
+            if node.level:
+                base = name.split(".")[:len(name.split(".")) - node.level + (path.name == "__init__.py")]
+                mod = ".".join(base + ([mod] if mod else []))
+            targets = [f"{mod}.{a.name}" if f"{mod}.{a.name}" in mods else mod for a in node.names]
+        elif isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        else:
+            continue
+        for t in targets:
+            if t in mods and t != name:
+                out.setdefault(t, node.lineno)
+    return out
+
+
+def _import_cycles(mods: dict[str, Path]) -> list[list[str]]:
+    """Every strongly connected group of more than one module in the import graph (Tarjan), sorted."""
+    graph = {m: _import_edges(m, p, mods) for m, p in mods.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = stack[stack.index(v):]
+            del stack[stack.index(v):]
+            if len(group) > 1:
+                cycles.append(sorted(f"{m} -> {t} (line {graph[m][t]})" for m in group for t in graph[m]
+                                     if t in group))
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return sorted(cycles)
+
+
+def test_no_import_cycle_among_the_projects_modules():
+    """A cycle hidden behind a function-level import still ties two modules into one: each needs the other's
+    facts. The fix is to move the shared fact into the module that owns it (issue 23)."""
+    mods = _module_files({("a2qflow" if k == "a2qflow" else f"a2qflow.{k}"): d for k, d in PACKAGE_DIRS.items()})
+    assert len(mods) > 50
+    assert not _import_cycles(mods), _import_cycles(mods)
+
+
+def test_the_cycle_check_sees_function_level_and_relative_imports(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from pkg.b import g\n")
+    (pkg / "b.py").write_text("def g():\n    from . import a\n    return a\n")
+    (pkg / "c.py").write_text("import pkg.a\n")
+    cycles = _import_cycles(_module_files({"pkg": pkg}))
+    assert cycles == [["pkg.a -> pkg.b (line 1)", "pkg.b -> pkg.a (line 2)"]]
 
 
 def test_only_the_a2qflow_namespace_is_importable_from_outside_the_repository(tmp_path):

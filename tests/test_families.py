@@ -266,7 +266,8 @@ def _hardware_top1(build: Path, outputs: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("kind", sorted(HW_STAGES))
 def test_family_hardware_matches_torch(tmp_path, kind):
     """`a2qflow run` to a report, and torch = golden = C-sim (= Verilator where it runs): 0 mismatches vs the
-    golden model, 0 overflow events, C-sim and RTL outputs equal bit for bit, and the hardware's top-1 equals the quantized torch model's on every
+    golden model, 0 overflow events, C-sim and RTL outputs equal bit for bit, and the hardware's top-1 equals the
+    quantized torch model's on every
     test input, on random inputs and on saturating ones (all 0, all 1, 0.5 everywhere: a rounding tie at the
     W2A2 input scale)."""
     import json

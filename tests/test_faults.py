@@ -21,47 +21,9 @@ import pytest
 from _compiler_util import QonnxBuilder
 from _hls_util import dense_model, random_inputs, write_build
 
-from a2qflow.flows.cli import main
 from a2qflow.hw.errors import A2QFlowError
 
 # ------------------------------------------------------------------------------------------------ helpers
-
-
-def _snapshot(root: Path, skip: list[Path]) -> dict[str, tuple[int, int]]:
-    """Every file under root (outside `skip`) with its size and mtime: what a failing command must not change."""
-    skip = [s.resolve() for s in skip]
-    out = {}
-    for p in root.rglob("*"):
-        rp = p.resolve()
-        if any(rp == s or s in rp.parents for s in skip):
-            continue
-        if p.is_file():
-            st = p.stat()
-            out[str(p.relative_to(root))] = (st.st_size, st.st_mtime_ns)
-    return out
-
-
-@pytest.fixture()
-def cli(tmp_path, capsys, monkeypatch):
-    """cli(args, out=...) -> (exit code, stdout, stderr); asserts nothing outside `out` was written."""
-    work = tmp_path / "cwd"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    monkeypatch.setenv("A2QFLOW_CACHE", str(tmp_path / "cache"))
-
-    def run(args, out: Path | list[Path] | None = None):
-        outs = [] if out is None else (out if isinstance(out, list) else [out])
-        skip = [*outs, tmp_path / "cache"]
-        before = _snapshot(tmp_path, skip)
-        capsys.readouterr()
-        rc = main([str(a) for a in args])
-        res = capsys.readouterr()
-        after = _snapshot(tmp_path, skip)
-        changed = sorted(set(before.items()) ^ set(after.items()))
-        assert not changed, f"written outside {outs}: {changed}"
-        return rc, res.out, res.err
-
-    return run
 
 
 def one_line(rc: int, err: str, *needles: str) -> str:

@@ -8,7 +8,7 @@ import socket
 import time
 
 import pytest
-from test_faults import cli, one_line, write_config  # noqa: F401 - cli is a fixture
+from test_faults import one_line, write_config
 
 
 def _closed_port() -> int:

@@ -7,6 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _compiler_util import QonnxBuilder
+from _family_models import KINDS, build
+from _graph_models import ALL, residual_model
 
 import a2qflow
 from a2qflow.hw.compiler import reference
@@ -16,10 +19,6 @@ from a2qflow.hw.compiler.int_onnx import int_model
 from a2qflow.hw.compiler.ir import INPUT, InputQuant, IntType, load_model
 from a2qflow.hw.compiler.plan import make_plan
 from a2qflow.hw.errors import A2QFlowError
-
-from _compiler_util import QonnxBuilder
-from _family_models import KINDS, build
-from _graph_models import ALL, residual_model
 
 EXPECTED_KINDS = {
     "residual": {"conv", "requant", "add", "avgpool", "dense"},

@@ -17,8 +17,9 @@ from a2qflow.hw.compiler.reference import accumulate
 from a2qflow.hw.compiler.thresholds import fit_thresholds
 from a2qflow.hw.config import VitisConfig
 from a2qflow.hw.errors import A2QFlowError
-from a2qflow.hw.hls.design import build_design, fold_thresholds, fold_weights
+from a2qflow.hw.hls.design import fold_thresholds, fold_weights
 from a2qflow.hw.hls.generate import generate, render_project
+from a2qflow.hw.hls.lowering import build_design
 
 
 @settings(max_examples=40, deadline=None)
@@ -74,7 +75,8 @@ def test_params_carry_the_planned_widths_and_fitted_thresholds(tmp_path):
     nums = [int(v) for v in re.findall(r"-?\d+", body.split(";")[0])]
     assert nums == fold_thresholds(values, lp.pe).reshape(-1).tolist()
     wbody = hdr.split("weights[PE][(C / PE) * (K / SIMD)][SIMD] =")[1].split(";")[0]
-    assert [int(v) for v in re.findall(r"-?\d+", wbody)] == fold_weights(layer.weights, lp.simd, lp.pe).reshape(-1).tolist()
+    folded = fold_weights(layer.weights, lp.simd, lp.pe).reshape(-1).tolist()
+    assert [int(v) for v in re.findall(r"-?\d+", wbody)] == folded
 
 
 def test_regenerating_leaves_identical_files_untouched(tmp_path):

@@ -37,8 +37,8 @@ from a2qflow.hw.config import Folding, FoldingConfig, VitisConfig
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.hls.csim import run_csim
 from a2qflow.hw.hls.dataflow import simulate
-from a2qflow.hw.hls.design import build_design
 from a2qflow.hw.hls.generate import generate, render_project
+from a2qflow.hw.hls.lowering import build_design
 
 U4, S4 = IntType(4, False), IntType(4, True)
 

@@ -109,10 +109,8 @@ def test_planted_integers_are_exactly_what_brevitas_computes(seed, bits, P, wq):
     import brevitas.nn as qnn
 
     from a2qflow.training.export import layer_integers
-    from a2qflow.training.ptq import plant_integers
+    from a2qflow.training.ptq import budget_of, plant_integers
     from a2qflow.training.quant import LayerSpec, input_quant_module, weight_quant_kwargs
-
-    from a2qflow.training.ptq import budget_of
 
     spec = LayerSpec("fc0", wq, bits, 4, False, P)
     T, B = budget_of(spec)

@@ -55,7 +55,8 @@ def full_run(tmp_path) -> Path:
                    "fc1": {"weight_quant": "a2q", "weight_bits": 4, "input_bits": 4, "input_signed": False,
                            "target_acc_bits": 12, "weight_sparsity": 0.0}}})
     _write(run / "train/audit.json", {"ok": True, "layers": []})
-    _write(run / "build/csim/csim.json", {"model": "tiny", "policy": "exact", "samples": 360, "mismatches": 0, "top1_accuracy": 0.928,
+    _write(run / "build/csim/csim.json", {"model": "tiny", "policy": "exact", "samples": 360, "mismatches": 0,
+                                          "top1_accuracy": 0.928,
                                           "overflow_events": 0, "overflow_events_per_layer": {"fc0": 0, "fc1": 0},
                                           "tool": "g++ 12.2, ap_types from hls4ml 1.3.0"})
     _write(run / "build/rtlsim/rtlsim.json", {"samples": 360, "mismatches": 0, "cycles_per_inference": 321,

@@ -151,7 +151,8 @@ def test_cli_rtl_and_rtlsim(tmp_path, capsys):
     assert main(["rtl", str(tmp_path), "--lint"]) == 0
     assert "lint-only -Wall: clean" in capsys.readouterr().out
     xf = tmp_path / "x.npy"
-    np.save(xf, random_and_worst_case_inputs(model, 10, seed=1).astype(np.float64) / 15.0)  # float inputs: quantized by the model
+    # float inputs: quantized by the model
+    np.save(xf, random_and_worst_case_inputs(model, 10, seed=1).astype(np.float64) / 15.0)
     assert main(["rtlsim", str(tmp_path), "--inputs", str(xf), "--limit", "8"]) == 0
     out = capsys.readouterr().out
     assert "8 samples, 0 mismatching" in out and "cycles per inference" in out

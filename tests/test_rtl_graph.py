@@ -11,11 +11,11 @@ import pytest
 from _graph_models import ALL, dense_residual_model, residual_model
 
 from a2qflow.hw.compiler import reference
+from a2qflow.hw.compiler import skip_fifos as graph
 from a2qflow.hw.compiler.ir import save_model
 from a2qflow.hw.compiler.plan import load_plan, make_plan, save_plan
 from a2qflow.hw.config import ArchitectureConfig, Folding, FoldingConfig
 from a2qflow.hw.errors import A2QFlowError
-from a2qflow.hw.compiler import skip_fifos as graph
 from a2qflow.hw.rtl.generate import generate
 from a2qflow.hw.rtl.sim import lint, run_rtlsim, simulate, to_stream
 
@@ -190,8 +190,17 @@ def _saturating_chain(seed: int = 0):
     thresholds lie inside its reachable range, so it outputs its maximum level, and every weight is >= 0."""
     from _graph_models import S4, U4, _affine, thresholds
 
-    from a2qflow.hw.compiler.ir import (INPUT, AddLayer, AvgPoolLayer, DenseLayer, DepthwiseConvLayer, InputQuant,
-                                        IntType, Model, RequantLayer)
+    from a2qflow.hw.compiler.ir import (
+        INPUT,
+        AddLayer,
+        AvgPoolLayer,
+        DenseLayer,
+        DepthwiseConvLayer,
+        InputQuant,
+        IntType,
+        Model,
+        RequantLayer,
+    )
 
     rng = np.random.default_rng(seed)
     c, hw = 2, (4, 4)

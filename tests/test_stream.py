@@ -56,7 +56,9 @@ int main(int argc, char** argv) {
 
 
 def im2col_hwc(x: np.ndarray, k: tuple[int, int], s: tuple[int, int], pad: tuple[int, int, int, int]) -> list[int]:
-    """Every output pixel's window of a (C, H, W) frame in (kh, kw, c) order, zero padding (top, left, bottom, right)."""
+    """Every output pixel's window of a (C, H, W) frame in (kh, kw, c) order.
+
+    Zero padding is (top, left, bottom, right)."""
     c, h, w = x.shape
     t, l, b, r = pad
     xp = np.zeros((c, h + t + b, w + l + r), np.int64)

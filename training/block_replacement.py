@@ -78,11 +78,11 @@ class MixedModels(nn.Module):
 
 def fit_block_replacement(qnet: nn.Sequential, twin: nn.Sequential, data: dict, tc, seed: int, lr: float,
                           epochs: int, progress: bool = False):
-    """Fine-tune `qnet` on the block-replacement loss; keeps the best validation epoch (like train.fit).
+    """Fine-tune `qnet` on the block-replacement loss; keeps the best validation epoch (like training.fit.fit).
 
-    Returns training.train.FitResult (best epoch, its validation accuracy, seconds per epoch, history).
+    Returns training.fit.FitResult (best epoch, its validation accuracy, seconds per epoch, history).
     """
-    from a2qflow.training.train import FitResult, accuracy, seed_everything
+    from a2qflow.training.fit import FitResult, accuracy, seed_everything
 
     seed_everything(seed)
     model = MixedModels(qnet, twin)
@@ -93,9 +93,8 @@ def fit_block_replacement(qnet: nn.Sequential, twin: nn.Sequential, data: dict, 
     best = (-1.0, 0, None)
     history, seconds = [], 0.0
     from rich.console import Console
-    from rich.progress import Progress
-
     from rich.errors import LiveError
+    from rich.progress import Progress
 
     bar = Progress(console=Console(stderr=True), disable=not progress, transient=True)
     try:

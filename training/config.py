@@ -7,6 +7,7 @@ need more than one section (override layer names, the smallest workable accumula
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 import yaml
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from a2qflow.hw.compiler.bounds import ACC_BITS_MAX, ACC_BITS_MIN
+from a2qflow.hw.compiler.ir import IntType
 
 WEIGHT_QUANTS = ("float", "baseline", "a2q", "a2q+")
 DATASETS = ("digits", "mnist5k", "mnist", "cifar10")
@@ -176,6 +178,50 @@ def mac_layer_names(model: ModelConfig) -> list[str]:
     return convs + [f"fc{i}" for i in range(len(model.hidden) + 1)]
 
 
+A2Q_QUANTS = ("a2q", "a2q+")
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """Everything the flow needs to know about one MAC layer's quantization (recorded in metrics and ONNX)."""
+
+    name: str
+    weight_quant: str
+    weight_bits: int
+    input_bits: int
+    input_signed: bool
+    target_acc_bits: int | None  # P for a2q / a2q+, None otherwise
+    input_range: str = "learned"  # first layer only: "data" fixes the input quantizer's range to [0, 1]
+
+    @property
+    def in_type(self) -> IntType:
+        return IntType(self.input_bits, self.input_signed)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def resolve_layer_specs(quant: QuantConfig, model: ModelConfig) -> list[LayerSpec]:
+    """Apply the global settings and per-layer overrides to every MAC layer, in graph order.
+
+    Unknown override names are left to the caller (flows.config) to report with the file name.
+    """
+    specs = []
+    for i, name in enumerate(mac_layer_names(model)):
+        o = quant.layers.get(name)
+        def pick(field: str, default):
+            v = getattr(o, field) if o is not None else None
+            return default if v is None else v
+
+        wq = pick("weight_quant", quant.weight_quant)
+        bits = pick("weight_bits", quant.weight_bits)
+        n = pick("input_bits", quant.input_bits if i == 0 else quant.act_bits)
+        signed = quant.input_signed if i == 0 else False
+        p = pick("acc_bits", quant.acc_bits) if wq in A2Q_QUANTS else None
+        specs.append(LayerSpec(name, wq, bits, n, signed, p, quant.input_range if i == 0 else "learned"))
+    return specs
+
+
 class TrainingJob(_Strict):
     """Everything training reads: the flow config without its `hw:` section.
 
@@ -191,9 +237,7 @@ class TrainingJob(_Strict):
     train: TrainConfig = TrainConfig()
 
     def layer_specs(self):
-        """Per-MAC-layer quantization (training.quant.LayerSpec), overrides applied, in graph order."""
-        from a2qflow.training.quant import resolve_layer_specs
-
+        """Per-MAC-layer quantization (LayerSpec), overrides applied, in graph order."""
         return resolve_layer_specs(self.quant, self.model)
 
 

@@ -34,7 +34,7 @@ from a2qflow.hw.compiler.ir import identifier
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import check_out_file
 from a2qflow.training.audit import META_KEY, _Graph, audit_onnx
-from a2qflow.training.quant import LayerSpec
+from a2qflow.training.config import LayerSpec
 
 EXPORTER = "a2qflow.export_qonnx"
 

@@ -27,8 +27,8 @@ from collections.abc import Callable
 
 from torch import nn
 
-from a2qflow.training.config import ModelConfig, mac_layer_names
-from a2qflow.training.quant import LayerSpec, input_quant_module, relu_quant_module, weight_quant_kwargs
+from a2qflow.training.config import LayerSpec, ModelConfig, mac_layer_names
+from a2qflow.training.quant import input_quant_module, relu_quant_module, weight_quant_kwargs
 
 
 class Parts:

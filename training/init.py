@@ -34,7 +34,8 @@ import torch
 from torch import nn
 
 from a2qflow.hw.errors import A2QFlowError
-from a2qflow.training.quant import A2Q_QUANTS, LayerSpec, l1_budget
+from a2qflow.training.config import A2Q_QUANTS, LayerSpec
+from a2qflow.training.quant import l1_budget
 
 SCALES = 48
 MARGIN = 1.0 - 1e-5  # project onto a ball a hair smaller than T * s so float rounding never leaves g / s above T

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from a2qflow.training.config import ModelConfig
-from a2qflow.training.quant import LayerSpec, input_quant_module, relu_quant_module, weight_quant_kwargs
+from a2qflow.training.config import LayerSpec, ModelConfig
+from a2qflow.training.quant import input_quant_module, relu_quant_module, weight_quant_kwargs
 
 
 def model_input_shape(model: ModelConfig, image_shape: tuple[int, int, int]) -> tuple[int, ...]:
@@ -32,6 +32,33 @@ def model_input_shape(model: ModelConfig, image_shape: tuple[int, int, int]) -> 
     if model.kind == "cnn1d":
         return (c * h, w)
     return tuple(image_shape)
+
+
+def _add_conv_blocks(mods: OrderedDict, model: ModelConfig, image_shape: tuple[int, int, int],
+                     by_name: dict[str, LayerSpec], float_twin: bool, act_before) -> int:
+    """Append a cnn / cnn1d's conv blocks (conv, batch norm, ReLU quantizer, pool) to mods; returns the flattened
+    width the first dense layer reads."""
+    import brevitas.nn as qnn
+
+    one_d = model.kind == "cnn1d"
+    shape = list(model_input_shape(model, image_shape))
+    c_in, k = shape[0], model.kernel_size
+    for i, c in enumerate(model.conv_channels):
+        name = f"conv{i}"
+        if float_twin:
+            mods[name] = (nn.Conv1d if one_d else nn.Conv2d)(c_in, c, k, padding=k // 2)
+        else:
+            mods[name] = (qnn.QuantConv1d if one_d else qnn.QuantConv2d)(
+                c_in, c, k, padding=k // 2, bias=True, **weight_quant_kwargs(by_name[name]))
+        if model.batch_norm:
+            mods[f"{name}_bn"] = nn.BatchNorm1d(c) if one_d else nn.BatchNorm2d(c)
+        mods[f"{name}_relu"] = act_before(i + 1)
+        if model.pool:
+            mods[f"pool{i}"] = nn.MaxPool1d(2) if one_d else nn.MaxPool2d(2)
+            shape[1:] = [v // 2 for v in shape[1:]]
+        c_in = c
+    mods["flatten"] = nn.Flatten()
+    return c_in * math.prod(shape[1:])
 
 
 def build_model(model: ModelConfig, specs: list[LayerSpec], image_shape: tuple[int, int, int],
@@ -59,26 +86,8 @@ def build_model(model: ModelConfig, specs: list[LayerSpec], image_shape: tuple[i
 
     idx = 0
     if model.kind in ("cnn", "cnn1d"):
-        one_d = model.kind == "cnn1d"
-        shape = list(model_input_shape(model, image_shape))
-        c_in, k = shape[0], model.kernel_size
-        for i, c in enumerate(model.conv_channels):
-            name = f"conv{i}"
-            if float_twin:
-                mods[name] = (nn.Conv1d if one_d else nn.Conv2d)(c_in, c, k, padding=k // 2)
-            else:
-                mods[name] = (qnn.QuantConv1d if one_d else qnn.QuantConv2d)(
-                    c_in, c, k, padding=k // 2, bias=True, **weight_quant_kwargs(by_name[name]))
-            if model.batch_norm:
-                mods[f"{name}_bn"] = nn.BatchNorm1d(c) if one_d else nn.BatchNorm2d(c)
-            idx += 1
-            mods[f"{name}_relu"] = act_before(idx)
-            if model.pool:
-                mods[f"pool{i}"] = nn.MaxPool1d(2) if one_d else nn.MaxPool2d(2)
-                shape[1:] = [v // 2 for v in shape[1:]]
-            c_in = c
-        mods["flatten"] = nn.Flatten()
-        k_in = c_in * math.prod(shape[1:])
+        k_in = _add_conv_blocks(mods, model, image_shape, by_name, float_twin, act_before)
+        idx = len(model.conv_channels)
     else:
         k_in = int(image_shape[0] * image_shape[1] * image_shape[2])
     widths = list(model.hidden) + [num_classes]
@@ -125,8 +134,7 @@ def layer_shapes(model: ModelConfig, image_shape: tuple[int, int, int], num_clas
     import torch
 
     from a2qflow.hw.errors import A2QFlowError
-    from a2qflow.training.config import QuantConfig
-    from a2qflow.training.quant import resolve_layer_specs
+    from a2qflow.training.config import QuantConfig, resolve_layer_specs
 
     specs = resolve_layer_specs(QuantConfig(), model)
     with warnings.catch_warnings():

@@ -28,7 +28,8 @@ from torch import nn
 from a2qflow.hw.compiler.bounds import l1_norms
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.training.axe import METHODS, integer_budget, quantize_layer, zero_sum
-from a2qflow.training.quant import LayerSpec, l1_budget
+from a2qflow.training.config import LayerSpec
+from a2qflow.training.quant import l1_budget
 
 MAX_ROWS = 8192  # input rows per layer for the PTQ statistics (conv patches are subsampled, seeded)
 CALIBRATION_BATCHES = 300  # Brevitas' activation quantizers collect statistics over 300 training-mode calls
@@ -54,8 +55,7 @@ def layer_specs(cfg, weight_bits: int, act_bits: int, input_bits: int | None, in
     """Per-layer specs from the API's arguments (validated like a config's `quant:` section)."""
     from pydantic import ValidationError
 
-    from a2qflow.training.config import QuantConfig
-    from a2qflow.training.quant import resolve_layer_specs
+    from a2qflow.training.config import QuantConfig, resolve_layer_specs
 
     try:
         q = QuantConfig(weight_quant=weight_quant, weight_bits=weight_bits, act_bits=act_bits,

@@ -97,7 +97,8 @@ def run_quantization(cfg: TrainingJob, out: Path, progress: bool = True) -> dict
 
     from a2qflow.training.audit import audit_onnx
     from a2qflow.training.export import export_model, torch_integer_weights, weight_sparsity
-    from a2qflow.training.train import _Determinism, _tool_versions, accuracy
+    from a2qflow.training.fit import accuracy
+    from a2qflow.training.train import _Determinism, _tool_versions
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -11,33 +11,14 @@ Brevitas is imported lazily so config validation (and `a2qflow --help`) stays fa
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 from a2qflow.hw.compiler.bounds import l1_limit, l1_limit_zero_centered
 from a2qflow.hw.compiler.ir import IntType
-from a2qflow.training.config import ModelConfig, QuantConfig, mac_layer_names
 
-A2Q_QUANTS = ("a2q", "a2q+")
-
-
-@dataclass(frozen=True)
-class LayerSpec:
-    """Everything the flow needs to know about one MAC layer's quantization (recorded in metrics and ONNX)."""
-
-    name: str
-    weight_quant: str
-    weight_bits: int
-    input_bits: int
-    input_signed: bool
-    target_acc_bits: int | None  # P for a2q / a2q+, None otherwise
-    input_range: str = "learned"  # first layer only: "data" fixes the input quantizer's range to [0, 1]
-
-    @property
-    def in_type(self) -> IntType:
-        return IntType(self.input_bits, self.input_signed)
-
-    def to_json(self) -> dict:
-        return asdict(self)
+# LayerSpec and its resolution from the config belong to the config (training.config); re-exported here, where
+# older code imports them from.
+from a2qflow.training.config import A2Q_QUANTS as A2Q_QUANTS
+from a2qflow.training.config import LayerSpec as LayerSpec
+from a2qflow.training.config import resolve_layer_specs as resolve_layer_specs
 
 
 def l1_budget(weight_quant: str, P: int, in_type: IntType) -> float:
@@ -53,27 +34,6 @@ def min_workable_acc_bits(weight_quant: str, in_type: IntType) -> int:
     while l1_budget(weight_quant, P, in_type) < 1:
         P += 1
     return P
-
-
-def resolve_layer_specs(quant: QuantConfig, model: ModelConfig) -> list[LayerSpec]:
-    """Apply the global settings and per-layer overrides to every MAC layer, in graph order.
-
-    Unknown override names are left to the caller (flows.config) to report with the file name.
-    """
-    specs = []
-    for i, name in enumerate(mac_layer_names(model)):
-        o = quant.layers.get(name)
-        def pick(field: str, default):
-            v = getattr(o, field) if o is not None else None
-            return default if v is None else v
-
-        wq = pick("weight_quant", quant.weight_quant)
-        bits = pick("weight_bits", quant.weight_bits)
-        n = pick("input_bits", quant.input_bits if i == 0 else quant.act_bits)
-        signed = quant.input_signed if i == 0 else False
-        p = pick("acc_bits", quant.acc_bits) if wq in A2Q_QUANTS else None
-        specs.append(LayerSpec(name, wq, bits, n, signed, p, quant.input_range if i == 0 else "learned"))
-    return specs
 
 
 def weight_quant_kwargs(spec: LayerSpec) -> dict:

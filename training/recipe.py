@@ -25,10 +25,9 @@ import torch
 from torch import nn
 
 from a2qflow.hw.errors import A2QFlowError
-from a2qflow.training.config import TrainingJob
+from a2qflow.training.config import LayerSpec, TrainingJob
 from a2qflow.training.init import LayerInit, init_model
 from a2qflow.training.models import build_model
-from a2qflow.training.quant import LayerSpec
 
 
 @dataclass
@@ -36,7 +35,7 @@ class TwinResult:
     """A trained float twin (kept by `TwinCache` so benchmark rows sharing a twin train it once)."""
 
     state: dict
-    fit: object  # train.FitResult
+    fit: object  # fit.FitResult
     test_accuracy: float
 
 
@@ -54,7 +53,7 @@ class TwinCache(dict):
 @dataclass
 class RecipeResult:
     net: nn.Module
-    fit: object  # train.FitResult of the last training phase of the quantized model
+    fit: object  # fit.FitResult of the last training phase of the quantized model
     recipe: str
     phases: dict = field(default_factory=dict)
     init: dict[str, LayerInit] = field(default_factory=dict)
@@ -62,7 +61,7 @@ class RecipeResult:
 
 
 def _phase(net: nn.Module, data: dict, extra: dict | None = None) -> dict:
-    from a2qflow.training.train import accuracy
+    from a2qflow.training.fit import accuracy
 
     return {"val_accuracy": accuracy(net, data["x_val"], data["y_val"]),
             "test_accuracy": accuracy(net, data["x_test"], data["y_test"]), **(extra or {})}
@@ -71,7 +70,7 @@ def _phase(net: nn.Module, data: dict, extra: dict | None = None) -> dict:
 def train_twin(cfg: TrainingJob, specs: list[LayerSpec], image_shape, num_classes: int, data: dict,
                progress: bool, cache: TwinCache | None) -> TwinResult:
     """Phase 1: the float twin, from `cache` when an identical one was trained in this process."""
-    from a2qflow.training.train import accuracy, fit, seed_everything
+    from a2qflow.training.fit import accuracy, fit, seed_everything
 
     key = TwinCache.key(cfg)
     if cache is not None and key in cache:
@@ -115,7 +114,7 @@ def calibrate(net: nn.Module, x: torch.Tensor, batches: int, batch_size: int, se
 def run_recipe(cfg: TrainingJob, specs: list[LayerSpec], image_shape, num_classes: int, data: dict,
                progress: bool, cache: TwinCache | None = None) -> RecipeResult:
     """Train the quantized model by the config's recipe; see the module docstring for the phases."""
-    from a2qflow.training.train import fit, seed_everything
+    from a2qflow.training.fit import fit, seed_everything
 
     tc = cfg.train
     recipe = tc.effective_recipe

@@ -1,7 +1,7 @@
 """`a2qflow train`: train the configured QNN (and its float twin), export QONNX, audit it, write the run folder.
 
-The phases (float twin, init, calibration, fine-tune) live in training.recipe; this module owns the training
-loop (`fit`), determinism, and the run folder.
+The phases (float twin, init, calibration, fine-tune) live in training.recipe, the training loop in training.fit
+(`fit`, `accuracy`, re-exported here); this module owns determinism and the run folder.
 
 Outputs in OUT (see docs/training.md): model.pt (best checkpoint by validation accuracy), metrics.json,
 model.onnx, audit.json, test_inputs.npy / test_labels.npy (the test set, shaped and scaled as the model input),
@@ -13,14 +13,10 @@ OMP_NUM_THREADS says otherwise, deterministic torch algorithms, a seeded batch o
 
 from __future__ import annotations
 
-import copy
 import json
 import os
-import random
 import shutil
 import tempfile
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,98 +26,18 @@ from torch import nn
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_json, atomic_write_text
 from a2qflow.training.audit import audit_onnx
-from a2qflow.training.config import DATASET_SHAPES, TrainConfig, TrainingJob, dump_yaml
+from a2qflow.training.config import DATASET_SHAPES, TrainingJob, dump_yaml
 from a2qflow.training.data import Splits, load_dataset
 from a2qflow.training.export import export_model, torch_integer_weights, weight_sparsity
+from a2qflow.training.fit import FitResult as FitResult
+from a2qflow.training.fit import accuracy
+from a2qflow.training.fit import fit as fit
+from a2qflow.training.fit import seed_everything as seed_everything
 from a2qflow.training.models import build_model, model_input_shape
 from a2qflow.training.recipe import RecipeResult, TwinCache, run_recipe
 
 OUTPUTS = ("model.pt", "metrics.json", "model.onnx", "audit.json", "test_inputs.npy", "test_labels.npy",
            "config.yaml")
-
-
-@dataclass
-class FitResult:
-    best_epoch: int
-    val_accuracy: float
-    seconds_per_epoch: float
-    history: list[float] = field(default_factory=list)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-
-
-def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 512) -> float:
-    """Top-1 accuracy in eval mode."""
-    net.eval()
-    correct = 0
-    with torch.no_grad():
-        for i in range(0, len(x), batch):
-            correct += int((net(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum())
-    return correct / max(1, len(x))
-
-
-def fit(net: nn.Module, data: dict[str, torch.Tensor], tc: TrainConfig, seed: int, label: str,
-        progress: bool, lr: float | None = None, epochs: int | None = None) -> FitResult:
-    """Adam + cosine schedule + cross-entropy; keeps (loads into `net`) the weights of the best validation epoch.
-
-    `lr` / `epochs` override tc.lr / tc.epochs (the float-twin recipe's fine-tune uses its own).
-    """
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    seed_everything(seed)
-    lr = tc.lr if lr is None else lr
-    epochs = tc.epochs if epochs is None else epochs
-    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=tc.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-    gen = torch.Generator().manual_seed(seed)
-    loss_fn = nn.CrossEntropyLoss()
-    x, y = data["x_train"], data["y_train"]
-    best_acc, best_epoch, best_state = -1.0, 0, None
-    history: list[float] = []
-    seconds = 0.0
-    from rich.errors import LiveError
-
-    def make(enabled: bool) -> Progress:
-        return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=Console(stderr=True), disable=not enabled, transient=False)
-
-    bar = make(progress)
-    try:
-        bar.start()
-    except LiveError:  # a caller's own live display is active (e.g. the flow runner): stay quiet, don't crash
-        bar = make(False)
-        bar.start()
-    with bar:
-        task = bar.add_task(f"train {label}", total=epochs)
-        for epoch in range(1, epochs + 1):
-            t0 = time.perf_counter()
-            net.train()
-            order = torch.randperm(len(x), generator=gen)
-            for i in range(0, len(x), tc.batch_size):
-                idx = order[i:i + tc.batch_size]
-                loss = loss_fn(net(x[idx]), y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            sched.step()
-            seconds += time.perf_counter() - t0
-            if not torch.isfinite(loss):
-                raise A2QFlowError(f"train {label}: loss became {float(loss)} in epoch {epoch}; lower the "
-                                   f"learning rate (train.lr / train.finetune_lr, now {lr})")
-            acc = accuracy(net, data["x_val"], data["y_val"])
-            history.append(acc)
-            if acc > best_acc:
-                best_acc, best_epoch, best_state = acc, epoch, copy.deepcopy(net.state_dict())
-            bar.update(task, advance=1,
-                       description=f"train {label}  epoch {epoch}/{epochs}  val {acc:.1%}  best {best_acc:.1%}")
-    net.load_state_dict(best_state)
-    net.eval()
-    return FitResult(best_epoch, best_acc, seconds / epochs, history)
 
 
 def _tensors(splits: Splits, input_shape: tuple[int, ...]) -> dict[str, torch.Tensor]:

@@ -32,7 +32,8 @@ def print_plan(plan, build: Path) -> None:
         used = f"[bold red]{l.acc_bits} UNSAFE[/]" if l.unsafe else f"[bold]{l.acc_bits}[/]"
         t.add_row(l.name, l.kind, str(l.K), str(l.out_channels), f"{l.input_bits}{'s' if l.input_signed else 'u'}",
                   str(l.weight_bits), str(l.acc_bits_datatype), str(l.acc_bits_l1), str(l.acc_bits_exact),
-                  "-" if l.target_acc_bits is None else str(l.target_acc_bits), used, f"{l.simd} x {l.pe}" if l.architecture == "folded" else "unrolled")
+                  "-" if l.target_acc_bits is None else str(l.target_acc_bits), used,
+                  f"{l.simd} x {l.pe}" if l.architecture == "folded" else "unrolled")
     c = Console()
     c.print(t)
     if plan.unsafe:

@@ -20,7 +20,8 @@ def run(args: argparse.Namespace) -> int:
     rtl = generate(args.build)
     man = json.loads((rtl / "manifest.json").read_text())
     arch = man.get("architecture", {})
-    widths = ", ".join(f"{k} P={v}{' unrolled' if arch.get(k) == 'unrolled' else ''}" for k, v in man["acc_bits"].items())
+    widths = ", ".join(f"{k} P={v}{' unrolled' if arch.get(k) == 'unrolled' else ''}"
+                       for k, v in man["acc_bits"].items())
     print(f"wrote {rtl}: top {man['top']} ({len(man['sources'])} sources, {len(man['mem_files'])} memory files); "
           f"{man['policy']}: {widths}")
     if args.lint:

@@ -170,38 +170,68 @@ def bypass_identities(graph) -> int:
     an initializer or another graph output is kept."""
     outputs = {o.name for o in graph.output}
     fixed = outputs | {i.name for i in graph.input} | {i.name for i in graph.initializer}
+    noops = _noop_sources(graph)  # (node, source) pairs; the list keeps the node objects (and their ids) alive
+    ids, n_src = [n for n, _ in noops], {id(n): src for n, src in noops}
+    alias = {n.output[0]: n_src[id(n)] for n in ids if n.output[0] not in outputs}
+    find = _alias_resolver(alias)
+    removed = {id(n) for n in ids if n.output[0] not in outputs}
+    rename = _rename_for_outputs([n for n in ids if n.output[0] in outputs], n_src, fixed, find, removed)
+    if not removed:
+        return 0
+    keep = [n for n in graph.node if id(n) not in removed]
+    _rewire(keep, find, rename)
+    gone = set(alias) | set(rename)
+    vi = [v for v in graph.value_info if v.name not in gone]
+    del graph.value_info[:]
+    graph.value_info.extend(vi)
+    del graph.node[:]
+    graph.node.extend(keep)
+    return len(removed)
+
+
+def _noop_sources(graph) -> list[tuple]:
+    """(node, the tensor it passes through) for every single-output no-op of the graph, in graph order."""
     scalars = _scalar_consts(graph)
-    ids, n_src = [], {}
+    noops = []
     for n in graph.node:
         src = identity_input(n, scalars) if len(n.output) == 1 and n.output[0] else None
         if src:
-            ids.append(n)
-            n_src[id(n)] = src
-    alias = {n.output[0]: n_src[id(n)] for n in ids if n.output[0] not in outputs}
+            noops.append((n, src))
+    return noops
+
+
+def _alias_resolver(alias: dict[str, str]):
+    """find(t): the tensor at the end of t's chain of no-ops (path compression keeps the whole pass linear)."""
 
     def find(t: str) -> str:
         path = []
         while t in alias:
             path.append(t)
             t = alias[t]
-        for p in path:  # path compression keeps the whole pass linear
+        for p in path:
             alias[p] = t
         return t
 
+    return find
+
+
+def _rename_for_outputs(out_ids: list, n_src: dict[int, str], fixed: set[str], find, removed: set[int]) -> dict:
+    """No-ops whose output is a graph output: rename their source tensor to that output (and mark them removed),
+    unless the source is fixed (graph input, initializer, output) or already renamed: then the node is kept,
+    reading the resolved source."""
     rename: dict[str, str] = {}
-    removed = {id(n) for n in ids if n.output[0] not in outputs}
-    for n in ids:
-        if n.output[0] not in outputs:
-            continue
+    for n in out_ids:
         src = find(n_src[id(n)])
         if src in fixed or src in rename:
             n.input[list(n.input).index(n_src[id(n)])] = rename.get(src, src)
             continue
         rename[src] = n.output[0]
         removed.add(id(n))
-    if not removed:
-        return 0
-    keep = [n for n in graph.node if id(n) not in removed]
+    return rename
+
+
+def _rewire(keep: list, find, rename: dict[str, str]) -> None:
+    """Point every kept node's inputs past the removed no-ops, and rename outputs that became graph outputs."""
     for n in keep:
         for i, t in enumerate(n.input):
             if t:
@@ -210,13 +240,6 @@ def bypass_identities(graph) -> int:
         for i, t in enumerate(n.output):
             if t in rename:
                 n.output[i] = rename[t]
-    gone = set(alias) | set(rename)
-    vi = [v for v in graph.value_info if v.name not in gone]
-    del graph.value_info[:]
-    graph.value_info.extend(vi)
-    del graph.node[:]
-    graph.node.extend(keep)
-    return len(removed)
 
 
 class ExactIdentityRemoval(Transformation):

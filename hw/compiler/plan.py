@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from a2qflow.hw.compiler import dsp as dsp_packing
 from a2qflow.hw.compiler.bounds import (
     ACC_BITS_MAX,
     ACC_BITS_MIN,
@@ -30,7 +31,6 @@ from a2qflow.hw.compiler.bounds import (
     l1_norms,
     signed_bits_for_range,
 )
-from a2qflow.hw.compiler import dsp as dsp_packing
 from a2qflow.hw.compiler.csd import csd_count
 from a2qflow.hw.compiler.ir import Model, Thresholds, load_model
 from a2qflow.hw.compiler.thresholds import fit_thresholds
@@ -202,6 +202,20 @@ def make_plan(model: Model, acc_bits: int | str | None = None, allow_unsafe: boo
         unrolled = {l.name for l in model.mac_layers()
                     if _architecture(l, FoldingConfig(), architecture) == "unrolled"}
         folding = apply_target(model, folding, unrolled)
+    _check_layer_names(model, folding, architecture)
+    datatype = acc_bits == "datatype"  # every layer at its data-type bound: the width a designer without A2Q picks
+    plan = Plan(model=model.name, policy="exact" if acc_bits is None else
+                ("datatype" if datatype else f"forced:{acc_bits}"), warnings=list(model.warnings),
+                notes=list(model.notes))
+    for layer in model.mac_layers():
+        plan.layers.append(_layer_plan(layer, acc_bits, allow_unsafe, folding, architecture))
+    if dsp is not None and dsp.packing == "auto":
+        set_dsp_lanes(model, plan, dsp.family)
+    return plan
+
+
+def _check_layer_names(model: Model, folding: FoldingConfig, architecture: ArchitectureConfig) -> None:
+    """Every per-layer folding / architecture override names a MAC layer of the model."""
     names = [l.name for l in model.mac_layers()]
     unknown = [n for n in folding.layers if n not in names]
     if unknown:
@@ -210,57 +224,66 @@ def make_plan(model: Model, acc_bits: int | str | None = None, allow_unsafe: boo
     for name in architecture.layers:
         if name not in names:
             raise A2QFlowError(f"hw.layers.{name}: the model has no MAC layer named {name!r}; MAC layers are {names}")
-    datatype = acc_bits == "datatype"  # every layer at its data-type bound: the width a designer without A2Q picks
-    plan = Plan(model=model.name, policy="exact" if acc_bits is None else
-                ("datatype" if datatype else f"forced:{acc_bits}"), warnings=list(model.warnings),
-                notes=list(model.notes))
-    for layer in model.mac_layers():
-        w = layer.weight_matrix()
-        exact = acc_bits_exact(w, layer.in_type)
-        if not w.any():
-            warnings.warn(all_zero_message(layer.name, layer.target_acc_bits), AllZeroLayerWarning, stacklevel=2)
-        used = max(exact, ACC_BITS_MIN) if acc_bits is None else (
-            acc_bits_datatype(layer.K, layer.in_type, layer.w_type) if datatype else int(acc_bits))
-        if used not in ACC_BITS_RANGE:
-            raise A2QFlowError(f"--acc-bits {used}: must be between {ACC_BITS_MIN} and {ACC_BITS_MAX}")
-        unsafe = used < exact
-        if unsafe and not allow_unsafe:
-            raise A2QFlowError(f"layer {layer.name}: --acc-bits {used} is below its exact bound {exact}; it can "
-                               "overflow. Pass --allow-unsafe to build it anyway (recorded as unsafe in plan.json)")
-        lo, hi = channel_ranges(w, layer.in_type)
-        thr_bits = out_bits = out_signed = fitted = None
-        if isinstance(layer.act, Thresholds):
-            fitted, thr_bits = fit_thresholds(layer.act.values, w, layer.in_type, used)
-            out_bits, out_signed = layer.act.out_type.bits, layer.act.out_type.signed
-        f = folding.for_layer(layer.name)
-        K, C = layer.K, layer.out_channels
-        arch = _architecture(layer, folding, architecture)
-        if arch == "unrolled":
-            simd, pe = K, C
-        elif layer.name in folding.layers:
-            if K % f.simd or C % f.pe:
-                ok_s = [d for d in range(1, K + 1) if K % d == 0]
-                ok_p = [d for d in range(1, C + 1) if C % d == 0]
-                raise A2QFlowError(f"hw.folding.layers.{layer.name}: simd={f.simd} must divide K={K} "
-                                   f"(one of {ok_s}) and pe={f.pe} must divide C={C} (one of {ok_p})")
-            simd, pe = f.simd, f.pe
-        else:  # the default is a cap: take the largest divisor that fits under it
-            simd, pe = _largest_divisor_at_most(K, f.simd), _largest_divisor_at_most(C, f.pe)
-        plan.layers.append(LayerPlan(
-            name=layer.name, kind=layer.kind, K=K, out_channels=C, input_bits=layer.in_type.bits,
-            input_signed=layer.in_type.signed, weight_bits=layer.w_type.bits,
-            acc_bits_datatype=acc_bits_datatype(K, layer.in_type, layer.w_type),
-            acc_bits_l1=acc_bits_l1(w, layer.in_type), acc_bits_exact=exact, acc_bits=used,
-            target_acc_bits=layer.target_acc_bits, unsafe=unsafe, thr_bits=thr_bits,
-            acc_min=int(lo.min()), acc_max=int(hi.max()), l1_max=int(l1_norms(w).max()),
-            sparsity=float((w == 0).mean()), out_bits=out_bits, out_signed=out_signed, simd=simd, pe=pe,
-            architecture=arch, pipeline_depth=_pipeline_depth(w, architecture) if arch == "unrolled" else 0,
-            nonzero_weights=int((w != 0).sum()), signed_digits=csd_count(w),
-            tree_widths="exact" if acc_bits is None else "acc_bits",
-            thresholds=fitted))
-    if dsp is not None and dsp.packing == "auto":
-        set_dsp_lanes(model, plan, dsp.family)
-    return plan
+
+
+def _used_width(layer, exact: int, acc_bits: int | str | None, allow_unsafe: bool) -> int:
+    """The width the hardware uses: the exact bound (at least ACC_BITS_MIN), the data-type bound, or the forced one
+    (below the exact bound only with allow_unsafe)."""
+    used = max(exact, ACC_BITS_MIN) if acc_bits is None else (
+        acc_bits_datatype(layer.K, layer.in_type, layer.w_type) if acc_bits == "datatype" else int(acc_bits))
+    if used not in ACC_BITS_RANGE:
+        raise A2QFlowError(f"--acc-bits {used}: must be between {ACC_BITS_MIN} and {ACC_BITS_MAX}")
+    if used < exact and not allow_unsafe:
+        raise A2QFlowError(f"layer {layer.name}: --acc-bits {used} is below its exact bound {exact}; it can "
+                           "overflow. Pass --allow-unsafe to build it anyway (recorded as unsafe in plan.json)")
+    return used
+
+
+def _fold(layer, folding: FoldingConfig, arch: str) -> tuple[int, int]:
+    """(SIMD, PE): K x C unrolled, a per-layer override (checked: it must divide K and C), or else the largest
+    divisors of K and C under the default cap."""
+    f = folding.for_layer(layer.name)
+    K, C = layer.K, layer.out_channels
+    if arch == "unrolled":
+        return K, C
+    if layer.name in folding.layers:
+        if K % f.simd or C % f.pe:
+            ok_s = [d for d in range(1, K + 1) if K % d == 0]
+            ok_p = [d for d in range(1, C + 1) if C % d == 0]
+            raise A2QFlowError(f"hw.folding.layers.{layer.name}: simd={f.simd} must divide K={K} "
+                               f"(one of {ok_s}) and pe={f.pe} must divide C={C} (one of {ok_p})")
+        return f.simd, f.pe
+    return _largest_divisor_at_most(K, f.simd), _largest_divisor_at_most(C, f.pe)
+
+
+def _layer_plan(layer, acc_bits: int | str | None, allow_unsafe: bool, folding: FoldingConfig,
+                architecture: ArchitectureConfig) -> LayerPlan:
+    """One MAC layer's record: every bound, the width used, its thresholds fitted to it, folding and datapath."""
+    w = layer.weight_matrix()
+    exact = acc_bits_exact(w, layer.in_type)
+    if not w.any():  # stacklevel 3: the warning points at make_plan's caller
+        warnings.warn(all_zero_message(layer.name, layer.target_acc_bits), AllZeroLayerWarning, stacklevel=3)
+    used = _used_width(layer, exact, acc_bits, allow_unsafe)
+    lo, hi = channel_ranges(w, layer.in_type)
+    thr_bits = out_bits = out_signed = fitted = None
+    if isinstance(layer.act, Thresholds):
+        fitted, thr_bits = fit_thresholds(layer.act.values, w, layer.in_type, used)
+        out_bits, out_signed = layer.act.out_type.bits, layer.act.out_type.signed
+    K = layer.K
+    arch = _architecture(layer, folding, architecture)
+    simd, pe = _fold(layer, folding, arch)
+    return LayerPlan(
+        name=layer.name, kind=layer.kind, K=K, out_channels=layer.out_channels, input_bits=layer.in_type.bits,
+        input_signed=layer.in_type.signed, weight_bits=layer.w_type.bits,
+        acc_bits_datatype=acc_bits_datatype(K, layer.in_type, layer.w_type),
+        acc_bits_l1=acc_bits_l1(w, layer.in_type), acc_bits_exact=exact, acc_bits=used,
+        target_acc_bits=layer.target_acc_bits, unsafe=used < exact, thr_bits=thr_bits,
+        acc_min=int(lo.min()), acc_max=int(hi.max()), l1_max=int(l1_norms(w).max()),
+        sparsity=float((w == 0).mean()), out_bits=out_bits, out_signed=out_signed, simd=simd, pe=pe,
+        architecture=arch, pipeline_depth=_pipeline_depth(w, architecture) if arch == "unrolled" else 0,
+        nonzero_weights=int((w != 0).sum()), signed_digits=csd_count(w),
+        tree_widths="exact" if acc_bits is None else "acc_bits",
+        thresholds=fitted)
 
 
 PACKABLE_KINDS = ("dense", "conv")  # channels that share each input (a depthwise channel reads its own input)

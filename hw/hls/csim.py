@@ -74,8 +74,8 @@ _ERR = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?:(?P<col>\d+):)? (?:fatal
 def _precompiled_header(cxx: str, compiler: str, ap: Path) -> list[str]:
     """Flags that pre-include ap_int.h + hls_stream.h from a cached precompiled header (built once per compiler,
     flags and header folder; parsing ap_types dominates compile time). [] when it cannot be built."""
-    key = hashlib.sha256(f"{compiler}|{' '.join(CXX_FLAGS)}|{ap}|{_hls4ml_version()}|{(ap / 'ap_int.h').stat().st_mtime_ns}"
-                         .encode()).hexdigest()[:16]
+    stamp = (ap / "ap_int.h").stat().st_mtime_ns
+    key = hashlib.sha256(f"{compiler}|{' '.join(CXX_FLAGS)}|{ap}|{_hls4ml_version()}|{stamp}".encode()).hexdigest()[:16]
     d = cache_dir("pch", key)
     gch = d / "a2q_ap.h.gch"
     flags = ["-I", str(d), "-include", "a2q_ap.h"]

@@ -1,8 +1,9 @@
 """A token-level model of the generated dataflow: does it deadlock with the FIFO depths the design gives it?
 
 Every stage of `a2qflow.hw.hls.design.Design` reads and writes its streams in a fixed order, the one its kernel in
-hls_templates/ has (a sliding window or max pool reads its line buffer only as far as the next window needs, then emits it, an MVAU reads the input vector during its
-first channel group and writes once per channel group, a duplicator reads one beat and writes it twice, ...).
+hls_templates/ has (a sliding window or max pool reads its line buffer only as far as the next window needs, then
+emits it, an MVAU reads the input vector during its first channel group and writes once per channel group, a
+duplicator reads one beat and writes it twice, ...).
 `simulate` runs those read / write sequences for a few inferences back to back with every internal stream bounded
 by its `depth`, a blocked read or write stalling its stage as in hardware, the input port always full and the
 output port always drained. It reports a deadlock (no stage can move, some are unfinished) and the peak occupancy
@@ -10,7 +11,7 @@ of every stream.
 
 Why a model: C-simulation runs the stages of a dataflow region one after another on unbounded streams, so it can
 never show a FIFO that is too shallow; only RTL co-simulation would, and it needs the Xilinx tools. This model checks
-the skip-FIFO sizing of `design.skip_fifo_depths` on every design the tests build.
+the skip-FIFO sizing of `lowering.skip_fifo_depths` on every design the tests build.
 """
 
 from __future__ import annotations

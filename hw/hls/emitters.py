@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from a2qflow.hw.compiler import dsp
 from a2qflow.hw.compiler.ir import (
     AddLayer,
     ConvLayer,
@@ -26,7 +27,6 @@ from a2qflow.hw.compiler.ir import (
     conv_weights_ohwi,
     dense_weights_hwc,
 )
-from a2qflow.hw.compiler import dsp
 from a2qflow.hw.compiler.ir import identifier as ir_identifier
 from a2qflow.hw.hls import unrolled as hls_unrolled
 from a2qflow.hw.hls.design import DesignBuilder, LayerParams, fold_thresholds, fold_weights
@@ -148,7 +148,7 @@ def emit_requant(b: DesignBuilder, ns: str, layer: RequantLayer, last: bool) -> 
 def _emit_elementwise(b: DesignBuilder, ns: str, layer: AddLayer | RequantLayer, last: bool,
                       consts: list[tuple[str, int]], inp2, what: str) -> None:
     """Parameters and stage of an element-wise MAC layer (add, requant): PE elements per beat, thresholds."""
-    lp, cur = b.plans[layer.name], b.cur
+    lp = b.plans[layer.name]
     elems = int(np.prod(layer.in_shape))
     consts = [("ELEMS", elems), ("C", layer.out_channels), ("PE", lp.pe), ("ACC_BITS", lp.acc_bits)] + consts
     params = LayerParams(ns, layer.kind, "", consts, [("in_t", layer.in_type)], acc_bits=lp.acc_bits)

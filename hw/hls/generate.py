@@ -1,6 +1,6 @@
 """Vitis HLS generator: BUILD (ir.json/ir.npz + plan.json/plan.npz) -> BUILD/hls/, a self-contained HLS project.
 
-`a2qflow.hw.hls.design.build_design` turns the IR and plan into a typed design (one emitter per layer kind in
+`a2qflow.hw.hls.lowering.build_design` turns the IR and plan into a typed design (one emitter per layer kind in
 `a2qflow.hw.hls.emitters`); this module renders it with the Jinja2 templates in `a2qflow.hls_templates`. Types
 and arrays become C++ text only here, through the `ctype` and `c_array` filters. Widths, folding and threshold
 integers come only from the plan (one source of truth); the testbench converts between the stream's HWC order
@@ -26,7 +26,8 @@ from a2qflow.hw.compiler.plan import Plan, load_build
 from a2qflow.hw.config import TOOL_NAME_PATTERN, VitisConfig
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_bytes, atomic_write_text
-from a2qflow.hw.hls.design import Design, Stream, build_design
+from a2qflow.hw.hls.design import Design, Stream
+from a2qflow.hw.hls.lowering import build_design
 
 TOP = "a2q_top"
 LIBRARY_HEADERS = ("a2q_common.hpp", "mvau.hpp", "vvau.hpp", "elementwise.hpp", "thresholds.hpp",

@@ -10,8 +10,8 @@ in (kh, kw, ic) order, a dense layer after a conv / pool gets its columns permut
 sliding-window generator feeding a running-max unit. A depthwise conv or an average pool (its window sum) is a
 sliding-window generator feeding a VVAU; a residual add and a requant are element-wise threshold units. The model
 is a graph: one stream per tensor, a duplicator where a tensor has several readers, and a skip FIFO in front of an
-add input whose branch does not buffer what the other one holds back (hw/compiler/skip_fifos.py). The last layer's outputs
-leave in HWC order as well; the manifest says how to put them back into the golden model's CHW order.
+add input whose branch does not buffer what the other one holds back (hw/compiler/skip_fifos.py). The last layer's
+outputs leave in HWC order as well; the manifest says how to put them back into the golden model's CHW order.
 """
 
 from __future__ import annotations

@@ -96,11 +96,7 @@ def build_simulator(rtl: Path | str) -> Path:
     rtl = Path(rtl)
     man, sources = _sources(rtl)
     tb = library_text("tb_main.cpp.j2")
-    h = hashlib.sha256()
-    h.update(verilator_version().encode() + b"\0" + " ".join(BUILD_FLAGS + MAKE_FLAGS).encode() + b"\0" + tb.encode())
-    for s in sources:
-        h.update(s.encode() + b"\0" + (rtl / s).read_bytes())
-    key = h.hexdigest()[:24]
+    key = _simulator_key(rtl, sources, tb)
     root = cache_dir("verilator")
     exe = root / key / f"V{TOP}"
     if exe.is_file():
@@ -108,54 +104,92 @@ def build_simulator(rtl: Path | str) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}."))
     try:
-        for s in sources:
-            shutil.copy(rtl / s, tmp / s)
-        (tmp / "tb_main.cpp").write_text(tb)
-        r = _verilator([*BUILD_FLAGS, "--top-module", man["top"], "--Mdir", "obj_dir", "-o", f"V{TOP}",
-                        *sources, "tb_main.cpp"], tmp)
-        if r.returncode != 0:
-            tail = " | ".join((r.stdout + r.stderr).strip().splitlines()[-6:])
-            raise A2QFlowError(f"{rtl}: Verilator failed on the generated sources: {tail}")
-        obj = tmp / "obj_dir"
+        obj = _verilate(rtl, man, sources, tb, tmp)
         runtime = root / ("runtime-" + hashlib.sha256((verilator_version() + " ".join(MAKE_FLAGS)).encode())
                           .hexdigest()[:16])
-        if all((runtime / o).is_file() for o in RUNTIME_OBJS):
-            for o in RUNTIME_OBJS:  # copied after verilation, so newer than the .mk they depend on
-                shutil.copy(runtime / o, obj / o)
-        # the testbench object depends only on the model's port header (port widths): share it between designs
-        tb_key = hashlib.sha256((obj / f"V{TOP}.h").read_bytes() + tb.encode() + " ".join(MAKE_FLAGS).encode())
-        tb_obj = runtime.parent / f"tb-{tb_key.hexdigest()[:16]}.o"
-        if tb_obj.is_file():
-            shutil.copy(tb_obj, obj / "tb_main.o")
-        r = subprocess.run(["make", "-C", str(obj), "-f", f"V{TOP}.mk", "-j", "2", *MAKE_FLAGS, f"V{TOP}"],
-                           env=_env(), capture_output=True, text=True)
-        built = obj / f"V{TOP}"
-        if r.returncode != 0 or not built.is_file():
-            tail = " | ".join((r.stdout + r.stderr).strip().splitlines()[-6:])
-            raise A2QFlowError(f"{rtl}: C++ build of the Verilator model failed: {tail}")
-        if not tb_obj.is_file():
-            fd, t = tempfile.mkstemp(dir=root, prefix=".tb.", suffix=".o")
-            os.close(fd)
-            shutil.copy2(obj / "tb_main.o", t)
-            os.replace(t, tb_obj)
-        if not runtime.is_dir():
-            rt_tmp = Path(tempfile.mkdtemp(dir=root, prefix=".runtime."))
-            for o in RUNTIME_OBJS:
-                shutil.copy2(obj / o, rt_tmp / o)
-            try:
-                os.replace(rt_tmp, runtime)
-            except OSError:
-                shutil.rmtree(rt_tmp, ignore_errors=True)
-        final = root / key
-        final_tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}.done."))
-        shutil.copy2(built, final_tmp / f"V{TOP}")
-        try:
-            os.replace(final_tmp, final)
-        except OSError:  # another process finished the same build first
-            shutil.rmtree(final_tmp, ignore_errors=True)
+        tb_obj = _reuse_objects(obj, runtime, tb)
+        built = _make(rtl, obj)
+        _keep_objects(root, obj, runtime, tb_obj)
+        _publish(root, key, built)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return exe
+
+
+def _simulator_key(rtl: Path, sources: list[str], tb: str) -> str:
+    """The build cache key: Verilator version, flags, testbench and every source (name and bytes)."""
+    h = hashlib.sha256()
+    h.update(verilator_version().encode() + b"\0" + " ".join(BUILD_FLAGS + MAKE_FLAGS).encode() + b"\0" + tb.encode())
+    for s in sources:
+        h.update(s.encode() + b"\0" + (rtl / s).read_bytes())
+    return h.hexdigest()[:24]
+
+
+def _verilate(rtl: Path, man: dict, sources: list[str], tb: str, tmp: Path) -> Path:
+    """Verilator's C++ of the sources and the testbench in tmp/obj_dir (returned)."""
+    for s in sources:
+        shutil.copy(rtl / s, tmp / s)
+    (tmp / "tb_main.cpp").write_text(tb)
+    r = _verilator([*BUILD_FLAGS, "--top-module", man["top"], "--Mdir", "obj_dir", "-o", f"V{TOP}",
+                    *sources, "tb_main.cpp"], tmp)
+    if r.returncode != 0:
+        tail = " | ".join((r.stdout + r.stderr).strip().splitlines()[-6:])
+        raise A2QFlowError(f"{rtl}: Verilator failed on the generated sources: {tail}")
+    return tmp / "obj_dir"
+
+
+def _reuse_objects(obj: Path, runtime: Path, tb: str) -> Path:
+    """Copy the cached Verilator runtime objects and testbench object into obj (when cached); returns the path the
+    testbench object is cached at."""
+    if all((runtime / o).is_file() for o in RUNTIME_OBJS):
+        for o in RUNTIME_OBJS:  # copied after verilation, so newer than the .mk they depend on
+            shutil.copy(runtime / o, obj / o)
+    # the testbench object depends only on the model's port header (port widths): share it between designs
+    tb_key = hashlib.sha256((obj / f"V{TOP}.h").read_bytes() + tb.encode() + " ".join(MAKE_FLAGS).encode())
+    tb_obj = runtime.parent / f"tb-{tb_key.hexdigest()[:16]}.o"
+    if tb_obj.is_file():
+        shutil.copy(tb_obj, obj / "tb_main.o")
+    return tb_obj
+
+
+def _make(rtl: Path, obj: Path) -> Path:
+    """Compile Verilator's C++ into the simulator executable (returned)."""
+    r = subprocess.run(["make", "-C", str(obj), "-f", f"V{TOP}.mk", "-j", "2", *MAKE_FLAGS, f"V{TOP}"],
+                       env=_env(), capture_output=True, text=True)
+    built = obj / f"V{TOP}"
+    if r.returncode != 0 or not built.is_file():
+        tail = " | ".join((r.stdout + r.stderr).strip().splitlines()[-6:])
+        raise A2QFlowError(f"{rtl}: C++ build of the Verilator model failed: {tail}")
+    return built
+
+
+def _keep_objects(root: Path, obj: Path, runtime: Path, tb_obj: Path) -> None:
+    """Cache the testbench and runtime objects a build made for the next ones (atomically: builds run in
+    parallel)."""
+    if not tb_obj.is_file():
+        fd, t = tempfile.mkstemp(dir=root, prefix=".tb.", suffix=".o")
+        os.close(fd)
+        shutil.copy2(obj / "tb_main.o", t)
+        os.replace(t, tb_obj)
+    if not runtime.is_dir():
+        rt_tmp = Path(tempfile.mkdtemp(dir=root, prefix=".runtime."))
+        for o in RUNTIME_OBJS:
+            shutil.copy2(obj / o, rt_tmp / o)
+        try:
+            os.replace(rt_tmp, runtime)
+        except OSError:
+            shutil.rmtree(rt_tmp, ignore_errors=True)
+
+
+def _publish(root: Path, key: str, built: Path) -> None:
+    """Move the executable to root/key atomically (another process may finish the same build first)."""
+    final = root / key
+    final_tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}.done."))
+    shutil.copy2(built, final_tmp / f"V{TOP}")
+    try:
+        os.replace(final_tmp, final)
+    except OSError:  # another process finished the same build first
+        shutil.rmtree(final_tmp, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------------- running
@@ -175,7 +209,8 @@ def from_stream(y: np.ndarray, out_shape: list[int]) -> np.ndarray:
     return y
 
 
-def simulate(rtl: Path | str, x_stream: np.ndarray, stall_percent: int = 0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def simulate(rtl: Path | str, x_stream: np.ndarray, stall_percent: int = 0,
+             seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Run the simulator on stream-ordered integer inputs (N, in_elems).
 
     Returns (outputs (N, out_elems) int64 in stream order, cycles (N, 2): first input accepted, last output).
@@ -213,7 +248,8 @@ def run_rtlsim(build: Path | str, inputs: np.ndarray, stall_percent: int = 0, se
     inference: first input accepted -> last output), initiation_interval_cycles (steady state, between
     consecutive inferences), seconds (simulator wall time), verilator version, and the design's widths.
     csim_outputs: the HLS C-simulation's outputs on the same inputs (the caller runs it: backends never import
-    each other); samples where RTL and C-sim differ are counted in csim_mismatches. stall_percent > 0 drops valid / ready at random to exercise back-pressure.
+    each other); samples where RTL and C-sim differ are counted in csim_mismatches. stall_percent > 0 drops
+    valid / ready at random to exercise back-pressure.
     With labels, top1_accuracy is the RTL outputs' own top-1 (through `reference.logits`).
     """
     from a2qflow.hw.compiler import reference

@@ -384,5 +384,6 @@ def bitstream_markdown(r: dict) -> str:
             f"- file: `{r['bitstream']}` ({r['bitstream_bytes']} bytes), board pins: {r['board']}\n"
             f"- Fmax {r['fmax_mhz']} MHz vs constraint {r['constraint_mhz']} MHz "
             f"({'met' if r['timing_met'] else 'NOT met'}); source: {r['fmax_source']}\n"
-            f"- self-test: {r['selftest']['samples']} sample(s), expected checksum {r['selftest']['expected_checksum']}\n\n"
+            f"- self-test: {r['selftest']['samples']} sample(s), "
+            f"expected checksum {r['selftest']['expected_checksum']}\n\n"
             "| cell | used/available |\n|---|---|\n" + rows + "\n")

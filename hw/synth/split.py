@@ -28,7 +28,7 @@ from a2qflow.hw.compiler.plan import load_build
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_json, cache_dir
 from a2qflow.hw.rtl.generate import dense_weight_matrix, input_shapes, render_unrolled
-from a2qflow.hw.synth.yosys import Flow, classify
+from a2qflow.hw.synth.cells import Flow, classify
 from a2qflow.hw.tools import run_tool, tool_version
 
 KEYS = ("LUT", "FF", "CARRY")

@@ -268,6 +268,32 @@ def _util_result(path: Path, header: dict, rows: dict) -> dict:
     }
 
 
+def _xml_cell_text(c) -> str:
+    return (c.get("contents") if c.get("contents") is not None else (c.text or "")).strip()
+
+
+def _xml_table_rows(root) -> dict[str, dict]:
+    """Site -> {used, available, util_pct} from every <table> of the report (the first row per site wins)."""
+    rows: dict[str, dict] = {}
+    for table in root.iter("table"):
+        cols: list[str] | None = None
+        for tr in table.iter("tablerow"):
+            hdr = [_xml_cell_text(c) for c in tr if c.tag == "tableheader"]
+            if hdr:
+                cols = hdr
+                continue
+            cells = [_xml_cell_text(c) for c in tr if c.tag == "tablecell"]
+            if cols is None or len(cells) != len(cols):
+                continue
+            rec = dict(zip(cols, cells))
+            name = _clean_site(rec.get("Site Type", rec.get("Ref Name", "")))
+            used = _num(rec.get("Used"))
+            if name and name not in rows and isinstance(used, (int, float)):
+                rows[name] = {"used": used, "available": _num(rec.get("Available")),
+                              "util_pct": _num(rec.get("Util%"))}
+    return rows
+
+
 def parse_utilization_xml(path: Path | str) -> dict:
     """XML report (report_utilization -format xml): <RptDoc> with <section title=...><table><tablerow> of
     <tableheader>/<tablecell contents=...>; header fields in the 'Utilization Design Information' key/values."""
@@ -277,27 +303,8 @@ def parse_utilization_xml(path: Path | str) -> dict:
     except (ET.ParseError, OSError) as e:
         raise A2QFlowError(f"{path}: not a readable report_utilization xml ({e})") from None
 
-    def cell_text(c) -> str:
-        return (c.get("contents") if c.get("contents") is not None else (c.text or "")).strip()
-
+    rows = _xml_table_rows(root)
     header: dict[str, str] = {}
-    rows: dict[str, dict] = {}
-    for table in root.iter("table"):
-        cols: list[str] | None = None
-        for tr in table.iter("tablerow"):
-            hdr = [cell_text(c) for c in tr if c.tag == "tableheader"]
-            if hdr:
-                cols = hdr
-                continue
-            cells = [cell_text(c) for c in tr if c.tag == "tablecell"]
-            if cols is None or len(cells) != len(cols):
-                continue
-            rec = dict(zip(cols, cells))
-            name = _clean_site(rec.get("Site Type", rec.get("Ref Name", "")))
-            used = _num(rec.get("Used"))
-            if name and name not in rows and isinstance(used, (int, float)):
-                rows[name] = {"used": used, "available": _num(rec.get("Available")),
-                              "util_pct": _num(rec.get("Util%"))}
     for kv in root.iter("keyvalue"):  # design information block
         k, v = kv.get("key") or kv.findtext("key"), kv.get("value") or kv.findtext("value")
         if k:
@@ -315,7 +322,8 @@ def vitis_markdown(result: dict) -> str:
     if cs:
         r = cs["resources"]
         lines += [f"## {cs['source']} — {cs['top']} on {cs['part']} (Vitis HLS {cs['version']})", "",
-                  "| BRAM_18K | DSP | FF | LUT | URAM | latency (cycles, best/worst) | interval | clock target / est. (ns) |",
+                  "| BRAM_18K | DSP | FF | LUT | URAM | latency (cycles, best/worst) | interval "
+                  "| clock target / est. (ns) |",
                   "|---:|---:|---:|---:|---:|---|---|---|",
                   f"| {r.get('BRAM_18K')} | {r.get('DSP')} | {r.get('FF')} | {r.get('LUT')} | {r.get('URAM')} | "
                   f"{cs['latency_cycles']['best']} / {cs['latency_cycles']['worst']} | "

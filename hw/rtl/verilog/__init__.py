@@ -1,1 +1,2 @@
-"""Verilog library (MVAU, sliding window, pooling, board self-test shell) and the Jinja2 templates of the generated top."""
+"""Verilog library (MVAU, sliding window, pooling, board self-test shell) and the Jinja2 templates of the generated
+top."""
