@@ -462,11 +462,8 @@ def _check_dsp_lanes(layer, lp: LayerPlan, where: str) -> None:
     """dsp_lanes > 1 only on a folded dense / conv layer, and no more lanes than its integer weights allow."""
     if not isinstance(lp.dsp_lanes, int) or isinstance(lp.dsp_lanes, bool) or lp.dsp_lanes < 1:
         raise A2QFlowError(f"{where}: dsp_lanes={lp.dsp_lanes!r} must be a positive integer; re-run `a2qflow compile`")
-    want = dsp_packing.slices(lp.pe, lp.simd, lp.dsp_lanes) if lp.dsp_lanes > 1 else 0
-    if lp.dsp_slices is not None and lp.dsp_slices != want:
-        raise A2QFlowError(f"{where}: dsp_slices={lp.dsp_slices!r} but {lp.dsp_lanes} lane(s) at SIMD {lp.simd} x "
-                           f"PE {lp.pe} take {want}; re-run `a2qflow compile`")
     if lp.dsp_lanes == 1:
+        _check_dsp_slices(lp, where)
         return
     if lp.architecture != "folded" or lp.kind not in PACKABLE_KINDS or lp.dsp_lanes > lp.pe:
         raise A2QFlowError(f"{where}: dsp_lanes={lp.dsp_lanes} needs a folded dense / conv layer with PE >= lanes "
@@ -481,3 +478,12 @@ def _check_dsp_lanes(layer, lp: LayerPlan, where: str) -> None:
     if lp.dsp_lanes > fit:
         raise A2QFlowError(f"{where}: dsp_lanes={lp.dsp_lanes} but {fit} lane(s) of {lp.acc_bits} bits fit a "
                            f"{fam.name} with these weights; re-run `a2qflow compile`")
+    _check_dsp_slices(lp, where)
+
+
+def _check_dsp_slices(lp: LayerPlan, where: str) -> None:
+    """dsp_slices must be what the lanes take (ceil(PE / lanes) * SIMD packed, 0 unpacked); None: an older plan."""
+    want = dsp_packing.slices(lp.pe, lp.simd, lp.dsp_lanes) if lp.dsp_lanes > 1 else 0
+    if lp.dsp_slices is not None and lp.dsp_slices != want:
+        raise A2QFlowError(f"{where}: dsp_slices={lp.dsp_slices!r} but {lp.dsp_lanes} lane(s) at SIMD {lp.simd} x "
+                           f"PE {lp.pe} take {want}; re-run `a2qflow compile`")

@@ -309,6 +309,27 @@ def make_baseline(build: Path, acc_bits: int | str = 32) -> Path:
     return dest
 
 
+def make_unpacked(build: Path) -> Path:
+    """BUILD/nodsp: the same IR and plan with every layer one lane per multiplier (hw.dsp.packing off), plus RTL.
+
+    The twin a DSP-packed bitstream is compared with: identical widths, folding and memories; only the packed
+    multiply-accumulates go back to logic. Its logic cells minus the packed design's are what the slices save.
+    """
+    from a2qflow.hw.compiler.ir import save_model
+    from a2qflow.hw.compiler.plan import load_build, save_plan
+    from a2qflow.hw.rtl.generate import generate
+
+    build = Path(build)
+    model, plan = load_build(build)
+    for l in plan.layers:
+        l.dsp_lanes, l.dsp_slices, l.dsp_family, l.dsp_proof = 1, 0, None, None
+    with staged_dir(build / "nodsp") as tmp:
+        save_model(model, tmp)
+        save_plan(plan, tmp)
+        generate(tmp)
+    return build / "nodsp"
+
+
 def parse_flows(families: list[str] | None, mappings: list[str] | None) -> list[Flow]:
     """Flows from CLI-ish lists; xc7 always reports LUT-only (the accumulator's cost without DSP absorption)."""
     fams = families or ["xc7"]
