@@ -87,11 +87,11 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------------------ DSP pricing
-def _packed_cfg(tmp_path, family: str = "sb_mac16"):
+def _packed_cfg(tmp_path, family: str = "sb_mac16", packing: str = "auto"):
     import yaml
 
     d = yaml.safe_load(CFG.read_text())
-    d["hw"]["dsp"] = {"packing": "auto", "family": family}
+    d["hw"]["dsp"] = {"packing": packing, "family": family}
     f = tmp_path / "packed.yaml"
     f.write_text(yaml.safe_dump(d))
     return f, load_config(f)
@@ -111,7 +111,7 @@ def test_tighter_p_buys_fewer_dsps_and_the_ilp_respects_the_dsp_budget(tmp_path)
     assert dsps[("fc0", Option(4, 11))] == dsp.slices(4, 4, 2) == 8
     assert dsps[("fc0", Option(4, 13))] == dsps[("fc0", Option(4, 15))] == dsp.slices(4, 4, 1) == 16
     assert dsps[("fc2", Option(4, 10))] == 4 and dsps[("fc2", Option(4, 14))] == 8  # fc2: SIMD 4 x PE 2
-    assert layer_dsps(load_config(CFG), space) == {}  # packing off: MACs in LUTs, no DSP price
+    assert layer_dsps(_packed_cfg(tmp_path, packing="off")[1], space) == {}  # packing off: LUT MACs, no DSP price
     pair, last, _ = layer_luts(cfg, space)
     drops = {(l, o): (20 - o.P) * 0.01 for l in space for o in space[l]}  # accuracy prefers the widest P
     wide, _ = solve_ilp(space, drops, pair, last, float("inf"))
