@@ -91,7 +91,7 @@ def measure(cfg, work: Path) -> dict:
     lanes = {"planned": _lanes(build), "baseline_datatype": _lanes(build / "baseline_datatype"),
              "baseline32": _lanes(build / "baseline32")}
     return {
-        "model": cfg.name, "dataset": cfg.data.dataset, "commit": _commit(),
+        "model": cfg.name, "dataset": cfg.data.dataset, "weight_quant": cfg.quant.weight_quant, "commit": _commit(),
         "weight_bits": cfg.quant.weight_bits, "input_bits": cfg.quant.input_bits,
         "target_acc_bits": cfg.quant.acc_bits, "test_accuracy": metrics.get("test_accuracy"),
         "folding": {l.name: f"{l.simd}x{l.pe}" for l in plan.layers},
@@ -112,6 +112,13 @@ def _commit() -> str | None:
     return r.stdout.strip() or None
 
 
+def _quantizer(p: dict) -> str:
+    """The point's weight quantizer; points measured before it was recorded used their dataset config's."""
+    if "weight_quant" in p:
+        return p["weight_quant"]
+    return yaml.safe_load(CONFIGS[p.get("dataset", "digits")].read_text())["quant"]["weight_quant"]
+
+
 def markdown(r: dict) -> str:
     lines = [f"Digits and mnist5k MLPs, lanes per DSP48E1 at the planned (A2Q exact) widths vs the data-type-bound "
              f"widths vs 32 bits; {r['flow']}, synthesis cell counts ({r['tool_version']}).", "",
@@ -124,7 +131,7 @@ def markdown(r: dict) -> str:
             if t is None:
                 continue
             lines.append(f"| {p.get('dataset', 'digits')} W{p['weight_bits']}/A{p['input_bits']} "
-                         f"(A2Q P={p['target_acc_bits']}) | {acc} | {name} "
+                         f"({_quantizer(p).upper()} P={p['target_acc_bits']}) | {acc} | {name} "
                          f"| {', '.join(str(v['acc_bits']) for v in ln.values())} | "
                          f"{', '.join(str(v['dsp_lanes']) for v in ln.values())} | "
                          + " | ".join(str(t[k]) for k in KEYS) + " |")
@@ -184,7 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--points", nargs="+", default=[f"{b}:{p}:{pe}" for b, p, pe in POINTS], metavar="BITS:P:PE",
                     help="weight=input bits, A2Q target P and PE per point (default: 4:10:8 8:14:4)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--markdown-only", action="store_true", help="rewrite dsp_packing.md from dsp_packing.json")
     args = ap.parse_args(argv)
+    if args.markdown_only:
+        result = json.loads((args.out / "dsp_packing.json").read_text())
+        atomic_write_text(args.out / "dsp_packing.md", markdown(result))
+        return 0
     todo = [(ds, *(int(v) for v in p.split(":"))) for ds in args.datasets for p in args.points]
     points: list[dict] = []
     result = None
