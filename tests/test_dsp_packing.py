@@ -312,6 +312,30 @@ def test_sb_mac16_packed_rtl_equals_golden(tmp_path, max_slices):
     assert man["dsp_lanes"] == {"fc0": 2, "fc1": 2 if max_slices is None else 1}
 
 
+def test_sb_mac16_plan_turns_on_dsp_synthesis_and_its_twin_has_no_lanes(tmp_path):
+    """The bitstream adds synth_ice40 -dsp only for a plan with SB_MAC16 slices; BUILD/nodsp (the comparison for
+    the logic cells saved) is the same plan with every layer one lane per multiplier: no packed unit in its RTL."""
+    from a2qflow.hw.compiler.plan import load_plan
+    from a2qflow.hw.rtl.generate import generate
+    from a2qflow.hw.synth.bitstream import plans_sb_mac16
+    from a2qflow.hw.synth.yosys import make_unpacked
+
+    _sb_build(tmp_path, 8)
+    generate(tmp_path)
+    assert plans_sb_mac16(tmp_path)
+    twin = make_unpacked(tmp_path)
+    assert not plans_sb_mac16(twin)
+    planned, unpacked = load_plan(tmp_path), load_plan(twin)
+    assert [l.acc_bits for l in unpacked.layers] == [l.acc_bits for l in planned.layers]
+    assert [(l.dsp_lanes, l.dsp_slices) for l in unpacked.layers] == [(1, 0), (1, 0)]
+    man = json.loads((twin / "rtl" / "manifest.json").read_text())
+    assert "a2q_mvau_packed.v" not in man["sources"]
+    (tmp_path / "xc7").mkdir()
+    assert _packed_build(tmp_path / "xc7", _mlp2(4, 4, 64, 4, 60), {"fc0": (4, 4), "fc1": (4, 4)}).layer(
+        "fc0").dsp_lanes == 2
+    assert not plans_sb_mac16(tmp_path / "xc7")  # DSP48E1 lanes: the ice40 bitstream keeps its plain synthesis
+
+
 def test_sb_mac16_lanes_the_bound_does_not_allow_are_refused(tmp_path):
     """Negative control: fc0's exact bound is 13, so 2 lanes (13 + 4 + 1 > 16 operand bits) do not fit an SB_MAC16
     and the plan packs none. A plan.json edited to claim them, or to claim them at a width below the bound, or with
