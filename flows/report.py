@@ -399,7 +399,7 @@ def _md_dsp_twin(w: dict, layers: list[dict], tool: str) -> str:
     pct = f", {100 * saved / base:.1f} %" if saved is not None and base else ""
     return (f"- DSP slices: {w.get('dsp_used')} SB_MAC16 used by {', '.join(on) or 'no layer'}; logic cells "
             f"{w.get('logic_cells_with_dsp')} vs {base} for the same plan without DSPs (packing off), "
-            f"**{saved} saved**{pct}; Fmax without DSPs {_fmt(w.get('fmax_mhz'))} MHz (both {w.get('synth')}, "
+            f"**{saved} saved**{pct}; Fmax without DSPs {_fmt(w.get('fmax_mhz'))} MHz ({w.get('synth')}, "
             f"then nextpnr-ice40; {tool})")
 
 
