@@ -252,7 +252,8 @@ def confirm_luts(build: Path) -> dict:
 
     from a2qflow.flows.pipeline import read_stamp
     from a2qflow.hw.files import staged_dir
-    from a2qflow.hw.synth.yosys import Flow, synth_design
+    from a2qflow.hw.synth.bitstream import plans_sb_mac16
+    from a2qflow.hw.synth.yosys import Flow, make_unpacked, synth_design
 
     digest = (read_stamp(build / "rtl") or {}).get("output_digest")
     cached = build / "search_synth" / "result.json"
@@ -260,9 +261,11 @@ def confirm_luts(build: Path) -> dict:
         r = json.loads(cached.read_text())
         if r.get("rtl_digest") == digest and digest is not None:
             return r["figures"]
+    # lanes the plan put on SB_MAC16 slices are not LUTs on the part: the LUT budget (and the estimate fitted to
+    # LUT-only designs) counts the same plan unpacked, as the synth stage's planned-vs-32-bit table does
+    rtl = make_unpacked(build) / "rtl" if plans_sb_mac16(build) else build / "rtl"
     with staged_dir(build / "search_synth") as work:
-        e = synth_design(build / "rtl", build, work, Flow("xc7", "lut-only"), "planned",
-                         final_dir=build / "search_synth")
+        e = synth_design(rtl, build, work, Flow("xc7", "lut-only"), "planned", final_dir=build / "search_synth")
         figures = {"luts": e["total"]["LUT"], "dsp": e["total"]["DSP"], "ff": e["total"]["FF"],
                    "carry": e["total"]["CARRY"], "luts_tool": f"{e['label']}",
                    "layer_luts": {n: v["LUT"] for n, v in e["layers"].items()}}
