@@ -345,7 +345,7 @@ def _md_resources(r: dict) -> list[str]:
                      f"{_fmt(v)} | {_fmt(row['baseline32'].get(k)) if row['baseline32'] else NOT_RUN} | "
                      f"{'-' if s is None else f'{s:.1f} %'} |")
     if r.get("resources_planned_design"):
-        L += ["", f"Same multiplier mapping on both sides: the planned column is {r['resources_planned_design']}."]
+        L += ["", f"Same multiplier mapping on both sides: {r['resources_planned_design']}."]
     layers = r.get("layers") or []
     if layers and not any(row.get("baseline_datatype") for row in r["resources"]):
         L += ["", "A fairer baseline than 32 bits is each layer's data-type bound, the width a designer without A2Q "

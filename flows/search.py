@@ -252,8 +252,7 @@ def confirm_luts(build: Path) -> dict:
 
     from a2qflow.flows.pipeline import read_stamp
     from a2qflow.hw.files import staged_dir
-    from a2qflow.hw.synth.bitstream import plans_sb_mac16
-    from a2qflow.hw.synth.yosys import Flow, make_unpacked, synth_design
+    from a2qflow.hw.synth.yosys import Flow, make_unpacked, plans_sb_mac16, synth_design
 
     digest = (read_stamp(build / "rtl") or {}).get("output_digest")
     cached = build / "search_synth" / "result.json"

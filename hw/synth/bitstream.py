@@ -22,7 +22,7 @@ import numpy as np
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_text, staged_dir
 from a2qflow.hw.results import BitstreamSummary
-from a2qflow.hw.synth.yosys import classify, read_manifest
+from a2qflow.hw.synth.yosys import classify, plans_sb_mac16, read_manifest
 from a2qflow.hw.tools import ToolError, relpath, run_tool, tool_version
 
 
@@ -263,13 +263,6 @@ def _write_shell(job: _Job, test: SelfTest) -> str:
     cons_name, cons_text = constraints(job.tgt, job.clock_mhz)
     (job.work / cons_name).write_text(cons_text)
     return cons_name
-
-
-def plans_sb_mac16(build: Path) -> bool:
-    """Whether BUILD/plan.json puts packed lanes on SB_MAC16 slices (hw.dsp.family sb_mac16, dsp_slices > 0)."""
-    p = Path(build) / "plan.json"
-    layers = json.loads(p.read_text()).get("layers", []) if p.is_file() else []
-    return any(l.get("dsp_family") == "sb_mac16" and (l.get("dsp_slices") or 0) > 0 for l in layers)
 
 
 def _synthesize(job: _Job, srcs: list[str], dsp: bool = False) -> tuple[str, dict]:
