@@ -225,10 +225,13 @@ def build_report(path: Path | str, train: Path | str | None = None, out: Path | 
         "weight_sparsity": {l["name"]: l["sparsity"] for l in layers} or NOT_RUN,
         "overflow_checks": _overflow(i),
         "resources": _resource_rows(i.resources) or NOT_RUN,
+        **({"resources_planned_design": i.resources.get("planned_design")}
+           if i.resources and i.resources.get("planned_design") else {}),
         "timing": timing,
         "cycles": cycles,
         "bitstream": ({"file": bit.bitstream, "target": bit.target, "utilisation": bit.utilisation,
-                       "tool": bit.tool_names()} if bit else NOT_RUN),
+                       "tool": bit.tool_names(), **({"without_dsp": bit.get("without_dsp")}
+                                                    if bit.get("without_dsp") else {})} if bit else NOT_RUN),
         "vitis": i.vitis.to_json() if i.vitis else NOT_RUN,
         "quantization_card": _quant_card(i),
         "plots": [],
@@ -311,7 +314,7 @@ def _md_layers(r: dict) -> list[str]:
     if packed:  # hw.dsp.packing auto (issue 20): which bound lets several MAC lanes share one DSP
         L += ["", "Lanes per DSP (`hw.dsp`, plan.json `dsp_lanes`): several output channels share one multiplier "
                   "and one accumulator, safe because each channel's exact bound fits its lane:", ""]
-        L += [f"- {l['name']}: {l['dsp_proof']}" for l in packed]
+        L += [f"- {l['name']}: {l['dsp_proof']}" for l in r["layers"] if l.get("dsp_proof")]
     return L
 
 
@@ -341,6 +344,8 @@ def _md_resources(r: dict) -> list[str]:
             L.append(f"| {row['family']} {row['mapping']} | {row['tool']} {row.get('version') or ''} | {k} | "
                      f"{_fmt(v)} | {_fmt(row['baseline32'].get(k)) if row['baseline32'] else NOT_RUN} | "
                      f"{'-' if s is None else f'{s:.1f} %'} |")
+    if r.get("resources_planned_design"):
+        L += ["", f"Same multiplier mapping on both sides: {r['resources_planned_design']}."]
     layers = r.get("layers") or []
     if layers and not any(row.get("baseline_datatype") for row in r["resources"]):
         L += ["", "A fairer baseline than 32 bits is each layer's data-type bound, the width a designer without A2Q "
@@ -379,9 +384,23 @@ def _md_timing(r: dict) -> list[str]:
         L.append("- Utilisation: " + ", ".join(f"{k} {v}" if not isinstance(v, dict) else
                                                f"{k} {v.get('used')}/{v.get('available')}"
                                                for k, v in bs["utilisation"].items()))
+    if isinstance(bs, dict) and isinstance(bs.get("without_dsp"), dict):
+        L.append(_md_dsp_twin(bs["without_dsp"], r["layers"], bs["tool"]))
     if isinstance(r.get("vitis"), dict):
         L.append("- Vitis / Vivado: see report.json `vitis` (vendor tool figures)")
     return L
+
+
+def _md_dsp_twin(w: dict, layers: list[dict], tool: str) -> str:
+    """The logic cells the packed layers' SB_MAC16s save: the placed design vs its twin with every MAC in logic."""
+    on = [f"{l['name']} ({l.get('dsp_slices')} x {l.get('dsp_lanes')} lanes)" for l in layers
+          if (l.get("dsp_slices") or 0) > 0]
+    saved, base = w.get("logic_cells_saved"), w.get("logic_cells")
+    pct = f", {100 * saved / base:.1f} %" if saved is not None and base else ""
+    return (f"- DSP slices: {w.get('dsp_used')} SB_MAC16 used by {', '.join(on) or 'no layer'}; logic cells "
+            f"{w.get('logic_cells_with_dsp')} vs {base} for the same plan without DSPs (packing off), "
+            f"**{saved} saved**{pct}; Fmax without DSPs {_fmt(w.get('fmax_mhz'))} MHz ({w.get('synth')}, "
+            f"then nextpnr-ice40; {tool})")
 
 
 def _md_quant_card(r: dict) -> list[str]:

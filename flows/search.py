@@ -12,8 +12,10 @@ P has to hold. The search picks one option (b, P) per MAC layer:
 2. **ILP** (scipy.optimize.milp): binary x[l, o] picks option o for layer l; pair variables w[l, o, o'] carry the
    coupling that layer l's threshold memory and comparators count 2^b' - 1 for the next layer's bits b'. Minimise
    the summed drop subject to the estimated LUTs (hw/synth/estimate.py, fitted to yosys) <= the budget and the
-   estimated DSPs (0 in the LUT-only mapping) <= --budget-dsp. The k best distinct solutions (no-good cuts) are the
-   candidates.
+   DSPs <= --budget-dsp: with hw.dsp.packing auto a layer at option (b, P) takes ceil(PE / lanes) * SIMD slices,
+   lanes being what hw/compiler/dsp.py lets P-bit lanes of b-bit weights share in one hw.dsp.family slice (so a
+   tighter P buys fewer DSPs); with packing off the MACs are priced in LUTs (0 DSPs). The k best distinct
+   solutions (no-good cuts) are the candidates.
 3. **Confirm**: every candidate is trained at full length, C-simulated (accuracy on the generated hardware model)
    and synthesised with yosys (xc7 LUT-only, the flow the estimate was fitted to). The chosen design is the most
    accurate candidate whose *yosys* LUTs fit the budget.
@@ -164,9 +166,34 @@ def _choice_rows(space: dict[str, list[Option]], xi: dict, wi: dict, row) -> Non
             row({wi[(l, o, o2)]: 1 for o in space[l]} | {xi[(nxt, o2)]: -1}, 0, 0)
 
 
+def layer_dsps(cfg, space: dict[str, list[Option]]) -> dict[tuple[str, Option], int]:
+    """DSP slices per (layer, option) of a packed design (hw.dsp.packing auto); {} with packing off (LUT MACs).
+
+    The rule is hw/compiler/dsp.py's, not a copy: priced_lanes at the option's P and bits (a weight assumed able
+    to be -2^(M-1), so the trained layer, whose planned width is at most P, packs at least as many lanes) and
+    slices(PE, SIMD, lanes) = ceil(PE / lanes) * SIMD, one multiplier per lane group and SIMD element.
+    """
+    from a2qflow.hw.compiler import dsp
+    from a2qflow.hw.compiler.ir import IntType
+
+    if cfg.hw.dsp.packing != "auto":
+        return {}
+    fam, fold = dsp.family(cfg.hw.dsp.family), layer_folding(cfg)
+    first = next(iter(space))
+    out = {}
+    for name, opts in space.items():
+        simd, pe = fold[name]
+        for o in opts:
+            in_type = IntType(o.bits, cfg.quant.input_signed if name == first else False)
+            out[(name, o)] = dsp.slices(pe, simd, dsp.priced_lanes(fam, o.P, o.bits, in_type, pe))
+    return out
+
+
 def solve_ilp(space: dict[str, list[Option]], drop: dict[tuple[str, Option], float], pair: dict, last: dict,
-              budget: float, exclude: Sequence[dict[str, Option]] = (), minimise_luts: bool = False):
-    """The option per layer minimising the summed accuracy drop (or the LUTs) under the LUT estimate <= budget.
+              budget: float, exclude: Sequence[dict[str, Option]] = (), minimise_luts: bool = False,
+              dsps: dict[tuple[str, Option], int] | None = None, budget_dsp: int | None = None):
+    """The option per layer minimising the summed accuracy drop (or the LUTs) under the LUT estimate <= budget
+    and, with `budget_dsp`, the priced DSP slices (`dsps`, layer_dsps) <= budget_dsp.
 
     Returns (choice, estimated LUTs) or None when infeasible. `exclude` adds one no-good cut per earlier choice.
     """
@@ -194,6 +221,8 @@ def solve_ilp(space: dict[str, list[Option]], drop: dict[tuple[str, Option], flo
 
     _choice_rows(space, xi, wi, row)
     row({i: v for i, v in enumerate(lut) if v}, -np.inf, budget)
+    if budget_dsp is not None and dsps:
+        row({xi[k]: v for k, v in dsps.items() if k in xi and v}, -np.inf, budget_dsp)
     for ex in exclude:
         row({xi[(l, o)]: 1 for l, o in ex.items()}, -np.inf, len(names) - 1)
     res = milp(cost, constraints=LinearConstraint(np.array(rows), lo, hi), integrality=np.ones(n),
@@ -223,7 +252,7 @@ def confirm_luts(build: Path) -> dict:
 
     from a2qflow.flows.pipeline import read_stamp
     from a2qflow.hw.files import staged_dir
-    from a2qflow.hw.synth.yosys import Flow, synth_design
+    from a2qflow.hw.synth.yosys import Flow, make_unpacked, plans_sb_mac16, synth_design
 
     digest = (read_stamp(build / "rtl") or {}).get("output_digest")
     cached = build / "search_synth" / "result.json"
@@ -231,9 +260,11 @@ def confirm_luts(build: Path) -> dict:
         r = json.loads(cached.read_text())
         if r.get("rtl_digest") == digest and digest is not None:
             return r["figures"]
+    # lanes the plan put on SB_MAC16 slices are not LUTs on the part: the LUT budget (and the estimate fitted to
+    # LUT-only designs) counts the same plan unpacked, as the synth stage's planned-vs-32-bit table does
+    rtl = make_unpacked(build) / "rtl" if plans_sb_mac16(build) else build / "rtl"
     with staged_dir(build / "search_synth") as work:
-        e = synth_design(build / "rtl", build, work, Flow("xc7", "lut-only"), "planned",
-                         final_dir=build / "search_synth")
+        e = synth_design(rtl, build, work, Flow("xc7", "lut-only"), "planned", final_dir=build / "search_synth")
         figures = {"luts": e["total"]["LUT"], "dsp": e["total"]["DSP"], "ff": e["total"]["FF"],
                    "carry": e["total"]["CARRY"], "luts_tool": f"{e['label']}",
                    "layer_luts": {n: v["LUT"] for n, v in e["layers"].items()}}
@@ -273,11 +304,13 @@ def measure_sensitivity(cfg, space, ref, method, epochs, out: Path, ex, progress
     return ref_acc, drops, rows
 
 
-def ilp_candidates(space, drops, pair, last, budget_layers: float, k: int) -> list[tuple[dict, float]]:
+def ilp_candidates(space, drops, pair, last, budget_layers: float, k: int, dsps: dict | None = None,
+                   budget_dsp: int | None = None) -> list[tuple[dict, float]]:
     """The k best distinct ILP solutions (each excluded from the next solve)."""
     out: list[tuple[dict, float]] = []
     for _ in range(k):
-        sol = solve_ilp(space, drops, pair, last, budget_layers, exclude=[c for c, _ in out])
+        sol = solve_ilp(space, drops, pair, last, budget_layers, exclude=[c for c, _ in out], dsps=dsps,
+                        budget_dsp=budget_dsp)
         if sol is None:
             break
         out.append(sol)
@@ -317,11 +350,18 @@ def run_search(config: Path | str, out: Path | str, budget_luts: int, budget_dsp
     cfg, t0 = load_config(config), time.perf_counter()
     space = option_space(cfg, bits, p_steps)
     pair, last, glue = layer_luts(cfg, space)
+    dsps = layer_dsps(cfg, space)
     smallest, small_est = solve_ilp(space, {}, pair, last, np.inf, minimise_luts=True)
     if small_est + glue > budget_luts:  # nothing can fit: say so before training anything
         raise no_fit(budget_luts, smallest, small_est + glue)
+    if budget_dsp is not None and dsps and solve_ilp(space, {}, pair, last, np.inf, minimise_luts=True, dsps=dsps,
+                                                     budget_dsp=budget_dsp) is None:
+        fewest = sum(min(v for (l, _), v in dsps.items() if l == name) for name in space)
+        raise NoFit(f"no configuration fits --budget-dsp {budget_dsp}: the fewest {cfg.hw.dsp.family} slices any "
+                    f"option set packs into is {fewest} (hw/compiler/dsp.py); raise --budget-dsp, offer smaller "
+                    "P (--p-steps) or fold further (hw.folding)")
     with run_lock(job.out):  # one search per folder
-        summary = search_locked(job, cfg, space, ex, progress, (pair, last, glue), (smallest, small_est))
+        summary = search_locked(job, cfg, space, ex, progress, (pair, last, glue, dsps), (smallest, small_est))
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     atomic_write_json(job.out / "search.json", summary)
     atomic_write_text(job.out / "search.md", search_markdown(summary))
@@ -338,18 +378,18 @@ def search_locked(job: SearchJob, cfg, space, ex, progress: bool, costs: tuple, 
     """Sensitivity, ILP, candidates and the choice (run_search holds the folder's lock)."""
     from a2qflow.flows.sweep import run_points
 
-    pair, last, glue = costs
+    pair, last, glue, dsps = costs
     ref = reference(cfg, space)
     ref_acc, drops, sens_rows = measure_sensitivity(cfg, space, ref, job.method, job.sensitivity_epochs,
                                                     job.out / "sensitivity", ex, progress)
-    sols = ilp_candidates(space, drops, pair, last, job.budget_luts - glue, job.candidates)
+    sols = ilp_candidates(space, drops, pair, last, job.budget_luts - glue, job.candidates, dsps, job.budget_dsp)
     if not sols:
         raise no_fit(job.budget_luts, small[0], small[1] + glue)
     points = [SweepPoint(choice_name(c), job.method, max(o.P for o in c.values()), None, None,
                          point_config(cfg, c, job.method, job.epochs, choice_name(c))) for c, _ in sols]
     res = run_points(points, job.out / "candidates", ["csim", "rtl"], ex, progress, label="candidates",
                      fn=run_candidate)
-    cands = [candidate_row(c, est + glue, drops, res[p.name]) for (c, est), p in zip(sols, points)]
+    cands = [candidate_row(c, est + glue, drops, res[p.name], dsps) for (c, est), p in zip(sols, points)]
     summary = {"config": job.config, "name": cfg.name, "method": job.method, "budget_luts": job.budget_luts,
                "budget_dsp": job.budget_dsp, "bits": job.bits, "p_steps": job.p_steps,
                "sensitivity_epochs": job.sensitivity_epochs,
@@ -358,7 +398,7 @@ def search_locked(job: SearchJob, cfg, space, ex, progress: bool, costs: tuple, 
                "sensitivity": sens_rows, "estimate_source": estimate_source(), "candidates": cands,
                "executor": ex.describe()}
     fits = [c for c in cands if c["status"] == "ok" and c["luts"] is not None and c["luts"] <= job.budget_luts
-            and (job.budget_dsp is None or (c["dsp"] or 0) <= job.budget_dsp)]
+            and (job.budget_dsp is None or max(c["dsp"] or 0, c["dsp_priced"] or 0) <= job.budget_dsp)]
     best = max(fits, key=lambda c: (c["accuracy"] or 0, -c["luts"])) if fits else None
     pick = {"chosen": "acc_bits", "chosen_bits": "bits", "chosen_name": "name", "luts": "luts",
             "accuracy": "accuracy", "luts_tool": "luts_tool", "accuracy_source": "accuracy_source"}
@@ -390,8 +430,9 @@ def check_search_args(budget_luts, budget_dsp, bits, method, candidates) -> None
         raise A2QFlowError(f"--candidates {candidates}: must be at least 1")
 
 
-def candidate_row(choice: dict[str, Option], est: float, drops: dict, r: dict) -> dict:
-    return {"name": r["name"], "acc_bits": {l: o.P for l, o in choice.items()},
+def candidate_row(choice: dict[str, Option], est: float, drops: dict, r: dict, dsps: dict | None = None) -> dict:
+    priced = sum(dsps.get((l, o), 0) for l, o in choice.items()) if dsps else None
+    return {"name": r["name"], "acc_bits": {l: o.P for l, o in choice.items()}, "dsp_priced": priced,
             "bits": {l: o.bits for l, o in choice.items()}, "luts_estimate": round(est),
             "predicted_drop": round(sum(drops.get((l, o), 0.0) for l, o in choice.items()), 4),
             "status": r["status"], "reason": r.get("reason", ""), "accuracy": r.get("accuracy"),

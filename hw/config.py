@@ -94,6 +94,10 @@ class DspConfig(_Strict):
     packing: DspPacking = Field("off", description="auto: pack lanes wherever the proven width fits; off: one lane")
     family: DspFamilyName = Field("dsp48e1", description="DSP the lanes are fitted to: dsp48e1 (25x18, 48-bit acc), "
                                                          "dsp48e2 (27x18, 48) or sb_mac16 (16x16, 32)")
+    max_slices: int | None = Field(None, ge=0, description="most DSP slices the packed layers may take (an iCE40 "
+                                                           "UP5K has 8 SB_MAC16): the plan picks which layers "
+                                                           "(plan.json dsp_slices), the rest stay one lane per "
+                                                           "multiplier in logic; unset: no limit")
 
 
 class HardwareConfig(_Strict):

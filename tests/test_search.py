@@ -84,3 +84,50 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert "--budget-luts 0: must be a positive number of LUTs" in capsys.readouterr().err
     assert main(["search", str(CFG), "--budget-luts", "900", "--bits", "1,4", "--out", str(tmp_path / "s")]) == 2
     assert "--bits" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------ DSP pricing
+def _packed_cfg(tmp_path, family: str = "sb_mac16", packing: str = "auto"):
+    import yaml
+
+    d = yaml.safe_load(CFG.read_text())
+    d["hw"]["dsp"] = {"packing": packing, "family": family}
+    f = tmp_path / "packed.yaml"
+    f.write_text(yaml.safe_dump(d))
+    return f, load_config(f)
+
+
+def test_tighter_p_buys_fewer_dsps_and_the_ilp_respects_the_dsp_budget(tmp_path):
+    """hw.dsp.packing auto: a layer's DSP price is hw/compiler/dsp.py's slices at its option's P. On SB_MAC16 (16-bit
+    operand) two 4-bit lanes need P + 4 + 1 <= 16, so fc0 (SIMD 4 x PE 4) costs 8 slices at P = 11 and 16 at its
+    data-type bound 15; a DSP budget the wide options break makes the ILP take the tight ones, and a budget below
+    the fewest slices is infeasible."""
+    from a2qflow.flows.search import layer_dsps
+    from a2qflow.hw.compiler import dsp
+
+    _, cfg = _packed_cfg(tmp_path)
+    space = option_space(cfg, [4], [0, 2, 4])
+    dsps = layer_dsps(cfg, space)
+    assert dsps[("fc0", Option(4, 11))] == dsp.slices(4, 4, 2) == 8
+    assert dsps[("fc0", Option(4, 13))] == dsps[("fc0", Option(4, 15))] == dsp.slices(4, 4, 1) == 16
+    assert dsps[("fc2", Option(4, 10))] == 4 and dsps[("fc2", Option(4, 14))] == 8  # fc2: SIMD 4 x PE 2
+    assert layer_dsps(_packed_cfg(tmp_path, packing="off")[1], space) == {}  # packing off: LUT MACs, no DSP price
+    pair, last, _ = layer_luts(cfg, space)
+    drops = {(l, o): (20 - o.P) * 0.01 for l in space for o in space[l]}  # accuracy prefers the widest P
+    wide, _ = solve_ilp(space, drops, pair, last, float("inf"))
+    assert wide == {l: max(space[l], key=lambda o: o.P) for l in space}
+    fewest = sum(min(v for (l, _), v in dsps.items() if l == name) for name in space)
+    tight, _ = solve_ilp(space, drops, pair, last, float("inf"), dsps=dsps, budget_dsp=fewest)
+    assert sum(dsps[(l, o)] for l, o in tight.items()) <= fewest
+    assert tight["fc0"].P <= 11 and tight["fc2"].P <= 11
+    assert solve_ilp(space, drops, pair, last, float("inf"), dsps=dsps, budget_dsp=fewest - 1) is None
+
+
+def test_dsp_budget_nothing_fits_is_one_line_before_training(tmp_path, capsys):
+    f, _ = _packed_cfg(tmp_path)
+    out = tmp_path / "s"
+    assert main(["search", str(f), "--budget-luts", "1000000", "--budget-dsp", "3", "--bits", "4",
+                 "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no configuration fits --budget-dsp 3: the fewest sb_mac16 slices")
+    assert len(err.splitlines()) == 1 and not (out / "sensitivity").exists()

@@ -103,6 +103,53 @@ def lanes_for_pe(fit: int, pe: int) -> int:
     return -(-pe // groups)
 
 
+def slices(pe: int, simd: int, lanes: int) -> int:
+    """DSP slices (multipliers) of a folded unit with `lanes` channels per multiplier: one per group and SIMD element.
+
+    ceil(PE / lanes) groups, each multiplying SIMD inputs at once; lanes = 1 is one multiplier per MAC (PE * SIMD).
+    """
+    return -(-pe // max(1, lanes)) * simd
+
+
+def priced_lanes(fam: DspFamily, acc_bits: int, weight_bits: int, in_type: IntType, pe: int) -> int:
+    """Lanes per DSP a layer gets at a target width P before its weights exist (search pricing).
+
+    Assumes a weight can be -2^(M-1) (the operand's extra bit), so the trained layer, whose planned width is at
+    most P, packs at least this many lanes: a price from this is an upper bound on the DSPs it will take.
+    """
+    return lanes_for_pe(lanes_that_fit(fam, acc_bits, weight_operand_bits(weight_bits), in_type), pe)
+
+
+@dataclass(frozen=True)
+class DspCandidate:
+    """A packed layer competing for a limited number of DSP slices."""
+
+    name: str
+    lanes: int
+    slices: int
+    macs: int  # MACs per cycle it moves onto DSPs (PE * SIMD)
+
+
+def choose_for_slices(cands: list[DspCandidate], max_slices: int | None) -> list[str]:
+    """Which packed layers get DSP slices when only `max_slices` exist (an iCE40 UP5K has 8 SB_MAC16).
+
+    Greedy on what a slice buys: most lanes per slice first (each slice then replaces the most LUT multipliers),
+    then the layer moving the most MACs, then the earlier layer; a layer that does not fit the slices left is
+    skipped for a smaller one. The others stay one lane per multiplier in logic: a packed multiply in LUTs costs
+    about what its lanes cost unpacked, and synth_ice40 -dsp would otherwise infer every packed multiply into an
+    SB_MAC16 and overflow the part. None: no limit, every candidate.
+    """
+    if max_slices is None:
+        return [c.name for c in cands]
+    order = sorted(range(len(cands)), key=lambda i: (-cands[i].lanes, -cands[i].macs, i))
+    left, chosen = max_slices, set()
+    for i in order:
+        if cands[i].slices <= left:
+            chosen.add(cands[i].name)
+            left -= cands[i].slices
+    return [c.name for c in cands if c.name in chosen]
+
+
 def pack_weights(w: np.ndarray, acc_bits: int) -> list[int]:
     """(L, K) integer weights -> K packed words sum_l w[l, k] * 2^(l * P), as (signed) Python ints."""
     w = np.asarray(w, dtype=np.int64)

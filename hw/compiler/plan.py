@@ -79,6 +79,10 @@ class LayerPlan:
     dsp_lanes: int = 1
     dsp_family: str | None = None
     dsp_proof: str | None = None
+    # DSP slices the packed multipliers take (ceil(PE / dsp_lanes) * SIMD; 0 unpacked: one-lane multipliers are
+    # left to the synthesis tool). With hw.dsp.max_slices the plan chooses which layers get them. None: a plan
+    # written before the field existed (not re-checked).
+    dsp_slices: int | None = None
     # int64 (C, L) thresholds fitted to acc_bits (plan.npz, not plan.json); None when the layer ends in the affine
     thresholds: np.ndarray | None = field(default=None, repr=False, compare=False)
 
@@ -210,7 +214,7 @@ def make_plan(model: Model, acc_bits: int | str | None = None, allow_unsafe: boo
     for layer in model.mac_layers():
         plan.layers.append(_layer_plan(layer, acc_bits, allow_unsafe, folding, architecture))
     if dsp is not None and dsp.packing == "auto":
-        set_dsp_lanes(model, plan, dsp.family)
+        set_dsp_lanes(model, plan, dsp.family, dsp.max_slices)
     return plan
 
 
@@ -282,26 +286,43 @@ def _layer_plan(layer, acc_bits: int | str | None, allow_unsafe: bool, folding: 
         sparsity=float((w == 0).mean()), out_bits=out_bits, out_signed=out_signed, simd=simd, pe=pe,
         architecture=arch, pipeline_depth=_pipeline_depth(w, architecture) if arch == "unrolled" else 0,
         nonzero_weights=int((w != 0).sum()), signed_digits=csd_count(w),
-        tree_widths="exact" if acc_bits is None else "acc_bits",
+        tree_widths="exact" if acc_bits is None else "acc_bits", dsp_slices=0,
         thresholds=fitted)
 
 
 PACKABLE_KINDS = ("dense", "conv")  # channels that share each input (a depthwise channel reads its own input)
 
 
-def set_dsp_lanes(model: Model, plan: Plan, family: str) -> None:
+def set_dsp_lanes(model: Model, plan: Plan, family: str, max_slices: int | None = None) -> None:
     """Record per folded dense / conv layer the lanes per `family` DSP its planned width allows, with the proof.
 
     Why here: the lanes are a function of the proven width (an A2Q guarantee), so they belong in the one plan the
-    backends build from, and load_build re-checks them from the integer weights like every width.
+    backends build from, and load_build re-checks them from the integer weights like every width. With
+    `max_slices` (hw.dsp.max_slices: a part's DSP count) only the layers dsp.choose_for_slices picks are packed
+    onto slices; the others keep one lane per multiplier, in logic, and their proof line says why.
     """
     fam = dsp_packing.family(family)
+    cands = []
     for layer, lp in zip(model.mac_layers(), plan.layers):
         if lp.architecture != "folded" or lp.kind not in PACKABLE_KINDS:
             continue
         lanes, proof = dsp_packing.layer_lanes(layer.weight_matrix(), layer.in_type, lp.weight_bits, lp.acc_bits,
                                                fam, lp.pe)
         lp.dsp_lanes, lp.dsp_family, lp.dsp_proof = lanes, fam.name, proof
+        lp.dsp_slices = dsp_packing.slices(lp.pe, lp.simd, lanes) if lanes > 1 else 0
+        if lanes > 1:
+            cands.append(dsp_packing.DspCandidate(lp.name, lanes, lp.dsp_slices, lp.pe * lp.simd))
+    chosen = dsp_packing.choose_for_slices(cands, max_slices)
+    for c in cands:
+        if c.name not in chosen:
+            lp = plan.layer(c.name)
+            lp.dsp_proof = (f"{fam.name}: 1 lane ({c.lanes} would fit, but hw.dsp.max_slices={max_slices} slices "
+                            f"went to {', '.join(chosen) or 'no layer'}; this layer's MACs stay in logic)")
+            lp.dsp_lanes, lp.dsp_slices = 1, 0
+    if max_slices is not None and cands:
+        used = sum(plan.layer(n).dsp_slices for n in chosen)
+        plan.notes.append(f"hw.dsp.max_slices={max_slices}: {used} {fam.name} slices to "
+                          f"{', '.join(chosen) or 'no layer'} (most lanes per slice first, then most MACs)")
 
 
 def _file_digest(path: Path) -> str:
@@ -465,6 +486,7 @@ def _check_dsp_lanes(layer, lp: LayerPlan, where: str) -> None:
     if not isinstance(lp.dsp_lanes, int) or isinstance(lp.dsp_lanes, bool) or lp.dsp_lanes < 1:
         raise A2QFlowError(f"{where}: dsp_lanes={lp.dsp_lanes!r} must be a positive integer; re-run `a2qflow compile`")
     if lp.dsp_lanes == 1:
+        _check_dsp_slices(lp, where)
         return
     if lp.architecture != "folded" or lp.kind not in PACKABLE_KINDS or lp.dsp_lanes > lp.pe:
         raise A2QFlowError(f"{where}: dsp_lanes={lp.dsp_lanes} needs a folded dense / conv layer with PE >= lanes "
@@ -479,3 +501,12 @@ def _check_dsp_lanes(layer, lp: LayerPlan, where: str) -> None:
     if lp.dsp_lanes > fit:
         raise A2QFlowError(f"{where}: dsp_lanes={lp.dsp_lanes} but {fit} lane(s) of {lp.acc_bits} bits fit a "
                            f"{fam.name} with these weights; re-run `a2qflow compile`")
+    _check_dsp_slices(lp, where)
+
+
+def _check_dsp_slices(lp: LayerPlan, where: str) -> None:
+    """dsp_slices must be what the lanes take (ceil(PE / lanes) * SIMD packed, 0 unpacked); None: an older plan."""
+    want = dsp_packing.slices(lp.pe, lp.simd, lp.dsp_lanes) if lp.dsp_lanes > 1 else 0
+    if lp.dsp_slices is not None and lp.dsp_slices != want:
+        raise A2QFlowError(f"{where}: dsp_slices={lp.dsp_slices!r} but {lp.dsp_lanes} lane(s) at SIMD {lp.simd} x "
+                           f"PE {lp.pe} take {want}; re-run `a2qflow compile`")

@@ -22,7 +22,7 @@ import numpy as np
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_text, staged_dir
 from a2qflow.hw.results import BitstreamSummary
-from a2qflow.hw.synth.yosys import classify, read_manifest
+from a2qflow.hw.synth.yosys import classify, plans_sb_mac16, read_manifest
 from a2qflow.hw.tools import ToolError, relpath, run_tool, tool_version
 
 
@@ -218,10 +218,11 @@ class _Job:
 
 
 def build_bitstream(build: Path | str, target: str = "ice40-up5k", clock_mhz: float = 12.0,
-                    test: SelfTest | None = None, seed: int = 1) -> BitstreamSummary:
+                    test: SelfTest | None = None, seed: int = 1, dsp: bool | None = None) -> BitstreamSummary:
     """Synthesise, place, route and pack BUILD/rtl inside the self-test shell; write BUILD/bitstream/.
 
     BUILD/bitstream is replaced atomically. `test` overrides the vectors (defaults to golden-model vectors).
+    `dsp`: synth_ice40 -dsp (SB_MAC16 inference); None: on when plan.json puts packed lanes on SB_MAC16 slices.
     """
     build = Path(build).resolve()
     tgt = get_target(target)
@@ -236,7 +237,8 @@ def build_bitstream(build: Path | str, target: str = "ice40-up5k", clock_mhz: fl
         job = _Job(build, work, tgt, clock_mhz, seed)
         cons_name = _write_shell(job, test)
         srcs = [relpath(rtl / s, build) for s in manifest["sources"]]
-        script, cells = _synthesize(job, srcs + [job.rel("board_selftest.v"), job.rel("board_top.v")])
+        dsp = plans_sb_mac16(build) if dsp is None else dsp
+        script, cells = _synthesize(job, srcs + [job.rel("board_selftest.v"), job.rel("board_top.v")], dsp)
         _place_and_route(job, cons_name)
         bitfile = _pack(job)
         result = _summary(job, test, bitfile, cells, time.monotonic() - t0)
@@ -263,9 +265,15 @@ def _write_shell(job: _Job, test: SelfTest) -> str:
     return cons_name
 
 
-def _synthesize(job: _Job, srcs: list[str]) -> tuple[str, dict]:
-    """yosys synth_ice40 / synth_ecp5 to a JSON netlist; refuses early when the cell count cannot fit the part."""
+def _synthesize(job: _Job, srcs: list[str], dsp: bool = False) -> tuple[str, dict]:
+    """yosys synth_ice40 / synth_ecp5 to a JSON netlist; refuses early when the cell count cannot fit the part.
+
+    `dsp` adds synth_ice40's -dsp: yosys then infers each packed multiply (a2q_mvau_packed.v) into an SB_MAC16 by
+    itself, no primitive instantiated; the unpacked 4x4-bit products stay in logic (below its 11-bit product
+    minimum), so only the layers the plan gave slices take them.
+    """
     synth_cmd = "synth_ice40" if job.tgt.family == "ice40" else "synth_ecp5"
+    synth_cmd += " -dsp" if dsp and job.tgt.family == "ice40" else ""
     script = ("\n".join(f"read_verilog -defer -sv {s}" for s in srcs) +
               f"\nhierarchy -check -top board_top\n{synth_cmd} -top board_top -json {job.rel('design.json')}\n"
               f"tee -q -o {job.rel('stats.json')} stat -json\n")
@@ -277,7 +285,7 @@ def _synthesize(job: _Job, srcs: list[str]) -> tuple[str, dict]:
     cells = stats["modules"]["\\board_top"]["num_cells_by_type"]
     est = _estimate_cells(job.tgt, cells)
     if est > job.tgt.capacity:
-        raise _too_big(job.tgt, est, f"at least, from {synth_cmd} cell counts", job.build)
+        raise _too_big(job.tgt, est, f"at least, from {synth_cmd.split()[0]} cell counts", job.build)
     return script, cells
 
 

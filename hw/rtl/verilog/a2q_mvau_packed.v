@@ -11,8 +11,12 @@
 //
 // Written for DSP inference, no primitive instantiated: with SIMD = 1 the operand registers, the product register
 // and the accumulator (its first value the constant BIAS) are one DSP48E1 / DSP48E2 in yosys' synth_xilinx; with
-// SIMD > 1 each product is a DSP and the adder tree stays in logic. In synth_ice40 -dsp the multiply maps to
-// SB_MAC16.
+// SIMD > 1 each product is a DSP and the adder tree stays in logic. iCE40: yosys synth_ice40 -dsp infers each
+// packed multiply into one SB_MAC16 by itself (its mul2dsp rule: operands <= 16 bits, which the plan's lane rule
+// guarantees, and a product of >= 11 bits, which a packed product always is), so SB_MAC16 is never instantiated;
+// measured on the UP5K demo (fc0 at SIMD 4 x PE 4, 2 lanes: 8 SB_MAC16, nextpnr-ice40 places all 8). Unpacked
+// 4x4-bit products (9 bits) stay in logic cells, which is why the plan's hw.dsp.max_slices decides which layers
+// are packed: every packed multiply becomes a slice.
 //
 // Memories, initialised by $readmemh from files the generator writes:
 //   WEIGHT_FILE: word nf*SF + sf holds the packed operand of group g, element s at bits (g*SIMD + s)*AW
