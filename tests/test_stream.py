@@ -22,14 +22,22 @@ TB = r"""
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
-// stdin: n_in n_out, then the n_in input elements; argv[1]: percent of cycles each side stalls.
-// stdout: the output elements in order, then "cycles N". Exit 1 when the outputs stop coming (a deadlock).
+// stdin: n_in n_out lanes_in lanes_out bits, then the n_in input elements (lanes_in per beat, lowest first);
+// argv[1]: percent of cycles each side stalls. stdout: the output elements in order (lanes_out per beat), then
+// "cycles N". Exit 1 when the outputs stop coming (a deadlock).
+template <typename T> static long get(const T& v, int lo, int bits) {
+  return (long)(((unsigned long long)v >> lo) & ((1ULL << bits) - 1)); }
+template <std::size_t N> static long get(const VlWide<N>& v, int lo, int bits) {
+  long r = 0;
+  for (int b = 0; b < bits; b++) r |= (long)((v[(lo + b) / 32] >> ((lo + b) % 32)) & 1U) << b;
+  return r; }
 int main(int argc, char** argv) {
   const int stall = argc > 1 ? atoi(argv[1]) : 0;
-  int n_in, n_out;
-  if (scanf("%d %d", &n_in, &n_out) != 2) return 2;
-  std::vector<int> in(n_in);
-  for (auto& v : in) if (scanf("%d", &v) != 1) return 2;
+  int n_in, n_out, li, lo, bits;
+  if (scanf("%d %d %d %d %d", &n_in, &n_out, &li, &lo, &bits) != 5) return 2;
+  std::vector<unsigned long long> in(n_in / li, 0ULL);
+  for (int i = 0; i < n_in; i++) { long v; if (scanf("%ld", &v) != 1) return 2;
+    in[i / li] |= (unsigned long long)v << ((i % li) * bits); }
   Va2q_swg* m = new Va2q_swg;
   srand(1);
   m->clk = 0; m->rst = 1; m->in_valid = 0; m->out_ready = 0;
@@ -42,11 +50,11 @@ int main(int argc, char** argv) {
     m->out_ready = rand() % 100 >= stall;
     m->eval();
     const bool ifire = m->in_valid && m->in_ready, ofire = m->out_valid && m->out_ready;
-    const int od = m->out_data;
+    if (ofire) for (int j = 0; j < lo; j++) printf("%ld\n", get(m->out_data, j * bits, bits));
     m->clk = 1; m->eval(); m->clk = 0; m->eval(); cyc++;
     idle = (ifire || ofire) ? 0 : idle + 1;
     if (ifire) ip++;
-    if (ofire) { printf("%d\n", od); got++; }
+    if (ofire) got += lo;
   }
   printf("cycles %ld\n", cyc);
   delete m;
@@ -89,23 +97,29 @@ CASES = {
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++ for Verilator")
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_line_buffer_window_equals_im2col_on_a_stream_of_frames(tmp_path, case):
+    """One pixel in, one whole (kh, kw, c) window out per beat, equal to im2col on every frame of a stream, with and
+    without back-pressure; free-running, a stream of frames takes about max(pixels, windows) beats per frame."""
     (c, h, w), k, s, pad = CASES[case]
     params = dict(C=c, H=h, W=w, KH=k[0], KW=k[1], SH=s[0], SW=s[1], PT=pad[0], PL=pad[1], PB=pad[2], PR=pad[3],
                   BITS=4)
     sim = _swg_sim(tmp_path, params)
-    frames = np.random.default_rng(0).integers(0, 16, (3, c, h, w))
+    n = 6
+    frames = np.random.default_rng(0).integers(0, 16, (n, c, h, w))
     expect = [v for x in frames for v in im2col_hwc(x, k, s, pad)]
     stream = [int(v) for x in frames for v in x.transpose(1, 2, 0).ravel()]
+    window = k[0] * k[1] * c
+    head = f"{len(stream)} {len(expect)} {c} {window} 4\n"
     cycles = {}
     for stall in (0, 35):  # free-running, then both sides stalling a third of the time
-        r = subprocess.run([str(sim), str(stall)], input=f"{len(stream)} {len(expect)}\n" + " ".join(map(str, stream)),
-                           capture_output=True, text=True)
+        r = subprocess.run([str(sim), str(stall)], input=head + " ".join(map(str, stream)), capture_output=True,
+                           text=True)
         assert r.returncode == 0, f"deadlock at stall {stall}%"
         lines = r.stdout.split()
         assert [int(v) for v in lines[:-2]] == expect
         cycles[stall] = int(lines[-1])
-    # free-running, input and output overlap: a frame takes about max(in, out) cycles, not in + out
-    assert cycles[0] < len(stream) + len(expect)
+    pixels, windows = h * w, len(expect) // window // n
+    # the writer runs up to a frame ahead: after the first frame each takes max(pixels, windows) beats, not their sum
+    assert cycles[0] <= (n - 1) * max(pixels, windows) + pixels + windows + 4
     assert cycles[35] > cycles[0]
 
 
@@ -115,8 +129,9 @@ def test_manifest_states_the_line_buffer_next_to_the_frame_buffer(tmp_path):
     man = json.loads((generate(tmp_path) / "manifest.json").read_text())
     lb = man["line_buffers"]
     assert set(lb) == {"conv0", "pool0", "conv1"}
-    # conv0: 1x6x6, 3x3 stride 1: (2 rows + 3 pixels) + 1 row = 21 elements -> 32 of 4 bits, frame buffer 2 x 36 x 4
-    assert lb["conv0"] == dict(elements=32, bits=128, span=15, frame_buffer_bits=288)
+    # conv0: 1x6x6, 3x3 stride 1: (2 rows + 3 pixels) + 1 row = 21 pixels -> 32 of 4 bits, frame buffer 2 x 36 x 4,
+    # and the register holding one 3x3 window
+    assert lb["conv0"] == dict(elements=32, bits=128, span=15, frame_buffer_bits=288, window_bits=36)
     assert all(v["span"] <= v["elements"] for v in lb.values())
 
 
