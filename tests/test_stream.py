@@ -64,7 +64,8 @@ int main(int argc, char** argv) {
 
 
 def im2col_hwc(x: np.ndarray, k: tuple[int, int], s: tuple[int, int], pad: tuple[int, int, int, int]) -> list[int]:
-    """Every output pixel's window of a (C, H, W) frame in (kh, kw, c) order, zero padding (top, left, bottom, right)."""
+    """Every output pixel's window of a (C, H, W) frame in (kh, kw, c) order, zero padding (top, left, bottom,
+    right)."""
     c, h, w = x.shape
     t, l, b, r = pad
     xp = np.zeros((c, h + t + b, w + l + r), np.int64)
@@ -200,12 +201,58 @@ def test_verilator_initiation_interval_is_the_solvers_slowest_layer(tmp_path, ma
         assert est <= res["initiation_interval_cycles"] <= 1.05 * est
 
 
-# ---------------------------------------------------------------------------------------------- tree pipelining
+# ---------------------------------------------------------------------------------------------- wide beats
 from _rtl_util import dense_chain, random_and_worst_case_inputs  # noqa: E402
 
 from a2qflow.hw.compiler import reference  # noqa: E402
-from a2qflow.hw.compiler.csd import csd_count  # noqa: E402
 from a2qflow.hw.compiler.plan import load_plan  # noqa: E402
+from a2qflow.hw.rtl.generate import width_converters  # noqa: E402
+
+
+def test_width_converters_go_through_the_common_divisor_only_when_neither_width_divides():
+    assert width_converters("in", 4, 4, 4, "0") == []
+    (up,) = width_converters("in", 4, 12, 4, "0")
+    assert (up["kind"], up["N"], up["BITS"], up["out_bits"]) == ("s2p", 3, 16, 48)
+    (down,) = width_converters("win", 150, 25, 4, "1")
+    assert (down["kind"], down["N"], down["BITS"], down["src"]) == ("p2s", 6, 100, "win")
+    a, b = width_converters("in", 16, 196, 4, "0")  # conv's pixels into a dense layer's SIMD 196: through 4 lanes
+    assert (a["kind"], a["N"], a["out_bits"], b["kind"], b["N"], b["src"]) == ("p2s", 4, 16, "s2p", 49, a["net"])
+
+
+# conv0 SIMD / PE, conv1 SIMD / PE, fc0 SIMD / PE: window beats cut by a2q_p2s, PE-wide results gathered into
+# pixels by a2q_s2p, and pixel beats into a dense layer through their common divisor (conv1 PE 2 -> fc0 SIMD 3)
+WIDE_FOLDINGS = {
+    "cut-windows": {"conv0": (3, 4), "conv1": (9, 3), "fc0": (4, 1)},
+    "gather-pixels": {"conv0": (9, 2), "conv1": (36, 2), "fc0": (3, 3)},
+    "one-element": {"conv0": (1, 1), "conv1": (1, 1), "fc0": (1, 1)},
+}
+
+
+@pytest.mark.parametrize("name", sorted(WIDE_FOLDINGS))
+def test_wide_beats_and_their_converters_stay_bit_exact_under_backpressure(tmp_path, name):
+    model = conv_net(seed=7)
+    write_build(tmp_path, model, folding=WIDE_FOLDINGS[name])
+    x = random_and_worst_case_inputs(model, 12, seed=5)
+    golden = reference.run(model, x, load_plan(tmp_path).acc_bits()).acc
+    for stall in (0, 30):
+        res = run_rtlsim(tmp_path, x, stall_percent=stall, seed=3)
+        assert res["mismatches"] == 0
+        np.testing.assert_array_equal(np.load(tmp_path / "rtlsim" / "outputs.npy"), golden)
+
+
+def test_an_mlp_keeps_its_one_element_per_beat_units(tmp_path):
+    """A dense chain's design is the published one: its MVAUs take and give one element per beat (no lane
+    parameters, no converters), so the MLP LUT counts in README / hw_savings still describe it."""
+    write_build(tmp_path, dense_chain(seed=2))
+    rtl = generate(tmp_path)
+    top = (rtl / "a2q_top.v").read_text()
+    assert "IN_LANES" not in top and "a2q_s2p" not in top and "a2q_p2s" not in top
+    man = json.loads((rtl / "manifest.json").read_text())
+    assert man["in_lanes"] == 1 and man["out_lanes"] == 1 and man["sources"] == ["a2q_mvau.v", "a2q_top.v"]
+
+
+# ---------------------------------------------------------------------------------------------- tree pipelining
+from a2qflow.hw.compiler.csd import csd_count  # noqa: E402
 from a2qflow.hw.config import HardwareConfig  # noqa: E402
 
 
@@ -244,7 +291,8 @@ from a2qflow.hw.rtl.sim import lint  # noqa: E402
 
 def test_unrolled_convolutions_equal_golden_and_are_lint_clean(tmp_path):
     """hw.layers.<conv>.architecture: unrolled -> a2q_swg, the constant-weight dense unit on each window (pipelined
-    trees), a2q_p2s; the CNN around it is unchanged and the outputs are bit-exact, also under back-pressure."""
+    trees) fed one whole window per clock, C channels per beat out; the outputs are bit-exact, also under
+    back-pressure, and the design runs at the line buffer's pixel rate."""
     model = conv_net(seed=5)
     plan = make_plan(model, architecture=ArchitectureConfig(layers={"conv0": "unrolled", "conv1": "unrolled"},
                                                             pipeline_levels=2))
@@ -259,12 +307,15 @@ def test_unrolled_convolutions_equal_golden_and_are_lint_clean(tmp_path):
     assert all(man["unrolled"][n]["depth"] >= 1 for n in ("conv0", "conv1"))  # the trees are pipelined
     top = (rtl / "a2q_top.v").read_text()
     assert "module a2q_layer_conv0_core" in top and "a2q_mvau #" in top  # fc0 stays an MVAU
+    assert "a2q_s2p" not in top  # the line buffer hands the core a whole window per beat
     x = random_and_worst_case_inputs(model, 20, seed=1)
     golden = reference.run(model, x, plan.acc_bits()).acc
     for stall in (0, 30):
         res = run_rtlsim(tmp_path, x, stall_percent=stall, seed=2)
         assert res["mismatches"] == 0
         np.testing.assert_array_equal(np.load(tmp_path / "rtlsim" / "outputs.npy"), golden)
+        if stall == 0:  # one window per clock: the frame's 36 input pixels set the rate, not its 36 x 9 elements
+            assert res["initiation_interval_cycles"] <= 1.05 * fo.fastest_target(model)
 
 
 CORE_TB = r"""
