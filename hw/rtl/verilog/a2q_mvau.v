@@ -232,10 +232,17 @@ module a2q_mvau #(
     wire [PE*OUT_W-1:0] res;
     wire                pend_go;      // the pending fold moves to the output register this cycle
     wire                pend_take = fin && (!pend_valid || (OVERLAP != 0 && pend_go));
+    wire                pend_refill = (OVERLAP != 0) && fin;
     /* verilator lint_off UNUSEDSIGNAL */
     reg  [TW-1:0]       tq;           // unused (constant) when N_THR = 0: the layer outputs raw accumulators
     /* verilator lint_on UNUSEDSIGNAL */
-    assign adv = !fin || pend_take;
+    generate
+        if (OVERLAP != 0) begin : g_adv_overlap
+            assign adv = !fin || pend_take;
+        end else begin : g_adv
+            assign adv = !(fin && pend_valid);
+        end
+    endgenerate
 
     generate
         for (p = 0; p < PE; p = p + 1) begin : g_pe
@@ -333,22 +340,22 @@ module a2q_mvau #(
             ser_valid  <= 1'b0;
             ser_cnt    <= {PEW{1'b0}};
         end else begin
-            if (pend_go) begin
-                ser        <= pend;
-                ser_valid  <= 1'b1;
-                ser_cnt    <= {PEW{1'b0}};
-                pend_valid <= 1'b0;
-            end else if (out_fire) begin
-                ser     <= ser >> OUT_W;
-                ser_cnt <= ser_cnt + 1'b1;
-                if (WIDE_OUT != 0 || ser_cnt == PE_LAST) ser_valid <= 1'b0;
-            end
             if (pend_take) begin
                 pend       <= res;
                 pend_valid <= 1'b1;
                 fin        <= 1'b0;
             end
             if (adv && v2 && last2) fin <= 1'b1;
+            if (pend_go) begin
+                ser        <= pend;
+                ser_valid  <= 1'b1;
+                ser_cnt    <= {PEW{1'b0}};
+                pend_valid <= pend_refill;   // 0, or 1 when the next fold takes its place in this cycle
+            end else if (out_fire) begin
+                ser     <= ser >> OUT_W;
+                ser_cnt <= ser_cnt + 1'b1;
+                if (WIDE_OUT != 0 || ser_cnt == PE_LAST) ser_valid <= 1'b0;
+            end
         end
     end
 endmodule
