@@ -81,14 +81,19 @@ module a2q_mvau #(
     /* verilator lint_on UNUSEDSIGNAL */
     wire [XW-1:0]    word_next;
     wire             in_fire = in_valid && in_ready;
-    wire             word_done = (WIDE_IN != 0) || (wsi == SI_LAST);
+    wire             word_done;
     assign in_ready = !full[wbank];
 
     generate
-        if (WIDE_IN != 0 || SIMD == 1) begin : g_pack1
+        if (WIDE_IN != 0) begin : g_packw            // a whole SIMD word per beat
             assign word_next = in_data;
+            assign word_done = 1'b1;
+        end else if (SIMD == 1) begin : g_pack1
+            assign word_next = in_data;
+            assign word_done = (wsi == SI_LAST);
         end else begin : g_packn
             assign word_next = {in_data, wword[XW-1:IN_BITS]};  // element s ends up at bits s*IN_BITS
+            assign word_done = (wsi == SI_LAST);
         end
     endgenerate
 
@@ -231,15 +236,19 @@ module a2q_mvau #(
     reg  [PE*OUT_W-1:0] pend;
     wire [PE*OUT_W-1:0] res;
     wire                pend_go;      // the pending fold moves to the output register this cycle
-    wire                pend_take = fin && (!pend_valid || (OVERLAP != 0 && pend_go));
-    wire                pend_refill = (OVERLAP != 0) && fin;
+    wire                pend_take;    // the finished fold moves to the pending register this cycle
+    wire                pend_refill;  // pend_go and pend_take at once (only with a wide side)
     /* verilator lint_off UNUSEDSIGNAL */
     reg  [TW-1:0]       tq;           // unused (constant) when N_THR = 0: the layer outputs raw accumulators
     /* verilator lint_on UNUSEDSIGNAL */
     generate
         if (OVERLAP != 0) begin : g_adv_overlap
+            assign pend_take = fin && (!pend_valid || pend_go);
+            assign pend_refill = fin;
             assign adv = !fin || pend_take;
         end else begin : g_adv
+            assign pend_take = fin && !pend_valid;
+            assign pend_refill = 1'b0;
             assign adv = !(fin && pend_valid);
         end
     endgenerate
@@ -328,7 +337,15 @@ module a2q_mvau #(
     reg                ser_valid;
     reg [PEW-1:0]      ser_cnt;
     wire               out_fire = ser_valid && out_ready;
-    wire               ser_free = !ser_valid || (out_fire && (WIDE_OUT != 0 || ser_cnt == PE_LAST));
+    wire               ser_last;      // this beat empties the output register
+    wire               ser_free = !ser_valid || (out_fire && ser_last);
+    generate
+        if (WIDE_OUT != 0) begin : g_out_wide
+            assign ser_last = 1'b1;
+        end else begin : g_out_one
+            assign ser_last = (ser_cnt == PE_LAST);
+        end
+    endgenerate
     assign pend_go = ser_free && pend_valid;
     assign out_data  = ser[OUT_LANES*OUT_W-1:0];
     assign out_valid = ser_valid;
@@ -354,7 +371,7 @@ module a2q_mvau #(
             end else if (out_fire) begin
                 ser     <= ser >> OUT_W;
                 ser_cnt <= ser_cnt + 1'b1;
-                if (WIDE_OUT != 0 || ser_cnt == PE_LAST) ser_valid <= 1'b0;
+                if (ser_last) ser_valid <= 1'b0;
             end
         end
     end
