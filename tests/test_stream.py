@@ -174,6 +174,43 @@ def test_solver_balances_layers_and_never_buys_parallelism_below_the_stream_floo
     assert max(f.cycles for f in fo.solve(model, 1)) == fastest  # below the fastest target nothing changes
 
 
+def _lenet_ir():
+    """mnist5k_lenet's shapes with random integers: 1x28x28 -> conv 5x5 same (6) -> pool 2 -> conv 5x5 same (16)
+    -> pool 2 -> 784 -> 120 -> 84 -> 10."""
+    from _rtl_util import S4, U4, _thresholds
+
+    from a2qflow.hw.compiler.ir import Affine, ConvLayer, DenseLayer, InputQuant, MaxPoolLayer, Model
+
+    rng = np.random.default_rng(0)
+    return Model("lenet", (1, 28, 28), InputQuant(1 / 15, 0, U4), [
+        ConvLayer("conv0", rng.integers(-8, 8, (6, 1, 5, 5)), U4, S4, _thresholds(rng, 6, 15, 80, U4, 0),
+                  (1, 28, 28), (1, 1), (2, 2, 2, 2)),
+        MaxPoolLayer("pool0", (6, 28, 28), (2, 2), (2, 2), U4),
+        ConvLayer("conv1", rng.integers(-8, 8, (16, 6, 5, 5)), U4, S4, _thresholds(rng, 16, 15, 80, U4, 0),
+                  (6, 14, 14), (1, 1), (2, 2, 2, 2)),
+        MaxPoolLayer("pool1", (16, 14, 14), (2, 2), (2, 2), U4),
+        DenseLayer("fc0", rng.integers(-8, 8, (120, 784)), U4, S4, _thresholds(rng, 120, 15, 80, U4, 0)),
+        DenseLayer("fc1", rng.integers(-8, 8, (84, 120)), U4, S4, _thresholds(rng, 84, 15, 80, U4, 0)),
+        DenseLayer("fc2", rng.integers(-8, 8, (10, 84)), U4, S4, Affine(rng.random(10), rng.random(10)))])
+
+
+def test_solver_floors_model_the_wide_beats_on_lenet():
+    """One pixel per beat into each line buffer, a window per beat out: LeNet's fastest target is its 784 input
+    pixels (the model's input stream carries one element per beat), and the solver folds each conv so a window takes
+    the cycles its pixels allow (benchmarks/cnn_stream.py measures the result in Verilator)."""
+    model = _lenet_ir()
+    srcs = fo.stream_inputs(model)
+    assert (srcs["conv0"].lanes, srcs["pool0"].lanes, srcs["conv1"].lanes, srcs["fc0"].lanes) == (1, 6, 6, 16)
+    assert fo.fastest_target(model) == 784 <= 1.25 * 784
+    folds = {f.name: f for f in fo.solve(model, 784)}
+    assert (folds["conv0"].simd, folds["conv0"].pe) == (25, 6) and folds["conv0"].stream_cycles == 784
+    assert (folds["conv1"].simd, folds["conv1"].pe) == (150, 4) and folds["conv1"].stream_cycles == 196
+    assert max(f.cycles for f in folds.values()) == 784
+    # fc0 reads pool1's 16-channel pixels through a width converter: SIMD 49 would need 784 one-element beats
+    fc0 = model.layers[4]
+    assert fo.stream_cycles(fc0, srcs["fc0"], 49) == 784 > fo.stream_cycles(fc0, srcs["fc0"], 16) == 120
+
+
 def test_target_cycles_folds_the_plan_and_overrides_win():
     model = conv_net(seed=5)
     cfg = FoldingConfig(target_cycles=fo.fastest_target(model), layers={"fc0": Folding(simd=3, pe=1)})
