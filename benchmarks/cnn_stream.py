@@ -5,8 +5,8 @@ Writes benchmarks/results/cnn_stream.{json,md}. Steps (each a public a2qflow ent
 1. `a2qflow train flows/configs/mnist5k_lenet.yaml --epochs E` (a short run: the hardware figures do not depend on
    how well the weights are trained, the accuracy figure does and says so);
 2. `a2qflow compile` at the exact accumulator widths, folded by the solver (hw/compiler/folding.py) at
-   hw.folding.target_cycles (784) -- below the slowest layer's one-element-per-beat stream floor, so this is the
-   fastest folding the solver offers;
+   hw.folding.target_cycles (784) -- the slowest layer's stream floor (the first conv reads the 784-pixel input one
+   pixel per beat), so this is the fastest folding the solver offers;
 3. `a2qflow rtl` + Verilator (`run_rtlsim`) on the whole mnist5k test set against the golden model: mismatches,
    initiation interval (cycles per image in steady state), latency, top-1;
 4. per layer: the solver's SIMD / PE and cycle estimate, and each sliding window's line buffer next to the
@@ -50,7 +50,8 @@ def train_and_compile(work: Path, epochs: int) -> tuple[Path, Path]:
 
 
 def layer_table(build: Path) -> list[dict]:
-    """Per MAC layer: the plan's SIMD / PE and the solver's cycle estimate; per window: line vs frame buffer."""
+    """Per MAC layer: the plan's SIMD / PE and the solver's cycle estimate; per window: line buffer and window
+    register vs the frame buffer; per max pool: its stream floor."""
     from a2qflow.flows.config import load_config
     from a2qflow.hw.compiler import folding as fo
     from a2qflow.hw.compiler.ir import load_model
@@ -59,6 +60,7 @@ def layer_table(build: Path) -> list[dict]:
     model, plan = load_model(build), load_plan(build)
     target = load_config(CONFIG).hw.folding.target_cycles
     est = {f.name: f for f in fo.solve(model, target)}
+    srcs = fo.stream_inputs(model)
     man = json.loads((build / "rtl" / "manifest.json").read_text())
     rows = []
     for layer in model.layers:
@@ -66,8 +68,10 @@ def layer_table(build: Path) -> list[dict]:
         lb = man["line_buffers"].get(layer.name)
         rows.append(dict(layer=layer.name, kind=layer.kind, simd=lp.simd if lp else None, pe=lp.pe if lp else None,
                          compute_cycles=est[layer.name].compute_cycles if layer.name in est else None,
-                         stream_cycles=est[layer.name].stream_cycles if layer.name in est else None,
+                         stream_cycles=(est[layer.name].stream_cycles if layer.name in est
+                                        else fo.stream_cycles(layer, srcs[layer.name])),
                          line_buffer_bits=lb["bits"] if lb else None,
+                         window_register_bits=lb["window_bits"] if lb else None,
                          frame_buffer_bits=lb["frame_buffer_bits"] if lb else None))
     return rows
 
@@ -90,17 +94,18 @@ def write_results(res: dict) -> None:
         f"| mismatches vs golden model | {s['mismatches']} |",
         f"| initiation interval (cycles / image, Verilator) | {s['initiation_interval_cycles']:.0f} |",
         f"| latency (cycles / image, Verilator) | {s['cycles_per_inference']} |",
+        f"| predicted initiation interval (folding solver) | {res['predicted_ii_cycles']} |",
         f"| issue-24 goal (1.25 x 784) | {1.25 * 784:.0f} |",
         f"| top-1 of the RTL outputs | {s.get('top1_accuracy')} |",
         "",
         "| layer | kind | SIMD | PE | compute cycles (solver) | stream floor (solver) | line buffer bits | "
-        "frame buffer bits (replaced) |",
-        "|---|---|---|---|---|---|---|---|",
+        "window register bits | frame buffer bits (replaced) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in res["layers"]:
         lines.append("| " + " | ".join("" if r[k] is None else str(r[k]) for k in (
             "layer", "kind", "simd", "pe", "compute_cycles", "stream_cycles", "line_buffer_bits",
-            "frame_buffer_bits")) + " |")
+            "window_register_bits", "frame_buffer_bits")) + " |")
     lines += ["", res["note"], ""]
     atomic_write_text(RESULTS / "cnn_stream.md", "\n".join(lines))
 
@@ -133,12 +138,17 @@ def main() -> None:
                rtlsim={k: sim[k] for k in ("samples", "mismatches", "initiation_interval_cycles",
                                            "cycles_per_inference", "top1_accuracy") if k in sim},
                layers=layer_table(build))
-    slow = max((r for r in res["layers"] if r["stream_cycles"]), key=lambda r: r["stream_cycles"])
-    res["note"] = (f"Why the interval is above 784: the streams between folded units carry one element per beat, so "
-                   f"{slow['layer']}'s windows take {slow['stream_cycles']} beats per image however wide its SIMD / "
-                   "PE (the solver's stream floor). Reaching ~800 cycles needs SIMD-wide window beats out of the "
-                   "line buffer and into the MVAU (issue 24, not done). The line buffer cuts each window's memory "
-                   "to a few rows (table).")
+    predicted = max(max(r["compute_cycles"] or 0, r["stream_cycles"]) for r in res["layers"])
+    measured = sim["initiation_interval_cycles"]
+    res["predicted_ii_cycles"] = predicted
+    res["predicted_vs_measured"] = round(measured / predicted, 4)
+    res["note"] = (f"The solver predicts an interval of {predicted} cycles per image (its slowest layer, the larger "
+                   f"of compute and stream floor); Verilator measures {measured:.0f} ({measured / predicted:.3f} x "
+                   "the prediction). The streams carry one pixel (C channels) per beat into each line buffer, one "
+                   "whole window per beat out of it, SIMD-wide window beats into each MVAU and PE-wide results out "
+                   "(issue 24); the first conv reads the model's one-element-per-beat input, 784 beats per image. "
+                   "Line buffer bits: (KH - 1) rows + KW pixels + one stride of rows, rounded up to a power of two "
+                   "pixels; the window register (one whole window) is extra.")
     write_results(res)
     print(json.dumps(res["rtlsim"]), flush=True)
 

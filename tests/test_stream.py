@@ -22,14 +22,22 @@ TB = r"""
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
-// stdin: n_in n_out, then the n_in input elements; argv[1]: percent of cycles each side stalls.
-// stdout: the output elements in order, then "cycles N". Exit 1 when the outputs stop coming (a deadlock).
+// stdin: n_in n_out lanes_in lanes_out bits, then the n_in input elements (lanes_in per beat, lowest first);
+// argv[1]: percent of cycles each side stalls. stdout: the output elements in order (lanes_out per beat), then
+// "cycles N". Exit 1 when the outputs stop coming (a deadlock).
+template <typename T> static long get(const T& v, int lo, int bits) {
+  return (long)(((unsigned long long)v >> lo) & ((1ULL << bits) - 1)); }
+template <std::size_t N> static long get(const VlWide<N>& v, int lo, int bits) {
+  long r = 0;
+  for (int b = 0; b < bits; b++) r |= (long)((v[(lo + b) / 32] >> ((lo + b) % 32)) & 1U) << b;
+  return r; }
 int main(int argc, char** argv) {
   const int stall = argc > 1 ? atoi(argv[1]) : 0;
-  int n_in, n_out;
-  if (scanf("%d %d", &n_in, &n_out) != 2) return 2;
-  std::vector<int> in(n_in);
-  for (auto& v : in) if (scanf("%d", &v) != 1) return 2;
+  int n_in, n_out, li, lo, bits;
+  if (scanf("%d %d %d %d %d", &n_in, &n_out, &li, &lo, &bits) != 5) return 2;
+  std::vector<unsigned long long> in(n_in / li, 0ULL);
+  for (int i = 0; i < n_in; i++) { long v; if (scanf("%ld", &v) != 1) return 2;
+    in[i / li] |= (unsigned long long)v << ((i % li) * bits); }
   Va2q_swg* m = new Va2q_swg;
   srand(1);
   m->clk = 0; m->rst = 1; m->in_valid = 0; m->out_ready = 0;
@@ -42,11 +50,11 @@ int main(int argc, char** argv) {
     m->out_ready = rand() % 100 >= stall;
     m->eval();
     const bool ifire = m->in_valid && m->in_ready, ofire = m->out_valid && m->out_ready;
-    const int od = m->out_data;
+    if (ofire) for (int j = 0; j < lo; j++) printf("%ld\n", get(m->out_data, j * bits, bits));
     m->clk = 1; m->eval(); m->clk = 0; m->eval(); cyc++;
     idle = (ifire || ofire) ? 0 : idle + 1;
     if (ifire) ip++;
-    if (ofire) { printf("%d\n", od); got++; }
+    if (ofire) got += lo;
   }
   printf("cycles %ld\n", cyc);
   delete m;
@@ -91,23 +99,29 @@ CASES = {
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++ for Verilator")
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_line_buffer_window_equals_im2col_on_a_stream_of_frames(tmp_path, case):
+    """One pixel in, one whole (kh, kw, c) window out per beat, equal to im2col on every frame of a stream, with and
+    without back-pressure; free-running, a stream of frames takes about max(pixels, windows) beats per frame."""
     (c, h, w), k, s, pad = CASES[case]
     params = dict(C=c, H=h, W=w, KH=k[0], KW=k[1], SH=s[0], SW=s[1], PT=pad[0], PL=pad[1], PB=pad[2], PR=pad[3],
                   BITS=4)
     sim = _swg_sim(tmp_path, params)
-    frames = np.random.default_rng(0).integers(0, 16, (3, c, h, w))
+    n = 6
+    frames = np.random.default_rng(0).integers(0, 16, (n, c, h, w))
     expect = [v for x in frames for v in im2col_hwc(x, k, s, pad)]
     stream = [int(v) for x in frames for v in x.transpose(1, 2, 0).ravel()]
+    window = k[0] * k[1] * c
+    head = f"{len(stream)} {len(expect)} {c} {window} 4\n"
     cycles = {}
     for stall in (0, 35):  # free-running, then both sides stalling a third of the time
-        r = subprocess.run([str(sim), str(stall)], input=f"{len(stream)} {len(expect)}\n" + " ".join(map(str, stream)),
-                           capture_output=True, text=True)
+        r = subprocess.run([str(sim), str(stall)], input=head + " ".join(map(str, stream)), capture_output=True,
+                           text=True)
         assert r.returncode == 0, f"deadlock at stall {stall}%"
         lines = r.stdout.split()
         assert [int(v) for v in lines[:-2]] == expect
         cycles[stall] = int(lines[-1])
-    # free-running, input and output overlap: a frame takes about max(in, out) cycles, not in + out
-    assert cycles[0] < len(stream) + len(expect)
+    pixels, windows = h * w, len(expect) // window // n
+    # the writer runs up to a frame ahead: after the first frame each takes max(pixels, windows) beats, not their sum
+    assert cycles[0] <= (n - 1) * max(pixels, windows) + pixels + windows + 4
     assert cycles[35] > cycles[0]
 
 
@@ -117,8 +131,9 @@ def test_manifest_states_the_line_buffer_next_to_the_frame_buffer(tmp_path):
     man = json.loads((generate(tmp_path) / "manifest.json").read_text())
     lb = man["line_buffers"]
     assert set(lb) == {"conv0", "pool0", "conv1"}
-    # conv0: 1x6x6, 3x3 stride 1: (2 rows + 3 pixels) + 1 row = 21 elements -> 32 of 4 bits, frame buffer 2 x 36 x 4
-    assert lb["conv0"] == dict(elements=32, bits=128, span=15, frame_buffer_bits=288)
+    # conv0: 1x6x6, 3x3 stride 1: (2 rows + 3 pixels) + 1 row = 21 pixels -> 32 of 4 bits, frame buffer 2 x 36 x 4,
+    # and the register holding one 3x3 window
+    assert lb["conv0"] == dict(elements=32, bits=128, span=15, frame_buffer_bits=288, window_bits=36)
     assert all(v["span"] <= v["elements"] for v in lb.values())
 
 
@@ -160,6 +175,43 @@ def test_solver_balances_layers_and_never_buys_parallelism_below_the_stream_floo
     assert max(f.cycles for f in fo.solve(model, 1)) == fastest  # below the fastest target nothing changes
 
 
+def _lenet_ir():
+    """mnist5k_lenet's shapes with random integers: 1x28x28 -> conv 5x5 same (6) -> pool 2 -> conv 5x5 same (16)
+    -> pool 2 -> 784 -> 120 -> 84 -> 10."""
+    from _rtl_util import S4, U4, _thresholds
+
+    from a2qflow.hw.compiler.ir import Affine, ConvLayer, DenseLayer, InputQuant, MaxPoolLayer, Model
+
+    rng = np.random.default_rng(0)
+    return Model("lenet", (1, 28, 28), InputQuant(1 / 15, 0, U4), [
+        ConvLayer("conv0", rng.integers(-8, 8, (6, 1, 5, 5)), U4, S4, _thresholds(rng, 6, 15, 80, U4, 0),
+                  (1, 28, 28), (1, 1), (2, 2, 2, 2)),
+        MaxPoolLayer("pool0", (6, 28, 28), (2, 2), (2, 2), U4),
+        ConvLayer("conv1", rng.integers(-8, 8, (16, 6, 5, 5)), U4, S4, _thresholds(rng, 16, 15, 80, U4, 0),
+                  (6, 14, 14), (1, 1), (2, 2, 2, 2)),
+        MaxPoolLayer("pool1", (16, 14, 14), (2, 2), (2, 2), U4),
+        DenseLayer("fc0", rng.integers(-8, 8, (120, 784)), U4, S4, _thresholds(rng, 120, 15, 80, U4, 0)),
+        DenseLayer("fc1", rng.integers(-8, 8, (84, 120)), U4, S4, _thresholds(rng, 84, 15, 80, U4, 0)),
+        DenseLayer("fc2", rng.integers(-8, 8, (10, 84)), U4, S4, Affine(rng.random(10), rng.random(10)))])
+
+
+def test_solver_floors_model_the_wide_beats_on_lenet():
+    """One pixel per beat into each line buffer, a window per beat out: LeNet's fastest target is its 784 input
+    pixels (the model's input stream carries one element per beat), and the solver folds each conv so a window takes
+    the cycles its pixels allow (benchmarks/cnn_stream.py measures the result in Verilator)."""
+    model = _lenet_ir()
+    srcs = fo.stream_inputs(model)
+    assert (srcs["conv0"].lanes, srcs["pool0"].lanes, srcs["conv1"].lanes, srcs["fc0"].lanes) == (1, 6, 6, 16)
+    assert fo.fastest_target(model) == 784 <= 1.25 * 784
+    folds = {f.name: f for f in fo.solve(model, 784)}
+    assert (folds["conv0"].simd, folds["conv0"].pe) == (25, 6) and folds["conv0"].stream_cycles == 784
+    assert (folds["conv1"].simd, folds["conv1"].pe) == (150, 4) and folds["conv1"].stream_cycles == 196
+    assert max(f.cycles for f in folds.values()) == 784
+    # fc0 reads pool1's 16-channel pixels through a width converter: SIMD 49 would need 784 one-element beats
+    fc0 = model.layers[4]
+    assert fo.stream_cycles(fc0, srcs["fc0"], 49) == 784 > fo.stream_cycles(fc0, srcs["fc0"], 16) == 120
+
+
 def test_target_cycles_folds_the_plan_and_overrides_win():
     model = conv_net(seed=5)
     cfg = FoldingConfig(target_cycles=fo.fastest_target(model), layers={"fc0": Folding(simd=3, pe=1)})
@@ -187,12 +239,58 @@ def test_verilator_initiation_interval_is_the_solvers_slowest_layer(tmp_path, ma
         assert est <= res["initiation_interval_cycles"] <= 1.05 * est
 
 
-# ---------------------------------------------------------------------------------------------- tree pipelining
+# ---------------------------------------------------------------------------------------------- wide beats
 from _rtl_util import dense_chain, random_and_worst_case_inputs  # noqa: E402
 
 from a2qflow.hw.compiler import reference  # noqa: E402
-from a2qflow.hw.compiler.csd import csd_count  # noqa: E402
 from a2qflow.hw.compiler.plan import load_plan  # noqa: E402
+from a2qflow.hw.rtl.generate import width_converters  # noqa: E402
+
+
+def test_width_converters_go_through_the_common_divisor_only_when_neither_width_divides():
+    assert width_converters("in", 4, 4, 4, "0") == []
+    (up,) = width_converters("in", 4, 12, 4, "0")
+    assert (up["kind"], up["N"], up["BITS"], up["out_bits"]) == ("s2p", 3, 16, 48)
+    (down,) = width_converters("win", 150, 25, 4, "1")
+    assert (down["kind"], down["N"], down["BITS"], down["src"]) == ("p2s", 6, 100, "win")
+    a, b = width_converters("in", 16, 196, 4, "0")  # conv's pixels into a dense layer's SIMD 196: through 4 lanes
+    assert (a["kind"], a["N"], a["out_bits"], b["kind"], b["N"], b["src"]) == ("p2s", 4, 16, "s2p", 49, a["net"])
+
+
+# conv0 SIMD / PE, conv1 SIMD / PE, fc0 SIMD / PE: window beats cut by a2q_p2s, PE-wide results gathered into
+# pixels by a2q_s2p, and pixel beats into a dense layer through their common divisor (conv1 PE 2 -> fc0 SIMD 3)
+WIDE_FOLDINGS = {
+    "cut-windows": {"conv0": (3, 4), "conv1": (9, 3), "fc0": (4, 1)},
+    "gather-pixels": {"conv0": (9, 2), "conv1": (36, 2), "fc0": (3, 3)},
+    "one-element": {"conv0": (1, 1), "conv1": (1, 1), "fc0": (1, 1)},
+}
+
+
+@pytest.mark.parametrize("name", sorted(WIDE_FOLDINGS))
+def test_wide_beats_and_their_converters_stay_bit_exact_under_backpressure(tmp_path, name):
+    model = conv_net(seed=7)
+    write_build(tmp_path, model, folding=WIDE_FOLDINGS[name])
+    x = random_and_worst_case_inputs(model, 12, seed=5)
+    golden = reference.run(model, x, load_plan(tmp_path).acc_bits()).acc
+    for stall in (0, 30):
+        res = run_rtlsim(tmp_path, x, stall_percent=stall, seed=3)
+        assert res["mismatches"] == 0
+        np.testing.assert_array_equal(np.load(tmp_path / "rtlsim" / "outputs.npy"), golden)
+
+
+def test_an_mlp_keeps_its_one_element_per_beat_units(tmp_path):
+    """A dense chain's design is the published one: its MVAUs take and give one element per beat (no lane
+    parameters, no converters), so the MLP LUT counts in README / hw_savings still describe it."""
+    write_build(tmp_path, dense_chain(seed=2))
+    rtl = generate(tmp_path)
+    top = (rtl / "a2q_top.v").read_text()
+    assert "IN_LANES" not in top and "a2q_s2p" not in top and "a2q_p2s" not in top
+    man = json.loads((rtl / "manifest.json").read_text())
+    assert man["in_lanes"] == 1 and man["out_lanes"] == 1 and man["sources"] == ["a2q_mvau.v", "a2q_top.v"]
+
+
+# ---------------------------------------------------------------------------------------------- tree pipelining
+from a2qflow.hw.compiler.csd import csd_count  # noqa: E402
 from a2qflow.hw.config import HardwareConfig  # noqa: E402
 
 
@@ -231,7 +329,8 @@ from a2qflow.hw.rtl.sim import lint  # noqa: E402
 
 def test_unrolled_convolutions_equal_golden_and_are_lint_clean(tmp_path):
     """hw.layers.<conv>.architecture: unrolled -> a2q_swg, the constant-weight dense unit on each window (pipelined
-    trees), a2q_p2s; the CNN around it is unchanged and the outputs are bit-exact, also under back-pressure."""
+    trees) fed one whole window per clock, C channels per beat out; the outputs are bit-exact, also under
+    back-pressure, and the design runs at the line buffer's pixel rate."""
     model = conv_net(seed=5)
     plan = make_plan(model, architecture=ArchitectureConfig(layers={"conv0": "unrolled", "conv1": "unrolled"},
                                                             pipeline_levels=2))
@@ -246,12 +345,15 @@ def test_unrolled_convolutions_equal_golden_and_are_lint_clean(tmp_path):
     assert all(man["unrolled"][n]["depth"] >= 1 for n in ("conv0", "conv1"))  # the trees are pipelined
     top = (rtl / "a2q_top.v").read_text()
     assert "module a2q_layer_conv0_core" in top and "a2q_mvau #" in top  # fc0 stays an MVAU
+    assert "a2q_s2p" not in top  # the line buffer hands the core a whole window per beat
     x = random_and_worst_case_inputs(model, 20, seed=1)
     golden = reference.run(model, x, plan.acc_bits()).acc
     for stall in (0, 30):
         res = run_rtlsim(tmp_path, x, stall_percent=stall, seed=2)
         assert res["mismatches"] == 0
         np.testing.assert_array_equal(np.load(tmp_path / "rtlsim" / "outputs.npy"), golden)
+        if stall == 0:  # one window per clock: the frame's 36 input pixels set the rate, not its 36 x 9 elements
+            assert res["initiation_interval_cycles"] <= 1.05 * fo.fastest_target(model)
 
 
 CORE_TB = r"""

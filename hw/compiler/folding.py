@@ -6,24 +6,34 @@ inference are at or below the target; an MVAU (dense / conv) grows SIMD first, t
 without more weight memories per PE), a VVAU (depthwise / average pool, whose window is short) grows PE first.
 Layers already fast enough stay small, so the pipeline is balanced: no layer is much faster than the slowest.
 
-One addition: the streams between a2qflow's folded units carry one element per beat (hw/rtl/generate.py), so a
-layer cannot beat `stream_cycles` (its window stream into the MAC unit, its outputs out), however wide its SIMD / PE.
-The solver never buys parallelism below that floor, and `fastest_target` is the target at which every layer hits it
-(asking for less gives the same folding).
+One addition: a layer cannot beat its stream floor (`stream_cycles`), the beats its streams take per inference
+however wide its SIMD / PE. The beats are those of hw/rtl/generate.py (issue 24): a conv's or a max pool's line
+buffer takes one pixel (C channels) per beat and gives one whole window per beat, so a conv streams
+max(H x W input pixels, OH x OW windows) beats -- H x W x C when its input is the model's one-element-per-beat input
+stream; the MVAU then takes SIMD-wide window beats and gives PE-wide results (both within its compute cycles). A
+dense layer behind a (C, H, W) stage takes SIMD-wide beats through a width converter (K / gcd(C, SIMD) beats), one
+on a vector stream (an MLP) one element per beat (K beats), and gives one result per beat (C beats); a depthwise /
+average-pool VVAU and the element-wise units take one element per beat. The solver never buys parallelism below
+that floor, and `fastest_target` is the target at which every layer hits it (asking for less gives the same
+folding).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import gcd
 
-from a2qflow.hw.compiler.ir import Model
+import numpy as np
+
+from a2qflow.hw.compiler.ir import MAC_KINDS, Model
+from a2qflow.hw.compiler.skip_fifos import output_shapes
 from a2qflow.hw.config import Folding, FoldingConfig
 from a2qflow.hw.errors import A2QFlowError
 
 
 def _rows(layer) -> int:
     """Vectors (output pixels) one inference pushes through the layer's MAC unit."""
-    shape = tuple(getattr(layer, "out_shape", (layer.out_channels,)))
+    shape = tuple(layer.out_shape) if hasattr(layer, "out_shape") else (layer.out_channels,)
     return int(shape[1] * shape[2]) if len(shape) == 3 else 1
 
 
@@ -32,9 +42,36 @@ def compute_cycles(layer, simd: int, pe: int) -> int:
     return _rows(layer) * (layer.K // simd) * (layer.out_channels // pe)
 
 
-def stream_cycles(layer) -> int:
-    """The one-element-per-beat floor: the elements of every window in (a depthwise window holds all C channels)
-    or of every output, whichever is more."""
+@dataclass(frozen=True)
+class StreamIn:
+    """What a layer's (first) input stream carries: `lanes` elements per beat at its producer's own pace (the
+    producer's beats are its own floor) -- a pixel after a conv or max pool, one element after the model input, a
+    dense layer, a VVAU or an element-wise unit -- and whether it is a (C, H, W) frame."""
+
+    lanes: int = 1
+    frame: bool = False
+
+
+def stream_inputs(model: Model) -> dict[str, StreamIn]:
+    """`StreamIn` of every layer, as hw/rtl/generate.py builds the streams."""
+    kinds = {l.name: l.kind for l in model.layers}
+    shapes = output_shapes(model)
+    out = {}
+    for l in model.layers:
+        shape = shapes[l.inputs[0]]
+        pixel = kinds.get(l.inputs[0]) in ("conv", "maxpool") and len(shape) == 3
+        out[l.name] = StreamIn(int(shape[0]) if pixel else 1, len(shape) == 3)
+    return out
+
+
+def stream_cycles(layer, src: StreamIn = StreamIn(), simd: int | None = None) -> int:
+    """The layer's stream floor fed by `src` (see the module docstring); for a dense layer behind a (C, H, W) stage
+    it depends on SIMD (the width converter), None: the best SIMD (SIMD = K)."""
+    if layer.kind in ("conv", "maxpool"):
+        return max(int(np.prod(layer.in_shape)) // src.lanes, _rows(layer))
+    if layer.kind == "dense":
+        beats_in = layer.K // gcd(src.lanes, layer.K if simd is None else simd) if src.frame else layer.K
+        return max(beats_in, layer.out_channels)
     per_row = layer.K * layer.out_channels if layer.kind in ("dwconv", "avgpool") else layer.K
     return _rows(layer) * max(per_row, layer.out_channels)
 
@@ -57,29 +94,37 @@ class LayerFolding:
         return max(self.compute_cycles, self.stream_cycles)
 
 
-def fold_layer(layer, target: int) -> LayerFolding:
-    """The smallest SetFolding step of `layer` whose cycles are <= max(target, its stream floor)."""
-    goal = max(target, stream_cycles(layer))
+def fold_layer(layer, target: int, src: StreamIn = StreamIn()) -> LayerFolding:
+    """The smallest SetFolding step of `layer` whose cycles are <= max(target, its stream floor) when fed by `src`
+    (`stream_inputs`)."""
+    goal = max(target, stream_cycles(layer, src))
     simd_first = layer.kind not in ("dwconv", "avgpool")
     simd, pe = 1, 1
+
+    def cycles(s: int, p: int) -> int:
+        return max(compute_cycles(layer, s, p), stream_cycles(layer, src, s))
+
     for grow in (("simd", "pe") if simd_first else ("pe", "simd")):
         for d in _divisors(layer.K if grow == "simd" else layer.out_channels):
-            if compute_cycles(layer, simd, pe) <= goal:
+            if cycles(simd, pe) <= goal:
                 break
             simd, pe = (d, pe) if grow == "simd" else (simd, d)
-    return LayerFolding(layer.name, simd, pe, compute_cycles(layer, simd, pe), stream_cycles(layer))
+    return LayerFolding(layer.name, simd, pe, compute_cycles(layer, simd, pe), stream_cycles(layer, src, simd))
 
 
 def solve(model: Model, target_cycles: int, skip: set[str] = frozenset()) -> list[LayerFolding]:
     """One `LayerFolding` per MAC layer not in `skip` (e.g. unrolled layers, which need no folding)."""
     if target_cycles < 1:
         raise A2QFlowError(f"hw.folding.target_cycles: {target_cycles} must be a positive number of cycles")
-    return [fold_layer(l, target_cycles) for l in model.mac_layers() if l.name not in skip]
+    srcs = stream_inputs(model)
+    return [fold_layer(l, target_cycles, srcs[l.name]) for l in model.mac_layers() if l.name not in skip]
 
 
 def fastest_target(model: Model, skip: set[str] = frozenset()) -> int:
-    """The smallest target that still changes the folding: the slowest layer's stream floor."""
-    return max(stream_cycles(l) for l in model.mac_layers() if l.name not in skip)
+    """The smallest target that still changes the folding: the slowest stream floor of a MAC layer or max pool."""
+    srcs = stream_inputs(model)
+    return max(stream_cycles(l, srcs[l.name]) for l in model.layers
+               if (l.kind in MAC_KINDS and l.name not in skip) or l.kind == "maxpool")
 
 
 def apply_target(model: Model, folding: FoldingConfig, skip: set[str] = frozenset()) -> FoldingConfig:

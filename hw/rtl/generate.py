@@ -5,9 +5,13 @@ tree and accumulator at the plan's acc_bits, and multi-thresholds at thr_bits re
 come only from plan.json; threshold integers come from the plan (fitted once to the plan's width), the very integers
 `hw.reference.run(model, x, plan.acc_bits())` uses, so RTL simulation can be compared with it bit for bit.
 
-Layers stream one element per beat in HWC order: a conv is a sliding-window generator feeding an MVAU with weights
-in (kh, kw, ic) order, a dense layer after a conv / pool gets its columns permuted to HWC, and max pooling is a
-sliding-window generator feeding a running-max unit. A depthwise conv or an average pool (its window sum) is a
+Layers stream in HWC order, several elements per beat where the units allow it (issue 24): a conv is a
+sliding-window generator (one pixel in, one whole window out per beat) feeding an MVAU with weights in (kh, kw, ic)
+order, SIMD elements per beat in and PE results per beat out; max pooling is a sliding-window generator feeding a
+channel-parallel max unit; a dense layer after a conv / pool gets its columns permuted to HWC and SIMD-wide beats.
+Width converters (a2q_s2p / a2q_p2s, after FINN's StreamingDataWidthConverter) sit only where two neighbours
+disagree. Dense layers fed by a vector stream (an MLP) keep one element per beat in and out, so an MLP's design is
+the one its published LUT counts were measured on. A depthwise conv or an average pool (its window sum) is a
 sliding-window generator feeding a VVAU; a residual add and a requant are element-wise threshold units. The model
 is a graph: one stream per tensor, a duplicator where a tensor has several readers, and a skip FIFO in front of an
 add input whose branch does not buffer what the other one holds back (hw/compiler/skip_fifos.py). The last layer's
@@ -19,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from importlib import resources
+from math import gcd
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +111,9 @@ class _LayerRTL:
     elem: dict | None = None  # add / requant: a2q_add / a2q_requant parameters
     fifo: list[int] = field(default_factory=list)  # add: skip FIFO depth in front of each input (0: none)
     in_nets: list[str] = field(default_factory=list)  # the streams it reads, in input order (set by describe)
+    chain: list[dict] = field(default_factory=list)  # width converters / line buffer in front of the unit
+    prelude: str | None = None  # a module the wrapper instantiates (an unrolled conv's constant-weight core)
+    core: str | None = None  # the unit is that module
     out_net: str = ""
 
 
@@ -117,14 +125,44 @@ def _swg_params(c: int, h: int, w: int, kernel, stride, pad) -> dict:
 def swg_memory(swg: dict, bits: int) -> dict:
     """The line buffer a2q_swg builds for these parameters, next to the two-bank frame buffer it replaced (bits).
 
-    Mirrors a2q_swg.v: SPAN = ((KH - 1) * W + KW) * C elements a window can span, plus SH rows so the input streams
-    in while a row of windows is read, rounded up to a power of two.
+    Mirrors a2q_swg.v: SPAN = (KH - 1) * W + KW pixels a window can span, plus SH rows so the input streams in while
+    a row of windows is read, rounded up to a power of two, of C elements each (`elements`, `bits`, `span` count
+    elements); `window_bits` is the output register that holds one whole window.
     """
-    span = ((swg["KH"] - 1) * swg["W"] + swg["KW"]) * swg["C"]
-    room = span + swg["SH"] * swg["W"] * swg["C"]
+    c = swg["C"]
+    span = (swg["KH"] - 1) * swg["W"] + swg["KW"]
+    room = span + swg["SH"] * swg["W"]
     depth = 1 << max(1, (room - 1).bit_length())
-    frame = swg["C"] * swg["H"] * swg["W"]
-    return dict(elements=depth, bits=depth * bits, span=span, frame_buffer_bits=2 * frame * bits)
+    frame = c * swg["H"] * swg["W"]
+    return dict(elements=depth * c, bits=depth * c * bits, span=span * c, frame_buffer_bits=2 * frame * bits,
+                window_bits=swg["KH"] * swg["KW"] * c * bits)
+
+
+def width_converters(src: str, lanes_from: int, lanes_to: int, bits: int, tag: str) -> list[dict]:
+    """a2q_s2p / a2q_p2s stages turning `lanes_from`-element beats into `lanes_to`-element beats (order kept).
+
+    FINN's StreamingDataWidthConverter is the reference: one stage when one width divides the other, else two
+    through their greatest common divisor. Each stage reads the stream `src` (then the previous stage's).
+    """
+    if lanes_from == lanes_to:
+        return []
+    if lanes_to % lanes_from and lanes_from % lanes_to:
+        g = gcd(lanes_from, lanes_to)
+        first = width_converters(src, lanes_from, g, bits, tag + "a")
+        return first + width_converters(first[-1]["net"], g, lanes_to, bits, tag + "b")
+    up = lanes_to > lanes_from
+    chunk = lanes_from if up else lanes_to
+    return [dict(kind="s2p" if up else "p2s", N=max(lanes_from, lanes_to) // chunk, BITS=chunk * bits, src=src,
+                 net=f"dwc{tag}", inst=f"u_dwc{tag}", out_bits=lanes_to * bits)]
+
+
+def _window_chain(swg: dict, lanes: int, unit_lanes: int, bits: int) -> list[dict]:
+    """In front of a windowed unit: to one pixel per beat, the line buffer (a window per beat), to the unit's
+    `unit_lanes` elements per beat."""
+    pre = width_converters("in", lanes, swg["C"], bits, "0")
+    stage = dict(kind="swg", src=pre[-1]["net"] if pre else "in", net="win", inst="u_swg",
+                 out_bits=swg["KH"] * swg["KW"] * swg["C"] * bits)
+    return pre + [stage] + width_converters("win", swg["KH"] * swg["KW"] * swg["C"], unit_lanes, bits, "1")
 
 
 def _check_mac(layer: DenseLayer | ConvLayer, plan: Plan, elem: IntType):
@@ -245,17 +283,23 @@ def _mac_layer(layer: DenseLayer | ConvLayer, plan: Plan, shape: tuple[int, ...]
     act = _activation(layer, lp, P, is_last)
     unsafe = f" (UNSAFE: below exact bound {lp.acc_bits_exact})" if lp.unsafe else ""
     if lp.architecture == "unrolled" and swg is not None:
-        return _unrolled_conv(layer, lp, wm, swg, elem, act, is_last, module, inst, unsafe), out_shape, act.next_elem
+        rtl = _unrolled_conv(layer, lp, wm, swg, elem, act, is_last, module, inst, unsafe, in_lanes)
+        return rtl, out_shape, act.next_elem
     if lp.architecture == "unrolled":
         sizing = "every adder ACC_BITS wide" if lp.tree_widths == "acc_bits" else "adders sized to exact ranges"
         summary = (f"dense K={K} C={C}, unrolled (constant weights, {sizing}, {lp.pipeline_depth} pipeline "
                    f"stage(s)), "
                    f"{layer.in_type} inputs, ACC_BITS={P}{unsafe}, {act.note}")
-        u = render_unrolled(layer, lp, wm, in_lanes, is_last, module, summary)
+        whole = in_lanes in (1, K)  # else pixel beats (after a conv / pool): a2q_s2p gathers the vector
+        u = render_unrolled(layer, lp, wm, in_lanes if whole else K, is_last, module if whole else f"{module}_core",
+                            summary)
         rtl = _LayerRTL(layer.name, layer.kind, module, inst, elem.bits, act.out_w, summary, in_lanes=in_lanes,
-                        out_lanes=C, body=u.body, arch="unrolled",
+                        out_lanes=C, body=u.body if whole else None, arch="unrolled",
                         unrolled=dict(adders=u.adders, terms=u.terms, depth=u.depth, levels=u.max_level,
                                       thr_bits=act.thr_bits, n_thr=act.n_thr, in_lanes=in_lanes))
+        if not whole:
+            rtl.prelude, rtl.core = u.body, f"{module}_core"
+            rtl.chain = width_converters("in", in_lanes, K, elem.bits, "0")
         return rtl, out_shape, act.next_elem
     mem, wfile, tfile = _folded_memories(layer.name, wm, act, simd, pe, layer.w_type.bits)
     packed = {}
@@ -267,11 +311,37 @@ def _mac_layer(layer: DenseLayer | ConvLayer, plan: Plan, shape: tuple[int, ...]
                 ACC_BITS=P, N_THR=act.n_thr, THR_BITS=act.thr_bits, OUT_BASE=act.out_base, WEIGHT_FILE=wfile,
                 THR_FILE=tfile, LANES=lp.dsp_lanes, **({"AW": packed["AW"]} if packed else {}))
     lanes = f", {lp.dsp_lanes} lanes per multiplier ({lp.dsp_family})" if packed else ""
+    chain, mvau["IN_LANES"], mvau["OUT_LANES"] = _mvau_beats(swg, shape, in_lanes, simd, pe, bool(packed), elem.bits)
+    beats = (f", {mvau['IN_LANES']} element(s) in / {mvau['OUT_LANES']} out per beat"
+             if mvau["IN_LANES"] > 1 or mvau["OUT_LANES"] > 1 else "")
     summary = (f"{layer.kind} K={K} C={C}, SIMD {simd} x PE {pe}, {layer.in_type} x {layer.w_type} products, "
-               f"ACC_BITS={P}{unsafe}{lanes}, {act.note}")
+               f"ACC_BITS={P}{unsafe}{lanes}{beats}, {act.note}")
     rtl = _LayerRTL(layer.name, layer.kind, module, inst, elem.bits, act.out_w, summary, swg=swg, mvau=mvau,
-                    mem_files=mem, in_lanes=in_lanes)
+                    mem_files=mem, in_lanes=in_lanes, out_lanes=mvau["OUT_LANES"], chain=chain)
     return rtl, out_shape, act.next_elem
+
+
+def _serial_chain(lanes: int, bits: int) -> list[dict]:
+    """A vector stream cut into one element per beat for a unit that takes one (a2q_p2s), as an MLP has it."""
+    if lanes == 1:
+        return []
+    return [dict(kind="p2s", N=lanes, BITS=bits, src="in", net="ser", inst="u_p2s", out_bits=bits)]
+
+
+def _mvau_beats(swg: dict | None, shape: tuple[int, ...], lanes: int, simd: int, pe: int, packed: bool,
+                bits: int) -> tuple[list[dict], int, int]:
+    """An MVAU's beat widths and the stages in front of it: (chain, input lanes, output lanes).
+
+    A conv takes SIMD-wide window beats and gives PE-wide ones; a dense layer behind a (C, H, W) stage takes
+    SIMD-wide beats and gives one result per beat; a dense layer on a vector (an MLP) and the DSP-packed unit
+    (a2q_mvau_packed) take and give one element per beat.
+    """
+    if swg is not None:
+        unit_in, unit_out = (1, 1) if packed else (simd, pe)
+        return _window_chain(swg, lanes, unit_in, bits), unit_in, unit_out
+    if len(shape) == 3 and not packed:
+        return width_converters("in", lanes, simd, bits, "0"), simd, 1
+    return _serial_chain(lanes, bits), 1, 1
 
 
 def packed_weight_words(wm: np.ndarray, nf: int, pe: int, sf: int, simd: int, lanes: int, acc_bits: int,
@@ -289,60 +359,29 @@ def packed_weight_words(wm: np.ndarray, nf: int, pe: int, sf: int, simd: int, la
 
 
 def _unrolled_conv(layer: ConvLayer, lp, wm: np.ndarray, swg: dict, elem: IntType, act: _Act, is_last: bool,
-                   module: str, inst: str, unsafe: str) -> _LayerRTL:
-    """A constant-weight conv: a2q_swg -> the unrolled dense unit on each (kh, kw, c) window -> a2q_p2s.
+                   module: str, inst: str, unsafe: str, in_lanes: int) -> _LayerRTL:
+    """A constant-weight conv: a2q_swg -> the unrolled dense unit on each (kh, kw, c) window.
 
-    The unrolled module (render_unrolled, the dense layers' generator) takes the window as one K-lane vector (its
-    s2p collects it from the line buffer's one-element beats) and computes all C channels of one window per clock;
-    a2q_p2s hands them on one per beat, so the next layer's stream is the folded conv's.
+    The unrolled module (render_unrolled, the dense layers' generator) takes the line buffer's whole window as one
+    K-lane beat and computes all C channels of one window per clock; its C-lane beats are one output pixel, the
+    beat the next line buffer or pool takes.
     """
     K, C = layer.K, layer.out_channels
     sizing = "every adder ACC_BITS wide" if lp.tree_widths == "acc_bits" else "adders sized to exact ranges"
     summary = (f"conv K={K} C={C}, unrolled (constant weights on each window, {sizing}, {lp.pipeline_depth} "
-               f"pipeline stage(s)), {layer.in_type} inputs, ACC_BITS={lp.acc_bits}{unsafe}, {act.note}")
-    u = render_unrolled(layer, lp, wm, 1, is_last, f"{module}_core", summary)
-    p = swg
-    wrapper = f"""
-// layer {layer.name}: {summary}
-module {module} (
-    input  wire clk,
-    input  wire rst,
-    input  wire [{elem.bits - 1}:0] in_data,
-    input  wire in_valid,
-    output wire in_ready,
-    output wire [{act.out_w - 1}:0] out_data,
-    output wire out_valid,
-    input  wire out_ready
-);
-    wire [{elem.bits - 1}:0] w_data;
-    wire w_valid, w_ready;
-    a2q_swg #(
-        .C({p["C"]}), .H({p["H"]}), .W({p["W"]}), .KH({p["KH"]}), .KW({p["KW"]}), .SH({p["SH"]}), .SW({p["SW"]}),
-        .PT({p["PT"]}), .PL({p["PL"]}), .PB({p["PB"]}), .PR({p["PR"]}), .BITS({elem.bits})
-    ) u_swg (
-        .clk(clk), .rst(rst), .in_data(in_data), .in_valid(in_valid), .in_ready(in_ready),
-        .out_data(w_data), .out_valid(w_valid), .out_ready(w_ready)
-    );
-    wire [{C * act.out_w - 1}:0] v_data;
-    wire v_valid, v_ready;
-    {module}_core u_core (
-        .clk(clk), .rst(rst), .in_data(w_data), .in_valid(w_valid), .in_ready(w_ready),
-        .out_data(v_data), .out_valid(v_valid), .out_ready(v_ready)
-    );
-    a2q_p2s #(.N({C}), .BITS({act.out_w})) u_p2s (
-        .clk(clk), .rst(rst), .in_data(v_data), .in_valid(v_valid), .in_ready(v_ready),
-        .out_data(out_data), .out_valid(out_valid), .out_ready(out_ready)
-    );
-endmodule
-"""
-    return _LayerRTL(layer.name, layer.kind, module, inst, elem.bits, act.out_w, summary, swg=swg,
-                     body=u.body + wrapper, arch="unrolled",
+               f"pipeline stage(s)), one window per clock, {layer.in_type} inputs, ACC_BITS={lp.acc_bits}{unsafe}, "
+               f"{act.note}")
+    u = render_unrolled(layer, lp, wm, K, is_last, f"{module}_core", summary)
+    return _LayerRTL(layer.name, layer.kind, module, inst, elem.bits, act.out_w, summary, swg=swg, arch="unrolled",
+                     in_lanes=in_lanes, out_lanes=C, chain=_window_chain(swg, in_lanes, K, elem.bits),
+                     prelude=u.body, core=f"{module}_core",
                      unrolled=dict(adders=u.adders, terms=u.terms, depth=u.depth, levels=u.max_level,
-                                   thr_bits=act.thr_bits, n_thr=act.n_thr, in_lanes=1))
+                                   thr_bits=act.thr_bits, n_thr=act.n_thr, in_lanes=K))
 
 
-def _pool_layer(layer: MaxPoolLayer, shape: tuple[int, ...], elem: IntType, module: str,
-                inst: str) -> tuple[_LayerRTL, tuple[int, ...], IntType]:
+def _pool_layer(layer: MaxPoolLayer, shape: tuple[int, ...], elem: IntType, module: str, inst: str,
+                lanes: int) -> tuple[_LayerRTL, tuple[int, ...], IntType]:
+    """Max pooling: a2q_swg (one pixel in, one window out per beat) -> a2q_pool (one output pixel per beat)."""
     if tuple(layer.in_shape) != tuple(shape):
         raise A2QFlowError(f"layer {layer.name}: in_shape {tuple(layer.in_shape)} does not match the previous "
                            f"stage's output {tuple(shape)}")
@@ -350,15 +389,19 @@ def _pool_layer(layer: MaxPoolLayer, shape: tuple[int, ...], elem: IntType, modu
         raise A2QFlowError(f"layer {layer.name}: dtype {layer.dtype} does not match the {elem} elements it receives")
     c = layer.in_shape[0]
     swg = _swg_params(*layer.in_shape, layer.kernel, layer.stride, (0, 0, 0, 0))
-    pool = dict(C=c, KK=layer.kernel[0] * layer.kernel[1], SIGNED=int(layer.dtype.signed))
-    summary = f"maxpool {layer.kernel[0]}x{layer.kernel[1]} stride {layer.stride[0]}x{layer.stride[1]} on {elem}"
-    return (_LayerRTL(layer.name, "maxpool", module, inst, elem.bits, elem.bits, summary, swg=swg, pool=pool),
+    kk = layer.kernel[0] * layer.kernel[1]
+    pool = dict(C=c, KK=kk, SIGNED=int(layer.dtype.signed))
+    summary = (f"maxpool {layer.kernel[0]}x{layer.kernel[1]} stride {layer.stride[0]}x{layer.stride[1]} on {elem}, "
+               f"one window in / {c} channels out per beat")
+    return (_LayerRTL(layer.name, "maxpool", module, inst, elem.bits, elem.bits, summary, swg=swg, pool=pool,
+                      in_lanes=lanes, out_lanes=c, chain=_window_chain(swg, lanes, kk * c, elem.bits)),
             layer.out_shape, elem)
 
 
 def _vvau_layer(layer: DepthwiseConvLayer, plan: Plan, shape: tuple[int, ...], elem: IntType, is_last: bool,
-                module: str, inst: str) -> tuple[_LayerRTL, tuple[int, ...], IntType]:
-    """A depthwise conv or average pool: a2q_swg -> a2q_vvau (per channel K = KH * KW; a pool's weights are 1)."""
+                module: str, inst: str, lanes: int) -> tuple[_LayerRTL, tuple[int, ...], IntType]:
+    """A depthwise conv or average pool: a2q_swg -> a2q_p2s -> a2q_vvau (per channel K = KH * KW; a pool's weights
+    are 1); the VVAU takes and gives one element per beat."""
     lp = _check_mac(layer, plan, elem)
     if tuple(layer.in_shape) != tuple(shape):
         raise A2QFlowError(f"layer {layer.name}: in_shape {tuple(layer.in_shape)} does not match the previous "
@@ -380,7 +423,7 @@ def _vvau_layer(layer: DepthwiseConvLayer, plan: Plan, shape: tuple[int, ...], e
                f"{act.note}")
     swg = _swg_params(*layer.in_shape, layer.kernel, layer.stride, layer.pad)
     rtl = _LayerRTL(layer.name, layer.kind, module, inst, elem.bits, act.out_w, summary, swg=swg, vvau=vvau,
-                    mem_files=mem)
+                    mem_files=mem, in_lanes=lanes, chain=_window_chain(swg, lanes, 1, elem.bits))
     return rtl, layer.out_shape, act.next_elem
 
 
@@ -426,14 +469,16 @@ def _build_layer(layer, plan: Plan, nets: list[_Net], is_last: bool, module: str
     if layer.kind in ("conv", "maxpool", "dwconv", "avgpool") and len(shape) != 3:
         raise A2QFlowError(f"layer {layer.name}: a {layer.kind} needs a (C, H, W) input, got shape {shape}")
     if isinstance(layer, MaxPoolLayer):
-        return _pool_layer(layer, shape, elem, module, inst)
+        return _pool_layer(layer, shape, elem, module, inst, lanes)
     if layer.kind in ("dwconv", "avgpool"):
-        return _vvau_layer(layer, plan, shape, elem, is_last, module, inst)
+        return _vvau_layer(layer, plan, shape, elem, is_last, module, inst, lanes)
     if layer.kind in ("add", "requant"):
         rtl, shape, elem = _elementwise_layer(layer, plan, [n.shape for n in nets], [n.elem for n in nets], is_last,
                                               module, inst)
         # an unrolled dense layer's whole-vector stream is serialised in the wrapper (a2q_p2s)
         rtl.in_lanes, rtl.elem["LANES"] = max(n.lanes for n in nets), [n.lanes for n in nets]
+        if layer.kind == "requant":
+            rtl.chain = _serial_chain(rtl.in_lanes, rtl.in_bits)
         return rtl, shape, elem
     return _mac_layer(layer, plan, shape, elem, is_last, module, inst, in_lanes=lanes)
 
@@ -513,7 +558,8 @@ def _library_files(layers: list[_LayerRTL], stream: dict) -> list[str]:
         needed.append("a2q_thr.v")
     if stream["dups"] or any(any(l.fifo) for l in layers):
         needed.append("a2q_stream.v")
-    if any((l.arch == "unrolled" and l.in_lanes == 1) or (l.arch == "folded" and l.in_lanes > 1) for l in layers):
+    if any((l.body and l.in_lanes == 1) or (l.kind == "add" and l.in_lanes > 1)
+           or any(st["kind"] in ("s2p", "p2s") for st in l.chain) for l in layers):
         needed.append("a2q_adapt.v")
     return needed
 

@@ -1,7 +1,8 @@
 // a2q_mvau: matrix-vector-activation unit, the MAC core of every dense / conv layer (FINN-style folding).
 //
-// Streams in K-element input vectors (one element per beat; a conv's sliding-window generator feeds one patch
-// per output pixel) and streams out C results per vector (one per beat, channel order). C = NF x PE output
+// Streams in K-element input vectors (IN_LANES = 1 element or SIMD elements per beat; a conv's sliding-window
+// generator feeds one patch per output pixel) and streams out C results per vector in channel order (OUT_LANES = 1
+// result or PE results per beat, channel 0 of the beat at the low bits). C = NF x PE output
 // channels, K = SF x SIMD inputs: PE lanes each multiply SIMD inputs by SIMD weights per cycle at full
 // IN_BITS + W_BITS product width, then an adder tree and the accumulator work at ACC_BITS and wrap modulo
 // 2^ACC_BITS -- the narrow datapath accumulator-aware quantization makes safe. With N_THR > 0 each lane ends in
@@ -12,6 +13,11 @@
 //   WEIGHT_FILE: word nf*SF + sf holds w[nf*PE + p][sf*SIMD + s] at bits (p*SIMD + s)*W_BITS (two's complement);
 //   THR_FILE:    word nf holds T[nf*PE + p][l] at bits (p*N_THR + l)*THR_BITS.
 // The input vector buffer is double-buffered, so the next vector streams in while this one is computed.
+// Why the two beat widths: a dense layer of an MLP takes one element per beat (its published netlist is that one);
+// a conv behind a2q_swg takes SIMD-wide beats and gives PE-wide ones, so at SF = NF = 1 it finishes a window per
+// clock. With a wide side the finished fold also hands on to the output register in the cycle the previous one
+// leaves (one fold per clock); with both sides one element wide that path is left out (a fold's PE results take
+// PE beats anyway), so the one-element-per-beat unit synthesises to the same netlist as before.
 `default_nettype none
 
 module a2q_mvau #(
@@ -27,15 +33,17 @@ module a2q_mvau #(
     parameter integer THR_BITS = 16,
     parameter integer OUT_BASE = 0,
     parameter integer OUT_W = 4,             // N_THR > 0 ? output activation bits : ACC_BITS
+    parameter integer IN_LANES = 1,          // input elements per beat: 1 or SIMD
+    parameter integer OUT_LANES = 1,         // output results per beat: 1 or PE
     parameter WEIGHT_FILE = "",             // "" (the default) leaves the memory uninitialised
     parameter THR_FILE = ""
 ) (
     input  wire               clk,
     input  wire               rst,
-    input  wire [IN_BITS-1:0] in_data,
+    input  wire [IN_LANES*IN_BITS-1:0] in_data,
     input  wire               in_valid,
     output wire               in_ready,
-    output wire [OUT_W-1:0]   out_data,
+    output wire [OUT_LANES*OUT_W-1:0] out_data,
     output wire               out_valid,
     input  wire               out_ready
 );
@@ -52,6 +60,9 @@ module a2q_mvau #(
     localparam integer WAW = $clog2(WDEPTH);
     localparam integer TDEPTH = (NF < 2) ? 2 : NF;
     localparam integer TW = (N_THR > 0) ? PE * N_THR * THR_BITS : 1;
+    localparam integer WIDE_IN = (IN_LANES > 1) ? 1 : 0;    // a whole SIMD word per beat
+    localparam integer WIDE_OUT = (OUT_LANES > 1) ? 1 : 0;  // a whole fold's PE results per beat
+    localparam integer OVERLAP = (WIDE_IN != 0 || WIDE_OUT != 0) ? 1 : 0;
     /* verilator lint_off WIDTHTRUNC */  // sized constants: each value fits its width by construction
     localparam [SFW-1:0] SF_LAST = SF - 1;
     localparam [NFW-1:0] NF_LAST = NF - 1;
@@ -70,14 +81,19 @@ module a2q_mvau #(
     /* verilator lint_on UNUSEDSIGNAL */
     wire [XW-1:0]    word_next;
     wire             in_fire = in_valid && in_ready;
-    wire             word_done = (wsi == SI_LAST);
+    wire             word_done;
     assign in_ready = !full[wbank];
 
     generate
-        if (SIMD == 1) begin : g_pack1
+        if (WIDE_IN != 0) begin : g_packw            // a whole SIMD word per beat
             assign word_next = in_data;
+            assign word_done = 1'b1;
+        end else if (SIMD == 1) begin : g_pack1
+            assign word_next = in_data;
+            assign word_done = (wsi == SI_LAST);
         end else begin : g_packn
             assign word_next = {in_data, wword[XW-1:IN_BITS]};  // element s ends up at bits s*IN_BITS
+            assign word_done = (wsi == SI_LAST);
         end
     endgenerate
 
@@ -219,10 +235,23 @@ module a2q_mvau #(
     reg                 pend_valid;
     reg  [PE*OUT_W-1:0] pend;
     wire [PE*OUT_W-1:0] res;
+    wire                pend_go;      // the pending fold moves to the output register this cycle
+    wire                pend_take;    // the finished fold moves to the pending register this cycle
+    wire                pend_refill;  // pend_go and pend_take at once (only with a wide side)
     /* verilator lint_off UNUSEDSIGNAL */
     reg  [TW-1:0]       tq;           // unused (constant) when N_THR = 0: the layer outputs raw accumulators
     /* verilator lint_on UNUSEDSIGNAL */
-    assign adv = !(fin && pend_valid);
+    generate
+        if (OVERLAP != 0) begin : g_adv_overlap
+            assign pend_take = fin && (!pend_valid || pend_go);
+            assign pend_refill = fin;
+            assign adv = !fin || pend_take;
+        end else begin : g_adv
+            assign pend_take = fin && !pend_valid;
+            assign pend_refill = 1'b0;
+            assign adv = !(fin && pend_valid);
+        end
+    endgenerate
 
     generate
         for (p = 0; p < PE; p = p + 1) begin : g_pe
@@ -308,8 +337,17 @@ module a2q_mvau #(
     reg                ser_valid;
     reg [PEW-1:0]      ser_cnt;
     wire               out_fire = ser_valid && out_ready;
-    wire               ser_free = !ser_valid || (out_fire && ser_cnt == PE_LAST);
-    assign out_data  = ser[OUT_W-1:0];
+    wire               ser_last;      // this beat empties the output register
+    wire               ser_free = !ser_valid || (out_fire && ser_last);
+    generate
+        if (WIDE_OUT != 0) begin : g_out_wide
+            assign ser_last = 1'b1;
+        end else begin : g_out_one
+            assign ser_last = (ser_cnt == PE_LAST);
+        end
+    endgenerate
+    assign pend_go = ser_free && pend_valid;
+    assign out_data  = ser[OUT_LANES*OUT_W-1:0];
     assign out_valid = ser_valid;
 
     always @(posedge clk) begin
@@ -319,21 +357,21 @@ module a2q_mvau #(
             ser_valid  <= 1'b0;
             ser_cnt    <= {PEW{1'b0}};
         end else begin
-            if (fin && !pend_valid) begin
+            if (pend_take) begin
                 pend       <= res;
                 pend_valid <= 1'b1;
                 fin        <= 1'b0;
             end
             if (adv && v2 && last2) fin <= 1'b1;
-            if (ser_free && pend_valid) begin
+            if (pend_go) begin
                 ser        <= pend;
                 ser_valid  <= 1'b1;
                 ser_cnt    <= {PEW{1'b0}};
-                pend_valid <= 1'b0;
+                pend_valid <= pend_refill;   // 0, or 1 when the next fold takes its place in this cycle
             end else if (out_fire) begin
                 ser     <= ser >> OUT_W;
                 ser_cnt <= ser_cnt + 1'b1;
-                if (ser_cnt == PE_LAST) ser_valid <= 1'b0;
+                if (ser_last) ser_valid <= 1'b0;
             end
         end
     end
