@@ -32,6 +32,7 @@ from typing import Sequence
 import numpy as np
 
 from a2qflow.flows.sweep import SweepPoint, run_point
+from a2qflow.hw import markdown
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_json, atomic_write_text
 
@@ -412,18 +413,16 @@ def search_markdown(s: dict) -> str:
         L += ["**No candidate fits the budget.**", ""]
     L += [f"Method {s['method']}; sensitivity: {s['sensitivity_epochs']}-epoch trainings with one layer changed from "
           f"the reference (validation accuracy {pct(s['reference_val_accuracy'])} %); candidates trained for "
-          f"{s['epochs']} epochs. LUT estimates: {s['estimate_source']}.", "",
-          "| candidate | bits per layer | P per layer | built P | LUT estimate | LUT (yosys) | predicted drop | "
-          "accuracy % | overflows | status |", "|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
-    for c in s["candidates"]:
-        L.append(f"| {c['name']} | {', '.join(map(str, c['bits'].values()))} | "
-                 f"{', '.join(map(str, c['acc_bits'].values()))} | {c['acc_bits_built'] or '-'} | "
-                 f"{c['luts_estimate']} | {c['luts'] if c['luts'] is not None else '-'} | "
-                 f"{100 * c['predicted_drop']:.1f} | {pct(c['accuracy'])} | {c['overflow_events']} | {c['status']}"
-                 f"{': ' + c['reason'] if c['reason'] else ''} |")
-    L += ["", "## Sensitivity (validation accuracy drop vs the reference)", "",
-          "| layer | bits | P | val accuracy % | drop (points) |", "|---|---:|---:|---:|---:|"]
-    for r in s["sensitivity"]:
-        L.append(f"| {r['layer']} | {r['bits']} | {r['acc_bits']} | {pct(r['val_accuracy'])} | "
-                 f"{100 * r['drop']:.1f} |")
+          f"{s['epochs']} epochs. LUT estimates: {s['estimate_source']}.", ""]
+    L += markdown.table(
+        ["candidate", "bits per layer", "P per layer", "built P", "LUT estimate", "LUT (yosys)", "predicted drop",
+         "accuracy %", "overflows", "status"], "lllrrrrrrl",
+        ([c["name"], ", ".join(map(str, c["bits"].values())), ", ".join(map(str, c["acc_bits"].values())),
+          c["acc_bits_built"] or "-", c["luts_estimate"], c["luts"] if c["luts"] is not None else "-",
+          f"{100 * c['predicted_drop']:.1f}", pct(c["accuracy"]), c["overflow_events"],
+          f"{c['status']}{': ' + c['reason'] if c['reason'] else ''}"] for c in s["candidates"]))
+    L += ["", "## Sensitivity (validation accuracy drop vs the reference)", ""]
+    L += markdown.table(["layer", "bits", "P", "val accuracy %", "drop (points)"], "lrrrr",
+                        ([r["layer"], r["bits"], r["acc_bits"], pct(r["val_accuracy"]), f"{100 * r['drop']:.1f}"]
+                         for r in s["sensitivity"]))
     return "\n".join(L) + "\n"

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from a2qflow.hw import markdown
 from a2qflow.hw.compiler import dsp as dsp_packing
 from a2qflow.hw.compiler.bounds import (
     ACC_BITS_MAX,
@@ -116,20 +117,17 @@ class Plan:
 
     def table(self) -> str:
         """Markdown table for humans (BUILD/plan.md and the CLI)."""
-        head = ("| layer | kind | K | C | N | M | datatype | L1 | exact | target | **used** | SIMD x PE | note |\n"
-                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
         rows = []
         for l in self.layers:
-            n = f"{l.input_bits}{'s' if l.input_signed else 'u'}"
-            fold = f"{l.simd} x {l.pe}" if l.architecture == "folded" else "unrolled"
             note = "UNSAFE: below exact bound" if l.unsafe else ""
             if l.dsp_lanes > 1:
                 note += f"{'; ' if note else ''}{l.dsp_lanes} lanes / {l.dsp_family}"
-            rows.append(f"| {l.name} | {l.kind} | {l.K} | {l.out_channels} | {n} | {l.weight_bits} | "
-                        f"{l.acc_bits_datatype} | {l.acc_bits_l1} | {l.acc_bits_exact} | "
-                        f"{l.target_acc_bits if l.target_acc_bits is not None else '-'} | **{l.acc_bits}** | "
-                        f"{fold} | {note} |")
-        return head + "\n".join(rows) + "\n"
+            rows.append([l.name, l.kind, l.K, l.out_channels, f"{l.input_bits}{'s' if l.input_signed else 'u'}",
+                         l.weight_bits, l.acc_bits_datatype, l.acc_bits_l1, l.acc_bits_exact,
+                         l.target_acc_bits if l.target_acc_bits is not None else "-", f"**{l.acc_bits}**",
+                         f"{l.simd} x {l.pe}" if l.architecture == "folded" else "unrolled", note])
+        return "\n".join(markdown.table(["layer", "kind", "K", "C", "N", "M", "datatype", "L1", "exact", "target",
+                                          "**used**", "SIMD x PE", "note"], "llrrrrrrrrrll", rows)) + "\n"
 
 
 class AllZeroLayerWarning(UserWarning):
