@@ -81,13 +81,9 @@ class PointResult:
 def dot_lengths(cfg) -> dict[str, int]:
     """K (dot-product length per output channel) of every MAC layer, measured on the model the config builds
     (training.models.layer_shapes): a depthwise conv's K is its kernel size, not channels x kernel."""
-    from a2qflow.flows.config import DATASET_SHAPES
     from a2qflow.training.models import layer_shapes
 
-    return {n: s.K for n, s in layer_shapes(cfg.model, DATASET_SHAPES[cfg.data.dataset], CLASSES).items()}
-
-
-CLASSES = 10  # digits, MNIST and CIFAR-10 all have ten classes
+    return {n: s.K for n, s in layer_shapes(cfg).items()}
 
 
 def naive_bits(cfg, P: int) -> int | None:
