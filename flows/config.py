@@ -273,7 +273,7 @@ def _check_model(cfg: FlowConfig, source: str) -> None:
         from a2qflow.training.models import layer_shapes
 
         try:
-            layer_shapes(cfg.model, DATASET_SHAPES[cfg.data.dataset], 10)
+            layer_shapes(cfg)
         except A2QFlowError as e:
             raise A2QFlowError(f"{source}: {cfg.data.dataset}: {e}") from None
     if any(v < 1 for v in cfg.model.hidden + (cfg.model.conv_channels if cfg.model.kind == "cnn" else [])):

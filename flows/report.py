@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from a2qflow.hw import markdown
 from a2qflow.hw.compiler.plan import Plan, load_plan
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_json, atomic_write_text
@@ -285,9 +286,10 @@ def render_markdown(r: dict) -> str:
 
 
 def _md_accuracy(r: dict) -> list[str]:
-    L = ["## Accuracy (test set)", "", "| executor | accuracy | measured by |", "|---|---:|---|"]
-    for k, v in r["accuracy"].items():
-        L.append(f"| {k} | {_pct(v['value'])} | {v['tool']} |" if isinstance(v, dict) else f"| {k} | {NOT_RUN} | - |")
+    L = ["## Accuracy (test set)", ""]
+    L += markdown.table(["executor", "accuracy", "measured by"], "lrl",
+                        ([k, _pct(v["value"]), v["tool"]] if isinstance(v, dict) else [k, NOT_RUN, "-"]
+                         for k, v in r["accuracy"].items()))
     if "acc_bits.png" in r["plots"] or "accuracy.png" in r["plots"]:
         L.append("")
         L += [f"![{p}]({p})" for p in r["plots"]]
@@ -299,17 +301,15 @@ def _md_layers(r: dict) -> list[str]:
     if not r["layers"]:
         return L + [f"{NOT_RUN} (no plan.json)"]
     L += ["Bounds from `plan.json` (a2qflow compile, exact integer arithmetic). *used* is what the hardware "
-          "builds.", "",
-          "| layer | kind | K | C | N | M | data-type | L1 | exact | target P | **used** | thr bits | sparsity | "
-          "SIMD x PE | C-sim overflows |",
-          "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
-    for l in r["layers"]:
-        L.append(f"| {l['name']} | {l['kind']} | {l['K']} | {l['out_channels']} | {l['input_bits']}"
-                 f"{'s' if l['input_signed'] else 'u'} | {l['weight_bits']} | {l['acc_bits_datatype']} | "
-                 f"{l['acc_bits_l1']} | {l['acc_bits_exact']} | {_fmt(l.get('target_acc_bits'))} | "
-                 f"**{l['acc_bits']}**{' (UNSAFE)' if l.get('unsafe') else ''} | {_fmt(l.get('thr_bits'))} | "
-                 f"{100 * l['sparsity']:.1f} % | {l['simd']} x {l['pe']} | "
-                 f"{NOT_RUN if l.get('overflow_events_csim') is None else l['overflow_events_csim']} |")
+          "builds.", ""]
+    L += markdown.table(
+        ["layer", "kind", "K", "C", "N", "M", "data-type", "L1", "exact", "target P", "**used**", "thr bits",
+         "sparsity", "SIMD x PE", "C-sim overflows"], "llrrrrrrrrrrrlr",
+        ([l["name"], l["kind"], l["K"], l["out_channels"], f"{l['input_bits']}{'s' if l['input_signed'] else 'u'}",
+          l["weight_bits"], l["acc_bits_datatype"], l["acc_bits_l1"], l["acc_bits_exact"],
+          _fmt(l.get("target_acc_bits")), f"**{l['acc_bits']}**{' (UNSAFE)' if l.get('unsafe') else ''}",
+          _fmt(l.get("thr_bits")), f"{100 * l['sparsity']:.1f} %", f"{l['simd']} x {l['pe']}",
+          NOT_RUN if l.get("overflow_events_csim") is None else l["overflow_events_csim"]] for l in r["layers"]))
     packed = [l for l in r["layers"] if (l.get("dsp_lanes") or 1) > 1]
     if packed:  # hw.dsp.packing auto (issue 20): which bound lets several MAC lanes share one DSP
         L += ["", "Lanes per DSP (`hw.dsp`, plan.json `dsp_lanes`): several output channels share one multiplier "
@@ -319,31 +319,32 @@ def _md_layers(r: dict) -> list[str]:
 
 
 def _md_overflow(r: dict) -> list[str]:
-    L = ["## Overflow checks", "", "| check | result | measured by |", "|---|---|---|"]
+    rows = []
     for k, v in r["overflow_checks"].items():
         if not isinstance(v, dict):
-            L.append(f"| {k} | {NOT_RUN} | - |")
+            rows.append([k, NOT_RUN, "-"])
         elif "ok" in v:
-            L.append(f"| {k} | {'bound holds' if v['ok'] else 'VIOLATED'} | {v['tool']} |")
+            rows.append([k, "bound holds" if v["ok"] else "VIOLATED", v["tool"]])
         else:
-            L.append(f"| {k} | {_fmt(v['samples'])} samples, {_fmt(v['mismatches_vs_golden'])} mismatches vs golden "
-                     f"model, {_fmt(v['overflow_events'])} overflow events | {v['tool']} |")
-    return L
+            rows.append([k, f"{_fmt(v['samples'])} samples, {_fmt(v['mismatches_vs_golden'])} mismatches vs golden "
+                            f"model, {_fmt(v['overflow_events'])} overflow events", v["tool"]])
+    return ["## Overflow checks", ""] + markdown.table(["check", "result", "measured by"], "lll", rows)
 
 
 def _md_resources(r: dict) -> list[str]:
     L = ["## Resources: planned vs 32-bit accumulators", ""]
     if not isinstance(r["resources"], list):
         return L + [NOT_RUN]
-    L += ["| flow | measured by | resource | planned | 32-bit | saved |", "|---|---|---|---:|---:|---:|"]
+    rows = []
     for row in r["resources"]:
         for k, v in row["planned"].items():
             if v is None and not row["baseline32"].get(k):
                 continue
             s = row["saved_pct"].get(k)
-            L.append(f"| {row['family']} {row['mapping']} | {row['tool']} {row.get('version') or ''} | {k} | "
-                     f"{_fmt(v)} | {_fmt(row['baseline32'].get(k)) if row['baseline32'] else NOT_RUN} | "
-                     f"{'-' if s is None else f'{s:.1f} %'} |")
+            rows.append([f"{row['family']} {row['mapping']}", f"{row['tool']} {row.get('version') or ''}", k, _fmt(v),
+                         _fmt(row["baseline32"].get(k)) if row["baseline32"] else NOT_RUN,
+                         "-" if s is None else f"{s:.1f} %"])
+    L += markdown.table(["flow", "measured by", "resource", "planned", "32-bit", "saved"], "lllrrr", rows)
     if r.get("resources_planned_design"):
         L += ["", f"Same multiplier mapping on both sides: {r['resources_planned_design']}."]
     layers = r.get("layers") or []

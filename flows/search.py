@@ -11,7 +11,8 @@ P has to hold. The search picks one option (b, P) per MAC layer:
    measured cost. The test set is never used for choosing.
 2. **ILP** (scipy.optimize.milp): binary x[l, o] picks option o for layer l; pair variables w[l, o, o'] carry the
    coupling that layer l's threshold memory and comparators count 2^b' - 1 for the next layer's bits b'. Minimise
-   the summed drop subject to the estimated LUTs (hw/synth/estimate.py, fitted to yosys) <= the budget and the
+   the summed drop subject to the estimated LUTs (hw/synth/estimate.py, fitted to yosys; each layer priced as the
+   datapath the compiler will build for it, unrolled layers at their signed-digit bound) <= the budget and the
    DSPs <= --budget-dsp: with hw.dsp.packing auto a layer at option (b, P) takes ceil(PE / lanes) * SIMD slices,
    lanes being what hw/compiler/dsp.py lets P-bit lanes of b-bit weights share in one hw.dsp.family slice (so a
    tighter P buys fewer DSPs); with packing off the MACs are priced in LUTs (0 DSPs). The k best distinct
@@ -34,6 +35,7 @@ from typing import Sequence
 import numpy as np
 
 from a2qflow.flows.sweep import SweepPoint, run_point
+from a2qflow.hw import markdown
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_json, atomic_write_text
 
@@ -56,29 +58,45 @@ class NoFit(A2QFlowError):
 
 # ------------------------------------------------------------------------------------------------ the space
 
-def layer_folding(cfg) -> dict[str, tuple[int, int]]:
-    """(SIMD, PE) per MAC layer as the compiler will choose them (config caps -> divisors of K and C)."""
-    from a2qflow.flows.sweep import dot_lengths
-    from a2qflow.hw.compiler.plan import _largest_divisor_at_most
+IR_KIND = {"dense": "dense", "conv": "conv", "conv1d": "conv", "depthwise": "dwconv"}  # training op -> IR kind
 
-    ks, cs = dot_lengths(cfg), out_channels(cfg)
-    out = {}
-    for name, K in ks.items():
-        f = cfg.hw.folding.for_layer(name)
-        if name in cfg.hw.folding.layers:
-            out[name] = (f.simd, f.pe)
-        else:
-            out[name] = (_largest_divisor_at_most(K, f.simd), _largest_divisor_at_most(cs[name], f.pe))
-    return out
+
+def layer_choices(cfg) -> dict:
+    """Datapath and (SIMD, PE) per MAC layer (hw.compiler.folding.FoldingChoice), by the compiler's own rule
+    (`choose_folding`) on the shapes of the model the config builds: what the search prices is what it builds.
+    (hw.folding.target_cycles is not applied here, as before: the solver needs the compiled IR's shapes.)"""
+    from a2qflow.hw.compiler.folding import choose_folding
+    from a2qflow.training.models import layer_shapes
+
+    arch = cfg.hw.architecture_config()
+    return {n: choose_folding(n, IR_KIND[s.op], s.K, s.channels, cfg.hw.folding, arch)
+            for n, s in layer_shapes(cfg).items()}
+
+
+def layer_folding(cfg) -> dict[str, tuple[int, int]]:
+    """(SIMD, PE) per MAC layer as the compiler will choose them (K x C for an unrolled layer)."""
+    return {n: (c.simd, c.pe) for n, c in layer_choices(cfg).items()}
 
 
 def out_channels(cfg) -> dict[str, int]:
     """C (output channels) of every MAC layer, measured on the model the config builds (as dot_lengths)."""
-    from a2qflow.flows.config import DATASET_SHAPES
-    from a2qflow.flows.sweep import CLASSES
     from a2qflow.training.models import layer_shapes
 
-    return {n: s.channels for n, s in layer_shapes(cfg.model, DATASET_SHAPES[cfg.data.dataset], CLASSES).items()}
+    return {n: s.channels for n, s in layer_shapes(cfg).items()}
+
+
+def signed_digit_bound(K: int, C: int, o: Option, in_signed: bool, method: str) -> int:
+    """The most nonzero signed digits an A2Q layer trained at option `o` can have (an unrolled layer's adder
+    inputs): per channel at most `max_csd_digits(M)` per weight and at most its L1 budget at P, since a weight's CSD
+    digits never outnumber its magnitude. The search prices unrolled layers at this bound (before
+    training their digits are unknown), so an estimate that fits the budget is one the trained design can only
+    undercut."""
+    from a2qflow.hw.compiler.csd import max_csd_digits
+    from a2qflow.hw.compiler.ir import IntType
+    from a2qflow.training.quant import l1_budget
+
+    per_channel = min(K * max_csd_digits(o.bits), int(l1_budget(method, o.P, IntType(o.bits, in_signed))))
+    return C * per_channel
 
 
 def option_space(cfg, bits: Sequence[int], p_steps: Sequence[int]) -> dict[str, list[Option]]:
@@ -130,19 +148,25 @@ def choice_name(choice: dict[str, Option]) -> str:
 
 # ------------------------------------------------------------------------------------------------ cost model
 
-def layer_luts(cfg, space: dict[str, list[Option]]) -> tuple[dict, dict, float]:
-    """Estimated LUTs: per last layer {o: luts}; per other layer {(o, o_next): luts}; and the top-level glue."""
+def layer_luts(cfg, space: dict[str, list[Option]], method: str = "a2q+") -> tuple[dict, dict, float]:
+    """Estimated LUTs: per last layer {o: luts}; per other layer {(o, o_next): luts}; and the top-level glue.
+
+    Folded layers are priced as the folded MVAU, unrolled ones (hw.architecture / hw.layers) as the unrolled
+    datapath at their signed-digit bound under `method` (`signed_digit_bound`)."""
     from a2qflow.flows.sweep import dot_lengths
     from a2qflow.hw.synth.estimate import LayerShape, estimate_layer, load_model
 
     model = load_model()
-    ks, cs, fold = dot_lengths(cfg), out_channels(cfg), layer_folding(cfg)
+    ks, cs, fold = dot_lengths(cfg), out_channels(cfg), layer_choices(cfg)
     names = list(space)
     pair, last = {}, {}
     for i, name in enumerate(names):
-        simd, pe = fold[name]
+        arch, simd, pe = fold[name]
+        signed = cfg.quant.input_signed if i == 0 else False
         for o in space[name]:
-            base = dict(K=ks[name], C=cs[name], simd=simd, pe=pe, N=o.bits, M=o.bits, P=o.P)
+            base = dict(K=ks[name], C=cs[name], simd=simd, pe=pe, N=o.bits, M=o.bits, P=o.P, architecture=arch)
+            if arch == "unrolled":
+                base["signed_digits"] = signed_digit_bound(ks[name], cs[name], o, signed, method)
             if i == len(names) - 1:
                 last[o] = estimate_layer(LayerShape(**base, n_thr=0), model).LUT
                 continue
@@ -349,7 +373,7 @@ def run_search(config: Path | str, out: Path | str, budget_luts: int, budget_dsp
     ex = make_executor(executor, jobs, ray_address, ray_cpus_per_point)
     cfg, t0 = load_config(config), time.perf_counter()
     space = option_space(cfg, bits, p_steps)
-    pair, last, glue = layer_luts(cfg, space)
+    pair, last, glue = layer_luts(cfg, space, job.method)
     dsps = layer_dsps(cfg, space)
     smallest, small_est = solve_ilp(space, {}, pair, last, np.inf, minimise_luts=True)
     if small_est + glue > budget_luts:  # nothing can fit: say so before training anything
@@ -453,18 +477,16 @@ def search_markdown(s: dict) -> str:
         L += ["**No candidate fits the budget.**", ""]
     L += [f"Method {s['method']}; sensitivity: {s['sensitivity_epochs']}-epoch trainings with one layer changed from "
           f"the reference (validation accuracy {pct(s['reference_val_accuracy'])} %); candidates trained for "
-          f"{s['epochs']} epochs. LUT estimates: {s['estimate_source']}.", "",
-          "| candidate | bits per layer | P per layer | built P | LUT estimate | LUT (yosys) | predicted drop | "
-          "accuracy % | overflows | status |", "|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
-    for c in s["candidates"]:
-        L.append(f"| {c['name']} | {', '.join(map(str, c['bits'].values()))} | "
-                 f"{', '.join(map(str, c['acc_bits'].values()))} | {c['acc_bits_built'] or '-'} | "
-                 f"{c['luts_estimate']} | {c['luts'] if c['luts'] is not None else '-'} | "
-                 f"{100 * c['predicted_drop']:.1f} | {pct(c['accuracy'])} | {c['overflow_events']} | {c['status']}"
-                 f"{': ' + c['reason'] if c['reason'] else ''} |")
-    L += ["", "## Sensitivity (validation accuracy drop vs the reference)", "",
-          "| layer | bits | P | val accuracy % | drop (points) |", "|---|---:|---:|---:|---:|"]
-    for r in s["sensitivity"]:
-        L.append(f"| {r['layer']} | {r['bits']} | {r['acc_bits']} | {pct(r['val_accuracy'])} | "
-                 f"{100 * r['drop']:.1f} |")
+          f"{s['epochs']} epochs. LUT estimates: {s['estimate_source']}.", ""]
+    L += markdown.table(
+        ["candidate", "bits per layer", "P per layer", "built P", "LUT estimate", "LUT (yosys)", "predicted drop",
+         "accuracy %", "overflows", "status"], "lllrrrrrrl",
+        ([c["name"], ", ".join(map(str, c["bits"].values())), ", ".join(map(str, c["acc_bits"].values())),
+          c["acc_bits_built"] or "-", c["luts_estimate"], c["luts"] if c["luts"] is not None else "-",
+          f"{100 * c['predicted_drop']:.1f}", pct(c["accuracy"]), c["overflow_events"],
+          f"{c['status']}{': ' + c['reason'] if c['reason'] else ''}"] for c in s["candidates"]))
+    L += ["", "## Sensitivity (validation accuracy drop vs the reference)", ""]
+    L += markdown.table(["layer", "bits", "P", "val accuracy %", "drop (points)"], "lrrrr",
+                        ([r["layer"], r["bits"], r["acc_bits"], pct(r["val_accuracy"]), f"{100 * r['drop']:.1f}"]
+                         for r in s["sensitivity"]))
     return "\n".join(L) + "\n"

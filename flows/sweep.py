@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from a2qflow.hw import markdown
 from a2qflow.hw.compiler.bounds import acc_bits_datatype
 from a2qflow.hw.compiler.ir import IntType
 from a2qflow.hw.errors import A2QFlowError
@@ -80,13 +81,9 @@ class PointResult:
 def dot_lengths(cfg) -> dict[str, int]:
     """K (dot-product length per output channel) of every MAC layer, measured on the model the config builds
     (training.models.layer_shapes): a depthwise conv's K is its kernel size, not channels x kernel."""
-    from a2qflow.flows.config import DATASET_SHAPES
     from a2qflow.training.models import layer_shapes
 
-    return {n: s.K for n, s in layer_shapes(cfg.model, DATASET_SHAPES[cfg.data.dataset], CLASSES).items()}
-
-
-CLASSES = 10  # digits, MNIST and CIFAR-10 all have ten classes
+    return {n: s.K for n, s in layer_shapes(cfg).items()}
 
 
 def naive_bits(cfg, P: int) -> int | None:
@@ -474,17 +471,14 @@ def sweep_markdown(s: dict) -> str:
 
     L = [f"# Accumulator sweep: {s['name']}", "",
          f"Config `{_shown(s['config'])}`, {s['epochs']} epochs, stages {', '.join(s['stages'])}; "
-         f"float reference: {f(s['float_accuracy'], True)} %.{executor_note(s)}", "",
-         "| point | method | target P | M | N | built P | data-type P | accuracy % | measured by | overflows | "
-         "LUT | LUT @32 | status |",
-         "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|"]
-    for p in s["points"]:
-        L.append(f"| {p['name']} | {p['method']} | {p['target_acc_bits']} | {f(p['weight_bits'])} | "
-                 f"{f(p['input_bits'])} | {f(p['acc_bits_built'])} | {f(p['acc_bits_datatype'])} | "
-                 f"{f(p['accuracy'], True)} | {p.get('accuracy_source') or '-'} | {f(p['overflow_events'])} | "
-                 f"{'pruned' if p.get('synth_pruned') else f(p['luts'])} | {f(p['luts_baseline32'])} | "
-                 f"{p['status']}"
-                 f"{': ' + p['reason'] if p['reason'] else ''} |")
+         f"float reference: {f(s['float_accuracy'], True)} %.{executor_note(s)}", ""]
+    L += markdown.table(
+        ["point", "method", "target P", "M", "N", "built P", "data-type P", "accuracy %", "measured by", "overflows",
+         "LUT", "LUT @32", "status"], "llrrrrrrlrrrl",
+        ([p["name"], p["method"], p["target_acc_bits"], f(p["weight_bits"]), f(p["input_bits"]),
+          f(p["acc_bits_built"]), f(p["acc_bits_datatype"]), f(p["accuracy"], True), p.get("accuracy_source") or "-",
+          f(p["overflow_events"]), "pruned" if p.get("synth_pruned") else f(p["luts"]), f(p["luts_baseline32"]),
+          f"{p['status']}{': ' + p['reason'] if p['reason'] else ''}"] for p in s["points"]))
     if "qat32" in s.get("methods", []):
         from a2qflow.flows.iso_accuracy import iso_markdown
 

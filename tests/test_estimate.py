@@ -52,3 +52,38 @@ def test_threshold_word_flip_flops_are_bounded_by_distinct_fold_functions():
     assert thr_columns(_s(C=8, pe=4)) <= 2 and thr_columns(_s(C=16, pe=4)) <= 14
     assert thr_columns(_s(C=32, pe=1), 0.5) == pytest.approx(0.5 * 15 * 12)  # 2^32 functions: every column distinct
     assert thr_columns(_s(C=4, pe=4)) == 0 and thr_columns(_s(n_thr=0)) == 0
+
+
+def _u(**kw):
+    base = dict(K=64, C=32, simd=64, pe=32, N=4, M=4, P=12, n_thr=15, architecture="unrolled", signed_digits=2000)
+    return LayerShape(**(base | kw))
+
+
+def test_unrolled_layers_have_their_own_fitted_coefficients():
+    m = load_model()
+    assert set(m["unrolled"]["coefficients"]) == {"LUT", "FF", "CARRY"}
+    assert "channel-group" in m["unrolled"]["fitted_to"]
+    u, f = estimate_layer(_u()), estimate_layer(_s(simd=64, pe=32))
+    assert u.source == f.source and u.LUT != pytest.approx(f.LUT)
+
+
+@pytest.mark.parametrize("field,small,big", [("signed_digits", 500, 3000), ("n_thr", 3, 15), ("P", 10, 16)])
+def test_more_unrolled_hardware_never_costs_fewer_luts(field, small, big):
+    a, b = estimate_layer(_u(**{field: small})), estimate_layer(_u(**{field: big}))
+    assert b.LUT >= a.LUT and b.CARRY >= a.CARRY
+
+
+def test_unrolled_plan_layers_are_priced_as_unrolled_and_need_their_digits():
+    row = {"name": "fc0", "kind": "dense", "K": 64, "out_channels": 32, "simd": 64, "pe": 32, "input_bits": 4,
+           "weight_bits": 4, "acc_bits": 12, "thr_bits": 12, "out_bits": 4, "architecture": "unrolled",
+           "signed_digits": 2099, "tree_widths": "exact"}
+    s = shape_from_plan_layer(row)
+    assert (s.architecture, s.signed_digits, s.tree_widths, s.n_thr) == ("unrolled", 2099, "exact", 15)
+    assert shape_from_plan_layer(row | {"architecture": "folded"}).architecture == "folded"
+    with pytest.raises(A2QFlowError, match="layer conv0 is an unrolled conv"):
+        shape_from_plan_layer(row | {"name": "conv0", "kind": "conv"})
+    with pytest.raises(A2QFlowError, match="signed digits; got signed_digits=None"):
+        shape_from_plan_layer(row | {"signed_digits": None})
+    no_unrolled = {k: v for k, v in load_model().items() if k != "unrolled"}
+    with pytest.raises(A2QFlowError, match="no coefficients for unrolled layers; re-run benchmarks/fit_resource"):
+        estimate_layer(s, no_unrolled)

@@ -131,3 +131,73 @@ def test_dsp_budget_nothing_fits_is_one_line_before_training(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: no configuration fits --budget-dsp 3: the fewest sb_mac16 slices")
     assert len(err.splitlines()) == 1 and not (out / "sensitivity").exists()
+
+
+def _unrolled(cfg):
+    return cfg.model_copy(update={"hw": cfg.hw.model_copy(update={"architecture": "unrolled"})})
+
+
+def test_search_on_an_unrolled_config_prices_unrolled_layers():
+    """hw.architecture: unrolled gives every dense layer the compiler's unrolled choice (SIMD = K, PE = C) and the
+    ILP's LUTs are the unrolled datapath's estimate at the A2Q signed-digit bound, not the folded MVAU's."""
+    from a2qflow.flows.search import layer_choices, signed_digit_bound
+    from a2qflow.hw.compiler.folding import FoldingChoice
+    from a2qflow.hw.synth.estimate import LayerShape, estimate_layer
+
+    folded, cfg = load_config(CFG), _unrolled(load_config(CFG))
+    assert layer_choices(cfg) == {"fc0": FoldingChoice("unrolled", 64, 32), "fc1": FoldingChoice("unrolled", 32, 32),
+                                  "fc2": FoldingChoice("unrolled", 32, 10)}
+    space = option_space(cfg, [2, 4], [0, 6])
+    pair, last, _ = layer_luts(cfg, space, "a2q+")
+    fpair, flast, _ = layer_luts(folded, space, "a2q+")
+    o, o2 = space["fc0"][-1], space["fc1"][-1]
+    digits = signed_digit_bound(64, 32, o, False, "a2q+")
+    want = estimate_layer(LayerShape(K=64, C=32, simd=64, pe=32, N=o.bits, M=o.bits, P=o.P, architecture="unrolled",
+                                     signed_digits=digits, n_thr=2 ** o2.bits - 1, thr_bits=o.P, out_bits=o2.bits))
+    assert pair[("fc0", o, o2)] == pytest.approx(want.LUT) and want.source.startswith("estimate:")
+    assert pair[("fc0", o, o2)] != pytest.approx(fpair[("fc0", o, o2)])
+    # A2Q's budget is what shrinks an unrolled layer: a smaller P allows fewer digits (at P = 8 the L1 budget, 16
+    # per channel, binds before K x 2 digits of 4-bit weights), so fewer LUTs
+    lo, hi = (min((x for x in space["fc2"] if x.bits == 4), key=lambda x: x.P),
+              max((x for x in space["fc2"] if x.bits == 4), key=lambda x: x.P))
+    assert signed_digit_bound(32, 10, lo, False, "a2q+") < signed_digit_bound(32, 10, hi, False, "a2q+")
+    assert last[lo] < last[hi] and flast[lo] > 0
+
+
+def test_signed_digit_bound_is_never_below_a_trained_layer():
+    """The bound holds for every weight matrix A2Q+ allows: digits <= min(K x max digits, L1 budget) per channel."""
+    import numpy as np
+
+    from a2qflow.flows.search import signed_digit_bound
+    from a2qflow.hw.compiler.csd import csd_count, max_csd_digits
+    from a2qflow.hw.compiler.ir import IntType
+    from a2qflow.training.quant import l1_budget
+
+    assert [max_csd_digits(b) for b in (2, 3, 4, 5, 8)] == [1, 2, 2, 3, 4]
+    rng = np.random.default_rng(0)
+    o = Option(4, 10)
+    budget = int(l1_budget("a2q+", o.P, IntType(4, False)))
+    for _ in range(50):
+        w = rng.integers(-8, 8, (6, 40))
+        for row in w:  # zero weights until the channel's L1 norm fits the budget, as A2Q+ training guarantees
+            while np.abs(row).sum() > budget:
+                row[rng.choice(np.flatnonzero(row))] = 0
+        assert csd_count(w) <= signed_digit_bound(40, 6, o, False, "a2q+")
+
+
+def test_search_cli_on_an_unrolled_config_names_the_unrolled_estimate(tmp_path, capsys):
+    """`a2qflow search` on hw.architecture: unrolled: the infeasible-budget line names the smallest design at the
+    unrolled datapath's estimate (the ILP's minimum over the unrolled prices), before any training."""
+    text = CFG.read_text().replace("hw:\n", "hw:\n  architecture: unrolled\n", 1)
+    cfg_path = tmp_path / "unrolled.yaml"
+    cfg_path.write_text(text)
+    cfg = load_config(cfg_path)
+    assert cfg.hw.architecture == "unrolled"
+    space = option_space(cfg, [2, 3, 4], [0, 2, 4])
+    pair, last, glue = layer_luts(cfg, space, "a2q+")
+    _, smallest = solve_ilp(space, {}, pair, last, float("inf"), minimise_luts=True)
+    out = tmp_path / "s"
+    assert main(["search", str(cfg_path), "--budget-luts", "100", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "the smallest design found is fc0b2P" in err and f"at {round(smallest + glue)} LUTs (estimate:" in err
+    assert not (out / "sensitivity").exists()

@@ -24,6 +24,8 @@ EMBEDDED_DATASETS = ("digits", "mnist5k")
 MODEL_KINDS = ("mlp", "cnn", "resnet", "mobilenet", "cnn1d")
 # Model input shape (C, H, W) of each dataset, for checks that need it before any data is read.
 DATASET_SHAPES = {"digits": (1, 8, 8), "mnist5k": (1, 28, 28), "mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+# Classes of each dataset (the classifier's outputs), for the same checks; training.data's loaders agree.
+DATASET_CLASSES = {"digits": 10, "mnist5k": 10, "mnist": 10, "cifar10": 10}
 
 WeightQuantName = Literal["float", "baseline", "a2q", "a2q+"]
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from a2qflow.training.config import LayerSpec, ModelConfig
+from a2qflow.training.config import DATASET_CLASSES, DATASET_SHAPES, LayerSpec, ModelConfig, TrainingJob
 from a2qflow.training.quant import input_quant_module, relu_quant_module, weight_quant_kwargs
 
 
@@ -124,11 +124,19 @@ class _TooSmall(Exception):
     """A stride-2 layer met a 1-pixel input (raised from a forward hook, turned into an A2QFlowError)."""
 
 
-def layer_shapes(model: ModelConfig, image_shape: tuple[int, int, int], num_classes: int) -> dict[str, LayerShape]:
+def layer_shapes(model: ModelConfig | TrainingJob, image_shape: tuple[int, int, int] | None = None,
+                 num_classes: int | None = None) -> dict[str, LayerShape]:
     """Every MAC layer's shapes, K and C, in graph order, measured by building the float twin and running one
     zero input through it (so they can never drift from build_model's arithmetic).
 
+    The one source of model shapes for everyone who reasons about a config before training (the config checks,
+    the sweep, the search): `layer_shapes(cfg)` takes a whole config (a TrainingJob or FlowConfig) and its
+    dataset's input shape and classes; `layer_shapes(model, image_shape, num_classes)` a model section alone.
+
     Raises A2QFlowError when the config's sizes do not fit the input (e.g. too many stride-2 stages)."""
+    if isinstance(model, TrainingJob):
+        image_shape, num_classes = DATASET_SHAPES[model.data.dataset], DATASET_CLASSES[model.data.dataset]
+        model = model.model
     import warnings
 
     import torch

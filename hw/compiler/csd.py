@@ -30,3 +30,8 @@ def csd_count(weights: np.ndarray) -> int:
     """Total nonzero CSD digits of an integer array (0 for zero weights)."""
     vals, counts = np.unique(np.asarray(weights, dtype=np.int64), return_counts=True)
     return int(sum(len(csd(v)) * int(n) for v, n in zip(vals.tolist(), counts.tolist())))
+
+
+def max_csd_digits(bits: int) -> int:
+    """The most nonzero CSD digits any `bits`-bit signed weight has (its worst case: ceil(bits / 2) or so)."""
+    return max(len(csd(v)) for v in range(-(1 << (bits - 1)), 1 << (bits - 1)))

@@ -16,18 +16,23 @@ on a vector stream (an MLP) one element per beat (K beats), and gives one result
 average-pool VVAU and the element-wise units take one element per beat. The solver never buys parallelism below
 that floor, and `fastest_target` is the target at which every layer hits it (asking for less gives the same
 folding).
+
+`choose_folding` is the one place that turns the configuration into a layer's datapath and (SIMD, PE): the compiler's
+plan calls it on the IR, and the search and sweep call it on the shapes of the model a config builds, so what they
+price is what the compiler builds (unrolled layers included).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from math import gcd
+from typing import NamedTuple
 
 import numpy as np
 
 from a2qflow.hw.compiler.ir import MAC_KINDS, Model
 from a2qflow.hw.compiler.skip_fifos import output_shapes
-from a2qflow.hw.config import Folding, FoldingConfig
+from a2qflow.hw.config import ArchitectureConfig, Folding, FoldingConfig
 from a2qflow.hw.errors import A2QFlowError
 
 
@@ -133,3 +138,71 @@ def apply_target(model: Model, folding: FoldingConfig, skip: set[str] = frozense
         return folding
     solved = {f.name: Folding(simd=f.simd, pe=f.pe) for f in solve(model, folding.target_cycles, skip)}
     return folding.model_copy(update={"layers": {**solved, **folding.layers}})
+
+
+# ------------------------------------------------------------------------------------------------ the choice
+
+class FoldingChoice(NamedTuple):
+    """A MAC layer's datapath and parallelism: unrolled layers compute SIMD = K x PE = C at once."""
+
+    architecture: str  # folded | unrolled
+    simd: int
+    pe: int
+
+
+def largest_divisor_at_most(n: int, cap: int) -> int:
+    """The default folding is a cap: the largest divisor of K (or C) that fits under it."""
+    return max(d for d in range(1, min(n, cap) + 1) if n % d == 0)
+
+
+def layer_architecture(name: str, kind: str, folding: FoldingConfig, arch: ArchitectureConfig) -> str:
+    """The layer's datapath: a global `unrolled` leaves convolutions folded; an explicit per-layer one is checked.
+
+    kind is the IR's (dense, conv, dwconv, avgpool, ...)."""
+    choice = arch.for_layer(name)
+    if choice != "unrolled":
+        return choice
+    if kind != "dense":
+        if kind == "conv" and name in arch.layers:  # asked for by name: a constant-weight conv
+            return _no_folding_override(name, folding)
+        if name in arch.layers:
+            raise A2QFlowError(f"hw.layers.{name}.architecture: unrolled is implemented for dense and conv "
+                               f"layers only and {name} is a {kind}; set it to folded")
+        return "folded"
+    return _no_folding_override(name, folding)
+
+
+def _no_folding_override(name: str, folding: FoldingConfig) -> str:
+    if name in folding.layers:
+        raise A2QFlowError(f"hw.folding.layers.{name}: layer {name} is unrolled (SIMD = K, PE = C); "
+                           "drop its folding override or set hw.layers.{name}.architecture: folded"
+                           .replace("{name}", name))
+    return "unrolled"
+
+
+def choose_folding(name: str, kind: str, K: int, C: int, folding: FoldingConfig,
+                   arch: ArchitectureConfig) -> FoldingChoice:
+    """The datapath and (SIMD, PE) of one MAC layer: K x C unrolled, a per-layer override (checked: it must divide
+    K and C), or else the largest divisors of K and C under the default cap.
+
+    Args:
+        name, kind: the layer's name and IR kind (dense, conv, dwconv, avgpool).
+        K, C: dot-product length and output channels.
+        folding: hw.folding (after `apply_target` when a target cycle count is set).
+        arch: hw.layers / hw.architecture.
+
+    Returns:
+        FoldingChoice(architecture, simd, pe).
+    """
+    a = layer_architecture(name, kind, folding, arch)
+    if a == "unrolled":
+        return FoldingChoice(a, K, C)
+    f = folding.for_layer(name)
+    if name in folding.layers:
+        if K % f.simd or C % f.pe:
+            ok_s = [d for d in range(1, K + 1) if K % d == 0]
+            ok_p = [d for d in range(1, C + 1) if C % d == 0]
+            raise A2QFlowError(f"hw.folding.layers.{name}: simd={f.simd} must divide K={K} "
+                               f"(one of {ok_s}) and pe={f.pe} must divide C={C} (one of {ok_p})")
+        return FoldingChoice(a, f.simd, f.pe)
+    return FoldingChoice(a, largest_divisor_at_most(K, f.simd), largest_divisor_at_most(C, f.pe))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from a2qflow.hw import markdown
 from a2qflow.hw.compiler import dsp as dsp_packing
 from a2qflow.hw.compiler.bounds import (
     ACC_BITS_MAX,
@@ -32,6 +33,7 @@ from a2qflow.hw.compiler.bounds import (
     signed_bits_for_range,
 )
 from a2qflow.hw.compiler.csd import csd_count
+from a2qflow.hw.compiler.folding import apply_target, choose_folding, layer_architecture
 from a2qflow.hw.compiler.ir import Model, Thresholds, load_model
 from a2qflow.hw.compiler.thresholds import fit_thresholds
 from a2qflow.hw.config import ArchitectureConfig, DspConfig, FoldingConfig
@@ -120,20 +122,17 @@ class Plan:
 
     def table(self) -> str:
         """Markdown table for humans (BUILD/plan.md and the CLI)."""
-        head = ("| layer | kind | K | C | N | M | datatype | L1 | exact | target | **used** | SIMD x PE | note |\n"
-                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
         rows = []
         for l in self.layers:
-            n = f"{l.input_bits}{'s' if l.input_signed else 'u'}"
-            fold = f"{l.simd} x {l.pe}" if l.architecture == "folded" else "unrolled"
             note = "UNSAFE: below exact bound" if l.unsafe else ""
             if l.dsp_lanes > 1:
                 note += f"{'; ' if note else ''}{l.dsp_lanes} lanes / {l.dsp_family}"
-            rows.append(f"| {l.name} | {l.kind} | {l.K} | {l.out_channels} | {n} | {l.weight_bits} | "
-                        f"{l.acc_bits_datatype} | {l.acc_bits_l1} | {l.acc_bits_exact} | "
-                        f"{l.target_acc_bits if l.target_acc_bits is not None else '-'} | **{l.acc_bits}** | "
-                        f"{fold} | {note} |")
-        return head + "\n".join(rows) + "\n"
+            rows.append([l.name, l.kind, l.K, l.out_channels, f"{l.input_bits}{'s' if l.input_signed else 'u'}",
+                         l.weight_bits, l.acc_bits_datatype, l.acc_bits_l1, l.acc_bits_exact,
+                         l.target_acc_bits if l.target_acc_bits is not None else "-", f"**{l.acc_bits}**",
+                         f"{l.simd} x {l.pe}" if l.architecture == "folded" else "unrolled", note])
+        return "\n".join(markdown.table(["layer", "kind", "K", "C", "N", "M", "datatype", "L1", "exact", "target",
+                                          "**used**", "SIMD x PE", "note"], "llrrrrrrrrrll", rows)) + "\n"
 
 
 class AllZeroLayerWarning(UserWarning):
@@ -145,33 +144,6 @@ def all_zero_message(name: str, target: int | None) -> str:
     p = f"P={target}" if target is not None else "its accumulator target"
     return (f"layer {name}: every integer weight is 0 (the layer outputs a constant); {p} left it no L1 budget or "
             "training stopped too early: train with a larger P (quant.acc_bits) or more epochs (train.epochs)")
-
-
-def _largest_divisor_at_most(n: int, cap: int) -> int:
-    return max(d for d in range(1, min(n, cap) + 1) if n % d == 0)
-
-
-def _architecture(layer, folding: FoldingConfig, arch: ArchitectureConfig) -> str:
-    """The layer's datapath: a global `unrolled` leaves convolutions folded; an explicit per-layer one is checked."""
-    choice = arch.for_layer(layer.name)
-    if choice != "unrolled":
-        return choice
-    if layer.kind != "dense":
-        if layer.kind == "conv" and layer.name in arch.layers:  # asked for by name: a constant-weight conv
-            return _no_folding_override(layer, folding)
-        if layer.name in arch.layers:
-            raise A2QFlowError(f"hw.layers.{layer.name}.architecture: unrolled is implemented for dense and conv "
-                               f"layers only and {layer.name} is a {layer.kind}; set it to folded")
-        return "folded"
-    return _no_folding_override(layer, folding)
-
-
-def _no_folding_override(layer, folding: FoldingConfig) -> str:
-    if layer.name in folding.layers:
-        raise A2QFlowError(f"hw.folding.layers.{layer.name}: layer {layer.name} is unrolled (SIMD = K, PE = C); "
-                           "drop its folding override or set hw.layers.{name}.architecture: folded"
-                           .replace("{name}", layer.name))
-    return "unrolled"
 
 
 def _pipeline_depth(w: np.ndarray, arch: ArchitectureConfig) -> int:
@@ -201,10 +173,8 @@ def make_plan(model: Model, acc_bits: int | str | None = None, allow_unsafe: boo
     folding = folding or FoldingConfig()
     architecture = architecture or ArchitectureConfig()
     if folding.target_cycles is not None:  # the folding solver (hw/compiler/folding.py) for layers without override
-        from a2qflow.hw.compiler.folding import apply_target
-
         unrolled = {l.name for l in model.mac_layers()
-                    if _architecture(l, FoldingConfig(), architecture) == "unrolled"}
+                    if layer_architecture(l.name, l.kind, FoldingConfig(), architecture) == "unrolled"}
         folding = apply_target(model, folding, unrolled)
     _check_layer_names(model, folding, architecture)
     datatype = acc_bits == "datatype"  # every layer at its data-type bound: the width a designer without A2Q picks
@@ -243,23 +213,6 @@ def _used_width(layer, exact: int, acc_bits: int | str | None, allow_unsafe: boo
     return used
 
 
-def _fold(layer, folding: FoldingConfig, arch: str) -> tuple[int, int]:
-    """(SIMD, PE): K x C unrolled, a per-layer override (checked: it must divide K and C), or else the largest
-    divisors of K and C under the default cap."""
-    f = folding.for_layer(layer.name)
-    K, C = layer.K, layer.out_channels
-    if arch == "unrolled":
-        return K, C
-    if layer.name in folding.layers:
-        if K % f.simd or C % f.pe:
-            ok_s = [d for d in range(1, K + 1) if K % d == 0]
-            ok_p = [d for d in range(1, C + 1) if C % d == 0]
-            raise A2QFlowError(f"hw.folding.layers.{layer.name}: simd={f.simd} must divide K={K} "
-                               f"(one of {ok_s}) and pe={f.pe} must divide C={C} (one of {ok_p})")
-        return f.simd, f.pe
-    return _largest_divisor_at_most(K, f.simd), _largest_divisor_at_most(C, f.pe)
-
-
 def _layer_plan(layer, acc_bits: int | str | None, allow_unsafe: bool, folding: FoldingConfig,
                 architecture: ArchitectureConfig) -> LayerPlan:
     """One MAC layer's record: every bound, the width used, its thresholds fitted to it, folding and datapath."""
@@ -274,8 +227,7 @@ def _layer_plan(layer, acc_bits: int | str | None, allow_unsafe: bool, folding: 
         fitted, thr_bits = fit_thresholds(layer.act.values, w, layer.in_type, used)
         out_bits, out_signed = layer.act.out_type.bits, layer.act.out_type.signed
     K = layer.K
-    arch = _architecture(layer, folding, architecture)
-    simd, pe = _fold(layer, folding, arch)
+    arch, simd, pe = choose_folding(layer.name, layer.kind, K, layer.out_channels, folding, architecture)
     return LayerPlan(
         name=layer.name, kind=layer.kind, K=K, out_channels=layer.out_channels, input_bits=layer.in_type.bits,
         input_signed=layer.in_type.signed, weight_bits=layer.w_type.bits,

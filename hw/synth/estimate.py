@@ -20,8 +20,13 @@ their coefficients (~1) and the one-bit flags (constant). The v1 regression over
 Every figure it returns is an **estimate** and says so (`source`); yosys still measures the final designs. The
 coefficients live in resource_model.json beside this module (versioned; the benchmark writes it).
 
-The weights' signed-digit count is accepted for the unrolled constant-weight MVAU, where each non-zero digit is an
-adder input; the folded MVAU reads its weights from a memory, so there it changes nothing and the model ignores it.
+Unrolled layers (hw/rtl/unrolled.py: constant weights, one input vector per clock) are built from other structures,
+so they have their own coefficients (resource_model.json, `unrolled`), fitted to yosys channel-group runs of
+unrolled layers by the same benchmark. Their cost follows the weights' nonzero canonical signed digits
+(hw/compiler/csd.py), each one an adder input: `unrolled_features` counts the adders (digits - C: each channel's
+terms in a positive and a negative tree, then one subtraction), their width (the input bits and, with the
+data-type / forced policies, P), the comparators (C x thresholds at P) and the output register. The folded MVAU
+reads its weights from a memory, so there the digits change nothing and the model ignores them.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ class LayerShape:
     n_thr: thresholds per channel (2^n - 1 for an n-bit output; 0 for the last layer, which outputs P-bit
     accumulators); thr_bits: threshold width (P or P + 1); out_bits: output word (n, or P without thresholds).
     signed_digits: non-zero signed digits of the weights (unrolled designs only; see the module docstring).
+    architecture: folded (a2q_mvau.v) | unrolled (constant weights: simd = K, pe = C, priced by signed_digits).
+    tree_widths: unrolled only, as plan.json: exact (every adder its exact range) | acc_bits (every adder P wide).
     """
 
     K: int
@@ -63,6 +70,8 @@ class LayerShape:
     thr_bits: int | None = None
     out_bits: int | None = None
     signed_digits: int | None = None
+    architecture: str = "folded"
+    tree_widths: str = "exact"
 
     def __post_init__(self):
         for f in ("K", "C", "simd", "pe", "N", "M", "P"):
@@ -71,6 +80,11 @@ class LayerShape:
         if self.K % self.simd or self.C % self.pe:
             raise A2QFlowError(f"resource estimate: simd={self.simd} must divide K={self.K} and pe={self.pe} "
                                f"must divide C={self.C}")
+        if self.architecture not in ("folded", "unrolled"):
+            raise A2QFlowError(f"resource estimate: architecture {self.architecture!r}; use folded or unrolled")
+        if self.architecture == "unrolled" and (self.signed_digits is None or self.signed_digits < 0):
+            raise A2QFlowError(f"resource estimate: an unrolled layer (K={self.K}, C={self.C}) is priced by its "
+                               f"weights' signed digits; got signed_digits={self.signed_digits}")
 
 
 def _clog2(x: int) -> int:
@@ -145,6 +159,32 @@ def features(s: LayerShape, thr_fraction: float = 1.0) -> dict[str, float]:
     }
 
 
+def unrolled_features(s: LayerShape) -> dict[str, float]:
+    """Structure counts of one unrolled layer (the regressors of the `unrolled` coefficients).
+
+    Each channel sums its weights' nonzero signed-digit terms (x_k << shift) in a positive and a negative adder
+    tree, then subtracts them: digits - C adders in all (none for a channel without digits, hence the max). An
+    exact-width adder is about the input bits plus a few (leaves are N-bit; the sum grows towards P at the root),
+    so its cost is u_add (per adder) + u_add_n (per adder and input bit); with tree_widths acc_bits every adder is P
+    wide (u_add_p). Comparators: C x n_thr at P bits, plus the thermometer-to-count logic (u_thr). The output
+    register holds C words (the n-bit count, or P bits without thresholds); u_chan counts the channels (what each
+    one adds beyond its adders: the flip-flops yosys keeps for its sign and handshake).
+    """
+    adders = max(float(s.signed_digits or 0) - s.C, 0.0)
+    ow = s.out_bits or (s.N if s.n_thr else s.P)
+    uniform = s.tree_widths == "acc_bits"
+    return {
+        "const": 1.0,
+        "u_add": adders,
+        "u_add_n": 0.0 if uniform else adders * s.N,
+        "u_add_p": adders * s.P if uniform else 0.0,
+        "u_cmp_bits": s.C * s.n_thr * (s.thr_bits or s.P),
+        "u_thr": s.C * s.n_thr,
+        "u_out_bits": s.C * ow,
+        "u_chan": float(s.C),
+    }
+
+
 @dataclass
 class Estimate:
     LUT: float
@@ -180,11 +220,23 @@ def load_model(path: str | Path | None = None) -> dict:
 
 
 def estimate_layer(s: LayerShape, model: dict | None = None) -> Estimate:
-    """LUT / FF / CARRY estimate of one folded MVAU (xc7 LUT-only mapping, the flow the coefficients came from)."""
+    """LUT / FF / CARRY estimate of one folded MVAU or unrolled layer (xc7 LUT-only mapping, the flow the
+    coefficients came from)."""
     m = model or load_model()
-    f = features(s, m.get("thr_column_fraction", 1.0))
-    vals = {t: sum(c * f[name] for name, c in m["coefficients"][t].items()) for t in TARGETS}
+    if s.architecture == "unrolled":
+        coefs, f = _unrolled_coefficients(m), unrolled_features(s)
+    else:
+        coefs, f = m["coefficients"], features(s, m.get("thr_column_fraction", 1.0))
+    vals = {t: sum(c * f[name] for name, c in coefs[t].items()) for t in TARGETS}
     return Estimate(**{t: max(0.0, v) for t, v in vals.items()}, source=estimate_label(m))
+
+
+def _unrolled_coefficients(m: dict) -> dict:
+    u = m.get("unrolled", {}).get("coefficients", {})
+    if set(u) != set(TARGETS):
+        raise A2QFlowError("resource estimate: the resource model has no coefficients for unrolled layers; re-run "
+                           "benchmarks/fit_resource_model.py --unrolled-only")
+    return u
 
 
 def estimate_label(model: dict | None = None) -> str:
@@ -200,6 +252,11 @@ def shape_from_plan_layer(layer: dict) -> LayerShape:
     coefficients would be a number nobody measured, so they are a one-line error naming the layer.
     """
     kind = layer.get("kind", "dense")
+    unrolled = layer.get("architecture", "folded") == "unrolled"
+    if unrolled and kind != "dense":
+        raise A2QFlowError(f"resource estimate: layer {layer.get('name')} is an unrolled {kind}; the resource model's "
+                           "unrolled coefficients are fitted to unrolled dense layers only: measure the design with "
+                           "`a2qflow synth` (yosys) instead")
     if kind not in PRICED_KINDS:
         unit = UNIT.get(kind, "not an MVAU")
         raise A2QFlowError(f"resource estimate: layer {layer.get('name')} is a {kind} ({unit}); the resource "
@@ -209,7 +266,10 @@ def shape_from_plan_layer(layer: dict) -> LayerShape:
     n_thr = (2 ** out_bits - 1) if (layer.get("thr_bits") is not None and out_bits) else 0
     return LayerShape(K=layer["K"], C=layer["out_channels"], simd=layer["simd"], pe=layer["pe"],
                       N=layer["input_bits"], M=layer["weight_bits"], P=layer["acc_bits"], n_thr=n_thr,
-                      thr_bits=layer.get("thr_bits"), out_bits=out_bits if n_thr else None)
+                      thr_bits=layer.get("thr_bits"), out_bits=out_bits if n_thr else None,
+                      signed_digits=layer.get("signed_digits") if unrolled else None,
+                      architecture="unrolled" if unrolled else "folded",
+                      tree_widths=layer.get("tree_widths", "exact"))
 
 
 def estimate_design(layers: list[LayerShape], model: dict | None = None) -> dict:
