@@ -308,8 +308,11 @@ def test_tests_are_in_the_image_and_git_is_not():
 def build_args(environ) -> list[str]:
     """The Dockerfile's pip build args taken from the environment, only where they are http(s) URLs: the build
     runs in the daemon, where a path on this host (a find-links folder, a file:// index) means nothing, and
-    forwarding it would put a host path into the build."""
+    forwarding it would put a host path into the build. A2QFLOW_BASE_IMAGE (an image name, e.g. a debootstrap-made
+    bookworm where no registry answers) becomes BASE_IMAGE."""
     out = []
+    if environ.get("A2QFLOW_BASE_IMAGE"):
+        out += ["--build-arg", f"BASE_IMAGE={environ['A2QFLOW_BASE_IMAGE']}"]
     for key in PIP_ARGS:
         urls = [u for u in environ.get(key, "").split() if re.match(r"https?://", u)]
         if urls:
@@ -323,6 +326,8 @@ def test_the_host_build_forwards_only_urls_never_host_paths():
     assert build_args(env) == ["--build-arg", "PIP_INDEX_URL=http://mirror/simple",
                                "--build-arg", "PIP_FIND_LINKS=http://127.0.0.1:8765/wheels/"]
     assert build_args({}) == []
+    base = {"A2QFLOW_BASE_IMAGE": "a2qflow-base:bookworm"}
+    assert build_args(base) == ["--build-arg", "BASE_IMAGE=a2qflow-base:bookworm"]
 
 
 def test_point_archives_unpack_on_3_11_0(tmp_path, monkeypatch):
