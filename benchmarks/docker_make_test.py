@@ -152,6 +152,13 @@ def test_command(args) -> list[str]:
     return cmd + ["--entrypoint", "make", args.tag, "test"]
 
 
+def history_leaks(tag: str, build: list[str]) -> list[str]:
+    """The build-arg values (index URLs) that `docker history` of the image shows; none, by the Dockerfile's design."""
+    history = capture(["docker", "history", "--no-trunc", "--format", "{{.CreatedBy}}", tag])
+    values = [a.partition("=")[2] for a in build if a.startswith("PIP_")]
+    return [v for v in values if v and v in history]
+
+
 def image_facts(tag: str) -> dict[str, str]:
     """Id, size, Python and torch versions of the built image."""
     py = "import sys, torch; print(sys.version.split()[0], torch.__version__)"
@@ -180,7 +187,8 @@ def markdown(facts: dict, steps: list[tuple[str, str, float]], summary: str, sho
              f"{facts['daemon']}, host {facts['host']}. Full output: `benchmarks/results/docker_make_test.log`.", "",
              f"- Image `{facts['tag']}`: {facts['id']}, {facts['size']} (`docker image inspect`)",
              f"- In the image: Python {facts['python']}, torch {facts['torch']}",
-             f"- Base image: `{facts['base']}`", "",
+             f"- Base image: `{facts['base']}`",
+             f"- `docker history --no-trunc` of the image {facts['history']} (pip's index URLs)", "",
              f"**pytest: {summary}** (`make test` exit code {rc})", "", "| step | command | wall clock |",
              "|---|---|---|"]
     lines += [f"| {name} | `{cmd}` | {fmt(sec)} |" for name, cmd, sec in steps]
@@ -220,6 +228,8 @@ def build_and_test(args, log) -> tuple[dict, list, int, str]:
     if b.returncode != 0:
         sys.exit("docker build failed (see the log)")
     facts = image_facts(args.tag)
+    leaks = history_leaks(args.tag, cmd)
+    facts["history"] = f"shows build-arg values {leaks}" if leaks else "shows no build-arg value"
     cmd = test_command(args)
     t0 = time.monotonic()
     t = sh(cmd, log)

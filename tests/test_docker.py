@@ -207,8 +207,12 @@ def test_all_five_yowasp_tools_are_precompiled_into_a_cache_every_user_can_read(
 
 def test_run_time_caches_are_writable_by_any_user():
     e = env()
-    for key in ("A2QFLOW_CACHE", "XDG_CACHE_HOME", "MPLCONFIGDIR"):
+    for key in ("A2QFLOW_CACHE", "XDG_CACHE_HOME", "MPLCONFIGDIR", "HYPOTHESIS_STORAGE_DIRECTORY"):
         assert e[key].startswith("/tmp/"), key
+    # a --user without a passwd entry has HOME=/ (read-only); Ray's sweep executor writes ~/.ray/auth_token
+    assert e["HOME"] == "/tmp"
+    # make test as any --user: pytest's cache (in the read-only /opt/a2qflow by default) goes under /tmp too
+    assert 'PYTEST_ADDOPTS="-o cache_dir=/tmp/.pytest_cache"' in (ROOT / "docker/Dockerfile").read_text()
     # a2qflow's one cache folder (C-sim precompiled header, Verilator builds) honours A2QFLOW_CACHE
     import os
 
