@@ -22,6 +22,7 @@ image, durations, pytest's summary line and its short summary) and the full log 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shlex
 import shutil
@@ -183,7 +184,7 @@ def fmt(seconds: float) -> str:
 
 def markdown(facts: dict, steps: list[tuple[str, str, float]], summary: str, short: list[str], rc: int) -> str:
     lines = ["# `make test` inside the Docker image", "",
-             f"Written by `benchmarks/docker_make_test.py` on {facts['date']} (UTC), Docker daemon "
+             f"Written by `benchmarks/docker_make_test.py`, started {facts['date']} (UTC), Docker daemon "
              f"{facts['daemon']}, host {facts['host']}. Full output: `benchmarks/results/docker_make_test.log`.", "",
              f"- Image `{facts['tag']}`: {facts['id']}, {facts['size']} (`docker image inspect`)",
              f"- In the image: Python {facts['python']}, torch {facts['torch']}",
@@ -248,7 +249,7 @@ def main(argv=None) -> int:
         facts, steps, rc, out = build_and_test(args, log)
     summary, short = pytest_summary(out)
     facts.update(date=date, daemon=r.stdout.strip(), tag=args.tag, base=args.base_image,
-                 host=f"{capture(['nproc'])} cores")
+                 host=f"{os.cpu_count()} cores")  # not nproc: it honours OMP_NUM_THREADS
     atomic_write_text(RESULTS / "docker_make_test.md", markdown(facts, steps, summary, short, rc))
     print(f"\n{summary}; written benchmarks/results/docker_make_test.md")
     return 0 if rc == 0 else 1
