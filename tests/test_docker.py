@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+PIP_ARGS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS")  # the build stage's ARGs, pip's own variables
 
 
 def dockerfile() -> list[tuple[str, str]]:
@@ -52,13 +53,28 @@ def pyproject() -> dict:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
+def global_args() -> dict[str, str]:
+    """The ARGs declared before the first FROM (usable in FROM lines only): name -> default."""
+    out = {}
+    for i, a in dockerfile():
+        if i == "FROM":
+            return out
+        assert i == "ARG", f"{i} before the first FROM"
+        out[a.partition("=")[0]] = a.partition("=")[2]
+    return out
+
+
 def test_base_image_pins_python_311_slim_on_a_debian_release_and_meets_requires_python():
+    """The default base is the official image on a pinned Debian release; BASE_IMAGE overrides it for a user with no
+    registry (a debootstrap-made bookworm, docker/README.md), and is the only ARG before the first FROM."""
     ins = dockerfile()
-    assert ins[0][0] == "FROM"
-    image = ins[0][1]
     # the floating python:3.11-slim tag moved from bookworm to trixie (g++ 14, no libtinfo5 for Vitis)
-    assert image == "python:3.11-slim-bookworm AS base"
-    assert all(a.split()[0] in ("base", "python:3.11-slim-bookworm") for i, a in ins if i == "FROM")
+    assert global_args() == {"BASE_IMAGE": "python:3.11-slim-bookworm"}
+    froms = [a for i, a in ins if i == "FROM"]
+    assert froms[0] == "${BASE_IMAGE} AS base"
+    assert all(a.split()[0] == "base" for a in froms[1:])
+    doc = (ROOT / "docker/README.md").read_text()
+    assert "--build-arg BASE_IMAGE=" in doc and "debootstrap --variant=minbase" in doc
     req = pyproject()["project"]["requires-python"]
     assert req == ">=3.11"  # 3.11.0 .. 3.11.3 lack tarfile's "data" filter: test_point_archives_unpack_on_3_11_0
 
@@ -66,7 +82,7 @@ def test_base_image_pins_python_311_slim_on_a_debian_release_and_meets_requires_
 def stages() -> list[tuple[str, list[tuple[str, str]]]]:
     """(stage name or "" for the unnamed final one, its instructions) in file order."""
     out: list = []
-    for i, a in dockerfile():
+    for i, a in dockerfile()[len(global_args()):]:
         if i == "FROM":
             words = a.split()
             out.append((words[2] if len(words) == 3 and words[1].upper() == "AS" else "", []))
@@ -76,13 +92,14 @@ def stages() -> list[tuple[str, list[tuple[str, str]]]]:
 
 def test_build_args_stay_in_the_build_stage_and_out_of_the_image_history():
     """`docker history` lists the final stage's instructions with the build args they saw: so the final stage must
-    declare no ARG and run nothing; it copies what the build stage made."""
+    declare no ARG and run nothing; it copies what the build stage made. BASE_IMAGE, declared before the first FROM,
+    is seen by FROM lines only (no stage re-declares it)."""
     st = stages()
     final = st[-1][1]
     assert st[-1][0] == "" and final[0] == ("FROM", "base")
     assert not [a for i, a in final if i in ("ARG", "RUN")]
     args = {a.partition("=")[0] for name, ins in st for i, a in ins if i == "ARG"}
-    assert args == {"PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS"}
+    assert args == set(PIP_ARGS)
     assert all(name == "build" for name, ins in st for i, _ in ins if i == "ARG")
     base = dict(st)["base"]
     assert not [a for i, a in base if i == "ARG" or any(k in a for k in args)]
@@ -190,8 +207,12 @@ def test_all_five_yowasp_tools_are_precompiled_into_a_cache_every_user_can_read(
 
 def test_run_time_caches_are_writable_by_any_user():
     e = env()
-    for key in ("A2QFLOW_CACHE", "XDG_CACHE_HOME", "MPLCONFIGDIR"):
+    for key in ("A2QFLOW_CACHE", "XDG_CACHE_HOME", "MPLCONFIGDIR", "HYPOTHESIS_STORAGE_DIRECTORY"):
         assert e[key].startswith("/tmp/"), key
+    # a --user without a passwd entry has HOME=/ (read-only); Ray's sweep executor writes ~/.ray/auth_token
+    assert e["HOME"] == "/tmp"
+    # make test as any --user: pytest's cache (in the read-only /opt/a2qflow by default) goes under /tmp too
+    assert 'PYTEST_ADDOPTS="-o cache_dir=/tmp/.pytest_cache"' in (ROOT / "docker/Dockerfile").read_text()
     # a2qflow's one cache folder (C-sim precompiled header, Verilator builds) honours A2QFLOW_CACHE
     import os
 
@@ -264,8 +285,8 @@ def test_pip_index_is_an_overridable_build_arg_not_baked_into_the_image():
     """Offline / mirrored builds override the index by --build-arg; the default stays the PyTorch CPU index."""
     args = dict((a.partition("=")[0], a.partition("=")[2]) for i, a in dockerfile() if i == "ARG")
     assert args["PIP_EXTRA_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
-    assert "PIP_FIND_LINKS" in args
-    assert "PIP_EXTRA_INDEX_URL" not in env() and "PIP_FIND_LINKS" not in env()
+    assert args["PIP_INDEX_URL"] == "" and args["PIP_FIND_LINKS"] == ""  # unset unless given: pip's own defaults
+    assert not set(PIP_ARGS) & set(env())
 
 
 def test_build_context_leaves_out_venv_runs_and_git():
@@ -284,15 +305,19 @@ def test_tests_are_in_the_image_and_git_is_not():
     runs = " ".join(a for i, a in dockerfile() if i == "RUN")
     apt = re.search(r"apt-get install ([^&]+)", runs).group(1).split()
     assert "git" not in apt
-    assert "docker run --rm --entrypoint make a2qflow test" in (ROOT / "docker/README.md").read_text()
+    doc = (ROOT / "docker/README.md").read_text()
+    assert 'docker run --rm --user "$(id -u):$(id -g)" --network none --entrypoint make a2qflow test' in doc
 
 
 def build_args(environ) -> list[str]:
     """The Dockerfile's pip build args taken from the environment, only where they are http(s) URLs: the build
     runs in the daemon, where a path on this host (a find-links folder, a file:// index) means nothing, and
-    forwarding it would put a host path into the build."""
+    forwarding it would put a host path into the build. A2QFLOW_BASE_IMAGE (an image name, e.g. a debootstrap-made
+    bookworm where no registry answers) becomes BASE_IMAGE."""
     out = []
-    for key in ("PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS"):
+    if environ.get("A2QFLOW_BASE_IMAGE"):
+        out += ["--build-arg", f"BASE_IMAGE={environ['A2QFLOW_BASE_IMAGE']}"]
+    for key in PIP_ARGS:
         urls = [u for u in environ.get(key, "").split() if re.match(r"https?://", u)]
         if urls:
             out += ["--build-arg", f"{key}={' '.join(urls)}"]
@@ -302,8 +327,11 @@ def build_args(environ) -> list[str]:
 def test_the_host_build_forwards_only_urls_never_host_paths():
     env = {"PIP_FIND_LINKS": "/home/me/wheels file:///opt/pypi http://127.0.0.1:8765/wheels/",
            "PIP_EXTRA_INDEX_URL": "/srv/simple", "PIP_INDEX_URL": "http://mirror/simple"}
-    assert build_args(env) == ["--build-arg", "PIP_FIND_LINKS=http://127.0.0.1:8765/wheels/"]
+    assert build_args(env) == ["--build-arg", "PIP_INDEX_URL=http://mirror/simple",
+                               "--build-arg", "PIP_FIND_LINKS=http://127.0.0.1:8765/wheels/"]
     assert build_args({}) == []
+    base = {"A2QFLOW_BASE_IMAGE": "a2qflow-base:bookworm"}
+    assert build_args(base) == ["--build-arg", "BASE_IMAGE=a2qflow-base:bookworm"]
 
 
 def test_point_archives_unpack_on_3_11_0(tmp_path, monkeypatch):
