@@ -104,7 +104,8 @@ def test_ice40_bitstream_of_the_fixture(tmp_path):
 def test_design_too_big_for_up5k_names_the_numbers_and_the_folding_knob(tmp_path):
     write_big_fixture_rtl(tmp_path, stages=48)
     test = bs.SelfTest(4, 32, [1] * 8, [0], 1)
-    with pytest.raises(A2QFlowError, match=r"^model needs \d+ ICESTORM_LC .*ice40-up5k has 5280; reduce hw.folding"):
+    with pytest.raises(A2QFlowError, match=r"^model needs \d+ ICESTORM_LC .*ice40-up5k has 5280 "
+                                           r"\(\d+ over, \d\.\d\dx the part\); reduce hw.folding"):
         bs.build_bitstream(tmp_path, "ice40-up5k", 12.0, test=test)
     assert not (tmp_path / "bitstream").exists() and not list(tmp_path.glob(".bitstream.*"))
 
@@ -184,3 +185,22 @@ def test_bitstream_stage_fails_when_placed_logic_is_far_below_synth(tmp_path):
                                            r"1000000 LUTs"):
         bs.build_bitstream(tmp_path, "ice40-up5k", 12.0, test=_fixture_test())
     assert not (tmp_path / "bitstream").exists() and not list(tmp_path.glob(".bitstream.*"))
+
+
+def test_too_big_says_by_how_much_and_names_unrolled_layers(tmp_path):
+    """A design that misses the part: the excess from the same two counts, and the knob an unrolled layer has."""
+    from _synth_util import tiny_model
+
+    from a2qflow.hw.compiler.ir import save_model
+    from a2qflow.hw.compiler.plan import make_plan, save_plan
+    from a2qflow.hw.config import ArchitectureConfig
+
+    model = tiny_model()
+    save_model(model, tmp_path)
+    save_plan(make_plan(model, architecture=ArchitectureConfig(default="unrolled")), tmp_path)
+    msg = str(bs._too_big(bs.TARGETS["ecp5-25k"], 30000, "nextpnr packing", tmp_path))
+    assert msg.startswith("model needs 30000 TRELLIS_COMB (nextpnr packing), ecp5-25k has 24288 "
+                          "(5712 over, 1.24x the part);")
+    assert "fold unrolled layers (hw.layers.<name>.architecture: folded; unrolled now: " in msg
+    assert "--target ecp5-85k" in msg and "\n" not in msg
+    assert "over" not in str(bs._too_big(bs.TARGETS["ecp5-25k"], 100, "x", tmp_path))

@@ -162,15 +162,25 @@ def _too_big(target: Target, used: int, what: str, build: Path) -> A2QFlowError:
     try:
         from a2qflow.hw.compiler.plan import load_plan
 
-        fold = ", ".join(f"{l.name} simd={l.simd} pe={l.pe}" for l in load_plan(build).layers)
-        knob = f" (now: {fold})"
+        layers = load_plan(build).layers
+        fold = ", ".join(f"{l.name} simd={l.simd} pe={l.pe}" for l in layers if l.architecture != "unrolled")
+        unrolled = [l.name for l in layers if l.architecture == "unrolled"]
+        knob = (f" (now: {fold})" if fold else "") + \
+            (f", or fold unrolled layers (hw.layers.<name>.architecture: folded; unrolled now: "
+             f"{', '.join(unrolled)})" if unrolled else "")
     except A2QFlowError:
         pass
     bigger = next((t for t in TARGETS.values() if t.capacity > max(used, target.capacity)), None)
     alt = f", or use a bigger part (--target {bigger.name}, {bigger.capacity} {bigger.logic_cell})" if bigger else ""
-    return A2QFlowError(f"model needs {used} {target.logic_cell} ({what}), {target.name} has {target.capacity}; "
-                        f"reduce hw.folding (smaller simd / pe per layer{knob}) to trade throughput for area"
+    return A2QFlowError(f"model needs {used} {target.logic_cell} ({what}), {target.name} has {target.capacity}"
+                        f"{_over(used, target.capacity)}; reduce hw.folding (smaller simd / pe per layer{knob}) "
+                        "to trade throughput for area"
                         f"{alt}")
+
+
+def _over(used: int, available: int) -> str:
+    """' (732 over, 1.14x the part)': by how much a design misses the part, from the same two counts."""
+    return f" ({used - available} over, {used / available:.2f}x the part)" if used > available else ""
 
 
 def _parse_utilisation(log: str) -> dict[str, tuple[int, int]]:
@@ -376,8 +386,9 @@ def _explain_overuse(job: _Job, util: dict[str, tuple[int, int]]) -> None:
                                 "PE*(2^N-1)*thr_bits bits wide",
                 "DP16KD": "block RAMs: weight / threshold memories",
                 "ICESTORM_DSP": "DSPs", "MULT18X18D": "DSP multipliers"}.get(k, k)
-        raise A2QFlowError(f"model needs {u} {k} ({what}), {tgt.name} has {a}; change hw.folding (simd / pe "
-                           f"set the memory word widths and the parallel MACs) or use a bigger --target") from None
+        raise A2QFlowError(f"model needs {u} {k} ({what}), {tgt.name} has {a}{_over(u, a)}; change hw.folding "
+                           "(simd / pe set the memory word widths and the parallel MACs) or use a bigger --target"
+                           ) from None
 
 
 def _pack(job: _Job) -> str:
