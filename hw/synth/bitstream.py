@@ -57,6 +57,9 @@ TARGETS: dict[str, Target] = {
                        ("B2", "C2", "C1", "D2", "D1"), "TRELLIS_COMB", 83640),
 }
 SHELL_PORTS = ("pass", "fail", "done", "sig[0]", "sig[1]")
+# Per tool run of the bitstream stage. run_tool's default hour is too short for an unrolled MNIST design: under
+# WebAssembly on a shared core its nextpnr placement alone took 50 min (issue 24), and its yosys run 11 to 25 min.
+TOOL_TIMEOUT_S = 8 * 3600.0
 
 
 def get_target(name: str) -> Target:
@@ -215,6 +218,7 @@ class _Job:
     tgt: Target
     clock_mhz: float
     seed: int
+    timeout_s: float = TOOL_TIMEOUT_S
     commands: list[dict] = field(default_factory=list)
     runs: list = field(default_factory=list)
 
@@ -223,7 +227,8 @@ class _Job:
         return relpath(self.work / name, self.build)
 
     def run(self, step: str, tool: str, args: list[str], log: str, status: str, **extra) -> None:
-        self.runs.append(run_tool(tool, args, cwd=self.build, log_name=self.rel(log), status=status))
+        self.runs.append(run_tool(tool, args, cwd=self.build, log_name=self.rel(log), status=status,
+                                  timeout=self.timeout_s))
         self.commands.append({"step": step, "tool": self.runs[-1].tool, "command": self.runs[-1].command, **extra})
 
 
