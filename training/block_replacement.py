@@ -19,7 +19,6 @@ fine-tune keeps the best validation epoch (Adam, cosine schedule, train.finetune
 from __future__ import annotations
 
 import copy
-import time
 
 import torch
 from torch import nn
@@ -82,7 +81,7 @@ def fit_block_replacement(qnet: nn.Sequential, twin: nn.Sequential, data: dict, 
 
     Returns training.fit.FitResult (best epoch, its validation accuracy, seconds per epoch, history).
     """
-    from a2qflow.training.fit import FitResult, accuracy, seed_everything
+    from a2qflow.training.fit import FitResult, accuracy, seed_everything, train_epoch
 
     seed_everything(seed)
     model = MixedModels(qnet, twin)
@@ -103,17 +102,8 @@ def fit_block_replacement(qnet: nn.Sequential, twin: nn.Sequential, data: dict, 
         bar = Progress(disable=True)
     task = bar.add_task("block-replacement fine-tune", total=epochs)
     for epoch in range(1, epochs + 1):
-        t0 = time.perf_counter()
-        qnet.train()
-        order = torch.randperm(len(x), generator=gen)
-        for i in range(0, len(x), tc.batch_size):
-            idx = order[i:i + tc.batch_size]
-            loss = model.losses(x[idx], y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        sched.step()
-        seconds += time.perf_counter() - t0
+        loss, took = train_epoch(qnet, model.losses, x, y, opt, sched, gen, tc.batch_size)
+        seconds += took
         if not torch.isfinite(loss):
             raise A2QFlowError(f"block-replacement: loss became {float(loss)} in epoch {epoch}; lower "
                                f"train.finetune_lr (now {lr})")

@@ -79,17 +79,8 @@ def fit(net: nn.Module, data: dict[str, torch.Tensor], tc: TrainConfig, seed: in
     with bar:
         task = bar.add_task(f"train {label}", total=epochs)
         for epoch in range(1, epochs + 1):
-            t0 = time.perf_counter()
-            net.train()
-            order = torch.randperm(len(x), generator=gen)
-            for i in range(0, len(x), tc.batch_size):
-                idx = order[i:i + tc.batch_size]
-                loss = loss_fn(net(x[idx]), y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            sched.step()
-            seconds += time.perf_counter() - t0
+            loss, took = train_epoch(net, lambda xb, yb: loss_fn(net(xb), yb), x, y, opt, sched, gen, tc.batch_size)
+            seconds += took
             if not torch.isfinite(loss):
                 raise A2QFlowError(f"train {label}: loss became {float(loss)} in epoch {epoch}; lower the "
                                    f"learning rate (train.lr / train.finetune_lr, now {lr})")
@@ -102,3 +93,29 @@ def fit(net: nn.Module, data: dict[str, torch.Tensor], tc: TrainConfig, seed: in
     net.load_state_dict(best_state)
     net.eval()
     return FitResult(best_epoch, best_acc, seconds / epochs, history)
+
+
+def train_epoch(net: nn.Module, batch_loss, x: torch.Tensor, y: torch.Tensor, opt, sched, gen: torch.Generator,
+                batch_size: int) -> tuple[torch.Tensor, float]:
+    """One epoch of minibatch SGD over a seeded permutation of (x, y), then one scheduler step.
+
+    Why one function: the QAT loop (fit) and block-replacement fine-tuning (training.block_replacement) must walk
+    the data in the same seeded order so that their seeds mean the same thing.
+
+    Args:
+        batch_loss: (x_batch, y_batch) -> scalar loss tensor.
+    Returns:
+        (the last batch's loss, seconds the epoch took).
+    """
+    t0 = time.perf_counter()
+    net.train()
+    order = torch.randperm(len(x), generator=gen)
+    loss = torch.tensor(0.0)
+    for i in range(0, len(x), batch_size):
+        idx = order[i:i + batch_size]
+        loss = batch_loss(x[idx], y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    sched.step()
+    return loss, time.perf_counter() - t0
