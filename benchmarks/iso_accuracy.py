@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.acc_bits:
         plan["acc_bits"] = [int(x) for x in args.acc_bits.split(",")]
     out = args.out or ROOT / "runs" / f"iso-{key}"
-    t0 = time.monotonic()
+    t0, commit = time.monotonic(), git_commit()  # the code the points are built with, taken before they run
     dest = RESULTS / f"iso_{key}"
     if args.resynth:
         resynth_points(out)
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                       + (f" --qat32-bits {args.qat32_bits}" if args.qat32_bits else "")
                       + (f" --acc-bits {args.acc_bits}" if args.acc_bits else "")
                       + (" --resynth" if args.resynth else " --collect-only" if args.collect_only else ""),
-           "commit": git_commit(),
+           "commit": commit,
            "wall_seconds_this_invocation": round(time.monotonic() - t0, 1),
            "float_accuracy": s.get("float_accuracy"), "iso_accuracy": s.get("iso_accuracy"),
            "points": [{k: p.get(k) for k in ("name", "method", "architecture", "status", "accuracy",
