@@ -83,14 +83,24 @@ def collect_points(out: Path, plan: dict) -> dict:
 
     points = []
     for d in sorted((out / "points").iterdir()):
-        arch = "unrolled" if d.name.endswith("-unrolled") else "folded"
-        r = PointResult(d.name, d.name.split("-")[0], 0, None, None, "ok", run=str(d), architecture=arch)
+        name, method, P, M, N, arch = point_fields(d.name)
+        r = PointResult(name, method, P, M, N, "ok", run=str(d), architecture=arch)
         collect(d, r)
         if r.luts is None:
-            r.status, r.reason = "unfinished", "synthesis did not finish (stopped for time)"
+            r.status, r.reason = "unfinished", "not synthesised: stopped for time, or trained only"
         points.append(asdict(r))
     fl = next((p["float_accuracy"] for p in points if p.get("float_accuracy")), None)
     return {"points": points, "float_accuracy": fl, "iso_accuracy": iso_accuracy(points, fl), "plots": []}
+
+
+def point_fields(name: str) -> tuple:
+    """(name, method, target P, M, N, architecture) of a sweep point from its folder name (flows/sweep.py's naming:
+    <method>-W<M>-P<P>[-unrolled], qat32-W<M>[-unrolled] at M = N with 32-bit accumulators)."""
+    parts = name.split("-")
+    arch = "unrolled" if parts[-1] == "unrolled" else "folded"
+    M = next((int(x[1:]) for x in parts[1:] if x[:1] == "W" and x[1:].isdigit()), None)
+    P = next((int(x[1:]) for x in parts[1:] if x[:1] == "P" and x[1:].isdigit()), 32 if parts[0] == "qat32" else 0)
+    return name, parts[0], P, M, M if parts[0] == "qat32" else None, arch
 
 
 def resynth_points(out: Path) -> None:
@@ -105,13 +115,19 @@ def resynth_points(out: Path) -> None:
             synthesize(d / "build", baseline=False)
 
 
-def write_collected(s: dict, dest: Path) -> None:
-    """iso_accuracy_luts.png + iso_accuracy.md for a collected summary (a finished sweep has drawn its own plot)."""
-    from a2qflow.flows.iso_accuracy import plot_iso_accuracy
+def write_collected(s: dict, dest: Path, key: str, plan: dict, command: str) -> None:
+    """sweep.json, sweep.md, the Pareto plots and iso_accuracy_luts.png (the sweep's own writer) + iso_accuracy.md
+    for a collected summary, as a finished sweep would have written them."""
+    from a2qflow.flows.config import load_config
+    from a2qflow.flows.sweep import write_outputs
 
+    cfg = load_config(ROOT / plan["config"])
+    s.update(config=plan["config"], name=cfg.name, acc_bits=plan["acc_bits"], weight_bits=None,
+             methods=plan["methods"], stages=plan["stages"], epochs=cfg.train.epochs, seconds=None,
+             x_axis="acc_bits_built: widest accumulator the hardware builds (plan.json)", executor=None,
+             pruned=False, command=command)
     dest.mkdir(parents=True, exist_ok=True)
-    if plot_iso_accuracy(s["iso_accuracy"], dest / "iso_accuracy_luts.png"):
-        s["plots"].append("iso_accuracy_luts.png")
+    write_outputs(dest, s)
     write_iso_markdown(s, dest)
 
 
@@ -164,9 +180,14 @@ def main(argv: list[str] | None = None) -> int:
     dest = RESULTS / f"iso_{key}"
     if args.resynth:
         resynth_points(out)
+    command = (f"benchmarks/iso_accuracy.py --dataset {args.dataset}"
+               + (f" --model {args.model}" if args.model != "mlp" else "")
+               + (f" --qat32-bits {args.qat32_bits}" if args.qat32_bits else "")
+               + (f" --acc-bits {args.acc_bits}" if args.acc_bits else "")
+               + (" --resynth" if args.resynth else " --collect-only" if args.collect_only else ""))
     if args.collect_only or args.resynth:
         s = collect_points(out, plan)
-        write_collected(s, dest)
+        write_collected(s, dest, key, plan, command)
     else:
         from a2qflow.flows.sweep import copy_outputs, run_sweep
 
@@ -176,11 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         copy_outputs(out, dest, s)  # the sweep's own iso_accuracy_luts.png among its plots
         write_iso_markdown(s, dest)  # from this run (a stopped run's --collect-only one is replaced)
     doc = {"benchmark": "iso_accuracy", "dataset": args.dataset, "model": args.model, "plan": plan,
-           "command": f"benchmarks/iso_accuracy.py --dataset {args.dataset}"
-                      + (f" --model {args.model}" if args.model != "mlp" else "")
-                      + (f" --qat32-bits {args.qat32_bits}" if args.qat32_bits else "")
-                      + (f" --acc-bits {args.acc_bits}" if args.acc_bits else "")
-                      + (" --resynth" if args.resynth else " --collect-only" if args.collect_only else ""),
+           "command": command,
            "commit": commit,
            "wall_seconds_this_invocation": round(time.monotonic() - t0, 1),
            "float_accuracy": s.get("float_accuracy"), "iso_accuracy": s.get("iso_accuracy"),
