@@ -142,6 +142,12 @@ def write_iso_markdown(s: dict, dest: Path) -> None:
     (dest / "iso_accuracy.md").write_text("\n".join(iso_markdown(s["iso_accuracy"]) + rows) + "\n")
 
 
+def package_source_digest() -> str:
+    from a2qflow.flows.pipeline import package_source_digest as digest
+
+    return digest()
+
+
 def git_commit() -> str | None:
     """The checked-out commit (+ "-dirty" with uncommitted changes): the code the LUTs were measured with."""
     import subprocess
@@ -199,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     doc = {"benchmark": "iso_accuracy", "dataset": args.dataset, "model": args.model, "plan": plan,
            "command": command,
            "commit": commit,
+           # the digest every point's stage stamps hold (flows/pipeline.py): same digest, same code built the point
+           "a2qflow_source_digest": package_source_digest(),
            "wall_seconds_this_invocation": round(time.monotonic() - t0, 1),
            "float_accuracy": s.get("float_accuracy"), "iso_accuracy": s.get("iso_accuracy"),
            "points": [{k: p.get(k) for k in ("name", "method", "architecture", "status", "accuracy",
