@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = {"benchmark": "iso_accuracy", "dataset": args.dataset, "model": args.model, "plan": plan,
            "command": command,
            "commit": commit,
-           # the digest every point's stage stamps hold (flows/pipeline.py): same digest, same code built the point
+           # the package digest that enters every stage input hash (flows/pipeline.py): a resumed point was built by it
            "a2qflow_source_digest": package_source_digest(),
            "wall_seconds_this_invocation": round(time.monotonic() - t0, 1),
            "float_accuracy": s.get("float_accuracy"), "iso_accuracy": s.get("iso_accuracy"),
