@@ -8,7 +8,9 @@ For every target accumulator width P (and weight width M) the flow trains and bu
   qat32  (opt-in) the A2Q paper's baseline: unconstrained QAT at several M = N with 32-bit accumulators; with it,
          sweep.md reports LUTs at iso-accuracy (flows/iso_accuracy.py).
 `architectures` (folded, unrolled) repeats every point per datapath (hw.architecture); unrolled points are named
-`<point>-unrolled`.
+`<point>-unrolled`. An unrolled point unrolls the convolutions too (hw.layers.<conv>.architecture, which a global
+hw.architecture leaves folded), so a CNN's unrolled point is the whole constant-weight datapath; a conv the config
+pins (its own hw.layers architecture or hw.folding.layers override) keeps its setting.
 Each point is an ordinary resumable run folder (SWEEP/points/<name>/), so a re-run only does what is missing.
 Outputs: SWEEP/sweep.json (every point), SWEEP/sweep.md, and the Pareto plots pareto_acc_bits.png (accuracy vs
 accumulator bits) and pareto_luts.png (accuracy vs LUTs, when synth ran), with float accuracy as a reference line.
@@ -114,16 +116,29 @@ def make_points(cfg, acc_bits: Sequence[int], weight_bits: Sequence[int] | None 
                       need_float=not points)
         if "qat32" in methods:
             pts += _qat32_points(cfg, qat32_bits, epochs)
+        convs = unrolled_convs(cfg) if arch == "unrolled" else []
         for p in pts:
             p.architecture = arch
             if p.config is not None:
                 p.config["hw"]["architecture"] = arch
+                for name in convs:
+                    p.config["hw"]["layers"][name] = {"architecture": "unrolled"}
             if arch != "folded":
                 p.name += f"-{arch}"
                 if p.config is not None:
                     p.config["name"] += f"-{arch}"
         points += pts
     return points
+
+
+def unrolled_convs(cfg) -> list[str]:
+    """The conv layers an unrolled sweep point names as unrolled: every (non-depthwise) 2-D conv of the model the
+    config builds, except those the config pins with hw.layers.<name>.architecture or a hw.folding.layers entry."""
+    from a2qflow.training.models import layer_shapes
+
+    pinned = {n for n, l in cfg.hw.layers.items() if l.architecture is not None} | set(cfg.hw.folding.layers)
+    shapes = layer_shapes(cfg)
+    return [n for n, s in shapes.items() if s.op == "conv" and n not in pinned]
 
 
 def _qat32_points(cfg, bits: Sequence[int], epochs: int | None) -> list[SweepPoint]:

