@@ -78,7 +78,7 @@ def test_make_points_configs():
 def test_unrolled_points_of_a_cnn_unroll_its_convolutions_unless_the_config_pins_them():
     """hw.architecture: unrolled leaves convolutions folded, so the sweep's unrolled point names every conv: the
     iso-accuracy comparison of a CNN is of the whole constant-weight datapath; the plan really unrolls them."""
-    from a2qflow.hw.compiler.plan import _architecture
+    from a2qflow.hw.compiler.folding import layer_architecture
 
     cfg = load_config(ROOT / "flows/configs/mnist5k_lenet_small.yaml")
     pts = make_points(cfg, [12], methods=["a2q+", "qat32"], architectures=["folded", "unrolled"], qat32_bits=[4])
@@ -90,8 +90,7 @@ def test_unrolled_points_of_a_cnn_unroll_its_convolutions_unless_the_config_pins
                                             "conv1": {"architecture": "unrolled"}}}
     point = parse_config(pts[2].config, "point")
     arch = point.hw.architecture_config()
-    conv1 = type("L", (), {"name": "conv1", "kind": "conv"})()
-    assert _architecture(conv1, point.hw.folding, arch) == "unrolled"
+    assert layer_architecture("conv1", "conv", point.hw.folding, arch) == "unrolled"
     # a conv the config pins (its own architecture, or a folding override) keeps its setting
     d = cfg.model_dump(mode="json")
     d["hw"]["layers"] = {"conv0": {"architecture": "folded"}}
