@@ -132,8 +132,9 @@ def test_manifest_states_the_line_buffer_next_to_the_frame_buffer(tmp_path):
     lb = man["line_buffers"]
     assert set(lb) == {"conv0", "pool0", "conv1"}
     # conv0: 1x6x6, 3x3 stride 1: (2 rows + 3 pixels) + 1 row = 21 pixels -> 32 of 4 bits, frame buffer 2 x 36 x 4,
-    # and the register holding one 3x3 window
-    assert lb["conv0"] == dict(elements=32, bits=128, span=15, frame_buffer_bits=288, window_bits=36)
+    # and the register holding one 3x3 window; the unit builds one copy of the buffer per window pixel (9 banks)
+    assert lb["conv0"] == dict(elements=32, bits=128, span=15, frame_buffer_bits=288, window_bits=36, banks=9,
+                               banked_bits=9 * 128)
     assert all(v["span"] <= v["elements"] for v in lb.values())
 
 

@@ -127,15 +127,18 @@ def swg_memory(swg: dict, bits: int) -> dict:
 
     Mirrors a2q_swg.v: SPAN = (KH - 1) * W + KW pixels a window can span, plus SH rows so the input streams in while
     a row of windows is read, rounded up to a power of two, of C elements each (`elements`, `bits`, `span` count
-    elements); `window_bits` is the output register that holds one whole window.
+    elements); `window_bits` is the output register that holds one whole window. The unit keeps `banks` = KH x KW
+    copies of that buffer, one per window pixel, each with one read port (a LUT / block RAM rather than registers
+    behind KH x KW read multiplexers): `banked_bits` is the memory it builds.
     """
     c = swg["C"]
     span = (swg["KH"] - 1) * swg["W"] + swg["KW"]
     room = span + swg["SH"] * swg["W"]
     depth = 1 << max(1, (room - 1).bit_length())
     frame = c * swg["H"] * swg["W"]
+    banks = swg["KH"] * swg["KW"]
     return dict(elements=depth * c, bits=depth * c * bits, span=span * c, frame_buffer_bits=2 * frame * bits,
-                window_bits=swg["KH"] * swg["KW"] * c * bits)
+                window_bits=banks * c * bits, banks=banks, banked_bits=banks * depth * c * bits)
 
 
 def width_converters(src: str, lanes_from: int, lanes_to: int, bits: int, tag: str) -> list[dict]:

