@@ -151,8 +151,9 @@ def main() -> None:
                    "Line buffer bits: (KH - 1) rows + KW pixels + one stride of rows, rounded up to a power of two "
                    "pixels; the window register (one whole window) is extra. Built bits: the line buffer is held as "
                    "KH x KW copies, one read port each, so yosys maps them to LUT / block RAM (a register buffer "
-                   "behind KH x KW read multiplexers cost several times the LUTs); that is more memory than the frame buffer "
-                   "for 5x5 windows: banking by (y mod KH, x mod KW) would store each pixel once, not built yet.")
+                   "behind KH x KW read multiplexers cost several times the LUTs); that is more memory than "
+                   "the frame buffer for 5x5 windows: banking by (y mod KH, x mod KW) would store each pixel once "
+                   "(not built yet).")
     write_results(res)
     print(json.dumps(res["rtlsim"]), flush=True)
 
