@@ -302,6 +302,7 @@ def _mac_layer(layer: DenseLayer | ConvLayer, plan: Plan, shape: tuple[int, ...]
                                       thr_bits=act.thr_bits, n_thr=act.n_thr, in_lanes=in_lanes))
         if not whole:
             rtl.prelude, rtl.core = u.body, f"{module}_core"
+            rtl.unrolled["core"] = rtl.core  # hw/synth/split.py black-boxes only this; the gather stays in the top run
             rtl.chain = width_converters("in", in_lanes, K, elem.bits, "0")
         return rtl, out_shape, act.next_elem
     mem, wfile, tfile = _folded_memories(layer.name, wm, act, simd, pe, layer.w_type.bits)
@@ -379,7 +380,7 @@ def _unrolled_conv(layer: ConvLayer, lp, wm: np.ndarray, swg: dict, elem: IntTyp
                      in_lanes=in_lanes, out_lanes=C, chain=_window_chain(swg, in_lanes, K, elem.bits),
                      prelude=u.body, core=f"{module}_core",
                      unrolled=dict(adders=u.adders, terms=u.terms, depth=u.depth, levels=u.max_level,
-                                   thr_bits=act.thr_bits, n_thr=act.n_thr, in_lanes=K))
+                                   thr_bits=act.thr_bits, n_thr=act.n_thr, in_lanes=K, core=f"{module}_core"))
 
 
 def _pool_layer(layer: MaxPoolLayer, shape: tuple[int, ...], elem: IntType, module: str, inst: str,

@@ -44,10 +44,14 @@ def split_layers(manifest: dict, rtl_dir: Path) -> list[str]:
 
 
 def unrolled_module(manifest: dict, layer: str) -> str:
-    """The module holding a split layer's constant-weight logic, black-boxed in the top run: the layer's own module
-    for a dense layer; for a conv, the `<module>_core` its wrapper instantiates behind the line buffer
-    (hw/rtl/generate.py, _unrolled_conv), so the sliding window and the output serialiser stay in the top run."""
+    """The module holding a split layer's constant-weight logic, black-boxed in the top run: the `<module>_core` a
+    wrapper instantiates (manifest unrolled.<layer>.core: a conv behind its line buffer, a dense layer behind the
+    width converter that gathers pixel beats), so the line buffer, converters and serialiser stay in the top run;
+    else the layer's own module. Manifests written before the `core` key: a conv's core, a dense layer's module."""
     module = manifest["modules"][layer]
+    core = manifest.get("unrolled", {}).get(layer, {}).get("core")
+    if core:
+        return core
     return f"{module}_core" if manifest.get("kinds", {}).get(layer) == "conv" else module
 
 
