@@ -18,8 +18,6 @@ fine-tune keeps the best validation epoch (Adam, cosine schedule, train.finetune
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 
@@ -81,16 +79,13 @@ def fit_block_replacement(qnet: nn.Sequential, twin: nn.Sequential, data: dict, 
 
     Returns training.fit.FitResult (best epoch, its validation accuracy, seconds per epoch, history).
     """
-    from a2qflow.training.fit import FitResult, accuracy, seed_everything, train_epoch
+    from a2qflow.training.fit import fit_epochs, seed_everything
 
     seed_everything(seed)
     model = MixedModels(qnet, twin)
     opt = torch.optim.Adam(qnet.parameters(), lr=lr, weight_decay=tc.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     gen = torch.Generator().manual_seed(seed)
-    x, y = data["x_train"], data["y_train"]
-    best = (-1.0, 0, None)
-    history, seconds = [], 0.0
     from rich.console import Console
     from rich.errors import LiveError
     from rich.progress import Progress
@@ -101,18 +96,12 @@ def fit_block_replacement(qnet: nn.Sequential, twin: nn.Sequential, data: dict, 
     except LiveError:  # a caller's live display is active (the flow runner): stay quiet
         bar = Progress(disable=True)
     task = bar.add_task("block-replacement fine-tune", total=epochs)
-    for epoch in range(1, epochs + 1):
-        loss, took = train_epoch(qnet, model.losses, x, y, opt, sched, gen, tc.batch_size)
-        seconds += took
-        if not torch.isfinite(loss):
-            raise A2QFlowError(f"block-replacement: loss became {float(loss)} in epoch {epoch}; lower "
-                               f"train.finetune_lr (now {lr})")
-        acc = accuracy(qnet, data["x_val"], data["y_val"])
-        history.append(acc)
-        if acc > best[0]:
-            best = (acc, epoch, copy.deepcopy(qnet.state_dict()))
-        bar.update(task, advance=1, description=f"block-replacement fine-tune  val {acc:.1%}  best {best[0]:.1%}")
-    bar.stop()
-    qnet.load_state_dict(best[2])
-    qnet.eval()
-    return FitResult(best[1], best[0], seconds / epochs, history)
+    try:
+        return fit_epochs(
+            qnet, model.losses, data, (opt, sched, gen), tc.batch_size, epochs,
+            lambda epoch, loss: (f"block-replacement: loss became {loss} in epoch {epoch}; lower train.finetune_lr "
+                                 f"(now {lr})"),
+            lambda epoch, acc, best: bar.update(
+                task, advance=1, description=f"block-replacement fine-tune  val {acc:.1%}  best {best:.1%}"))
+    finally:
+        bar.stop()

@@ -60,10 +60,6 @@ def fit(net: nn.Module, data: dict[str, torch.Tensor], tc: TrainConfig, seed: in
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     gen = torch.Generator().manual_seed(seed)
     loss_fn = nn.CrossEntropyLoss()
-    x, y = data["x_train"], data["y_train"]
-    best_acc, best_epoch, best_state = -1.0, 0, None
-    history: list[float] = []
-    seconds = 0.0
     from rich.errors import LiveError
 
     def make(enabled: bool) -> Progress:
@@ -78,18 +74,43 @@ def fit(net: nn.Module, data: dict[str, torch.Tensor], tc: TrainConfig, seed: in
         bar.start()
     with bar:
         task = bar.add_task(f"train {label}", total=epochs)
-        for epoch in range(1, epochs + 1):
-            loss, took = train_epoch(net, lambda xb, yb: loss_fn(net(xb), yb), x, y, opt, sched, gen, tc.batch_size)
-            seconds += took
-            if not torch.isfinite(loss):
-                raise A2QFlowError(f"train {label}: loss became {float(loss)} in epoch {epoch}; lower the "
-                                   f"learning rate (train.lr / train.finetune_lr, now {lr})")
-            acc = accuracy(net, data["x_val"], data["y_val"])
-            history.append(acc)
-            if acc > best_acc:
-                best_acc, best_epoch, best_state = acc, epoch, copy.deepcopy(net.state_dict())
-            bar.update(task, advance=1,
-                       description=f"train {label}  epoch {epoch}/{epochs}  val {acc:.1%}  best {best_acc:.1%}")
+        return fit_epochs(
+            net, lambda xb, yb: loss_fn(net(xb), yb), data, (opt, sched, gen), tc.batch_size, epochs,
+            lambda epoch, loss: (f"train {label}: loss became {loss} in epoch {epoch}; lower the learning rate "
+                                 f"(train.lr / train.finetune_lr, now {lr})"),
+            lambda epoch, acc, best: bar.update(
+                task, advance=1, description=f"train {label}  epoch {epoch}/{epochs}  val {acc:.1%}  best {best:.1%}"))
+
+
+def fit_epochs(net: nn.Module, batch_loss, data: dict, optim: tuple, batch_size: int, epochs: int, nan_message,
+               report) -> FitResult:
+    """`epochs` of train_epoch, keeping the weights of the best validation epoch (restored at the end).
+
+    Why one function: QAT (fit) and block-replacement fine-tuning keep the best epoch and stop on a non-finite loss
+    the same way.
+
+    Args:
+        optim: (optimizer, scheduler, torch.Generator for the data order).
+        nan_message: (epoch, loss) -> the one-line error when the loss is not finite.
+        report: (epoch, validation accuracy, best so far) -> None, e.g. a progress-bar update.
+    Returns:
+        FitResult of the best epoch; `net` holds its weights, in eval mode.
+    """
+    opt, sched, gen = optim
+    x, y = data["x_train"], data["y_train"]
+    best_acc, best_epoch, best_state = -1.0, 0, None
+    history: list[float] = []
+    seconds = 0.0
+    for epoch in range(1, epochs + 1):
+        loss, took = train_epoch(net, batch_loss, x, y, opt, sched, gen, batch_size)
+        seconds += took
+        if not torch.isfinite(loss):
+            raise A2QFlowError(nan_message(epoch, float(loss)))
+        acc = accuracy(net, data["x_val"], data["y_val"])
+        history.append(acc)
+        if acc > best_acc:
+            best_acc, best_epoch, best_state = acc, epoch, copy.deepcopy(net.state_dict())
+        report(epoch, acc, best_acc)
     net.load_state_dict(best_state)
     net.eval()
     return FitResult(best_epoch, best_acc, seconds / epochs, history)
