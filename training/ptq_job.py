@@ -10,7 +10,6 @@ Outputs are staged and moved into place only after the export and the audit pass
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
@@ -21,11 +20,7 @@ import torch
 from torch import nn
 
 from a2qflow.hw.errors import A2QFlowError
-from a2qflow.hw.files import atomic_write_json, atomic_write_text
-from a2qflow.training.config import TrainingJob, dump_yaml
-
-OUTPUTS = ("model.pt", "metrics.json", "model.onnx", "audit.json", "test_inputs.npy", "test_labels.npy",
-           "config.yaml")
+from a2qflow.training.config import TrainingJob
 
 
 def load_float_checkpoint(path: Path, twin: nn.Module) -> None:
@@ -98,7 +93,7 @@ def run_quantization(cfg: TrainingJob, out: Path, progress: bool = True) -> dict
     from a2qflow.training.audit import audit_onnx
     from a2qflow.training.export import export_model, torch_integer_weights, weight_sparsity
     from a2qflow.training.fit import accuracy
-    from a2qflow.training.train import _Determinism, _tool_versions
+    from a2qflow.training.train import _Determinism, _tool_versions, publish_run
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -132,13 +127,7 @@ def run_quantization(cfg: TrainingJob, out: Path, progress: bool = True) -> dict
                                 "target_acc_bits": s.target_acc_bits, "weight_sparsity": sparsity[s.name],
                                 "ptq": res.layers[s.name]} for s in res.specs},
         }
-        atomic_write_json(staging / "audit.json", audit)
-        atomic_write_json(staging / "metrics.json", metrics)
-        np.save(staging / "test_inputs.npy", data["x_test"].numpy().astype(np.float32))
-        np.save(staging / "test_labels.npy", splits.y_test.astype(np.int64))
-        atomic_write_text(staging / "config.yaml", dump_yaml(cfg))
-        for name in OUTPUTS:
-            os.replace(staging / name, out / name)
+        publish_run(staging, out, cfg, audit, metrics, data["x_test"], splits.y_test)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return metrics

@@ -103,16 +103,27 @@ def run_training(cfg: TrainingJob, out: Path, progress: bool = True, twin_cache:
         if not audit["ok"]:
             more = f" (and {len(audit['violations']) - 1} more)" if len(audit["violations"]) > 1 else ""
             raise A2QFlowError(audit["violations"][0].replace(str(staging), str(out)) + more)
-        atomic_write_json(staging / "audit.json", audit)
-        atomic_write_json(staging / "metrics.json", metrics)
-        np.save(staging / "test_inputs.npy", data["x_test"].numpy().astype(np.float32))
-        np.save(staging / "test_labels.npy", splits.y_test.astype(np.int64))
-        atomic_write_text(staging / "config.yaml", dump_yaml(cfg))
-        for name in OUTPUTS:
-            os.replace(staging / name, out / name)
+        publish_run(staging, out, cfg, audit, metrics, data["x_test"], splits.y_test)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return metrics
+
+
+def publish_run(staging: Path, out: Path, cfg: TrainingJob, audit: dict, metrics: dict, x_test: torch.Tensor,
+                y_test: np.ndarray) -> None:
+    """Write the run's records beside model.pt / model.onnx in `staging`, then move every OUTPUTS file into `out`.
+
+    Why one function: training and post-training quantization (training.ptq_job) publish the same run folder, so
+    the flow's later stages read either the same way, and a run is only ever seen whole (each file renamed in
+    after all of them were written).
+    """
+    atomic_write_json(staging / "audit.json", audit)
+    atomic_write_json(staging / "metrics.json", metrics)
+    np.save(staging / "test_inputs.npy", x_test.numpy().astype(np.float32))
+    np.save(staging / "test_labels.npy", y_test.astype(np.int64))
+    atomic_write_text(staging / "config.yaml", dump_yaml(cfg))
+    for name in OUTPUTS:
+        os.replace(staging / name, out / name)
 
 
 def _metrics(cfg: TrainingJob, specs, rr: RecipeResult, test_acc: float, sparsity: dict, input_shape,
