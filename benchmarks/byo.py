@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 import a2qflow  # noqa: E402
 from a2qflow.flows.cli import main as cli  # noqa: E402
+from a2qflow.hw.compiler.golden_compare import compare_with_golden  # noqa: E402
 from a2qflow.hw.compiler.ir import load_model  # noqa: E402
 from a2qflow.hw.files import atomic_write_json, atomic_write_text  # noqa: E402
 
@@ -145,7 +146,7 @@ def measure(work: Path) -> dict:
         rows[name] = {"samples": len(xs), "csim_mismatches_vs_golden": sim.summary.mismatches,
                       "overflow_events": sim.summary.overflow_events,
                       "top1_agreement_with_torch": float(np.mean(t.argmax(1) == sim.golden.logits.argmax(1))),
-                      "model_int_qonnx_bit_exact": bool(np.array_equal(ints, sim.golden.acc))}
+                      "model_int_qonnx_bit_exact": compare_with_golden(model, sim.golden.acc, ints, "qonnx").ok}
     rows["test set"]["accuracy_torch"] = float(np.mean(torch_logits(net, x_te.numpy()).argmax(1) == y_te.numpy()))
     layers = [{"name": l.name, "target_acc_bits": l.target_acc_bits, "acc_bits_exact": l.acc_bits_exact,
                "acc_bits_l1": l.acc_bits_l1, "acc_bits_datatype": l.acc_bits_datatype} for l in plan.layers]

@@ -116,7 +116,7 @@ def _csim(ctx: StageContext) -> dict:
     res = run_csim(staging_build(ctx, ("hls",)), x, labels=y, monitor=True, vitis=_cfg(ctx).hw.vitis,
                    progress=False, inputs_name="test_inputs.npy")
     _expect(ctx)
-    _no_mismatch(ctx, "C-sim", res.summary.mismatches, res.summary.samples)
+    _no_mismatch(ctx, res.comparison)
     return _small(res.summary, ("samples", "mismatches", "top1_accuracy", "overflow_events"))
 
 
@@ -134,18 +134,18 @@ def _rtlsim(ctx: StageContext) -> dict:
     ctx.note(f"Verilator: building and simulating {len(x)} test inputs")
     res = run_rtlsim(staging_build(ctx, ("rtl",)), x, source="test_inputs.npy", labels=y)
     _expect(ctx)
-    _no_mismatch(ctx, "Verilator", res["mismatches"], res["samples"], res["first_mismatch"])
+    _no_mismatch(ctx, res.golden_comparison)
     return _small(res, ("samples", "mismatches", "cycles_per_inference"))
 
 
-def _no_mismatch(ctx: StageContext, what: str, mismatches: int, samples: int, first=None) -> None:
+def _no_mismatch(ctx: StageContext, comparison) -> None:
     """A simulation that disagrees with the golden model is a failed stage, not a finished one: the hardware
     would not compute what was proven (the golden model wraps at the planned widths, so even an unsafe build
-    agrees with it)."""
-    if mismatches:
-        where = f"; first at {first}" if first else ""
-        raise A2QFlowError(f"stage {ctx.name}: {what} disagrees with the golden model on {mismatches} of {samples} "
-                           f"test inputs{where}; this is a backend bug: please report it with the build folder")
+    agrees with it). `comparison` is the backend's `hw.compiler.golden_compare.GoldenComparison`; the error names
+    the first mismatch's layer, channel and sample."""
+    if not comparison.ok:
+        raise A2QFlowError(f"stage {ctx.name}: {comparison.message()}; this is a backend bug: please report it "
+                           "with the build folder")
 
 
 def _baseline32(ctx: StageContext) -> None:

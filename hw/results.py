@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from a2qflow.hw.compiler.golden_compare import GoldenComparison
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_json
 
@@ -76,6 +77,8 @@ class CsimSummary(StageResult):
     overflow_events_per_layer: dict[str, int] | None = None
     acc_bits: dict[str, int] = {}
     tool: str  # compiler name and version, and the ap_types' origin
+    first_mismatch: dict | None = None  # sample, layer, channel, position, expected / golden, got / csim, output
+    golden_comparison: GoldenComparison | None = None  # hw.compiler.golden_compare (absent in older files)
 
 
 class RtlsimSummary(StageResult):
@@ -89,6 +92,10 @@ class RtlsimSummary(StageResult):
     overflow_events_golden: int | None = None
     acc_bits: dict[str, int] = {}
     verilator: str  # "verilator <version> (...)"
+    first_mismatch: dict | None = None  # sample, layer, channel, position, expected / golden, got / rtl, output
+    golden_comparison: GoldenComparison | None = None  # hw.compiler.golden_compare (absent in older files)
+    csim_mismatches: int | None = None  # samples where RTL and C-sim differ (when C-sim outputs were given)
+    csim_comparison: GoldenComparison | None = None  # the same comparison with C-sim as the reference
 
 
 class ResourceEntry(StageResult):

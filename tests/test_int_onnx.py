@@ -10,6 +10,7 @@ from _compiler_util import hand_built_cnn
 from a2qflow.hw.compiler import reference
 from a2qflow.hw.compiler.bounds import wrap
 from a2qflow.hw.compiler.compile import compile_model
+from a2qflow.hw.compiler.golden_compare import compare_with_golden
 from a2qflow.hw.compiler.ir import MaxPoolLayer, Thresholds, load_model
 from a2qflow.hw.compiler.thresholds import fit_thresholds
 
@@ -53,6 +54,12 @@ def check_model_int(build, x: np.ndarray) -> int:
     for name, want in gold.items():
         got = ctx[name if name in ctx else "global_out"]
         assert np.array_equal(got.astype(np.int64), want), f"{name}: {int((got != want).sum())} values differ"
+    # every layer's output through the one golden comparison: a difference would name layer, channel and sample
+    outs = {l.name: next(ctx[t] for t in (f"{l.name}_out", f"{l.name}_acc", "global_out") if t in ctx)
+            for l in model.layers}
+    comp = compare_with_golden(model, reference.run(model, xi, plan.acc_bits(), keep=True),
+                               {k: v.astype(np.int64) for k, v in outs.items()}, "qonnx (model_int.onnx)")
+    assert comp.ok and [c.layer for c in comp.layers] == list(outs), comp.message()
     want_logits = reference.run(model, xi, plan.acc_bits()).logits
     assert np.allclose(ctx["global_out"].reshape(len(x), -1), want_logits, rtol=1e-5, atol=1e-6)
     return len(gold)

@@ -307,13 +307,19 @@ def test_output_that_is_not_a_terminal_gets_a_plain_line_per_stage_start_and_end
 
 
 def test_a_simulation_that_disagrees_with_the_golden_model_fails_its_stage():
-    """rtlsim / csim must not finish as "done" with mismatches (a MobileNet once did: 360 of 360)."""
+    """rtlsim / csim must not finish as "done" with mismatches (a MobileNet once did: 360 of 360), and the error
+    names the first mismatch's layer, channel and sample."""
     from types import SimpleNamespace
 
     from a2qflow.flows.stages import _no_mismatch
+    from a2qflow.hw.compiler.golden_compare import GoldenComparison, Mismatch
     from a2qflow.hw.errors import A2QFlowError
 
-    _no_mismatch(SimpleNamespace(name="rtlsim"), "Verilator", 0, 360)
+    _no_mismatch(SimpleNamespace(name="rtlsim"), GoldenComparison(backend="Verilator", n_samples=360,
+                                                                   n_mismatches=0, mismatching_values=0))
+    bad = GoldenComparison(backend="Verilator", n_samples=360, n_mismatches=360, mismatching_values=720,
+                           first=Mismatch(sample=0, layer="fc2", channel=3, index=3, expected=5, got=-7))
     with pytest.raises(A2QFlowError, match=r"^stage rtlsim: Verilator disagrees with the golden model on 360 of 360 "
-                                            r"test inputs; first at \{'sample': 0"):
-        _no_mismatch(SimpleNamespace(name="rtlsim"), "Verilator", 360, 360, {"sample": 0, "output": 3})
+                                            r"samples \(720 values\); first at layer fc2, channel 3, sample 0: "
+                                            r"expected 5, got -7; this is a backend bug"):
+        _no_mismatch(SimpleNamespace(name="rtlsim"), bad)

@@ -47,6 +47,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"top-1 accuracy: {100 * s['top1_accuracy']:.2f}% (golden model {100 * s['golden_top1_accuracy']:.2f}%)")
     print(f"wrote {Path(args.build) / 'csim' / 'csim.json'} and outputs.npy")
     if s["mismatches"]:
-        print("error: C-sim differs from the golden model; see csim.json")
+        print(f"error: {res.comparison.message()}; see csim.json")
         return 1
     return 0

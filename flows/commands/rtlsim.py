@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"RTL vs C-sim: {r['csim_mismatches']} mismatching samples")
     print(f"wrote {Path(args.build) / 'rtlsim' / 'rtlsim.json'} and outputs.npy")
     if r["mismatches"] or r["csim_mismatches"]:
-        print(f"error: RTL differs (first mismatch: {r['first_mismatch']})")
+        bad = r.golden_comparison if r["mismatches"] else r.csim_comparison
+        print(f"error: {bad.message()}")
         return 1
     return 0

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from a2qflow.hw.arrays import check_labels
+from a2qflow.hw.compiler.golden_compare import GoldenComparison, compare_with_golden
 from a2qflow.hw.compiler.ir import num_classes
 from a2qflow.hw.compiler.plan import load_build
 from a2qflow.hw.compiler.reference import GoldenRun, prepare_inputs
@@ -203,6 +204,11 @@ class CsimResult:
         return int(self.summary["mismatches"])
 
     @property
+    def comparison(self) -> GoldenComparison:
+        """The golden comparison (layer, channel and sample of the first mismatch), as csim.json holds it."""
+        return self.summary.golden_comparison
+
+    @property
     def overflow_events(self) -> int:
         return int(sum(self.overflow.values()))
 
@@ -226,7 +232,7 @@ def run_csim(build: Path | str, x: np.ndarray, labels: np.ndarray | None = None,
     golden = golden_run(model, x_int, plan.acc_bits())
     out_elems = int(golden.acc.shape[1])
     y, counts, t_run = run_testbench(exe, x_int, out_elems, build / "csim", progress=progress)
-    bad = y != golden.acc
+    comparison = compare_with_golden(model, golden.acc, y, "C-sim")
     logits = golden_logits(model, y)
     pred = logits.argmax(axis=1)
     gold_pred = golden.logits.argmax(axis=1)
@@ -234,8 +240,10 @@ def run_csim(build: Path | str, x: np.ndarray, labels: np.ndarray | None = None,
     summary = CsimSummary.model_validate({
         "model": model.name, "policy": plan.policy, "unsafe": plan.unsafe, "inputs": inputs_name,
         "samples": int(x_int.shape[0]),
-        "mismatches": int(bad.any(axis=1).sum()),  # samples with any output differing from the golden model
-        "mismatching_outputs": int(bad.sum()),
+        "mismatches": comparison.n_mismatches,  # samples with any output differing from the golden model
+        "mismatching_outputs": comparison.mismatching_values,
+        "first_mismatch": comparison.first_mismatch("csim"),
+        "golden_comparison": comparison,
         "top1_accuracy": None if labels is None else float((pred == labels).mean()),
         "golden_top1_accuracy": None if labels is None else float((gold_pred == labels).mean()),
         "top1_agreement_with_golden": float((pred == gold_pred).mean()),

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from a2qflow.hw.arrays import check_labels
+from a2qflow.hw.compiler.golden_compare import compare_with_golden
 from a2qflow.hw.compiler.ir import num_classes
 from a2qflow.hw.compiler.plan import load_build
 from a2qflow.hw.errors import A2QFlowError
@@ -244,7 +245,8 @@ def run_rtlsim(build: Path | str, inputs: np.ndarray, stall_percent: int = 0, se
     """Simulate BUILD's RTL on `inputs`, compare with `hw.reference.run(model, x, plan.acc_bits())` bit for bit.
 
     Writes BUILD/rtlsim/outputs.npy (golden CHW order) and BUILD/rtlsim/rtlsim.json, and returns what it holds:
-    samples, mismatches (samples with any differing output), first_mismatch, cycles_per_inference (latency of one
+    samples, mismatches (samples with any differing output), first_mismatch (sample, layer, channel, expected, got:
+    `hw.compiler.golden_compare`, whose whole result is golden_comparison), cycles_per_inference (latency of one
     inference: first input accepted -> last output), initiation_interval_cycles (steady state, between
     consecutive inferences), seconds (simulator wall time), verilator version, and the design's widths.
     csim_outputs: the HLS C-simulation's outputs on the same inputs (the caller runs it: backends never import
@@ -268,18 +270,15 @@ def run_rtlsim(build: Path | str, inputs: np.ndarray, stall_percent: int = 0, se
     seconds = time.perf_counter() - t0
     y = from_stream(y_stream, man["out_shape"])
     golden = reference.run(model, x, plan.acc_bits())
-    bad = np.nonzero((y != golden.acc).any(axis=1))[0]
-    first = None
-    if bad.size:
-        i = int(bad[0])
-        j = int(np.nonzero(y[i] != golden.acc[i])[0][0])
-        first = {"sample": i, "output": j, "rtl": int(y[i, j]), "golden": int(golden.acc[i, j])}
+    comparison = compare_with_golden(model, golden.acc, y, "Verilator")
     latency = int(times[0, 1] - times[0, 0] + 1) if len(times) else 0
     ii = float((times[-1, 1] - times[0, 1]) / (len(times) - 1)) if len(times) > 1 else None
     result = RtlsimSummary.model_validate({
         "samples": int(x.shape[0]),
-        "mismatches": int(bad.size),
-        "first_mismatch": first,
+        "mismatches": comparison.n_mismatches,
+        "mismatching_outputs": comparison.mismatching_values,
+        "first_mismatch": comparison.first_mismatch("rtl"),
+        "golden_comparison": comparison,
         "cycles_per_inference": latency,
         "initiation_interval_cycles": ii,
         "total_cycles": int(times[-1, 1] + 1) if len(times) else 0,
@@ -294,7 +293,10 @@ def run_rtlsim(build: Path | str, inputs: np.ndarray, stall_percent: int = 0, se
         float((reference.logits(model, y).argmax(axis=1) == np.asarray(labels)).mean()),
     })
     if csim_outputs is not None:
-        result.csim_mismatches = int((np.asarray(csim_outputs).reshape(y.shape) != y).any(axis=1).sum())
+        vs_csim = compare_with_golden(model, np.asarray(csim_outputs).reshape(y.shape), y, "Verilator",
+                                      reference="C-sim")
+        result.csim_mismatches = vs_csim.n_mismatches
+        result.csim_comparison = vs_csim
     atomic_write_npy(build / "rtlsim" / "outputs.npy", y)
     result.write(build / "rtlsim" / "rtlsim.json")
     return result
