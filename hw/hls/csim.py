@@ -10,7 +10,6 @@ the datapath is the one HLS synthesizes (`monitor=False` builds exactly that).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import re
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from a2qflow.hw.arrays import check_labels
+from a2qflow.hw.cache_key import content_key
 from a2qflow.hw.compiler.golden_compare import GoldenComparison, compare_with_golden
 from a2qflow.hw.compiler.ir import num_classes
 from a2qflow.hw.compiler.plan import load_build
@@ -37,6 +37,7 @@ from a2qflow.hw.results import CsimSummary
 
 CXX_FLAGS = ["-O2", "-std=c++14", "-Wno-unknown-pragmas"]
 SOURCES = ("top.cpp", "tb.cpp")
+PCH_HEADER = "#include <ap_int.h>\n#include <hls_stream.h>\n"  # what the precompiled header pre-includes
 
 
 def ap_types_dir() -> Path:
@@ -72,11 +73,18 @@ def _compiler_id(cxx: str) -> str:
 _ERR = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?:(?P<col>\d+):)? (?:fatal )?error: (?P<msg>.*)$", re.M)
 
 
+def _toolchain(compiler: str, ap: Path) -> dict:
+    """What a compiled C-sim object depends on beyond its sources: the compiler, and which ap_types headers (their
+    folder, the hls4ml version that ships them, ap_int.h's modification time)."""
+    return {"compiler": compiler, "ap_types": str(ap), "hls4ml": _hls4ml_version(),
+            "ap_int_mtime_ns": (ap / "ap_int.h").stat().st_mtime_ns}
+
+
 def _precompiled_header(cxx: str, compiler: str, ap: Path) -> list[str]:
     """Flags that pre-include ap_int.h + hls_stream.h from a cached precompiled header (built once per compiler,
     flags and header folder; parsing ap_types dominates compile time). [] when it cannot be built."""
-    stamp = (ap / "ap_int.h").stat().st_mtime_ns
-    key = hashlib.sha256(f"{compiler}|{' '.join(CXX_FLAGS)}|{ap}|{_hls4ml_version()}|{stamp}".encode()).hexdigest()[:16]
+    key = content_key(texts={"a2q_ap.h": PCH_HEADER}, params={**_toolchain(compiler, ap), "flags": CXX_FLAGS},
+                      code_modules=[__name__], follow_imports=False, length=16)
     d = cache_dir("pch", key)
     gch = d / "a2q_ap.h.gch"
     flags = ["-I", str(d), "-include", "a2q_ap.h"]
@@ -84,7 +92,7 @@ def _precompiled_header(cxx: str, compiler: str, ap: Path) -> list[str]:
         return flags
     try:
         d.mkdir(parents=True, exist_ok=True)
-        (d / "a2q_ap.h").write_text("#include <ap_int.h>\n#include <hls_stream.h>\n")
+        (d / "a2q_ap.h").write_text(PCH_HEADER)
         fd, tmp = tempfile.mkstemp(dir=d, prefix=".a2q_ap.", suffix=".gch.tmp")
         os.close(fd)
         res = subprocess.run([cxx, *CXX_FLAGS, "-isystem", str(ap), "-x", "c++-header", str(d / "a2q_ap.h"),
@@ -105,17 +113,14 @@ def compile_testbench(hls_dir: Path, monitor: bool = True) -> tuple[Path, float,
     ap = ap_types_dir()
     compiler = _compiler_id(cxx)
     flags = CXX_FLAGS + (["-DA2Q_OVERFLOW_MONITOR"] if monitor else [])
-    h = hashlib.sha256()
-    h.update(compiler.encode())
-    h.update(" ".join(flags).encode())
-    h.update(str(ap).encode())
-    for f in sorted(p for p in hls_dir.iterdir() if p.suffix in (".cpp", ".h", ".hpp")):
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
+    # the generated sources carry the templates' and emitters' output; this module runs the compiler
+    key = content_key(files=sorted(p for p in hls_dir.iterdir() if p.suffix in (".cpp", ".h", ".hpp")),
+                      params={**_toolchain(compiler, ap), "flags": flags}, code_modules=[__name__],
+                      follow_imports=False, length=16)
     flavour = "monitor" if monitor else "plain"
     csim_dir = hls_dir.parent / "csim"
     bindir = csim_dir / "bin"
-    exe = bindir / f"tb-{flavour}-{h.hexdigest()[:16]}"
+    exe = bindir / f"tb-{flavour}-{key}"
     if exe.is_file():
         return exe, 0.0, False
     bindir.mkdir(parents=True, exist_ok=True)

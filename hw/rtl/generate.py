@@ -20,7 +20,6 @@ outputs leave in HWC order as well; the manifest says how to put them back into 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from importlib import resources
 from math import gcd
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from jinja2 import Environment, StrictUndefined
 
+from a2qflow.hw.cache_key import content_key
 from a2qflow.hw.compiler import dsp
 from a2qflow.hw.compiler import skip_fifos as graph
 from a2qflow.hw.compiler.ir import (
@@ -63,13 +63,13 @@ def library_text(name: str) -> str:
 
 
 def input_digest(build: Path) -> str:
-    """Hash of everything the generated design depends on (IR, plan, library): decides when BUILD/rtl is stale."""
-    h = hashlib.sha256()
-    for name in ("ir.json", "ir.npz", "plan.json"):
-        h.update(name.encode() + b"\0" + (build / name).read_bytes())
-    for name in LIBRARY + ("a2q_top.v.j2", "a2q_unrolled.v.j2"):
-        h.update(name.encode() + b"\0" + library_text(name).encode())
-    return h.hexdigest()
+    """Key of everything the generated design depends on: decides when BUILD/rtl is stale. The IR and plan, the
+    Verilog library and templates, and the generator's own code (this module and every a2qflow module it imports),
+    so an edit to the generator never reuses Verilog it would no longer write."""
+    library = resources.files("a2qflow.hw.rtl.verilog")
+    return content_key(files=[build / n for n in ("ir.json", "ir.npz", "plan.json")]
+                       + [library / n for n in LIBRARY + ("a2q_top.v.j2", "a2q_unrolled.v.j2")],
+                       code_modules=[__name__])
 
 
 def _hex_words(values: np.ndarray, bits: int, depth: int) -> str:

