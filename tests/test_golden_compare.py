@@ -119,3 +119,41 @@ def test_rtlsim_reports_a_corrupted_output_by_layer_channel_and_sample(tmp_path,
     assert {k: js["first_mismatch"][k] for k in ("sample", "output", "rtl", "golden", "layer", "channel")} == {
         "sample": 11, "output": 4, "rtl": f.got, "golden": f.expected, "layer": "fc.out", "channel": 4}
     assert "first at layer fc.out, channel 4, sample 11:" in res.golden_comparison.message()
+
+
+def _conv_output_model():
+    """conv_net without its dense head: the output layer is conv1, (C, H, W) = (6, 2, 1), so a channel is not an
+    output index (and the RTL streams it in HWC order)."""
+    from _rtl_util import conv_net
+
+    from a2qflow.hw.compiler.ir import Model
+
+    m = conv_net(seed=5)
+    return Model("conv_out", m.input_shape, m.input_quant, m.layers[:3])
+
+
+def test_a_corrupted_conv_output_is_reported_at_its_channel_and_pixel_by_rtl_and_csim(tmp_path, monkeypatch):
+    from a2qflow.hw.hls import csim
+    from a2qflow.hw.rtl import sim
+
+    model = _conv_output_model()
+    x = np.random.default_rng(6).integers(0, 16, (5, 1, 6, 6))
+    write_rtl_build(tmp_path / "r", model)
+    real_sim, real_tb = sim.simulate, csim.run_testbench
+    c, h, w = 4, 1, 0  # channel 4 at pixel (1, 0) of sample 3
+
+    def rtl_corrupted(*args, **kwargs):
+        y, times = real_sim(*args, **kwargs)
+        return _flip(y, 3, (h * 1 + w) * 6 + c), times  # the RTL streams (H, W, C) order
+
+    def csim_corrupted(*args, **kwargs):
+        y, counts, seconds = real_tb(*args, **kwargs)
+        return _flip(y, 3, c * 2 + h), counts, seconds  # C-sim writes the golden model's (C, H, W) order
+
+    monkeypatch.setattr(sim, "simulate", rtl_corrupted)
+    rtl = sim.run_rtlsim(tmp_path / "r", x).golden_comparison.first
+    write_hls_build(model, tmp_path / "h")
+    monkeypatch.setattr(csim, "run_testbench", csim_corrupted)
+    hls = csim.run_csim(tmp_path / "h", x, progress=False).comparison.first
+    for f in (rtl, hls):
+        assert (f.layer, f.channel, f.position, f.sample, f.index) == ("conv1", c, [h, w], 3, c * 2 + h)
