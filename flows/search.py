@@ -154,9 +154,9 @@ def layer_luts(cfg, space: dict[str, list[Option]], method: str = "a2q+") -> tup
     Folded layers are priced as the folded MVAU, unrolled ones (hw.architecture / hw.layers) as the unrolled
     datapath at their signed-digit bound under `method` (`signed_digit_bound`)."""
     from a2qflow.flows.sweep import dot_lengths
-    from a2qflow.hw.synth.estimate import LayerShape, estimate_layer, load_model
+    from a2qflow.hw.synth.estimate import LayerShape, estimate_layer, load_resource_model
 
-    model = load_model()
+    model = load_resource_model()
     ks, cs, fold = dot_lengths(cfg), out_channels(cfg), layer_choices(cfg)
     names = list(space)
     pair, last = {}, {}
