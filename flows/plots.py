@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from a2qflow.flows.pareto import pareto_front  # noqa: E402
 from a2qflow.hw.files import atomic_write_bytes  # noqa: E402
 
 
@@ -111,15 +112,6 @@ def plot_accuracy(acc: dict, path: Path) -> Path:
 METHOD_STYLE = {"a2q": ("A2Q", "tab:blue", "o"), "a2q+": ("A2Q+", "tab:green", "s"),
                 "naive": ("naive (shrink N=M)", "tab:red", "^"),
                 "qat32": ("unconstrained QAT, 32-bit acc.", "0.35", "D")}
-
-
-def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Non-dominated points for (cost low, accuracy high), sorted by cost: the staircase a designer can pick from."""
-    front: list[tuple[float, float]] = []
-    for c, a in sorted(points, key=lambda p: (p[0], -p[1])):
-        if not front or a > front[-1][1]:
-            front.append((c, a))
-    return front
 
 
 def pareto_series(points: Sequence[dict], x_key: str) -> dict[tuple[str, str], list[tuple[float, float]]]:

@@ -360,7 +360,7 @@ def sweep_summary(config, cfg, acc_bits, weight_bits, methods, stages, epochs, p
 def run_pruned(points: list[SweepPoint], out: Path, stages: Sequence[str], ex, progress: bool,
                command: str | None = None) -> dict[str, dict]:
     """Every point without synthesis, then synthesis only for the points on the estimated LUT / accuracy front."""
-    from a2qflow.flows.plots import pareto_front
+    from a2qflow.flows.pareto import pareto_front
 
     first = [s for s in stages if s != "synth"] or ["compile"]
     results = run_points(points, out, first if "compile" in first else [*first, "compile"], ex, progress,

@@ -11,7 +11,8 @@ import yaml
 
 from a2qflow.flows.cli import main
 from a2qflow.flows.config import load_config, parse_config
-from a2qflow.flows.plots import pareto_front, pareto_series, plot_pareto, tool_labels
+from a2qflow.flows.pareto import pareto_front
+from a2qflow.flows.plots import pareto_series, plot_pareto, tool_labels
 from a2qflow.flows.sweep import dot_lengths, make_points, naive_bits, run_sweep
 from a2qflow.hw.compiler.bounds import acc_bits_datatype
 from a2qflow.hw.compiler.ir import IntType
