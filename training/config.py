@@ -8,7 +8,7 @@ need more than one section (override layer names, the smallest workable accumula
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -18,6 +18,10 @@ from a2qflow.hw.compiler.bounds import ACC_BITS_MAX, ACC_BITS_MIN
 from a2qflow.hw.compiler.ir import IntType
 
 WEIGHT_QUANTS = ("float", "baseline", "a2q", "a2q+")
+# Weight / activation bit widths (M, N) a config accepts; every option that offers bits (search --bits, sweep
+# --weight-bits / --qat32-bits) checks against this one range.
+QUANT_BITS_MIN, QUANT_BITS_MAX = 2, 16
+QuantBits = Annotated[int, Field(ge=QUANT_BITS_MIN, le=QUANT_BITS_MAX)]
 DATASETS = ("digits", "mnist5k", "mnist", "cifar10")
 # Datasets that ship inside an installed package (no data.root, no download).
 EMBEDDED_DATASETS = ("digits", "mnist5k")
@@ -87,8 +91,8 @@ class ModelConfig(_Strict):
 
 class LayerQuantOverride(_Strict):
     weight_quant: WeightQuantName | None = None
-    weight_bits: int | None = Field(None, ge=2, le=16)
-    input_bits: int | None = Field(None, ge=2, le=16, description="bits of the activation quantizer feeding it")
+    weight_bits: QuantBits | None = None
+    input_bits: QuantBits | None = Field(None, description="bits of the activation quantizer feeding it")
     acc_bits: int | None = Field(None, ge=ACC_BITS_MIN, le=ACC_BITS_MAX,
                                   description="target accumulator width P (a2q / a2q+)")
 
@@ -106,10 +110,10 @@ class PTQConfig(_Strict):
 
 class QuantConfig(_Strict):
     weight_quant: WeightQuantName = "a2q"
-    weight_bits: int = Field(4, ge=2, le=16, description="M")
-    input_bits: int = Field(4, ge=2, le=16, description="N of the first layer (the input quantizer)")
+    weight_bits: QuantBits = Field(4, description="M")
+    input_bits: QuantBits = Field(4, description="N of the first layer (the input quantizer)")
     input_signed: bool = Field(False, description="signed input quantizer (the data lie in [0, 1] either way)")
-    act_bits: int = Field(4, ge=2, le=16, description="N of every later layer (unsigned QuantReLU outputs)")
+    act_bits: QuantBits = Field(4, description="N of every later layer (unsigned QuantReLU outputs)")
     input_range: Literal["learned", "data"] = Field(
         "learned", description="scale of the input quantizer: learned by Brevitas (statistics, then gradients), or "
                                "fixed by the data's range [0, 1] (1 / (2^N - 1) unsigned)")

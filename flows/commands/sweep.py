@@ -88,13 +88,15 @@ def run(args: argparse.Namespace) -> int:
     from a2qflow.flows.sweep import ARCHITECTURES, EXTRA_METHODS, METHODS
     from a2qflow.hw.compiler.bounds import ACC_BITS_MAX, ACC_BITS_MIN
     from a2qflow.hw.errors import A2QFlowError
+    from a2qflow.training.config import QUANT_BITS_MAX, QUANT_BITS_MIN
 
     # every argument is checked here, before the config is read or any point runs
     acc_bits = _ints(args.acc_bits, "--acc-bits", ACC_BITS_MIN, ACC_BITS_MAX)
-    weight_bits = _ints(args.weight_bits, "--weight-bits", 2, 16) if args.weight_bits else None
+    weight_bits = (_ints(args.weight_bits, "--weight-bits", QUANT_BITS_MIN, QUANT_BITS_MAX) if args.weight_bits
+                   else None)
     methods = names(args.methods, "--methods", tuple(METHODS) + tuple(EXTRA_METHODS))
     architectures = names(args.architecture, "--architecture", tuple(ARCHITECTURES))
-    qat32_bits = _ints(args.qat32_bits, "--qat32-bits", 2, 16)
+    qat32_bits = _ints(args.qat32_bits, "--qat32-bits", QUANT_BITS_MIN, QUANT_BITS_MAX)
     if not args.stages.strip():
         raise A2QFlowError("--stages '': empty; give at least one stage, e.g. csim,synth or train,compile")
     stages = parse_stages(args.stages) or []
