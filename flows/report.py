@@ -28,7 +28,7 @@ QUANT_CARD = {
             "scheme": "Brevitas Int8AccumulatorAwareWeightQuant (weight norm, L1 clamped to the P budget)"},
     "a2q+": {"granularity": "per-channel", "rounding": "round toward zero (keeps the L1 bound)",
              "scheme": "Brevitas Int8AccumulatorAwareZeroCenterWeightQuant (zero-centred, ~2x the A2Q L1 budget)"},
-    "baseline": {"granularity": "per-channel", "rounding": "round half to even",
+    "unconstrained": {"granularity": "per-channel", "rounding": "round half to even",
                  "scheme": "Brevitas Int8WeightPerChannelFloat, no accumulator constraint"},
     "float": {"granularity": "-", "rounding": "-", "scheme": "float (not quantized)"},
 }

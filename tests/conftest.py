@@ -42,9 +42,10 @@ def digits_cnn_a2q(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def digits_mlp_baseline(tmp_path_factory):
-    """The same MLP as digits_mlp_a2q with the `baseline` integer quantizer (no accumulator constraint)."""
-    return train_run(tmp_path_factory, "digits_mlp_baseline", quant={"weight_quant": "baseline", "acc_bits": None})
+def digits_mlp_unconstrained(tmp_path_factory):
+    """The same MLP as digits_mlp_a2q with the `unconstrained` integer quantizer (no accumulator constraint)."""
+    return train_run(tmp_path_factory, "digits_mlp_unconstrained", quant={"weight_quant": "unconstrained",
+                                                                          "acc_bits": None})
 
 
 def _snapshot(root: Path, skip: list[Path]) -> dict[str, tuple[int, int]]:

@@ -59,7 +59,7 @@ def a2q_mlp_exact(digits_mlp_a2q, tmp_path_factory):
     return build, _csim(digits_mlp_a2q, build)
 
 
-def test_demonstration(digits_mlp_a2q_p10, digits_mlp_baseline, tmp_path):
+def test_demonstration(digits_mlp_a2q_p10, digits_mlp_unconstrained, tmp_path):
     # 1. A2Q at its planned widths: exact, no overflow on data ...
     build = tmp_path / "a2q"
     a2q = _csim(digits_mlp_a2q_p10, build)
@@ -77,16 +77,16 @@ def test_demonstration(digits_mlp_a2q_p10, digits_mlp_baseline, tmp_path):
     p = max(plan.acc_bits().values())
 
     # 2. the unconstrained baseline at the same width overflows and loses accuracy
-    narrow = _csim(digits_mlp_baseline, tmp_path / "baseline_p", acc_bits=p, allow_unsafe=True)
+    narrow = _csim(digits_mlp_unconstrained, tmp_path / "baseline_p", acc_bits=p, allow_unsafe=True)
     assert load_plan(tmp_path / "baseline_p").unsafe
     _assert_bit_exact(narrow)  # wrapped, but the C++ wraps exactly as the golden model says it should
     assert narrow.overflow_events > 0
 
     # 3. the baseline at 32 bits is exact again (equals the ideal, unwrapped integer model)
-    wide = _csim(digits_mlp_baseline, tmp_path / "baseline_32", acc_bits=32)
+    wide = _csim(digits_mlp_unconstrained, tmp_path / "baseline_32", acc_bits=32)
     _assert_bit_exact(wide)
     assert wide.overflow_events == 0
-    x, y = _test_set(digits_mlp_baseline)
+    x, y = _test_set(digits_mlp_unconstrained)
     model = load_model(tmp_path / "baseline_32")
     ideal = golden_run(model, model.input_quant.quantize(x))
     assert np.array_equal(wide.outputs, ideal.acc)

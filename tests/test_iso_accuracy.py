@@ -23,7 +23,7 @@ def test_points_per_architecture_and_the_qat32_baseline():
                                      "qat32-W3-unrolled", "qat32-W4-unrolled"]
     assert [p.config["hw"]["architecture"] for p in pts] == ["folded"] * 3 + ["unrolled"] * 3
     q = pts[2].config["quant"]
-    assert (q["weight_quant"], q["weight_bits"], q["input_bits"], q["act_bits"]) == ("baseline", 4, 4, 4)
+    assert (q["weight_quant"], q["weight_bits"], q["input_bits"], q["act_bits"]) == ("unconstrained", 4, 4, 4)
     assert [p.forced_acc_bits for p in pts] == [None, 32, 32, None, 32, 32]
     # the config's float-twin recipe (auto + float_reference) holds for every point: each trains its own twin
     assert [p.config["train"]["float_reference"] for p in pts] == [True] * 6

@@ -65,7 +65,7 @@ def test_make_points_configs():
     a = pts[2].config["quant"]
     assert (a["weight_quant"], a["weight_bits"], a["acc_bits"]) == ("a2q", 8, 12)
     nq = pts[-1].config["quant"]
-    assert nq["weight_quant"] == "baseline" and nq["weight_bits"] == nq["input_bits"] == nq["act_bits"]
+    assert nq["weight_quant"] == "unconstrained" and nq["weight_bits"] == nq["input_bits"] == nq["act_bits"]
     assert all(p.config["train"]["epochs"] == 3 for p in pts)
     # the config's float-twin recipe (auto + float_reference) holds for every point: each trains its own twin
     assert [p.config["train"]["float_reference"] for p in pts] == [True] * 6
