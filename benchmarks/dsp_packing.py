@@ -85,7 +85,7 @@ def measure(cfg, work: Path) -> dict:
     cs = run_csim(build, x, labels=y, progress=False, inputs_name="test_inputs.npy")
     sim = run_rtlsim(build, x, source="test_inputs.npy", labels=y, csim_outputs=cs.outputs)
     t0 = time.monotonic()
-    res = synthesize(build, flows=[Flow("xc7", "dsp")], baseline=True, datatype_baseline=True)
+    res = synthesize(build, flows=[Flow("xc7", "dsp")], baseline32=True, datatype_baseline=True)
     wall = time.monotonic() - t0
     totals = {e["design"]: {k: e["total"].get(k, 0) for k in KEYS} for e in res["entries"]}
     lanes = {"planned": _lanes(build), "baseline_datatype": _lanes(build / "baseline_datatype"),

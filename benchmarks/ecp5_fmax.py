@@ -203,7 +203,7 @@ def step_synth(build: Path) -> dict:
     from a2qflow.hw.synth.yosys import synthesize
 
     path = build / "synth" / "resources.json"
-    r = json.loads(path.read_text()) if path.is_file() else synthesize(build, baseline=False).to_json()
+    r = json.loads(path.read_text()) if path.is_file() else synthesize(build, baseline32=False).to_json()
     e = next(e for e in r["entries"] if e["design"] == "planned")
     return {"label": e["label"], "LUT": e["total"]["LUT"], "FF": e["total"]["FF"], "CARRY": e["total"]["CARRY"]}
 

@@ -112,7 +112,7 @@ def resynth_points(out: Path) -> None:
     for d in sorted((out / "points").iterdir()):
         if (d / "build" / "plan.json").is_file():
             print(f"resynth {d.name}", file=sys.stderr, flush=True)
-            synthesize(d / "build", baseline=False)
+            synthesize(d / "build", baseline32=False)
 
 
 def write_collected(s: dict, dest: Path, key: str, plan: dict, command: str) -> None:

@@ -81,7 +81,7 @@ def test_onnx_metadata_with_the_old_preset_name_audits_and_compiles(tmp_path):
     assert plan.acc_bits()["fc0"] == plan.layers[0].acc_bits_exact
 
 
-def test_forced_width_baseline_and_unsafe_flag(hand_model, tmp_path):
+def test_forced_width_32_bit_design_and_unsafe_flag(hand_model, tmp_path):
     base = compile_model(hand_model, tmp_path / "b32", acc_bits=32)
     assert base.policy == "forced:32" and all(l.acc_bits == 32 and not l.unsafe for l in base.layers)
     exact = min(l.acc_bits_exact for l in base.layers)

@@ -412,7 +412,7 @@ def test_yosys_maps_packed_lanes_into_fewer_dsps(tmp_path, family, flow_family, 
 
     plan = _packed_build(tmp_path, _one_layer(m, n, 16, 4, l1), {"fc0": (1, 4)}, family=family)
     assert plan.layer("fc0").dsp_lanes == 2
-    res = synthesize(tmp_path, flows=[Flow(flow_family, "dsp")], baseline=True)
+    res = synthesize(tmp_path, flows=[Flow(flow_family, "dsp")], baseline32=True)
     dsps = {e["design"]: e["total"]["DSP"] for e in res["entries"]}
     assert dsps["planned"] == 2 and dsps["baseline32"] == base_dsps
     luts = {e["design"]: e["total"]["LUT"] for e in res["entries"]}

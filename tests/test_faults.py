@@ -108,7 +108,7 @@ BACKENDS = {
     "rtl": lambda b, x: ["rtl", b],
     "csim": lambda b, x: ["csim", b, "--inputs", x],
     "rtlsim": lambda b, x: ["rtlsim", b, "--inputs", x],
-    "synth": lambda b, x: ["synth", b, "--no-baseline"],
+    "synth": lambda b, x: ["synth", b, "--no-baseline32"],
     "bitstream": lambda b, x: ["bitstream", b],
 }
 

@@ -127,7 +127,7 @@ def test_missing_stages_are_reported_as_not_run_never_guessed(tmp_path):
     assert "acc_bits.png" in r["plots"] and "resources.png" not in r["plots"]
 
 
-def test_planned_without_baseline_gives_no_percentage(tmp_path):
+def test_planned_without_the_32_bit_design_gives_no_percentage(tmp_path):
     build = tmp_path / "build"
     _tiny_build(build)
     _write(build / "synth/resources.json", {**RES, "entries": [RES["entries"][0]]})

@@ -1,4 +1,4 @@
-"""Sweep: the naive N=M baseline really fits P under the data-type bound, A2Q points are built within P, a 5-width
+"""Sweep: the naive N=M points really fit P under the data-type bound, A2Q points are built within P, a 5-width
 sweep writes the points JSON and both kinds of Pareto plot, and a re-run resumes instead of retraining."""
 
 from __future__ import annotations
@@ -112,9 +112,9 @@ def test_lut_pareto_plot_from_points(tmp_path):
     assert p.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_pareto_series_keep_methods_and_architectures_apart_and_include_the_32_bit_baseline(tmp_path):
+def test_pareto_series_keep_methods_and_architectures_apart_and_include_the_qat32_points(tmp_path):
     """A folded and an unrolled design are different hardware (one front would hide one of them), and the qat32
-    baseline is what the A2Q points are compared against: both must be in the plots."""
+    points are what the A2Q points are compared against: both must be in the plots."""
     pts = [{"method": "a2q+", "architecture": "folded", "luts": 10, "accuracy": 0.9},
            {"method": "a2q+", "architecture": "unrolled", "luts": 100, "accuracy": 0.9},
            {"method": "qat32", "luts": 20, "accuracy": 0.91},  # no architecture key (older sweep.json): folded

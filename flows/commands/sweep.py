@@ -46,13 +46,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--acc-bits", required=True, metavar="P,P,..", help="target accumulator widths, e.g. 10,12,14,16,20")
     p.add_argument("--weight-bits", metavar="M,M,..", help="weight widths for a2q / a2q+ (default: the config's)")
     p.add_argument("--methods", default="a2q,a2q+,naive", metavar="A,B",
-                   help="any of a2q, a2q+, naive, qat32 (default: the first three). qat32 is the A2Q paper's "
-                        "baseline, unconstrained QAT at M = N with 32-bit accumulators; with it sweep.md reports LUTs "
-                        "at iso-accuracy")
+                   help="any of a2q, a2q+, naive, qat32 (default: the first three). qat32 is what the A2Q "
+                        "paper compares against: unconstrained QAT at M = N with 32-bit accumulators; with it sweep.md "
+                        "reports LUTs at iso-accuracy")
     p.add_argument("--architecture", default="folded", metavar="A,B",
                    help="datapaths to build every point with: folded, unrolled or folded,unrolled (default folded)")
     p.add_argument("--qat32-bits", default="2,3,4,5,6,8", metavar="M,M,..",
-                   help="M = N of the qat32 baseline points (default 2,3,4,5,6,8)")
+                   help="M = N of the qat32 points (default 2,3,4,5,6,8)")
     p.add_argument("--stages", default="csim,synth", metavar="A,B",
                    help="stages per point (and what they need); default csim,synth: hardware accuracy + LUTs. "
                         "train,compile is the quickest accuracy-vs-bits sweep")
