@@ -171,9 +171,10 @@ def _write(out: Path, points: list[dict], epochs: int, complete: bool) -> dict:
         "not_measured": [f"{d} W{b}A{b}" for d in CONFIGS for b in (8, 4)
                          if not any(_point_key(p)[:2] == (d, b) for p in points)],
         "notes": "DSP mapping on (synth_xilinx -family xc7 without -nodsp); synthesis cell counts, no place and "
-                 "route. 4x4-bit products are not put into DSPs by yosys unpacked, so W4 baselines have 0 DSP and "
-                 "their multipliers in LUTs. complete=false: the last run stopped before every point it was asked "
-                 "for was measured; not_measured: dataset / precision pairs with no point yet.",
+                 "route. 4x4-bit products are not put into DSPs by yosys unpacked, so the W4 data-type and 32-bit "
+                 "designs have 0 DSP and their multipliers in LUTs. complete=false: the last run stopped before "
+                 "every point it was asked for was measured; not_measured: dataset / precision pairs with no point "
+                 "yet.",
     }
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "dsp_packing.json", result)

@@ -199,7 +199,7 @@ def step_rtlsim(build: Path, run: Path, samples: int) -> dict:
 
 
 def step_synth(build: Path) -> dict:
-    """The synth stage's xc7 LUT-only count of the planned design (no 32-bit baseline)."""
+    """The synth stage's xc7 LUT-only count of the planned design (no 32-bit design)."""
     from a2qflow.hw.synth.yosys import synthesize
 
     path = build / "synth" / "resources.json"

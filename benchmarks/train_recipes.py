@@ -6,8 +6,8 @@ MLP 784-64-32-10); W4A4 and W8A8; P in {12, 14, 16} (and 20 for W8A8 on mnist5k)
   init  = scratch training, budget-aware init          (train.recipe: scratch,    train.init: budget)
   full  = float twin -> budget init -> calibrate -> fine-tune at finetune_lr 0.003 (train.recipe: float_twin)
   full-lr0.01 = the same at finetune_lr 0.01, the default of train.finetune_lr (the Done-when table uses it)
-3 seeds each; plus reference rows: the float twin (per dataset and seed) and the unconstrained integer baseline
-(`baseline` preset, W4A4 and W8A8, full recipe). Every row is a complete `run_training` (train, QONNX export,
+3 seeds each; plus reference rows: the float twin (per dataset and seed) and unconstrained integer weights
+(`unconstrained` preset, W4A4 and W8A8, full recipe). Every row is a complete `run_training` (train, QONNX export,
 audit), so every accuracy comes from a model whose exported integers passed the accumulator audit.
 
 Rows are cached one by one in benchmarks/results/train_recipes.json (key: dataset/preset/WxAx/P/recipe/seed):
@@ -16,6 +16,8 @@ Rows run in priority order (the issue's "Done when" rows first). `--budget-minut
 Writes benchmarks/results/train_recipes.{json,md}; the .md says which rows were run.
 Run: OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/train_recipes.py [--rows priority|all]
      .venv/bin/python benchmarks/train_recipes.py --readme-only   (copy the result tables into README.md)
+     .venv/bin/python benchmarks/train_recipes.py --markdown-only (rewrite train_recipes.md from the stored JSON)
+Rows stored under the preset's old name `baseline` are read as `unconstrained` (same rows, not re-trained).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import yaml  # noqa: E402
 
 from a2qflow.hw.files import atomic_write_json, atomic_write_text  # noqa: E402
+from a2qflow.training.config import current_weight_quant  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -78,10 +81,11 @@ def row_key(dataset: str, wq: str, bits: int, P: int | None, recipe: str, seed: 
 
 
 def all_rows() -> list[tuple]:
-    """Every row of the grid, highest priority first: Done-when rows, baselines, the W8 off/init contrast, rest."""
+    """Every row of the grid, highest priority first: Done-when rows, unconstrained rows, the W8 off/init contrast,
+    rest."""
     rows: list[tuple] = []
     crit = [(d, q, b, p, "full") for d, q, b, p, _ in CRITERIA]
-    base = [(d, "baseline", b, None, r) for r in ("full", DEFAULT_FULL) for d in CONFIGS for b in (4, 8)]
+    base = [(d, "unconstrained", b, None, r) for r in ("full", DEFAULT_FULL) for d in CONFIGS for b in (4, 8)]
     lr8 = [(d, q, b, p, "full-lr0.01") for d, q, b, p, _ in CRITERIA if b == 8]
     lr4 = [(d, q, b, p, "full-lr0.01") for d, q, b, p, _ in CRITERIA if b == 4]
     contrast = [(d, q, b, p, r) for r in ("off", "init") for d, q, b, p, _ in CRITERIA[:3]]  # digits W8A8 rows
@@ -199,7 +203,8 @@ def markdown(doc: dict) -> str:
                      + " |")
     lines += ["", "## All rows run", "", "recipe: off = scratch + Brevitas init; init = scratch + budget-aware init; "
               "full = float twin, budget-aware init, calibration, fine-tune at finetune_lr 0.003; full-lr0.01 = the "
-              "same at finetune_lr 0.01 (the default). `baseline` = unconstrained integer weights (no P).", "",
+              "same at finetune_lr 0.01 (the default). `unconstrained` = integer weights without an accumulator "
+              "constraint (no P).", "",
               "| dataset | preset | precision | P | recipe | seeds | mean % | std | min-max % | % of float | "
               "zero weights | s/epoch |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for t in doc["summary"]:
@@ -230,6 +235,18 @@ def block_table(doc: dict) -> list[str]:
         sec = ["-" if c is None else f"{c['seconds_per_epoch']:.2f}" for c in cells]
         lines.append(f"| {q} | W{b}A{b} | {p} | {acc[0]} | {acc[1]} | {sec[0]} | {sec[1]} |")
     return lines
+
+
+def current_names(doc: dict) -> dict:
+    """The stored result with the preset's current name: rows and tables written before the rename say `baseline`
+    (their keys too); the numbers are untouched."""
+    def key(k: str) -> str:
+        dataset, wq, rest = k.split("/", 2)
+        return f"{dataset}/{current_weight_quant(wq)}/{rest}"
+
+    rows = lambda ts: [{**t, "weight_quant": current_weight_quant(t["weight_quant"])} for t in ts]  # noqa: E731
+    return {**doc, "runs": {key(k): v for k, v in doc.get("runs", {}).items()},
+            **{name: rows(doc[name]) for name in ("summary", "criteria", "criteria_finetune_lr_0.003") if name in doc}}
 
 
 def write(out: Path, runs: dict, total: int) -> dict:
@@ -276,9 +293,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--readme-only", action="store_true",
                     help="train nothing: copy the tables of OUT/train_recipes.md into README.md")
+    ap.add_argument("--markdown-only", action="store_true",
+                    help="train nothing: rewrite OUT/train_recipes.md from OUT/train_recipes.json")
     args = ap.parse_args(argv)
     if args.readme_only:
         copy_to_readme((args.out / "train_recipes.md").read_text(), ROOT / "README.md")
+        return 0
+    if args.markdown_only:
+        atomic_write_text(args.out / "train_recipes.md", markdown(current_names(json.loads(
+            (args.out / "train_recipes.json").read_text()))))
         return 0
     rows = all_rows()
     if args.rows == "priority":
@@ -286,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rows == "block-replacement":
         rows = [r for r in rows if r[:4] in BLOCK_ROWS and r[4] in ("block-replacement", DEFAULT_FULL)]
     path = args.out / "train_recipes.json"
-    runs = json.loads(path.read_text())["runs"] if path.is_file() else {}
+    runs = current_names(json.loads(path.read_text()))["runs"] if path.is_file() else {}
     twin_cache = TwinCache()
     t0 = time.monotonic()
     for row in rows:
