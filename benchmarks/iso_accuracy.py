@@ -142,6 +142,20 @@ def write_iso_markdown(s: dict, dest: Path) -> None:
     (dest / "iso_accuracy.md").write_text("\n".join(iso_markdown(s["iso_accuracy"]) + rows) + "\n")
 
 
+def rewrite_markdown(dest: Path) -> None:
+    """dest/sweep.md and dest/iso_accuracy.md again from dest/sweep.json (same numbers, the current wording); a
+    result kept without its sweep.json (iso_digits) rewrites iso_accuracy.md from iso_<plan>.json."""
+    from a2qflow.flows.sweep import sweep_markdown
+    from a2qflow.hw.files import atomic_write_text
+
+    if (dest / "sweep.json").is_file():
+        s = json.loads((dest / "sweep.json").read_text())
+        atomic_write_text(dest / "sweep.md", sweep_markdown(s))
+    else:
+        s = json.loads(dest.with_suffix(".json").read_text())
+    write_iso_markdown(s, dest)
+
+
 def package_source_digest() -> str:
     from a2qflow.flows.pipeline import package_source_digest as digest
 
@@ -174,8 +188,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resynth", action="store_true",
                     help="re-synthesise the sweep folder's trained points with the current RTL, then summarise "
                          "them as --collect-only does (no training; for LUTs after an RTL change)")
+    ap.add_argument("--markdown-only", action="store_true",
+                    help="run nothing: rewrite benchmarks/results/iso_<plan>/{sweep,iso_accuracy}.md from the "
+                         "stored sweep.json there")
     args = ap.parse_args(argv)
     key = plan_key(args.dataset, args.model)
+    if args.markdown_only:
+        rewrite_markdown(RESULTS / f"iso_{key}")
+        return 0
     plan = dict(PLANS[key])
     if args.qat32_bits:
         plan["qat32_bits"] = [int(x) for x in args.qat32_bits.split(",")]
