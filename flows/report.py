@@ -312,7 +312,7 @@ def _md_layers(r: dict) -> list[str]:
           _fmt(l.get("thr_bits")), f"{100 * l['sparsity']:.1f} %", f"{l['simd']} x {l['pe']}",
           NOT_RUN if l.get("overflow_events_csim") is None else l["overflow_events_csim"]] for l in r["layers"]))
     packed = [l for l in r["layers"] if (l.get("dsp_lanes") or 1) > 1]
-    if packed:  # hw.dsp.packing auto (issue 20): which bound lets several MAC lanes share one DSP
+    if packed:  # hw.dsp.packing auto (hw/compiler/dsp.py): which bound lets several MAC lanes share one DSP
         L += ["", "Lanes per DSP (`hw.dsp`, plan.json `dsp_lanes`): several output channels share one multiplier "
                   "and one accumulator, safe because each channel's exact bound fits its lane:", ""]
         L += [f"- {l['name']}: {l['dsp_proof']}" for l in r["layers"] if l.get("dsp_proof")]

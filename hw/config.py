@@ -84,7 +84,8 @@ DspFamilyName = Literal["dsp48e1", "dsp48e2", "sb_mac16"]
 
 
 class DspConfig(_Strict):
-    """`hw.dsp`: several MAC lanes per DSP slice where the proven accumulator width lets them fit (issue 20).
+    """`hw.dsp`: several MAC lanes per DSP slice where the proven accumulator width lets them fit (docs/rtl.md,
+    packed lanes).
 
     `auto` packs every folded layer whose lanes fit the family's multiplier and accumulator (hw/compiler/dsp.py)
     and turns on the report's DSP-mapped synthesis; `off` (the default) keeps one lane per multiplier, so existing
