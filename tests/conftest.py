@@ -3,7 +3,7 @@
 Each fixture is the folder of a completed `training.train.run_training` (model.onnx, model.pt, metrics.json,
 audit.json, test_inputs.npy, test_labels.npy, config.yaml), trained once per test session with few epochs so
 all three take well under a minute on one thread. `cli` runs the command line in-process and checks that a
-command wrote nothing outside its outputs (the fault tests of issues 14 and 22 share it).
+command wrote nothing outside its outputs (the fault tests share it).
 """
 
 from __future__ import annotations

@@ -300,7 +300,7 @@ def test_synth_splits_unrolled_layers_and_keeps_folded_ones_in_the_top_run(tmp_p
 @pytest.mark.slow
 def test_synth_splits_unrolled_convolutions_and_stream_fed_dense_layers_like_a_whole_run(tmp_path, monkeypatch):
     """A CNN unrolled end to end: each conv's constant-weight core and the dense layer behind the pool are channel
-    groups, the conv's line buffer and serialiser stay in the top run. With the wide streams (issue 24) the cores
+    groups, the conv's line buffer and serialiser stay in the top run. With the wide streams (docs/rtl.md) the cores
     take one whole window per clock and the dense layer one pixel beat, so none needs an s2p adapter run of its own.
     Against one whole-design run: FFs equal up to one valid flip-flop per extra group, LUTs close (channels share
     no logic); the per-layer figures add up to the total."""
