@@ -1,4 +1,4 @@
-"""DSP savings only the A2Q bound makes safe (issue 20): several MAC lanes per DSP slice, planned vs data-type vs 32.
+"""DSP savings only the A2Q bound makes safe: several MAC lanes per DSP slice, planned vs data-type vs 32.
 
 Each point trains an MLP (the digits MLP, flows/configs/digits_mlp.yaml, or the mnist5k MLP,
 flows/configs/mnist5k_mlp.yaml, with --datasets) with A2Q at the target P, compiles it with

@@ -1,4 +1,4 @@
-"""Placed Fmax on an ECP5-85k: folded vs unrolled vs unrolled with pipelined adder trees (issue 24).
+"""Placed Fmax on an ECP5-85k: folded vs unrolled vs unrolled with pipelined adder trees.
 
 Writes benchmarks/results/ecp5_fmax.{json,md}. For each model (the A2Q+ MNIST MLP of flows/configs/mnist5k_mlp.yaml,
 784-64-32-10, and the demo's A2Q digits MLP of flows/configs/digits_mlp.yaml, 64-32-32-10, so there is a placed

