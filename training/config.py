@@ -40,7 +40,7 @@ DATASET_CLASSES = {"digits": 10, "mnist5k": 10, "mnist": 10, "cifar10": 10}
 WeightQuantName = Literal["float", "unconstrained", "a2q", "a2q+"]
 
 
-def current_weight_quant(name, where: str | None = None, fix: str | None = None):
+def current_weight_quant(name: str | None, where: str | None = None, fix: str | None = None) -> str | None:
     """The preset's current name: an old one (RENAMED_WEIGHT_QUANTS) is mapped to the new, anything else returned as
     it is (validation reports unknown names).
 
