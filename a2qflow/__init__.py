@@ -157,7 +157,7 @@ def compile(onnx_path: str | Path, build: str | Path, acc_bits: int | None = Non
     Args:
         onnx_path: a QONNX file, ideally exported by a2qflow (it carries the trained targets).
         build: the build folder to write.
-        acc_bits: force one width for every layer (32 is the baseline); None uses each layer's exact bound.
+        acc_bits: force one width for every layer (32 builds the 32-bit design); None uses each layer's exact bound.
         allow_unsafe: accept a forced width below a layer's exact bound; the plan then records it as unsafe.
         folding: SIMD / PE caps and per-layer overrides (`a2qflow.hw.config.FoldingConfig`).
 

@@ -1,4 +1,4 @@
-"""Bring your own Brevitas model, end to end, on a model of a shape no test uses (issue 10's "done when").
+"""Bring your own Brevitas model, end to end, on a model of a shape no test uses.
 
 Builds a Brevitas CNN that neither the trainer nor the tests make (1x8x8 digits input, a padded k3 A2Q+ conv at
 P = 10 with BatchNorm and max-pool, an unpadded k3 A2Q conv at P = 11, an A2Q linear layer with 5-bit weights at

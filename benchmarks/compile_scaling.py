@@ -1,4 +1,4 @@
-"""Compile time vs graph size: the demo model plus a chain of N Identity nodes (issue 22).
+"""Compile time vs graph size: the demo model plus a chain of N Identity nodes.
 
 Why: qonnx' RemoveIdentityOps (run inside GemmToMatMul) removes one node per transformation step and re-runs
 shape inference and the graph clean-up after each, so compile was quadratic or worse in the number of Identity

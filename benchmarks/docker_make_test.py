@@ -1,4 +1,4 @@
-"""Build the Docker image as docker/README.md says and run `make test` inside it (issue 22's last "done when").
+"""Build the Docker image as docker/README.md says and run `make test` inside it.
 
 Needs a running Docker daemon (`docker info` answers). Steps, each timed:
   1. the base image: without a registry, a Debian bookworm made with `debootstrap --variant=minbase` (python3.11

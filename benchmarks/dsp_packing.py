@@ -1,4 +1,4 @@
-"""DSP savings only the A2Q bound makes safe (issue 20): several MAC lanes per DSP slice, planned vs data-type vs 32.
+"""DSP savings only the A2Q bound makes safe: several MAC lanes per DSP slice, planned vs data-type vs 32.
 
 Each point trains an MLP (the digits MLP, flows/configs/digits_mlp.yaml, or the mnist5k MLP,
 flows/configs/mnist5k_mlp.yaml, with --datasets) with A2Q at the target P, compiles it with
@@ -85,7 +85,7 @@ def measure(cfg, work: Path) -> dict:
     cs = run_csim(build, x, labels=y, progress=False, inputs_name="test_inputs.npy")
     sim = run_rtlsim(build, x, source="test_inputs.npy", labels=y, csim_outputs=cs.outputs)
     t0 = time.monotonic()
-    res = synthesize(build, flows=[Flow("xc7", "dsp")], baseline=True, datatype_baseline=True)
+    res = synthesize(build, flows=[Flow("xc7", "dsp")], baseline32=True, datatype_baseline=True)
     wall = time.monotonic() - t0
     totals = {e["design"]: {k: e["total"].get(k, 0) for k in KEYS} for e in res["entries"]}
     lanes = {"planned": _lanes(build), "baseline_datatype": _lanes(build / "baseline_datatype"),
@@ -171,9 +171,10 @@ def _write(out: Path, points: list[dict], epochs: int, complete: bool) -> dict:
         "not_measured": [f"{d} W{b}A{b}" for d in CONFIGS for b in (8, 4)
                          if not any(_point_key(p)[:2] == (d, b) for p in points)],
         "notes": "DSP mapping on (synth_xilinx -family xc7 without -nodsp); synthesis cell counts, no place and "
-                 "route. 4x4-bit products are not put into DSPs by yosys unpacked, so W4 baselines have 0 DSP and "
-                 "their multipliers in LUTs. complete=false: the last run stopped before every point it was asked "
-                 "for was measured; not_measured: dataset / precision pairs with no point yet.",
+                 "route. 4x4-bit products are not put into DSPs by yosys unpacked, so the W4 data-type and 32-bit "
+                 "designs have 0 DSP and their multipliers in LUTs. complete=false: the last run stopped before "
+                 "every point it was asked for was measured; not_measured: dataset / precision pairs with no point "
+                 "yet.",
     }
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "dsp_packing.json", result)

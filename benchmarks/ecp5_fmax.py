@@ -1,4 +1,4 @@
-"""Placed Fmax on an ECP5-85k: folded vs unrolled vs unrolled with pipelined adder trees (issue 24).
+"""Placed Fmax on an ECP5-85k: folded vs unrolled vs unrolled with pipelined adder trees.
 
 Writes benchmarks/results/ecp5_fmax.{json,md}. For each model (the A2Q+ MNIST MLP of flows/configs/mnist5k_mlp.yaml,
 784-64-32-10, and the demo's A2Q digits MLP of flows/configs/digits_mlp.yaml, 64-32-32-10, so there is a placed
@@ -199,11 +199,11 @@ def step_rtlsim(build: Path, run: Path, samples: int) -> dict:
 
 
 def step_synth(build: Path) -> dict:
-    """The synth stage's xc7 LUT-only count of the planned design (no 32-bit baseline)."""
+    """The synth stage's xc7 LUT-only count of the planned design (no 32-bit design)."""
     from a2qflow.hw.synth.yosys import synthesize
 
     path = build / "synth" / "resources.json"
-    r = json.loads(path.read_text()) if path.is_file() else synthesize(build, baseline=False).to_json()
+    r = json.loads(path.read_text()) if path.is_file() else synthesize(build, baseline32=False).to_json()
     e = next(e for e in r["entries"] if e["design"] == "planned")
     return {"label": e["label"], "LUT": e["total"]["LUT"], "FF": e["total"]["FF"], "CARRY": e["total"]["CARRY"]}
 

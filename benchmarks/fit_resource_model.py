@@ -165,7 +165,7 @@ def unrolled_design_set(seed: int = 11, count: int = 12) -> list[dict]:
 
     Small on purpose: yosys' time per unrolled channel grows fast with its signed-digit terms. Two thirds use the
     exact policy (every adder its exact width, what a trained A2Q model compiles to), one third the data-type
-    policy (every adder P = the data-type bound wide, the baseline designs)."""
+    policy (every adder P = the data-type bound wide, as in the data-type design)."""
     from a2qflow.hw.compiler.bounds import acc_bits_datatype
     from a2qflow.hw.compiler.ir import IntType
 

@@ -1,4 +1,4 @@
-"""Golden model vs qonnx execution on the whole digits test set (issue 3's agreement figure).
+"""Golden model vs qonnx execution on the whole digits test set (the agreement figure).
 
 Trains the default digits MLP and CNN configs (or reuses finished training folders), compiles each, and compares
 hw.reference (integer-only) with qonnx.core.onnx_exec.execute_onnx on every test sample: top-1 agreement and the

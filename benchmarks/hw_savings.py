@@ -50,7 +50,7 @@ def measure(cfg, work: Path) -> dict:
     build = work / "build"
     plan = compile_model(work / "train" / "model.onnx", build, folding=cfg.hw.folding)
     t0 = time.monotonic()
-    res = synthesize(build, flows=[Flow("xc7", "lut-only")], baseline=True)
+    res = synthesize(build, flows=[Flow("xc7", "lut-only")], baseline32=True)
     wall = time.monotonic() - t0
     (row,) = res["summary"]
     seconds = {e["design"]: e["seconds"] for e in res["entries"]}

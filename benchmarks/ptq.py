@@ -48,7 +48,7 @@ MODELS = {"mlp": {"kind": "mlp", "hidden": [64, 32]},
           "cnn": {"kind": "cnn", "conv_channels": [8, 16], "kernel_size": 3, "batch_norm": True, "pool": True,
                   "hidden": []}}
 ABLATION = ("axe-gpfq-paper", "axe-optq-paper")  # AXE as published (max-scale, AXE's lambda, undamped GPFQ)
-GOALS = [("W4A4", "P14", 0.98), ("W8A8", "P16", 0.98)]  # AXE with real data: share of float (the issue's goals)
+GOALS = [("W4A4", "P14", 0.98), ("W8A8", "P16", 0.98)]  # AXE with real data: share of float (the goals)
 
 
 def row_key(model: str, bits: int, P: int, method: str, calib: str, seed: int) -> str:
@@ -204,7 +204,7 @@ def _cell(by: dict, key: tuple) -> str:
 
 
 def goals(table: list[dict]) -> list[str]:
-    """The issue's goals, stated against what was measured (no verdict without all 3 seeds)."""
+    """The goals, stated against what was measured (no verdict without all 3 seeds)."""
     by = {(t["model"], t["precision"], t["P"], t["method"], t["calibration"]): t for t in table}
     lines = []
     for model in MODELS:

@@ -1,4 +1,4 @@
-"""The issue's check of the Ray executor: the same sweep under `local` and `ray` gives the same sweep.json figures.
+"""The check of the Ray executor: the same sweep under `local` and `ray` gives the same sweep.json figures.
 
 Runs (or, when the folders already hold a finished sweep, re-reads) `a2qflow sweep flows/configs/digits_mlp.yaml
 --acc-bits 11,13 --stages csim` with --executor local (--jobs 2) and --executor ray (a local Ray runtime), then

@@ -6,16 +6,19 @@ MLP 784-64-32-10); W4A4 and W8A8; P in {12, 14, 16} (and 20 for W8A8 on mnist5k)
   init  = scratch training, budget-aware init          (train.recipe: scratch,    train.init: budget)
   full  = float twin -> budget init -> calibrate -> fine-tune at finetune_lr 0.003 (train.recipe: float_twin)
   full-lr0.01 = the same at finetune_lr 0.01, the default of train.finetune_lr (the Done-when table uses it)
-3 seeds each; plus reference rows: the float twin (per dataset and seed) and the unconstrained integer baseline
-(`baseline` preset, W4A4 and W8A8, full recipe). Every row is a complete `run_training` (train, QONNX export,
+3 seeds each; plus reference rows: the float twin (per dataset and seed) and unconstrained integer weights
+(`unconstrained` preset, W4A4 and W8A8, full recipe). Every row is a complete `run_training` (train, QONNX export,
 audit), so every accuracy comes from a model whose exported integers passed the accumulator audit.
 
 Rows are cached one by one in benchmarks/results/train_recipes.json (key: dataset/preset/WxAx/P/recipe/seed):
 a re-run skips finished rows, so the grid can be run in pieces and a partial grid is still a valid result file.
-Rows run in priority order (the issue's "Done when" rows first). `--budget-minutes` stops starting new rows.
+Rows run in priority order (the "Done when" rows, the accuracy each recipe must reach, first). `--budget-minutes`
+stops starting new rows.
 Writes benchmarks/results/train_recipes.{json,md}; the .md says which rows were run.
 Run: OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/train_recipes.py [--rows priority|all]
      .venv/bin/python benchmarks/train_recipes.py --readme-only   (copy the result tables into README.md)
+     .venv/bin/python benchmarks/train_recipes.py --markdown-only (rewrite train_recipes.md from the stored JSON)
+Rows stored under the preset's old name `baseline` are read as `unconstrained` (same rows, not re-trained).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import yaml  # noqa: E402
 
 from a2qflow.hw.files import atomic_write_json, atomic_write_text  # noqa: E402
+from a2qflow.training.config import current_weight_quant  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -47,12 +51,12 @@ RECIPES = {"off": {"recipe": "scratch", "init": "brevitas"}, "init": {"recipe": 
            # default of train.finetune_lr (0.01 since this benchmark showed 0.003 short at W8A8 A2Q+ P=12)
            "full": {"recipe": "float_twin", "init": "budget", "finetune_lr": 0.003},
            "full-lr0.01": {"recipe": "float_twin", "init": "budget", "finetune_lr": 0.01},
-           # issue 21: the float-twin recipe whose fine-tune also trains the mixed models (training.block_replacement)
+           # the float-twin recipe whose fine-tune also trains the mixed models (training.block_replacement)
            "block-replacement": {"recipe": "block-replacement", "init": "budget", "finetune_lr": 0.01}}
-# issue 21's block-replacement rows (mnist5k, the config's A2Q+), each against the default recipe at the same point
+# block-replacement rows (mnist5k, the config's A2Q+), each against the default recipe at the same point
 BLOCK_ROWS = [("mnist5k", "a2q+", 8, 12), ("mnist5k", "a2q+", 8, 14), ("mnist5k", "a2q+", 4, 10),
               ("mnist5k", "a2q+", 4, 12), ("mnist5k", "a2q+", 2, 10)]
-# The issue's "Done when": (dataset, preset, bits, P, share of the float twin that the full recipe must reach)
+# "Done when": (dataset, preset, bits, P, share of the float twin that the full recipe must reach)
 CRITERIA = [("digits", "a2q", 8, 16, 0.99), ("digits", "a2q", 8, 14, 0.99), ("digits", "a2q+", 8, 12, 0.97)] + \
            [("digits", q, 4, p, 0.99) for q in ("a2q", "a2q+") for p in (12, 14, 16)] + \
            [("mnist5k", "a2q+", 4, 12, 0.99), ("mnist5k", "a2q", 8, 16, 0.99), ("mnist5k", "a2q+", 8, 16, 0.99)]
@@ -78,10 +82,11 @@ def row_key(dataset: str, wq: str, bits: int, P: int | None, recipe: str, seed: 
 
 
 def all_rows() -> list[tuple]:
-    """Every row of the grid, highest priority first: Done-when rows, baselines, the W8 off/init contrast, rest."""
+    """Every row of the grid, highest priority first: Done-when rows, unconstrained rows, the W8 off/init contrast,
+    rest."""
     rows: list[tuple] = []
     crit = [(d, q, b, p, "full") for d, q, b, p, _ in CRITERIA]
-    base = [(d, "baseline", b, None, r) for r in ("full", DEFAULT_FULL) for d in CONFIGS for b in (4, 8)]
+    base = [(d, "unconstrained", b, None, r) for r in ("full", DEFAULT_FULL) for d in CONFIGS for b in (4, 8)]
     lr8 = [(d, q, b, p, "full-lr0.01") for d, q, b, p, _ in CRITERIA if b == 8]
     lr4 = [(d, q, b, p, "full-lr0.01") for d, q, b, p, _ in CRITERIA if b == 4]
     contrast = [(d, q, b, p, r) for r in ("off", "init") for d, q, b, p, _ in CRITERIA[:3]]  # digits W8A8 rows
@@ -151,7 +156,7 @@ def summarize(runs: dict) -> tuple[list[dict], dict]:
 
 
 def criteria(table: list[dict], recipe: str) -> list[dict]:
-    """The issue's Done-when rows: pass only with all 3 seeds run and mean >= share x float-twin mean."""
+    """The Done-when rows: pass only with all 3 seeds run and mean >= share x float-twin mean."""
     out = []
     for d, q, b, p, share in CRITERIA:
         row = next((t for t in table if (t["dataset"], t["weight_quant"], t["precision"], t["P"], t["recipe"])
@@ -199,7 +204,8 @@ def markdown(doc: dict) -> str:
                      + " |")
     lines += ["", "## All rows run", "", "recipe: off = scratch + Brevitas init; init = scratch + budget-aware init; "
               "full = float twin, budget-aware init, calibration, fine-tune at finetune_lr 0.003; full-lr0.01 = the "
-              "same at finetune_lr 0.01 (the default). `baseline` = unconstrained integer weights (no P).", "",
+              "same at finetune_lr 0.01 (the default). `unconstrained` = integer weights without an accumulator "
+              "constraint (no P).", "",
               "| dataset | preset | precision | P | recipe | seeds | mean % | std | min-max % | % of float | "
               "zero weights | s/epoch |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for t in doc["summary"]:
@@ -215,7 +221,7 @@ def markdown(doc: dict) -> str:
 
 
 def block_table(doc: dict) -> list[str]:
-    """Block replacement against the default recipe at issue 21's points: % of float, and what an epoch costs."""
+    """Block replacement against the default recipe at its points (BLOCK_ROWS): % of float, and what an epoch costs."""
     by = {(t["dataset"], t["weight_quant"], t["precision"], t["P"], t["recipe"]): t for t in doc["summary"]}
     lines = ["", f"## Block replacement vs the default recipe (`{DEFAULT_FULL}`), mnist5k", "",
              "% of the float twin (mean of the seeds run; in brackets the accuracy); s/epoch = wall-clock seconds per "
@@ -230,6 +236,18 @@ def block_table(doc: dict) -> list[str]:
         sec = ["-" if c is None else f"{c['seconds_per_epoch']:.2f}" for c in cells]
         lines.append(f"| {q} | W{b}A{b} | {p} | {acc[0]} | {acc[1]} | {sec[0]} | {sec[1]} |")
     return lines
+
+
+def current_names(doc: dict) -> dict:
+    """The stored result with the preset's current name: rows and tables written before the rename say `baseline`
+    (their keys too); the numbers are untouched."""
+    def key(k: str) -> str:
+        dataset, wq, rest = k.split("/", 2)
+        return f"{dataset}/{current_weight_quant(wq)}/{rest}"
+
+    rows = lambda ts: [{**t, "weight_quant": current_weight_quant(t["weight_quant"])} for t in ts]  # noqa: E731
+    return {**doc, "runs": {key(k): v for k, v in doc.get("runs", {}).items()},
+            **{name: rows(doc[name]) for name in ("summary", "criteria", "criteria_finetune_lr_0.003") if name in doc}}
 
 
 def write(out: Path, runs: dict, total: int) -> dict:
@@ -276,9 +294,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--readme-only", action="store_true",
                     help="train nothing: copy the tables of OUT/train_recipes.md into README.md")
+    ap.add_argument("--markdown-only", action="store_true",
+                    help="train nothing: rewrite OUT/train_recipes.md from OUT/train_recipes.json")
     args = ap.parse_args(argv)
     if args.readme_only:
         copy_to_readme((args.out / "train_recipes.md").read_text(), ROOT / "README.md")
+        return 0
+    if args.markdown_only:
+        atomic_write_text(args.out / "train_recipes.md", markdown(current_names(json.loads(
+            (args.out / "train_recipes.json").read_text()))))
         return 0
     rows = all_rows()
     if args.rows == "priority":
@@ -286,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rows == "block-replacement":
         rows = [r for r in rows if r[:4] in BLOCK_ROWS and r[4] in ("block-replacement", DEFAULT_FULL)]
     path = args.out / "train_recipes.json"
-    runs = json.loads(path.read_text())["runs"] if path.is_file() else {}
+    runs = current_names(json.loads(path.read_text()))["runs"] if path.is_file() else {}
     twin_cache = TwinCache()
     t0 = time.monotonic()
     for row in rows:

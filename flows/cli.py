@@ -43,13 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _one_line_warnings(show):
-    """A showwarning that prints a2qflow's own warnings (e.g. an all-zero layer) as one `warning: ...` line and
-    hands every other warning to `show` (what was installed before)."""
+    """A showwarning that prints a2qflow's own warnings (an all-zero layer, an old name) as one `warning: ...` line
+    and hands every other warning to `show` (what was installed before)."""
 
     def f(message, category, filename, lineno, file=None, line=None) -> None:
         from a2qflow.hw.compiler.plan import AllZeroLayerWarning
+        from a2qflow.hw.errors import DeprecatedNameWarning
 
-        if issubclass(category, AllZeroLayerWarning):
+        if issubclass(category, (AllZeroLayerWarning, DeprecatedNameWarning)):
             print(f"warning: {message}", file=sys.stderr)
         else:
             show(message, category, filename, lineno, file, line)

@@ -2,7 +2,7 @@
 
 `load_config(path)` / `parse_config(dict, source)` return a validated FlowConfig or raise ONE-line A2QFlowError
 naming the file, the dotted field and the allowed values, e.g.
-  cfg.yaml: quant.weight_quant: 'a3q' is not one of float, baseline, a2q, a2q+
+  cfg.yaml: quant.weight_quant: 'a3q' is not one of float, unconstrained, a2q, a2q+
 Checks that span sections (override layer names vs the model, a P a layer can never meet, pooling that shrinks
 the input to nothing) run after the schema, so every message still names the field to fix.
 """
@@ -160,7 +160,7 @@ def parse_config(d: Any, source: str) -> FlowConfig:
         raise A2QFlowError(f"{source}: expected a mapping with keys {', '.join(FlowConfig.model_fields)}, "
                            f"got {type(d).__name__}")
     try:
-        cfg = FlowConfig.model_validate(d)
+        cfg = FlowConfig.model_validate(d, context={"source": source})  # source: named in old-name warnings
     except ValidationError as e:
         raise A2QFlowError(f"{source}: {_one_line(e)}") from None
     _check_semantics(cfg, source)

@@ -1,11 +1,14 @@
 """LUTs at iso-accuracy: the A2Q paper's resource metric, computed from a sweep's measured points.
 
 The paper compares designs at equal accuracy: for each accuracy level, the cheapest A2Q design that reaches it
-against the cheapest baseline design that reaches it, where the baseline is unconstrained QAT at several
-M = N with 32-bit accumulators (sweep method `qat32`). That counts what A2Q does to the weights (small, sparse)
+against the cheapest qat32 design that reaches it (sweep method `qat32`: unconstrained QAT at several M = N with
+32-bit accumulators, what the paper compares against). That counts what A2Q does to the weights (small, sparse)
 as well as the narrower accumulators; "up to 2.3x" in the paper is the largest such ratio at >= 99 % of float
 accuracy. This module computes it per architecture (folded / unrolled) from sweep points that have both an
 accuracy and a LUT count; it estimates nothing: a level without a design on both sides has no ratio.
+
+In sweep.json each level's `baseline_point` / `baseline_luts` name the cheapest qat32 design and its LUTs (key
+names kept from before "baseline" was retired as a word: scripts read them).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 A2Q_METHODS = ("a2q", "a2q+")
-BASELINE_METHOD = "qat32"
+QAT32_METHOD = "qat32"
 FLOAT_FRACTION = 0.99
 
 
@@ -31,7 +34,7 @@ def iso_accuracy(points: Sequence[dict], float_acc: float | None) -> dict:
     for arch in sorted({p.get("architecture") or "folded" for p in usable}):
         mine = [p for p in usable if (p.get("architecture") or "folded") == arch]
         a2q = [p for p in mine if p["method"] in A2Q_METHODS]
-        base = [p for p in mine if p["method"] == BASELINE_METHOD]
+        base = [p for p in mine if p["method"] == QAT32_METHOD]
         if not a2q or not base:
             continue
         rows = []
@@ -53,7 +56,7 @@ def iso_markdown(iso: dict) -> list[str]:
     """The sweep.md section: the best ratio per architecture, stated with its designs, then every level."""
     if not iso:
         return ["## LUTs at iso-accuracy", "",
-                "Not computed: needs A2Q / A2Q+ points and `qat32` baseline points with accuracy and LUTs "
+                "Not computed: needs A2Q / A2Q+ points and `qat32` points with accuracy and LUTs "
                 "(run the sweep with `--methods a2q,a2q+,qat32` and the synth stage).", ""]
     L = ["## LUTs at iso-accuracy (A2Q / A2Q+ vs unconstrained QAT with 32-bit accumulators)", ""]
     for arch, r in iso.items():
@@ -64,8 +67,8 @@ def iso_markdown(iso: dict) -> list[str]:
                      f"{b['baseline_point']} ({b['baseline_luts']} LUTs) vs {b['a2q_point']} ({b['a2q_luts']} LUTs), "
                      f"both reaching {100 * b['accuracy']:.1f} %. LUTs: {r['luts_tool']}.")
         else:
-            L.append(f"- **{arch}**: no accuracy level >= {thr} is reached by both an A2Q and a baseline design.")
-    L += ["", "| architecture | accuracy % | cheapest A2Q design | LUT | cheapest baseline | LUT | ratio |",
+            L.append(f"- **{arch}**: no accuracy level >= {thr} is reached by both an A2Q and a qat32 design.")
+    L += ["", "| architecture | accuracy % | cheapest A2Q design | LUT | cheapest qat32 design | LUT | ratio |",
           "|---|---:|---|---:|---|---:|---:|"]
     for arch, r in iso.items():
         for x in r["levels"]:
@@ -75,7 +78,7 @@ def iso_markdown(iso: dict) -> list[str]:
 
 
 def plot_iso_accuracy(iso: dict, path: Path) -> Path | None:
-    """LUT ratio (baseline / A2Q) against the accuracy level, one line per architecture."""
+    """LUT ratio (qat32 / A2Q) against the accuracy level, one line per architecture."""
     if not any(r["levels"] for r in iso.values()):
         return None
     import matplotlib.ticker

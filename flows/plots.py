@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from a2qflow.flows.pareto import pareto_front  # noqa: E402
 from a2qflow.hw.files import atomic_write_bytes  # noqa: E402
 
 
@@ -69,7 +70,7 @@ RESOURCE_KEYS = ("LUT", "FF", "CARRY", "DSP", "BRAM")
 
 
 def plot_resources(rows: Sequence[dict], path: Path) -> Path:
-    """Planned vs 32-bit baseline per synthesis flow (one panel per family / mapping)."""
+    """Planned vs the 32-bit design per synthesis flow (one panel per family / mapping)."""
     n = len(rows)
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.4), squeeze=False)
     for ax, r in zip(axes[0], rows):
@@ -78,7 +79,7 @@ def plot_resources(rows: Sequence[dict], path: Path) -> Path:
         p = [r["planned"].get(k) or 0 for k in keys]
         b = [r["baseline32"].get(k) or 0 for k in keys]
         ax.bar([x - 0.2 for x in xs], p, 0.4, label="planned P", color="tab:blue")
-        ax.bar([x + 0.2 for x in xs], b, 0.4, label="32-bit", color="0.7")
+        ax.bar([x + 0.2 for x in xs], b, 0.4, label="32-bit design", color="0.7")
         for x, k in zip(xs, keys):
             s = r["saved_pct"].get(k)
             if s is not None:
@@ -88,7 +89,7 @@ def plot_resources(rows: Sequence[dict], path: Path) -> Path:
         ax.set_title(f"{r['family']} ({r['mapping']})", fontsize=9)
         ax.set_xlabel(f"{r['tool']} {r.get('version') or ''}".strip(), fontsize=7)
         ax.legend(fontsize=7)
-    fig.suptitle("Resources: planned accumulators vs 32-bit baseline", fontsize=10)
+    fig.suptitle("Resources: planned accumulators vs the 32-bit design", fontsize=10)
     return _save(fig, path)
 
 
@@ -111,15 +112,6 @@ def plot_accuracy(acc: dict, path: Path) -> Path:
 METHOD_STYLE = {"a2q": ("A2Q", "tab:blue", "o"), "a2q+": ("A2Q+", "tab:green", "s"),
                 "naive": ("naive (shrink N=M)", "tab:red", "^"),
                 "qat32": ("unconstrained QAT, 32-bit acc.", "0.35", "D")}
-
-
-def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Non-dominated points for (cost low, accuracy high), sorted by cost: the staircase a designer can pick from."""
-    front: list[tuple[float, float]] = []
-    for c, a in sorted(points, key=lambda p: (p[0], -p[1])):
-        if not front or a > front[-1][1]:
-            front.append((c, a))
-    return front
 
 
 def pareto_series(points: Sequence[dict], x_key: str) -> dict[tuple[str, str], list[tuple[float, float]]]:

@@ -28,7 +28,7 @@ QUANT_CARD = {
             "scheme": "Brevitas Int8AccumulatorAwareWeightQuant (weight norm, L1 clamped to the P budget)"},
     "a2q+": {"granularity": "per-channel", "rounding": "round toward zero (keeps the L1 bound)",
              "scheme": "Brevitas Int8AccumulatorAwareZeroCenterWeightQuant (zero-centred, ~2x the A2Q L1 budget)"},
-    "baseline": {"granularity": "per-channel", "rounding": "round half to even",
+    "unconstrained": {"granularity": "per-channel", "rounding": "round half to even",
                  "scheme": "Brevitas Int8WeightPerChannelFloat, no accumulator constraint"},
     "float": {"granularity": "-", "rounding": "-", "scheme": "float (not quantized)"},
 }
@@ -131,7 +131,8 @@ def _overflow(i: Inputs) -> dict:
 
 
 def _resource_rows(res: SynthResources | None) -> list[dict]:
-    """Pair planned and baseline32 entries of resources.json per (family, mapping) and compute % saved."""
+    """Pair planned and baseline32 (32-bit design) entries of resources.json per (family, mapping), % saved; rows
+    keep the JSON names: baseline32, baseline_status (measured / not run), baseline_datatype (data-type design)."""
     if res is None:
         return []
     rows = []
@@ -145,7 +146,7 @@ def _resource_rows(res: SynthResources | None) -> list[dict]:
         rows.append({"family": e.family, "mapping": e.mapping, "tool": e.tool, "version": e.version,
                      "planned": pt, "baseline32": bt, "saved_pct": saved,
                      "baseline_status": "measured" if b else NOT_RUN})
-        d = res.entry("baseline_datatype", e.family, e.mapping)  # each layer at its data-type bound (issue 12)
+        d = res.entry("baseline_datatype", e.family, e.mapping)  # the data-type design: each layer at its bound
         if d is not None:
             rows[-1]["baseline_datatype"] = {k: d.total.get(k) for k in pt}
             rows[-1]["baseline_datatype_acc_bits"] = dict(d.acc_bits)
@@ -311,7 +312,7 @@ def _md_layers(r: dict) -> list[str]:
           _fmt(l.get("thr_bits")), f"{100 * l['sparsity']:.1f} %", f"{l['simd']} x {l['pe']}",
           NOT_RUN if l.get("overflow_events_csim") is None else l["overflow_events_csim"]] for l in r["layers"]))
     packed = [l for l in r["layers"] if (l.get("dsp_lanes") or 1) > 1]
-    if packed:  # hw.dsp.packing auto (issue 20): which bound lets several MAC lanes share one DSP
+    if packed:  # hw.dsp.packing auto (hw/compiler/dsp.py): which bound lets several MAC lanes share one DSP
         L += ["", "Lanes per DSP (`hw.dsp`, plan.json `dsp_lanes`): several output channels share one multiplier "
                   "and one accumulator, safe because each channel's exact bound fits its lane:", ""]
         L += [f"- {l['name']}: {l['dsp_proof']}" for l in r["layers"] if l.get("dsp_proof")]
@@ -332,7 +333,7 @@ def _md_overflow(r: dict) -> list[str]:
 
 
 def _md_resources(r: dict) -> list[str]:
-    L = ["## Resources: planned vs 32-bit accumulators", ""]
+    L = ["## Resources: planned vs the 32-bit design", ""]
     if not isinstance(r["resources"], list):
         return L + [NOT_RUN]
     rows = []
@@ -349,16 +350,17 @@ def _md_resources(r: dict) -> list[str]:
         L += ["", f"Same multiplier mapping on both sides: {r['resources_planned_design']}."]
     layers = r.get("layers") or []
     if layers and not any(row.get("baseline_datatype") for row in r["resources"]):
-        L += ["", "A fairer baseline than 32 bits is each layer's data-type bound, the width a designer without A2Q "
-                  "would pick: " + ", ".join(f"{l['name']} {l['acc_bits_datatype']}" for l in layers) +
+        L += ["", "A fairer comparison than 32 bits is the data-type design, each layer at its data-type bound (the "
+                  "width a designer without A2Q would pick): "
+              + ", ".join(f"{l['name']} {l['acc_bits_datatype']}" for l in layers) +
               " bits, against " + ", ".join(f"{l['name']} {l['acc_bits']}" for l in layers) + " here (plan.json). "
               "Set `hw.datatype_baseline: true` (or `a2qflow synth --datatype-baseline`) to synthesise it."]
     for row in r["resources"]:
         d = row.get("baseline_datatype")
         if d and d.get("LUT") and row["planned"].get("LUT") is not None:
             widths = ", ".join(f"{n} {p}" for n, p in row["baseline_datatype_acc_bits"].items())
-            L += ["", f"Against the data-type bound ({widths} bits), the width a designer without A2Q would pick "
-                      f"and a fairer baseline than 32 bits ({row['family']} {row['mapping']}, {row['tool']}): "
+            L += ["", f"Against the data-type design ({widths} bits), the width a designer without A2Q would pick "
+                      f"and a fairer comparison than 32 bits ({row['family']} {row['mapping']}, {row['tool']}): "
                       f"LUT {row['planned']['LUT']} vs {d['LUT']} "
                       f"({100.0 * (d['LUT'] - row['planned']['LUT']) / d['LUT']:.1f} % saved), "
                       f"FF {row['planned'].get('FF')} vs {d.get('FF')}"

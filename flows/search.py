@@ -38,6 +38,7 @@ from a2qflow.flows.sweep import SweepPoint, run_point
 from a2qflow.hw import markdown
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_json, atomic_write_text
+from a2qflow.training.config import QUANT_BITS_MAX, QUANT_BITS_MIN
 
 METHODS = ("a2q", "a2q+")
 
@@ -154,9 +155,9 @@ def layer_luts(cfg, space: dict[str, list[Option]], method: str = "a2q+") -> tup
     Folded layers are priced as the folded MVAU, unrolled ones (hw.architecture / hw.layers) as the unrolled
     datapath at their signed-digit bound under `method` (`signed_digit_bound`)."""
     from a2qflow.flows.sweep import dot_lengths
-    from a2qflow.hw.synth.estimate import LayerShape, estimate_layer, load_model
+    from a2qflow.hw.synth.estimate import LayerShape, estimate_layer, load_resource_model
 
-    model = load_model()
+    model = load_resource_model()
     ks, cs, fold = dot_lengths(cfg), out_channels(cfg), layer_choices(cfg)
     names = list(space)
     pair, last = {}, {}
@@ -451,8 +452,9 @@ def check_search_args(budget_luts, budget_dsp, bits, method, candidates) -> None
         raise A2QFlowError(f"--budget-luts {budget_luts}: must be a positive number of LUTs")
     if budget_dsp is not None and budget_dsp < 0:
         raise A2QFlowError(f"--budget-dsp {budget_dsp}: must be 0 or more")
-    if not bits or any(b < 2 or b > 8 for b in bits):
-        raise A2QFlowError(f"--bits {','.join(map(str, bits))}: every value must be in 2..8")
+    if not bits or any(b < QUANT_BITS_MIN or b > QUANT_BITS_MAX for b in bits):
+        raise A2QFlowError(f"--bits {','.join(map(str, bits))}: every value must be in "
+                           f"{QUANT_BITS_MIN}..{QUANT_BITS_MAX} (the config's weight / input bit range)")
     if method not in METHODS:
         raise A2QFlowError(f"--method {method}: choose {' or '.join(METHODS)}")
     if candidates < 1:

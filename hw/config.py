@@ -84,7 +84,8 @@ DspFamilyName = Literal["dsp48e1", "dsp48e2", "sb_mac16"]
 
 
 class DspConfig(_Strict):
-    """`hw.dsp`: several MAC lanes per DSP slice where the proven accumulator width lets them fit (issue 20).
+    """`hw.dsp`: several MAC lanes per DSP slice where the proven accumulator width lets them fit (docs/rtl.md,
+    packed lanes).
 
     `auto` packs every folded layer whose lanes fit the family's multiplier and accumulator (hw/compiler/dsp.py)
     and turns on the report's DSP-mapped synthesis; `off` (the default) keeps one lane per multiplier, so existing
@@ -119,11 +120,13 @@ class HardwareConfig(_Strict):
                                                              "was measured; 4 is a good start for a clock target)")
     layers: dict[str, LayerHardware] = {}
     dsp: DspConfig = DspConfig()
-    baseline32: bool = Field(True, description="synth also builds the identical design at 32-bit accumulators (the "
-                                               "report's savings baseline); off halves synthesis time, e.g. for a "
-                                               "sweep's qat32 points, whose planned design is already 32-bit")
-    datatype_baseline: bool = Field(False, description="synth also builds every layer at its data-type-bound width "
-                                                      "(what a designer without A2Q picks): a fairer baseline than 32")
+    baseline32: bool = Field(True, description="synth also builds the 32-bit design (BUILD/baseline32: the identical "
+                                               "design at 32-bit accumulators, what the report's savings compare "
+                                               "against); off halves synthesis time, e.g. for a sweep's qat32 "
+                                               "points, whose planned design is already 32-bit")
+    datatype_baseline: bool = Field(False, description="synth also builds the data-type design (BUILD/"
+                                                      "baseline_datatype: every layer at its data-type-bound width, "
+                                                      "what a designer without A2Q picks): a fairer comparison than 32")
 
     def architecture_config(self) -> ArchitectureConfig:
         """The architecture choice per layer as make_plan reads it."""

@@ -99,7 +99,8 @@ class RtlsimSummary(StageResult):
 
 
 class ResourceEntry(StageResult):
-    """One synthesis run: a design (planned / baseline32) in one flow (family, mapping)."""
+    """One synthesis run: a design (planned / baseline32: the 32-bit design / baseline_datatype: the data-type
+    design) in one flow (family, mapping)."""
 
     design: str
     family: str

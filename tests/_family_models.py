@@ -1,4 +1,4 @@
-"""Brevitas models of the families FPGA users bring (issue 19), untrained but calibrated, for the compiler tests.
+"""Brevitas models of the families FPGA users bring, untrained but calibrated, for the compiler tests.
 
 Each builder returns (model in eval mode, float inputs). The shapes are tiny so export, compile, C-sim and
 Verilator take seconds: a residual block with a shared requantizer and global average pooling (AdaptiveAvgPool2d

@@ -3,7 +3,7 @@
 Each fixture is the folder of a completed `training.train.run_training` (model.onnx, model.pt, metrics.json,
 audit.json, test_inputs.npy, test_labels.npy, config.yaml), trained once per test session with few epochs so
 all three take well under a minute on one thread. `cli` runs the command line in-process and checks that a
-command wrote nothing outside its outputs (the fault tests of issues 14 and 22 share it).
+command wrote nothing outside its outputs (the fault tests share it).
 """
 
 from __future__ import annotations
@@ -42,9 +42,10 @@ def digits_cnn_a2q(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def digits_mlp_baseline(tmp_path_factory):
-    """The same MLP as digits_mlp_a2q with the `baseline` integer quantizer (no accumulator constraint)."""
-    return train_run(tmp_path_factory, "digits_mlp_baseline", quant={"weight_quant": "baseline", "acc_bits": None})
+def digits_mlp_unconstrained(tmp_path_factory):
+    """The same MLP as digits_mlp_a2q with the `unconstrained` integer quantizer (no accumulator constraint)."""
+    return train_run(tmp_path_factory, "digits_mlp_unconstrained", quant={"weight_quant": "unconstrained",
+                                                                          "acc_bits": None})
 
 
 def _snapshot(root: Path, skip: list[Path]) -> dict[str, tuple[int, int]]:

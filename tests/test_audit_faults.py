@@ -1,4 +1,4 @@
-"""`a2qflow audit` as a CI gate (issue 22): it reads a file through compile's checked loading, so it refuses what
+"""`a2qflow audit` as a CI gate: it reads a file through compile's checked loading, so it refuses what
 compile refuses with the same one line (exit 2), and it never passes what it cannot check (exit 1)."""
 
 from __future__ import annotations

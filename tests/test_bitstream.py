@@ -161,7 +161,7 @@ def _placed_job(tmp_path, placed: int) -> bs._Job:
 
 @pytest.mark.parametrize("placed, fails", [(116, True), (8336, True), (8337, False), (40000, False)])
 def test_placed_logic_far_below_synthesised_fails_with_both_counts(tmp_path, placed, fails):
-    """issue 24: 116 placed LUT4 for a design yosys counts at 33,345 LUTs must fail the stage, naming both."""
+    """Measured once: 116 placed LUT4 for a design yosys counts at 33,345 LUTs must fail the stage, naming both."""
     acc = {"fc0": 12}
     _synth_result(tmp_path, [_entry("xc7", 33345, acc)])
     job = _placed_job(tmp_path, placed)
@@ -207,7 +207,7 @@ def test_too_big_says_by_how_much_and_names_unrolled_layers(tmp_path):
 
 
 def test_bitstream_tools_get_hours_not_run_tools_default_hour(tmp_path, monkeypatch):
-    """An unrolled MNIST design's nextpnr ran past run_tool's one-hour default (issue 24): the stage's tools get
+    """An unrolled MNIST design's nextpnr ran past run_tool's one-hour default: the stage's tools get
     TOOL_TIMEOUT_S, several hours."""
     seen = {}
 

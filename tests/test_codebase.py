@@ -98,7 +98,7 @@ def _import_cycles(mods: dict[str, Path]) -> list[list[str]]:
 
 def test_no_import_cycle_among_the_projects_modules():
     """A cycle hidden behind a function-level import still ties two modules into one: each needs the other's
-    facts. The fix is to move the shared fact into the module that owns it (issue 23)."""
+    facts. The fix is to move the shared fact into the module that owns it."""
     mods = _module_files({("a2qflow" if k == "a2qflow" else f"a2qflow.{k}"): d for k, d in PACKAGE_DIRS.items()})
     assert len(mods) > 50
     assert not _import_cycles(mods), _import_cycles(mods)

@@ -56,7 +56,32 @@ def test_compile_writes_ir_and_plan_with_every_bound(hand_model, tmp_path):
     assert "| fc0 | dense | 12 |" in md and "**used**" in md
 
 
-def test_forced_width_baseline_and_unsafe_flag(hand_model, tmp_path):
+def test_onnx_metadata_with_the_old_preset_name_audits_and_compiles(tmp_path):
+    """A model exported before the preset rename says weight_quant "baseline" in its metadata: the audit reads it as
+    "unconstrained" with one warning naming the file, the layer and the fix, and the compiler builds it as before."""
+    from _compiler_util import QonnxBuilder
+
+    from a2qflow.hw.errors import DeprecatedNameWarning
+    from a2qflow.training.audit import audit_onnx
+
+    rng = np.random.default_rng(11)
+    b = QonnxBuilder((12,))
+    t = b.quant(b.input, 1 / 15, 4, False)
+    t = b.gemm(t, rng.integers(-7, 8, (6, 12)), 0.05, 4, name="g0")
+    meta = {"layers": [{"name": "fc0", "onnx_weight": "g0.weight", "weight_quant": "baseline",
+                        "target_acc_bits": None}], "input_shape": [12]}
+    old = b.save(t, tmp_path / "old.onnx", metadata=meta)
+    with pytest.warns(DeprecatedNameWarning) as got:
+        report = audit_onnx(old, raise_on_violation=False)
+    assert [str(w.message) for w in got] == [
+        f"{old}: metadata layer fc0 weight_quant: 'baseline' is the old name of the weight quantizer 'unconstrained' "
+        "(integer weights, no accumulator constraint); re-export the model to update the file"]
+    assert report["ok"] and report["layers"][0]["weight_quant"] == "unconstrained"
+    plan = compile_model(old, tmp_path / "build")
+    assert plan.acc_bits()["fc0"] == plan.layers[0].acc_bits_exact
+
+
+def test_forced_width_32_bit_design_and_unsafe_flag(hand_model, tmp_path):
     base = compile_model(hand_model, tmp_path / "b32", acc_bits=32)
     assert base.policy == "forced:32" and all(l.acc_bits == 32 and not l.unsafe for l in base.layers)
     exact = min(l.acc_bits_exact for l in base.layers)
@@ -118,7 +143,7 @@ def _worst_case_accumulators(layer) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("run", ["digits_mlp_a2q", "digits_cnn_a2q", "digits_mlp_baseline"])
+@pytest.mark.parametrize("run", ["digits_mlp_a2q", "digits_cnn_a2q", "digits_mlp_unconstrained"])
 def test_exact_bound_holds_on_worst_case_inputs_of_trained_models(run, request, tmp_path):
     out = request.getfixturevalue(run)
     plan = compile_model(out / "model.onnx", tmp_path / "b")

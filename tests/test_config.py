@@ -64,20 +64,20 @@ def test_cnn_layer_names():
 
 def test_per_layer_overrides_apply_only_to_their_layer():
     d = cfg_with(quant__layers={"fc1": {"acc_bits": 16, "weight_bits": 8, "input_bits": 6},
-                                "fc2": {"weight_quant": "baseline"}},
+                                "fc2": {"weight_quant": "unconstrained"}},
                  quant__input_bits=8, quant__input_signed=True, quant__acc_bits=14)
     specs = {s.name: s for s in parse_config(d, "x").layer_specs()}
     assert (specs["fc0"].input_bits, specs["fc0"].input_signed, specs["fc0"].target_acc_bits) == (8, True, 14)
     assert (specs["fc1"].weight_bits, specs["fc1"].input_bits, specs["fc1"].target_acc_bits) == (8, 6, 16)
     assert specs["fc1"].input_signed is False  # hidden inputs come from unsigned QuantReLUs
-    assert specs["fc2"].weight_quant == "baseline" and specs["fc2"].target_acc_bits is None
+    assert specs["fc2"].weight_quant == "unconstrained" and specs["fc2"].target_acc_bits is None
 
 
 @pytest.mark.parametrize("edits, field, must_contain", [
-    ({"quant__weight_quant": "a3q"}, "quant.weight_quant", ["'a3q' is not one of float, baseline, a2q, a2q+"]),
+    ({"quant__weight_quant": "a3q"}, "quant.weight_quant", ["'a3q' is not one of float, unconstrained, a2q, a2q+"]),
     ({"model__kind": "rnn"}, "model.kind", ["'rnn' is not one of mlp, cnn"]),
     ({"data__dataset": "imagenet"}, "data.dataset", ["'imagenet' is not one of digits, mnist5k, mnist, cifar10"]),
-    ({"quant__layers": {"fc1": {"weight_quant": "a2"}}}, "quant.layers.fc1.weight_quant", ["float, baseline"]),
+    ({"quant__layers": {"fc1": {"weight_quant": "a2"}}}, "quant.layers.fc1.weight_quant", ["float, unconstrained"]),
     ({"name": ...}, "name", ["required field is missing"]),
     ({"model": ...}, "model", ["required field is missing"]),
     ({"model__kind": ...}, "model.kind", ["required field is missing"]),
@@ -125,9 +125,51 @@ def test_per_layer_p_too_small_names_the_override():
     assert msg.startswith("cfg.yaml: quant.layers.fc2.acc_bits: P=5") and "use acc_bits >= 6" in msg, msg
 
 
-def test_baseline_ignores_acc_bits():
-    specs = parse_config(cfg_with(quant__weight_quant="baseline", quant__acc_bits=3), "x").layer_specs()
+def test_unconstrained_ignores_acc_bits():
+    specs = parse_config(cfg_with(quant__weight_quant="unconstrained", quant__acc_bits=3), "x").layer_specs()
     assert all(s.target_acc_bits is None for s in specs)
+
+
+def test_old_preset_name_baseline_loads_with_a_warning_naming_unconstrained(tmp_path):
+    """`baseline` was the unconstrained preset's name: a config using it (globally or per layer) still loads, as
+    "unconstrained", with one warning per field that names the file, the field and the new word."""
+    from a2qflow.hw.errors import DeprecatedNameWarning
+
+    p = tmp_path / "old.yaml"
+    p.write_text(yaml.safe_dump(cfg_with(quant__weight_quant="baseline", quant__acc_bits=None,
+                                         quant__layers={"fc1": {"weight_quant": "baseline"}})))
+    with pytest.warns(DeprecatedNameWarning) as got:
+        specs = load_config(p).layer_specs()
+    assert {s.weight_quant for s in specs} == {"unconstrained"} and all(s.target_acc_bits is None for s in specs)
+    msgs = sorted(str(w.message) for w in got)
+    assert msgs == [f"{p}: quant.layers.fc1.weight_quant: 'baseline' is the old name of the weight quantizer "
+                    "'unconstrained' (integer weights, no accumulator constraint); write 'unconstrained'",
+                    f"{p}: quant.weight_quant: 'baseline' is the old name of the weight quantizer 'unconstrained' "
+                    "(integer weights, no accumulator constraint); write 'unconstrained'"]
+
+
+def test_new_preset_name_unconstrained_loads_without_a_warning(tmp_path):
+    import warnings
+
+    p = tmp_path / "new.yaml"
+    p.write_text(yaml.safe_dump(cfg_with(quant__weight_quant="unconstrained", quant__acc_bits=None)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cfg = load_config(p)
+    assert {s.weight_quant for s in cfg.layer_specs()} == {"unconstrained"}
+    assert "weight_quant: unconstrained" in dump_config(cfg)  # the resolved config spells the new word
+
+
+def test_cli_prints_the_old_name_warning_as_one_line(tmp_path, capsys):
+    from a2qflow.flows.cli import main
+
+    p = tmp_path / "cfg.yaml"
+    p.write_text(yaml.safe_dump(cfg_with(quant__weight_quant="baseline", quant__acc_bits=None)))
+    assert main(["train", str(p), "--out", str(tmp_path / "out"), "--epochs", "0"]) == 2  # stops after loading
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == (f"warning: {p}: quant.weight_quant: 'baseline' is the old name of the weight quantizer "
+                      "'unconstrained' (integer weights, no accumulator constraint); write 'unconstrained'")
+    assert err[1:] == ["error: --epochs: must be >= 1, got 0"]
 
 
 def test_missing_file_yaml_errors_and_non_mapping(tmp_path):
@@ -151,7 +193,7 @@ def test_cli_prints_one_line_and_exits_2(tmp_path, capsys):
     p.write_text(yaml.safe_dump(cfg_with(quant__weight_quant="a3q")))
     assert main(["train", str(p), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"error: {p}: quant.weight_quant: 'a3q' is not one of float, baseline, a2q, a2q+"
+    assert err == f"error: {p}: quant.weight_quant: 'a3q' is not one of float, unconstrained, a2q, a2q+"
     assert not (tmp_path / "out").exists()
 
 

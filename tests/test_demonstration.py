@@ -1,13 +1,14 @@
 """The demonstration the project rests on, on trained digits models, through the generated HLS C++ (g++ C-sim).
 
-The session fixture digits_mlp_a2q is trained for P = 12, and the baseline MLP's exact bound is only 13 bits on
-its first layer (12 on the others), so at P = 12 the baseline does not overflow on digits data (measured: 0
-events). The demonstration therefore trains the same A2Q MLP for P = 10 (module fixture, a few seconds), where the
-baseline's first layer is 3 bits short (at P = 11 it overflows only 7 times and keeps its accuracy):
+The session fixture digits_mlp_a2q is trained for P = 12, and the unconstrained MLP's exact bound is only 13 bits
+on its first layer (12 on the others), so at P = 12 the unconstrained model does not overflow on digits data
+(measured: 0 events). The demonstration therefore trains the same A2Q MLP for P = 10 (module fixture, a few
+seconds), where the unconstrained model's first layer is 3 bits short (at P = 11 it overflows only 7 times and keeps
+its accuracy):
 1. The A2Q model at its planned accumulator widths: C-sim equals the golden model bit for bit on the whole test
    set, with zero overflow events, also on each first-layer channel's worst-case inputs.
-2. The unconstrained baseline model compiled with the same (A2Q) width overflows and loses accuracy.
-3. The baseline at 32 bits is exact again.
+2. The unconstrained model compiled with the same (A2Q) width overflows and loses accuracy.
+3. The unconstrained model at 32 bits is exact again.
 Plus: the trained MLP and CNN are bit-exact at their planned widths and at 32 bits on the whole test set.
 """
 
@@ -46,7 +47,7 @@ def _assert_bit_exact(res):
 @pytest.fixture(scope="module")
 def digits_mlp_a2q_p10(tmp_path_factory):
     """digits_mlp_a2q's architecture and quantizers, trained for a 10-bit accumulator (20 epochs from scratch with
-    the budget-aware init: ~94% top-1; the unconstrained baseline wrapped to 10 bits scores ~44% with thousands of
+    the budget-aware init: ~94% top-1; the unconstrained model wrapped to 10 bits scores ~44% with thousands of
     overflow events)."""
     from _training_util import train_run
 
@@ -59,7 +60,7 @@ def a2q_mlp_exact(digits_mlp_a2q, tmp_path_factory):
     return build, _csim(digits_mlp_a2q, build)
 
 
-def test_demonstration(digits_mlp_a2q_p10, digits_mlp_baseline, tmp_path):
+def test_demonstration(digits_mlp_a2q_p10, digits_mlp_unconstrained, tmp_path):
     # 1. A2Q at its planned widths: exact, no overflow on data ...
     build = tmp_path / "a2q"
     a2q = _csim(digits_mlp_a2q_p10, build)
@@ -76,24 +77,24 @@ def test_demonstration(digits_mlp_a2q_p10, digits_mlp_baseline, tmp_path):
     assert wc.overflow_events == 0 and wc.summary["compiled"] is False
     p = max(plan.acc_bits().values())
 
-    # 2. the unconstrained baseline at the same width overflows and loses accuracy
-    narrow = _csim(digits_mlp_baseline, tmp_path / "baseline_p", acc_bits=p, allow_unsafe=True)
-    assert load_plan(tmp_path / "baseline_p").unsafe
+    # 2. the unconstrained model at the same width overflows and loses accuracy
+    narrow = _csim(digits_mlp_unconstrained, tmp_path / "unconstrained_p", acc_bits=p, allow_unsafe=True)
+    assert load_plan(tmp_path / "unconstrained_p").unsafe
     _assert_bit_exact(narrow)  # wrapped, but the C++ wraps exactly as the golden model says it should
     assert narrow.overflow_events > 0
 
-    # 3. the baseline at 32 bits is exact again (equals the ideal, unwrapped integer model)
-    wide = _csim(digits_mlp_baseline, tmp_path / "baseline_32", acc_bits=32)
+    # 3. the unconstrained model at 32 bits is exact again (equals the ideal, unwrapped integer model)
+    wide = _csim(digits_mlp_unconstrained, tmp_path / "unconstrained_32", acc_bits=32)
     _assert_bit_exact(wide)
     assert wide.overflow_events == 0
-    x, y = _test_set(digits_mlp_baseline)
-    model = load_model(tmp_path / "baseline_32")
+    x, y = _test_set(digits_mlp_unconstrained)
+    model = load_model(tmp_path / "unconstrained_32")
     ideal = golden_run(model, model.input_quant.quantize(x))
     assert np.array_equal(wide.outputs, ideal.acc)
     assert narrow.summary["top1_accuracy"] < wide.summary["top1_accuracy"] - 0.05
     assert narrow.summary["top1_accuracy"] < a2q.summary["top1_accuracy"]
-    print(f"\nA2Q MLP at P<={p}: top-1 {a2q.summary['top1_accuracy']:.3f}, 0 overflow events; baseline at P={p}: "
-          f"top-1 {narrow.summary['top1_accuracy']:.3f}, {narrow.overflow_events} overflow events; baseline at "
+    print(f"\nA2Q MLP at P<={p}: top-1 {a2q.summary['top1_accuracy']:.3f}, 0 overflow events; unconstrained at P={p}: "
+          f"top-1 {narrow.summary['top1_accuracy']:.3f}, {narrow.overflow_events} overflow events; unconstrained at "
           f"P=32: top-1 {wide.summary['top1_accuracy']:.3f}")
 
 

@@ -1,4 +1,4 @@
-"""Several MAC lanes per DSP (issue 20): the packing arithmetic is bit-exact wherever the exact bound is <= P, the
+"""Several MAC lanes per DSP (hw/compiler/dsp.py): packing arithmetic is bit-exact wherever the exact bound is <= P, the
 plan records lanes only where they fit, and the backends refuse a plan that claims more."""
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def test_over_budget_weights_corrupt_lanes():
     ("dsp48e1", 4, 32, 1), ("dsp48e1", 8, 32, 1), ("sb_mac16", 4, 11, 2), ("sb_mac16", 4, 12, 1),
 ])
 def test_lanes_that_fit(fam, m, p, want):
-    """The issue's measured rule, with the weight's extra bit (M + 1) assumed: 32 bits never packs."""
+    """The measured rule (hw/compiler/dsp.py), with the weight's extra bit (M + 1) assumed: 32 bits never packs."""
     assert dsp.lanes_that_fit(dsp.FAMILIES[fam], p, m + 1, IntType(m, False)) == want
 
 
@@ -412,7 +412,7 @@ def test_yosys_maps_packed_lanes_into_fewer_dsps(tmp_path, family, flow_family, 
 
     plan = _packed_build(tmp_path, _one_layer(m, n, 16, 4, l1), {"fc0": (1, 4)}, family=family)
     assert plan.layer("fc0").dsp_lanes == 2
-    res = synthesize(tmp_path, flows=[Flow(flow_family, "dsp")], baseline=True)
+    res = synthesize(tmp_path, flows=[Flow(flow_family, "dsp")], baseline32=True)
     dsps = {e["design"]: e["total"]["DSP"] for e in res["entries"]}
     assert dsps["planned"] == 2 and dsps["baseline32"] == base_dsps
     luts = {e["design"]: e["total"]["LUT"] for e in res["entries"]}

@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 
 from a2qflow.hw.errors import A2QFlowError
-from a2qflow.hw.synth.estimate import LayerShape, estimate_design, estimate_layer, load_model, shape_from_plan_layer
+from a2qflow.hw.synth.estimate import (
+    LayerShape,
+    estimate_design,
+    estimate_layer,
+    load_resource_model,
+    shape_from_plan_layer,
+)
 
 
 def _s(**kw):
@@ -15,7 +21,7 @@ def _s(**kw):
 
 
 def test_packaged_model_loads_and_labels_itself():
-    m = load_model()
+    m = load_resource_model()
     assert set(m["coefficients"]) == {"LUT", "FF", "CARRY"} and m["version"] >= 1
     assert estimate_layer(_s()).source.startswith("estimate: a2qflow resource model v")
 
@@ -60,7 +66,7 @@ def _u(**kw):
 
 
 def test_unrolled_layers_have_their_own_fitted_coefficients():
-    m = load_model()
+    m = load_resource_model()
     assert set(m["unrolled"]["coefficients"]) == {"LUT", "FF", "CARRY"}
     assert "channel-group" in m["unrolled"]["fitted_to"]
     u, f = estimate_layer(_u()), estimate_layer(_s(simd=64, pe=32))
@@ -84,6 +90,6 @@ def test_unrolled_plan_layers_are_priced_as_unrolled_and_need_their_digits():
         shape_from_plan_layer(row | {"name": "conv0", "kind": "conv"})
     with pytest.raises(A2QFlowError, match="signed digits; got signed_digits=None"):
         shape_from_plan_layer(row | {"signed_digits": None})
-    no_unrolled = {k: v for k, v in load_model().items() if k != "unrolled"}
+    no_unrolled = {k: v for k, v in load_resource_model().items() if k != "unrolled"}
     with pytest.raises(A2QFlowError, match="no coefficients for unrolled layers; re-run benchmarks/fit_resource"):
         estimate_layer(s, no_unrolled)

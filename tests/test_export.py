@@ -16,7 +16,7 @@ from a2qflow.training.audit import META_KEY, audit_onnx, mac_layers, quant_integ
 
 pytestmark = pytest.mark.slow  # trains digits models (session fixtures or ~1-3 s runs)
 
-RUNS = ["digits_mlp_a2q", "digits_cnn_a2q", "digits_mlp_baseline"]
+RUNS = ["digits_mlp_a2q", "digits_cnn_a2q", "digits_mlp_unconstrained"]
 
 
 @pytest.fixture(params=RUNS)
@@ -74,15 +74,16 @@ def test_metadata_names_layers_weights_and_targets(digits_cnn_a2q):
     assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim] == [1, 1, 8, 8]
 
 
-def test_audit_json_lists_every_layer_margin(digits_mlp_a2q, digits_mlp_baseline):
+def test_audit_json_lists_every_layer_margin(digits_mlp_a2q, digits_mlp_unconstrained):
     audit = json.loads((digits_mlp_a2q / "audit.json").read_text())
     assert audit["ok"] and not audit["violations"]
     assert [l["name"] for l in audit["layers"]] == ["fc0", "fc1", "fc2"]
     for l in audit["layers"]:
         assert l["l1_max"] <= l["l1_bound"] and l["l1_margin"] >= 0 and l["acc_margin_bits"] >= 0
         assert l["acc_bits_exact"] <= 12 and len(l["l1_margin_per_channel"]) == l["channels"]
-    base = json.loads((digits_mlp_baseline / "audit.json").read_text())
+    base = json.loads((digits_mlp_unconstrained / "audit.json").read_text())
     assert all("l1_bound" not in l and l["target_acc_bits"] is None for l in base["layers"])
+    assert {l["weight_quant"] for l in base["layers"]} == {"unconstrained"}  # the metadata spells the new word
     assert max(l["acc_bits_exact"] for l in base["layers"]) > 12  # unconstrained weights need a wider accumulator
 
 

@@ -1,4 +1,4 @@
-"""`a2qflow.export_qonnx` on the Brevitas models users get wrong (issues 19 and 22): each ends in one A2QFlowError
+"""`a2qflow.export_qonnx` on the Brevitas models users get wrong: each ends in one A2QFlowError
 naming the layer or module, the cause and the fix; no torch / Brevitas assertion reaches the user, and nothing is
 written at the export path."""
 

@@ -1,4 +1,4 @@
-"""The model families of issue 19 (resnet, mobilenet, cnn1d, the W2A2 MLP): each trains with the float-twin recipe,
+"""The model families (resnet, mobilenet, cnn1d, the W2A2 MLP): each trains with the float-twin recipe,
 exports with torch's integers, and the exported file keeps every channel's A2Q bound; sweep / search read the
 layers' K and C from the built model.
 

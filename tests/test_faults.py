@@ -1,4 +1,4 @@
-"""Fault injection: the faults and bad inputs of issue 14, each as a user (or an attacker) would cause it.
+"""Fault injection: the faults and bad inputs a user meets, each as a user (or an attacker) would cause it.
 
 Every case ends in one `error: ...` line naming the file, field or layer and the fix, with exit code 2, and writes
 nothing outside its --out / BUILD folder; or it ends in correct behaviour (a deleted output is rebuilt, a tampered
@@ -108,7 +108,7 @@ BACKENDS = {
     "rtl": lambda b, x: ["rtl", b],
     "csim": lambda b, x: ["csim", b, "--inputs", x],
     "rtlsim": lambda b, x: ["rtlsim", b, "--inputs", x],
-    "synth": lambda b, x: ["synth", b, "--no-baseline"],
+    "synth": lambda b, x: ["synth", b, "--no-baseline32"],
     "bitstream": lambda b, x: ["bitstream", b],
 }
 

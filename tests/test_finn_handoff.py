@@ -1,4 +1,4 @@
-"""model_int.onnx through the transformations FINN runs on a CNN (issue 22): qonnx' own LowerConvsToMatMul and
+"""model_int.onnx through the transformations FINN runs on a CNN: qonnx' own LowerConvsToMatMul and
 channels-last conversion must accept the file (Conv / MaxPool carry every attribute FINN reads, ONNX defaults
 included) and the transformed graph must still compute the golden model's integers and logits."""
 

@@ -1,4 +1,4 @@
-"""Bad arguments to the multi-run commands and a Ray address where nothing listens (issue 22): one line each,
+"""Bad arguments to the multi-run commands and a Ray address where nothing listens: one line each,
 before any point runs, and fast."""
 
 from __future__ import annotations

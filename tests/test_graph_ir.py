@@ -1,4 +1,4 @@
-"""Issue 19, the compiler side: the model families FPGA users bring lower to the integer graph IR, and the golden
+"""Graph IR, the compiler side: the model families FPGA users bring lower to the integer graph IR, and the golden
 model computes what torch computes on them; pooling sums and residual adds get exact, tight widths; the input is
 quantized bit for bit as Brevitas does; unsupported patterns end in one line naming the node and the fix."""
 

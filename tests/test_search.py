@@ -12,6 +12,7 @@ import pytest
 from a2qflow.flows.cli import main
 from a2qflow.flows.config import load_config
 from a2qflow.flows.search import Option, layer_folding, layer_luts, option_space, out_channels, reference, solve_ilp
+from a2qflow.hw.errors import A2QFlowError
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = ROOT / "flows/configs/digits_mlp.yaml"
@@ -84,6 +85,29 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert "--budget-luts 0: must be a positive number of LUTs" in capsys.readouterr().err
     assert main(["search", str(CFG), "--budget-luts", "900", "--bits", "1,4", "--out", str(tmp_path / "s")]) == 2
     assert "--bits" in capsys.readouterr().err
+
+
+def test_bits_range_is_the_configs(tmp_path, capsys):
+    """--bits offers what a config accepts (training.config: QUANT_BITS_MIN..QUANT_BITS_MAX, 2..16), no narrower
+    range of its own: a width past the config's is one line naming --bits and the range; the config's widest is
+    accepted by the same check, and the config itself rejects one past it."""
+    from pydantic import ValidationError
+
+    from a2qflow.flows.search import check_search_args
+    from a2qflow.training.config import QUANT_BITS_MAX, QUANT_BITS_MIN, QuantConfig
+
+    too_wide = str(QUANT_BITS_MAX + 1)
+    assert main(["search", str(CFG), "--budget-luts", "900", "--bits", f"4,{too_wide}", "--out",
+                 str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --bits") and f"{QUANT_BITS_MIN}..{QUANT_BITS_MAX}" in err, err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "s").exists()
+    check_search_args(900, None, [QUANT_BITS_MIN, 8, QUANT_BITS_MAX], "a2q+", 1)  # 16 was refused (2..8) before
+    with pytest.raises(A2QFlowError, match=rf"--bits 1,4: every value must be in {QUANT_BITS_MIN}..{QUANT_BITS_MAX}"):
+        check_search_args(900, None, [1, 4], "a2q+", 1)
+    with pytest.raises(ValidationError):
+        QuantConfig(weight_bits=QUANT_BITS_MAX + 1)
+    assert QuantConfig(weight_bits=QUANT_BITS_MAX).weight_bits == QUANT_BITS_MAX
 
 
 # ------------------------------------------------------------------------------------------------ DSP pricing

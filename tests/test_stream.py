@@ -1,4 +1,4 @@
-"""Streaming CNN units (issue 24): the line-buffered sliding-window generator a2q_swg equals im2col on every frame
+"""Streaming CNN units (docs/rtl.md): the line-buffered sliding-window generator a2q_swg equals im2col on every frame
 of a stream (padding, strides, several channels, back-pressure on both sides), holds far less than the frame buffer
 it replaced, and whole CNNs through it stay bit-exact with the golden model (tests/test_rtl.py, test_hls*.py)."""
 

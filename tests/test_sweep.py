@@ -1,4 +1,4 @@
-"""Sweep: the naive N=M baseline really fits P under the data-type bound, A2Q points are built within P, a 5-width
+"""Sweep: the naive N=M points really fit P under the data-type bound, A2Q points are built within P, a 5-width
 sweep writes the points JSON and both kinds of Pareto plot, and a re-run resumes instead of retraining."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import yaml
 
 from a2qflow.flows.cli import main
 from a2qflow.flows.config import load_config, parse_config
-from a2qflow.flows.plots import pareto_front, pareto_series, plot_pareto, tool_labels
+from a2qflow.flows.pareto import pareto_front
+from a2qflow.flows.plots import pareto_series, plot_pareto, tool_labels
 from a2qflow.flows.sweep import dot_lengths, make_points, naive_bits, run_sweep
 from a2qflow.hw.compiler.bounds import acc_bits_datatype
 from a2qflow.hw.compiler.ir import IntType
@@ -64,7 +65,7 @@ def test_make_points_configs():
     a = pts[2].config["quant"]
     assert (a["weight_quant"], a["weight_bits"], a["acc_bits"]) == ("a2q", 8, 12)
     nq = pts[-1].config["quant"]
-    assert nq["weight_quant"] == "baseline" and nq["weight_bits"] == nq["input_bits"] == nq["act_bits"]
+    assert nq["weight_quant"] == "unconstrained" and nq["weight_bits"] == nq["input_bits"] == nq["act_bits"]
     assert all(p.config["train"]["epochs"] == 3 for p in pts)
     # the config's float-twin recipe (auto + float_reference) holds for every point: each trains its own twin
     assert [p.config["train"]["float_reference"] for p in pts] == [True] * 6
@@ -111,9 +112,9 @@ def test_lut_pareto_plot_from_points(tmp_path):
     assert p.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_pareto_series_keep_methods_and_architectures_apart_and_include_the_32_bit_baseline(tmp_path):
+def test_pareto_series_keep_methods_and_architectures_apart_and_include_the_qat32_points(tmp_path):
     """A folded and an unrolled design are different hardware (one front would hide one of them), and the qat32
-    baseline is what the A2Q points are compared against: both must be in the plots."""
+    points are what the A2Q points are compared against: both must be in the plots."""
     pts = [{"method": "a2q+", "architecture": "folded", "luts": 10, "accuracy": 0.9},
            {"method": "a2q+", "architecture": "unrolled", "luts": 100, "accuracy": 0.9},
            {"method": "qat32", "luts": 20, "accuracy": 0.91},  # no architecture key (older sweep.json): folded

@@ -59,6 +59,39 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
         synth.make_baseline32(tmp_path)
 
 
+def test_cli_help_names_the_32_bit_and_data_type_designs(capsys):
+    """`a2qflow synth --help` says what the flags build in the words the docs use, and no bare "baseline" outside
+    the flag names (which stay: scripts pass them)."""
+    from a2qflow.flows.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["synth", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--no-baseline32 skip the 32-bit design" in out and "also synthesise the data-type design" in out
+    assert "--no-baseline " not in out  # the old spelling works but is not offered
+    words = out.replace("--no-baseline32", "").replace("--datatype-baseline", "").replace("baseline32", "")
+    assert "baseline" not in words.replace("baseline_datatype", ""), out
+
+
+@pytest.mark.parametrize("flag", ["--no-baseline32", "--no-baseline"])
+def test_skipping_the_32_bit_design_old_flag_warns_and_still_works(flag, tmp_path, monkeypatch, capsys):
+    from a2qflow.flows.cli import main
+
+    seen = {}
+
+    def fake_synthesize(build, flows=None, baseline32=True, datatype_baseline=False):
+        seen.update(baseline32=baseline32, datatype_baseline=datatype_baseline)
+        return {"summary": []}
+
+    monkeypatch.setattr(synth, "synthesize", fake_synthesize)
+    assert main(["synth", str(tmp_path), flag]) == 0
+    assert seen == {"baseline32": False, "datatype_baseline": False}
+    warned = [l for l in capsys.readouterr().err.splitlines() if l.startswith("warning:")]
+    assert warned == ([] if flag == "--no-baseline32" else [
+        "warning: --no-baseline is the old spelling of --no-baseline32 (skip the 32-bit design); write "
+        "--no-baseline32"])
+
+
 @pytest.mark.slow
 def test_fixture_planned_vs_32_xc7_ff_scale_with_acc_bits(tmp_path):
     """The hand-written MAC chain at ACC_BITS 12 vs 32: each layer's FFs are ACC_BITS + 4 (k counter, valid)."""

@@ -200,12 +200,12 @@ def test_mnist5k_mlp_unrolled_equals_golden_at_one_vector_per_clock(tmp_path):
     _rtl_equals_golden(build, model, worst(model, 20, seed=4))
 
 
-def test_baselines_keep_the_architecture_and_the_datatype_one_uses_each_layers_bound(tmp_path):
-    from a2qflow.hw.synth.yosys import make_baseline, make_baseline32
+def test_32_bit_and_data_type_designs_keep_the_architecture_and_the_data_type_one_uses_each_layers_bound(tmp_path):
+    from a2qflow.hw.synth.yosys import make_baseline32, make_comparison_design
 
     model = dense_chain(seed=3)
     _build(tmp_path, model, layers={"fc1": "folded"}, depth=1)
-    b32, bdt = load_plan(make_baseline32(tmp_path)), load_plan(make_baseline(tmp_path, "datatype"))
+    b32, bdt = load_plan(make_baseline32(tmp_path)), load_plan(make_comparison_design(tmp_path, "datatype"))
     mine = load_plan(tmp_path)
     for p in (b32, bdt):
         assert [(l.architecture, l.pipeline_depth, l.simd, l.pe) for l in p.layers] == \
@@ -287,7 +287,7 @@ def test_synth_splits_unrolled_layers_and_keeps_folded_ones_in_the_top_run(tmp_p
 
     monkeypatch.setenv("A2QFLOW_CACHE", str(tmp_path / "cache"))
     _build(tmp_path, dense_chain(seed=3), layers={"fc1": "folded"})
-    e = synthesize(tmp_path, baseline=False).entries[0]
+    e = synthesize(tmp_path, baseline32=False).entries[0]
     assert "blackbox a2q_layer_fc0" in e["command"] and "blackbox a2q_layer_fc1" not in e["command"]
     assert "channel-group runs" in e["label"] and "fc0" in e["label"]
     layers = e.layers
@@ -300,7 +300,7 @@ def test_synth_splits_unrolled_layers_and_keeps_folded_ones_in_the_top_run(tmp_p
 @pytest.mark.slow
 def test_synth_splits_unrolled_convolutions_and_stream_fed_dense_layers_like_a_whole_run(tmp_path, monkeypatch):
     """A CNN unrolled end to end: each conv's constant-weight core and the dense layer behind the pool are channel
-    groups, the conv's line buffer and serialiser stay in the top run. With the wide streams (issue 24) the cores
+    groups, the conv's line buffer and serialiser stay in the top run. With the wide streams (docs/rtl.md) the cores
     take one whole window per clock and the dense layer one pixel beat, so none needs an s2p adapter run of its own.
     Against one whole-design run: FFs equal up to one valid flip-flop per extra group, LUTs close (channels share
     no logic); the per-layer figures add up to the total."""
@@ -309,7 +309,7 @@ def test_synth_splits_unrolled_convolutions_and_stream_fed_dense_layers_like_a_w
     monkeypatch.setenv("A2QFLOW_CACHE", str(tmp_path / "cache"))
     b = tmp_path / "b"
     _build(b, conv_net(seed=5), layers={"conv0": "unrolled", "conv1": "unrolled"})
-    e = synthesize(b, baseline=False).entries[0]
+    e = synthesize(b, baseline32=False).entries[0]
     for box in ("a2q_layer_conv0_core", "a2q_layer_conv1_core", "a2q_layer_fc0_core"):
         assert f"blackbox {box}\n" in e["command"]
     assert "blackbox a2q_layer_conv0\n" not in e["command"]  # the wrapper (a2q_swg -> core -> a2q_p2s) is synthesised
@@ -325,8 +325,8 @@ def test_synth_splits_unrolled_convolutions_and_stream_fed_dense_layers_like_a_w
     assert sum(v["FF"] for v in e.layers.values()) <= e.total["FF"]
 
 
-def test_uniform_width_baseline_trees_wrap_like_the_golden_model(tmp_path):
-    """The baselines' unrolled trees (every adder acc_bits wide) are exact too, also where they wrap."""
+def test_uniform_width_trees_of_the_32_bit_and_data_type_designs_wrap_like_the_golden_model(tmp_path):
+    """The comparison designs' unrolled trees (every adder acc_bits wide) are exact too, also where they wrap."""
     model = dense_chain(seed=3)
     plan = _build(tmp_path, model, acc_bits=7)
     for l in plan.layers:

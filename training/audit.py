@@ -22,6 +22,7 @@ from a2qflow.hw.compiler.bounds import channel_ranges, l1_norms, signed_bits_for
 from a2qflow.hw.compiler.ir import IntType
 from a2qflow.hw.compiler.quant import QuantParams, decode_quant, decode_trunc
 from a2qflow.hw.errors import A2QFlowError
+from a2qflow.training.config import current_weight_quant
 
 META_KEY = "a2qflow"
 MAC_OPS = ("Gemm", "MatMul", "Conv")
@@ -277,7 +278,9 @@ def audit_onnx(onnx_path: Path | str, raise_on_violation: bool = True,
         m = by_weight.get(found["weight"], {})
         op = origins.get(found["node"].name, found["node"].op_type)
         entry: dict = {"name": name, "onnx_weight": found["weight"], "op": op,
-                       "weight_quant": m.get("weight_quant"),
+                       "weight_quant": current_weight_quant(m.get("weight_quant"),
+                                                            f"{path}: metadata layer {name} weight_quant",
+                                                            "re-export the model to update the file"),
                        "target_acc_bits": targets.get(name, m.get("target_acc_bits"))}
         violations += _audit_layer(g, found, entry, m, path)
         violations += _unchecked_target(entry, path)

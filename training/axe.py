@@ -65,7 +65,7 @@ def _limit(v: torch.Tensor, lam: torch.Tensor, left: torch.Tensor, qmax: float) 
 
 
 def rtn(w: torch.Tensor, s: torch.Tensor, budget: int, bits: int) -> torch.Tensor:
-    """Round to nearest, then project each channel onto its L1 budget (the naive accumulator-aware baseline).
+    """Round to nearest, then project each channel onto its L1 budget (the naive accumulator-aware reference).
 
     The projection is done on the real-valued integers (Duchi et al.) and rounded again; channels whose rounding
     still exceeds B lose one unit on the entries that were rounded up the most (there are always enough of them:

@@ -1,6 +1,6 @@
 """Block-replacement fine-tuning (`train.recipe: block-replacement`): the float partner guides the quantized network.
 
-The idea (the seed paper of issue 21: a full-precision partner guides the low-precision network; mixed models are
+The idea (block-replacement QAT: a full-precision partner guides the low-precision network; mixed models are
 formed by replacing blocks of the float network with quantized ones, so gradients and features flow through
 full-precision blocks during training): split both networks into L blocks, one per MAC layer,
 

@@ -7,8 +7,9 @@ need more than one section (override layer names, the smallest workable accumula
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -16,8 +17,17 @@ from pydantic_core import PydanticCustomError
 
 from a2qflow.hw.compiler.bounds import ACC_BITS_MAX, ACC_BITS_MIN
 from a2qflow.hw.compiler.ir import IntType
+from a2qflow.hw.errors import DeprecatedNameWarning
 
-WEIGHT_QUANTS = ("float", "baseline", "a2q", "a2q+")
+WEIGHT_QUANTS = ("float", "unconstrained", "a2q", "a2q+")
+# Old preset names -> the name now. "baseline" was also the word for the 32-bit and data-type designs and for the
+# qat32 method, so the preset got a name of its own; configs, ONNX metadata and metrics.json that say "baseline"
+# keep working (a DeprecatedNameWarning names the new word).
+RENAMED_WEIGHT_QUANTS = {"baseline": "unconstrained"}
+# Weight / activation bit widths (M, N) a config accepts; every option that offers bits (search --bits, sweep
+# --weight-bits / --qat32-bits) checks against this one range.
+QUANT_BITS_MIN, QUANT_BITS_MAX = 2, 16
+QuantBits = Annotated[int, Field(ge=QUANT_BITS_MIN, le=QUANT_BITS_MAX)]
 DATASETS = ("digits", "mnist5k", "mnist", "cifar10")
 # Datasets that ship inside an installed package (no data.root, no download).
 EMBEDDED_DATASETS = ("digits", "mnist5k")
@@ -27,7 +37,36 @@ DATASET_SHAPES = {"digits": (1, 8, 8), "mnist5k": (1, 28, 28), "mnist": (1, 28, 
 # Classes of each dataset (the classifier's outputs), for the same checks; training.data's loaders agree.
 DATASET_CLASSES = {"digits": 10, "mnist5k": 10, "mnist": 10, "cifar10": 10}
 
-WeightQuantName = Literal["float", "baseline", "a2q", "a2q+"]
+WeightQuantName = Literal["float", "unconstrained", "a2q", "a2q+"]
+
+
+def current_weight_quant(name: str | None, where: str | None = None, fix: str | None = None) -> str | None:
+    """The preset's current name: an old one (RENAMED_WEIGHT_QUANTS) is mapped to the new, anything else returned as
+    it is (validation reports unknown names).
+
+    Args:
+        name: a weight_quant value as read from a config, ONNX metadata or metrics.json.
+        where: the file and field the one-line DeprecatedNameWarning names; None maps silently (a stage result
+            such as an older metrics.json, which a re-run rewrites anyway).
+        fix: what the warning tells the user to do (default: write the new name).
+
+    Returns:
+        The current preset name.
+    """
+    new = RENAMED_WEIGHT_QUANTS.get(name) if isinstance(name, str) else None
+    if new is None:
+        return name
+    if where is not None:
+        fix = fix or f"write '{new}'"
+        warnings.warn(f"{where}: '{name}' is the old name of the weight quantizer '{new}' (integer weights, no "
+                      f"accumulator constraint); {fix}", DeprecatedNameWarning, stacklevel=2)
+    return new
+
+
+def _where(info: ValidationInfo, field: str) -> str:
+    """`<source>: <field>` for a message, the source being the file flows.config.parse_config validates (context)."""
+    source = (info.context or {}).get("source") if isinstance(info.context, dict) else None
+    return f"{source}: {field}" if source else field
 
 
 class _Strict(BaseModel):
@@ -87,10 +126,16 @@ class ModelConfig(_Strict):
 
 class LayerQuantOverride(_Strict):
     weight_quant: WeightQuantName | None = None
-    weight_bits: int | None = Field(None, ge=2, le=16)
-    input_bits: int | None = Field(None, ge=2, le=16, description="bits of the activation quantizer feeding it")
+    weight_bits: QuantBits | None = None
+    input_bits: QuantBits | None = Field(None, description="bits of the activation quantizer feeding it")
     acc_bits: int | None = Field(None, ge=ACC_BITS_MIN, le=ACC_BITS_MAX,
                                   description="target accumulator width P (a2q / a2q+)")
+
+    @field_validator("weight_quant", mode="before")
+    @classmethod
+    def _renamed_preset(cls, v, info: ValidationInfo):
+        """An old preset name (a layer override built directly; QuantConfig maps its own with the layer's name)."""
+        return current_weight_quant(v, _where(info, "weight_quant"))
 
 
 class PTQConfig(_Strict):
@@ -106,10 +151,10 @@ class PTQConfig(_Strict):
 
 class QuantConfig(_Strict):
     weight_quant: WeightQuantName = "a2q"
-    weight_bits: int = Field(4, ge=2, le=16, description="M")
-    input_bits: int = Field(4, ge=2, le=16, description="N of the first layer (the input quantizer)")
+    weight_bits: QuantBits = Field(4, description="M")
+    input_bits: QuantBits = Field(4, description="N of the first layer (the input quantizer)")
     input_signed: bool = Field(False, description="signed input quantizer (the data lie in [0, 1] either way)")
-    act_bits: int = Field(4, ge=2, le=16, description="N of every later layer (unsigned QuantReLU outputs)")
+    act_bits: QuantBits = Field(4, description="N of every later layer (unsigned QuantReLU outputs)")
     input_range: Literal["learned", "data"] = Field(
         "learned", description="scale of the input quantizer: learned by Brevitas (statistics, then gradients), or "
                                "fixed by the data's range [0, 1] (1 / (2^N - 1) unsigned)")
@@ -117,6 +162,21 @@ class QuantConfig(_Strict):
                                   description="global target accumulator width P (a2q / a2q+)")
     layers: dict[str, LayerQuantOverride] = {}
     ptq: PTQConfig = Field(PTQConfig(), description="post-training quantization of model.float_checkpoint")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_presets(cls, d, info: ValidationInfo):
+        """Old preset names in quant.weight_quant and quant.layers.<name>.weight_quant, each warned with its field."""
+        if not isinstance(d, dict):
+            return d
+        d = dict(d)
+        if "weight_quant" in d:
+            d["weight_quant"] = current_weight_quant(d["weight_quant"], _where(info, "quant.weight_quant"))
+        if isinstance(d.get("layers"), dict):
+            d["layers"] = {n: ({**o, "weight_quant": current_weight_quant(
+                o["weight_quant"], _where(info, f"quant.layers.{n}.weight_quant"))}
+                if isinstance(o, dict) and "weight_quant" in o else o) for n, o in d["layers"].items()}
+        return d
 
 
 class TrainConfig(_Strict):

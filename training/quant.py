@@ -2,10 +2,11 @@
 quantizer trains them.
 
 Presets (config name -> Brevitas weight quantizer):
-  float    -> none (float weights; the hardware compiler rejects such layers, the float twin uses them)
-  baseline -> Int8WeightPerChannelFloat with bit_width M: integer weights, no accumulator constraint
-  a2q      -> Int8AccumulatorAwareWeightQuant, bit_width M, accumulator P: ||q||_1 <= (2^(P-1)-1) * 2^(s-N)
-  a2q+     -> Int8AccumulatorAwareZeroCenterWeightQuant: zero-centred q, ||q||_1 <= 2 (2^(P-1)-1) / (2^N-1)
+  float         -> none (float weights; the hardware compiler rejects such layers, the float twin uses them)
+  unconstrained -> Int8WeightPerChannelFloat with bit_width M: integer weights, no accumulator constraint
+                   ("baseline", its old name, is still accepted with a warning naming the new one)
+  a2q           -> Int8AccumulatorAwareWeightQuant, bit_width M, accumulator P: ||q||_1 <= (2^(P-1)-1) * 2^(s-N)
+  a2q+          -> Int8AccumulatorAwareZeroCenterWeightQuant: zero-centred q, ||q||_1 <= 2 (2^(P-1)-1) / (2^N-1)
 Brevitas is imported lazily so config validation (and `a2qflow --help`) stays fast.
 """
 
@@ -46,7 +47,7 @@ def weight_quant_kwargs(spec: LayerSpec) -> dict:
 
     if spec.weight_quant == "float":
         return {"weight_quant": None}
-    if spec.weight_quant == "baseline":
+    if spec.weight_quant == "unconstrained":
         return {"weight_quant": Int8WeightPerChannelFloat, "weight_bit_width": spec.weight_bits}
     quant = Int8AccumulatorAwareWeightQuant if spec.weight_quant == "a2q" else Int8AccumulatorAwareZeroCenterWeightQuant
     return {"weight_quant": quant, "weight_bit_width": spec.weight_bits,

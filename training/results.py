@@ -6,9 +6,10 @@ extra keys (the JSON is a public interface: keys are added, never renamed).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from a2qflow.hw.results import StageResult
+from a2qflow.training.config import current_weight_quant
 
 
 class LayerMetrics(BaseModel):
@@ -24,6 +25,13 @@ class LayerMetrics(BaseModel):
     weight_sparsity: float | None = None
     granularity: str | None = None
     rounding: str | None = None
+
+    @field_validator("weight_quant", mode="before")
+    @classmethod
+    def _current_name(cls, v):
+        """A metrics.json written before the preset rename says "baseline": read as "unconstrained" (silently:
+        re-running the stage rewrites the file, there is nothing to edit)."""
+        return current_weight_quant(v)
 
 
 class TrainingMetrics(StageResult):

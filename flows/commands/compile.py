@@ -14,7 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="build folder (ir.json, ir.npz, plan.json, plan.md)")
     p.add_argument("--acc-bits", type=int, default=None, metavar="N",
                    help="force every layer's accumulator to N bits (default: each layer's exact bound; "
-                        "32 is the baseline)")
+                        "32 builds the 32-bit design)")
     p.add_argument("--allow-unsafe", action="store_true",
                    help="allow --acc-bits below a layer's exact bound (can overflow; recorded as unsafe)")
     p.add_argument("--config", type=Path, default=None, metavar="CFG.yaml",

@@ -6,7 +6,7 @@ import argparse
 
 from a2qflow.flows.stages import ALL_STAGES
 
-help = "train -> compile -> hls -> csim -> rtl -> rtlsim -> synth (+32-bit baseline) -> bitstream -> report"
+help = "train -> compile -> hls -> csim -> rtl -> rtlsim -> synth (+ the 32-bit design) -> bitstream -> report"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

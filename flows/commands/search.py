@@ -38,14 +38,16 @@ def run(args: argparse.Namespace) -> int:
 
     from a2qflow.flows.commands.sweep import _ints, positive
     from a2qflow.flows.search import run_search
+    from a2qflow.training.config import QUANT_BITS_MAX, QUANT_BITS_MIN
 
     out = Path(args.out) if args.out else Path("runs") / f"search-{Path(args.config).stem}"
     # every argument is checked here, before the config is read or any training runs
+    bits = _ints(args.bits, "--bits", QUANT_BITS_MIN, QUANT_BITS_MAX)
     steps = _ints(args.p_steps, "--p-steps", 0, 60) if args.p_steps.strip() else [0]
     for value, option in ((args.epochs, "--epochs"), (args.sensitivity_epochs, "--sensitivity-epochs"),
                           (args.candidates, "--candidates"), (args.jobs, "--jobs")):
         positive(value, option)
-    s = run_search(args.config, out, args.budget_luts, args.budget_dsp, _ints(args.bits, "--bits"), steps,
+    s = run_search(args.config, out, args.budget_luts, args.budget_dsp, bits, steps,
                    args.method, args.sensitivity_epochs, args.epochs, args.candidates, args.executor, args.jobs,
                    args.ray_address, args.ray_cpus_per_point, progress=not args.no_progress)
     get_console().print(f"search: {s['chosen_name']} -> {s['luts']} LUTs (yosys), accuracy "

@@ -46,13 +46,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--acc-bits", required=True, metavar="P,P,..", help="target accumulator widths, e.g. 10,12,14,16,20")
     p.add_argument("--weight-bits", metavar="M,M,..", help="weight widths for a2q / a2q+ (default: the config's)")
     p.add_argument("--methods", default="a2q,a2q+,naive", metavar="A,B",
-                   help="any of a2q, a2q+, naive, qat32 (default: the first three). qat32 is the A2Q paper's "
-                        "baseline, unconstrained QAT at M = N with 32-bit accumulators; with it sweep.md reports LUTs "
-                        "at iso-accuracy")
+                   help="any of a2q, a2q+, naive, qat32 (default: the first three). qat32 is what the A2Q "
+                        "paper compares against: unconstrained QAT at M = N with 32-bit accumulators; with it sweep.md "
+                        "reports LUTs at iso-accuracy")
     p.add_argument("--architecture", default="folded", metavar="A,B",
                    help="datapaths to build every point with: folded, unrolled or folded,unrolled (default folded)")
     p.add_argument("--qat32-bits", default="2,3,4,5,6,8", metavar="M,M,..",
-                   help="M = N of the qat32 baseline points (default 2,3,4,5,6,8)")
+                   help="M = N of the qat32 points (default 2,3,4,5,6,8)")
     p.add_argument("--stages", default="csim,synth", metavar="A,B",
                    help="stages per point (and what they need); default csim,synth: hardware accuracy + LUTs. "
                         "train,compile is the quickest accuracy-vs-bits sweep")
@@ -88,13 +88,15 @@ def run(args: argparse.Namespace) -> int:
     from a2qflow.flows.sweep import ARCHITECTURES, EXTRA_METHODS, METHODS
     from a2qflow.hw.compiler.bounds import ACC_BITS_MAX, ACC_BITS_MIN
     from a2qflow.hw.errors import A2QFlowError
+    from a2qflow.training.config import QUANT_BITS_MAX, QUANT_BITS_MIN
 
     # every argument is checked here, before the config is read or any point runs
     acc_bits = _ints(args.acc_bits, "--acc-bits", ACC_BITS_MIN, ACC_BITS_MAX)
-    weight_bits = _ints(args.weight_bits, "--weight-bits", 2, 16) if args.weight_bits else None
+    weight_bits = (_ints(args.weight_bits, "--weight-bits", QUANT_BITS_MIN, QUANT_BITS_MAX) if args.weight_bits
+                   else None)
     methods = names(args.methods, "--methods", tuple(METHODS) + tuple(EXTRA_METHODS))
     architectures = names(args.architecture, "--architecture", tuple(ARCHITECTURES))
-    qat32_bits = _ints(args.qat32_bits, "--qat32-bits", 2, 16)
+    qat32_bits = _ints(args.qat32_bits, "--qat32-bits", QUANT_BITS_MIN, QUANT_BITS_MAX)
     if not args.stages.strip():
         raise A2QFlowError("--stages '': empty; give at least one stage, e.g. csim,synth or train,compile")
     stages = parse_stages(args.stages) or []

@@ -27,7 +27,7 @@ def compile_model(onnx_path: Path | str, build: Path | str, acc_bits: int | None
                   dsp: DspConfig | None = None) -> Plan:
     """Lower `onnx_path`, plan every MAC layer's accumulator and write the build folder; returns the plan.
 
-    acc_bits None uses each layer's exact bound; an int forces it for every layer (32 is the baseline). A width
+    acc_bits None uses each layer's exact bound; an int forces it for every layer (32 builds the 32-bit design). A width
     below a layer's exact bound raises unless allow_unsafe, and is then recorded as unsafe in plan.json.
     `architecture` (hw.architecture / hw.layers / hw.pipeline_depth) picks folded or unrolled datapaths per layer.
     `dsp` (hw.dsp) packs several lanes per DSP where the planned width allows it.

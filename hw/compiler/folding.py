@@ -7,7 +7,7 @@ without more weight memories per PE), a VVAU (depthwise / average pool, whose wi
 Layers already fast enough stay small, so the pipeline is balanced: no layer is much faster than the slowest.
 
 One addition: a layer cannot beat its stream floor (`stream_cycles`), the beats its streams take per inference
-however wide its SIMD / PE. The beats are those of hw/rtl/generate.py (issue 24): a conv's or a max pool's line
+however wide its SIMD / PE. The beats are those of hw/rtl/generate.py (docs/rtl.md): a conv's or a max pool's line
 buffer takes one pixel (C channels) per beat and gives one whole window per beat, so a conv streams
 max(H x W input pixels, OH x OW windows) beats -- H x W x C when its input is the model's one-element-per-beat input
 stream; the MVAU then takes SIMD-wide window beats and gives PE-wide results (both within its compute cycles). A

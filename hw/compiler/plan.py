@@ -4,7 +4,7 @@ One source of truth: both backends and the report read widths, folding and the t
 never re-derive them. The thresholds fitted to each layer's planned width (`fit_thresholds`) are computed once,
 when the plan is made, and stored beside plan.json in plan.npz; `thr_bits` is their storage width. The golden
 model (`reference.run`) fits them itself, independently, so a disagreement between the two is caught by the
-bit-exactness checks. The 32-bit baseline is the same plan with every acc_bits forced to 32 (same folding, same
+bit-exactness checks. The 32-bit design is the same plan with every acc_bits forced to 32 (same folding, same
 memories), so a comparison isolates the accumulator.
 """
 
@@ -74,7 +74,8 @@ class LayerPlan:
     nonzero_weights: int | None = None
     signed_digits: int | None = None  # nonzero CSD digits of the weights: the unrolled datapath's adder inputs
     # unrolled: "exact" (each adder its exact range, capped at acc_bits; the exact policy) | "acc_bits" (every adder
-    # acc_bits wide: a forced or data-type width is a plain P-bit datapath, as the baselines are)
+    # acc_bits wide: a forced or data-type width is a plain P-bit datapath, as the 32-bit and data-type
+    # designs are)
     tree_widths: str = "exact"
     # lanes per DSP slice (hw.dsp.packing auto, hw/compiler/dsp.py): dsp_lanes output channels share one multiplier
     # and one dsp_lanes*acc_bits accumulator; 1 is one lane per multiplier. dsp_proof says which bound permits it.

@@ -188,9 +188,9 @@ def _emit_mac(b: DesignBuilder, ns: str, layer: DenseLayer | ConvLayer, last: bo
                      f"weights; {_widths_note(lp)}; {act_note}")
     b.design.layers.append(params)
     out = b.new_stream(out_elem, pe, out_shape)
-    if lp.architecture == "unrolled":  # constant-weight unrolled dense layer (issue 12)
+    if lp.architecture == "unrolled":  # constant-weight unrolled dense layer (dense_unrolled.hpp)
         hls_unrolled.add_stage(b, ns, lp, out)
-    elif lp.dsp_lanes > 1 and unit == "mvau":  # dsp_lanes channels per multiplier (issue 20)
+    elif lp.dsp_lanes > 1 and unit == "mvau":  # dsp_lanes channels per multiplier (hw/compiler/dsp.py)
         _pack_weights(params, layer, lp, w)
         b.add_stage("mvau_packed", f"{layer.name}: {C} channels x K={K}, SIMD={simd} PE={pe}, ACC_BITS={acc_bits}, "
                                    f"{lp.dsp_lanes} lanes per multiplier ({lp.dsp_family}) "

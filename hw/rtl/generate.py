@@ -5,7 +5,7 @@ tree and accumulator at the plan's acc_bits, and multi-thresholds at thr_bits re
 come only from plan.json; threshold integers come from the plan (fitted once to the plan's width), the very integers
 `hw.reference.run(model, x, plan.acc_bits())` uses, so RTL simulation can be compared with it bit for bit.
 
-Layers stream in HWC order, several elements per beat where the units allow it (issue 24): a conv is a
+Layers stream in HWC order, several elements per beat where the units allow it (docs/rtl.md): a conv is a
 sliding-window generator (one pixel in, one whole window out per beat) feeding an MVAU with weights in (kh, kw, ic)
 order, SIMD elements per beat in and PE results per beat out; max pooling is a sliding-window generator feeding a
 channel-parallel max unit; a dense layer after a conv / pool gets its columns permuted to HWC and SIMD-wide beats.

@@ -311,7 +311,7 @@ def render(module: str, weights: np.ndarray, in_type: IntType, acc_bits: int, th
     fitted (C, L) thresholds, out = out_base + #{l : acc >= T[c, l]}. in_lanes is K when the input arrives as one
     vector per beat, 1 when it streams one element per beat (an s2p adapter collects the vector).
     uniform_widths makes every tree node and accumulator acc_bits wide (a plain ap_int<P> datapath without range
-    analysis): how the 32-bit and data-type baselines are built, so their P is really in the logic.
+    analysis): how the 32-bit and data-type designs are built, so their P is really in the logic.
     """
     C, K = weights.shape
     if thresholds is not None and thresholds.size and (np.diff(thresholds, axis=1) < 0).any():

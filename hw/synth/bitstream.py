@@ -58,7 +58,7 @@ TARGETS: dict[str, Target] = {
 }
 SHELL_PORTS = ("pass", "fail", "done", "sig[0]", "sig[1]")
 # Per tool run of the bitstream stage. run_tool's default hour is too short for an unrolled MNIST design: under
-# WebAssembly on a shared core its nextpnr placement alone took 50 min (issue 24), and its yosys run 11 to 25 min.
+# WebAssembly on a shared core its nextpnr placement alone took 50 min, and its yosys run 11 to 25 min.
 TOOL_TIMEOUT_S = 8 * 3600.0
 
 
@@ -344,7 +344,7 @@ def _place_and_route(job: _Job, cons_name: str) -> None:
 
 
 # The placed design must hold at least this share of the logic the synth stage measured for the same RTL: a shell
-# that ties a2q_top's inputs off lets yosys fold the datapath away and still place, route and pass (issue 24: 116
+# that ties a2q_top's inputs off lets yosys fold the datapath away and still place, route and pass (measured: 116
 # placed LUT4 for a design yosys counts at 33,345 LUTs). Placed logic cells (LUT4 + carry halves) are normally at or
 # above the synthesised LUT count, whichever family the synth stage used, so a quarter only catches a lost datapath.
 PLACED_FLOOR = 0.25

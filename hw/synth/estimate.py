@@ -214,7 +214,7 @@ def _load(path: str | None) -> dict:
     return m
 
 
-def load_model(path: str | Path | None = None) -> dict:
+def load_resource_model(path: str | Path | None = None) -> dict:
     """The fitted coefficients (the packaged file unless `path` names another)."""
     return _load(None if path is None else str(path))
 
@@ -222,7 +222,7 @@ def load_model(path: str | Path | None = None) -> dict:
 def estimate_layer(s: LayerShape, model: dict | None = None) -> Estimate:
     """LUT / FF / CARRY estimate of one folded MVAU or unrolled layer (xc7 LUT-only mapping, the flow the
     coefficients came from)."""
-    m = model or load_model()
+    m = model or load_resource_model()
     if s.architecture == "unrolled":
         coefs, f = _unrolled_coefficients(m), unrolled_features(s)
     else:
@@ -240,7 +240,7 @@ def _unrolled_coefficients(m: dict) -> dict:
 
 
 def estimate_label(model: dict | None = None) -> str:
-    m = model or load_model()
+    m = model or load_resource_model()
     return f"estimate: a2qflow resource model v{m['version']} fitted to {m['fitted_to']}"
 
 
@@ -274,7 +274,7 @@ def shape_from_plan_layer(layer: dict) -> LayerShape:
 
 def estimate_design(layers: list[LayerShape], model: dict | None = None) -> dict:
     """Per-layer estimates plus the design total (layers + the top level's fixed glue, also fitted)."""
-    m = model or load_model()
+    m = model or load_resource_model()
     per = [estimate_layer(s, m) for s in layers]
     glue = m.get("top_glue", {})
     total = {t: sum(getattr(e, t) for e in per) + glue.get(t, 0.0) for t in TARGETS}

