@@ -3,7 +3,9 @@
 Reads RUN/train/{metrics,audit}.json, BUILD/plan.json, BUILD/csim/csim.json, BUILD/rtlsim/rtlsim.json,
 BUILD/synth/resources.json, BUILD/bitstream/bitstream.json (and BUILD/vitis/vitis.json). A stage that did not
 run is reported as "not run" — the report never fills a gap with a guess — and every figure names the tool that
-measured it.
+measured it. report.json names the BUILD and training folders relative to its own folder (`../build`, with
+`"paths": "relative"`), so a moved run folder's report still names its own build; earlier reports hold them as
+given on the command line.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from a2qflow.flows.results import PATHS_RELATIVE
 from a2qflow.hw import markdown
 from a2qflow.hw.compiler.plan import Plan, load_plan
 from a2qflow.hw.errors import A2QFlowError
-from a2qflow.hw.files import atomic_write_json, atomic_write_text
+from a2qflow.hw.files import atomic_write_json, atomic_write_text, relative_path
 from a2qflow.hw.results import BitstreamSummary, CsimSummary, RtlsimSummary, SynthResources, VitisSummary
 from a2qflow.training.results import AuditReport, TrainingMetrics
 
@@ -207,17 +210,22 @@ def _cycles_and_timing(i: Inputs) -> tuple[Any, Any]:
 
 
 def build_report(path: Path | str, train: Path | str | None = None, out: Path | str | None = None,
-                 plots: bool = True) -> dict:
-    """Collect every stage's results into OUT/report.json, OUT/report.md and PNG plots; returns the JSON dict."""
+                 plots: bool = True, final_out: Path | str | None = None) -> dict:
+    """Collect every stage's results into OUT/report.json, OUT/report.md and PNG plots; returns the JSON dict.
+
+    `final_out`: where OUT is renamed to afterwards (the pipeline writes into a temp folder); report.json's paths
+    are relative to it."""
     lay = Layout.find(path, train, out)
+    home = Path(final_out) if final_out is not None else lay.out
     i = Inputs.read(lay)
     cycles, timing = _cycles_and_timing(i)
     layers = _layers(i)
     bit = i.bitstream
     report = {
         "generated": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "build": str(lay.build),
-        "train": str(lay.train) if lay.train else None,
+        "build": relative_path(lay.build, home),  # relative to report.json's folder (a moved run stays valid)
+        "train": relative_path(lay.train, home) if lay.train else None,
+        "paths": PATHS_RELATIVE,
         "model": (i.metrics.name if i.metrics else None) or (i.plan.model if i.plan else None),
         "dataset": i.metrics.dataset if i.metrics else None,
         "inputs": i.found(),
@@ -275,7 +283,8 @@ def _fmt(v: Any) -> str:
 def render_markdown(r: dict) -> str:
     """report.md from report.json's dict: one section per stage result, each naming the tool behind it."""
     L: list[str] = [f"# a2qflow report: {r.get('model') or '?'}", ""]
-    L.append(f"Build `{r['build']}`" + (f", training `{r['train']}`" if r.get("train") else "") +
+    where = " (folders relative to this report's)" if r.get("paths") == PATHS_RELATIVE else ""
+    L.append(f"Build `{r['build']}`" + (f", training `{r['train']}`" if r.get("train") else "") + where +
              f"; dataset {r.get('dataset') or NOT_RUN}; generated {r['generated']}.")
     for section in (_md_accuracy, _md_layers, _md_overflow, _md_resources, _md_timing, _md_quant_card):
         L += [""] + section(r)
