@@ -318,8 +318,8 @@ def measure_sensitivity(cfg, space, ref, method, epochs, out: Path, ex,
     from a2qflow.training.results import TrainingMetrics
 
     todo = [("reference", ref)] + [(f"{l}-{o.tag}", ref | {l: o}) for l in space for o in space[l] if o != ref[l]]
-    points = [SweepPoint(n, method, max(o.P for o in ch.values()), None, None,
-                         point_config(cfg, ch, method, epochs, f"sens-{n}")) for n, ch in todo]
+    points = [SweepPoint(name=n, method=method, target_acc_bits=max(o.P for o in ch.values()),
+                         config=point_config(cfg, ch, method, epochs, f"sens-{n}")) for n, ch in todo]
     results = run_points(points, out, ["train"], ex, progress, label="sensitivity")
 
     def val(name: str) -> float | None:
@@ -328,7 +328,7 @@ def measure_sensitivity(cfg, space, ref, method, epochs, out: Path, ex,
             m = TrainingMetrics.read(Path(r.run) / "train" / "metrics.json") if r.run else None
         except A2QFlowError:
             return None
-        return None if m is None else m.get("val_accuracy")
+        return None if m is None else m.val_accuracy
 
     ref_acc = val("reference")
     if ref_acc is None:
@@ -425,8 +425,8 @@ def search_locked(job: SearchJob, cfg, space, ex, progress: bool, costs: tuple, 
     sols = ilp_candidates(space, drops, pair, last, job.budget_luts - glue, job.candidates, dsps, job.budget_dsp)
     if not sols:
         raise no_fit(job.budget_luts, small[0], small[1] + glue)
-    points = [SweepPoint(choice_name(c), job.method, max(o.P for o in c.values()), None, None,
-                         point_config(cfg, c, job.method, job.epochs, choice_name(c))) for c, _ in sols]
+    points = [SweepPoint(name=choice_name(c), method=job.method, target_acc_bits=max(o.P for o in c.values()),
+                         config=point_config(cfg, c, job.method, job.epochs, choice_name(c))) for c, _ in sols]
     res = run_points(points, job.out / "candidates", ["csim", "rtl"], ex, progress, label="candidates",
                      fn=run_candidate)
     cands = [candidate_row(c, est + glue, drops, res[p.name], dsps) for (c, est), p in zip(sols, points)]
@@ -472,14 +472,15 @@ def check_search_args(budget_luts, budget_dsp, bits, method, candidates) -> None
 def candidate_row(choice: dict[str, Option], est: float, drops: dict, r: PointResult,
                   dsps: dict | None = None) -> SearchCandidate:
     """search.json's row of one ILP solution: what the ILP priced and predicted, and what its point measured."""
+    r = r if isinstance(r, CandidateResult) else CandidateResult.model_validate(r.to_json())  # a failed row: no yosys
     priced = sum(dsps.get((l, o), 0) for l, o in choice.items()) if dsps else None
     return SearchCandidate(
         name=r.name, acc_bits={l: o.P for l, o in choice.items()}, dsp_priced=priced,
         bits={l: o.bits for l, o in choice.items()}, luts_estimate=round(est),
         predicted_drop=round(sum(drops.get((l, o), 0.0) for l, o in choice.items()), 4), status=r.status,
         reason=r.reason, accuracy=r.accuracy, accuracy_source=r.accuracy_source, acc_bits_built=r.acc_bits_built,
-        overflow_events=r.overflow_events, luts=r.luts, dsp=r.get("dsp"), luts_tool=r.luts_tool,
-        layer_luts=r.get("layer_luts"), run=r.run)  # dsp, layer_luts: a CandidateResult's (a failed row has none)
+        overflow_events=r.overflow_events, luts=r.luts, dsp=r.dsp, luts_tool=r.luts_tool, layer_luts=r.layer_luts,
+        run=r.run)
 
 
 def search_markdown(s: SearchSummary) -> str:

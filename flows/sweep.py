@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
+
+from pydantic import BaseModel
 
 from a2qflow.flows.results import PointResult, RunRecord, SweepSummary
 from a2qflow.hw import markdown
@@ -40,14 +41,15 @@ ARCHITECTURES = ("folded", "unrolled")
 DEFAULT_STAGES = ("csim", "synth")
 
 
-@dataclass
-class SweepPoint:
+class SweepPoint(BaseModel):
+    """One point to run (a task's payload, pickled to a worker): its method, widths and full config."""
+
     name: str
     method: str
     target_acc_bits: int
-    weight_bits: int | None  # M (naive: = N)
-    input_bits: int | None  # N of every layer for naive; the config's otherwise
-    config: dict | None  # the full config dict of this point (None when infeasible)
+    weight_bits: int | None = None  # M (naive: = N)
+    input_bits: int | None = None  # N of every layer for naive; the config's otherwise
+    config: dict | None = None  # the full config dict of this point (None when infeasible)
     reason: str = ""  # why infeasible
     architecture: str = "folded"
     forced_acc_bits: int | None = None  # qat32: every accumulator built at 32 bits
@@ -144,9 +146,11 @@ def _qat32_points(cfg, bits: Sequence[int], epochs: int | None) -> list[SweepPoi
         try:
             parse_config(d, f"sweep point {name}")
         except A2QFlowError as e:
-            out.append(SweepPoint(name, "qat32", 32, n, n, None, str(e)))
+            out.append(SweepPoint(name=name, method="qat32", target_acc_bits=32, weight_bits=n, input_bits=n,
+                                  reason=str(e)))
             continue
-        out.append(SweepPoint(name, "qat32", 32, n, n, d, forced_acc_bits=32))
+        out.append(SweepPoint(name=name, method="qat32", target_acc_bits=32, weight_bits=n, input_bits=n, config=d,
+                              forced_acc_bits=32))
     return out
 
 
@@ -171,8 +175,8 @@ def _points(cfg, acc_bits: Sequence[int], weight_bits: Sequence[int] | None, met
                     n = naive_bits(cfg, P)
                     name = f"naive-P{P}"
                     if n is None:
-                        points.append(SweepPoint(name, method, P, None, None, None,
-                                                 f"no N = M >= 2 fits P={P} under the data-type bound"))
+                        points.append(SweepPoint(name=name, method=method, target_acc_bits=P,
+                                                 reason=f"no N = M >= 2 fits P={P} under the data-type bound"))
                         continue
                     q.update(weight_quant="baseline", weight_bits=n, input_bits=n, act_bits=n, acc_bits=None)
                     M_, N_ = n, n
@@ -188,9 +192,11 @@ def _points(cfg, acc_bits: Sequence[int], weight_bits: Sequence[int] | None, met
                 try:
                     parse_config(d, f"sweep point {name}")
                 except A2QFlowError as e:
-                    points.append(SweepPoint(name, method, P, M_, N_, None, str(e)))
+                    points.append(SweepPoint(name=name, method=method, target_acc_bits=P, weight_bits=M_,
+                                             input_bits=N_, reason=str(e)))
                     continue
-                points.append(SweepPoint(name, method, P, M_, N_, d))
+                points.append(SweepPoint(name=name, method=method, target_acc_bits=P, weight_bits=M_, input_bits=N_,
+                                         config=d))
                 need_float = False
     return points
 
