@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from a2qflow.flows.results import PATHS_RELATIVE
+from a2qflow.flows.results import PATHS_RELATIVE, RunReport
 from a2qflow.hw import markdown
 from a2qflow.hw.compiler.plan import Plan, load_plan
 from a2qflow.hw.errors import A2QFlowError
-from a2qflow.hw.files import atomic_write_json, atomic_write_text, relative_path
+from a2qflow.hw.files import atomic_write_json, atomic_write_text
 from a2qflow.hw.results import BitstreamSummary, CsimSummary, RtlsimSummary, SynthResources, VitisSummary
 from a2qflow.training.results import AuditReport, TrainingMetrics
 
@@ -210,8 +210,9 @@ def _cycles_and_timing(i: Inputs) -> tuple[Any, Any]:
 
 
 def build_report(path: Path | str, train: Path | str | None = None, out: Path | str | None = None,
-                 plots: bool = True, final_out: Path | str | None = None) -> dict:
-    """Collect every stage's results into OUT/report.json, OUT/report.md and PNG plots; returns the JSON dict.
+                 plots: bool = True, final_out: Path | str | None = None) -> RunReport:
+    """Collect every stage's results into OUT/report.json, OUT/report.md and PNG plots; returns the report (its
+    `build` / `train` as folders on this machine; the file stores them relative to itself).
 
     `final_out`: where OUT is renamed to afterwards (the pipeline writes into a temp folder); report.json's paths
     are relative to it."""
@@ -223,9 +224,8 @@ def build_report(path: Path | str, train: Path | str | None = None, out: Path | 
     bit = i.bitstream
     report = {
         "generated": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "build": relative_path(lay.build, home),  # relative to report.json's folder (a moved run stays valid)
-        "train": relative_path(lay.train, home) if lay.train else None,
-        "paths": PATHS_RELATIVE,
+        "build": str(lay.build),
+        "train": str(lay.train) if lay.train else None,
         "model": (i.metrics.name if i.metrics else None) or (i.plan.model if i.plan else None),
         "dataset": i.metrics.dataset if i.metrics else None,
         "inputs": i.found(),
@@ -248,9 +248,11 @@ def build_report(path: Path | str, train: Path | str | None = None, out: Path | 
     lay.out.mkdir(parents=True, exist_ok=True)
     if plots:
         report["plots"] = _plots(report, lay.out)
-    atomic_write_json(lay.out / "report.json", report)
-    atomic_write_text(lay.out / "report.md", render_markdown(report))
-    return report
+    rep = RunReport.model_validate(report)
+    stored = rep.file_json(home)  # paths relative to report.json's folder: a moved run still names its build
+    atomic_write_json(lay.out / "report.json", stored)
+    atomic_write_text(lay.out / "report.md", render_markdown(stored))
+    return rep
 
 
 def _plots(report: dict, out: Path) -> list[str]:

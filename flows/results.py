@@ -67,9 +67,14 @@ class FlowFile(FlowResult):
 
     paths: str | None = None  # "relative" in files this version writes; absent in earlier files
 
-    def write(self, path: Path | str) -> None:
-        data = self.relative_to(Path(path).parent).model_copy(update={"paths": PATHS_RELATIVE})
-        atomic_write_json(path, data.to_json())
+    def file_json(self, base: Path | str) -> dict:
+        """The file's content: paths relative to `base`, the folder the file lives in, and `"paths": "relative"`."""
+        return self.relative_to(base).model_copy(update={"paths": PATHS_RELATIVE}).to_json()
+
+    def write(self, path: Path | str, base: Path | str | None = None) -> None:
+        """Write atomically to `path`; `base` is the folder the file ends up in when that is not path's folder (a
+        stage writes into a temp folder renamed into place afterwards)."""
+        atomic_write_json(path, self.file_json(Path(path).parent if base is None else base))
 
     @classmethod
     def read(cls: type[M], path: Path | str) -> M | None:
@@ -254,6 +259,35 @@ class SearchSummary(FlowFile):
     luts_tool: str | None = None
     accuracy_source: str | None = None
     seconds: float | None = None
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+class RunReport(FlowFile):
+    """RUN/report/report.json: every stage's figures, each naming its tool ("not run" where a stage did not run).
+
+    The sections are the report's own rows (flows/report.py builds them from the typed stage results); `build` and
+    `train` are the folders the report read, stored relative to report.json's folder (`../build`)."""
+
+    path_fields: ClassVar[tuple[str, ...]] = ("build", "train")
+
+    generated: str
+    build: str
+    train: str | None = None
+    model: str | None = None
+    dataset: str | None = None
+    inputs: dict[str, str] = {}
+    accuracy: dict[str, Any] = {}
+    layers: list[dict[str, Any]] = []
+    weight_sparsity: Any = None
+    overflow_checks: dict[str, Any] = {}
+    resources: Any = None
+    timing: Any = None
+    cycles: Any = None
+    bitstream: Any = None
+    vitis: Any = None
+    quantization_card: list[dict[str, Any]] = []
+    plots: list[str] = []
 
 
 # ------------------------------------------------------------------------------------------------ pipeline

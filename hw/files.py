@@ -65,9 +65,10 @@ def relative_path(path: Path | str, base: Path | str) -> str:
 
 
 def resolve_path(path: Path | str, base: Path | str) -> Path:
-    """A stored path read back: a relative one is under `base`, an absolute one (earlier files) stays as written."""
+    """A stored path read back: a relative one is joined to `base` (`..` steps folded: `RUN/report/../build` reads
+    `RUN/build`), an absolute one (earlier files) stays as written."""
     p = Path(path)
-    return p if p.is_absolute() else Path(base) / p
+    return p if p.is_absolute() else Path(os.path.normpath(Path(base) / p))
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:
