@@ -68,8 +68,13 @@ class FlowFile(FlowResult):
     paths: str | None = None  # "relative" in files this version writes; absent in earlier files
 
     def file_json(self, base: Path | str) -> dict:
-        """The file's content: paths relative to `base`, the folder the file lives in, and `"paths": "relative"`."""
-        return self.relative_to(base).model_copy(update={"paths": PATHS_RELATIVE}).to_json()
+        """The file's content: paths relative to `base`, the folder the file lives in, and `"paths": "relative"`.
+
+        Python values, not JSON-mode ones: free-form parts (a stage's summary) may hold numpy numbers, which
+        atomic_write_json's encoder writes as the earlier dict results were written."""
+        data = self.relative_to(base).model_dump()
+        data.pop("paths", None)
+        return data | {"paths": PATHS_RELATIVE}  # last: the file's own keys keep their order
 
     def write(self, path: Path | str, base: Path | str | None = None) -> None:
         """Write atomically to `path`; `base` is the folder the file ends up in when that is not path's folder (a
