@@ -1,5 +1,6 @@
-"""Typed results of the flows: what sweep.json, search.json and run.json hold, and what the sweep, the search, the
-executors and the pipeline pass between them (point results, search candidates, stage records).
+"""Typed results of the flows: what sweep.json, search.json, run.json and report.json hold, and what the sweep, the
+search, the executors, the pipeline and the report pass between them (sweep point results, search candidates and
+their yosys confirmation, stage records).
 
 Why models rather than dicts: a key is spelt in one place (the model), a result is read with attributes, and a
 bad file is one line naming the field. Like the stage results of hw/results.py (whose base they share) the models
@@ -9,7 +10,7 @@ callers written against the earlier dict results (benchmarks, scripts), still an
 
 Paths. In memory a path field (`run` of a point or candidate) names the folder on this machine. In a file it is
 written relative to the folder holding that file (sweep.json: `points/<name>`; search.json:
-`candidates/points/<name>`; run.json: `.`), and the file says so with `"paths": "relative"`; reading resolves it
+`candidates/points/<name>`; run.json: `.`; report.json: `../build`), and the file says so with `"paths": "relative"`; reading resolves it
 against the file's folder again. So a sweep, search or run folder can be moved or copied (a Ray worker's temp
 folder, another disk) and its results still name its own folders: nothing rewrites JSON text. A file without the
 `paths` key was written by an earlier a2qflow with paths as given on its command line (absolute, or relative to the
@@ -63,7 +64,8 @@ class FlowResult(StageResult):
 
 
 class FlowFile(FlowResult):
-    """A result that is a file of its own (sweep.json, search.json, run.json): paths relative to its folder."""
+    """A result that is a file of its own (sweep.json, search.json, run.json, report.json): paths relative to its
+    folder."""
 
     paths: str | None = None  # "relative" in files this version writes; absent in earlier files
 
