@@ -10,11 +10,11 @@ callers written against the earlier dict results (benchmarks, scripts), still an
 
 Paths. In memory a path field (`run` of a point or candidate) names the folder on this machine. In a file it is
 written relative to the folder holding that file (sweep.json: `points/<name>`; search.json:
-`candidates/points/<name>`; run.json: `.`; report.json: `../build`), and the file says so with `"paths": "relative"`; reading resolves it
-against the file's folder again. So a sweep, search or run folder can be moved or copied (a Ray worker's temp
-folder, another disk) and its results still name its own folders: nothing rewrites JSON text. A file without the
-`paths` key was written by an earlier a2qflow with paths as given on its command line (absolute, or relative to the
-working folder then); it is read as it stands.
+`candidates/points/<name>`; run.json: `.`; report.json: `../build`), and the file says so with
+`"paths": "relative"`; reading resolves it against the file's folder again. So a sweep, search or run folder can be
+moved or copied (a Ray worker's temp folder, another disk) and its results still name its own folders: nothing
+rewrites JSON text. A file without the `paths` key was written by an earlier a2qflow with paths as given on its
+command line (absolute, or relative to the working folder then); it is read as it stands.
 """
 
 from __future__ import annotations
