@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,11 @@ def test_ray_sweep_equals_local_and_resumes(tmp_path, ray_runtime):
     again = run_sweep(cfg, tmp_path / "ray", executor="ray", **kw)  # nothing missing: no task is shipped
     assert all(set(p["stages"].values()) == {"skipped"} for p in again["points"])
     assert [p["accuracy"] for p in again["points"]] == [p["accuracy"] for p in ray["points"]]
+    shutil.move(tmp_path / "ray", tmp_path / "moved")  # another disk: the folder still names itself, and resumes
+    moved = run_sweep(cfg, tmp_path / "moved", executor="ray", **kw)
+    assert all(set(p.stages.values()) == {"skipped"} for p in moved.points)
+    assert [Path(p.run).parent for p in moved.points] == [tmp_path / "moved" / "points"] * len(moved.points)
+    assert [p.accuracy for p in moved.points] == [p.accuracy for p in ray.points]
 
 
 def test_failed_point_and_dead_worker_are_recorded_and_others_finish(tmp_path, ray_runtime):
