@@ -73,24 +73,25 @@ def sweep_config(key: str, work: Path) -> Path:
     return path
 
 
-def collect_points(out: Path, plan: dict) -> dict:
-    """A summary from the sweep folder's point folders as they stand (--collect-only): a point whose synthesis did
-    not finish is listed as `unfinished`, never estimated. For a sweep stopped before its last points."""
-    from dataclasses import asdict
-
+def collect_points(out: Path, plan: dict):
+    """A summary (flows.results.SweepSummary) from the sweep folder's point folders as they stand (--collect-only):
+    a point whose synthesis did not finish is listed as `unfinished`, never estimated. For a sweep stopped before
+    its last points."""
     from a2qflow.flows.iso_accuracy import iso_accuracy
-    from a2qflow.flows.sweep import PointResult, collect
+    from a2qflow.flows.results import PointResult, SweepSummary
+    from a2qflow.flows.sweep import collect
 
     points = []
     for d in sorted((out / "points").iterdir()):
         name, method, P, M, N, arch = point_fields(d.name)
-        r = PointResult(name, method, P, M, N, "ok", run=str(d), architecture=arch)
+        r = PointResult(name=name, method=method, target_acc_bits=P, weight_bits=M, input_bits=N, status="ok",
+                        run=str(d), architecture=arch)
         collect(d, r)
         if r.luts is None:
             r.status, r.reason = "unfinished", "not synthesised: stopped for time, or trained only"
-        points.append(asdict(r))
-    fl = next((p["float_accuracy"] for p in points if p.get("float_accuracy")), None)
-    return {"points": points, "float_accuracy": fl, "iso_accuracy": iso_accuracy(points, fl), "plots": []}
+        points.append(r)
+    fl = next((p.float_accuracy for p in points if p.float_accuracy), None)
+    return SweepSummary(points=points, float_accuracy=fl, iso_accuracy=iso_accuracy(points, fl), plots=[])
 
 
 def point_fields(name: str) -> tuple:
@@ -115,31 +116,32 @@ def resynth_points(out: Path) -> None:
             synthesize(d / "build", baseline32=False)
 
 
-def write_collected(s: dict, dest: Path, key: str, plan: dict, command: str) -> None:
+def write_collected(s, dest: Path, key: str, plan: dict, command: str) -> None:
     """sweep.json, sweep.md, the Pareto plots and iso_accuracy_luts.png (the sweep's own writer) + iso_accuracy.md
     for a collected summary, as a finished sweep would have written them."""
     from a2qflow.flows.config import load_config
     from a2qflow.flows.sweep import write_outputs
 
     cfg = load_config(ROOT / plan["config"])
-    s.update(config=plan["config"], name=cfg.name, acc_bits=plan["acc_bits"], weight_bits=None,
-             methods=plan["methods"], stages=plan["stages"], epochs=cfg.train.epochs, seconds=None,
-             x_axis="acc_bits_built: widest accumulator the hardware builds (plan.json)", executor=None,
-             pruned=False, command=command)
+    s = s.model_copy(update=dict(
+        config=plan["config"], name=cfg.name, acc_bits=plan["acc_bits"], weight_bits=None, methods=plan["methods"],
+        stages=plan["stages"], epochs=cfg.train.epochs, seconds=None,
+        x_axis="acc_bits_built: widest accumulator the hardware builds (plan.json)", executor=None, pruned=False,
+        command=command))
     dest.mkdir(parents=True, exist_ok=True)
     write_outputs(dest, s)
     write_iso_markdown(s, dest)
 
 
-def write_iso_markdown(s: dict, dest: Path) -> None:
+def write_iso_markdown(s, dest: Path) -> None:
     """iso_accuracy.md: the iso-accuracy section and every point's status, accuracy and LUTs."""
     from a2qflow.flows.iso_accuracy import iso_markdown
 
     rows = ["| point | architecture | status | accuracy | LUT |", "|---|---|---|---:|---:|"]
-    for p in s["points"]:
-        acc = "-" if p["accuracy"] is None else f"{100 * p['accuracy']:.1f} %"
-        rows.append(f"| {p['name']} | {p['architecture']} | {p['status']} | {acc} | {p['luts'] or '-'} |")
-    (dest / "iso_accuracy.md").write_text("\n".join(iso_markdown(s["iso_accuracy"]) + rows) + "\n")
+    for p in s.points:
+        acc = "-" if p.accuracy is None else f"{100 * p.accuracy:.1f} %"
+        rows.append(f"| {p.name} | {p.architecture} | {p.status} | {acc} | {p.luts or '-'} |")
+    (dest / "iso_accuracy.md").write_text("\n".join(iso_markdown(s.iso_accuracy) + rows) + "\n")
 
 
 def rewrite_markdown(dest: Path) -> None:
@@ -228,10 +230,11 @@ def main(argv: list[str] | None = None) -> int:
            # the package digest that enters every stage input hash (flows/pipeline.py): a resumed point was built by it
            "a2qflow_source_digest": package_source_digest(),
            "wall_seconds_this_invocation": round(time.monotonic() - t0, 1),
-           "float_accuracy": s.get("float_accuracy"), "iso_accuracy": s.get("iso_accuracy"),
+           "float_accuracy": s.float_accuracy,
+           "iso_accuracy": {arch: r.to_json() for arch, r in s.iso_accuracy.items()},
            "points": [{k: p.get(k) for k in ("name", "method", "architecture", "status", "accuracy",
                                              "accuracy_source", "luts", "luts_tool", "acc_bits_built", "reason")}
-                      for p in s["points"]]}
+                      for p in s.points]}
     (RESULTS / f"iso_{key}.json").write_text(json.dumps(doc, indent=1) + "\n")
     print(json.dumps(doc["iso_accuracy"], indent=1))
     return 0

@@ -42,12 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     best = max(fits, key=lambda p: p["accuracy"]) if fits else None
     t0 = time.time()
     try:
-        s = run_search(ROOT / "flows/configs/digits_mlp.yaml", a.out, budget, jobs=a.jobs, executor=a.executor,
-                       progress=False)
+        run_search(ROOT / "flows/configs/digits_mlp.yaml", a.out, budget, jobs=a.jobs, executor=a.executor,
+                   progress=False)
         error = None
     except A2QFlowError as e:
-        s, error = json.loads((Path(a.out) / "search.json").read_text()) if (Path(a.out) / "search.json").is_file() \
-            else {}, str(e)
+        error = str(e)
+    # search.json as written (candidates' run folders relative to the search folder), also when nothing fitted
+    s = json.loads((Path(a.out) / "search.json").read_text()) if (Path(a.out) / "search.json").is_file() else {}
     res = {"benchmark": "search_digits", "config": "flows/configs/digits_mlp.yaml",
            "demo_luts": demo["luts"], "demo_luts_tool": demo["luts_tool"], "budget_luts": budget,
            "budget_rule": f"int(0.8 * {demo['luts']}) (demo design {DEMO_POINT}, {SWEEP.relative_to(ROOT)})",

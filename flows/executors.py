@@ -11,7 +11,11 @@ on whichever node runs it, runs the point's pipeline there, and returns the pack
 driver unpacks it into SWEEP/points/<name> (temp folder + rename, so a folder is whole or absent). Any cluster
 works, with or without shared storage; the cost is one archive per point each way (a digits point is ~1 MB
 without synthesis logs). Stamps hash contents and relative names only, so a folder built on a worker is "up to
-date" on the driver and a re-run redoes nothing.
+date" on the driver and a re-run redoes nothing. A point's result is a pydantic model (flows/results.py) that Ray
+pickles back; the task returns it with its paths relative to the point folder and the driver resolves them against
+the folder it unpacked, and every file in the folder stores its paths relative to its own folder: nothing rewrites
+text. The task tells the point function where the driver keeps the folder (`shown_as`), so failure messages name
+that folder rather than the worker's temp folder.
 
 A failed point (its flow raised) or a dead worker is recorded as `failed` with its reason; the others go on.
 """
@@ -19,7 +23,6 @@ A failed point (its flow raised) or a dead worker is recorded as `failed` with i
 from __future__ import annotations
 
 import io
-import json
 import multiprocessing
 import os
 import shutil
@@ -32,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from a2qflow.flows.lock import LOCK_NAME
+from a2qflow.flows.results import FlowResult
 from a2qflow.hw.errors import A2QFlowError
 
 EXECUTORS = ("local", "ray")
@@ -39,16 +43,17 @@ EXECUTORS = ("local", "ray")
 
 @dataclass
 class PointTask:
-    """One unit of work: `fn(payload, run_dir, stages, *extra) -> dict` over the run folder `run_dir`.
+    """One unit of work: `fn(payload, run_dir, stages, *extra) -> FlowResult` over the run folder `run_dir`; on Ray
+    it is called with `shown_as=` the driver's folder too (its messages name that folder).
 
-    `meta` holds the fields of the point's result row, used when its worker dies before returning one."""
+    `meta` is the point's result row before it ran, returned as `failed` when its worker dies or its task raises."""
 
     name: str
-    fn: Callable[..., dict]
+    fn: Callable[..., FlowResult]
     payload: Any
     run_dir: Path
     stages: Sequence[str] = ()
-    meta: dict = field(default_factory=dict)
+    meta: FlowResult | dict = field(default_factory=dict)
     extra: tuple = ()
 
 
@@ -97,8 +102,10 @@ class Progress:
         return time.perf_counter() - self.t0
 
 
-def failure(task: PointTask, reason: str) -> dict:
+def failure(task: PointTask, reason: str) -> FlowResult | dict:
     """The result of a point whose worker died or whose task raised (the task's own `fn` never raises)."""
+    if isinstance(task.meta, FlowResult):
+        return task.meta.model_copy(update={"status": "failed", "reason": reason})
     return {**task.meta, "name": task.name, "status": "failed", "reason": reason}
 
 
@@ -115,7 +122,7 @@ class LocalExecutor:
     def describe(self) -> dict:
         return {"kind": "local", "jobs": self.jobs}
 
-    def run(self, tasks: list[PointTask], progress: Progress) -> Iterator[tuple[PointTask, dict]]:
+    def run(self, tasks: list[PointTask], progress: Progress) -> Iterator[tuple[PointTask, FlowResult]]:
         if self.jobs == 1:
             for t in tasks:
                 progress.set_running(1)
@@ -184,23 +191,19 @@ def unpack_into(data: bytes, dest: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run_packed(fn: Callable[..., dict], payload: Any, archive: bytes | None, stages: list[str], name: str,
-               extra: tuple = (), final_dir: str | None = None) -> tuple[dict, bytes | None]:
+def run_packed(fn: Callable[..., FlowResult], payload: Any, archive: bytes | None, stages: list[str], name: str,
+               extra: tuple = (), final_dir: str | None = None) -> tuple[FlowResult, bytes | None]:
     """Ray task body: unpack the point's folder, run it, and return (result, the packed folder).
 
-    Messages and run.json name `final_dir` (where the driver keeps the folder), never the worker's temp folder."""
+    The result's paths are relative to the point folder (the driver resolves them against its own copy); `fn`
+    is told `shown_as=final_dir`, where the driver keeps the folder, for the messages it writes."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     with tempfile.TemporaryDirectory(prefix="a2qflow-point-") as tmp:
         run = Path(tmp) / name
         if archive is not None:
             unpack_into(archive, run)
-        res = fn(payload, str(run), stages, *extra)
-        if final_dir:
-            res = json.loads(json.dumps(res).replace(json.dumps(str(run))[1:-1], json.dumps(final_dir)[1:-1]))
-            rj = run / "run.json"
-            if rj.is_file():
-                rj.write_text(rj.read_text().replace(json.dumps(str(run))[1:-1], json.dumps(final_dir)[1:-1]))
-        return res, pack_dir(run)
+        res = fn(payload, str(run), stages, *extra, shown_as=final_dir)
+        return res.relative_to(run), pack_dir(run)
 
 
 CONNECT_TIMEOUT_S = 5.0  # a Ray head answers a TCP connect in milliseconds; ray.init itself retries for minutes
@@ -288,7 +291,7 @@ class RayExecutor:
         cpus = ray.cluster_resources().get("CPU", 1)
         return max(1, int(cpus // self.cpus_per_point))
 
-    def run(self, tasks: list[PointTask], progress: Progress) -> Iterator[tuple[PointTask, dict]]:
+    def run(self, tasks: list[PointTask], progress: Progress) -> Iterator[tuple[PointTask, FlowResult]]:
         ray = self._init()
         try:
             remote = ray.remote(num_cpus=self.cpus_per_point, max_retries=1)(run_packed)
@@ -305,7 +308,7 @@ class RayExecutor:
         finally:
             self.close()
 
-    def _collect(self, ray, ref, task: PointTask) -> dict:
+    def _collect(self, ray, ref, task: PointTask) -> FlowResult:
         try:
             res, archive = ray.get(ref)
         except Exception as e:  # noqa: BLE001 - a dead worker or node: record it, keep the others
@@ -313,7 +316,7 @@ class RayExecutor:
             return failure(task, f"ray: {type(e).__name__}: {msg[-1] if msg else ''}".strip())
         if archive is not None:
             unpack_into(archive, task.run_dir)
-        return res
+        return res.resolved(task.run_dir)  # its paths were relative to the point folder, now the driver's copy
 
 
 def make_executor(kind: str, jobs: int = 1, ray_address: str | None = None, cpus_per_point: float = 1.0,

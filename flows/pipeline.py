@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from a2qflow.flows.lock import run_lock
+from a2qflow.flows.results import RunRecord, StageRecord
 from a2qflow.hw.cache_key import content_key, package_sources
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_json
@@ -49,6 +50,8 @@ class StageContext:
     upstream: dict[str, Path]  # stage name -> its committed output folder
     params: dict[str, Any]  # run-wide parameters (the pipeline's `params`)
     note: Callable[[str], None] = lambda msg: None  # update the progress line
+    dest: Path | None = None  # where `out` is renamed to on success (RUN/<stage.output>): paths a stage stores
+    # relative to its own folder are computed against this, never against the temp folder
 
 
 @dataclass
@@ -74,19 +77,9 @@ class Stage:
 
 
 @dataclass
-class StageResult:
-    name: str
-    status: str  # done | skipped (up to date) | disabled | failed | not run
-    seconds: float = 0.0
-    input_hash: str | None = None
-    reason: str = ""
-    summary: dict | None = None
-
-
-@dataclass
 class PipelineRun:
     run: Path
-    results: list[StageResult] = field(default_factory=list)
+    results: list[StageRecord] = field(default_factory=list)  # one per selected stage, as run.json lists them
 
     def status(self, name: str) -> str:
         for r in self.results:
@@ -170,11 +163,13 @@ class Pipeline:
     """An ordered list of stages over one RUN folder. `run()` executes what is out of date."""
 
     def __init__(self, stages: Sequence[Stage], run: Path | str, params: dict | None = None,
-                 command_hint: str | None = None):
+                 command_hint: str | None = None, shown_as: Path | str | None = None):
         self.stages = list(stages)
         self.run_dir = Path(run)
+        # where messages say the folder is: a Ray task runs in a worker's temp folder that the driver keeps elsewhere
+        self.shown_dir = Path(shown_as) if shown_as is not None else self.run_dir
         self.params = params or {}
-        self.command_hint = command_hint or f"re-run the same command with --out {self.run_dir}"
+        self.command_hint = command_hint or f"re-run the same command with --out {self.shown_dir}"
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate stage names in {names}")
@@ -319,12 +314,12 @@ class Pipeline:
             for stage in selected:
                 why_disabled = stage.enabled(self.params)
                 if why_disabled:
-                    result.results.append(StageResult(stage.name, "disabled", reason=why_disabled))
+                    result.results.append(StageRecord(name=stage.name, status="disabled", reason=why_disabled))
                     display.finish(stage.name, f"disabled: {why_disabled}")
                     continue
                 missing = [d for d in stage.deps if d not in digests]
                 if missing:
-                    result.results.append(StageResult(stage.name, "not run",
+                    result.results.append(StageRecord(name=stage.name, status="not run",
                                                       reason=f"needs {', '.join(missing)}"))
                     display.finish(stage.name, f"not run: needs {', '.join(missing)}")
                     continue
@@ -336,15 +331,16 @@ class Pipeline:
                 if stamp is not None:
                     digests[stage.name] = stamp["output_digest"]
                     committed[stage.name] = dest
-                    result.results.append(StageResult(stage.name, "skipped", stamp.get("seconds", 0.0), h,
-                                                      "up to date", stamp.get("summary")))
+                    result.results.append(StageRecord(name=stage.name, status="skipped",
+                                                      seconds=stamp.get("seconds", 0.0), input_hash=h,
+                                                      reason="up to date", summary=stamp.get("summary")))
                     display.finish(stage.name, "up to date (skipped)")
                     continue
                 sr = self._run_stage(stage, h, upstream, display)
                 result.results.append(sr)
                 self._write_run_json(result, selected)
                 if sr.status == "failed":
-                    log = self.run_dir / "logs" / f"{stage.name}.log"
+                    log = self.shown_dir / "logs" / f"{stage.name}.log"
                     raise A2QFlowError(
                         f"stage {stage.name} failed: {sr.reason} (log: {log});"
                         f" earlier stages are kept; fix it and {self.command_hint} to resume from {stage.name}")
@@ -353,18 +349,18 @@ class Pipeline:
         self._write_run_json(result, selected)
         return result
 
-    def _run_stage(self, stage: Stage, h: str, upstream: dict[str, Path], display: "_Display") -> StageResult:
+    def _run_stage(self, stage: Stage, h: str, upstream: dict[str, Path], display: "_Display") -> StageRecord:
         tmp = Path(tempfile.mkdtemp(prefix=f"{stage.name}-", dir=self._scratch(".tmp")))
         out = tmp / Path(stage.output).name
         ctx = StageContext(run=self.run_dir, name=stage.name, out=out, tmp=tmp, upstream=upstream,
-                           params=self.params, note=lambda msg: display.note(stage.name, msg))
+                           params=self.params, note=lambda msg: display.note(stage.name, msg),
+                           dest=self.stage_dir(stage))
         display.start(stage.name)
         t0 = time.perf_counter()
         log = self.run_dir / "logs" / f"{stage.name}.log"
         try:
             summary = stage.func(ctx)
             out.mkdir(parents=True, exist_ok=True)
-            _unscratch_json(out, tmp, self.stage_dir(stage).parent)
             seconds = time.perf_counter() - t0
             stamp = {"stage": stage.name, "input_hash": h, "seconds": round(seconds, 3),
                      "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "summary": summary,
@@ -381,56 +377,36 @@ class Pipeline:
             log.parent.mkdir(parents=True, exist_ok=True)
             log.write_text("".join(traceback.format_exception(e)))
             msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            msg = _unscratch(msg, tmp, self.stage_dir(stage).parent)
+            msg = _unscratch(msg, tmp, self.shown_dir / Path(stage.output).parent, self.run_dir, self.shown_dir)
             reason = msg if isinstance(e, A2QFlowError) else f"{type(e).__name__}: {msg}"
             display.finish(stage.name, f"FAILED: {reason}")
-            return StageResult(stage.name, "failed", time.perf_counter() - t0, h, reason)
+            return StageRecord(name=stage.name, status="failed", seconds=time.perf_counter() - t0, input_hash=h,
+                               reason=reason)
         shutil.rmtree(tmp, ignore_errors=True)
         log.unlink(missing_ok=True)
         display.finish(stage.name, f"done in {seconds:.1f} s")
-        return StageResult(stage.name, "done", seconds, h, "", summary)
+        return StageRecord(name=stage.name, status="done", seconds=seconds, input_hash=h, summary=summary)
 
     def _write_run_json(self, result: PipelineRun, selected: list[Stage]) -> None:
         seen = {r.name for r in result.results}
-        rows = [r.__dict__ | {"seconds": round(r.seconds, 3)} for r in result.results]
-        rows += [{"name": s.name, "status": "not run"} for s in selected if s.name not in seen]
-        atomic_write_json(self.run_dir / "run.json", {"run": str(self.run_dir), "stages": rows})
+        rows = [r.model_copy(update={"seconds": round(r.seconds, 3)}) for r in result.results]
+        rows += [StageRecord(name=s.name, status="not run") for s in selected if s.name not in seen]
+        RunRecord(run=str(self.run_dir), stages=rows).write(self.run_dir / "run.json")  # "run": "." (paths relative)
 
 
-def _unscratch(text: str, tmp: Path, final: Path) -> str:
-    """`text` with the stage's scratch folder (RUN/.tmp/<stage>-xxx) replaced by where its content ends up.
+def _unscratch(message: str, tmp: Path, final: Path, run: Path, shown: Path) -> str:
+    """A failed stage's one-line message naming folders as the user finds them afterwards.
 
-    A stage works on a private copy whose folder becomes `final` (the parent of the stage's output folder), so a
-    path inside the copy names the same file under `final`; the scratch folder itself is deleted afterwards.
-    """
+    A stage works on a private copy (RUN/.tmp/<stage>-xxx) whose folder becomes `final` (the parent of the stage's
+    output folder, where the user sees it), so a path inside the copy names the same file under `final`; paths
+    under the run folder are named under `shown` (the folder the driver keeps, for a Ray task's temp folder). Only
+    this message is rewritten: result files store paths relative to their own folder and need no rewrite."""
     for t in sorted({str(tmp.resolve()), str(tmp.absolute()), str(tmp)}, key=len, reverse=True):  # longest first
-        text = text.replace(t, str(final))
-    return text
-
-
-def _unscratch_json(out: Path, tmp: Path, final: Path) -> None:
-    """Rewrite scratch paths in the JSON files a stage wrote (e.g. resources.json's `build`) to their final place."""
-
-    def walk(v):
-        if isinstance(v, str):
-            return _unscratch(v, tmp, final)
-        if isinstance(v, list):
-            return [walk(x) for x in v]
-        if isinstance(v, dict):
-            return {k: walk(x) for k, x in v.items()}
-        return v
-
-    for f in out.rglob("*.json"):
-        try:
-            text = f.read_text()
-        except (OSError, UnicodeDecodeError):
-            continue
-        if str(tmp.name) not in text:
-            continue
-        try:
-            atomic_write_json(f, walk(json.loads(text)))
-        except ValueError:
-            continue
+        message = message.replace(t, str(final))
+    if shown != run:
+        for t in sorted({str(run.resolve()), str(run.absolute()), str(run)}, key=len, reverse=True):
+            message = message.replace(t, str(shown))
+    return message
 
 
 class _Display:

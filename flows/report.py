@@ -3,7 +3,9 @@
 Reads RUN/train/{metrics,audit}.json, BUILD/plan.json, BUILD/csim/csim.json, BUILD/rtlsim/rtlsim.json,
 BUILD/synth/resources.json, BUILD/bitstream/bitstream.json (and BUILD/vitis/vitis.json). A stage that did not
 run is reported as "not run" — the report never fills a gap with a guess — and every figure names the tool that
-measured it.
+measured it. report.json names the BUILD and training folders relative to its own folder (`../build`, with
+`"paths": "relative"`), so a moved run folder's report still names its own build; earlier reports hold them as
+given on the command line.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from a2qflow.flows.results import PATHS_RELATIVE, RunReport
 from a2qflow.hw import markdown
 from a2qflow.hw.compiler.plan import Plan, load_plan
 from a2qflow.hw.errors import A2QFlowError
@@ -208,9 +211,14 @@ def _cycles_and_timing(i: Inputs) -> tuple[Any, Any]:
 
 
 def build_report(path: Path | str, train: Path | str | None = None, out: Path | str | None = None,
-                 plots: bool = True) -> dict:
-    """Collect every stage's results into OUT/report.json, OUT/report.md and PNG plots; returns the JSON dict."""
+                 plots: bool = True, final_out: Path | str | None = None) -> RunReport:
+    """Collect every stage's results into OUT/report.json, OUT/report.md and PNG plots; returns the report (its
+    `build` / `train` as folders on this machine; the file stores them relative to itself).
+
+    `final_out`: where OUT is renamed to afterwards (the pipeline writes into a temp folder); report.json's paths
+    are relative to it."""
     lay = Layout.find(path, train, out)
+    home = Path(final_out) if final_out is not None else lay.out
     i = Inputs.read(lay)
     cycles, timing = _cycles_and_timing(i)
     layers = _layers(i)
@@ -241,9 +249,11 @@ def build_report(path: Path | str, train: Path | str | None = None, out: Path | 
     lay.out.mkdir(parents=True, exist_ok=True)
     if plots:
         report["plots"] = _plots(report, lay.out)
-    atomic_write_json(lay.out / "report.json", report)
-    atomic_write_text(lay.out / "report.md", render_markdown(report))
-    return report
+    rep = RunReport.model_validate(report)
+    stored = rep.file_json(home)  # paths relative to report.json's folder: a moved run still names its build
+    atomic_write_json(lay.out / "report.json", stored)
+    atomic_write_text(lay.out / "report.md", render_markdown(stored))
+    return rep
 
 
 def _plots(report: dict, out: Path) -> list[str]:
@@ -276,7 +286,8 @@ def _fmt(v: Any) -> str:
 def render_markdown(r: dict) -> str:
     """report.md from report.json's dict: one section per stage result, each naming the tool behind it."""
     L: list[str] = [f"# a2qflow report: {r.get('model') or '?'}", ""]
-    L.append(f"Build `{r['build']}`" + (f", training `{r['train']}`" if r.get("train") else "") +
+    where = " (folders relative to this report's)" if r.get("paths") == PATHS_RELATIVE else ""
+    L.append(f"Build `{r['build']}`" + (f", training `{r['train']}`" if r.get("train") else "") + where +
              f"; dataset {r.get('dataset') or NOT_RUN}; generated {r['generated']}.")
     for section in (_md_accuracy, _md_layers, _md_overflow, _md_resources, _md_timing, _md_quant_card):
         L += [""] + section(r)

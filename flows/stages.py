@@ -227,7 +227,8 @@ def _report(ctx: StageContext) -> None:
 
     ctx.note("writing report.md, report.json and plots")
     # build_report reads RUN/build and RUN/train; it writes into the temp folder renamed to RUN/report.
-    build_report(ctx.run, train=ctx.upstream.get("train") or ctx.upstream.get("quantize"), out=ctx.out)
+    build_report(ctx.run, train=ctx.upstream.get("train") or ctx.upstream.get("quantize"), out=ctx.out,
+                 final_out=ctx.dest)
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -310,9 +311,10 @@ def flow_stages(ptq: bool = False) -> list[Stage]:
 
 
 def make_pipeline(cfg, run: Path | str, acc_bits: int | None = None, allow_unsafe: bool = False,
-                  command_hint: str | None = None):
+                  command_hint: str | None = None, shown_as: Path | str | None = None):
+    """The full flow over RUN; `shown_as`: the folder messages name when RUN is a temp copy (a Ray task's)."""
     from a2qflow.flows.pipeline import Pipeline
 
     return Pipeline(flow_stages(ptq=cfg.model.float_checkpoint is not None), run,
                     {"config": cfg, "acc_bits": acc_bits, "allow_unsafe": allow_unsafe},
-                    command_hint=command_hint)
+                    command_hint=command_hint, shown_as=shown_as)

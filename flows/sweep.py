@@ -12,7 +12,9 @@ For every target accumulator width P (and weight width M) the flow trains and bu
 hw.architecture leaves folded), so a CNN's unrolled point is the whole constant-weight datapath; a conv the config
 pins (its own hw.layers architecture or hw.folding.layers override) keeps its setting.
 Each point is an ordinary resumable run folder (SWEEP/points/<name>/), so a re-run only does what is missing.
-Outputs: SWEEP/sweep.json (every point), SWEEP/sweep.md, and the Pareto plots pareto_acc_bits.png (accuracy vs
+Points report typed results (flows/results.py: PointResult, SweepSummary), read with attributes.
+Outputs: SWEEP/sweep.json (every point; each point's `run` stored relative to SWEEP), SWEEP/sweep.md, and the Pareto
+plots pareto_acc_bits.png (accuracy vs
 accumulator bits) and pareto_luts.png (accuracy vs LUTs, when synth ran), with float accuracy as a reference line.
 """
 
@@ -20,15 +22,17 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from pydantic import BaseModel
+
+from a2qflow.flows.results import PointResult, RunRecord, SweepSummary
 from a2qflow.hw import markdown
 from a2qflow.hw.compiler.bounds import acc_bits_datatype
 from a2qflow.hw.compiler.ir import IntType
 from a2qflow.hw.errors import A2QFlowError
-from a2qflow.hw.files import atomic_write_json, atomic_write_text
+from a2qflow.hw.files import atomic_write_text
 
 METHODS = ("a2q", "a2q+", "naive")
 EXTRA_METHODS = ("qat32",)  # opt-in: unconstrained QAT at M = N with 32-bit accumulators (the paper's reference)
@@ -37,45 +41,27 @@ ARCHITECTURES = ("folded", "unrolled")
 DEFAULT_STAGES = ("csim", "synth")
 
 
-@dataclass
-class SweepPoint:
+class SweepPoint(BaseModel):
+    """One point to run (a task's payload, pickled to a worker): its method, widths and full config."""
+
     name: str
     method: str
     target_acc_bits: int
-    weight_bits: int | None  # M (naive: = N)
-    input_bits: int | None  # N of every layer for naive; the config's otherwise
-    config: dict | None  # the full config dict of this point (None when infeasible)
+    weight_bits: int | None = None  # M (naive: = N)
+    input_bits: int | None = None  # N of every layer for naive; the config's otherwise
+    config: dict | None = None  # the full config dict of this point (None when infeasible)
     reason: str = ""  # why infeasible
     architecture: str = "folded"
     forced_acc_bits: int | None = None  # qat32: every accumulator built at 32 bits
 
 
-@dataclass
-class PointResult:
-    name: str
-    method: str
-    target_acc_bits: int
-    weight_bits: int | None
-    input_bits: int | None
-    status: str  # ok | failed | infeasible
-    reason: str = ""
-    run: str | None = None
-    accuracy: float | None = None  # the hardware's (C-sim) top-1 when csim ran, else the torch quantized model's
-    accuracy_source: str | None = None
-    torch_accuracy: float | None = None
-    csim_accuracy: float | None = None
-    float_accuracy: float | None = None
-    acc_bits_built: int | None = None  # widest accumulator the hardware builds (plan.json, exact bound)
-    acc_bits_datatype: int | None = None  # widest data-type bound
-    overflow_events: int | None = None
-    luts: int | None = None  # xc7 LUT-only synthesis of the planned design
-    luts_baseline32: int | None = None
-    luts_tool: str | None = None
-    seconds: float = 0.0
-    stages: dict[str, str] = field(default_factory=dict)
-    luts_estimate: int | None = None  # the resource model's estimate from plan.json (hw/synth/estimate.py)
-    synth_pruned: bool = False  # --prune: not synthesised, being off the estimated Pareto front
-    architecture: str = "folded"
+def point_result(p: SweepPoint, status: str | None = None, reason: str | None = None,
+                 run: Path | str | None = None) -> PointResult:
+    """A point's result row before any figure is collected (status: infeasible without a config, else ok)."""
+    return PointResult(name=p.name, method=p.method, target_acc_bits=p.target_acc_bits, weight_bits=p.weight_bits,
+                       input_bits=p.input_bits, status=status or ("infeasible" if p.config is None else "ok"),
+                       reason=p.reason if reason is None else reason, run=None if run is None else str(run),
+                       architecture=p.architecture)
 
 
 # ------------------------------------------------------------------------------------------------ point design
@@ -160,9 +146,11 @@ def _qat32_points(cfg, bits: Sequence[int], epochs: int | None) -> list[SweepPoi
         try:
             parse_config(d, f"sweep point {name}")
         except A2QFlowError as e:
-            out.append(SweepPoint(name, "qat32", 32, n, n, None, str(e)))
+            out.append(SweepPoint(name=name, method="qat32", target_acc_bits=32, weight_bits=n, input_bits=n,
+                                  reason=str(e)))
             continue
-        out.append(SweepPoint(name, "qat32", 32, n, n, d, forced_acc_bits=32))
+        out.append(SweepPoint(name=name, method="qat32", target_acc_bits=32, weight_bits=n, input_bits=n, config=d,
+                              forced_acc_bits=32))
     return out
 
 
@@ -187,8 +175,8 @@ def _points(cfg, acc_bits: Sequence[int], weight_bits: Sequence[int] | None, met
                     n = naive_bits(cfg, P)
                     name = f"naive-P{P}"
                     if n is None:
-                        points.append(SweepPoint(name, method, P, None, None, None,
-                                                 f"no N = M >= 2 fits P={P} under the data-type bound"))
+                        points.append(SweepPoint(name=name, method=method, target_acc_bits=P,
+                                                 reason=f"no N = M >= 2 fits P={P} under the data-type bound"))
                         continue
                     q.update(weight_quant="unconstrained", weight_bits=n, input_bits=n, act_bits=n, acc_bits=None)
                     M_, N_ = n, n
@@ -204,9 +192,11 @@ def _points(cfg, acc_bits: Sequence[int], weight_bits: Sequence[int] | None, met
                 try:
                     parse_config(d, f"sweep point {name}")
                 except A2QFlowError as e:
-                    points.append(SweepPoint(name, method, P, M_, N_, None, str(e)))
+                    points.append(SweepPoint(name=name, method=method, target_acc_bits=P, weight_bits=M_,
+                                             input_bits=N_, reason=str(e)))
                     continue
-                points.append(SweepPoint(name, method, P, M_, N_, d))
+                points.append(SweepPoint(name=name, method=method, target_acc_bits=P, weight_bits=M_, input_bits=N_,
+                                         config=d))
                 need_float = False
     return points
 
@@ -219,23 +209,25 @@ def _deep_copy(d: Any) -> Any:
 
 # ------------------------------------------------------------------------------------------------ running
 
-def run_point(point: SweepPoint, run_dir: str, stages: Sequence[str], command: str | None = None) -> dict:
-    """Run one point's flow (in this process) and collect its figures; never raises for a failed flow."""
+def run_point(point: SweepPoint, run_dir: str, stages: Sequence[str], command: str | None = None,
+              shown_as: str | None = None) -> PointResult:
+    """Run one point's flow (in this process) and collect its figures; never raises for a failed flow.
+
+    `shown_as`: where messages say the point folder is (a Ray task runs it in a worker's temp folder)."""
     import os
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from a2qflow.flows.config import parse_config
     from a2qflow.flows.stages import make_pipeline
 
-    res = PointResult(point.name, point.method, point.target_acc_bits, point.weight_bits, point.input_bits,
-                      "infeasible" if point.config is None else "ok", point.reason, run_dir,
-                      architecture=point.architecture)
+    res = point_result(point, run=run_dir)
     if point.config is None:
-        return asdict(res)
+        return res
     t0 = time.perf_counter()
     cfg = parse_config(point.config, f"sweep point {point.name}")
     pipe = make_pipeline(cfg, run_dir, acc_bits=point.forced_acc_bits,
-                         command_hint=f"re-run `{command}`" if command else "re-run the same `a2qflow sweep` command")
+                         command_hint=f"re-run `{command}`" if command else "re-run the same `a2qflow sweep` command",
+                         shown_as=shown_as)
     try:
         r = pipe.run(only=list(stages), progress=False)
         res.stages = {x.name: x.status for x in r.results}
@@ -245,7 +237,7 @@ def run_point(point: SweepPoint, run_dir: str, stages: Sequence[str], command: s
         res.status, res.reason = "failed", f"{type(e).__name__}: {e}"
     res.seconds = round(time.perf_counter() - t0, 2)
     collect(Path(run_dir), res)
-    return asdict(res)
+    return res
 
 
 def collect(run: Path, res: PointResult) -> None:
@@ -313,7 +305,7 @@ def run_sweep(config: Path | str, out: Path | str, acc_bits: Sequence[int], weig
               epochs: int | None = None, progress: bool = True, executor: str = "local",
               ray_address: str | None = None, ray_cpus_per_point: float = 1.0,
               ray_num_cpus: int | None = None, prune: bool = False, command: str | None = None,
-              architectures: Sequence[str] = ("folded",), qat32_bits: Sequence[int] = QAT32_BITS) -> dict:
+              architectures: Sequence[str] = ("folded",), qat32_bits: Sequence[int] = QAT32_BITS) -> SweepSummary:
     """Run every point (local processes or Ray tasks), then write sweep.json, sweep.md and the Pareto plots.
 
     prune: synthesise only the points on the Pareto front of (estimated LUTs, accuracy); the resource model ranks,
@@ -336,44 +328,43 @@ def run_sweep(config: Path | str, out: Path | str, acc_bits: Sequence[int], weig
             results = run_points(points, out, stages, ex, progress, command=command)
         summary = sweep_summary(config, cfg, acc_bits, weight_bits, methods, stages, epochs, points, results,
                                 time.perf_counter() - t0, ex.describe(), bool(prune and "synth" in stages))
-        summary["architectures"] = list(architectures)
-        if command:
-            summary["command"] = command  # sweep.md says what produced it
+        summary.architectures = list(architectures)
+        summary.command = command  # sweep.md says what produced it
         write_outputs(out, summary)
     return summary
 
 
 def sweep_summary(config, cfg, acc_bits, weight_bits, methods, stages, epochs, points, results, seconds: float,
-                  executor: dict, pruned: bool) -> dict:
+                  executor: dict, pruned: bool) -> SweepSummary:
     """sweep.json's content (keys are public: add, never rename)."""
     ordered = [results[p.name] for p in points]
-    float_acc = next((r["float_accuracy"] for r in ordered if r.get("float_accuracy") is not None), None)
-    summary = {"config": str(config), "name": cfg.name, "acc_bits": list(acc_bits),
-               "weight_bits": list(weight_bits) if weight_bits else None, "methods": list(methods),
-               "stages": list(stages), "epochs": epochs if epochs is not None else cfg.train.epochs,
-               "seconds": round(seconds, 1), "float_accuracy": float_acc,
-               "x_axis": "acc_bits_built: widest accumulator the hardware builds (plan.json)", "points": ordered,
-               "plots": [], "executor": executor, "pruned": pruned}
-    return summary
+    float_acc = next((r.float_accuracy for r in ordered if r.float_accuracy is not None), None)
+    return SweepSummary(config=str(config), name=cfg.name, acc_bits=list(acc_bits),
+                        weight_bits=list(weight_bits) if weight_bits else None, methods=list(methods),
+                        stages=list(stages), epochs=epochs if epochs is not None else cfg.train.epochs,
+                        seconds=round(seconds, 1), float_accuracy=float_acc,
+                        x_axis="acc_bits_built: widest accumulator the hardware builds (plan.json)", points=ordered,
+                        plots=[], executor=executor, pruned=pruned)
 
 
 def run_pruned(points: list[SweepPoint], out: Path, stages: Sequence[str], ex, progress: bool,
-               command: str | None = None) -> dict[str, dict]:
+               command: str | None = None) -> dict[str, PointResult]:
     """Every point without synthesis, then synthesis only for the points on the estimated LUT / accuracy front."""
     from a2qflow.flows.pareto import pareto_front
 
     first = [s for s in stages if s != "synth"] or ["compile"]
     results = run_points(points, out, first if "compile" in first else [*first, "compile"], ex, progress,
                          command=command)
-    ok = [r for r in results.values() if r["status"] == "ok" and r.get("luts_estimate") is not None
-          and r.get("accuracy") is not None]
-    front = set(pareto_front([(r["luts_estimate"], r["accuracy"]) for r in ok]))
-    keep = [p for p in points if (results[p.name].get("luts_estimate"), results[p.name].get("accuracy")) in front
-            and results[p.name]["status"] == "ok"]
+    ok = [r for r in results.values() if r.status == "ok" and r.luts_estimate is not None
+          and r.accuracy is not None]
+    front = set(pareto_front([(r.luts_estimate, r.accuracy) for r in ok]))
+    keep = [p for p in points if (results[p.name].luts_estimate, results[p.name].accuracy) in front
+            and results[p.name].status == "ok"]
     for p in points:
-        results[p.name]["synth_pruned"] = results[p.name]["status"] == "ok" and p not in keep
-    results.update({k: v | {"synth_pruned": False} for k, v in
-                    run_points(keep, out, stages, ex, progress, label="synth", command=command).items()})
+        results[p.name].synth_pruned = results[p.name].status == "ok" and p not in keep
+    for name, r in run_points(keep, out, stages, ex, progress, label="synth", command=command).items():
+        r.synth_pruned = False
+        results[name] = r
     return results
 
 
@@ -385,19 +376,18 @@ def check_stages(stages: Sequence[str]) -> None:
         raise A2QFlowError(f"--stages {','.join(bad)}: unknown stage; stages are {', '.join(ALL_STAGES)}")
 
 
-def failed_result(p: SweepPoint, reason: str = "") -> dict:
-    return asdict(PointResult(p.name, p.method, p.target_acc_bits, p.weight_bits, p.input_bits, "failed", reason,
-                              architecture=p.architecture))
+def failed_result(p: SweepPoint, reason: str = "") -> PointResult:
+    return point_result(p, "failed", reason)
 
 
 def run_points(points: list[SweepPoint], out: Path, stages: Sequence[str], ex, progress: bool, label: str = "sweep",
-               fn=run_point, command: str | None = None) -> dict[str, dict]:
+               fn=run_point, command: str | None = None) -> dict[str, PointResult]:
     """Results by point name, each point run by `fn` in out/points/<name>. The Ray executor gets only the points
     with something left to do (when `fn` is run_point); the others (and the infeasible ones) are collected here from
     their folders, so a re-run ships nothing that is finished."""
     from a2qflow.flows.executors import PointTask, Progress
 
-    results: dict[str, dict] = {}
+    results: dict[str, PointResult] = {}
     tasks = []
     for p in points:
         d = out / "points" / p.name
@@ -408,11 +398,11 @@ def run_points(points: list[SweepPoint], out: Path, stages: Sequence[str], ex, p
     with Progress(label, len(points), progress) as prog:
         for p in points:
             if p.name in results:
-                prog.finished(p.name, results[p.name]["status"])
+                prog.finished(p.name, results[p.name].status)
         for task, res in ex.run(tasks, prog):
-            res["run"] = str(task.run_dir)  # where the driver keeps it (a Ray worker ran it elsewhere)
+            res.run = str(task.run_dir)  # where the driver keeps it (a Ray task's result is relative to it)
             results[task.name] = res
-            prog.finished(task.name, res["status"])
+            prog.finished(task.name, res.status)
         prog.set_running(0)
     return results
 
@@ -427,80 +417,83 @@ def point_outdated(p: SweepPoint, run_dir: Path, stages: Sequence[str]) -> bool:
                               acc_bits=p.forced_acc_bits).outdated(list(stages)))
 
 
-def finished_point(p: SweepPoint, run_dir: Path) -> dict:
+def finished_point(p: SweepPoint, run_dir: Path) -> PointResult:
     """The result of a point with nothing left to run, read from its folder (as run_point would report it)."""
-    import json
-
-    res = PointResult(p.name, p.method, p.target_acc_bits, p.weight_bits, p.input_bits,
-                      "infeasible" if p.config is None else "ok", p.reason, str(run_dir),
-                      architecture=p.architecture)
+    res = point_result(p, run=run_dir)
     if p.config is None:
-        return asdict(res)
+        return res
     try:
-        rows = json.loads((run_dir / "run.json").read_text())["stages"]
-        res.stages = {r["name"]: "skipped" for r in rows if r.get("status") in ("done", "skipped")}
-    except (OSError, ValueError, KeyError):
-        pass
+        rec = RunRecord.read(run_dir / "run.json")
+    except A2QFlowError:  # a damaged run.json: the stages are unknown, the figures still come from the folder
+        rec = None
+    if rec is not None:
+        res.stages = {r.name: "skipped" for r in rec.stages if r.status in ("done", "skipped")}
     collect(run_dir, res)
-    return asdict(res)
+    return res
 
 
-def write_outputs(out: Path, summary: dict) -> None:
+def write_outputs(out: Path, summary: SweepSummary | dict) -> SweepSummary:
+    """sweep.json (paths relative to `out`), sweep.md, the Pareto plots and iso_accuracy_luts.png; returns the
+    summary with its `plots` and `iso_accuracy` filled in (a dict is read as sweep.json's content first)."""
+    from a2qflow.flows.iso_accuracy import iso_accuracy, plot_iso_accuracy
     from a2qflow.flows.plots import plot_pareto, tool_labels
 
-    pts = [p | {"acc_bits": p["acc_bits_built"] if p["acc_bits_built"] is not None else p["target_acc_bits"]}
-           for p in summary["points"] if p["status"] == "ok"]
-    acc_src = sorted({p["accuracy_source"] for p in pts if p.get("accuracy_source")})
-    if any(p.get("accuracy") is not None for p in pts):
+    s = summary if isinstance(summary, SweepSummary) else SweepSummary.parse(summary, out, "sweep summary")
+    ok = [p for p in s.points if p.status == "ok"]
+    pts = [p.to_json() | {"acc_bits": p.acc_bits_built if p.acc_bits_built is not None else p.target_acc_bits}
+           for p in ok]  # plots take plain rows
+    acc_src = sorted({p.accuracy_source for p in ok if p.accuracy_source})
+    if any(p.accuracy is not None for p in ok):
         plot_pareto(pts, "acc_bits", "accumulator bits (widest layer, as built)", out / "pareto_acc_bits.png",
-                    summary["float_accuracy"], f"accuracy: {'; '.join(acc_src)}; widths: plan.json exact bounds")
-        summary["plots"].append("pareto_acc_bits.png")
-    if any(p.get("luts") is not None and p.get("accuracy") is not None for p in pts):
-        tools = tool_labels(p.get("luts_tool") for p in pts)
+                    s.float_accuracy, f"accuracy: {'; '.join(acc_src)}; widths: plan.json exact bounds")
+        s.plots.append("pareto_acc_bits.png")
+    if any(p.luts is not None and p.accuracy is not None for p in ok):
+        tools = tool_labels(p.luts_tool for p in ok)
         plot_pareto(pts, "luts", "LUTs (xc7 synthesis, LUT-only MACs)", out / "pareto_luts.png",
-                    summary["float_accuracy"], f"LUTs: {'; '.join(tools)}; accuracy: {'; '.join(acc_src)}")
-        summary["plots"].append("pareto_luts.png")
-    from a2qflow.flows.iso_accuracy import iso_accuracy, plot_iso_accuracy
+                    s.float_accuracy, f"LUTs: {'; '.join(tools)}; accuracy: {'; '.join(acc_src)}")
+        s.plots.append("pareto_luts.png")
+    s.iso_accuracy = iso_accuracy(s.points, s.float_accuracy)
+    if plot_iso_accuracy(s.iso_accuracy, out / "iso_accuracy_luts.png"):
+        s.plots.append("iso_accuracy_luts.png")
+    s.write(out / "sweep.json")
+    atomic_write_text(out / "sweep.md", sweep_markdown(s))
+    return s
 
-    summary["iso_accuracy"] = iso_accuracy(summary["points"], summary["float_accuracy"])
-    if plot_iso_accuracy(summary["iso_accuracy"], out / "iso_accuracy_luts.png"):
-        summary["plots"].append("iso_accuracy_luts.png")
-    atomic_write_json(out / "sweep.json", summary)
-    atomic_write_text(out / "sweep.md", sweep_markdown(summary))
 
-
-def copy_outputs(out: Path, dest: Path, summary: dict) -> None:
+def copy_outputs(out: Path, dest: Path, summary: SweepSummary) -> None:
     """Copy a finished sweep's sweep.json, sweep.md and plots from its folder `out` into `dest` (a benchmark's
-    results folder, kept in the repository next to the figures the README quotes)."""
+    results folder, kept in the repository next to the figures the README quotes). sweep.json stores its points'
+    folders relative to its own folder, so the copy names `points/<name>` as the original does."""
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ["sweep.json", "sweep.md", *summary.get("plots", [])]:
+    for name in ["sweep.json", "sweep.md", *summary.plots]:
         if (Path(out) / name).is_file():
             shutil.copy2(Path(out) / name, dest / name)
 
 
-def sweep_markdown(s: dict) -> str:
+def sweep_markdown(s: SweepSummary | dict) -> str:
     def f(v, pct=False):
         if v is None:
             return "-"
         return f"{100 * v:.1f}" if pct else str(v)
 
-    L = [f"# Accumulator sweep: {s['name']}", "",
-         f"Config `{_shown(s['config'])}`, {s['epochs']} epochs, stages {', '.join(s['stages'])}; "
-         f"float reference: {f(s['float_accuracy'], True)} %.{executor_note(s)}", ""]
+    s = s if isinstance(s, SweepSummary) else SweepSummary.model_validate(s)
+    L = [f"# Accumulator sweep: {s.name}", "",
+         f"Config `{_shown(s.config)}`, {s.epochs} epochs, stages {', '.join(s.stages)}; "
+         f"float reference: {f(s.float_accuracy, True)} %.{executor_note(s)}", ""]
     L += markdown.table(
         ["point", "method", "target P", "M", "N", "built P", "data-type P", "accuracy %", "measured by", "overflows",
          "LUT", "LUT @32", "status"], "llrrrrrrlrrrl",
-        ([p["name"], p["method"], p["target_acc_bits"], f(p["weight_bits"]), f(p["input_bits"]),
-          f(p["acc_bits_built"]), f(p["acc_bits_datatype"]), f(p["accuracy"], True), p.get("accuracy_source") or "-",
-          f(p["overflow_events"]), "pruned" if p.get("synth_pruned") else f(p["luts"]), f(p["luts_baseline32"]),
-          f"{p['status']}{': ' + p['reason'] if p['reason'] else ''}"] for p in s["points"]))
-    if "qat32" in s.get("methods", []):
+        ([p.name, p.method, p.target_acc_bits, f(p.weight_bits), f(p.input_bits),
+          f(p.acc_bits_built), f(p.acc_bits_datatype), f(p.accuracy, True), p.accuracy_source or "-",
+          f(p.overflow_events), "pruned" if p.synth_pruned else f(p.luts), f(p.luts_baseline32),
+          f"{p.status}{': ' + p.reason if p.reason else ''}"] for p in s.points))
+    if "qat32" in s.methods:
         from a2qflow.flows.iso_accuracy import iso_markdown
 
-        L += [""] + iso_markdown(s.get("iso_accuracy") or {})
-    L += [""] + [f"![{x}]({x})" for x in s["plots"]]
-    if s.get("command"):
-        L += ["", f"Produced by `{s['command']}`."]
+        L += [""] + iso_markdown(s.iso_accuracy)
+    L += [""] + [f"![{x}]({x})" for x in s.plots]
+    if s.command:
+        L += ["", f"Produced by `{s.command}`."]
     return "\n".join(L) + "\n"
 
 
@@ -512,8 +505,8 @@ def _shown(path: str) -> str:
         return str(path)
 
 
-def executor_note(s: dict) -> str:
-    ex = s.get("executor")
+def executor_note(s: SweepSummary) -> str:
+    ex = s.executor
     if not ex:
         return ""
     if ex.get("kind") == "ray":

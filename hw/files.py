@@ -1,7 +1,8 @@
 """Files shared by every stage: atomic output (readers see the old file or the complete new one) and the cache.
 
 Owns the write-to-temp-then-rename helpers (`atomic_write_*`, `staged_dir`), the one check of an output folder
-(`ensure_out_dir`), the JSON encoder for numpy values, and
+(`ensure_out_dir`), the JSON encoder for numpy values, the one rule for a path stored in a result file
+(`relative_path` / `resolve_path`: relative to the file's folder, so a moved folder needs no rewrite), and
 the one cache folder of a2qflow (`cache_dir`: compiled C-sim headers, Verilator simulators).
 """
 
@@ -53,6 +54,21 @@ def check_out_file(path: Path | str, option: str, example: str = "out.json") -> 
             raise A2QFlowError(f"{option} {path}: is under {p}, which is a file, not a folder; choose another "
                                f"{option} path")
     return path
+
+
+def relative_path(path: Path | str, base: Path | str) -> str:
+    """`path` as a result file stores it: relative to the folder `base` (POSIX separators, `..` where outside).
+
+    Why: an absolute path goes stale when a run folder moves (another disk, a Ray worker's temp folder renamed into
+    the sweep folder); a relative one keeps naming the same file, with nothing to rewrite."""
+    return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(base))).as_posix()
+
+
+def resolve_path(path: Path | str, base: Path | str) -> Path:
+    """A stored path read back: a relative one is joined to `base` (`..` steps folded: `RUN/report/../build` reads
+    `RUN/build`), an absolute one (earlier files) stays as written."""
+    p = Path(path)
+    return p if p.is_absolute() else Path(os.path.normpath(Path(base) / p))
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:

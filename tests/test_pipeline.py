@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -257,6 +258,15 @@ def test_real_flow_run_resumes_and_redoes_from_a_stage(tmp_path):
     assert read_stamp(run / "train") == t_stamp
     plan = json.loads((run / "build/plan.json").read_text())
     assert all(l["simd"] <= 4 and l["pe"] <= 2 for l in plan["layers"])
+    # a moved run folder: its files name their own folders (relative paths), and a re-run there skips every stage
+    moved = tmp_path / "elsewhere" / "run"
+    shutil.move(run, moved)
+    for f in moved.rglob("*.json"):
+        assert str(run) not in f.read_text(), f
+    assert json.loads((moved / "run.json").read_text())["run"] == "."
+    assert main(["run", str(cfg), "--out", str(moved), "--stages", "compile,report", "--no-progress"]) == 0
+    st = {s["name"]: s["status"] for s in json.loads((moved / "run.json").read_text())["stages"]}
+    assert set(st.values()) == {"skipped"}
 
 
 def test_each_real_stage_hashes_only_the_config_it_reads():

@@ -154,3 +154,16 @@ def test_cli_report(full_run, tmp_path, capsys):
     assert (tmp_path / "r2/report.md").is_file() and not (tmp_path / "r2/acc_bits.png").exists()
     assert main(["report", str(tmp_path / "empty")]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_report_json_names_the_build_relative_to_itself_so_a_moved_run_still_finds_it(full_run, tmp_path):
+    from a2qflow.flows.results import RunReport
+
+    build_report(full_run)
+    raw = json.loads((full_run / "report" / "report.json").read_text())
+    assert (raw["build"], raw["train"], raw["paths"]) == ("../build", "../train", "relative")
+    moved = tmp_path / "moved"
+    full_run.rename(moved)
+    back = RunReport.read(moved / "report" / "report.json")
+    assert Path(back.build) == moved / "build" and back.model == "tiny"
+    assert (Path(back.build) / "plan.json").is_file()

@@ -4,6 +4,7 @@ sweep writes the points JSON and both kinds of Pareto plot, and a re-run resumes
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from a2qflow.flows.cli import main
 from a2qflow.flows.config import load_config, parse_config
 from a2qflow.flows.pareto import pareto_front
 from a2qflow.flows.plots import pareto_series, plot_pareto, tool_labels
+from a2qflow.flows.results import RunRecord, SweepSummary
 from a2qflow.flows.sweep import dot_lengths, make_points, naive_bits, run_sweep
 from a2qflow.hw.compiler.bounds import acc_bits_datatype
 from a2qflow.hw.compiler.ir import IntType
@@ -169,6 +171,28 @@ def test_five_width_sweep_writes_points_and_pareto_plots_and_resumes(tmp_path):
     assert [p["accuracy"] for p in s2["points"]] == [p["accuracy"] for p in s["points"]]
 
 
+@pytest.mark.slow
+def test_a_moved_sweep_folder_still_loads_and_resumes(tmp_path):
+    """Every result file stores its paths relative to its own folder: a sweep moved to another place reads back
+    naming its new folders, and a re-run there finds every stage up to date (nothing rewritten, nothing redone)."""
+    cfg = _tiny_config(tmp_path, float_reference=False)
+    kw = dict(acc_bits=[12], methods=["a2q"], stages=["compile", "report"], epochs=1, progress=False)
+    first = run_sweep(cfg, tmp_path / "first", **kw)
+    moved = tmp_path / "disk2" / "moved"
+    shutil.move(tmp_path / "first", moved)
+    s = SweepSummary.read(moved / "sweep.json")
+    assert [Path(p.run) for p in s.points] == [moved / "points" / p.name for p in first.points]
+    point = Path(s.points[0].run)
+    assert Path(RunRecord.read(point / "run.json").run) == point
+    report = json.loads((point / "report" / "report.json").read_text())
+    assert (report["build"], report["train"]) == ("../build", "../train")  # relative to report.json's folder
+    for f in moved.rglob("*.json"):  # no file names the first folder or a stage's scratch folder
+        assert str(tmp_path / "first") not in f.read_text() and "/.tmp/" not in f.read_text(), f
+    again = run_sweep(cfg, moved, **kw)
+    assert set(again.points[0].stages.values()) == {"skipped"}
+    assert again.points[0].accuracy == first.points[0].accuracy and again.points[0].run == str(point)
+
+
 def test_prune_synthesises_only_the_estimated_front(tmp_path):
     """--prune: the first pass runs without synth; only points on the (estimated LUTs, accuracy) front get synth."""
     from a2qflow.flows.sweep import run_pruned
@@ -185,11 +209,11 @@ def test_prune_synthesises_only_the_estimated_front(tmp_path):
             for t in tasks:
                 calls.append((t.name, tuple(t.stages)))
                 est, acc = figures[t.name]
-                yield t, {"name": t.name, "status": "ok", "luts_estimate": est, "accuracy": acc,
-                          "luts": est + 7 if "synth" in t.stages else None}
+                yield t, t.meta.model_copy(update={"status": "ok", "luts_estimate": est, "accuracy": acc,
+                                                   "luts": est + 7 if "synth" in t.stages else None})
 
     res = run_pruned(points, tmp_path, ["csim", "synth"], FakeExecutor(), progress=False)
     assert [c for c in calls if "synth" not in c[1]] == [(p.name, ("csim", "compile")) for p in points]
     assert sorted(c[0] for c in calls if "synth" in c[1]) == ["a2q-W4-P10", "a2q-W4-P12"]  # P14: dominated
-    assert res["a2q-W4-P14"]["synth_pruned"] and res["a2q-W4-P14"]["luts"] is None
-    assert not res["a2q-W4-P12"]["synth_pruned"] and res["a2q-W4-P12"]["luts"] == 1207
+    assert res["a2q-W4-P14"].synth_pruned and res["a2q-W4-P14"].luts is None
+    assert not res["a2q-W4-P12"].synth_pruned and res["a2q-W4-P12"].luts == 1207

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
 from a2qflow.flows.executors import PointTask, Progress, RayExecutor, make_executor
+from a2qflow.flows.results import PointResult, SweepSummary
 from a2qflow.flows.sweep import run_sweep
 from a2qflow.hw.errors import A2QFlowError
 
@@ -50,34 +52,48 @@ def test_ray_sweep_equals_local_and_resumes(tmp_path, ray_runtime):
     ray = run_sweep(cfg, tmp_path / "ray", executor="ray", **kw)
     assert [{k: p[k] for k in SAME} for p in ray["points"]] == [{k: p[k] for k in SAME} for p in local["points"]]
     assert all(p["status"] == "ok" and p["csim_accuracy"] is not None for p in ray["points"])
-    on_disk = json.loads((tmp_path / "ray" / "sweep.json").read_text())
-    assert on_disk["executor"]["kind"] == "ray" and local["executor"] == {"kind": "local", "jobs": 1}
-    for p in on_disk["points"]:  # the folder came back to the driver, whole and stamped
-        run = Path(p["run"])
+    raw = json.loads((tmp_path / "ray" / "sweep.json").read_text())
+    assert raw["executor"]["kind"] == "ray" and local.executor == {"kind": "local", "jobs": 1}
+    assert [p["run"] for p in raw["points"]] == [f"points/{p.name}" for p in ray.points]  # relative to the sweep
+    assert "a2qflow-point-" not in (tmp_path / "ray" / "sweep.json").read_text()  # no worker temp folder anywhere
+    on_disk = SweepSummary.read(tmp_path / "ray" / "sweep.json")
+    for p in on_disk.points:  # the folder came back to the driver, whole and stamped
+        run = Path(p.run)
         assert run.parent == tmp_path / "ray" / "points"
         assert json.loads((run / "build" / "csim" / "stamp.json").read_text())["stage"] == "csim"
+        assert json.loads((run / "run.json").read_text())["run"] == "."  # run.json names its own folder
     again = run_sweep(cfg, tmp_path / "ray", executor="ray", **kw)  # nothing missing: no task is shipped
     assert all(set(p["stages"].values()) == {"skipped"} for p in again["points"])
     assert [p["accuracy"] for p in again["points"]] == [p["accuracy"] for p in ray["points"]]
+    shutil.move(tmp_path / "ray", tmp_path / "moved")  # another disk: the folder still names itself, and resumes
+    moved = run_sweep(cfg, tmp_path / "moved", executor="ray", **kw)
+    assert all(set(p.stages.values()) == {"skipped"} for p in moved.points)
+    assert [Path(p.run).parent for p in moved.points] == [tmp_path / "moved" / "points"] * len(moved.points)
+    assert [p.accuracy for p in moved.points] == [p.accuracy for p in ray.points]
 
 
 def test_failed_point_and_dead_worker_are_recorded_and_others_finish(tmp_path, ray_runtime):
-    def work(payload, run_dir, stages):
+    def work(payload, run_dir, stages, shown_as=None):
         if payload == "raise":
             raise RuntimeError("bad point")
         if payload == "die":
             os._exit(1)  # the worker process dies
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         (Path(run_dir) / "out.txt").write_text(payload)
-        return {"name": payload, "status": "ok", "where": f"log: {run_dir}/logs/x.log"}
+        return PointResult(name=payload, method="m", status="ok", run=run_dir, reason=f"log: {shown_as}/logs/x.log")
 
-    tasks = [PointTask(n, work, n, tmp_path / n, meta={"method": "m"}) for n in ("good", "raise", "die")]
+    tasks = [PointTask(n, work, n, tmp_path / n, meta=PointResult(name=n, method="m", status="failed"))
+             for n in ("good", "raise", "die")]
     got = {t.name: r for t, r in RayExecutor().run(tasks, Progress("t", 3, enabled=False))}
-    assert got["good"]["status"] == "ok" and (tmp_path / "good" / "out.txt").read_text() == "good"
-    assert got["good"]["where"] == f"log: {tmp_path / 'good'}/logs/x.log"  # the driver's folder, not the worker's
-    assert got["raise"]["status"] == "failed" and "bad point" in got["raise"]["reason"]
-    assert got["die"]["status"] == "failed" and got["die"]["reason"].startswith("ray:")
-    assert got["die"]["method"] == "m"  # the failed row keeps the point's fields
+    good = got["good"]
+    assert isinstance(good, PointResult) and good.status == "ok"  # a model came back over Ray, not a dict
+    assert (tmp_path / "good" / "out.txt").read_text() == "good"
+    assert Path(good.run) == tmp_path / "good"  # relative to the point folder on the worker, resolved on the driver
+    assert good.reason == f"log: {tmp_path / 'good'}/logs/x.log"  # messages name the driver's folder
+    assert "a2qflow-point-" not in good.model_dump_json()  # nothing names the worker's temp folder
+    assert got["raise"].status == "failed" and "bad point" in got["raise"].reason
+    assert got["die"].status == "failed" and got["die"].reason.startswith("ray:")
+    assert got["die"].method == "m"  # the failed row keeps the point's fields
     assert ray_runtime.is_initialized()  # the executor leaves a runtime it did not start alone
 
 

@@ -116,6 +116,7 @@ def test_synthesize_generated_design_writes_resources_for_planned_and_baseline32
     res = synth.synthesize(build)
     out = json.loads((build / "synth" / "resources.json").read_text())
     assert out == res.to_json()
+    assert out["build"] == ".."  # the BUILD folder, relative to resources.json's folder (never the staging folder)
     assert {(e["design"], e["family"], e["mapping"]) for e in out["entries"]} == {
         ("planned", "xc7", "lut-only"), ("baseline32", "xc7", "lut-only")}
     plan = json.loads((build / "plan.json").read_text())

@@ -41,6 +41,7 @@ class TrainingMetrics(StageResult):
     dataset: str
     test_accuracy: float | None = None
     float_test_accuracy: float | None = None
+    val_accuracy: float | None = None  # the validation split's (the search's sensitivity reads it; never the test)
     layers: dict[str, LayerMetrics] = {}
 
 

@@ -50,6 +50,6 @@ def run(args: argparse.Namespace) -> int:
     s = run_search(args.config, out, args.budget_luts, args.budget_dsp, bits, steps,
                    args.method, args.sensitivity_epochs, args.epochs, args.candidates, args.executor, args.jobs,
                    args.ray_address, args.ray_cpus_per_point, progress=not args.no_progress)
-    get_console().print(f"search: {s['chosen_name']} -> {s['luts']} LUTs (yosys), accuracy "
-                        f"{100 * s['accuracy']:.1f} % -> [bold]{out / 'search.md'}[/]")
+    get_console().print(f"search: {s.chosen_name} -> {s.luts} LUTs (yosys), accuracy "
+                        f"{100 * s.accuracy:.1f} % -> [bold]{out / 'search.md'}[/]")
     return 0

