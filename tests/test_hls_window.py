@@ -1,0 +1,205 @@
+"""The HLS window kernels (hls_templates/sliding_window.hpp, pool.hpp) against a naive im2col reference, with g++.
+
+One translation unit instantiates every case below; each streams three frames back to back through the kernel (so
+the line buffer's schedule restarts cleanly) and writes the output beats flattened, plus the iterations of the
+kernel's pipelined loop per frame (clock cycles at II = 1, from the monitor build's loop log). The reference is the
+plain definition: window (oy, ox) of the zero-padded frame in (kh, kw, c) order for a convolution, channel group x
+kernel fold beats for a depthwise unit, the max of each channel's window for a pool. Iterations must equal the
+Python twin of the schedule (hw.hls.dataflow.window_schedule), and for one window per beat they are
+max(input beats, the last window's lag + 1, the first window's lag + output beats), lag = input beats up to the
+window's last pixel.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from a2qflow.hw.hls.csim import CXX_FLAGS, ap_types_dir, find_cxx
+from a2qflow.hw.hls.dataflow import window_schedule
+from a2qflow.hw.hls.generate import template_dir
+
+FRAMES = 3
+BITS = 6  # signed elements: negative values tell a zero-padded position from a real one in max pooling
+
+# conv: IC, IH, IW, KH, KW, SH, SW, PT, PL, PB, PR, IN_W, SIMD
+CONV = [
+    (2, 6, 7, 3, 3, 1, 1, 1, 1, 1, 1, 2, 18),  # "same" 3x3, C > 1, a whole window per beat
+    (3, 7, 6, 3, 2, 2, 1, 1, 0, 0, 1, 1, 3),  # KH != KW, stride 2 x 1, uneven padding, one element in per beat
+    (4, 9, 9, 5, 5, 2, 2, 2, 2, 2, 2, 2, 20),  # 5x5 stride 2 "same", two beats per pixel in, 5 beats per window
+    (1, 8, 8, 3, 3, 1, 1, 0, 0, 0, 0, 1, 9),  # valid 3x3
+    (6, 5, 5, 5, 5, 1, 1, 2, 2, 2, 2, 3, 25),  # SIMD beats that cut pixels (25 of 6-channel pixels)
+    (2, 1, 9, 1, 3, 1, 2, 0, 1, 0, 1, 2, 6),  # 1-D (C, 1, L), stride 2
+    (1, 7, 7, 2, 2, 3, 3, 0, 0, 0, 0, 1, 4),  # stride larger than the kernel: pixels no window reads
+    (1, 28, 28, 5, 5, 1, 1, 2, 2, 2, 2, 1, 25),  # LeNet's first conv ("same" 5x5 on 28x28)
+]
+# depthwise: C, IH, IW, KH, KW, SH, SW, PT, PL, PB, PR, IN_W, SIMD, PE
+DW = [
+    (4, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 2, 3, 2),
+    (3, 5, 7, 2, 3, 2, 2, 0, 1, 1, 0, 3, 6, 3),
+]
+# maxpool: C, IH, IW, KH, KW, SH, SW, W
+POOL = [
+    (2, 8, 8, 2, 2, 2, 2, 2),
+    (4, 7, 7, 3, 3, 2, 2, 2),  # overlapping windows, odd size (the last column / row is never pooled)
+    (6, 24, 24, 2, 2, 2, 2, 6),  # LeNet's first pool, a pixel per beat
+]
+
+
+def _geometry(kind: str, p: tuple) -> dict[str, int]:
+    if kind == "pool":
+        c, ih, iw, kh, kw, sh, sw, w = p
+        pt = pl = pb = pr = 0
+    else:
+        c, ih, iw, kh, kw, sh, sw, pt, pl, pb, pr = p[:11]
+    return dict(IC=c, IH=ih, IW=iw, KH=kh, KW=kw, SH=sh, SW=sw, PT=pt, PL=pl, PB=pb, PR=pr,
+                OH=(ih + pt + pb - kh) // sh + 1, OW=(iw + pl + pr - kw) // sw + 1)
+
+
+def _cases() -> list[tuple[str, tuple]]:
+    return [("conv", p) for p in CONV] + [("dw", p) for p in DW] + [("pool", p) for p in POOL]
+
+
+def _in_beat(kind: str, p: tuple) -> int:
+    return p[7] if kind == "pool" else p[11]
+
+
+def _out_beat(kind: str, p: tuple) -> int:
+    return {"conv": lambda: p[12], "dw": lambda: p[12] * p[13], "pool": lambda: p[7]}[kind]()
+
+
+def _call(kind: str, p: tuple) -> str:
+    args = ", ".join(str(v) for v in p)
+    return {"conv": f"sliding_window<{args}, T>", "dw": f"dw_sliding_window<{args}, T>",
+            "pool": f"maxpool<{args}, T>"}[kind]
+
+
+def _source() -> str:
+    cases = []
+    for i, (kind, p) in enumerate(_cases()):
+        g = _geometry(kind, p)
+        cases.append(f"  if (id == {i}) return run<{g['IC'] * g['IH'] * g['IW']}, {_in_beat(kind, p)}, "
+                     f"{_out_beat(kind, p)}>([](hls::stream<Word<T, {_in_beat(kind, p)}> >& a, "
+                     f"hls::stream<Word<T, {_out_beat(kind, p)}> >& b) {{ {_call(kind, p)}(a, b); }}, argv);")
+    return """#include <cstdio>
+#include <vector>
+#include "sliding_window.hpp"
+#include "pool.hpp"
+typedef ap_int<%d> T;
+
+// argv: case, frames, input (int32, HWC frames), output (int64 beats flattened), iterations (text, one per frame)
+template <unsigned ELEMS, unsigned IN_W, unsigned OUT_W, class F>
+int run(F kernel, char** argv) {
+  const unsigned frames = std::atoi(argv[2]);
+  std::vector<int> x(frames * ELEMS);
+  FILE* f = std::fopen(argv[3], "rb");
+  if (std::fread(x.data(), sizeof(int), x.size(), f) != x.size()) return 2;
+  std::fclose(f);
+  FILE* o = std::fopen(argv[4], "wb");
+  FILE* it = std::fopen(argv[5], "w");
+  for (unsigned n = 0; n < frames; n++) {
+    hls::stream<Word<T, IN_W> > in("in");
+    hls::stream<Word<T, OUT_W> > out("out");
+    for (unsigned b = 0; b < ELEMS / IN_W; b++) {
+      Word<T, IN_W> w;
+      for (unsigned j = 0; j < IN_W; j++) w.v[j] = x[n * ELEMS + b * IN_W + j];
+      in.write(w);
+    }
+    a2q_loop_log().clear();
+    kernel(in, out);
+    if (!in.empty()) return 3;
+    while (!out.empty()) {
+      const Word<T, OUT_W> w = out.read();
+      for (unsigned j = 0; j < OUT_W; j++) {
+        const long long v = w.v[j].to_int64();
+        std::fwrite(&v, sizeof v, 1, o);
+      }
+    }
+    std::fprintf(it, "%%llu\\n", a2q_loop_log().at(0));
+  }
+  std::fclose(o);
+  std::fclose(it);
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  const int id = std::atoi(argv[1]);
+%s
+  return 1;
+}
+""" % (BITS, "\n".join(cases))
+
+
+@pytest.fixture(scope="module")
+def window_tb(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("window_tb")
+    (d / "tb.cpp").write_text(_source())
+    exe = d / "tb"
+    res = subprocess.run([find_cxx(), *CXX_FLAGS, "-DA2Q_OVERFLOW_MONITOR", "-isystem", str(ap_types_dir()),
+                          "-I", str(template_dir()), str(d / "tb.cpp"), "-o", str(exe)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return exe
+
+
+def _reference(kind: str, p: tuple, x: np.ndarray) -> np.ndarray:
+    """The kernel's output stream of one (C, H, W) frame, flattened, by the definition."""
+    g = _geometry(kind, p)
+    c, kh, kw = g["IC"], g["KH"], g["KW"]
+    fill = np.iinfo(np.int64).min if kind == "pool" else 0  # pools have no padding; windows never see `fill`
+    padded = np.full((c, g["IH"] + g["PT"] + g["PB"], g["IW"] + g["PL"] + g["PR"]), fill, dtype=np.int64)
+    padded[:, g["PT"]:g["PT"] + g["IH"], g["PL"]:g["PL"] + g["IW"]] = x
+    out = []
+    for oy in range(g["OH"]):
+        for ox in range(g["OW"]):
+            win = padded[:, oy * g["SH"]:oy * g["SH"] + kh, ox * g["SW"]:ox * g["SW"] + kw]  # (c, kh, kw)
+            if kind == "conv":
+                out.append(win.transpose(1, 2, 0).ravel())  # (kh, kw, c)
+            elif kind == "dw":
+                simd, pe = p[12], p[13]
+                w = win.reshape(c // pe, pe, (kh * kw) // simd, simd)  # (nf, pe, sf, s)
+                out.append(w.transpose(0, 2, 1, 3).ravel())  # beats (nf, sf), lanes (pe, s)
+            else:
+                out.append(win.reshape(c, -1).max(axis=1))
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("index", range(len(_cases())), ids=[f"{k}{p}" for k, p in _cases()])
+def test_window_kernel_equals_im2col_and_its_schedule(window_tb, tmp_path, index):
+    kind, p = _cases()[index]
+    g = _geometry(kind, p)
+    rng = np.random.default_rng(index)
+    x = rng.integers(-(1 << (BITS - 1)), 1 << (BITS - 1), size=(FRAMES, g["IC"], g["IH"], g["IW"]))
+    x[1] = -(1 << (BITS - 1))  # an all-minimum frame: a zero from the padding would show in a pool's max
+    x.transpose(0, 2, 3, 1).astype(np.int32).tofile(tmp_path / "in.bin")  # HWC stream order
+    res = subprocess.run([str(window_tb), str(index), str(FRAMES), str(tmp_path / "in.bin"), str(tmp_path / "out.bin"),
+                          str(tmp_path / "it.txt")], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    got = np.fromfile(tmp_path / "out.bin", dtype=np.int64)
+    want = np.concatenate([_reference(kind, p, x[n]) for n in range(FRAMES)])
+    assert got.shape == want.shape and np.array_equal(got, want)
+
+    iterations = [int(v) for v in (tmp_path / "it.txt").read_text().split()]
+    in_beat, out_beat = _in_beat(kind, p), _out_beat(kind, p)
+    nb = want.size // FRAMES // (g["OH"] * g["OW"]) // out_beat
+    schedule = window_schedule(g, in_beat, nb)
+    assert iterations == [len(schedule)] * FRAMES  # the C++ loop and its Python twin (dataflow model) agree
+    in_beats, out_beats = x[0].size // in_beat, want.size // FRAMES // out_beat
+    assert sum(r for _, r in schedule) == in_beats and sum(w for w, _ in schedule) == out_beats
+    if nb == 1:  # a window per beat: no bubble once the first window is in; the last one latches after its pixel
+        def lag(oy: int, ox: int) -> int:  # input beats up to window (oy, ox)'s last pixel
+            y1 = min(g["IH"] - 1, oy * g["SH"] + g["KH"] - 1 - g["PT"])
+            return (y1 * g["IW"] + min(g["IW"] - 1, ox * g["SW"] + g["KW"] - 1 - g["PL"]) + 1) * (g["IC"] // in_beat)
+        assert len(schedule) == max(in_beats, lag(g["OH"] - 1, g["OW"] - 1) + 1, lag(0, 0) + out_beats)
+
+
+def test_lenet_first_conv_takes_its_pixels_plus_the_first_windows_lag():
+    # 28x28 "same" 5x5: 784 pixels in, 784 windows out, the first window complete at pixel (2, 2) = 58
+    g = _geometry("conv", CONV[-1])
+    assert len(window_schedule(g, 1, 1)) == 784 + 59
+    # the same conv without padding, and LeNet's first pool: the pixel count plus one
+    g.update(PT=0, PL=0, PB=0, PR=0, OH=24, OW=24)
+    assert len(window_schedule(g, 1, 1)) == 784 + 1
+    assert len(window_schedule(_geometry("pool", POOL[-1]), 6, 1)) == 576 + 1
