@@ -17,10 +17,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _hls_util import _thresholds, write_build
 
-from a2qflow.hw.hls.csim import CXX_FLAGS, ap_types_dir, find_cxx
-from a2qflow.hw.hls.dataflow import window_schedule
-from a2qflow.hw.hls.generate import template_dir
+from a2qflow.hw.compiler.ir import Affine, ConvLayer, DenseLayer, InputQuant, IntType, MaxPoolLayer, Model
+from a2qflow.hw.compiler.plan import load_plan
+from a2qflow.hw.compiler.reference import accumulate, maxpool
+from a2qflow.hw.compiler.reference import run as golden_run
+from a2qflow.hw.hls.csim import CXX_FLAGS, ap_types_dir, compile_testbench, find_cxx
+from a2qflow.hw.hls.dataflow import WINDOW_KINDS, window_beats, window_schedule
+from a2qflow.hw.hls.generate import generate, template_dir
+from a2qflow.hw.hls.lowering import build_design
 
 FRAMES = 3
 BITS = 6  # signed elements: negative values tell a zero-padded position from a real one in max pooling
@@ -203,3 +209,76 @@ def test_lenet_first_conv_takes_its_pixels_plus_the_first_windows_lag():
     g.update(PT=0, PL=0, PB=0, PR=0, OH=24, OW=24)
     assert len(window_schedule(g, 1, 1)) == 784 + 1
     assert len(window_schedule(_geometry("pool", POOL[-1]), 6, 1)) == 576 + 1
+
+
+# --- a small CNN through the generated design: bit-exact, and every stage's loop iterations per image -------------
+
+def _stream_cnn(seed: int = 3) -> Model:
+    """conv 3x3 "same" (stride 1) -> maxpool 2x2 -> conv 3x3 stride 2 pad 1 -> dense (affine), on 2 x 12 x 12."""
+    rng = np.random.default_rng(seed)
+    in_type, act_type, w_type = IntType(4, False), IntType(3, False), IntType(4, True)
+    x = rng.integers(0, 16, size=(64, 2, 12, 12))
+
+    def thresholded(layer, x):
+        acc = accumulate(layer, x)
+        layer.act = _thresholds(rng, acc, act_type)
+        y = (np.moveaxis(acc, 1, -1)[..., None] >= layer.act.values).sum(-1)
+        return np.moveaxis(y, -1, 1) + act_type.min
+
+    c0 = ConvLayer("conv0", rng.integers(-8, 8, size=(4, 2, 3, 3)), in_type, w_type, Affine(np.ones(4), np.zeros(4)),
+                   in_shape=(2, 12, 12), pad=(1, 1, 1, 1))
+    x = thresholded(c0, x)
+    p0 = MaxPoolLayer("pool0", c0.out_shape, (2, 2), (2, 2), act_type)
+    x = maxpool(x, p0)
+    c1 = ConvLayer("conv1", rng.integers(-8, 8, size=(6, 4, 3, 3)), act_type, w_type, Affine(np.ones(6), np.zeros(6)),
+                   in_shape=p0.out_shape, stride=(2, 2), pad=(1, 1, 1, 1))
+    x = thresholded(c1, x)
+    fc = DenseLayer("fc", rng.integers(-8, 8, size=(5, int(np.prod(c1.out_shape)))), act_type, w_type,
+                    Affine(rng.uniform(0.01, 0.1, size=5), rng.normal(size=5)))
+    return Model("stream_cnn", (2, 12, 12), InputQuant(1 / 15, 0, in_type), [c0, p0, c1, fc])
+
+
+def _trip_count(d, st) -> int:
+    """Iterations of one inference of a fixed-count stage (its loop bounds in hls_templates/)."""
+    c = next(dict(l.constants) for l in d.layers if l.ns == st.ns) if st.ns else {}
+    if st.kind in ("mvau", "vvau", "mvau_packed"):
+        return c["ROWS"] * (c["C"] // c["PE"]) * (c["K"] // c["SIMD"])
+    if st.kind == "convert_width":
+        return st.args["elems"]
+    raise AssertionError(f"no trip count for {st.kind}")
+
+
+def test_folded_cnn_is_bit_exact_and_streams_about_a_pixel_per_iteration(tmp_path):
+    # SIMD = K and PE = C everywhere: every window is one beat, every pixel one beat, so the slowest stage should
+    # take the 144 input pixels plus the first window's lag, not (as before) reads and windows one after the other
+    model = _stream_cnn()
+    build = write_build(model, tmp_path / "b", folding={"conv0": (18, 4), "conv1": (36, 6), "fc": (54, 5)})
+    hls = generate(build)
+    d = build_design(model, load_plan(build), build)
+    exe, _, _ = compile_testbench(hls, monitor=True)
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 16, size=(40, 2, 12, 12))
+    x[0], x[1] = 0, 15  # saturating frames
+    (tmp_path / "in.bin").write_bytes(x.astype(np.int32).tobytes())
+    golden_run(model, x, load_plan(build).acc_bits()).acc.astype(np.int64).tofile(tmp_path / "expected.bin")
+    res = subprocess.run([str(exe), str(tmp_path / "in.bin"), str(tmp_path / "out.bin"), "--expect",
+                          str(tmp_path / "expected.bin"), "--loops", str(tmp_path / "loops.txt")],
+                         capture_output=True, text=True)
+    assert res.returncode == 0 and "40 samples, 0 mismatching outputs" in res.stdout, res.stdout + res.stderr
+
+    loops = [tuple(int(v) for v in line.split()) for line in (tmp_path / "loops.txt").read_text().splitlines()]
+    assert [k for k, *_ in loops] == list(range(len(d.stages)))  # one count per stage, in top.cpp's order
+    assert all(lo == hi for _, lo, hi in loops)  # the schedule does not depend on the data
+    per_stage = {st.comment.split(":")[0] + " " + st.kind: it for st, (_, it, _) in zip(d.stages, loops)}
+    for st, (_, it, _) in zip(d.stages, loops):
+        if st.kind in WINDOW_KINDS:
+            c = next(dict(l.constants) for l in d.layers if l.ns == st.ns)
+            assert it == len(window_schedule(c, st.inp.beat, window_beats(d, st))), st.comment
+            assert window_beats(d, st) == 1  # a whole window (conv) or pooled pixel per beat
+        else:
+            assert it == _trip_count(d, st), st.comment
+    assert d.input.beat == 2 and d.stages[0].out.beat == 18  # a pixel in, a window out per beat
+    # conv0's window: 144 pixels in and 144 windows out, the first complete at pixel (1, 1): 14 + 144 iterations
+    assert per_stage["conv0 sliding_window"] == 14 + 144
+    assert per_stage["conv0 mvau"] == 144 and per_stage["pool0 maxpool"] == 144 + 1
+    assert max(per_stage.values()) == 14 + 144  # the whole CNN's slowest stage: ~one input pixel per iteration

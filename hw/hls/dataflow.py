@@ -44,7 +44,7 @@ def stage_ops(d: Design, st: Stage) -> list[Op]:
         a, b, n = st.args["in_beat"], st.args["out_beat"], st.args["elems"]
         return [op for k in range(n) for op in ([r] if k % a == 0 else []) + ([w] if k % b == b - 1 else [])]
     if st.kind in WINDOW_KINDS:  # with the input always there and the output always drained
-        return [op for wr, rd in window_schedule(_consts(d, st.ns), st.inp.beat, _window_beats(d, st))
+        return [op for wr, rd in window_schedule(_consts(d, st.ns), st.inp.beat, window_beats(d, st))
                 for op in ([w] if wr else []) + ([r] if rd else [])]
     c = _consts(d, st.ns)
     if st.kind in ("mvau", "vvau"):
@@ -119,7 +119,7 @@ def window_schedule(c: dict[str, int], in_beat: int, nb: int) -> list[tuple[bool
     return out
 
 
-def _window_beats(d: Design, st: Stage) -> int:
+def window_beats(d: Design, st: Stage) -> int:
     """Output beats per window of a window stage."""
     c = _consts(d, st.ns)
     if st.kind == "maxpool":
@@ -131,7 +131,7 @@ class _WindowRunner:
     """A window stage in `simulate`: `inferences` frames of `WindowState`, reads non-blocking, writes blocking."""
 
     def __init__(self, d: Design, st: Stage, inferences: int):
-        self.c, self.beat, self.nb = _consts(d, st.ns), st.inp.beat, _window_beats(d, st)
+        self.c, self.beat, self.nb = _consts(d, st.ns), st.inp.beat, window_beats(d, st)
         self.inp, self.out, self.left = st.inp.name, st.out.name, inferences
         self.state = WindowState(self.c, self.beat, self.nb)
 
