@@ -244,6 +244,16 @@ def test_a_shallow_skip_fifo_deadlocks_the_residual_block():
     assert 2 < need <= d.fifo_depths[skip]
 
 
+def test_window_kernels_read_non_blocking_or_the_residual_block_deadlocks():
+    # a window loop that blocks on its eager read stops writing ready windows while the fork waits for the skip FIFO
+    model = ALL["residual"]()
+    fold = {"stem": (3, 1), "block_conv1": (6, 1), "block_skip": (1, 1), "block_add": (1, 1), "gap": (1, 4)}
+    d = build_design(model, make_plan(model, folding=FoldingConfig(layers={n: Folding(simd=s, pe=p)
+                                                                           for n, (s, p) in fold.items()})))
+    assert not simulate(d, inferences=2).deadlock
+    assert simulate(d, inferences=2, blocking_windows=True).deadlock
+
+
 def test_three_readers_chain_two_duplicators(tmp_path):
     model = three_reader_model()
     d = build_design(model, make_plan(model))

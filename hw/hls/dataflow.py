@@ -163,15 +163,20 @@ class DataflowResult:
     peak: dict[str, int]  # stream name -> highest occupancy in beats
 
 
-def simulate(d: Design, inferences: int = 2, depths: dict[str, int] | None = None) -> DataflowResult:
-    """Run the stages' read / write sequences with bounded FIFOs (`depths` overrides a stream's depth by name)."""
+def simulate(d: Design, inferences: int = 2, depths: dict[str, int] | None = None,
+             blocking_windows: bool = False) -> DataflowResult:
+    """Run the stages' read / write sequences with bounded FIFOs (`depths` overrides a stream's depth by name).
+
+    `blocking_windows` replays the window kernels' ideal schedule with blocking reads instead (the design the
+    kernels avoid: tests show it deadlocks a residual block whose skip FIFO the line-buffer rule sized)."""
     depths = depths or {}
     cap = {s.name: depths.get(s.name, s.depth) for s in d.streams}
     fill = {s.name: 0 for s in d.streams}
     fill[d.input.name], cap[d.input.name] = 1, 1  # the input port always has a beat ready
     cap[d.output.name] = 1 << 62  # the output port is always drained
     fill[d.output.name] = 0
-    runners = {k: _WindowRunner(d, st, inferences) for k, st in enumerate(d.stages) if st.kind in WINDOW_KINDS}
+    runners = {k: _WindowRunner(d, st, inferences) for k, st in enumerate(d.stages)
+               if st.kind in WINDOW_KINDS and not blocking_windows}
     progs = [[] if k in runners else stage_ops(d, st) * inferences for k, st in enumerate(d.stages)]
     pos = [0] * len(progs)
     peak = dict(fill)
