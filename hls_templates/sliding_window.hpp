@@ -140,15 +140,19 @@ unsigned long long window_loop(hls::stream<Word<T, S::IN_W> >& in, hls::stream<T
 #pragma HLS array_partition variable=buf complete dim=1
 #pragma HLS array_partition variable=buf complete dim=3
 #pragma HLS array_partition variable=win complete dim=0
-#pragma HLS dependence variable=buf inter false
-#pragma HLS dependence variable=buf intra false
+  constexpr unsigned TRIPS_MIN = S::PIXELS * S::BEATS_PER_PIXEL;
+  constexpr unsigned TRIPS_MAX = S::PIXELS * S::BEATS_PER_PIXEL + S::OH * S::OW * NB;
   S s;
   unsigned kb = 0;  // beat of the latched window written next (0: none latched)
   unsigned long long iterations = 0;
 window_loop:
   while (s.more() || kb != 0) {
 #pragma HLS pipeline II=1
-#pragma HLS loop_tripcount min=S::PIXELS max=S::PIXELS + S::OH * S::OW * NB
+#pragma HLS loop_tripcount min=TRIPS_MIN max=TRIPS_MAX
+    // Within an iteration the latch never reads the slot the input beat is written to (that pixel is >= every
+    // latched pixel + 1 and < first + DEPTH). Across iterations there IS a dependence, deliberately not hidden by
+    // a pragma: a window's last pixel is written in one iteration and latched in the next (distance 1).
+#pragma HLS dependence variable=buf intra false
     // Decided on the state before this iteration's latch, so the read never overwrites the window being latched;
     // non-blocking, so a window that is ready never waits for input it does not need (a blocking read there can
     // deadlock a residual block: the skip branch waits for this window while this read waits for the fork).
