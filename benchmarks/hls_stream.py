@@ -36,7 +36,7 @@ def stage_loops(build: Path, x_int: np.ndarray) -> tuple[list[dict], str]:
     """Per stage of top.cpp: kind, beats in / out per image, loop iterations per image (min = max checked)."""
     from a2qflow.hw.compiler.plan import load_build
     from a2qflow.hw.hls.csim import compile_testbench
-    from a2qflow.hw.hls.dataflow import WINDOW_KINDS, WindowState
+    from a2qflow.hw.hls.dataflow import WINDOW_KINDS, WindowState, window_beats, window_schedule
     from a2qflow.hw.hls.lowering import build_design
 
     model, plan = load_build(build)
@@ -47,10 +47,16 @@ def stage_loops(build: Path, x_int: np.ndarray) -> tuple[list[dict], str]:
         inp.write_bytes(np.ascontiguousarray(x_int, dtype=np.int32).tobytes())
         subprocess.run([str(exe), str(inp), str(outp), "--loops", str(loops)], check=True, capture_output=True)
         counts = [tuple(int(v) for v in line.split()) for line in loops.read_text().splitlines()]
+    # beats per image: a window stream's shape is one window, so count its writes from the window schedule
+    beats = {s.name: s.beats for s in [d.input, *d.streams, d.output]}
+    for st in d.stages:
+        if st.kind in WINDOW_KINDS:
+            c = next(dict(l.constants) for l in d.layers if l.ns == st.ns)
+            beats[st.out.name] = sum(w for w, _ in window_schedule(c, st.inp.beat, window_beats(d, st)))
     rows = []
     for st, (k, lo, hi) in zip(d.stages, counts, strict=True):
-        row = dict(stage=k, kind=st.kind, what=st.comment, in_beat=st.inp.beat, in_beats=st.inp.beats,
-                   out_beat=st.out.beat, out_beats=st.out.beats, iterations_min=lo, iterations_max=hi)
+        row = dict(stage=k, kind=st.kind, what=st.comment, in_beat=st.inp.beat, in_beats=beats[st.inp.name],
+                   out_beat=st.out.beat, out_beats=beats[st.out.name], iterations_min=lo, iterations_max=hi)
         if st.kind in WINDOW_KINDS:
             c = next(dict(l.constants) for l in d.layers if l.ns == st.ns)
             ws = WindowState(c, st.inp.beat, 1)
@@ -121,9 +127,11 @@ def main() -> None:
                csim={k: getattr(r.summary, k) for k in ("samples", "mismatches", "top1_accuracy", "tool")},
                pixels=int(np.prod(model.input_shape[1:])), slowest_iterations=slowest["iterations_max"],
                slowest_stage=slowest["what"], rtl_ii=rtl_ii, stages=stages)
+    same = ("min = max on every stage: the schedule does not depend on the data"
+            if all(r["iterations_min"] == r["iterations_max"] for r in stages) else "min != max on some stage")
     res["note"] = (
-        f"Loop iterations are counted in the monitor build on the first 50 images (min = max: the schedule does "
-        f"not depend on the data). The slowest stage is `{slowest['what']}` with {slowest['iterations_max']} "
+        f"Loop iterations are counted in the monitor build on the first 50 images ({same}). The slowest stage "
+        f"is `{slowest['what']}` with {slowest['iterations_max']} "
         f"iterations per image for {res['pixels']} input pixels: a window stage takes max(input beats, lag(last "
         "window) + 1, lag(first window) + output beats), lag = input beats up to a window's last pixel, so a "
         "\"same\" 5x5 conv on 28x28 pays its first window's 59-beat lag once per image (the RTL overlaps "

@@ -243,8 +243,9 @@ def _trip_count(d, st) -> int:
     c = next(dict(l.constants) for l in d.layers if l.ns == st.ns) if st.ns else {}
     if st.kind in ("mvau", "vvau", "mvau_packed"):
         return c["ROWS"] * (c["C"] // c["PE"]) * (c["K"] // c["SIMD"])
-    if st.kind == "convert_width":
-        return st.args["elems"]
+    if st.kind == "convert_width":  # a beat of the narrower side per iteration where one width divides the other
+        a, b, n = st.args["in_beat"], st.args["out_beat"], st.args["elems"]
+        return n // min(a, b) if max(a, b) % min(a, b) == 0 else n
     raise AssertionError(f"no trip count for {st.kind}")
 
 
