@@ -137,7 +137,7 @@ def main() -> None:
         "\"same\" 5x5 conv on 28x28 pays its first window's 59-beat lag once per image (the RTL overlaps "
         "consecutive frames and does not). Streams: one pixel (C channels, or the producer's PE) per input beat "
         "of a window stage, one whole window (SIMD = K) or SIMD elements per output beat, PE-wide MVAU results. "
-        "Line buffer: DEPTH = 2^ceil(log2((KH - 1) * W + KW + SH * W)) pixels of C channels, built as KH x KW "
+        "Line buffer: DEPTH = 2^ceil(log2((KH - 1) * W + KW + 1)) pixels of C channels, built as KH x KW "
         "one-read-port copies (one window read per clock) as in the RTL.")
     write_results(res)
     print(json.dumps({k: res[k] for k in ("csim", "slowest_iterations", "slowest_stage", "pixels")}), flush=True)

@@ -1,11 +1,13 @@
 // Sliding-window (im2col) generators on an HWC stream, on a line buffer, at one loop iteration per clock (II = 1).
 //
-// WindowSchedule + window_loop keep a circular buffer of DEPTH pixels of IC channels: the (KH - 1) rows plus KW pixels a window
-// spans at most (SPAN = (KH - 1) * IW + KW pixels), plus SH rows so the input keeps streaming while a row of windows
-// is read, rounded up to a power of two (the address is a bit mask): DEPTH = 2^ceil(log2(SPAN + SH * IW)) pixels,
-// the same formula as the RTL twin hw/rtl/verilog/a2q_swg.v. Each kernel below is ONE pipelined loop whose every
-// iteration may read one input beat (IN_W elements: a pixel when IN_W = IC, the producer's PE otherwise) and write
-// one output beat:
+// WindowSchedule + window_loop keep a circular buffer of DEPTH pixels of IC channels: the (KH - 1) rows plus KW
+// pixels a window spans at most (SPAN = (KH - 1) * IW + KW pixels) plus one, so the next pixel can stream in while
+// the last window it does not belong to is latched, rounded up to a power of two (the address is a bit mask):
+// DEPTH = 2^ceil(log2(SPAN + 1)) pixels. The RTL twin hw/rtl/verilog/a2q_swg.v keeps SH more rows, what its frame
+// overlap needs; a per-call C++ function does not overlap frames, and the Python twin of this schedule
+// (hw/hls/dataflow.py) takes the same iterations with or without those rows on LeNet's layers. Each kernel below
+// is ONE pipelined loop whose every iteration may read one input beat (IN_W elements: a pixel when IN_W = IC, the
+// producer's PE otherwise) and write one output beat:
 //   * read pixel p (non-blocking: when a beat is waiting) while p < first + DEPTH, where `first` is the first pixel
 //     this or a later window needs (pixel p overwrites pixel p - DEPTH), so the reader runs ahead of the windows;
 //   * latch window (oy, ox) into a register once its last pixel has been read, then write it out in NB beats.
@@ -54,7 +56,7 @@ struct WindowSchedule {
   static constexpr unsigned OW = (IW + PL + PR - KW) / SW + 1;
   static constexpr unsigned KK = KH * KW;
   static constexpr unsigned SPAN = (KH - 1) * IW + KW;               // pixels one window spans at most
-  static constexpr unsigned DEPTH = a2q_pow2_ceil(SPAN + SH * IW);  // pixels kept (per copy)
+  static constexpr unsigned DEPTH = a2q_pow2_ceil(SPAN + 1);  // pixels kept (per copy)
   static constexpr unsigned PIXELS = IH * IW;
   static constexpr unsigned BEATS_PER_PIXEL = IC / IN_W;
   static_assert(IC % IN_W == 0, "the input beat width must divide the channel count");
@@ -154,8 +156,8 @@ window_loop:
     // a pragma: a window's last pixel is written in one iteration and latched in the next (distance 1).
 #pragma HLS dependence variable=buf intra false
     // Decided on the state before this iteration's latch, so the read never overwrites the window being latched;
-    // non-blocking, so a window that is ready never waits for input it does not need (a blocking read there can
-    // deadlock a residual block: the skip branch waits for this window while this read waits for the fork).
+    // non-blocking, so a window that is ready never waits for input it does not need (a blocking read there makes
+    // a residual block need a deeper skip FIFO: the skip branch waits for this window, this read for the fork).
     const bool rd = s.can_read() && !in.empty();
     bool wr = kb != 0;
     if (!wr && s.window_ready()) {

@@ -18,13 +18,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _hls_util import _thresholds, write_build
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from a2qflow.hw.compiler.ir import Affine, ConvLayer, DenseLayer, InputQuant, IntType, MaxPoolLayer, Model
 from a2qflow.hw.compiler.plan import load_plan
 from a2qflow.hw.compiler.reference import accumulate, maxpool
 from a2qflow.hw.compiler.reference import run as golden_run
 from a2qflow.hw.hls.csim import CXX_FLAGS, ap_types_dir, compile_testbench, find_cxx
-from a2qflow.hw.hls.dataflow import WINDOW_KINDS, window_beats, window_schedule
+from a2qflow.hw.hls.dataflow import WINDOW_KINDS, WindowState, window_beats, window_schedule
 from a2qflow.hw.hls.generate import generate, template_dir
 from a2qflow.hw.hls.lowering import build_design
 
@@ -211,6 +213,30 @@ def test_lenet_first_conv_takes_its_pixels_plus_the_first_windows_lag():
     assert len(window_schedule(_geometry("pool", POOL[-1]), 6, 1)) == 576 + 1
 
 
+def _iterations(g: dict[str, int], beat: int, nb: int, depth: int) -> int:
+    s = WindowState(g, beat, nb)
+    s.depth, n = depth, 0
+    while s.more():
+        s.step(s.wants_write(), s.wants_read())
+        n += 1
+    return n
+
+
+@pytest.mark.parametrize("layer", [("conv", CONV[-1], 1, 1), ("pool", (6, 28, 28, 2, 2, 2, 2, 6), 6, 1),
+                                   ("conv", (6, 14, 14, 5, 5, 1, 1, 2, 2, 2, 2), 6, 1),
+                                   ("pool", (16, 14, 14, 2, 2, 2, 2, 4), 4, 4)])
+def test_the_rtls_extra_rows_would_not_make_lenets_windows_faster(layer):
+    # HLS keeps SPAN + 1 pixels (rounded up); the RTL's SH more rows serve its frame overlap, not this schedule
+    kind, p, beat, nb = layer
+    g = _geometry(kind, p)
+    s = WindowState(g, beat, nb)
+    span = (g["KH"] - 1) * g["IW"] + g["KW"]
+    assert s.depth == 1 << span.bit_length() and s.depth >= span + 1
+    rtl_depth = 1 << (span + g["SH"] * g["IW"] - 1).bit_length()
+    assert _iterations(g, beat, nb, s.depth) == _iterations(g, beat, nb, rtl_depth)
+    assert _iterations(g, beat, nb, span) > _iterations(g, beat, nb, s.depth)  # the span alone: read, latch, read...
+
+
 # --- a small CNN through the generated design: bit-exact, and every stage's loop iterations per image -------------
 
 def _stream_cnn(seed: int = 3) -> Model:
@@ -270,16 +296,49 @@ def test_folded_cnn_is_bit_exact_and_streams_about_a_pixel_per_iteration(tmp_pat
     loops = [tuple(int(v) for v in line.split()) for line in (tmp_path / "loops.txt").read_text().splitlines()]
     assert [k for k, *_ in loops] == list(range(len(d.stages)))  # one count per stage, in top.cpp's order
     assert all(lo == hi for _, lo, hi in loops)  # the schedule does not depend on the data
-    per_stage = {st.comment.split(":")[0] + " " + st.kind: it for st, (_, it, _) in zip(d.stages, loops)}
-    for st, (_, it, _) in zip(d.stages, loops):
-        if st.kind in WINDOW_KINDS:
-            c = next(dict(l.constants) for l in d.layers if l.ns == st.ns)
-            assert it == len(window_schedule(c, st.inp.beat, window_beats(d, st))), st.comment
-            assert window_beats(d, st) == 1  # a whole window (conv) or pooled pixel per beat
+    per_stage = {sg.comment.split(":")[0] + " " + sg.kind: it for sg, (_, it, _) in zip(d.stages, loops)}
+    for sg, (_, it, _) in zip(d.stages, loops):
+        if sg.kind in WINDOW_KINDS:
+            c = next(dict(l.constants) for l in d.layers if l.ns == sg.ns)
+            assert it == len(window_schedule(c, sg.inp.beat, window_beats(d, sg))), sg.comment
+            assert window_beats(d, sg) == 1  # a whole window (conv) or pooled pixel per beat
         else:
-            assert it == _trip_count(d, st), st.comment
+            assert it == _trip_count(d, sg), sg.comment
     assert d.input.beat == 2 and d.stages[0].out.beat == 18  # a pixel in, a window out per beat
     # conv0's window: 144 pixels in and 144 windows out, the first complete at pixel (1, 1): 14 + 144 iterations
     assert per_stage["conv0 sliding_window"] == 14 + 144
     assert per_stage["conv0 mvau"] == 144 and per_stage["pool0 maxpool"] == 144 + 1
     assert max(per_stage.values()) == 14 + 144  # the whole CNN's slowest stage: ~one input pixel per iteration
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 9), st.integers(1, 9), st.integers(1, 4), st.integers(1, 4),
+       st.integers(1, 3), st.integers(1, 3), st.data())
+def test_window_schedule_never_overwrites_a_pixel_a_window_still_needs(ic, ih, iw, kh, kw, sh, sw, data):
+    # the line buffer's invariant on random geometries: every pixel a latched window reads is still in its slot
+    pt, pb = (data.draw(st.integers(0, kh - 1)) for _ in range(2))
+    pl, pr = (data.draw(st.integers(0, kw - 1)) for _ in range(2))
+    assume(ih + pt + pb >= kh and iw + pl + pr >= kw)
+    beat = data.draw(st.sampled_from([d for d in range(1, ic + 1) if ic % d == 0]))
+    nb = data.draw(st.integers(1, 3))
+    g = dict(IC=ic, IH=ih, IW=iw, KH=kh, KW=kw, SH=sh, SW=sw, PT=pt, PL=pl, OH=(ih + pt + pb - kh) // sh + 1,
+             OW=(iw + pl + pr - kw) // sw + 1)
+    s = WindowState(g, beat, nb)
+    slots: dict[int, int] = {}  # slot -> the pixel it holds
+    windows = 0
+    for _ in range(10 * (ih * iw * ic + g["OH"] * g["OW"] * nb) + 10):
+        if not s.more():
+            break
+        wr, rd = s.wants_write(), s.wants_read()
+        assert wr or rd  # the loop never idles with its input available
+        if wr and s.kb == 0:  # latch window (oy, ox): every pixel inside the frame must be in and still stored
+            for y in range(s.oy * sh - pt, s.oy * sh - pt + kh):
+                for x in range(s.ox * sw - pl, s.ox * sw - pl + kw):
+                    if 0 <= y < ih and 0 <= x < iw:
+                        p = y * iw + x
+                        assert p < s.px and slots.get(p % s.depth) == p
+            windows += 1
+        if rd and s.cb == 0:
+            slots[s.px % s.depth] = s.px
+        s.step(wr, rd)
+    assert not s.more() and windows == g["OH"] * g["OW"] and s.px == ih * iw

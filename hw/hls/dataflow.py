@@ -74,7 +74,7 @@ class WindowState:
         self.ih, self.iw, self.kh, self.kw = c["IH"], c["IW"], c["KH"], c["KW"]
         self.sh, self.sw, self.oh, self.ow = c["SH"], c["SW"], c["OH"], c["OW"]
         self.pt, self.pl = c.get("PT", 0), c.get("PL", 0)
-        self.depth = 1 << ((self.kh - 1) * self.iw + self.kw + self.sh * self.iw - 1).bit_length()
+        self.depth = 1 << ((self.kh - 1) * self.iw + self.kw).bit_length()  # 2^ceil(log2(SPAN + 1))
         self.pixels, self.bpp, self.nb = self.ih * self.iw, c.get("IC", c.get("C")) // in_beat, nb
         self.px = self.cb = self.oy = self.ox = self.kb = 0
 
@@ -168,7 +168,7 @@ def simulate(d: Design, inferences: int = 2, depths: dict[str, int] | None = Non
     """Run the stages' read / write sequences with bounded FIFOs (`depths` overrides a stream's depth by name).
 
     `blocking_windows` replays the window kernels' ideal schedule with blocking reads instead (the design the
-    kernels avoid: tests show it deadlocks a residual block whose skip FIFO the line-buffer rule sized)."""
+    kernels avoid: tests show it needs deeper skip FIFOs than the non-blocking reads)."""
     depths = depths or {}
     cap = {s.name: depths.get(s.name, s.depth) for s in d.streams}
     fill = {s.name: 0 for s in d.streams}
