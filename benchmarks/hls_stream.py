@@ -7,8 +7,8 @@ Writes benchmarks/results/hls_stream.{json,md}. Steps (each a public a2qflow ent
 2. `run_csim` on the whole mnist5k test split: outputs against the golden model, top-1;
 3. the monitor build's testbench with `--loops` (tb.cpp): the iterations of every stage's pipelined loop per image
    (clock cycles at II = 1; Vitis is not installed here, so no csynth schedule backs the "II = 1") next to its input
-   and output beats, and each window stage's line buffer (DEPTH pixels, one copy and the KH x KW copies it is built
-   as) next to a two-bank frame buffer.
+   and output beats, and each window stage's line buffer (KH x KW banks, each pixel stored once) next to one frame
+   and to the RTL's line buffer (KH x KW copies, from benchmarks/results/cnn_stream.json when it is there).
 
 Usage (2 shared cores: run it niced):  nice -n 10 .venv/bin/python benchmarks/hls_stream.py [--work DIR] [--epochs E]
 """
@@ -61,9 +61,9 @@ def stage_loops(build: Path, x_int: np.ndarray) -> tuple[list[dict], str]:
             c = next(dict(l.constants) for l in d.layers if l.ns == st.ns)
             ws = WindowState(c, st.inp.beat, 1)
             ch, bits = c.get("IC", c.get("C")), st.inp.elem.bits
-            row.update(depth_pixels=ws.depth, line_buffer_bits=ws.depth * ch * bits,
-                       built_bits=c["KH"] * c["KW"] * ws.depth * ch * bits,
-                       frame_buffer_bits=2 * c["IH"] * c["IW"] * ch * bits)
+            row.update(read_ahead_pixels=ws.depth, banks=c["KH"] * c["KW"], bank_words=ws.rb * ws.xb,
+                       built_bits=ws.bank_pixels * ch * bits, window_register_bits=c["KH"] * c["KW"] * ch * bits,
+                       frame_bits=c["IH"] * c["IW"] * ch * bits, layer=st.comment.split(":")[0])
         rows.append(row)
     return rows, exe.name
 
@@ -88,14 +88,16 @@ def write_results(res: dict) -> None:
         f"| input pixels per image | {res['pixels']} |",
         f"| RTL initiation interval (Verilator, benchmarks/results/cnn_stream.md) | {res.get('rtl_ii')} |",
         "",
-        "| stage | kind | in beat | in beats | out beat | out beats | loop iterations / image | line buffer "
-        "DEPTH (pixels) | line buffer bits (one copy) | built bits (KH x KW copies) | frame buffer bits (2 banks) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| stage | kind | in beat | in beats | out beat | out beats | loop iterations / image | read-ahead "
+        "(pixels) | banks x words | line buffer bits (HLS, each pixel once) | window register bits | one frame "
+        "bits | RTL line buffer bits (KH x KW copies) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in res["stages"]:
+        r = dict(r, banks_words=f"{r['banks']} x {r['bank_words']}" if "banks" in r else None)
         lines.append("| " + " | ".join("" if r.get(k) is None else str(r[k]) for k in (
-            "what", "kind", "in_beat", "in_beats", "out_beat", "out_beats", "iterations_max", "depth_pixels",
-            "line_buffer_bits", "built_bits", "frame_buffer_bits")) + " |")
+            "what", "kind", "in_beat", "in_beats", "out_beat", "out_beats", "iterations_max", "read_ahead_pixels",
+            "banks_words", "built_bits", "window_register_bits", "frame_bits", "rtl_built_bits")) + " |")
     lines += ["", res["note"], ""]
     atomic_write_text(RESULTS / "hls_stream.md", "\n".join(lines))
 
@@ -121,8 +123,12 @@ def main() -> None:
     model = load_model(build)
     stages, _ = stage_loops(build, prepare_inputs(model, x[:50]))
     slowest = max(stages, key=lambda s: s["iterations_max"])
-    rtl = RESULTS / "cnn_stream.json"
-    rtl_ii = json.loads(rtl.read_text())["rtlsim"]["initiation_interval_cycles"] if rtl.is_file() else None
+    rtl = json.loads((RESULTS / "cnn_stream.json").read_text()) if (RESULTS / "cnn_stream.json").is_file() else {}
+    rtl_ii = rtl.get("rtlsim", {}).get("initiation_interval_cycles")
+    rtl_bits = {r["layer"]: r.get("built_bits") for r in rtl.get("layers", [])}
+    for row in stages:
+        if "layer" in row:
+            row["rtl_built_bits"] = rtl_bits.get(row["layer"])
     res = dict(config=str(CONFIG.relative_to(ROOT)), epochs=a.epochs,
                csim={k: getattr(r.summary, k) for k in ("samples", "mismatches", "top1_accuracy", "tool")},
                pixels=int(np.prod(model.input_shape[1:])), slowest_iterations=slowest["iterations_max"],
@@ -137,8 +143,9 @@ def main() -> None:
         "\"same\" 5x5 conv on 28x28 pays its first window's 59-beat lag once per image (the RTL overlaps "
         "consecutive frames and does not). Streams: one pixel (C channels, or the producer's PE) per input beat "
         "of a window stage, one whole window (SIMD = K) or SIMD elements per output beat, PE-wide MVAU results. "
-        "Line buffer: DEPTH = 2^ceil(log2((KH - 1) * W + KW + 1)) pixels of C channels, built as KH x KW "
-        "one-read-port copies (one window read per clock) as in the RTL.")
+        "Line buffer: the reader runs (KH - 1) * W + KW + 1 pixels ahead; the pixels are held once in KH x KW "
+        "banks by (y mod KH, x mod KW) (one window read per clock, one read port per bank), KH rows rounded up to "
+        "whole KW-pixel column groups; the RTL holds SH more rows, rounded up to a power of two, in KH x KW copies.")
     write_results(res)
     print(json.dumps({k: res[k] for k in ("csim", "slowest_iterations", "slowest_stage", "pixels")}), flush=True)
 

@@ -1,26 +1,27 @@
 // Sliding-window (im2col) generators on an HWC stream, on a line buffer, at one loop iteration per clock (II = 1).
 //
-// WindowSchedule + window_loop keep a circular buffer of DEPTH pixels of IC channels: the (KH - 1) rows plus KW
-// pixels a window spans at most (SPAN = (KH - 1) * IW + KW pixels) plus one, so the next pixel can stream in while
-// the last window it does not belong to is latched, rounded up to a power of two (the address is a bit mask):
-// DEPTH = 2^ceil(log2(SPAN + 1)) pixels. The RTL twin hw/rtl/verilog/a2q_swg.v keeps SH more rows, what its frame
-// overlap needs; a per-call C++ function does not overlap frames, and the Python twin of this schedule
-// (hw/hls/dataflow.py) takes the same iterations with or without those rows on LeNet's layers. Each kernel below
-// is ONE pipelined loop whose every iteration may read one input beat (IN_W elements: a pixel when IN_W = IC, the
-// producer's PE otherwise) and write one output beat:
-//   * read pixel p (non-blocking: when a beat is waiting) while p < first + DEPTH, where `first` is the first pixel
-//     this or a later window needs (pixel p overwrites pixel p - DEPTH), so the reader runs ahead of the windows;
+// Each kernel below is ONE pipelined loop whose every iteration may read one input beat (IN_W elements: a pixel
+// when IN_W = IC, the producer's PE otherwise) and write one output beat:
+//   * read pixel p (non-blocking: when a beat is waiting) while p < first + DEPTH, DEPTH = SPAN + 1, where
+//     SPAN = (KH - 1) * IW + KW is the most pixels a window spans ((KH - 1) rows plus KW pixels) and `first` is the
+//     first pixel this or a later window needs, so the reader runs ahead of the windows;
 //   * latch window (oy, ox) into a register once its last pixel has been read, then write it out in NB beats.
-// Since DEPTH >= SPAN + 1, some window is always ready when the reader must wait, so the loop cannot stall. With
-// one window per beat a frame takes max(input beats, lag(last window) + 1, lag(first window) + output beats)
-// iterations, lag(w) = the input beats up to window w's last pixel (tests/test_hls_window.py): 784 + 1 for a valid
-// 5x5 conv or a 2x2 pool on 28x28, 59 + 784 for a 5x5 "same" conv on 28x28 (its first window ends at pixel (2, 2)).
-// (The RTL unit also overlaps consecutive frames, which a per-call C++ function cannot, so its II is 784 there.)
+// Since DEPTH > SPAN, some window is always ready when the reader must wait, so the loop cannot stall, and the one
+// pixel beyond the span lets the next pixel stream in while a window is latched (with DEPTH = SPAN, reading and
+// latching alternate). With one window per beat a frame takes max(input beats, lag(last window) + 1,
+// lag(first window) + output beats) iterations, lag(w) = the input beats up to window w's last pixel
+// (tests/test_hls_window.py): 784 + 1 for a valid 5x5 conv or a 2x2 pool on 28x28, 59 + 784 for a 5x5 "same" conv
+// on 28x28 (its first window ends at pixel (2, 2)). The RTL twin hw/rtl/verilog/a2q_swg.v keeps SH more rows so
+// consecutive frames overlap (its II is 784 there); a per-call C++ function cannot overlap frames.
 //
-// A window is read in one clock: KH * KW pixels, one per window position. Like the RTL, the buffer is KH * KW
-// copies (one per window position, each with one write and one read port, `buf[KH*KW][DEPTH][IC]` partitioned on
-// the copy and channel dimensions), not one memory with KH * KW read ports: every input beat is written to all of
-// them. Memory: KH * KW * DEPTH * IC elements (one frame would be IH * IW * IC per bank, two banks to overlap).
+// Memory: a window is read in one clock (KH * KW pixels), so the buffer is KH * KW banks, one write and one read
+// port each: pixel (y, x) lives in bank (y mod KH, x mod KW) at address ((y / KH) mod RB) * XB + x / KW, so the
+// KH x KW pixels of any window sit in KH x KW different banks and each pixel is stored once. XB = ceil(IW / KW)
+// column groups; RB = 2^ceil(log2(ceil(DEPTH / (KH * IW)))) row groups (1 whenever IW > KW): two pixels share an
+// address only KH * RB rows apart, at least DEPTH pixels, so none the reader may still need is overwritten. In
+// total KH * KW * RB * XB pixels of IC channels, KH rows rounded up to whole column groups when IW > KW (LeNet's
+// first conv: 150 pixels; a frame is 784, the RTL's KH x KW copies 25 x 256). The latch reads each bank once and
+// routes bank (by, bx) to window position ((by - ya) mod KH, (bx - xa) mod KW).
 //
 // Emitted window orders (the weights' layouts, unchanged from the frame-buffer generator):
 //   sliding_window     for every output pixel in raster order, the KH*KW*IC window in (kh, kw, ic) order
@@ -55,8 +56,12 @@ struct WindowSchedule {
   static constexpr unsigned OH = (IH + PT + PB - KH) / SH + 1;
   static constexpr unsigned OW = (IW + PL + PR - KW) / SW + 1;
   static constexpr unsigned KK = KH * KW;
-  static constexpr unsigned SPAN = (KH - 1) * IW + KW;               // pixels one window spans at most
-  static constexpr unsigned DEPTH = a2q_pow2_ceil(SPAN + 1);  // pixels kept (per copy)
+  static constexpr unsigned SPAN = (KH - 1) * IW + KW;  // pixels one window spans at most
+  static constexpr unsigned DEPTH = SPAN + 1;            // pixels the reader runs ahead of the first one needed
+  // row groups per bank: two pixels share an address only KH * RB rows apart, at least DEPTH pixels
+  static constexpr unsigned RB = a2q_pow2_ceil((DEPTH + KH * IW - 1) / (KH * IW));
+  static constexpr unsigned XB = (IW + KW - 1) / KW;                        // column groups per bank
+  static constexpr unsigned BANK_DEPTH = RB * XB;
   static constexpr unsigned PIXELS = IH * IW;
   static constexpr unsigned BEATS_PER_PIXEL = IC / IN_W;
   static_assert(IC % IN_W == 0, "the input beat width must divide the channel count");
@@ -64,7 +69,11 @@ struct WindowSchedule {
   static_assert(IH + PT + PB >= KH && IW + PL + PR >= KW, "the kernel must fit the padded frame");
 
   unsigned px = 0, cb = 0;  // the pixel the next input beat belongs to, and its beat within the pixel
+  unsigned wy = 0, wx = 0;  // that pixel's row and column
   unsigned oy = 0, ox = 0;  // the next window to latch
+
+  static unsigned bank(unsigned y, unsigned x) { return (y % KH) * KW + x % KW; }
+  static unsigned address(unsigned y, unsigned x) { return ((y / KH) & (RB - 1)) * XB + x / KW; }
 
   // First row / column of window (oy, ox) inside the frame (padding clipped).
   static unsigned y0(unsigned oy) { return oy * SH > PT ? oy * SH - PT : 0; }
@@ -87,40 +96,47 @@ struct WindowSchedule {
   bool can_read() const { return px < PIXELS && px < first_needed() + DEPTH; }
   bool window_ready() const { return oy < OH && last_needed() < px; }
 
-  // Write one input beat into every copy of the buffer (copy k is read at window position k).
+  // Write one input beat into its pixel's bank.
   template <typename T>
-  void read_beat(hls::stream<Word<T, IN_W> >& in, T buf[KK][DEPTH][IC]) {
+  void read_beat(hls::stream<Word<T, IN_W> >& in, T buf[KK][BANK_DEPTH][IC]) {
 #pragma HLS inline
     const Word<T, IN_W> w = in.read();
-    const unsigned slot = px & (DEPTH - 1);
-    for (unsigned k = 0; k < KK; k++) {
+    const unsigned b = bank(wy, wx), a = address(wy, wx);
+    for (unsigned j = 0; j < IN_W; j++) {
 #pragma HLS unroll
-      for (unsigned j = 0; j < IN_W; j++) {
-#pragma HLS unroll
-        buf[k][slot][cb * IN_W + j] = w.v[j];
-      }
+      buf[b][a][cb * IN_W + j] = w.v[j];
     }
-    if (cb + 1 == BEATS_PER_PIXEL) {
-      cb = 0;
-      px++;
-    } else {
+    if (cb + 1 < BEATS_PER_PIXEL) {
       cb++;
+      return;
+    }
+    cb = 0;
+    px++;
+    if (wx + 1 == IW) {
+      wx = 0;
+      wy++;
+    } else {
+      wx++;
     }
   }
-  // Copy window (oy, ox) into `win` (zeros where it covers the padding) and move on to the next window.
+  // Copy window (oy, ox) into `win` (zeros where it covers the padding) and move on to the next window: one read
+  // per bank, bank (by, bx) holding the window position (kh, kw) with (ya + kh) mod KH = by, (xa + kw) mod KW = bx.
   template <typename T>
-  void latch(const T buf[KK][DEPTH][IC], T win[KK][IC]) {
+  void latch(const T buf[KK][BANK_DEPTH][IC], T win[KK][IC]) {
 #pragma HLS inline
-    for (unsigned kh = 0; kh < KH; kh++) {
+    const int ya = int(oy * SH) - int(PT), xa = int(ox * SW) - int(PL);
+    const unsigned ry = unsigned(ya + int(KH)) % KH, rx = unsigned(xa + int(KW)) % KW;  // ya, xa mod KH, KW
+    for (unsigned by = 0; by < KH; by++) {
 #pragma HLS unroll
-      for (unsigned kw = 0; kw < KW; kw++) {
+      for (unsigned bx = 0; bx < KW; bx++) {
 #pragma HLS unroll
-        const int y = int(oy * SH + kh) - int(PT), x = int(ox * SW + kw) - int(PL);
+        const unsigned kh = (by + KH - ry) % KH, kw = (bx + KW - rx) % KW;
+        const int y = ya + int(kh), x = xa + int(kw);
         const bool inside = y >= 0 && y < int(IH) && x >= 0 && x < int(IW);
-        const unsigned slot = unsigned(y * int(IW) + x) & (DEPTH - 1);
+        const unsigned a = inside ? address(unsigned(y), unsigned(x)) : 0;
         for (unsigned c = 0; c < IC; c++) {
 #pragma HLS unroll
-          win[kh * KW + kw][c] = inside ? buf[kh * KW + kw][slot][c] : T(0);
+          win[kh * KW + kw][c] = inside ? buf[by * KW + bx][a][c] : T(0);
         }
       }
     }
@@ -137,7 +153,7 @@ struct WindowSchedule {
 // is in, write NB beats per window (beat(win, kb) builds beat kb). Returns the iterations (clock cycles at II = 1).
 template <class S, unsigned NB, typename T, typename TOUT, class Beat>
 unsigned long long window_loop(hls::stream<Word<T, S::IN_W> >& in, hls::stream<TOUT>& out, const Beat& beat) {
-  T buf[S::KK][S::DEPTH][S::IC];  // KH * KW copies of the line buffer
+  T buf[S::KK][S::BANK_DEPTH][S::IC];  // the line buffer in KH * KW banks
   T win[S::KK][S::IC];            // the latched window
 #pragma HLS array_partition variable=buf complete dim=1
 #pragma HLS array_partition variable=buf complete dim=3
@@ -151,9 +167,10 @@ window_loop:
   while (s.more() || kb != 0) {
 #pragma HLS pipeline II=1
 #pragma HLS loop_tripcount min=TRIPS_MIN max=TRIPS_MAX
-    // Within an iteration the latch never reads the slot the input beat is written to (that pixel is >= every
-    // latched pixel + 1 and < first + DEPTH). Across iterations there IS a dependence, deliberately not hidden by
-    // a pragma: a window's last pixel is written in one iteration and latched in the next (distance 1).
+    // Within an iteration the latch never reads the address the input beat is written to (that pixel is after
+    // every latched pixel and < first + DEPTH, closer than KH * RB rows). Across iterations there IS a
+    // dependence, deliberately not hidden by a pragma: a window's last pixel is written in one iteration and
+    // latched in the next (distance 1).
 #pragma HLS dependence variable=buf intra false
     // Decided on the state before this iteration's latch, so the read never overwrites the window being latched;
     // non-blocking, so a window that is ready never waits for input it does not need (a blocking read there makes

@@ -57,7 +57,8 @@ def stage_ops(d: Design, st: Stage) -> list[Op]:
 
 
 class WindowState:
-    """The schedule of one frame of a window kernel (sliding_window.hpp: WindowSchedule + window_loop), step by step.
+    """The schedule of one frame of a window kernel (sliding_window.hpp: WindowSchedule + window_loop), step by step,
+    and where its banked line buffer keeps each pixel (`slot`).
 
     Each loop iteration reads the next input beat when the pixel it fills is < first + DEPTH (`first`: the first
     pixel this or a later window needs) and a beat is waiting (a non-blocking read, so a window never waits for
@@ -74,9 +75,18 @@ class WindowState:
         self.ih, self.iw, self.kh, self.kw = c["IH"], c["IW"], c["KH"], c["KW"]
         self.sh, self.sw, self.oh, self.ow = c["SH"], c["SW"], c["OH"], c["OW"]
         self.pt, self.pl = c.get("PT", 0), c.get("PL", 0)
-        self.depth = 1 << ((self.kh - 1) * self.iw + self.kw).bit_length()  # 2^ceil(log2(SPAN + 1))
+        self.depth = (self.kh - 1) * self.iw + self.kw + 1  # SPAN + 1: how far the reader runs ahead
+        groups = -(-self.depth // (self.kh * self.iw))  # two pixels share an address KH * RB rows apart
+        self.rb = 1 << max(0, (groups - 1).bit_length())  # row groups per bank, a power of 2
+        self.xb = -(-self.iw // self.kw)  # column groups per bank
+        self.bank_pixels = self.kh * self.kw * self.rb * self.xb  # what the KH x KW banks hold in total
         self.pixels, self.bpp, self.nb = self.ih * self.iw, c.get("IC", c.get("C")) // in_beat, nb
         self.px = self.cb = self.oy = self.ox = self.kb = 0
+
+    def slot(self, p: int) -> tuple[int, int]:
+        """(bank, address) of pixel p: bank (y mod KH, x mod KW), address ((y / KH) mod RB) * XB + x / KW."""
+        y, x = divmod(p, self.iw)
+        return (y % self.kh) * self.kw + x % self.kw, ((y // self.kh) % self.rb) * self.xb + x // self.kw
 
     def _y0(self, oy: int) -> int:
         return max(0, oy * self.sh - self.pt)
