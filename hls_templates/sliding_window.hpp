@@ -160,6 +160,8 @@ unsigned long long window_loop(hls::stream<Word<T, S::IN_W> >& in, hls::stream<T
 #pragma HLS array_partition variable=win complete dim=0
   constexpr unsigned TRIPS_MIN = S::PIXELS * S::BEATS_PER_PIXEL;
   constexpr unsigned TRIPS_MAX = S::PIXELS * S::BEATS_PER_PIXEL + S::OH * S::OW * NB;
+  (void)TRIPS_MIN;  // read only by the loop_tripcount pragma
+  (void)TRIPS_MAX;
   S s;
   unsigned kb = 0;  // beat of the latched window written next (0: none latched)
   unsigned long long iterations = 0;
