@@ -17,8 +17,9 @@
 // Memory: a window is read in one clock (KH * KW pixels), so the buffer is KH * KW banks, one write and one read
 // port each: pixel (y, x) lives in bank (y mod KH, x mod KW) at address ((y / KH) mod RB) * XB + x / KW, so the
 // KH x KW pixels of any window sit in KH x KW different banks and each pixel is stored once. XB = ceil(IW / KW)
-// column groups; RB = 2^ceil(log2(ceil(DEPTH / (KH * IW)))) row groups (1 whenever IW > KW): two pixels share an
-// address only KH * RB rows apart, at least DEPTH pixels, so none the reader may still need is overwritten. In
+// column groups; RB = 2^ceil(log2(ceil(DEPTH / (KH * IW)))) row groups (1 whenever IW > KW; at most what covers
+// the frame's rows): two pixels share an address only KH * RB rows apart, at least DEPTH pixels, so none the
+// reader may still need is overwritten. In
 // total KH * KW * RB * XB pixels of IC channels, KH rows rounded up to whole column groups when IW > KW (LeNet's
 // first conv: 150 pixels; a frame is 784, the RTL's KH x KW copies 25 x 256). The latch reads each bank once and
 // routes bank (by, bx) to window position ((by - ya) mod KH, (bx - xa) mod KW).
@@ -58,8 +59,11 @@ struct WindowSchedule {
   static constexpr unsigned KK = KH * KW;
   static constexpr unsigned SPAN = (KH - 1) * IW + KW;  // pixels one window spans at most
   static constexpr unsigned DEPTH = SPAN + 1;            // pixels the reader runs ahead of the first one needed
-  // row groups per bank: two pixels share an address only KH * RB rows apart, at least DEPTH pixels
-  static constexpr unsigned RB = a2q_pow2_ceil((DEPTH + KH * IW - 1) / (KH * IW));
+  // row groups per bank: two pixels share an address only KH * RB rows apart, at least DEPTH pixels, or never when
+  // the row groups cover the frame (a global pool: KH = IH, one group)
+  static constexpr unsigned RB_READ_AHEAD = a2q_pow2_ceil((DEPTH + KH * IW - 1) / (KH * IW));
+  static constexpr unsigned RB_FRAME = a2q_pow2_ceil((IH + KH - 1) / KH);
+  static constexpr unsigned RB = RB_READ_AHEAD < RB_FRAME ? RB_READ_AHEAD : RB_FRAME;
   static constexpr unsigned XB = (IW + KW - 1) / KW;                        // column groups per bank
   static constexpr unsigned BANK_DEPTH = RB * XB;
   static constexpr unsigned PIXELS = IH * IW;

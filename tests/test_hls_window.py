@@ -49,6 +49,7 @@ CONV = [
 DW = [
     (4, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 2, 3, 2),
     (3, 5, 7, 2, 3, 2, 2, 0, 1, 1, 0, 3, 6, 3),
+    (2, 4, 4, 4, 4, 1, 1, 0, 0, 0, 0, 2, 16, 2),  # a global average pool's window: one row group holds the frame
 ]
 # maxpool: C, IH, IW, KH, KW, SH, SW, W
 POOL = [

@@ -76,7 +76,8 @@ class WindowState:
         self.sh, self.sw, self.oh, self.ow = c["SH"], c["SW"], c["OH"], c["OW"]
         self.pt, self.pl = c.get("PT", 0), c.get("PL", 0)
         self.depth = (self.kh - 1) * self.iw + self.kw + 1  # SPAN + 1: how far the reader runs ahead
-        groups = -(-self.depth // (self.kh * self.iw))  # two pixels share an address KH * RB rows apart
+        groups = min(-(-self.depth // (self.kh * self.iw)),  # two pixels share an address KH * RB rows apart
+                     -(-self.ih // self.kh))  # or never, when the groups cover the frame's rows
         self.rb = 1 << max(0, (groups - 1).bit_length())  # row groups per bank, a power of 2
         self.xb = -(-self.iw // self.kw)  # column groups per bank
         self.bank_pixels = self.kh * self.kw * self.rb * self.xb  # what the KH x KW banks hold in total
