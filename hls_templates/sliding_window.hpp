@@ -19,10 +19,10 @@
 // KH x KW pixels of any window sit in KH x KW different banks and each pixel is stored once. XB = ceil(IW / KW)
 // column groups; RB = 2^ceil(log2(ceil(DEPTH / (KH * IW)))) row groups (1 whenever IW > KW; at most what covers
 // the frame's rows): two pixels share an address only KH * RB rows apart, at least DEPTH pixels, so none the
-// reader may still need is overwritten. In
-// total KH * KW * RB * XB pixels of IC channels, KH rows rounded up to whole column groups when IW > KW (LeNet's
-// first conv: 150 pixels; a frame is 784, the RTL's KH x KW copies 25 x 256). The latch reads each bank once and
-// routes bank (by, bx) to window position ((by - ya) mod KH, (bx - xa) mod KW).
+// reader may still need is overwritten. In total KH * KW * RB * XB pixels of IC channels, KH rows rounded up to
+// whole column groups when IW > KW (LeNet's first conv: 150 pixels; a frame is 784, the RTL's KH x KW copies
+// 25 x 256). The latch reads each bank once and routes bank (by, bx) to window position ((by - ya) mod KH,
+// (bx - xa) mod KW).
 //
 // Emitted window orders (the weights' layouts, unchanged from the frame-buffer generator):
 //   sliding_window     for every output pixel in raster order, the KH*KW*IC window in (kh, kw, ic) order
@@ -173,10 +173,10 @@ window_loop:
   while (s.more() || kb != 0) {
 #pragma HLS pipeline II=1
 #pragma HLS loop_tripcount min=TRIPS_MIN max=TRIPS_MAX
-    // Within an iteration the latch never reads the address the input beat is written to (that pixel is after
-    // every latched pixel and < first + DEPTH, closer than KH * RB rows). Across iterations there IS a
-    // dependence, deliberately not hidden by a pragma: a window's last pixel is written in one iteration and
-    // latched in the next (distance 1).
+    // Within an iteration the latch never reads the address the input beat is written to (that pixel comes after
+    // every latched pixel and fewer than DEPTH pixels after `first`, so it shares no address with them). Across
+    // iterations there IS a dependence, deliberately not hidden by a pragma: a window's last pixel is written in
+    // one iteration and latched in the next (distance 1).
 #pragma HLS dependence variable=buf intra false
     // Decided on the state before this iteration's latch, so the read never overwrites the window being latched;
     // non-blocking, so a window that is ready never waits for input it does not need (a blocking read there makes
