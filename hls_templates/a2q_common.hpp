@@ -51,4 +51,18 @@ inline A2QLayerMonitor& a2q_monitor(unsigned layer) {
 }
 #endif
 
+// Iterations of each stage's pipelined loop (= clock cycles at II = 1) in one call of the top, in call order: the
+// monitor build (C simulation only) logs one count per stage call; tb.cpp writes them with --loops. The window
+// kernels count their data-dependent loop as it runs; fixed-count kernels log their trip count.
+#ifdef A2Q_OVERFLOW_MONITOR
+#include <vector>
+inline std::vector<unsigned long long>& a2q_loop_log() {
+  static std::vector<unsigned long long> log;
+  return log;
+}
+#define A2Q_LOG_ITERATIONS(n) a2q_loop_log().push_back((unsigned long long)(n))
+#else
+#define A2Q_LOG_ITERATIONS(n) ((void)0)
+#endif
+
 #endif

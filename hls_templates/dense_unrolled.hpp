@@ -43,6 +43,7 @@ void dense_unrolled(hls::stream<Word<TI, K> >& in, hls::stream<Word<TO, C> >& ou
     y.v[c] = act.activate(0, c, acc);
   }
   out.write(y);
+  A2Q_LOG_ITERATIONS(1);
 }
 
 #endif

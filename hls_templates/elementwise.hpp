@@ -50,6 +50,7 @@ void add_streams(hls::stream<Word<TI, PE> >& a, hls::stream<Word<TI, PE> >& b, h
     }
     out.write(y);
   }
+  A2Q_LOG_ITERATIONS(ELEMS / PE);
 }
 
 template <unsigned ELEMS, unsigned C, unsigned PE, int ACC_BITS, unsigned LAYER, typename TI, typename TO,
@@ -72,6 +73,7 @@ void requant(hls::stream<Word<TI, PE> >& in, hls::stream<Word<TO, PE> >& out, co
     }
     out.write(y);
   }
+  A2Q_LOG_ITERATIONS(ELEMS / PE);
 }
 
 #endif

@@ -75,6 +75,7 @@ void mvau(hls::stream<Word<TI, SIMD> >& in, hls::stream<Word<TO, PE> >& out,
       }
     }
   }
+  A2Q_LOG_ITERATIONS(ROWS * NF * SF);
 }
 
 // mvau_packed: the MVAU with its PE channels grouped LANES per multiplier (hw/compiler/dsp.py; the
@@ -168,6 +169,7 @@ void mvau_packed(hls::stream<Word<TI, SIMD> >& in, hls::stream<Word<TO, PE> >& o
       }
     }
   }
+  A2Q_LOG_ITERATIONS(ROWS * NF * SF);
 }
 
 #endif

@@ -71,6 +71,7 @@ void vvau(hls::stream<Word<TI, PE * SIMD> >& in, hls::stream<Word<TO, PE> >& out
       }
     }
   }
+  A2Q_LOG_ITERATIONS(ROWS * NF * SF);
 }
 
 #endif

@@ -244,6 +244,23 @@ def test_a_shallow_skip_fifo_deadlocks_the_residual_block():
     assert 2 < need <= d.fifo_depths[skip]
 
 
+def test_non_blocking_window_reads_need_a_shallower_skip_fifo():
+    # a window loop that blocked on its eager read would stop writing ready windows while the fork waits for the
+    # skip FIFO: the residual block would then need a deeper skip FIFO to keep moving
+    model = ALL["residual"]()
+    fold = {"stem": (3, 1), "block_conv1": (6, 1), "block_skip": (1, 1), "block_add": (1, 1), "gap": (1, 4)}
+    d = build_design(model, make_plan(model, folding=FoldingConfig(layers={n: Folding(simd=s, pe=p)
+                                                                           for n, (s, p) in fold.items()})))
+    (skip,) = d.fifo_depths
+
+    def smallest(blocking: bool) -> int:
+        return next(k for k in range(2, d.fifo_depths[skip] + 1)
+                    if not simulate(d, depths={skip: k}, blocking_windows=blocking).deadlock)
+
+    assert smallest(False) < smallest(True) <= d.fifo_depths[skip]
+    assert simulate(d, depths={skip: smallest(False)}, blocking_windows=True).deadlock
+
+
 def test_three_readers_chain_two_duplicators(tmp_path):
     model = three_reader_model()
     d = build_design(model, make_plan(model))
