@@ -99,8 +99,9 @@ def write_results(res: dict) -> None:
         f"| issue-24 goal (1.25 x 784) | {1.25 * 784:.0f} |",
         f"| top-1 of the RTL outputs | {s.get('top1_accuracy')} |",
         "",
-        "| layer | kind | SIMD | PE | compute cycles (solver) | stream floor (solver) | line buffer bits (one copy) | "
-        "built bits (KH x KW one-read-port copies) | window register bits | frame buffer bits (replaced) |",
+        "| layer | kind | SIMD | PE | compute cycles (solver) | stream floor (solver) | line buffer bits (KH rows) | "
+        "built bits (KH x KW one-read-port banks, each pixel once) | window register bits | "
+        "frame buffer bits (replaced) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in res["layers"]:
@@ -148,12 +149,12 @@ def main() -> None:
                    "the prediction). The streams carry one pixel (C channels) per beat into each line buffer, one "
                    "whole window per beat out of it, SIMD-wide window beats into each MVAU and PE-wide results out "
                    "(issue 24); the first conv reads the model's one-element-per-beat input, 784 beats per image. "
-                   "Line buffer bits: (KH - 1) rows + KW pixels + one stride of rows, rounded up to a power of two "
-                   "pixels; the window register (one whole window) is extra. Built bits: the line buffer is held as "
-                   "KH x KW copies, one read port each, so yosys maps them to LUT / block RAM (a register buffer "
-                   "behind KH x KW read multiplexers cost several times the LUTs); that is more memory than "
-                   "the frame buffer for 5x5 windows: banking by (y mod KH, x mod KW) would store each pixel once "
-                   "(not built yet).")
+                   "Line buffer bits: KH rows of the frame (a pixel overwrites the one KH rows above it), in "
+                   "KH x KW banks of ceil(W / KW) pixels, bank (y mod KH, x mod KW), each with one write and one read "
+                   "port, so yosys maps them to LUT RAM and every pixel is stored once: the built bits are the line "
+                   "buffer bits (the previous unit kept KH x KW whole copies, 25,600 built bits for conv0). The "
+                   "window register (one whole window, the banks' registered reads) is extra; a KH:1 row and a "
+                   "KW:1 column rotation put the bank outputs in (kh, kw, c) order.")
     write_results(res)
     print(json.dumps(res["rtlsim"]), flush=True)
 

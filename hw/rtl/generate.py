@@ -125,20 +125,21 @@ def _swg_params(c: int, h: int, w: int, kernel, stride, pad) -> dict:
 def swg_memory(swg: dict, bits: int) -> dict:
     """The line buffer a2q_swg builds for these parameters, next to the two-bank frame buffer it replaced (bits).
 
-    Mirrors a2q_swg.v: SPAN = (KH - 1) * W + KW pixels a window can span, plus SH rows so the input streams in while
-    a row of windows is read, rounded up to a power of two, of C elements each (`elements`, `bits`, `span` count
-    elements); `window_bits` is the output register that holds one whole window. The unit keeps `banks` = KH x KW
-    copies of that buffer, one per window pixel, each with one read port (a LUT / block RAM rather than registers
-    behind KH x KW read multiplexers): `banked_bits` is the memory it builds.
+    Mirrors a2q_swg.v: KH rows of the frame (a pixel overwrites the one KH rows above it; a window spans at most
+    SPAN = (KH - 1) * W + KW pixels), stored once in `banks` = KH x KW one-write / one-read-port banks, bank
+    (y mod KH, x mod KW) holding `bank_depth` = ceil(W / KW) pixels of C elements. `elements` and `bits` count that
+    store (`span` counts the elements a window can span); `banked_bits` is the memory built, equal to `bits` since
+    each pixel is held once (the previous unit kept KH x KW whole copies); `window_bits` is the output register that
+    holds one whole window (the banks' registered reads).
     """
-    c = swg["C"]
-    span = (swg["KH"] - 1) * swg["W"] + swg["KW"]
-    room = span + swg["SH"] * swg["W"]
-    depth = 1 << max(1, (room - 1).bit_length())
-    frame = c * swg["H"] * swg["W"]
-    banks = swg["KH"] * swg["KW"]
-    return dict(elements=depth * c, bits=depth * c * bits, span=span * c, frame_buffer_bits=2 * frame * bits,
-                window_bits=banks * c * bits, banks=banks, banked_bits=banks * depth * c * bits)
+    c, kh, kw, w = swg["C"], swg["KH"], swg["KW"], swg["W"]
+    span = (kh - 1) * w + kw
+    depth = -(-w // kw)
+    stored = kh * kw * depth * c
+    frame = c * swg["H"] * w
+    banks = kh * kw
+    return dict(elements=stored, bits=stored * bits, span=span * c, frame_buffer_bits=2 * frame * bits,
+                window_bits=banks * c * bits, banks=banks, banked_bits=stored * bits, rows=kh, bank_depth=depth)
 
 
 def width_converters(src: str, lanes_from: int, lanes_to: int, bits: int, tag: str) -> list[dict]:
