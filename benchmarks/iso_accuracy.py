@@ -147,14 +147,17 @@ def write_iso_markdown(s, dest: Path) -> None:
 def rewrite_markdown(dest: Path) -> None:
     """dest/sweep.md and dest/iso_accuracy.md again from dest/sweep.json (same numbers, the current wording); a
     result kept without its sweep.json (iso_digits) rewrites iso_accuracy.md from iso_<plan>.json."""
+    from a2qflow.flows.results import SweepSummary
     from a2qflow.flows.sweep import sweep_markdown
     from a2qflow.hw.files import atomic_write_text
 
     if (dest / "sweep.json").is_file():
-        s = json.loads((dest / "sweep.json").read_text())
+        s = SweepSummary.model_validate(json.loads((dest / "sweep.json").read_text()))
         atomic_write_text(dest / "sweep.md", sweep_markdown(s))
     else:
-        s = json.loads(dest.with_suffix(".json").read_text())
+        doc = json.loads(dest.with_suffix(".json").read_text())
+        s = SweepSummary.model_validate({"points": doc["points"], "iso_accuracy": doc["iso_accuracy"],
+                                         "float_accuracy": doc.get("float_accuracy")})
     write_iso_markdown(s, dest)
 
 

@@ -45,8 +45,11 @@ def iso_accuracy(points: Sequence[PointResult | dict], float_acc: float | None) 
         for level in sorted({p.accuracy for p in a2q + base}):
             ca, cb = _cheapest(a2q, level), _cheapest(base, level)
             if ca and cb:
+                sites = ca.lut_sites and cb.lut_sites and round(cb.lut_sites / ca.lut_sites, 3)
                 rows.append(IsoLevel(accuracy=level, a2q_point=ca.name, a2q_luts=ca.luts, baseline_point=cb.name,
-                                     baseline_luts=cb.luts, ratio=round(cb.luts / ca.luts, 3)))
+                                     baseline_luts=cb.luts, ratio=round(cb.luts / ca.luts, 3),
+                                     a2q_lut_sites=ca.lut_sites, baseline_lut_sites=cb.lut_sites,
+                                     ratio_lut_sites=sites or None))
         threshold = FLOAT_FRACTION * float_acc if float_acc else None
         eligible = [r for r in rows if threshold is None or r.accuracy >= threshold]
         out[arch] = IsoAccuracy(levels=rows, threshold=threshold,
@@ -62,21 +65,28 @@ def iso_markdown(iso: dict[str, IsoAccuracy]) -> list[str]:
                 "Not computed: needs A2Q / A2Q+ points and `qat32` points with accuracy and LUTs "
                 "(run the sweep with `--methods a2q,a2q+,qat32` and the synth stage).", ""]
     L = ["## LUTs at iso-accuracy (A2Q / A2Q+ vs unconstrained QAT with 32-bit accumulators)", ""]
+    sites = any(x.ratio_lut_sites for r in iso.values() for x in r.levels)  # a column only where it was measured
     for arch, r in iso.items():
         b = r.best
         thr = "-" if r.threshold is None else f"{100 * r.threshold:.1f} %"
         if b:
+            with_ram = "" if not b.ratio_lut_sites else (
+                f" Counting LUT RAM too (logic + memory LUT sites), the same two designs take "
+                f"{b.baseline_lut_sites} vs {b.a2q_lut_sites}: {b.ratio_lut_sites}x.")
             L.append(f"- **{arch}**: at >= 99 % of float accuracy (>= {thr}) the largest ratio is **{b.ratio}x**: "
                      f"{b.baseline_point} ({b.baseline_luts} LUTs) vs {b.a2q_point} ({b.a2q_luts} LUTs), "
-                     f"both reaching {100 * b.accuracy:.1f} %. LUTs: {r.luts_tool}.")
+                     f"both reaching {100 * b.accuracy:.1f} %. LUTs: {r.luts_tool}.{with_ram}")
         else:
             L.append(f"- **{arch}**: no accuracy level >= {thr} is reached by both an A2Q and a qat32 design.")
-    L += ["", "| architecture | accuracy % | cheapest A2Q design | LUT | cheapest qat32 design | LUT | ratio |",
-          "|---|---:|---|---:|---|---:|---:|"]
+    head = "| architecture | accuracy % | cheapest A2Q design | LUT | cheapest qat32 design | LUT | ratio |"
+    rule = "|---|---:|---|---:|---|---:|---:|"
+    L += ["", head + (" LUT sites incl. LUT RAM (A2Q / qat32) | ratio incl. LUT RAM |" if sites else ""),
+          rule + ("---:|---:|" if sites else "")]
     for arch, r in iso.items():
         for x in r.levels:
+            extra = f" {x.a2q_lut_sites or '-'} / {x.baseline_lut_sites or '-'} | {x.ratio_lut_sites or '-'} |"
             L.append(f"| {arch} | {100 * x.accuracy:.1f} | {x.a2q_point} | {x.a2q_luts} | "
-                     f"{x.baseline_point} | {x.baseline_luts} | {x.ratio} |")
+                     f"{x.baseline_point} | {x.baseline_luts} | {x.ratio} |" + (extra if sites else ""))
     return L + [""]
 
 

@@ -133,6 +133,7 @@ class PointResult(FlowResult):
     overflow_events: int | None = None
     luts: int | None = None  # xc7 LUT-only synthesis of the planned design
     luts_baseline32: int | None = None
+    lut_sites: int | None = None  # logic LUTs + the LUT sites LUT RAM takes (hw.synth.cells.lut_sites), xc7
     luts_tool: str | None = None
     seconds: float = 0.0
     stages: dict[str, str] = {}
@@ -170,6 +171,9 @@ class IsoLevel(StageResult):
     baseline_point: str
     baseline_luts: int
     ratio: float
+    a2q_lut_sites: int | None = None  # the same two designs counted with their LUT RAM (logic + memory LUT sites)
+    baseline_lut_sites: int | None = None
+    ratio_lut_sites: float | None = None
 
 
 class IsoAccuracy(StageResult):

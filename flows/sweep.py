@@ -243,6 +243,7 @@ def run_point(point: SweepPoint, run_dir: str, stages: Sequence[str], command: s
 def collect(run: Path, res: PointResult) -> None:
     """Fill a point's figures from its run folder's typed stage results (what exists; nothing is estimated)."""
     from a2qflow.hw.results import CsimSummary, SynthResources
+    from a2qflow.hw.synth.cells import lut_sites
     from a2qflow.training.results import TrainingMetrics
 
     def read(model, path: Path):
@@ -271,6 +272,7 @@ def collect(run: Path, res: PointResult) -> None:
     if planned:
         res.luts = planned.total.get("LUT")
         res.luts_tool = luts_tool(planned)
+        res.lut_sites = lut_sites(planned.family, planned.total)
     if base:
         res.luts_baseline32 = base.total.get("LUT")
 

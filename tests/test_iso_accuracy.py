@@ -68,3 +68,25 @@ def test_sweep_markdown_and_plot_carry_the_iso_accuracy_section(tmp_path):
     assert "LUTs at iso-accuracy" in sweep_markdown(s) and "**3.0x**" in sweep_markdown(s)
     assert plot_iso_accuracy(iso, tmp_path / "iso.png").read_bytes()[:4] == b"\x89PNG"
     assert "Not computed" in "\n".join(iso_markdown({}))
+
+
+def test_lut_sites_count_lut_ram_by_the_sites_it_occupies():
+    from a2qflow.hw.synth.cells import classify, lut_sites
+
+    total = classify("xc7", {"LUT2": 10, "LUT6": 5, "RAM64M": 3, "RAM64X1D": 2, "SRLC32E": 1, "FDRE": 7})
+    assert total["LUT"] == 15 and total["LUTRAM"] == 6
+    assert lut_sites("xc7", total) == 15 + 3 * 4 + 2 * 2 + 1  # RAM64M 4 sites, RAM64X1D 2, SRLC32E 1; FFs none
+    assert lut_sites("ice40", classify("ice40", {"SB_LUT4": 3})) is None  # only the xc7 count is defined
+    assert lut_sites("xc7", {"LUT": 4}) is None  # a stored total without its raw cells: not guessed
+
+
+def test_iso_accuracy_states_the_lut_ram_ratio_of_the_same_designs_when_measured():
+    pts = [dict(_pt("a", "a2q+", 0.95, 1000), lut_sites=1400), dict(_pt("q", "qat32", 0.95, 3000), lut_sites=3400)]
+    iso = iso_accuracy(pts, float_acc=0.95)
+    best = iso["folded"].best
+    assert (best.ratio, best.a2q_lut_sites, best.baseline_lut_sites) == (3.0, 1400, 3400)
+    assert best.ratio_lut_sites == round(3400 / 1400, 3)
+    md = "\n".join(iso_markdown(iso))
+    assert "3400 vs 1400: 2.429x" in md and "ratio incl. LUT RAM" in md
+    plain = "\n".join(iso_markdown(iso_accuracy([_pt("a", "a2q+", 0.95, 1000), _pt("q", "qat32", 0.95, 3000)], 0.95)))
+    assert "LUT RAM" not in plain  # points without the count (older sweep.json): the table stays as it was

@@ -108,6 +108,30 @@ def classify(family: str, cells: dict[str, int]) -> dict:
     return out
 
 
+# LUT sites a LUT-RAM primitive occupies in a 7-series SLICEM (UG474, "Distributed RAM" / "Shift registers"): what
+# Vivado counts under "LUT as Memory", so logic LUTs + these is its "CLB LUTs" total.
+XC7_LUTRAM_SITES = {"RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4, "RAM32X1D": 2, "RAM64X1D": 2,
+                    "RAM128X1D": 4, "RAM32M": 4, "RAM64M": 4, "SRL16E": 1, "SRLC32E": 1}
+
+
+def lut_sites(family: str, total: dict) -> int | None:
+    """Logic LUTs plus the LUT sites LUT RAM takes (xc7 only; None elsewhere or without raw cell counts).
+
+    Why: the `LUT` class counts logic LUTs only and LUT RAM cells apart, so a change that moves a memory out of LUT
+    RAM into multiplexers (or back) shifts LUTs between the two; the sum is what the part actually spends.
+
+    Args:
+        family: the synthesis family of the counts ("xc7").
+        total: a classified count (`classify`'s result, e.g. resources.json `entries[i].total`) with its `cells`.
+    Returns:
+        LUT + sum over LUT-RAM primitives of count x sites, or None.
+    """
+    cells = total.get("cells")
+    if family != "xc7" or cells is None or total.get("LUT") is None:
+        return None
+    return int(total["LUT"]) + sum(XC7_LUTRAM_SITES.get(c, 0) * int(n) for c, n in cells.items())
+
+
 def expand(module: str, modules: dict[str, dict], memo: dict[str, dict[str, int]]) -> dict[str, int]:
     """Primitive cell counts of `module` including all its sub-module instances (yosys stat is per module)."""
     if module in memo:
