@@ -21,6 +21,7 @@ outputs leave in HWC order as well; the manifest says how to put them back into 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from math import gcd
@@ -55,11 +56,24 @@ from a2qflow.hw.rtl import unrolled
 TOP = "a2q_top"
 LIBRARY = ("a2q_mvau.v", "a2q_vvau.v", "a2q_swg.v", "a2q_pool.v", "a2q_thr.v", "a2q_stream.v", "a2q_adapt.v",
            "a2q_mvau_packed.v")
+# `include "<fragment>.vh" on a line of its own: a piece of a unit's body that several units share
+_INCLUDE = re.compile(r'^[ \t]*`include "(a2q_[a-z0-9_]+\.vh)"[ \t]*$', re.MULTILINE)
 
 
 def library_text(name: str) -> str:
-    """A file of the Verilog library / templates shipped in the hw.rtl package."""
-    return resources.files("a2qflow.hw.rtl.verilog").joinpath(name).read_text()
+    """A file of the Verilog library / templates shipped in the hw.rtl package, its `include "a2q_*.vh" lines
+    replaced by the fragments' text.
+
+    The folded MAC units (a2q_mvau, a2q_mvau_packed, a2q_vvau) share their fold control, threshold and output code
+    through such fragments (hw/rtl/verilog/a2q_fold_*.vh, one copy each). Expanding them here keeps every generated
+    file self-contained (BUILD/rtl reads, simulates and synthesises without include paths, and content hashes of
+    the sources cover the shared code) and leaves each unit the exact token stream it had when it carried its own
+    copies, so synthesis gives the same netlist (benchmarks/results/dedup_equivalence.md; sharing through
+    submodules did not: yosys' optimisation is order-sensitive and moved the demo's LUTs).
+    """
+    folder = resources.files("a2qflow.hw.rtl.verilog")
+    return _INCLUDE.sub(lambda m: folder.joinpath(m.group(1)).read_text().rstrip("\n"),
+                        folder.joinpath(name).read_text())
 
 
 def input_digest(build: Path) -> str:
