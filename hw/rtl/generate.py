@@ -72,8 +72,10 @@ def library_text(name: str) -> str:
     submodules did not: yosys' optimisation is order-sensitive and moved the demo's LUTs).
     """
     folder = resources.files("a2qflow.hw.rtl.verilog")
-    return _INCLUDE.sub(lambda m: folder.joinpath(m.group(1)).read_text().rstrip("\n"),
-                        folder.joinpath(name).read_text())
+    text = folder.joinpath(name).read_text()
+    for _ in range(4):  # a fragment may include fragments (a2q_fold_front.vh); nesting is shallow
+        text = _INCLUDE.sub(lambda m: folder.joinpath(m.group(1)).read_text().rstrip("\n"), text)
+    return text
 
 
 def input_digest(build: Path) -> str:

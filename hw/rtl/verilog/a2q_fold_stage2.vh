@@ -18,3 +18,9 @@
             nf2    <= nf1;
         end
     end
+
+    // finished fold waiting for the output buffer
+    reg                 fin;
+    reg                 pend_valid;
+    reg  [PE*OUT_W-1:0] pend;
+    wire [PE*OUT_W-1:0] res;

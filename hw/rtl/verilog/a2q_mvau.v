@@ -83,22 +83,9 @@ module a2q_mvau #(
         end
     endgenerate
 
-`include "a2q_fold_inbuf.vh"
+`include "a2q_fold_front.vh"
 
-`include "a2q_fold_issue.vh"
-    wire             set_full = in_fire && word_done && (wsf == SF_LAST);
-
-`include "a2q_fold_wrom.vh"
-`include "a2q_fold_read.vh"
-`include "a2q_fold_walk.vh"
-
-    // products at full width (kept, so synthesis cannot fold them into one wide multiply-accumulate)
-    wire [PE*SIMD*PW-1:0] prod_d;
-    (* keep *) reg [PE*SIMD*PW-1:0] prod;
-    reg              v2, first2, last2;
-    reg  [NFW-1:0]   nf2;
-
-    genvar p, s;
+`include "a2q_fold_prod.vh"
     generate
         for (p = 0; p < PE; p = p + 1) begin : g_mul_pe
             for (s = 0; s < SIMD; s = s + 1) begin : g_mul_simd
@@ -114,12 +101,6 @@ module a2q_mvau #(
     endgenerate
 
 `include "a2q_fold_stage2.vh"
-
-    // finished fold waiting for the output buffer
-    reg                 fin;
-    reg                 pend_valid;
-    reg  [PE*OUT_W-1:0] pend;
-    wire [PE*OUT_W-1:0] res;
     wire                pend_go;      // the pending fold moves to the output register this cycle
     wire                pend_take;    // the finished fold moves to the pending register this cycle
     wire                pend_refill;  // pend_go and pend_take at once (only with a wide side)

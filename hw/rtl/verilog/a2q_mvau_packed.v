@@ -84,14 +84,7 @@ module a2q_mvau_packed #(
         end
     endgenerate
 
-`include "a2q_fold_inbuf.vh"
-
-`include "a2q_fold_issue.vh"
-    wire             set_full = in_fire && word_done && (wsf == SF_LAST);
-
-`include "a2q_fold_wrom.vh"
-`include "a2q_fold_read.vh"
-`include "a2q_fold_walk.vh"
+`include "a2q_fold_front.vh"
 
     // one packed product per group and SIMD element: its low LW bits are the LANES products side by side
     wire [GROUPS*SIMD*LW-1:0] prod_d;
@@ -130,12 +123,6 @@ module a2q_mvau_packed #(
     endgenerate
 
 `include "a2q_fold_stage2.vh"
-
-    // finished fold waiting for the output buffer
-    reg                 fin;
-    reg                 pend_valid;
-    reg  [PE*OUT_W-1:0] pend;
-    wire [PE*OUT_W-1:0] res;
     wire [PE*ACC_BITS-1:0] lanes;    // the extracted signed lanes, channel p at bits p*ACC_BITS
     /* verilator lint_off UNUSEDSIGNAL */
     reg  [TW-1:0]       tq;           // unused (constant) when N_THR = 0: the layer outputs raw accumulators

@@ -151,13 +151,7 @@ module a2q_vvau #(
 
 `include "a2q_fold_walk.vh"
 
-    // products at full width (kept, so synthesis cannot fold them into one wide multiply-accumulate)
-    wire [PE*SIMD*PW-1:0] prod_d;
-    (* keep *) reg [PE*SIMD*PW-1:0] prod;
-    reg              v2, first2, last2;
-    reg  [NFW-1:0]   nf2;
-
-    genvar p, s;
+`include "a2q_fold_prod.vh"
     generate
         for (p = 0; p < PE; p = p + 1) begin : g_mul_pe
             for (s = 0; s < SIMD; s = s + 1) begin : g_mul_simd
@@ -174,12 +168,6 @@ module a2q_vvau #(
     endgenerate
 
 `include "a2q_fold_stage2.vh"
-
-    // finished fold waiting for the output buffer
-    reg                 fin;
-    reg                 pend_valid;
-    reg  [PE*OUT_W-1:0] pend;
-    wire [PE*OUT_W-1:0] res;
     /* verilator lint_off UNUSEDSIGNAL */
     reg  [TW-1:0]       tq;           // unused (constant) when N_THR = 0: the layer outputs raw accumulators
     /* verilator lint_on UNUSEDSIGNAL */
