@@ -3,7 +3,7 @@
 //   and the sized last-index constants.
 // Included by a2q_mvau, a2q_mvau_packed, a2q_vvau; hw.rtl.generate.library_text pastes it in place, so generated
 //   files are self-contained.
-// Uses the including unit's the unit's parameters K, C, SIMD, PE, N_THR, THR_BITS.
+// Uses the including unit's parameters K, C, SIMD, PE, N_THR, THR_BITS.
     localparam integer SF = K / SIMD;
     localparam integer NF = C / PE;
     localparam integer SFW = (SF < 2) ? 1 : $clog2(SF);

@@ -1,5 +1,6 @@
 // a2q_fold_stage2.vh: a piece of the folded MAC units' body, one copy for all of them: stage 2: the registered
-//   products and the flags v2 / first2 / last2 / nf2 that travel with them.
+//   products and the flags v2 / first2 / last2 / nf2 that travel with them; then the declarations of the finished
+//   fold's registers fin / pend_valid / pend and of the lane results res.
 // Included by a2q_mvau, a2q_mvau_packed, a2q_vvau; hw.rtl.generate.library_text pastes it in place, so generated
 //   files are self-contained.
 // Uses the including unit's adv, v1 / first1 / last1 / nf1, prod_d and prod (the unit's products).
