@@ -31,11 +31,12 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _common import publish  # noqa: E402
+
 import a2qflow  # noqa: E402
 from a2qflow.flows.cli import main as cli  # noqa: E402
 from a2qflow.hw.compiler.golden_compare import compare_with_golden  # noqa: E402
 from a2qflow.hw.compiler.ir import load_model  # noqa: E402
-from a2qflow.hw.files import atomic_write_json, atomic_write_text  # noqa: E402
 
 
 class Block(nn.Module):
@@ -197,9 +198,7 @@ def main() -> int:
     result = measure(work)
     result["tool"] = (f"brevitas {version('brevitas')}, torch {version('torch')}, qonnx {version('qonnx')} "
                       "execute_onnx, g++ C-sim, 1 thread")
-    atomic_write_json(ROOT / "benchmarks/results/byo.json", result)
-    atomic_write_text(ROOT / "benchmarks/results/byo.md", markdown(result))
-    print(markdown(result))
+    publish(ROOT / "benchmarks" / "results", "byo", result, markdown, echo=True)
     return 0
 
 

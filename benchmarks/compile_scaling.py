@@ -28,7 +28,9 @@ from unittest import mock
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from a2qflow.hw.files import atomic_write_json, atomic_write_text  # noqa: E402
+from _common import publish  # noqa: E402
+
+from a2qflow.hw.files import atomic_write_text  # noqa: E402
 
 SIZES = (10, 30, 100, 200, 300, 1000, 3000, 10000)
 BEFORE_SIZES = (10, 30, 100, 200)  # qonnx' removal alone: quadratic, so only small N
@@ -165,9 +167,7 @@ def main() -> int:
                 s = time_compile(f, work / f"before{n}")
                 res["before"].append({"n": n, "seconds": round(s, 3)})
                 print(f"before, N={n}: {s:.1f} s", flush=True)
-    atomic_write_json(out / "compile_scaling.json", res)
-    atomic_write_text(out / "compile_scaling.md", markdown(res))
-    print(markdown(res))
+    publish(out, "compile_scaling", res, markdown, echo=True)
     return 0
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -35,7 +34,9 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from a2qflow.hw.files import atomic_write_json, atomic_write_text  # noqa: E402
+from _common import fill_readme_block, publish, training_header  # noqa: E402
+
+from a2qflow.hw.files import atomic_write_text  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -274,22 +275,15 @@ def markdown(doc: dict) -> str:
 
 
 def write(out: Path, runs: dict, csim: dict, floats: dict, note: str) -> dict:
-    import brevitas
-    import torch
-
     main_rows = sum(row_key(*r) in runs for r in all_rows())
     if main_rows < len(all_rows()) and note == "every row of the grid":
         note = "partial grid so far; a re-run continues it"
-    doc = {"benchmark": "ptq", "torch": torch.__version__, "brevitas": brevitas.__version__,
-           "threads": torch.get_num_threads(), "machine": f"{platform.machine()} {platform.system()}",
+    doc = {**training_header("ptq"),
            "rows_total": len(all_rows()), "rows_run": sum(row_key(*r) in runs for r in all_rows()),
            "ablation_rows_run": sum(row_key(*r) in runs for r in ablation_rows()), "note": note,
            "all_audits_ok": all(r["audit_ok"] for r in runs.values()), "float": floats,
            "summary": summarize(runs), "csim": csim, "runs": runs}
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "ptq.json", doc)
-    atomic_write_text(out / "ptq.md", markdown(doc))
-    return doc
+    return publish(out, "ptq", doc, markdown)
 
 
 README_BEGIN = "<!-- ptq.md: begin (copied by benchmarks/ptq.py --readme-only) -->"
@@ -299,15 +293,10 @@ README_SECTIONS = ("mlp", "cnn", "Ablation", "Against the issue's goals")
 
 def copy_to_readme(md: str, readme: Path) -> None:
     """Put the result file's first paragraph and its accuracy / goal sections between README's markers, verbatim."""
-    text = readme.read_text()
-    if README_BEGIN not in text or README_END not in text:
-        raise SystemExit(f"{readme}: no '{README_BEGIN}' ... '{README_END}' block to fill")
     parts = md.split("\n## ")
     keep = [parts[0].split("\n", 2)[2].strip()] + [f"#### {p.strip()}" for p in parts[1:]
                                                   if p.startswith(README_SECTIONS)]
-    head, rest = text.split(README_BEGIN, 1)
-    body = "\n\n".join(keep)
-    atomic_write_text(readme, f"{head}{README_BEGIN}\n{body}\n{README_END}{rest.split(README_END, 1)[1]}")
+    fill_readme_block(readme, README_BEGIN, README_END, "\n\n".join(keep))
 
 
 def main(argv: list[str] | None = None) -> int:

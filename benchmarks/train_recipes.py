@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -37,8 +36,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import yaml  # noqa: E402
+from _common import fill_readme_block, publish, training_header  # noqa: E402
 
-from a2qflow.hw.files import atomic_write_json, atomic_write_text  # noqa: E402
+from a2qflow.hw.files import atomic_write_text  # noqa: E402
 from a2qflow.training.config import current_weight_quant  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -251,21 +251,14 @@ def current_names(doc: dict) -> dict:
 
 
 def write(out: Path, runs: dict, total: int) -> dict:
-    import brevitas
-    import torch
-
     table, floats = summarize(runs)
-    doc = {"benchmark": "train_recipes", "torch": torch.__version__, "brevitas": brevitas.__version__,
-           "threads": torch.get_num_threads(), "machine": f"{platform.machine()} {platform.system()}",
+    doc = {**training_header("train_recipes"),
            "seeds": list(SEEDS), "rows_total": total, "rows_run": len(runs),
            "all_audits_ok": all(r["audit_ok"] for r in runs.values()), "float_twin": floats,
            "default_recipe": DEFAULT_FULL, "criteria": criteria(table, DEFAULT_FULL),
            "criteria_finetune_lr_0.003": criteria(table, "full"),
            "summary": table, "runs": runs}
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "train_recipes.json", doc)
-    atomic_write_text(out / "train_recipes.md", markdown(doc))
-    return doc
+    return publish(out, "train_recipes", doc, markdown)
 
 
 README_BEGIN = "<!-- train_recipes.md: begin (copied by benchmarks/train_recipes.py --readme-only) -->"
@@ -274,13 +267,9 @@ README_END = "<!-- train_recipes.md: end -->"
 
 def copy_to_readme(md: str, readme: Path) -> None:
     """Put the result file's run summary, float-twin and Done-when tables between README's markers, verbatim."""
-    text = readme.read_text()
-    if README_BEGIN not in text or README_END not in text:
-        raise SystemExit(f"{readme}: no '{README_BEGIN}' ... '{README_END}' block to fill")
     keep = md.split("\n## All rows run")[0].split("\n", 2)[2].strip()  # drop the title, keep up to the full table
     keep = keep.replace("\n## ", "\n#### ")  # README nests them under its own "### Training" heading
-    head, rest = text.split(README_BEGIN, 1)
-    atomic_write_text(readme, f"{head}{README_BEGIN}\n{keep}\n{README_END}{rest.split(README_END, 1)[1]}")
+    fill_readme_block(readme, README_BEGIN, README_END, keep)
 
 
 def main(argv: list[str] | None = None) -> int:

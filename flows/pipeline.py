@@ -36,7 +36,7 @@ from a2qflow.hw.files import atomic_write_json
 STAMP = "stamp.json"
 STAMP_FORMAT = 2  # 2: code = digest of the whole package source; skipping also checks the output digest
 SOURCE_PACKAGES = ("a2qflow", "a2qflow.training", "a2qflow.hw", "a2qflow.hls_templates", "a2qflow.flows")
-SOURCE_SUFFIXES = (".py", ".j2", ".hpp", ".h", ".cpp", ".v", ".sv", ".tcl")
+SOURCE_SUFFIXES = (".py", ".j2", ".hpp", ".h", ".cpp", ".v", ".vh", ".sv", ".tcl")
 
 
 @dataclass

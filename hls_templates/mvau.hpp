@@ -13,6 +13,19 @@
 
 #include "a2q_common.hpp"
 
+// The MVAU input buffer, shared by mvau and mvau_packed: neuron fold 0 reads the input vector from the stream word by
+// word and keeps it in inbuf; every later fold re-reads the kept word (the vector is streamed in once).
+template <typename TI, unsigned SIMD, unsigned SF>
+inline Word<TI, SIMD> mvau_input(hls::stream<Word<TI, SIMD> >& in, Word<TI, SIMD> inbuf[SF], unsigned nf, unsigned sf) {
+#pragma HLS inline
+  if (nf == 0) {
+    const Word<TI, SIMD> x = in.read();
+    inbuf[sf] = x;
+    return x;
+  }
+  return inbuf[sf];
+}
+
 template <unsigned K, unsigned C, unsigned SIMD, unsigned PE, unsigned ROWS, int ACC_BITS, unsigned LAYER,
           typename TI, typename TW, typename TO, typename Activation, typename TW_ROM>
 void mvau(hls::stream<Word<TI, SIMD> >& in, hls::stream<Word<TO, PE> >& out,
@@ -38,13 +51,7 @@ void mvau(hls::stream<Word<TI, SIMD> >& in, hls::stream<Word<TO, PE> >& out,
     for (unsigned nf = 0; nf < NF; nf++) {
       for (unsigned sf = 0; sf < SF; sf++) {
 #pragma HLS pipeline II=1
-        Word<TI, SIMD> x;
-        if (nf == 0) {
-          x = in.read();
-          inbuf[sf] = x;
-        } else {
-          x = inbuf[sf];
-        }
+        const Word<TI, SIMD> x = mvau_input<TI, SIMD, SF>(in, inbuf, nf, sf);
         Word<TO, PE> y;
         for (unsigned pe = 0; pe < PE; pe++) {
 #pragma HLS unroll
@@ -120,13 +127,7 @@ void mvau_packed(hls::stream<Word<TI, SIMD> >& in, hls::stream<Word<TO, PE> >& o
     for (unsigned nf = 0; nf < NF; nf++) {
       for (unsigned sf = 0; sf < SF; sf++) {
 #pragma HLS pipeline II=1
-        Word<TI, SIMD> x;
-        if (nf == 0) {
-          x = in.read();
-          inbuf[sf] = x;
-        } else {
-          x = inbuf[sf];
-        }
+        const Word<TI, SIMD> x = mvau_input<TI, SIMD, SF>(in, inbuf, nf, sf);
         Word<TO, PE> y;
         for (unsigned g = 0; g < G; g++) {
 #pragma HLS unroll

@@ -219,7 +219,7 @@ def test_a_code_change_is_part_of_every_stage_stamp(monkeypatch, tmp_path):
 def test_the_package_digest_covers_templates_and_verilog(tmp_path):
     from a2qflow.flows.pipeline import SOURCE_SUFFIXES
 
-    for suffix in (".py", ".j2", ".hpp", ".v"):
+    for suffix in (".py", ".j2", ".hpp", ".v", ".vh"):  # .vh: the MAC units' shared fold fragments
         assert suffix in SOURCE_SUFFIXES
 
 

@@ -56,16 +56,6 @@ SWEEP_ARGS = {
 }
 
 
-@pytest.mark.parametrize("case", list(SWEEP_ARGS))
-def test_sweep_arguments_are_checked_before_any_point_runs(case, tmp_path, cli):
-    args, needles = SWEEP_ARGS[case]
-    cfg = write_config(tmp_path / "cfg.yaml")
-    rc, _, err = cli(["sweep", cfg, "--acc-bits", "12", *args, "--out", tmp_path / "run", "--no-progress"],
-                     out=tmp_path / "run")
-    one_line(rc, err, *needles)
-    assert not (tmp_path / "run").exists()  # nothing ran: no folder, no point recorded as failed
-
-
 SEARCH_ARGS = {
     "--epochs -1": (["--epochs", "-1"], ["--epochs -1: must be at least 1"]),
     "--sensitivity-epochs 0": (["--sensitivity-epochs", "0"], ["--sensitivity-epochs 0: must be at least 1"]),
@@ -76,11 +66,18 @@ SEARCH_ARGS = {
 }
 
 
-@pytest.mark.parametrize("case", list(SEARCH_ARGS))
-def test_search_arguments_are_checked_before_any_training(case, tmp_path, cli):
-    args, needles = SEARCH_ARGS[case]
+# the command, the argument it needs anyway, and its bad-argument cases
+COMMAND_ARGS = {"sweep": (["--acc-bits", "12"], SWEEP_ARGS), "search": (["--budget-luts", "2000"], SEARCH_ARGS)}
+
+
+@pytest.mark.parametrize("command, case", [(c, k) for c, (_, cases) in COMMAND_ARGS.items() for k in cases])
+def test_arguments_are_checked_before_any_point_runs(command, case, tmp_path, cli):
+    """One line naming the argument, and nothing ran: no run folder (sweep: no point recorded as failed; search:
+    no sensitivity training)."""
+    required, cases = COMMAND_ARGS[command]
+    args, needles = cases[case]
     cfg = write_config(tmp_path / "cfg.yaml")
-    rc, _, err = cli(["search", cfg, "--budget-luts", "2000", *args, "--out", tmp_path / "run", "--no-progress"],
+    rc, _, err = cli([command, cfg, *required, *args, "--out", tmp_path / "run", "--no-progress"],
                      out=tmp_path / "run")
     one_line(rc, err, *needles)
     assert not (tmp_path / "run").exists()

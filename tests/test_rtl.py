@@ -196,3 +196,28 @@ def _csim_outputs(build, x):
     from a2qflow.hw.hls.csim import run_csim
 
     return run_csim(build, x, monitor=False, progress=False, write=False).outputs
+
+
+def test_shared_fold_fragments_are_pasted_into_whole_units(tmp_path):
+    """The MAC units share their fold code through hw/rtl/verilog/a2q_fold_*.vh: every fragment is used, each
+    generated unit is whole (no `include left, so BUILD/rtl needs no include path and its content hash covers the
+    shared code), and a unit carries each fragment it includes (directly or through another) exactly once."""
+    from importlib import resources
+
+    from a2qflow.hw.rtl.generate import LIBRARY, library_text
+
+    folder = resources.files("a2qflow.hw.rtl.verilog")
+    fragments = sorted(f.name for f in folder.iterdir() if f.name.endswith(".vh"))
+
+    def included(name: str) -> set[str]:
+        direct = set(re.findall(r'`include "(a2q_fold_\w+\.vh)"', folder.joinpath(name).read_text()))
+        return direct.union(*(included(f) for f in direct))
+
+    assert fragments and set().union(*(included(n) for n in LIBRARY)) == set(fragments)
+    for name in LIBRARY:
+        text = library_text(name)
+        assert not re.search(r"^\s*`include", text, re.MULTILINE)
+        for f in included(name):
+            assert text.count(library_text(f).rstrip("\n")) == 1
+    rtl = generate(write_build(tmp_path, dense_chain()))
+    assert (rtl / "a2q_mvau.v").read_text() == library_text("a2q_mvau.v") and not list(rtl.glob("*.vh"))

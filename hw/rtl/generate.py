@@ -20,6 +20,7 @@ outputs leave in HWC order as well; the manifest says how to put them back into 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from math import gcd
@@ -55,11 +56,26 @@ from a2qflow.hw.rtl import unrolled
 TOP = "a2q_top"
 LIBRARY = ("a2q_mvau.v", "a2q_vvau.v", "a2q_swg.v", "a2q_pool.v", "a2q_thr.v", "a2q_stream.v", "a2q_adapt.v",
            "a2q_mvau_packed.v")
+# `include "<fragment>.vh" on a line of its own: a piece of a unit's body that several units share
+_INCLUDE = re.compile(r'^[ \t]*`include "(a2q_[a-z0-9_]+\.vh)"[ \t]*$', re.MULTILINE)
 
 
 def library_text(name: str) -> str:
-    """A file of the Verilog library / templates shipped in the hw.rtl package."""
-    return resources.files("a2qflow.hw.rtl.verilog").joinpath(name).read_text()
+    """A file of the Verilog library / templates shipped in the hw.rtl package, its `include "a2q_*.vh" lines
+    replaced by the fragments' text.
+
+    The folded MAC units (a2q_mvau, a2q_mvau_packed, a2q_vvau) share their fold control, threshold and output code
+    through such fragments (hw/rtl/verilog/a2q_fold_*.vh, one copy each). Expanding them here keeps every generated
+    file self-contained (BUILD/rtl reads, simulates and synthesises without include paths, and content hashes of
+    the sources cover the shared code) and leaves each unit the exact token stream it had when it carried its own
+    copies, so synthesis gives the same netlist (benchmarks/results/dedup_equivalence.md; sharing through
+    submodules did not: yosys' optimisation is order-sensitive and moved the demo's LUTs).
+    """
+    folder = resources.files("a2qflow.hw.rtl.verilog")
+    text = folder.joinpath(name).read_text()
+    for _ in range(4):  # a fragment may include fragments (a2q_fold_front.vh); nesting is shallow
+        text = _INCLUDE.sub(lambda m: folder.joinpath(m.group(1)).read_text().rstrip("\n"), text)
+    return text
 
 
 def input_digest(build: Path) -> str:
@@ -67,8 +83,9 @@ def input_digest(build: Path) -> str:
     Verilog library and templates, and the generator's own code (this module and every a2qflow module it imports),
     so an edit to the generator never reuses Verilog it would no longer write."""
     library = resources.files("a2qflow.hw.rtl.verilog")
+    fragments = sorted(f.name for f in library.iterdir() if f.name.endswith(".vh"))  # pasted in by library_text
     return content_key(files=[build / n for n in ("ir.json", "ir.npz", "plan.json")]
-                       + [library / n for n in LIBRARY + ("a2q_top.v.j2", "a2q_unrolled.v.j2")],
+                       + [library / n for n in LIBRARY + ("a2q_top.v.j2", "a2q_unrolled.v.j2", *fragments)],
                        code_modules=[__name__])
 
 

@@ -18,6 +18,8 @@
 // clock. With a wide side the finished fold also hands on to the output register in the cycle the previous one
 // leaves (one fold per clock); with both sides one element wide that path is left out (a fold's PE results take
 // PE beats anyway), so the one-element-per-beat unit synthesises to the same netlist as before.
+// The fold control, threshold and tree code it shares with a2q_mvau_packed / a2q_vvau is `include'd from
+// a2q_fold_*.vh (one copy each; hw.rtl.generate.library_text pastes them in, so BUILD/rtl/a2q_mvau.v is whole).
 `default_nettype none
 
 module a2q_mvau #(
@@ -47,29 +49,13 @@ module a2q_mvau #(
     output wire               out_valid,
     input  wire               out_ready
 );
-    localparam integer SF = K / SIMD;
-    localparam integer NF = C / PE;
+`include "a2q_fold_params.vh"
     localparam integer PW = IN_BITS + W_BITS;            // exact width of one product
     localparam integer XW = SIMD * IN_BITS;              // one SIMD word of inputs
     localparam integer WW = PE * SIMD * W_BITS;          // one weight memory word
-    localparam integer SFW = (SF < 2) ? 1 : $clog2(SF);
-    localparam integer NFW = (NF < 2) ? 1 : $clog2(NF);
-    localparam integer SIW = (SIMD < 2) ? 1 : $clog2(SIMD);
-    localparam integer PEW = (PE < 2) ? 1 : $clog2(PE);
-    localparam integer WDEPTH = (NF * SF < 2) ? 2 : NF * SF;
-    localparam integer WAW = $clog2(WDEPTH);
-    localparam integer TDEPTH = (NF < 2) ? 2 : NF;
-    localparam integer TW = (N_THR > 0) ? PE * N_THR * THR_BITS : 1;
     localparam integer WIDE_IN = (IN_LANES > 1) ? 1 : 0;    // a whole SIMD word per beat
     localparam integer WIDE_OUT = (OUT_LANES > 1) ? 1 : 0;  // a whole fold's PE results per beat
     localparam integer OVERLAP = (WIDE_IN != 0 || WIDE_OUT != 0) ? 1 : 0;
-    /* verilator lint_off WIDTHTRUNC */  // sized constants: each value fits its width by construction
-    localparam [SFW-1:0] SF_LAST = SF - 1;
-    localparam [NFW-1:0] NF_LAST = NF - 1;
-    localparam [SIW-1:0] SI_LAST = SIMD - 1;
-    localparam [PEW-1:0] PE_LAST = PE - 1;
-    localparam [WAW-1:0] WA_ONE = 1;
-    /* verilator lint_on WIDTHTRUNC */
 
     // ------------------------------------------------------------------ input side: pack SIMD words, 2 banks
     reg  [1:0]       full;           // bank b holds a complete input vector
@@ -97,109 +83,9 @@ module a2q_mvau #(
         end
     endgenerate
 
-    reg [XW-1:0] ibuf [0:(2 << SFW) - 1];                  // address {bank, sf}
+`include "a2q_fold_front.vh"
 
-    always @(posedge clk) begin
-        if (in_fire && word_done) ibuf[{wbank, wsf}] <= word_next;
-    end
-
-    always @(posedge clk) begin
-        if (rst) begin
-            wbank <= 1'b0;
-            wsf   <= {SFW{1'b0}};
-            wsi   <= {SIW{1'b0}};
-        end else if (in_fire) begin
-            wword <= word_next;
-            if (word_done) begin
-                wsi <= {SIW{1'b0}};
-                if (wsf == SF_LAST) begin
-                    wsf   <= {SFW{1'b0}};
-                    wbank <= ~wbank;
-                end else begin
-                    wsf <= wsf + 1'b1;
-                end
-            end else begin
-                wsi <= wsi + 1'b1;
-            end
-        end
-    end
-
-    // ------------------------------------------------------------------ compute: issue -> read -> multiply -> tree/acc
-    wire adv;                            // the pipeline advances (stalls only while a finished fold cannot leave)
-    reg              rbank;
-    reg  [SFW-1:0]   isf;
-    reg  [NFW-1:0]   inf;
-    reg  [WAW-1:0]   iwa;
-    wire             issue = adv && full[rbank];
-    wire             issue_last = (isf == SF_LAST) && (inf == NF_LAST);
-    wire             set_full = in_fire && word_done && (wsf == SF_LAST);
-
-    always @(posedge clk) begin
-        if (rst) begin
-            full <= 2'b00;
-        end else begin
-            if (set_full) full[wbank] <= 1'b1;
-            if (issue && issue_last) full[rbank] <= 1'b0;   // never the bank being filled (see in_ready)
-        end
-    end
-
-    (* rom_style = "block" *) reg [WW-1:0] wmem [0:WDEPTH-1];
-    generate
-        if (WEIGHT_FILE != "") begin : g_wload
-            initial $readmemh(WEIGHT_FILE, wmem);
-        end
-    endgenerate
-
-    reg              v1, first1, last1;
-    reg  [NFW-1:0]   nf1;
-    reg  [WW-1:0]    wq;
-    reg  [XW-1:0]    xq;
-
-    always @(posedge clk) begin
-        if (issue) begin
-            wq <= wmem[iwa];
-            xq <= ibuf[{rbank, isf}];
-            first1 <= (isf == {SFW{1'b0}});
-            last1  <= (isf == SF_LAST);
-            nf1    <= inf;
-        end
-    end
-
-    always @(posedge clk) begin
-        if (rst) begin
-            rbank <= 1'b0;
-            isf   <= {SFW{1'b0}};
-            inf   <= {NFW{1'b0}};
-            iwa   <= {WAW{1'b0}};
-            v1    <= 1'b0;
-        end else if (adv) begin
-            v1 <= full[rbank];
-            if (full[rbank]) begin
-                if (issue_last) begin
-                    isf   <= {SFW{1'b0}};
-                    inf   <= {NFW{1'b0}};
-                    iwa   <= {WAW{1'b0}};
-                    rbank <= ~rbank;
-                end else begin
-                    iwa <= iwa + WA_ONE;
-                    if (isf == SF_LAST) begin
-                        isf <= {SFW{1'b0}};
-                        inf <= inf + 1'b1;
-                    end else begin
-                        isf <= isf + 1'b1;
-                    end
-                end
-            end
-        end
-    end
-
-    // products at full width (kept, so synthesis cannot fold them into one wide multiply-accumulate)
-    wire [PE*SIMD*PW-1:0] prod_d;
-    (* keep *) reg [PE*SIMD*PW-1:0] prod;
-    reg              v2, first2, last2;
-    reg  [NFW-1:0]   nf2;
-
-    genvar p, s;
+`include "a2q_fold_prod.vh"
     generate
         for (p = 0; p < PE; p = p + 1) begin : g_mul_pe
             for (s = 0; s < SIMD; s = s + 1) begin : g_mul_simd
@@ -214,27 +100,7 @@ module a2q_mvau #(
         end
     endgenerate
 
-    always @(posedge clk) begin
-        if (rst) begin
-            v2 <= 1'b0;
-        end else if (adv) begin
-            v2 <= v1;
-        end
-    end
-    always @(posedge clk) begin
-        if (adv) begin
-            prod   <= prod_d;
-            first2 <= first1;
-            last2  <= last1;
-            nf2    <= nf1;
-        end
-    end
-
-    // finished fold waiting for the output buffer
-    reg                 fin;
-    reg                 pend_valid;
-    reg  [PE*OUT_W-1:0] pend;
-    wire [PE*OUT_W-1:0] res;
+`include "a2q_fold_stage2.vh"
     wire                pend_go;      // the pending fold moves to the output register this cycle
     wire                pend_take;    // the finished fold moves to the pending register this cycle
     wire                pend_refill;  // pend_go and pend_take at once (only with a wide side)
@@ -255,82 +121,12 @@ module a2q_mvau #(
 
     generate
         for (p = 0; p < PE; p = p + 1) begin : g_pe
-            // adder tree over SIMD products at ACC_BITS: heap order, node i = node 2i+1 + node 2i+2,
-            // leaves SIMD-1 .. 2*SIMD-2, root node 0 at the low bits
-            (* keep *) wire [(2*SIMD-1)*ACC_BITS-1:0] tree /* verilator split_var */;
-            reg [ACC_BITS-1:0] acc;
-            for (s = 0; s < SIMD; s = s + 1) begin : g_leaf
-                wire [PW-1:0] pr = prod[(p*SIMD + s)*PW +: PW];
-                if (ACC_BITS > PW) begin : g_ext
-                    assign tree[(SIMD-1+s)*ACC_BITS +: ACC_BITS] = {{(ACC_BITS-PW){pr[PW-1]}}, pr};
-                end else if (ACC_BITS == PW) begin : g_same
-                    assign tree[(SIMD-1+s)*ACC_BITS +: ACC_BITS] = pr;
-                end else begin : g_wrap
-                    // accumulator narrower than one product: keep the low bits (wrap mod 2^ACC_BITS)
-                    /* verilator lint_off UNUSEDSIGNAL */
-                    wire [PW-1:0] pr_full = pr;  // high bits intentionally dropped by the modular sum
-                    /* verilator lint_on UNUSEDSIGNAL */
-                    assign tree[(SIMD-1+s)*ACC_BITS +: ACC_BITS] = pr_full[ACC_BITS-1:0];
-                end
-            end
-            for (s = 0; s < SIMD - 1; s = s + 1) begin : g_node
-                assign tree[s*ACC_BITS +: ACC_BITS] = tree[(2*s+1)*ACC_BITS +: ACC_BITS]
-                                                    + tree[(2*s+2)*ACC_BITS +: ACC_BITS];
-            end
-            always @(posedge clk) begin
-                if (adv && v2) acc <= first2 ? tree[ACC_BITS-1:0] : acc + tree[ACC_BITS-1:0];
-            end
-
-            if (N_THR > 0) begin : g_thr
-                localparam integer CW = $clog2(N_THR + 1);
-                localparam [CW-1:0] ONE = 1;
-                localparam [CW-1:0] ZERO = 0;
-                /* verilator lint_off WIDTHTRUNC */  // OUT_BASE (e.g. -8) as OUT_W-bit two's complement
-                localparam [OUT_W-1:0] BASE = OUT_BASE;
-                /* verilator lint_on WIDTHTRUNC */
-                wire signed [THR_BITS-1:0] acc_x;
-                if (THR_BITS > ACC_BITS) begin : g_sx
-                    assign acc_x = {{(THR_BITS-ACC_BITS){acc[ACC_BITS-1]}}, acc};
-                end else begin : g_eq
-                    assign acc_x = acc;
-                end
-                reg [CW-1:0] cnt;
-                integer l;
-                always @* begin
-                    cnt = ZERO;
-                    for (l = 0; l < N_THR; l = l + 1) begin
-                        cnt = cnt + ((acc_x >= $signed(tq[(p*N_THR + l)*THR_BITS +: THR_BITS])) ? ONE : ZERO);
-                    end
-                end
-                if (OUT_W > CW) begin : g_cx
-                    assign res[p*OUT_W +: OUT_W] = BASE + {{(OUT_W-CW){1'b0}}, cnt};
-                end else begin : g_ceq
-                    assign res[p*OUT_W +: OUT_W] = BASE + cnt;
-                end
-            end else begin : g_acc
-                assign res[p*OUT_W +: OUT_W] = acc;
-            end
+`include "a2q_fold_tree.vh"
+`include "a2q_fold_thr.vh"
         end
     endgenerate
 
-    generate
-        if (N_THR > 0) begin : g_tmem
-            // No rom_style here: a threshold word is PE x (2^n - 1) x THR_BITS wide (720 bits at PE 4, W4A4) and only
-            // C/PE deep; forcing it into 16-bit-wide iCE40 block RAM took 55+ BRAMs, left to yosys it maps to logic.
-            reg [TW-1:0] tmem [0:TDEPTH-1];
-            if (THR_FILE != "") begin : g_tload
-                initial $readmemh(THR_FILE, tmem);
-            end
-            always @(posedge clk) begin
-                if (adv && v2 && last2) tq <= tmem[nf2];
-            end
-        end else begin : g_notmem
-            /* verilator lint_off UNUSEDSIGNAL */
-            wire [NFW-1:0] unused_nf = nf2;   // no thresholds: the fold index is not needed
-            /* verilator lint_on UNUSEDSIGNAL */
-            always @(posedge clk) tq <= 1'b0;
-        end
-    endgenerate
+`include "a2q_fold_tmem.vh"
 
     // ------------------------------------------------------------------ output: fold results -> one per beat
     reg [PE*OUT_W-1:0] ser;

@@ -5,7 +5,8 @@
 // Elements arrive in HWC order (channel fastest), so the channel of element i is i mod C. The accumulator is
 // exactly ACC_BITS wide and wraps modulo 2^ACC_BITS, like the MVAU's (the plan proves the true sum fits).
 // THR_FILE: word c holds T[c][l] at bits l*THR_BITS (two's complement). With N_THR = 0 (a last layer whose float
-// affine runs off-chip) the raw accumulator is the output.
+// affine runs off-chip) the raw accumulator is the output. The threshold count is the MAC units' own code
+// (a2q_fold_thr.vh, as one lane; hw.rtl.generate.library_text pastes it in).
 `default_nettype none
 /* verilator lint_off DECLFILENAME */  // the three element-wise units live in this one file on purpose
 
@@ -31,49 +32,30 @@ module a2q_thr #(
     /* verilator lint_off WIDTHTRUNC */  // sized constant: C - 1 fits CAW bits by construction
     localparam [CAW-1:0] C_LAST = C - 1;
     /* verilator lint_on WIDTHTRUNC */
+    localparam integer TW = (N_THR > 0) ? N_THR * THR_BITS : 1;  // one channel's thresholds
     reg [CAW-1:0]   c;
     reg [OUT_W-1:0] odata;
     reg             ovalid;
     wire            in_fire = in_valid && in_ready;
     wire [OUT_W-1:0] res;
+    wire [ACC_BITS-1:0] acc = in_data;
     assign in_ready = !ovalid || out_ready;
     assign out_data = odata;
     assign out_valid = ovalid;
 
+    /* verilator lint_off UNUSEDSIGNAL */  // no thresholds (N_THR = 0): the raw accumulator is the output
+    reg  [TW-1:0] tmem [0:(1 << CAW) - 1];
+    wire [TW-1:0] tq = tmem[c];
+    /* verilator lint_on UNUSEDSIGNAL */
     generate
-        if (N_THR > 0) begin : g_thr
-            localparam integer CW = $clog2(N_THR + 1);
-            localparam [CW-1:0] ONE = 1;
-            localparam [CW-1:0] ZERO = 0;
-            /* verilator lint_off WIDTHTRUNC */  // OUT_BASE (e.g. -8) as OUT_W-bit two's complement
-            localparam [OUT_W-1:0] BASE = OUT_BASE;
-            /* verilator lint_on WIDTHTRUNC */
-            reg [N_THR*THR_BITS-1:0] tmem [0:(1 << CAW) - 1];
-            if (THR_FILE != "") begin : g_tload
-                initial $readmemh(THR_FILE, tmem);
-            end
-            wire [N_THR*THR_BITS-1:0] t = tmem[c];
-            wire signed [THR_BITS-1:0] acc_x;
-            if (THR_BITS > ACC_BITS) begin : g_sx
-                assign acc_x = {{(THR_BITS-ACC_BITS){in_data[ACC_BITS-1]}}, in_data};
-            end else begin : g_eq
-                assign acc_x = in_data;
-            end
-            reg [CW-1:0] cnt;
-            integer l;
-            always @* begin
-                cnt = ZERO;
-                for (l = 0; l < N_THR; l = l + 1) begin
-                    cnt = cnt + ((acc_x >= $signed(t[l*THR_BITS +: THR_BITS])) ? ONE : ZERO);
-                end
-            end
-            if (OUT_W > CW) begin : g_cx
-                assign res = BASE + {{(OUT_W-CW){1'b0}}, cnt};
-            end else begin : g_ceq
-                assign res = BASE + cnt;
-            end
-        end else begin : g_raw
-            assign res = in_data;
+        if (N_THR > 0 && THR_FILE != "") begin : g_tload
+            initial $readmemh(THR_FILE, tmem);
+        end
+    endgenerate
+    genvar p;
+    generate
+        for (p = 0; p < 1; p = p + 1) begin : g_pe  // one lane of the MAC units' threshold code
+`include "a2q_fold_thr.vh"
         end
     endgenerate
 

@@ -13,6 +13,8 @@
 // (the MVAU's layout with K = KH * KW); THR_FILE word nf holds T[nf*PE + p][l] at bits (p*N_THR + l)*THR_BITS.
 // The patch buffer is SIMD memories (one per s), each word PE elements of the channel group nf at window element
 // sf*SIMD + s, double-buffered so the next patch streams in while this one is computed.
+// Behind the patch buffer it is a2q_mvau's fold control, adder trees, thresholds and output, `include'd from
+// a2q_fold_*.vh (one copy each; hw.rtl.generate.library_text pastes them in).
 `default_nettype none
 
 module a2q_vvau #(
@@ -41,25 +43,9 @@ module a2q_vvau #(
     output wire               out_valid,
     input  wire               out_ready
 );
-    localparam integer SF = K / SIMD;
-    localparam integer NF = C / PE;
+`include "a2q_fold_params.vh"
     localparam integer PW = IN_BITS + W_BITS;            // exact width of one product
-        localparam integer WW = PE * SIMD * W_BITS;          // one weight memory word
-    localparam integer SFW = (SF < 2) ? 1 : $clog2(SF);
-    localparam integer NFW = (NF < 2) ? 1 : $clog2(NF);
-    localparam integer SIW = (SIMD < 2) ? 1 : $clog2(SIMD);
-    localparam integer PEW = (PE < 2) ? 1 : $clog2(PE);
-    localparam integer WDEPTH = (NF * SF < 2) ? 2 : NF * SF;
-    localparam integer WAW = $clog2(WDEPTH);
-    localparam integer TDEPTH = (NF < 2) ? 2 : NF;
-    localparam integer TW = (N_THR > 0) ? PE * N_THR * THR_BITS : 1;
-    /* verilator lint_off WIDTHTRUNC */  // sized constants: each value fits its width by construction
-    localparam [SFW-1:0] SF_LAST = SF - 1;
-    localparam [NFW-1:0] NF_LAST = NF - 1;
-    localparam [SIW-1:0] SI_LAST = SIMD - 1;
-    localparam [PEW-1:0] PE_LAST = PE - 1;
-    localparam [WAW-1:0] WA_ONE = 1;
-    /* verilator lint_on WIDTHTRUNC */
+    localparam integer WW = PE * SIMD * W_BITS;          // one weight memory word
 
     // ------------------------------------------------------------------ input side: PE-element words, SIMD memories, 2 banks
     localparam integer GW = PE * IN_BITS;              // one channel group's elements at one window position
@@ -128,31 +114,9 @@ module a2q_vvau #(
         end
     end
 
-    // ------------------------------------------------------------------ compute: issue -> read -> multiply -> tree/acc
-    wire adv;                            // the pipeline advances (stalls only while a finished fold cannot leave)
-    reg              rbank;
-    reg  [SFW-1:0]   isf;
-    reg  [NFW-1:0]   inf;
-    reg  [WAW-1:0]   iwa;
-    wire             issue = adv && full[rbank];
-    wire             issue_last = (isf == SF_LAST) && (inf == NF_LAST);
+`include "a2q_fold_issue.vh"
 
-    always @(posedge clk) begin
-        if (rst) begin
-            full <= 2'b00;
-        end else begin
-            if (set_full) full[wbank] <= 1'b1;
-            if (issue && issue_last) full[rbank] <= 1'b0;   // never the bank being filled (see in_ready)
-        end
-    end
-
-    (* rom_style = "block" *) reg [WW-1:0] wmem [0:WDEPTH-1];
-    generate
-        if (WEIGHT_FILE != "") begin : g_wload
-            initial $readmemh(WEIGHT_FILE, wmem);
-        end
-    endgenerate
-
+`include "a2q_fold_wrom.vh"
     reg              v1, first1, last1;
     reg  [NFW-1:0]   nf1;
     reg  [WW-1:0]    wq;
@@ -185,41 +149,9 @@ module a2q_vvau #(
         end
     end
 
-    always @(posedge clk) begin
-        if (rst) begin
-            rbank <= 1'b0;
-            isf   <= {SFW{1'b0}};
-            inf   <= {NFW{1'b0}};
-            iwa   <= {WAW{1'b0}};
-            v1    <= 1'b0;
-        end else if (adv) begin
-            v1 <= full[rbank];
-            if (full[rbank]) begin
-                if (issue_last) begin
-                    isf   <= {SFW{1'b0}};
-                    inf   <= {NFW{1'b0}};
-                    iwa   <= {WAW{1'b0}};
-                    rbank <= ~rbank;
-                end else begin
-                    iwa <= iwa + WA_ONE;
-                    if (isf == SF_LAST) begin
-                        isf <= {SFW{1'b0}};
-                        inf <= inf + 1'b1;
-                    end else begin
-                        isf <= isf + 1'b1;
-                    end
-                end
-            end
-        end
-    end
+`include "a2q_fold_walk.vh"
 
-    // products at full width (kept, so synthesis cannot fold them into one wide multiply-accumulate)
-    wire [PE*SIMD*PW-1:0] prod_d;
-    (* keep *) reg [PE*SIMD*PW-1:0] prod;
-    reg              v2, first2, last2;
-    reg  [NFW-1:0]   nf2;
-
-    genvar p, s;
+`include "a2q_fold_prod.vh"
     generate
         for (p = 0; p < PE; p = p + 1) begin : g_mul_pe
             for (s = 0; s < SIMD; s = s + 1) begin : g_mul_simd
@@ -235,27 +167,7 @@ module a2q_vvau #(
         end
     endgenerate
 
-    always @(posedge clk) begin
-        if (rst) begin
-            v2 <= 1'b0;
-        end else if (adv) begin
-            v2 <= v1;
-        end
-    end
-    always @(posedge clk) begin
-        if (adv) begin
-            prod   <= prod_d;
-            first2 <= first1;
-            last2  <= last1;
-            nf2    <= nf1;
-        end
-    end
-
-    // finished fold waiting for the output buffer
-    reg                 fin;
-    reg                 pend_valid;
-    reg  [PE*OUT_W-1:0] pend;
-    wire [PE*OUT_W-1:0] res;
+`include "a2q_fold_stage2.vh"
     /* verilator lint_off UNUSEDSIGNAL */
     reg  [TW-1:0]       tq;           // unused (constant) when N_THR = 0: the layer outputs raw accumulators
     /* verilator lint_on UNUSEDSIGNAL */
@@ -263,117 +175,14 @@ module a2q_vvau #(
 
     generate
         for (p = 0; p < PE; p = p + 1) begin : g_pe
-            // adder tree over SIMD products at ACC_BITS: heap order, node i = node 2i+1 + node 2i+2,
-            // leaves SIMD-1 .. 2*SIMD-2, root node 0 at the low bits
-            (* keep *) wire [(2*SIMD-1)*ACC_BITS-1:0] tree /* verilator split_var */;
-            reg [ACC_BITS-1:0] acc;
-            for (s = 0; s < SIMD; s = s + 1) begin : g_leaf
-                wire [PW-1:0] pr = prod[(p*SIMD + s)*PW +: PW];
-                if (ACC_BITS > PW) begin : g_ext
-                    assign tree[(SIMD-1+s)*ACC_BITS +: ACC_BITS] = {{(ACC_BITS-PW){pr[PW-1]}}, pr};
-                end else if (ACC_BITS == PW) begin : g_same
-                    assign tree[(SIMD-1+s)*ACC_BITS +: ACC_BITS] = pr;
-                end else begin : g_wrap
-                    // accumulator narrower than one product: keep the low bits (wrap mod 2^ACC_BITS)
-                    /* verilator lint_off UNUSEDSIGNAL */
-                    wire [PW-1:0] pr_full = pr;  // high bits intentionally dropped by the modular sum
-                    /* verilator lint_on UNUSEDSIGNAL */
-                    assign tree[(SIMD-1+s)*ACC_BITS +: ACC_BITS] = pr_full[ACC_BITS-1:0];
-                end
-            end
-            for (s = 0; s < SIMD - 1; s = s + 1) begin : g_node
-                assign tree[s*ACC_BITS +: ACC_BITS] = tree[(2*s+1)*ACC_BITS +: ACC_BITS]
-                                                    + tree[(2*s+2)*ACC_BITS +: ACC_BITS];
-            end
-            always @(posedge clk) begin
-                if (adv && v2) acc <= first2 ? tree[ACC_BITS-1:0] : acc + tree[ACC_BITS-1:0];
-            end
-
-            if (N_THR > 0) begin : g_thr
-                localparam integer CW = $clog2(N_THR + 1);
-                localparam [CW-1:0] ONE = 1;
-                localparam [CW-1:0] ZERO = 0;
-                /* verilator lint_off WIDTHTRUNC */  // OUT_BASE (e.g. -8) as OUT_W-bit two's complement
-                localparam [OUT_W-1:0] BASE = OUT_BASE;
-                /* verilator lint_on WIDTHTRUNC */
-                wire signed [THR_BITS-1:0] acc_x;
-                if (THR_BITS > ACC_BITS) begin : g_sx
-                    assign acc_x = {{(THR_BITS-ACC_BITS){acc[ACC_BITS-1]}}, acc};
-                end else begin : g_eq
-                    assign acc_x = acc;
-                end
-                reg [CW-1:0] cnt;
-                integer l;
-                always @* begin
-                    cnt = ZERO;
-                    for (l = 0; l < N_THR; l = l + 1) begin
-                        cnt = cnt + ((acc_x >= $signed(tq[(p*N_THR + l)*THR_BITS +: THR_BITS])) ? ONE : ZERO);
-                    end
-                end
-                if (OUT_W > CW) begin : g_cx
-                    assign res[p*OUT_W +: OUT_W] = BASE + {{(OUT_W-CW){1'b0}}, cnt};
-                end else begin : g_ceq
-                    assign res[p*OUT_W +: OUT_W] = BASE + cnt;
-                end
-            end else begin : g_acc
-                assign res[p*OUT_W +: OUT_W] = acc;
-            end
+`include "a2q_fold_tree.vh"
+`include "a2q_fold_thr.vh"
         end
     endgenerate
 
-    generate
-        if (N_THR > 0) begin : g_tmem
-            // No rom_style here: a threshold word is PE x (2^n - 1) x THR_BITS wide (720 bits at PE 4, W4A4) and only
-            // C/PE deep; forcing it into 16-bit-wide iCE40 block RAM took 55+ BRAMs, left to yosys it maps to logic.
-            reg [TW-1:0] tmem [0:TDEPTH-1];
-            if (THR_FILE != "") begin : g_tload
-                initial $readmemh(THR_FILE, tmem);
-            end
-            always @(posedge clk) begin
-                if (adv && v2 && last2) tq <= tmem[nf2];
-            end
-        end else begin : g_notmem
-            /* verilator lint_off UNUSEDSIGNAL */
-            wire [NFW-1:0] unused_nf = nf2;   // no thresholds: the fold index is not needed
-            /* verilator lint_on UNUSEDSIGNAL */
-            always @(posedge clk) tq <= 1'b0;
-        end
-    endgenerate
+`include "a2q_fold_tmem.vh"
 
-    // ------------------------------------------------------------------ output: fold results -> one per beat
-    reg [PE*OUT_W-1:0] ser;
-    reg                ser_valid;
-    reg [PEW-1:0]      ser_cnt;
-    wire               out_fire = ser_valid && out_ready;
-    wire               ser_free = !ser_valid || (out_fire && ser_cnt == PE_LAST);
-    assign out_data  = ser[OUT_W-1:0];
-    assign out_valid = ser_valid;
-
-    always @(posedge clk) begin
-        if (rst) begin
-            fin        <= 1'b0;
-            pend_valid <= 1'b0;
-            ser_valid  <= 1'b0;
-            ser_cnt    <= {PEW{1'b0}};
-        end else begin
-            if (fin && !pend_valid) begin
-                pend       <= res;
-                pend_valid <= 1'b1;
-                fin        <= 1'b0;
-            end
-            if (adv && v2 && last2) fin <= 1'b1;
-            if (ser_free && pend_valid) begin
-                ser        <= pend;
-                ser_valid  <= 1'b1;
-                ser_cnt    <= {PEW{1'b0}};
-                pend_valid <= 1'b0;
-            end else if (out_fire) begin
-                ser     <= ser >> OUT_W;
-                ser_cnt <= ser_cnt + 1'b1;
-                if (ser_cnt == PE_LAST) ser_valid <= 1'b0;
-            end
-        end
-    end
+`include "a2q_fold_out.vh"
 endmodule
 
 `default_nettype wire
