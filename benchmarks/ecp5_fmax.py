@@ -314,6 +314,11 @@ def measure(doc: dict, model: str, variant: str, run: Path, work: Path, args) ->
             log(f"{key}: needs {model}_folded's Verilator II first; skipped")
             return
     build = compile_build(run, model, variant, work, None if target is None else int(target))
+    measure_build(doc, key, model, variant, build, run, args)
+
+
+def measure_build(doc: dict, key: str, model: str, variant: str, build: Path, run: Path, args) -> None:
+    """synth (with --synth), bitstream and rtlsim of one compiled BUILD whose trained model is in `run`."""
     d = doc["designs"].setdefault(key, {"model": model, "variant": variant})
     d["plan"] = plan_facts(build)
     d["build"] = str(build.relative_to(ROOT)) if build.is_relative_to(ROOT) else str(build)
@@ -341,8 +346,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="stop a bitstream run after this many minutes of wall time and record it as unfinished")
     ap.add_argument("--retry", action="store_true", help="retry designs an earlier run stopped at its budget")
     ap.add_argument("--synth", action="store_true", help="also run the synth stage (xc7 LUT count) first")
+    ap.add_argument("--sweep-points", type=Path, default=None,
+                    help="instead of training: place the compiled points of this sweep folder (e.g. "
+                         "runs/iso-mnist5k_lenet), the ones named by --points")
+    ap.add_argument("--points", default="a2q+-W4-P10,a2q+-W4-P10-unrolled",
+                    help="with --sweep-points: comma-separated point names")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
+    if args.sweep_points:
+        return place_sweep_points(args)
     variants = (args.variants or f"folded,unrolled,unrolled_pl{args.pipeline_levels}").split(",")
     path = RESULTS / "ecp5_fmax.json"
     doc = json.loads(path.read_text()) if path.is_file() else {"designs": {}}
@@ -353,6 +365,25 @@ def main(argv: list[str] | None = None) -> int:
         doc.setdefault("accuracy", {})[model] = metrics.get("test_accuracy")
         for variant in variants:
             measure(doc, model, variant, run, args.work, args)
+    return 0
+
+
+def place_sweep_points(args) -> int:
+    """Placed Fmax of designs a sweep already compiled and synthesised (the CNN iso-accuracy points): the same
+    bitstream and Verilator steps, on BUILD = POINT/build and the point's own test set (POINT/train)."""
+    path = RESULTS / "ecp5_fmax.json"
+    doc = json.loads(path.read_text()) if path.is_file() else {"designs": {}}
+    doc.update(target=TARGET, clock_mhz=CLOCK_MHZ)
+    model = args.sweep_points.name.removeprefix("iso-")
+    for name in args.points.split(","):
+        point = args.sweep_points / "points" / name
+        if not (point / "build" / "plan.json").is_file():
+            raise SystemExit(f"error: {point}: no build/plan.json; run the sweep (benchmarks/iso_accuracy.py) first")
+        arch = "unrolled" if name.endswith("-unrolled") else "folded"
+        key = f"{model}_{name}"
+        TOUCHED.add(key)
+        measure_build(doc, key, model, f"{arch} ({name.removesuffix('-unrolled')})", point / "build",
+                      point / "train", args)
     return 0
 
 
