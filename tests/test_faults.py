@@ -490,12 +490,17 @@ def test_resume_hint_repeats_the_exact_command_and_never_points_into_tmp(tmp_pat
     assert not (run / ".tmp").exists()
 
 
-def test_scratch_paths_in_errors_and_stage_json_are_rewritten_to_their_final_place(tmp_path):
+def test_scratch_paths_in_errors_name_the_final_place_and_stage_json_paths_are_relative(tmp_path):
+    """A stage works in a scratch folder that is renamed into place: its error names the final folder, and the paths
+    it stores are relative to the file's folder (hw.files.relative_path), so they name the final place with no
+    rewriting of the JSON text."""
     from a2qflow.flows.pipeline import Pipeline, Stage
+    from a2qflow.hw.files import relative_path, resolve_path
 
     def writes(ctx):
         ctx.out.mkdir()
-        (ctx.out / "resources.json").write_text(json.dumps({"build": str(ctx.tmp), "files": [str(ctx.out / "x")]}))
+        (ctx.out / "resources.json").write_text(json.dumps(
+            {"build": relative_path(ctx.out.parent, ctx.out), "files": [relative_path(ctx.out / "x", ctx.out)]}))
 
     def fails(ctx):
         raise A2QFlowError(f"{ctx.tmp}/plan.json: something is wrong")
@@ -505,5 +510,7 @@ def test_scratch_paths_in_errors_and_stage_json_are_rewritten_to_their_final_pla
     with pytest.raises(A2QFlowError) as e:
         pipe.run(progress=False)
     assert f"{run / 'build'}/plan.json: something is wrong" in str(e.value) and ".tmp" not in str(e.value)
-    rec = json.loads((run / "build" / "a" / "resources.json").read_text())
-    assert rec == {"build": str(run / "build"), "files": [str(run / "build" / "a" / "x")]}
+    folder = run / "build" / "a"
+    rec = json.loads((folder / "resources.json").read_text())
+    assert resolve_path(rec["build"], folder) == run / "build"
+    assert [resolve_path(f, folder) for f in rec["files"]] == [folder / "x"]
