@@ -55,3 +55,8 @@ def fill_readme_block(readme: Path, begin: str, end: str, body: str) -> None:
         raise SystemExit(f"{readme}: no '{begin}' ... '{end}' block to fill")
     head, rest = text.split(begin, 1)
     atomic_write_text(readme, f"{head}{begin}\n{body}\n{end}{rest.split(end, 1)[1]}")
+
+
+def table_row(row: dict, keys: tuple[str, ...]) -> str:
+    """One Markdown table row: row[k] for each key in order, an empty cell where a key is missing or None."""
+    return "| " + " | ".join("" if row.get(k) is None else str(row[k]) for k in keys) + " |"

@@ -32,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 CONFIG = ROOT / "flows" / "configs" / "mnist5k_lenet.yaml"
 CLI = str(Path(sys.executable).with_name("a2qflow"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import table_row  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 
 def _run(*args: str) -> None:
@@ -105,21 +107,36 @@ def write_results(res: dict) -> None:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in res["layers"]:
-        lines.append("| " + " | ".join("" if r.get(k) is None else str(r[k]) for k in (
-            "layer", "kind", "simd", "pe", "compute_cycles", "stream_cycles", "line_buffer_bits",
-            "built_bits", "window_register_bits", "frame_buffer_bits")) + " |")
+        lines.append(table_row(r, ("layer", "kind", "simd", "pe", "compute_cycles", "stream_cycles",
+                                   "line_buffer_bits", "built_bits", "window_register_bits", "frame_buffer_bits")))
     lines += ["", res["note"], ""]
     atomic_write_text(RESULTS / "cnn_stream.md", "\n".join(lines))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def lenet_test_split(description: str, prefix: str) -> tuple[argparse.Namespace, Path, np.ndarray, np.ndarray]:
+    """The command line both LeNet streaming benchmarks take (--work, --epochs, --limit), the trained and compiled
+    LeNet (train_and_compile) and its test split cut to --limit images.
+
+    Args:
+        description: the script's one-line description (its docstring's first line).
+        prefix: the temporary work folder's prefix when --work is not given.
+    Returns:
+        (the parsed arguments, the build folder, test inputs, test labels).
+    """
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--work", type=Path, default=None, help="work folder (default: a new temporary folder)")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--limit", type=int, default=None, help="simulate only the first N test images")
     a = ap.parse_args()
-    work = a.work or Path(tempfile.mkdtemp(prefix="cnn_stream_"))
-    train, build = train_and_compile(work, a.epochs)
+    train, build = train_and_compile(a.work or Path(tempfile.mkdtemp(prefix=prefix)), a.epochs)
+    x, y = np.load(train / "test_inputs.npy"), np.load(train / "test_labels.npy")
+    if a.limit:
+        x, y = x[:a.limit], y[:a.limit]
+    return a, build, x, y
+
+
+def main() -> None:
+    a, build, x, y = lenet_test_split(__doc__.splitlines()[0], "cnn_stream_")
 
     from a2qflow.flows.config import load_config
     from a2qflow.hw.compiler import folding as fo
@@ -128,9 +145,6 @@ def main() -> None:
     from a2qflow.hw.rtl.sim import run_rtlsim, verilator_version
 
     generate(build)
-    x, y = np.load(train / "test_inputs.npy"), np.load(train / "test_labels.npy")
-    if a.limit:
-        x, y = x[:a.limit], y[:a.limit]
     print(f"Verilator: {len(x)} test images", flush=True)
     sim = run_rtlsim(build, x, source="test_inputs.npy", labels=y)
     model = load_model(build)

@@ -15,7 +15,6 @@ Usage (2 shared cores: run it niced):  nice -n 10 .venv/bin/python benchmarks/hl
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -27,7 +26,8 @@ import numpy as np
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cnn_stream import CONFIG, ROOT, train_and_compile  # noqa: E402  (the same trained LeNet)
+from _common import table_row  # noqa: E402
+from cnn_stream import CONFIG, ROOT, lenet_test_split  # noqa: E402  (the same trained LeNet)
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -95,29 +95,20 @@ def write_results(res: dict) -> None:
     ]
     for r in res["stages"]:
         r = dict(r, banks_words=f"{r['banks']} x {r['bank_words']}" if "banks" in r else None)
-        lines.append("| " + " | ".join("" if r.get(k) is None else str(r[k]) for k in (
-            "what", "kind", "in_beat", "in_beats", "out_beat", "out_beats", "iterations_max", "read_ahead_pixels",
-            "banks_words", "built_bits", "window_register_bits", "frame_bits", "rtl_built_bits")) + " |")
+        lines.append(table_row(r, ("what", "kind", "in_beat", "in_beats", "out_beat", "out_beats", "iterations_max",
+                                   "read_ahead_pixels", "banks_words", "built_bits", "window_register_bits",
+                                   "frame_bits", "rtl_built_bits")))
     lines += ["", res["note"], ""]
     atomic_write_text(RESULTS / "hls_stream.md", "\n".join(lines))
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--work", type=Path, default=None, help="work folder (default: a new temporary folder)")
-    ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--limit", type=int, default=None, help="simulate only the first N test images")
-    a = ap.parse_args()
-    work = a.work or Path(tempfile.mkdtemp(prefix="hls_stream_"))
-    train, build = train_and_compile(work, a.epochs)
+    a, build, x, y = lenet_test_split(__doc__.splitlines()[0], "hls_stream_")
 
     from a2qflow.hw.compiler.ir import load_model
     from a2qflow.hw.compiler.reference import prepare_inputs
     from a2qflow.hw.hls.csim import run_csim
 
-    x, y = np.load(train / "test_inputs.npy"), np.load(train / "test_labels.npy")
-    if a.limit:
-        x, y = x[:a.limit], y[:a.limit]
     print(f"C-sim: {len(x)} test images", flush=True)
     r = run_csim(build, x, labels=y, progress=False)
     model = load_model(build)
