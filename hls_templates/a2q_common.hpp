@@ -51,6 +51,53 @@ inline A2QLayerMonitor& a2q_monitor(unsigned layer) {
 }
 #endif
 
+// One PE lane's accumulator in mvau and vvau; the monitor build adds a shadow of what an unbounded accumulator
+// would hold, so the overflow counter compares the two (an A2Q plan proves they never differ).
+template <int ACC_BITS>
+struct A2QAcc {
+  ap_int<ACC_BITS> v;
+#ifdef A2Q_OVERFLOW_MONITOR
+  long long wide;
+#endif
+};
+
+// One PE lane's step in mvau and vvau (one source for both units): SIMD products x.v[x0 + s] * w[s] at their full
+// TI + TW width (a DSP or a LUT multiplier maps them exactly), an adder tree and the accumulator at ACC_BITS,
+// restarted at synapse fold sf == 0. ap_int<ACC_BITS> wraps modulo 2^ACC_BITS, so the result is the same for any
+// summation order and equals the golden model's wrap mode. On the last fold (sf == SF - 1) the monitor build counts
+// one output of layer LAYER, and one overflow event where the wrapped sum differs from the exact one.
+// Returns the lane's accumulator after this step.
+template <unsigned SIMD, unsigned SF, unsigned LAYER, typename TW, int ACC_BITS, typename TI, unsigned N,
+          typename TW_ROM>
+inline ap_int<ACC_BITS> a2q_lane_mac(A2QAcc<ACC_BITS>& acc, const Word<TI, N>& x, unsigned x0,
+                                     const TW_ROM w[SIMD], unsigned sf) {
+#pragma HLS inline
+  typedef ap_int<ACC_BITS> acc_t;
+  typedef ap_int<TI::width + TW::width> prod_t;  // exact product of an N-bit input and an M-bit weight
+  acc_t tree = 0;  // adder tree at ACC_BITS
+#ifdef A2Q_OVERFLOW_MONITOR
+  long long tree_wide = 0;
+#endif
+  for (unsigned s = 0; s < SIMD; s++) {
+#pragma HLS unroll
+    const prod_t p = x.v[x0 + s] * TW(w[s]);
+    tree += p;
+#ifdef A2Q_OVERFLOW_MONITOR
+    tree_wide += (long long)p.to_int64();
+#endif
+  }
+  acc.v = (sf == 0 ? acc_t(0) : acc.v) + tree;
+#ifdef A2Q_OVERFLOW_MONITOR
+  acc.wide = (sf == 0 ? 0LL : acc.wide) + tree_wide;
+  if (sf == SF - 1) {
+    A2QLayerMonitor& m = a2q_monitor(LAYER);
+    m.outputs += 1;
+    if (acc.v.to_int64() != acc.wide) m.events += 1;
+  }
+#endif
+  return acc.v;
+}
+
 // Iterations of each stage's pipelined loop (= clock cycles at II = 1) in one call of the top, in call order: the
 // monitor build (C simulation only) logs one count per stage call; tb.cpp writes them with --loops. The window
 // kernels count their data-dependent loop as it runs; fixed-count kernels log their trip count.

@@ -34,18 +34,13 @@ void mvau(hls::stream<Word<TI, SIMD> >& in, hls::stream<Word<TO, PE> >& out,
   static_assert(C % PE == 0, "PE must divide C");
   constexpr unsigned SF = K / SIMD;  // synapse folds: cycles per output channel group
   constexpr unsigned NF = C / PE;    // neuron folds: channel groups per input vector
-  typedef ap_int<ACC_BITS> acc_t;
-  typedef ap_int<TI::width + TW::width> prod_t;  // exact product of an N-bit input and an M-bit weight
 
 #pragma HLS array_partition variable=weights complete dim=1
 #pragma HLS array_partition variable=weights complete dim=3
 
   Word<TI, SIMD> inbuf[SF];  // the current input vector, re-read for every neuron fold
-  acc_t acc[PE];
+  A2QAcc<ACC_BITS> acc[PE];
 #pragma HLS array_partition variable=acc complete
-#ifdef A2Q_OVERFLOW_MONITOR
-  long long wide[PE];  // shadow accumulator: what an unbounded accumulator would hold
-#endif
 
   for (unsigned r = 0; r < ROWS; r++) {
     for (unsigned nf = 0; nf < NF; nf++) {
@@ -55,28 +50,8 @@ void mvau(hls::stream<Word<TI, SIMD> >& in, hls::stream<Word<TO, PE> >& out,
         Word<TO, PE> y;
         for (unsigned pe = 0; pe < PE; pe++) {
 #pragma HLS unroll
-          acc_t tree = 0;  // adder tree at ACC_BITS
-#ifdef A2Q_OVERFLOW_MONITOR
-          long long tree_wide = 0;
-#endif
-          for (unsigned s = 0; s < SIMD; s++) {
-#pragma HLS unroll
-            const prod_t p = x.v[s] * TW(weights[pe][nf * SF + sf][s]);
-            tree += p;
-#ifdef A2Q_OVERFLOW_MONITOR
-            tree_wide += (long long)p.to_int64();
-#endif
-          }
-          acc[pe] = (sf == 0 ? acc_t(0) : acc[pe]) + tree;
-#ifdef A2Q_OVERFLOW_MONITOR
-          wide[pe] = (sf == 0 ? 0LL : wide[pe]) + tree_wide;
-          if (sf == SF - 1) {
-            A2QLayerMonitor& m = a2q_monitor(LAYER);
-            m.outputs += 1;
-            if (acc[pe].to_int64() != wide[pe]) m.events += 1;
-          }
-#endif
-          y.v[pe] = act.activate(nf, pe, acc[pe]);
+          y.v[pe] = act.activate(nf, pe, a2q_lane_mac<SIMD, SF, LAYER, TW>(acc[pe], x, 0,
+                                                                            weights[pe][nf * SF + sf], sf));
         }
         if (sf == SF - 1) out.write(y);
       }
