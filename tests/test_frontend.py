@@ -216,6 +216,16 @@ def test_float_relu_output_and_per_channel_activation_scale_are_rejected(tmp_pat
     assert "node 'act_per_channel' (op Quant)" in _one_line(e) and "per-tensor" in str(e.value)
 
 
+def test_unknown_rounding_mode_is_named(tmp_path):
+    """Quant and Trunc read their rounding mode through one check: a mode qonnx does not know names the node."""
+    b = QonnxBuilder((6,))
+    t = b.quant(b.input, S_X, 4, False, rounding="SIDEWAYS", name="inp_quant")
+    t = b.gemm(t, np.ones((3, 6)), 0.1, 4, name="fc0")
+    with pytest.raises(A2QFlowError) as e:
+        load_qonnx(b.save(t, tmp_path / "round.onnx"))
+    assert "node 'inp_quant' (op Quant)" in _one_line(e) and "rounding_mode 'SIDEWAYS' is unknown" in str(e.value)
+
+
 def test_docs_threshold_example(tmp_path):
     """docs/compiler.md: level = round_half_even(acc/8 + 1/4) clipped to 0..3 gives T = [3, 10, 19]."""
     b = QonnxBuilder((4,))

@@ -89,6 +89,26 @@ class QuantParams(_LevelRange):
                 "narrow": self.narrow, "rounding_mode": self.rounding}
 
 
+def _level_attrs(node, default_rounding: str, fail: Callable[[str], Exception]) -> tuple[bool, bool, str]:
+    """The attributes a Quant and a Trunc node share, with qonnx' defaults: (signed, narrow, rounding_mode), the
+    rounding mode upper-cased and checked against qonnx' own list (`fail` names an unknown one).
+
+    Args:
+        node: an ONNX `Quant` or `Trunc` NodeProto.
+        default_rounding: qonnx' default for the op ("ROUND" for Quant, "FLOOR" for Trunc).
+        fail: builds the exception to raise from a short description of what is wrong.
+    """
+    from qonnx.custom_op.general.intquant import resolve_rounding_mode
+
+    a = node_attrs(node)
+    rounding = str(a.get("rounding_mode", default_rounding)).upper()
+    try:
+        resolve_rounding_mode(rounding)
+    except ValueError:
+        raise fail(f"rounding_mode {rounding!r} is unknown to qonnx") from None
+    return bool(a.get("signed", 1)), bool(a.get("narrow", 0)), rounding
+
+
 def decode_quant(node, const: Callable[[str], np.ndarray | None], fail: Callable[[str], Exception]) -> QuantParams:
     """Read a Quant node's parameters; every problem is `fail(what)` (the caller names file and node).
 
@@ -100,8 +120,6 @@ def decode_quant(node, const: Callable[[str], np.ndarray | None], fail: Callable
     Returns:
         The validated parameters (scale and zero point keep the dtype `const` returned).
     """
-    from qonnx.custom_op.general.intquant import resolve_rounding_mode
-
     vals = [const(i) if i else None for i in node.input[1:4]]
     if len(node.input) < 4 or any(v is None for v in vals):
         raise fail("scale, zero point and bit width must be constant initializers")
@@ -114,13 +132,7 @@ def decode_quant(node, const: Callable[[str], np.ndarray | None], fail: Callable
         raise fail("quantizer scales and zero points must be finite numbers")
     if np.any(scale <= 0):
         raise fail("quantizer scales must be positive")
-    a = node_attrs(node)
-    rounding = str(a.get("rounding_mode", "ROUND")).upper()
-    try:
-        resolve_rounding_mode(rounding)
-    except ValueError:
-        raise fail(f"rounding_mode {rounding!r} is unknown to qonnx") from None
-    return QuantParams(scale, zp, int(b), bool(a.get("signed", 1)), bool(a.get("narrow", 0)), rounding)
+    return QuantParams(scale, zp, int(b), *_level_attrs(node, "ROUND", fail))
 
 
 @dataclass(frozen=True)
@@ -162,8 +174,6 @@ class TruncParams(_LevelRange):
 def decode_trunc(node, const: Callable[[str], np.ndarray | None], fail: Callable[[str], Exception]) -> TruncParams:
     """Read a Trunc node's parameters (inputs: x, scale, zero_point, input_bit_width, output_scale,
     output_bit_width); the truncation must be by a power of two, per tensor."""
-    from qonnx.custom_op.general.intquant import resolve_rounding_mode
-
     if len(node.input) < 6:
         raise fail("Trunc needs (x, scale, zero_point, input_bit_width, output_scale, output_bit_width) inputs "
                    "(qonnx Trunc v2; re-export with brevitas >= 0.12)")
@@ -179,10 +189,4 @@ def decode_trunc(node, const: Callable[[str], np.ndarray | None], fail: Callable
     ratio = float(out_scale.ravel()[0]) / float(scale.ravel()[0])
     if scale.ravel()[0] <= 0 or ratio <= 0 or abs(np.log2(ratio) - np.round(np.log2(ratio))) > 1e-6:
         raise fail(f"Trunc output scale / input scale = {ratio:g} is not a power of two")
-    a = node_attrs(node)
-    rounding = str(a.get("rounding_mode", "FLOOR")).upper()
-    try:
-        resolve_rounding_mode(rounding)
-    except ValueError:
-        raise fail(f"rounding_mode {rounding!r} is unknown to qonnx") from None
-    return TruncParams(scale, zp, out_scale, int(b), bool(a.get("signed", 1)), bool(a.get("narrow", 0)), rounding)
+    return TruncParams(scale, zp, out_scale, int(b), *_level_attrs(node, "FLOOR", fail))
