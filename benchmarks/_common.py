@@ -60,3 +60,12 @@ def fill_readme_block(readme: Path, begin: str, end: str, body: str) -> None:
 def table_row(row: dict, keys: tuple[str, ...]) -> str:
     """One Markdown table row: row[k] for each key in order, an empty cell where a key is missing or None."""
     return "| " + " | ".join("" if row.get(k) is None else str(row[k]) for k in keys) + " |"
+
+
+def rewrite_markdown(out: Path, name: str, markdown: Callable[[dict], str]) -> int:
+    """A script's --markdown-only: OUT/<name>.md written again from the stored OUT/<name>.json (the current wording,
+    the same numbers, nothing re-run). Returns 0, the script's exit status."""
+    import json
+
+    atomic_write_text(out / f"{name}.md", markdown(json.loads((out / f"{name}.json").read_text())))
+    return 0

@@ -28,9 +28,7 @@ from unittest import mock
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _common import publish  # noqa: E402
-
-from a2qflow.hw.files import atomic_write_text  # noqa: E402
+from _common import publish, rewrite_markdown  # noqa: E402
 
 SIZES = (10, 30, 100, 200, 300, 1000, 3000, 10000)
 BEFORE_SIZES = (10, 30, 100, 200)  # qonnx' removal alone: quadratic, so only small N
@@ -135,10 +133,7 @@ def main() -> int:
     args = ap.parse_args()
     out = ROOT / "benchmarks" / "results"
     if args.markdown_only:
-        import json
-
-        atomic_write_text(out / "compile_scaling.md", markdown(json.loads((out / "compile_scaling.json").read_text())))
-        return 0
+        return rewrite_markdown(out, "compile_scaling", markdown)
     import onnx
 
     with tempfile.TemporaryDirectory(prefix="a2qflow-scaling-") as tmp:

@@ -38,6 +38,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import yaml  # noqa: E402
+from _common import rewrite_markdown  # noqa: E402
 
 from a2qflow.hw.files import atomic_write_json, atomic_write_text  # noqa: E402
 
@@ -237,9 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="keep the synthesis rows of the existing .json (with --bitstream: add only the bitstream)")
     args = ap.parse_args(argv)
     if args.markdown_only:
-        atomic_write_text(args.out / "dedup_equivalence.md",
-                          markdown(json.loads((args.out / "dedup_equivalence.json").read_text())))
-        return 0
+        return rewrite_markdown(args.out, "dedup_equivalence", markdown)
     lib = base_library(args.base)
     old = json.loads((args.out / "dedup_equivalence.json").read_text()) if args.keep_rows else {}
     rows, bitstreams = old.get("rows", []), old.get("bitstreams", {})

@@ -32,6 +32,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import yaml  # noqa: E402
+from _common import rewrite_markdown  # noqa: E402
 
 from a2qflow.hw.files import atomic_write_json, atomic_write_text  # noqa: E402
 
@@ -195,9 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown-only", action="store_true", help="rewrite dsp_packing.md from dsp_packing.json")
     args = ap.parse_args(argv)
     if args.markdown_only:
-        result = json.loads((args.out / "dsp_packing.json").read_text())
-        atomic_write_text(args.out / "dsp_packing.md", markdown(result))
-        return 0
+        return rewrite_markdown(args.out, "dsp_packing", markdown)
     todo = [(ds, *(int(v) for v in p.split(":"))) for ds in args.datasets for p in args.points]
     points: list[dict] = []
     result = None

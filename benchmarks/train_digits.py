@@ -24,6 +24,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import yaml  # noqa: E402
+from _common import rewrite_markdown  # noqa: E402
 
 from a2qflow.flows.config import parse_config  # noqa: E402
 from a2qflow.hw.files import atomic_write_json, atomic_write_text  # noqa: E402
@@ -58,11 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="train nothing: rewrite OUT/train_digits.md from OUT/train_digits.json")
     args = ap.parse_args(argv)
     if args.markdown_only:
-        import json
-
-        stored = json.loads((args.out / "train_digits.json").read_text())
-        atomic_write_text(args.out / "train_digits.md", markdown(stored))
-        return 0
+        return rewrite_markdown(args.out, "train_digits", markdown)
     base = yaml.safe_load(args.config.read_text())
     epochs = args.epochs or base.get("train", {}).get("epochs", 20)
 

@@ -36,9 +36,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import yaml  # noqa: E402
-from _common import fill_readme_block, publish, training_header  # noqa: E402
+from _common import fill_readme_block, publish, rewrite_markdown, training_header  # noqa: E402
 
-from a2qflow.hw.files import atomic_write_text  # noqa: E402
 from a2qflow.training.config import current_weight_quant  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -290,9 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         copy_to_readme((args.out / "train_recipes.md").read_text(), ROOT / "README.md")
         return 0
     if args.markdown_only:
-        atomic_write_text(args.out / "train_recipes.md", markdown(current_names(json.loads(
-            (args.out / "train_recipes.json").read_text()))))
-        return 0
+        return rewrite_markdown(args.out, "train_recipes", lambda doc: markdown(current_names(doc)))
     rows = all_rows()
     if args.rows == "priority":
         rows = [r for r in rows if r[4].startswith("full")]
