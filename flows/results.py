@@ -19,13 +19,11 @@ command line (absolute, or relative to the working folder then); it is read as i
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable, ClassVar, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import atomic_write_json, relative_path, resolve_path
 from a2qflow.hw.results import StageResult
 
@@ -67,6 +65,7 @@ class FlowFile(FlowResult):
     """A result that is a file of its own (sweep.json, search.json, run.json, report.json): paths relative to its
     folder."""
 
+    written_by: ClassVar[str] = "command"  # what a bad file's one-line error tells the user to re-run
     paths: str | None = None  # "relative" in files this version writes; absent in earlier files
 
     def file_json(self, base: Path | str) -> dict:
@@ -84,27 +83,15 @@ class FlowFile(FlowResult):
         atomic_write_json(path, self.file_json(Path(path).parent if base is None else base))
 
     @classmethod
-    def read(cls: type[M], path: Path | str) -> M | None:
-        """The result stored at `path` with its paths resolved against the file's folder (None when absent)."""
-        p = Path(path)
-        if not p.is_file():
-            return None
-        try:
-            data = json.loads(p.read_text())
-        except json.JSONDecodeError as e:
-            raise A2QFlowError(f"{p}: not valid JSON ({e.msg} at line {e.lineno}); re-run the command that "
-                               "writes it") from None
-        return cls.parse(data, p.parent, where=str(p))
+    def from_file_data(cls: type[M], data: Any, path: Path) -> M:
+        """StageResult.read's last step: the model of the JSON read from `path`, paths resolved against its
+        folder."""
+        return cls.parse(data, path.parent, where=str(path))
 
     @classmethod
     def parse(cls: type[M], data: Any, base: Path | str, where: str = "result") -> M:
         """`data` (a file's JSON) as a model, paths resolved against `base` when the file stored them relative."""
-        try:
-            m = cls.model_validate(data)
-        except ValidationError as e:
-            err = e.errors()[0]
-            at = ".".join(str(x) for x in err["loc"]) or "(top level)"
-            raise A2QFlowError(f"{where}: {at}: {err['msg']}; re-run the command that writes it") from None
+        m = cls.validated(data, where)
         return m.resolved(base) if m.paths == PATHS_RELATIVE else m
 
 

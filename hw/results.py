@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -28,6 +28,7 @@ class StageResult(BaseModel):
     """Base of every stage result: tolerant of added keys, written and read atomically with one-line errors."""
 
     model_config = ConfigDict(extra="allow", protected_namespaces=())
+    written_by: ClassVar[str] = "stage"  # what a bad file's one-line error tells the user to re-run
 
     def __getitem__(self, key: str) -> Any:
         try:
@@ -53,15 +54,32 @@ class StageResult(BaseModel):
         p = Path(path)
         if not p.is_file():
             return None
+        return cls.from_file_data(cls.load_json(p), p)
+
+    @classmethod
+    def from_file_data(cls: type[T], data: Any, path: Path) -> T:
+        """The model of `data`, the JSON read from `path` (subclasses whose files store relative paths resolve
+        them here)."""
+        return cls.validated(data, str(path))
+
+    @classmethod
+    def load_json(cls, path: Path) -> Any:
+        """The JSON in `path`; a file that is not JSON is one line naming it and what writes it."""
         try:
-            return cls.model_validate(json.loads(p.read_text()))
+            return json.loads(path.read_text())
         except json.JSONDecodeError as e:
-            raise A2QFlowError(f"{p}: not valid JSON ({e.msg} at line {e.lineno}); re-run the stage that writes "
-                               "it") from None
+            raise A2QFlowError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}); re-run the "
+                               f"{cls.written_by} that writes it") from None
+
+    @classmethod
+    def validated(cls: type[T], data: Any, where: str) -> T:
+        """`data` as this model; a bad field is one line naming `where`, the field's path and what writes it."""
+        try:
+            return cls.model_validate(data)
         except ValidationError as e:
             err = e.errors()[0]
-            where = ".".join(str(x) for x in err["loc"]) or "(top level)"
-            raise A2QFlowError(f"{p}: {where}: {err['msg']}; re-run the stage that writes it") from None
+            at = ".".join(str(x) for x in err["loc"]) or "(top level)"
+            raise A2QFlowError(f"{where}: {at}: {err['msg']}; re-run the {cls.written_by} that writes it") from None
 
 
 class CsimSummary(StageResult):

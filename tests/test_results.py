@@ -24,6 +24,7 @@ from a2qflow.flows.results import (
 )
 from a2qflow.hw.errors import A2QFlowError
 from a2qflow.hw.files import relative_path, resolve_path
+from a2qflow.hw.results import CsimSummary
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -114,11 +115,23 @@ def test_a_bad_field_is_one_line_naming_the_file_and_the_field(tmp_path):
     bad.write_text(json.dumps({"points": [{"name": "x", "method": "a2q"}]}))  # no status
     with pytest.raises(A2QFlowError, match=r"sweep\.json: points\.0\.status: Field required") as e:
         SweepSummary.read(bad)
-    assert "\n" not in str(e.value)
+    assert "\n" not in str(e.value) and str(e.value).endswith("re-run the command that writes it")
     bad.write_text("{")
-    with pytest.raises(A2QFlowError, match="not valid JSON"):
+    with pytest.raises(A2QFlowError, match="not valid JSON.*re-run the command that writes it"):
         SweepSummary.read(bad)
     assert SweepSummary.read(tmp_path / "absent.json") is None
+
+
+def test_stage_and_flow_files_share_one_reader_and_name_what_to_re_run(tmp_path):
+    """hw stage results and flow files read through StageResult.read: the same one-line errors, naming the stage
+    (csim.json) or the command (sweep.json) that writes the file."""
+    bad = tmp_path / "csim.json"
+    bad.write_text(json.dumps({"model": "m", "policy": "p", "samples": "many"}))
+    with pytest.raises(A2QFlowError, match=r"csim\.json: samples: .*; re-run the stage that writes it$"):
+        CsimSummary.read(bad)
+    bad.write_text("[1,")
+    with pytest.raises(A2QFlowError, match=r"csim\.json: not valid JSON .*re-run the stage that writes it$"):
+        CsimSummary.read(bad)
 
 
 names = st.text(alphabet="abcXYZ019-_+", min_size=1, max_size=8)
