@@ -33,7 +33,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 CONFIG = ROOT / "flows" / "configs" / "mnist5k_lenet.yaml"
 CLI = str(Path(sys.executable).with_name("a2qflow"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import table_row  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from _common import publish, table_row  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 
 def _run(*args: str) -> None:
@@ -79,10 +79,8 @@ def layer_table(build: Path) -> list[dict]:
     return rows
 
 
-def write_results(res: dict) -> None:
-    from a2qflow.hw.files import atomic_write_json, atomic_write_text
-
-    atomic_write_json(RESULTS / "cnn_stream.json", res)
+def markdown(res: dict) -> str:
+    """benchmarks/results/cnn_stream.md: the table the README copies, from the JSON document."""
     s = res["rtlsim"]
     lines = [
         "# Streaming LeNet-style CNN on mnist5k (28x28), folding solver's fastest folding",
@@ -110,7 +108,7 @@ def write_results(res: dict) -> None:
         lines.append(table_row(r, ("layer", "kind", "simd", "pe", "compute_cycles", "stream_cycles",
                                    "line_buffer_bits", "built_bits", "window_register_bits", "frame_buffer_bits")))
     lines += ["", res["note"], ""]
-    atomic_write_text(RESULTS / "cnn_stream.md", "\n".join(lines))
+    return "\n".join(lines)
 
 
 def lenet_test_split(description: str, prefix: str) -> tuple[argparse.Namespace, Path, np.ndarray, np.ndarray]:
@@ -169,7 +167,7 @@ def main() -> None:
                    "buffer bits (the previous unit kept KH x KW whole copies, 25,600 built bits for conv0). The "
                    "window register (one whole window, the banks' registered reads) is extra; a KH:1 row and a "
                    "KW:1 column rotation put the bank outputs in (kh, kw, c) order.")
-    write_results(res)
+    publish(RESULTS, "cnn_stream", res, markdown)
     print(json.dumps(res["rtlsim"]), flush=True)
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import table_row  # noqa: E402
+from _common import publish, table_row  # noqa: E402
 from cnn_stream import CONFIG, ROOT, lenet_test_split  # noqa: E402  (the same trained LeNet)
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -68,10 +68,8 @@ def stage_loops(build: Path, x_int: np.ndarray) -> tuple[list[dict], str]:
     return rows, exe.name
 
 
-def write_results(res: dict) -> None:
-    from a2qflow.hw.files import atomic_write_json, atomic_write_text
-
-    atomic_write_json(RESULTS / "hls_stream.json", res)
+def markdown(res: dict) -> str:
+    """benchmarks/results/hls_stream.md: the table the README copies, from the JSON document."""
     s = res["csim"]
     lines = [
         "# Streaming LeNet-style CNN on mnist5k (28x28) in the HLS backend (g++ C-sim)",
@@ -99,7 +97,7 @@ def write_results(res: dict) -> None:
                                    "read_ahead_pixels", "banks_words", "built_bits", "window_register_bits",
                                    "frame_bits", "rtl_built_bits")))
     lines += ["", res["note"], ""]
-    atomic_write_text(RESULTS / "hls_stream.md", "\n".join(lines))
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -137,7 +135,7 @@ def main() -> None:
         "Line buffer: the reader runs (KH - 1) * W + KW + 1 pixels ahead; the pixels are held once in KH x KW "
         "banks by (y mod KH, x mod KW) (one window read per clock, one read port per bank), KH rows rounded up to "
         "whole KW-pixel column groups; the RTL holds SH more rows, rounded up to a power of two, in KH x KW copies.")
-    write_results(res)
+    publish(RESULTS, "hls_stream", res, markdown)
     print(json.dumps({k: res[k] for k in ("csim", "slowest_iterations", "slowest_stage", "pixels")}), flush=True)
 
 
