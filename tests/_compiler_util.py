@@ -6,9 +6,29 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from a2qflow.hw.errors import A2QFlowError
+
 QONNX_DOMAIN = "qonnx.custom_op.general"
+
+
+def one_line(excinfo: pytest.ExceptionInfo) -> str:
+    """The raised error's message, checked to be the one line a user sees (no newline, no traceback)."""
+    msg = str(excinfo.value)
+    assert "\n" not in msg and "Traceback" not in msg, msg
+    return msg
+
+
+def refusal(b: QonnxBuilder, out: str, path: Path) -> str:
+    """The frontend's one-line A2QFlowError for the graph `b` builds up to `out` (saved at `path`): the graph must
+    be refused, and the message is what the test checks for the node and the fix it names."""
+    from a2qflow.hw.compiler.frontend import load_qonnx
+
+    with pytest.raises(A2QFlowError) as e:
+        load_qonnx(b.save(out, path))
+    return one_line(e)
 
 
 class QonnxBuilder:
