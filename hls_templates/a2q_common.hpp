@@ -51,6 +51,17 @@ inline A2QLayerMonitor& a2q_monitor(unsigned layer) {
 }
 #endif
 
+// The folding of a MAC unit (mvau, mvau_packed, vvau): K = SF x SIMD inputs per output channel and C = NF x PE
+// output channels, so one output vector takes NF * SF cycles at II = 1. One copy of the checks for every unit: a
+// folding the compiler should never choose stops the C++ build with the rule it breaks.
+template <unsigned K, unsigned C, unsigned SIMD, unsigned PE>
+struct A2QFold {
+  static_assert(K % SIMD == 0, "SIMD must divide K");
+  static_assert(C % PE == 0, "PE must divide C");
+  static constexpr unsigned SF = K / SIMD;  // synapse folds: cycles per output channel group
+  static constexpr unsigned NF = C / PE;    // neuron folds: channel groups per input vector
+};
+
 // One PE lane's accumulator in mvau and vvau; the monitor build adds a shadow of what an unbounded accumulator
 // would hold, so the overflow counter compares the two (an A2Q plan proves they never differ).
 template <int ACC_BITS>

@@ -30,10 +30,8 @@ template <unsigned K, unsigned C, unsigned SIMD, unsigned PE, unsigned ROWS, int
           typename TI, typename TW, typename TO, typename Activation, typename TW_ROM>
 void mvau(hls::stream<Word<TI, SIMD> >& in, hls::stream<Word<TO, PE> >& out,
           const TW_ROM weights[PE][(C / PE) * (K / SIMD)][SIMD], const Activation& act) {
-  static_assert(K % SIMD == 0, "SIMD must divide K");
-  static_assert(C % PE == 0, "PE must divide C");
-  constexpr unsigned SF = K / SIMD;  // synapse folds: cycles per output channel group
-  constexpr unsigned NF = C / PE;    // neuron folds: channel groups per input vector
+  constexpr unsigned SF = A2QFold<K, C, SIMD, PE>::SF;  // checks the folding
+  constexpr unsigned NF = A2QFold<K, C, SIMD, PE>::NF;
 
 #pragma HLS array_partition variable=weights complete dim=1
 #pragma HLS array_partition variable=weights complete dim=3
@@ -74,10 +72,8 @@ template <unsigned K, unsigned C, unsigned SIMD, unsigned PE, unsigned LANES, un
 void mvau_packed(hls::stream<Word<TI, SIMD> >& in, hls::stream<Word<TO, PE> >& out,
                  const TW_ROM weights[(PE + LANES - 1) / LANES][(C / PE) * (K / SIMD)][SIMD],
                  const Activation& act) {
-  static_assert(K % SIMD == 0, "SIMD must divide K");
-  static_assert(C % PE == 0, "PE must divide C");
-  constexpr unsigned SF = K / SIMD;
-  constexpr unsigned NF = C / PE;
+  constexpr unsigned SF = A2QFold<K, C, SIMD, PE>::SF;  // checks the folding
+  constexpr unsigned NF = A2QFold<K, C, SIMD, PE>::NF;
   constexpr unsigned G = (PE + LANES - 1) / LANES;
   constexpr int LW = LANES * ACC_BITS;
   typedef ap_uint<LW> lanes_t;                 // LANES fields of ACC_BITS, modulo 2^LW

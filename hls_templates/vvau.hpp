@@ -20,10 +20,8 @@ template <unsigned K, unsigned C, unsigned SIMD, unsigned PE, unsigned ROWS, int
           typename TI, typename TW, typename TO, typename Activation, typename TW_ROM>
 void vvau(hls::stream<Word<TI, PE * SIMD> >& in, hls::stream<Word<TO, PE> >& out,
           const TW_ROM weights[PE][(C / PE) * (K / SIMD)][SIMD], const Activation& act) {
-  static_assert(K % SIMD == 0, "SIMD must divide K");
-  static_assert(C % PE == 0, "PE must divide C");
-  constexpr unsigned SF = K / SIMD;  // kernel folds per channel group
-  constexpr unsigned NF = C / PE;    // channel groups per output pixel
+  constexpr unsigned SF = A2QFold<K, C, SIMD, PE>::SF;  // checks the folding
+  constexpr unsigned NF = A2QFold<K, C, SIMD, PE>::NF;
 
 #pragma HLS array_partition variable=weights complete dim=1
 #pragma HLS array_partition variable=weights complete dim=3
