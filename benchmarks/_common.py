@@ -7,11 +7,14 @@ import it as `_common` (their folder is on sys.path when run as `python benchmar
 
 from __future__ import annotations
 
+import argparse
 import platform
 from collections.abc import Callable
 from pathlib import Path
 
 from a2qflow.hw.files import atomic_write_json, atomic_write_text
+
+RESULTS = Path(__file__).resolve().parent / "results"  # benchmarks/results: what README and docs copy from
 
 
 def publish(out: Path, name: str, doc: dict, markdown: Callable[[dict], str], echo: bool = False) -> dict:
@@ -69,3 +72,11 @@ def rewrite_markdown(out: Path, name: str, markdown: Callable[[dict], str]) -> i
 
     atomic_write_text(out / f"{name}.md", markdown(json.loads((out / f"{name}.json").read_text())))
     return 0
+
+
+def result_options(ap: argparse.ArgumentParser, name: str) -> None:
+    """The options of a script that writes benchmarks/results/<name>.{json,md}: --out (the results folder) and
+    --markdown-only (run nothing, rewrite_markdown from the stored JSON)."""
+    ap.add_argument("--out", type=Path, default=RESULTS, help="results folder (default: benchmarks/results)")
+    ap.add_argument("--markdown-only", action="store_true",
+                    help=f"run nothing: rewrite OUT/{name}.md from OUT/{name}.json")

@@ -28,7 +28,7 @@ from unittest import mock
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _common import publish, rewrite_markdown  # noqa: E402
+from _common import publish, result_options, rewrite_markdown  # noqa: E402
 
 SIZES = (10, 30, 100, 200, 300, 1000, 3000, 10000)
 BEFORE_SIZES = (10, 30, 100, 200)  # qonnx' removal alone: quadratic, so only small N
@@ -129,9 +129,9 @@ def markdown(res: dict) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None, help="a model.onnx to use instead of training the demo's")
-    ap.add_argument("--markdown-only", action="store_true", help="rewrite compile_scaling.md from the .json")
+    result_options(ap, "compile_scaling")
     args = ap.parse_args()
-    out = ROOT / "benchmarks" / "results"
+    out = args.out
     if args.markdown_only:
         return rewrite_markdown(out, "compile_scaling", markdown)
     import onnx

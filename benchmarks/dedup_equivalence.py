@@ -38,7 +38,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import yaml  # noqa: E402
-from _common import rewrite_markdown  # noqa: E402
+from _common import result_options, rewrite_markdown  # noqa: E402
 
 from a2qflow.hw.files import atomic_write_json, atomic_write_text  # noqa: E402
 
@@ -230,8 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--designs", nargs="+", choices=DESIGNS, default=list(DESIGNS))
     ap.add_argument("--cnn-epochs", type=int, default=2, help="training epochs of the mobilenet / resnet designs")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "dedup_equivalence")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
-    ap.add_argument("--markdown-only", action="store_true", help="rewrite dedup_equivalence.md from the .json")
+    result_options(ap, "dedup_equivalence")
     ap.add_argument("--bitstream", action="store_true",
                     help="also place and route the demo before / after (iCE40 UP5K, a few minutes)")
     ap.add_argument("--keep-rows", action="store_true",

@@ -32,7 +32,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import yaml  # noqa: E402
-from _common import rewrite_markdown  # noqa: E402
+from _common import result_options, rewrite_markdown  # noqa: E402
 
 from a2qflow.hw.files import atomic_write_json, atomic_write_text  # noqa: E402
 
@@ -192,8 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--points", nargs="+", default=[f"{b}:{p}:{pe}" for b, p, pe in POINTS], metavar="BITS:P:PE",
                     help="weight=input bits, A2Q target P and PE per point (default: 4:10:8 8:14:4)")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
-    ap.add_argument("--markdown-only", action="store_true", help="rewrite dsp_packing.md from dsp_packing.json")
+    result_options(ap, "dsp_packing")
     args = ap.parse_args(argv)
     if args.markdown_only:
         return rewrite_markdown(args.out, "dsp_packing", markdown)

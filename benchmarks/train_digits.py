@@ -24,7 +24,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import yaml  # noqa: E402
-from _common import rewrite_markdown  # noqa: E402
+from _common import result_options, rewrite_markdown  # noqa: E402
 
 from a2qflow.flows.config import parse_config  # noqa: E402
 from a2qflow.hw.files import atomic_write_json, atomic_write_text  # noqa: E402
@@ -54,9 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", type=Path, default=ROOT / "flows" / "configs" / "digits_mlp.yaml")
     ap.add_argument("--epochs", type=int, default=None, help="default: the config's train.epochs")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
-    ap.add_argument("--markdown-only", action="store_true",
-                    help="train nothing: rewrite OUT/train_digits.md from OUT/train_digits.json")
+    result_options(ap, "train_digits")
     args = ap.parse_args(argv)
     if args.markdown_only:
         return rewrite_markdown(args.out, "train_digits", markdown)

@@ -36,7 +36,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import yaml  # noqa: E402
-from _common import fill_readme_block, publish, rewrite_markdown, training_header  # noqa: E402
+from _common import fill_readme_block, publish, result_options, rewrite_markdown, training_header  # noqa: E402
 
 from a2qflow.training.config import current_weight_quant  # noqa: E402
 
@@ -279,11 +279,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="priority: only the Done-when rows and the reference rows; block-replacement: only issue "
                          "21's block-replacement rows and their default-recipe partners")
     ap.add_argument("--budget-minutes", type=float, default=None, help="start no new row after this long")
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    result_options(ap, "train_recipes")
     ap.add_argument("--readme-only", action="store_true",
                     help="train nothing: copy the tables of OUT/train_recipes.md into README.md")
-    ap.add_argument("--markdown-only", action="store_true",
-                    help="train nothing: rewrite OUT/train_recipes.md from OUT/train_recipes.json")
     args = ap.parse_args(argv)
     if args.readme_only:
         copy_to_readme((args.out / "train_recipes.md").read_text(), ROOT / "README.md")
