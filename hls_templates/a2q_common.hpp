@@ -1,4 +1,5 @@
-// a2qflow HLS library: common types shared by every unit.
+// a2qflow HLS library: common types shared by every unit, and what the MAC units (mvau, mvau_packed, vvau) share:
+// the folding checks (A2QFold) and one PE lane's multiply-accumulate with its overflow monitor (a2q_lane_mac).
 //
 // Streams carry `Word<T, N>`: N elements of type T moved in one beat (SIMD inputs or PE outputs). A plain
 // struct keeps the generated code readable; Vitis HLS packs it into one FIFO word (aggregate).
