@@ -27,12 +27,27 @@ sys.path.insert(0, str(ROOT))
 from a2qflow.hw.files import atomic_write_json  # noqa: E402
 
 
+def copy_report(src: Path, dest: Path) -> None:
+    """Replace `dest` with the run's report folder (report.md and its plots; report.json stays out: it names the
+    temporary run folder), through a sibling temp folder so a reader never sees half a report."""
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for f in sorted(src.iterdir()):
+        if f.suffix in (".md", ".png"):
+            shutil.copy2(f, tmp / f.name)
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="flows/configs/digits_mlp.yaml")
     ap.add_argument("--warm-cache", action="store_true", help="reuse the user's yowasp cache")
     ap.add_argument("--keep", action="store_true", help="keep the run folder (printed at the end)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/demo_time.json"))
+    ap.add_argument("--report-to", default=None, metavar="DIR",
+                    help="also copy the run's report folder there (README's copy: benchmarks/results/demo_report)")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="a2qflow-demo-"))
@@ -65,6 +80,8 @@ def main() -> int:
         "tool": "benchmarks/demo_time.py (wall clock of the a2qflow run subprocess)",
     }
     atomic_write_json(args.out, result)
+    if args.report_to and result["report_written"]:
+        copy_report(run / "report", Path(args.report_to))
     print(json.dumps({k: result[k] for k in ("wall_seconds", "exit_code", "ended_in_bitstream", "error")}))
     if args.keep:
         print(f"run folder: {run}")
