@@ -111,13 +111,15 @@ def markdown(res: dict) -> str:
     return "\n".join(lines)
 
 
-def lenet_test_split(description: str, prefix: str) -> tuple[argparse.Namespace, Path, np.ndarray, np.ndarray]:
+def lenet_test_split(description: str, prefix: str,
+                     argv: list[str] | None = None) -> tuple[argparse.Namespace, Path, np.ndarray, np.ndarray]:
     """The command line both LeNet streaming benchmarks take (--work, --epochs, --limit), the trained and compiled
     LeNet (train_and_compile) and its test split cut to --limit images.
 
     Args:
         description: the script's one-line description (its docstring's first line).
         prefix: the temporary work folder's prefix when --work is not given.
+        argv: the command-line arguments (default: sys.argv[1:]).
     Returns:
         (the parsed arguments, the build folder, test inputs, test labels).
     """
@@ -125,7 +127,7 @@ def lenet_test_split(description: str, prefix: str) -> tuple[argparse.Namespace,
     ap.add_argument("--work", type=Path, default=None, help="work folder (default: a new temporary folder)")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--limit", type=int, default=None, help="simulate only the first N test images")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     train, build = train_and_compile(a.work or Path(tempfile.mkdtemp(prefix=prefix)), a.epochs)
     x, y = np.load(train / "test_inputs.npy"), np.load(train / "test_labels.npy")
     if a.limit:

@@ -8,13 +8,16 @@ Writes benchmarks/results/hls_stream.{json,md}. Steps (each a public a2qflow ent
 3. the monitor build's testbench with `--loops` (tb.cpp): the iterations of every stage's pipelined loop per image
    (clock cycles at II = 1; Vitis is not installed here, so no csynth schedule backs the "II = 1") next to its input
    and output beats, and each window stage's line buffer (KH x KW banks, each pixel stored once) next to one frame
-   and to the RTL's line buffer (KH x KW copies, from benchmarks/results/cnn_stream.json when it is there).
+   and to the RTL's (its built bits and interval, copied from benchmarks/results/cnn_stream.json when it is there).
 
 Usage (2 shared cores: run it niced):  nice -n 10 .venv/bin/python benchmarks/hls_stream.py [--work DIR] [--epochs E]
+       .venv/bin/python benchmarks/hls_stream.py --refresh-rtl   (no C-sim: copy the RTL columns again from the
+       current cnn_stream.json into hls_stream.{json,md}, after cnn_stream.py re-measured the RTL)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -88,7 +91,7 @@ def markdown(res: dict) -> str:
         "",
         "| stage | kind | in beat | in beats | out beat | out beats | loop iterations / image | read-ahead "
         "(pixels) | banks x words | line buffer bits (HLS, each pixel once) | window register bits | one frame "
-        "bits | RTL line buffer bits (KH x KW copies) |",
+        "bits | RTL line buffer bits (built, cnn_stream.json) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in res["stages"]:
@@ -100,8 +103,48 @@ def markdown(res: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    a, build, x, y = lenet_test_split(__doc__.splitlines()[0], "hls_stream_")
+def attach_rtl(res: dict) -> None:
+    """The RTL's figures next to the HLS ones: cnn_stream.json's interval and per-layer built line-buffer bits (read
+    at publish time, so a re-measured RTL is picked up by --refresh-rtl without re-running C-sim)."""
+    path = RESULTS / "cnn_stream.json"
+    rtl = json.loads(path.read_text()) if path.is_file() else {}
+    res["rtl_ii"] = rtl.get("rtlsim", {}).get("initiation_interval_cycles")
+    rtl_bits = {r["layer"]: r.get("built_bits") for r in rtl.get("layers", [])}
+    for row in res["stages"]:
+        if "layer" in row:
+            row["rtl_built_bits"] = rtl_bits.get(row["layer"])
+
+
+def note(res: dict) -> str:
+    """The paragraph under the table, from the measured figures in `res`."""
+    stages = res["stages"]
+    same = ("min = max on every stage: the schedule does not depend on the data"
+            if all(r["iterations_min"] == r["iterations_max"] for r in stages) else "min != max on some stage")
+    return (
+        f"Loop iterations are counted in the monitor build on the first 50 images ({same}). The slowest stage "
+        f"is `{res['slowest_stage']}` with {res['slowest_iterations']} "
+        f"iterations per image for {res['pixels']} input pixels: a window stage takes max(input beats, lag(last "
+        "window) + 1, lag(first window) + output beats), lag = input beats up to a window's last pixel, so a "
+        "\"same\" 5x5 conv on 28x28 pays its first window's 59-beat lag once per image (the RTL overlaps "
+        "consecutive frames and does not). Streams: one pixel (C channels, or the producer's PE) per input beat "
+        "of a window stage, one whole window (SIMD = K) or SIMD elements per output beat, PE-wide MVAU results. "
+        "Line buffer: the reader runs (KH - 1) * W + KW + 1 pixels ahead; the pixels are held once in KH x KW "
+        "banks by (y mod KH, x mod KW) (one window read per clock, one read port per bank), KH rows rounded up to "
+        "whole KW-pixel column groups; the RTL's line buffer is banked the same way over KH rows (its built bits "
+        "in the last column).")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(add_help=False)
+    ap.add_argument("--refresh-rtl", action="store_true")
+    known, rest = ap.parse_known_args(argv)
+    if known.refresh_rtl:
+        res = json.loads((RESULTS / "hls_stream.json").read_text())
+        attach_rtl(res)
+        res["note"] = note(res)
+        publish(RESULTS, "hls_stream", res, markdown)
+        return
+    a, build, x, y = lenet_test_split(__doc__.splitlines()[0], "hls_stream_", rest)
 
     from a2qflow.hw.compiler.ir import load_model
     from a2qflow.hw.compiler.reference import prepare_inputs
@@ -112,29 +155,12 @@ def main() -> None:
     model = load_model(build)
     stages, _ = stage_loops(build, prepare_inputs(model, x[:50]))
     slowest = max(stages, key=lambda s: s["iterations_max"])
-    rtl = json.loads((RESULTS / "cnn_stream.json").read_text()) if (RESULTS / "cnn_stream.json").is_file() else {}
-    rtl_ii = rtl.get("rtlsim", {}).get("initiation_interval_cycles")
-    rtl_bits = {r["layer"]: r.get("built_bits") for r in rtl.get("layers", [])}
-    for row in stages:
-        if "layer" in row:
-            row["rtl_built_bits"] = rtl_bits.get(row["layer"])
     res = dict(config=str(CONFIG.relative_to(ROOT)), epochs=a.epochs,
                csim={k: getattr(r.summary, k) for k in ("samples", "mismatches", "top1_accuracy", "tool")},
                pixels=int(np.prod(model.input_shape[1:])), slowest_iterations=slowest["iterations_max"],
-               slowest_stage=slowest["what"], rtl_ii=rtl_ii, stages=stages)
-    same = ("min = max on every stage: the schedule does not depend on the data"
-            if all(r["iterations_min"] == r["iterations_max"] for r in stages) else "min != max on some stage")
-    res["note"] = (
-        f"Loop iterations are counted in the monitor build on the first 50 images ({same}). The slowest stage "
-        f"is `{slowest['what']}` with {slowest['iterations_max']} "
-        f"iterations per image for {res['pixels']} input pixels: a window stage takes max(input beats, lag(last "
-        "window) + 1, lag(first window) + output beats), lag = input beats up to a window's last pixel, so a "
-        "\"same\" 5x5 conv on 28x28 pays its first window's 59-beat lag once per image (the RTL overlaps "
-        "consecutive frames and does not). Streams: one pixel (C channels, or the producer's PE) per input beat "
-        "of a window stage, one whole window (SIMD = K) or SIMD elements per output beat, PE-wide MVAU results. "
-        "Line buffer: the reader runs (KH - 1) * W + KW + 1 pixels ahead; the pixels are held once in KH x KW "
-        "banks by (y mod KH, x mod KW) (one window read per clock, one read port per bank), KH rows rounded up to "
-        "whole KW-pixel column groups; the RTL holds SH more rows, rounded up to a power of two, in KH x KW copies.")
+               slowest_stage=slowest["what"], stages=stages)
+    attach_rtl(res)
+    res["note"] = note(res)
     publish(RESULTS, "hls_stream", res, markdown)
     print(json.dumps({k: res[k] for k in ("csim", "slowest_iterations", "slowest_stage", "pixels")}), flush=True)
 
