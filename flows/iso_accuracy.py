@@ -45,11 +45,11 @@ def iso_accuracy(points: Sequence[PointResult | dict], float_acc: float | None) 
         for level in sorted({p.accuracy for p in a2q + base}):
             ca, cb = _cheapest(a2q, level), _cheapest(base, level)
             if ca and cb:
-                sites = ca.lut_sites and cb.lut_sites and round(cb.lut_sites / ca.lut_sites, 3)
+                sites = round(cb.lut_sites / ca.lut_sites, 3) if ca.lut_sites and cb.lut_sites else None
                 rows.append(IsoLevel(accuracy=level, a2q_point=ca.name, a2q_luts=ca.luts, baseline_point=cb.name,
                                      baseline_luts=cb.luts, ratio=round(cb.luts / ca.luts, 3),
                                      a2q_lut_sites=ca.lut_sites, baseline_lut_sites=cb.lut_sites,
-                                     ratio_lut_sites=sites or None))
+                                     ratio_lut_sites=sites))
         threshold = FLOAT_FRACTION * float_acc if float_acc else None
         eligible = [r for r in rows if threshold is None or r.accuracy >= threshold]
         out[arch] = IsoAccuracy(levels=rows, threshold=threshold,
