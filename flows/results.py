@@ -97,7 +97,17 @@ class FlowFile(FlowResult):
 
 # ------------------------------------------------------------------------------------------------ sweep
 
-class PointResult(FlowResult):
+class MeasuredFigures(StageResult):
+    """A design's two headline figures, each with the tool that produced it: one definition for a sweep point, a
+    search candidate and the search's chosen design (the keys are the same in sweep.json and search.json)."""
+
+    accuracy: float | None = None  # the hardware's (C-sim) top-1 when csim ran, else the torch quantized model's
+    accuracy_source: str | None = None
+    luts: int | None = None  # xc7 LUT-only synthesis of the planned design
+    luts_tool: str | None = None
+
+
+class PointResult(FlowResult, MeasuredFigures):
     """One sweep point's figures (a row of sweep.json `points`): what its run folder's stage results say."""
 
     path_fields: ClassVar[tuple[str, ...]] = ("run",)
@@ -110,18 +120,14 @@ class PointResult(FlowResult):
     status: str  # ok | failed | infeasible (| unfinished: benchmarks/iso_accuracy.py --collect-only)
     reason: str = ""
     run: str | None = None  # the point's run folder
-    accuracy: float | None = None  # the hardware's (C-sim) top-1 when csim ran, else the torch quantized model's
-    accuracy_source: str | None = None
     torch_accuracy: float | None = None
     csim_accuracy: float | None = None
     float_accuracy: float | None = None
     acc_bits_built: int | None = None  # widest accumulator the hardware builds (plan.json, exact bound)
     acc_bits_datatype: int | None = None  # widest data-type bound
     overflow_events: int | None = None
-    luts: int | None = None  # xc7 LUT-only synthesis of the planned design
     luts_baseline32: int | None = None
     lut_sites: int | None = None  # logic LUTs + the LUT sites LUT RAM takes (hw.synth.cells.lut_sites), xc7
-    luts_tool: str | None = None
     seconds: float = 0.0
     stages: dict[str, str] = {}
     luts_estimate: int | None = None  # the resource model's estimate from plan.json (hw/synth/estimate.py)
@@ -207,7 +213,7 @@ class SensitivityRow(StageResult):
     status: str
 
 
-class SearchCandidate(FlowResult):
+class SearchCandidate(FlowResult, MeasuredFigures):
     """One ILP solution as trained, C-simulated and synthesised (search.json `candidates`)."""
 
     path_fields: ClassVar[tuple[str, ...]] = ("run",)
@@ -220,18 +226,14 @@ class SearchCandidate(FlowResult):
     predicted_drop: float
     status: str
     reason: str = ""
-    accuracy: float | None = None
-    accuracy_source: str | None = None
     acc_bits_built: int | None = None
     overflow_events: int | None = None
-    luts: int | None = None
     dsp: int | None = None
-    luts_tool: str | None = None
     layer_luts: dict[str, int] | None = None
     run: str | None = None  # the candidate's run folder
 
 
-class SearchSummary(FlowFile):
+class SearchSummary(FlowFile, MeasuredFigures):
     """SEARCH/search.json: the job, the sensitivity, every candidate and the chosen one (None: nothing fits)."""
 
     config: str
@@ -251,11 +253,7 @@ class SearchSummary(FlowFile):
     executor: dict[str, Any] | None = None
     chosen: dict[str, int] | None = None  # P per layer of the chosen candidate
     chosen_bits: dict[str, int] | None = None
-    chosen_name: str | None = None
-    luts: int | None = None
-    accuracy: float | None = None
-    luts_tool: str | None = None
-    accuracy_source: str | None = None
+    chosen_name: str | None = None  # its figures: the MeasuredFigures fields
     seconds: float | None = None
 
 

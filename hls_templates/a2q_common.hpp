@@ -1,5 +1,6 @@
 // a2qflow HLS library: common types shared by every unit, and what the MAC units (mvau, mvau_packed, vvau) share:
-// the folding checks (A2QFold) and one PE lane's multiply-accumulate with its overflow monitor (a2q_lane_mac).
+// the folding checks (A2QFold), their loop schedule (a2q_fold_loop) and one PE lane's multiply-accumulate with its
+// overflow monitor (a2q_lane_mac).
 //
 // Streams carry `Word<T, N>`: N elements of type T moved in one beat (SIMD inputs or PE outputs). A plain
 // struct keeps the generated code readable; Vitis HLS packs it into one FIFO word (aggregate).
@@ -123,5 +124,25 @@ inline std::vector<unsigned long long>& a2q_loop_log() {
 #else
 #define A2Q_LOG_ITERATIONS(n) ((void)0)
 #endif
+
+// The MAC units' schedule (one source for mvau, mvau_packed and vvau): ROWS input vectors x NF neuron folds x SF
+// synapse folds, one pipelined iteration each (II = 1, so NF * SF cycles per vector as A2QFold says). Each
+// iteration calls beat(nf, sf, y), which reads the iteration's input word and sets y's PE outputs; the last synapse
+// fold of a neuron fold writes them. Logs ROWS * NF * SF iterations (A2Q_LOG_ITERATIONS).
+template <unsigned ROWS, unsigned NF, unsigned SF, typename TO, unsigned PE, typename Beat>
+inline void a2q_fold_loop(hls::stream<Word<TO, PE> >& out, Beat beat) {
+#pragma HLS inline
+  for (unsigned r = 0; r < ROWS; r++) {
+    for (unsigned nf = 0; nf < NF; nf++) {
+      for (unsigned sf = 0; sf < SF; sf++) {
+#pragma HLS pipeline II=1
+        Word<TO, PE> y;
+        beat(nf, sf, y);
+        if (sf == SF - 1) out.write(y);
+      }
+    }
+  }
+  A2Q_LOG_ITERATIONS(ROWS * NF * SF);
+}
 
 #endif

@@ -40,22 +40,14 @@ void mvau(hls::stream<Word<TI, SIMD> >& in, hls::stream<Word<TO, PE> >& out,
   A2QAcc<ACC_BITS> acc[PE];
 #pragma HLS array_partition variable=acc complete
 
-  for (unsigned r = 0; r < ROWS; r++) {
-    for (unsigned nf = 0; nf < NF; nf++) {
-      for (unsigned sf = 0; sf < SF; sf++) {
-#pragma HLS pipeline II=1
-        const Word<TI, SIMD> x = mvau_input<TI, SIMD, SF>(in, inbuf, nf, sf);
-        Word<TO, PE> y;
-        for (unsigned pe = 0; pe < PE; pe++) {
+  a2q_fold_loop<ROWS, NF, SF>(out, [&](unsigned nf, unsigned sf, Word<TO, PE>& y) {
+#pragma HLS inline
+    const Word<TI, SIMD> x = mvau_input<TI, SIMD, SF>(in, inbuf, nf, sf);
+    for (unsigned pe = 0; pe < PE; pe++) {
 #pragma HLS unroll
-          y.v[pe] = act.activate(nf, pe, a2q_lane_mac<SIMD, SF, LAYER, TW>(acc[pe], x, 0,
-                                                                            weights[pe][nf * SF + sf], sf));
-        }
-        if (sf == SF - 1) out.write(y);
-      }
+      y.v[pe] = act.activate(nf, pe, a2q_lane_mac<SIMD, SF, LAYER, TW>(acc[pe], x, 0, weights[pe][nf * SF + sf], sf));
     }
-  }
-  A2Q_LOG_ITERATIONS(ROWS * NF * SF);
+  });
 }
 
 // mvau_packed: the MVAU with its PE channels grouped LANES per multiplier (hw/compiler/dsp.py; the
@@ -94,54 +86,47 @@ void mvau_packed(hls::stream<Word<TI, SIMD> >& in, hls::stream<Word<TO, PE> >& o
   long long wide[G * LANES];  // shadow per-lane accumulators: what unbounded accumulators would hold
 #endif
 
-  for (unsigned r = 0; r < ROWS; r++) {
-    for (unsigned nf = 0; nf < NF; nf++) {
-      for (unsigned sf = 0; sf < SF; sf++) {
-#pragma HLS pipeline II=1
-        const Word<TI, SIMD> x = mvau_input<TI, SIMD, SF>(in, inbuf, nf, sf);
-        Word<TO, PE> y;
-        for (unsigned g = 0; g < G; g++) {
+  a2q_fold_loop<ROWS, NF, SF>(out, [&](unsigned nf, unsigned sf, Word<TO, PE>& y) {
+#pragma HLS inline
+    const Word<TI, SIMD> x = mvau_input<TI, SIMD, SF>(in, inbuf, nf, sf);
+    for (unsigned g = 0; g < G; g++) {
 #pragma HLS unroll
-          lanes_t tree = 0;
-          for (unsigned s = 0; s < SIMD; s++) {
+      lanes_t tree = 0;
+      for (unsigned s = 0; s < SIMD; s++) {
 #pragma HLS unroll
-            const packed_t w = packed_t(weights[g][nf * SF + sf][s]);
-            const prod_t p = x_t(x.v[s]) * w;
-            tree += lanes_t(p);  // low LW bits, two's complement
+        const packed_t w = packed_t(weights[g][nf * SF + sf][s]);
+        const prod_t p = x_t(x.v[s]) * w;
+        tree += lanes_t(p);  // low LW bits, two's complement
 #ifdef A2Q_OVERFLOW_MONITOR
-            long long rest = w.to_int64();  // unpack the lanes' weights: each fits ACC_BITS signed bits
-            for (unsigned l = 0; l < LANES; l++) {
-              const long long wl = (l + 1 == LANES) ? rest : ap_int<ACC_BITS>(rest).to_int64();
-              rest = (rest - wl) >> ACC_BITS;
-              const long long before = (sf == 0 && s == 0) ? 0LL : wide[g * LANES + l];
-              wide[g * LANES + l] = before + wl * (long long)x.v[s].to_int64();
-            }
-#endif
-          }
-          acc[g] = (sf == 0 ? bias : acc[g]) + tree;
-          for (unsigned l = 0; l < LANES; l++) {
-#pragma HLS unroll
-            const unsigned pe = g * LANES + l;
-            if (pe < PE) {
-              ap_uint<ACC_BITS> field = acc[g].range(l * ACC_BITS + ACC_BITS - 1, l * ACC_BITS);
-              field[ACC_BITS - 1] = !field[ACC_BITS - 1];
-              const acc_t lane = acc_t(field);
-#ifdef A2Q_OVERFLOW_MONITOR
-              if (sf == SF - 1) {
-                A2QLayerMonitor& m = a2q_monitor(LAYER);
-                m.outputs += 1;
-                if (lane.to_int64() != wide[pe]) m.events += 1;
-              }
-#endif
-              y.v[pe] = act.activate(nf, pe, lane);
-            }
-          }
+        long long rest = w.to_int64();  // unpack the lanes' weights: each fits ACC_BITS signed bits
+        for (unsigned l = 0; l < LANES; l++) {
+          const long long wl = (l + 1 == LANES) ? rest : ap_int<ACC_BITS>(rest).to_int64();
+          rest = (rest - wl) >> ACC_BITS;
+          const long long before = (sf == 0 && s == 0) ? 0LL : wide[g * LANES + l];
+          wide[g * LANES + l] = before + wl * (long long)x.v[s].to_int64();
         }
-        if (sf == SF - 1) out.write(y);
+#endif
+      }
+      acc[g] = (sf == 0 ? bias : acc[g]) + tree;
+      for (unsigned l = 0; l < LANES; l++) {
+#pragma HLS unroll
+        const unsigned pe = g * LANES + l;
+        if (pe < PE) {
+          ap_uint<ACC_BITS> field = acc[g].range(l * ACC_BITS + ACC_BITS - 1, l * ACC_BITS);
+          field[ACC_BITS - 1] = !field[ACC_BITS - 1];
+          const acc_t lane = acc_t(field);
+#ifdef A2Q_OVERFLOW_MONITOR
+          if (sf == SF - 1) {
+            A2QLayerMonitor& m = a2q_monitor(LAYER);
+            m.outputs += 1;
+            if (lane.to_int64() != wide[pe]) m.events += 1;
+          }
+#endif
+          y.v[pe] = act.activate(nf, pe, lane);
+        }
       }
     }
-  }
-  A2Q_LOG_ITERATIONS(ROWS * NF * SF);
+  });
 }
 
 #endif

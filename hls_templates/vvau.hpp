@@ -29,22 +29,15 @@ void vvau(hls::stream<Word<TI, PE * SIMD> >& in, hls::stream<Word<TO, PE> >& out
   A2QAcc<ACC_BITS> acc[PE];
 #pragma HLS array_partition variable=acc complete
 
-  for (unsigned r = 0; r < ROWS; r++) {
-    for (unsigned nf = 0; nf < NF; nf++) {
-      for (unsigned sf = 0; sf < SF; sf++) {
-#pragma HLS pipeline II=1
-        const Word<TI, PE * SIMD> x = in.read();
-        Word<TO, PE> y;
-        for (unsigned pe = 0; pe < PE; pe++) {
+  a2q_fold_loop<ROWS, NF, SF>(out, [&](unsigned nf, unsigned sf, Word<TO, PE>& y) {
+#pragma HLS inline
+    const Word<TI, PE * SIMD> x = in.read();
+    for (unsigned pe = 0; pe < PE; pe++) {
 #pragma HLS unroll
-          y.v[pe] = act.activate(nf, pe, a2q_lane_mac<SIMD, SF, LAYER, TW>(acc[pe], x, pe * SIMD,
-                                                                            weights[pe][nf * SF + sf], sf));
-        }
-        if (sf == SF - 1) out.write(y);
-      }
+      y.v[pe] = act.activate(nf, pe, a2q_lane_mac<SIMD, SF, LAYER, TW>(acc[pe], x, pe * SIMD,
+                                                                        weights[pe][nf * SF + sf], sf));
     }
-  }
-  A2Q_LOG_ITERATIONS(ROWS * NF * SF);
+  });
 }
 
 #endif

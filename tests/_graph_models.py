@@ -114,6 +114,75 @@ def dense_residual_model(seed: int = 0, k: int = 8) -> Model:
     return Model("dense_residual", (k,), InputQuant(1 / 15, 0, U4), [fc0, fc1, skip, add, fc2])
 
 
+def input_fork_model(seed: int = 0) -> Model:
+    """The model input read by two layers: conv (main) and requant (skip), joined by an add, then a dense layer."""
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-7, 8, (2, 2, 3, 3))
+    conv = ConvLayer("conv", w, U4, S4, thresholds(w.reshape(2, -1), U4, U4, rng), (2, 4, 4), (1, 1), (1, 1, 1, 1))
+    skip = RequantLayer("skip", U4, thresholds(np.ones((2, 1), np.int64), U4, U4, rng, spread=1.0), (2, 4, 4),
+                        inputs=(INPUT,))
+    add = AddLayer("add", U4, thresholds(np.tile([1, 1], (2, 1)), U4, U4, rng), (2, 4, 4), inputs=("conv", "skip"))
+    fc = DenseLayer("fc", rng.integers(-7, 8, (3, 32)), U4, S4, Affine(np.ones(3), np.zeros(3)))
+    return Model("input_fork", (2, 4, 4), InputQuant(1 / 15, 0, U4), [conv, skip, add, fc])
+
+
+def three_reader_model(seed: int = 0) -> Model:
+    """fc0 read by three layers (a chain of two duplicators): fc1, and two requants feeding two adds in turn."""
+    rng = np.random.default_rng(seed)
+    w0, w1 = rng.integers(-7, 8, (4, 6)), rng.integers(-7, 8, (4, 4))
+    fc0 = DenseLayer("fc0", w0, U4, S4, thresholds(w0, U4, U4, rng))
+    fc1 = DenseLayer("fc1", w1, U4, S4, thresholds(w1, U4, U4, rng))
+    r1 = RequantLayer("r1", U4, thresholds(np.ones((4, 1), np.int64), U4, U4, rng, spread=1.0), (4,), ("fc0",))
+    r2 = RequantLayer("r2", U4, thresholds(np.ones((4, 1), np.int64), U4, U4, rng, spread=1.0), (4,), ("fc0",))
+    a1 = AddLayer("a1", U4, thresholds(np.tile([1, 1], (4, 1)), U4, U4, rng), (4,), (0, 0), ("fc1", "r1"))
+    a2 = AddLayer("a2", U4, thresholds(np.tile([1, 2], (4, 1)), U4, U4, rng), (4,), (0, 1), ("a1", "r2"))
+    fc2 = DenseLayer("fc2", rng.integers(-7, 8, (3, 4)), U4, S4, Affine(np.ones(3), np.zeros(3)))
+    return Model("three_readers", (6,), InputQuant(1 / 15, 0, U4), [fc0, fc1, r1, r2, a1, a2, fc2])
+
+
+def first_layer_model(kind: str, seed: int = 0) -> Model:
+    """A new-kind layer reading the model input (so saturating / worst-case inputs reach its exact range), then a
+    dense layer with float logits."""
+    rng = np.random.default_rng(seed)
+    if kind == "add":  # a * 2 + b on signed inputs: [-24, 21] needs exactly 6 bits
+        first = AddLayer("first", S4, thresholds(np.tile([2, 1], (3, 1)), S4, U4, rng), (3, 2, 2), (1, 0),
+                         (INPUT, INPUT))
+        shape, iq, out = (3, 2, 2), S4, (3, 2, 2)
+    elif kind == "requant":  # UINT4 [0, 15] needs exactly 5 signed bits
+        first = RequantLayer("first", U4, thresholds(np.ones((3, 1), np.int64), U4, U4, rng, spread=1.0), (3, 2, 2))
+        shape, iq, out = (3, 2, 2), U4, (3, 2, 2)
+    elif kind == "dwconv":  # unpadded 3x3 depthwise
+        w = rng.integers(-7, 8, (2, 1, 3, 3))
+        first = DepthwiseConvLayer("first", w, U4, S4, thresholds(w.reshape(2, -1), U4, U4, rng), (2, 4, 4))
+        shape, iq, out = (2, 4, 4), U4, (2, 2, 2)
+    else:  # avgpool 2x2 stride 2 (window sum [0, 60]) or global 4x4 ([0, 240])
+        k = (2, 2) if kind == "avgpool" else (4, 4)
+        first = AvgPoolLayer("first", np.ones((2, 1, *k), np.int64), U4, IntType(1, False),
+                             thresholds(np.ones((2, k[0] * k[1]), np.int64), U4, U4, rng), (2, 4, 4), k)
+        shape, iq, out = (2, 4, 4), U4, first.out_shape
+    fc = DenseLayer("fc", rng.integers(-7, 8, (3, int(np.prod(out)))), U4, S4, Affine(np.ones(3), np.zeros(3)))
+    return Model(f"first_{kind}", shape, InputQuant(1 / 15, 0, iq), [first, fc])
+
+
+def saturating_chain_model(seed: int = 0) -> Model:
+    """input (2, 4, 4) U4 -> add(x, x) shifts (1, 0) -> requant -> depthwise 3x3 (positive weights, unpadded) ->
+    global avg pool 2x2 -> dense. All-max inputs drive every layer to the top of its exact range: each threshold layer's
+    thresholds lie inside its reachable range, so it outputs its maximum level, and every weight is >= 0."""
+    rng = np.random.default_rng(seed)
+    c, hw = 2, (4, 4)
+    add = AddLayer("add", U4, thresholds(np.tile([2, 1], (c, 1)), U4, U4, rng), (c, *hw), (1, 0),
+                   inputs=(INPUT, INPUT))
+    req = RequantLayer("req", U4, thresholds(np.ones((c, 1), np.int64), U4, U4, rng, spread=1.0), (c, *hw))
+    wd = rng.integers(1, 8, (c, 1, 3, 3))
+    dw = DepthwiseConvLayer("dw", wd, U4, S4, thresholds(wd.reshape(c, -1), U4, U4, rng), (c, *hw))
+    pool = AvgPoolLayer("pool", np.ones((c, 1, 2, 2), np.int64), U4, IntType(1, False),
+                        thresholds(np.ones((c, 4), np.int64), U4, U4, rng), (c, 2, 2), (2, 2))
+    fc = DenseLayer("fc", rng.integers(-7, 8, (3, c)), U4, S4, _affine(3, rng))
+    return Model("saturating", (c, *hw), InputQuant(1 / 15, 0, U4), [add, req, dw, pool, fc])
+
+
 ALL = {"residual": residual_model, "depthwise": depthwise_model, "conv1d": conv1d_model,
        "dense_residual": dense_residual_model}
-__all__ = ["ALL", "INPUT", "thresholds", "residual_model", "depthwise_model", "conv1d_model", "dense_residual_model"]
+__all__ = ["ALL", "INPUT", "S4", "U4", "thresholds", "residual_model", "depthwise_model", "conv1d_model",
+           "dense_residual_model", "input_fork_model", "three_reader_model", "first_layer_model",
+           "saturating_chain_model"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from _hls_util import random_inputs
+from _hls_util import write_build as hls_write_build
 
 from a2qflow.hw.compiler.ir import (
     Affine,
@@ -15,10 +17,7 @@ from a2qflow.hw.compiler.ir import (
     MaxPoolLayer,
     Model,
     Thresholds,
-    save_model,
 )
-from a2qflow.hw.compiler.plan import make_plan, save_plan
-from a2qflow.hw.config import Folding, FoldingConfig
 
 U4, S4, U2, S3 = IntType(4, False), IntType(4, True), IntType(2, False), IntType(3, True)
 
@@ -52,21 +51,16 @@ def conv_net(seed: int = 0) -> Model:
 
 def write_build(build: Path, model: Model, acc_bits: int | None = None, allow_unsafe: bool = False,
                 folding: dict[str, tuple[int, int]] | None = None) -> Path:
-    """Save ir.json / ir.npz / plan.json for `model` into `build` (as `a2qflow compile` would)."""
-    fc = FoldingConfig(default=Folding(simd=4, pe=2),
-                       layers={k: Folding(simd=s, pe=p) for k, (s, p) in (folding or {}).items()})
-    save_model(model, build)
-    save_plan(make_plan(model, acc_bits=acc_bits, allow_unsafe=allow_unsafe, folding=fc), build)
-    return build
+    """Save ir.json / ir.npz / plan.json for `model` into `build` (as `a2qflow compile` would): _hls_util's
+    write_build with the RTL tests' default folding, SIMD 4 and PE 2."""
+    return hls_write_build(model, build, acc_bits, allow_unsafe, folding, default=(4, 2))
 
 
 def random_and_worst_case_inputs(model, n: int, seed: int) -> np.ndarray:
     """Random full-range inputs plus, for a dense first layer, the worst-case vectors that reach its bounds."""
     from a2qflow.hw.compiler.bounds import worst_case_inputs
 
-    rng = np.random.default_rng(seed)
-    t = model.input_quant.dtype
-    x = rng.integers(t.min, t.max + 1, (n, *model.input_shape))
+    x = random_inputs(model, n, seed)
     first = model.layers[0]
     if first.kind == "dense":
         hi, lo = worst_case_inputs(first.weight_matrix(), first.in_type)

@@ -10,26 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _graph_models import ALL, thresholds
+from _graph_models import ALL, S4, U4, first_layer_model, input_fork_model, three_reader_model
 from _hls_util import random_inputs, write_build
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from a2qflow.hw.compiler.bounds import worst_case_inputs
-from a2qflow.hw.compiler.ir import (
-    INPUT,
-    AddLayer,
-    Affine,
-    AvgPoolLayer,
-    ConvLayer,
-    DenseLayer,
-    DepthwiseConvLayer,
-    InputQuant,
-    IntType,
-    Model,
-    RequantLayer,
-    save_model,
-)
+from a2qflow.hw.compiler.ir import Model, save_model
 from a2qflow.hw.compiler.plan import load_plan, make_plan, save_plan
 from a2qflow.hw.compiler.reference import run as golden_run
 from a2qflow.hw.compiler.thresholds import fit_thresholds
@@ -39,8 +26,6 @@ from a2qflow.hw.hls.csim import run_csim
 from a2qflow.hw.hls.dataflow import simulate
 from a2qflow.hw.hls.generate import generate, render_project
 from a2qflow.hw.hls.lowering import build_design
-
-U4, S4 = IntType(4, False), IntType(4, True)
 
 
 def saturating_inputs(model: Model) -> np.ndarray:
@@ -54,32 +39,6 @@ def check_exact(res) -> None:
     assert res.mismatches == 0 and np.array_equal(res.outputs, res.golden.acc)
     assert res.overflow == {k: s.overflow_events for k, s in res.golden.stats.items()}
     assert res.summary["mac_outputs_per_layer"] == {k: s.outputs for k, s in res.golden.stats.items()}
-
-
-def input_fork_model(seed: int = 0) -> Model:
-    """The model input read by two layers: conv (main) and requant (skip), joined by an add, then a dense layer."""
-    rng = np.random.default_rng(seed)
-    w = rng.integers(-7, 8, (2, 2, 3, 3))
-    conv = ConvLayer("conv", w, U4, S4, thresholds(w.reshape(2, -1), U4, U4, rng), (2, 4, 4), (1, 1), (1, 1, 1, 1))
-    skip = RequantLayer("skip", U4, thresholds(np.ones((2, 1), np.int64), U4, U4, rng, spread=1.0), (2, 4, 4),
-                        inputs=(INPUT,))
-    add = AddLayer("add", U4, thresholds(np.tile([1, 1], (2, 1)), U4, U4, rng), (2, 4, 4), inputs=("conv", "skip"))
-    fc = DenseLayer("fc", rng.integers(-7, 8, (3, 32)), U4, S4, Affine(np.ones(3), np.zeros(3)))
-    return Model("input_fork", (2, 4, 4), InputQuant(1 / 15, 0, U4), [conv, skip, add, fc])
-
-
-def three_reader_model(seed: int = 0) -> Model:
-    """fc0 read by three layers (a chain of two duplicators): fc1, and two requants feeding two adds in turn."""
-    rng = np.random.default_rng(seed)
-    w0, w1 = rng.integers(-7, 8, (4, 6)), rng.integers(-7, 8, (4, 4))
-    fc0 = DenseLayer("fc0", w0, U4, S4, thresholds(w0, U4, U4, rng))
-    fc1 = DenseLayer("fc1", w1, U4, S4, thresholds(w1, U4, U4, rng))
-    r1 = RequantLayer("r1", U4, thresholds(np.ones((4, 1), np.int64), U4, U4, rng, spread=1.0), (4,), ("fc0",))
-    r2 = RequantLayer("r2", U4, thresholds(np.ones((4, 1), np.int64), U4, U4, rng, spread=1.0), (4,), ("fc0",))
-    a1 = AddLayer("a1", U4, thresholds(np.tile([1, 1], (4, 1)), U4, U4, rng), (4,), (0, 0), ("fc1", "r1"))
-    a2 = AddLayer("a2", U4, thresholds(np.tile([1, 2], (4, 1)), U4, U4, rng), (4,), (0, 1), ("a1", "r2"))
-    fc2 = DenseLayer("fc2", rng.integers(-7, 8, (3, 4)), U4, S4, Affine(np.ones(3), np.zeros(3)))
-    return Model("three_readers", (6,), InputQuant(1 / 15, 0, U4), [fc0, fc1, r1, r2, a1, a2, fc2])
 
 
 MODELS = {**ALL, "input_fork": input_fork_model, "three_readers": three_reader_model}
@@ -131,30 +90,6 @@ def test_one_layer_below_its_exact_bound_overflows_as_the_golden_model_says(tmp_
     build, plan = narrowed_build(model, layer, below, tmp_path / "b")
     x = np.concatenate([random_inputs(model, 40), saturating_inputs(model)])
     check_only_layer_overflows(run_csim(build, x, progress=False), model, plan, x, layer)
-
-
-def first_layer_model(kind: str, seed: int = 0) -> Model:
-    """A new-kind layer reading the model input (so saturating / worst-case inputs reach its exact range), then a
-    dense layer with float logits."""
-    rng = np.random.default_rng(seed)
-    if kind == "add":  # a * 2 + b on signed inputs: [-24, 21] needs exactly 6 bits
-        first = AddLayer("first", S4, thresholds(np.tile([2, 1], (3, 1)), S4, U4, rng), (3, 2, 2), (1, 0),
-                         (INPUT, INPUT))
-        shape, iq, out = (3, 2, 2), S4, (3, 2, 2)
-    elif kind == "requant":  # UINT4 [0, 15] needs exactly 5 signed bits
-        first = RequantLayer("first", U4, thresholds(np.ones((3, 1), np.int64), U4, U4, rng, spread=1.0), (3, 2, 2))
-        shape, iq, out = (3, 2, 2), U4, (3, 2, 2)
-    elif kind == "dwconv":  # unpadded 3x3 depthwise
-        w = rng.integers(-7, 8, (2, 1, 3, 3))
-        first = DepthwiseConvLayer("first", w, U4, S4, thresholds(w.reshape(2, -1), U4, U4, rng), (2, 4, 4))
-        shape, iq, out = (2, 4, 4), U4, (2, 2, 2)
-    else:  # avgpool 2x2 stride 2 (window sum [0, 60]) or global 4x4 ([0, 240])
-        k = (2, 2) if kind == "avgpool" else (4, 4)
-        first = AvgPoolLayer("first", np.ones((2, 1, *k), np.int64), U4, IntType(1, False),
-                             thresholds(np.ones((2, k[0] * k[1]), np.int64), U4, U4, rng), (2, 4, 4), k)
-        shape, iq, out = (2, 4, 4), U4, first.out_shape
-    fc = DenseLayer("fc", rng.integers(-7, 8, (3, int(np.prod(out)))), U4, S4, Affine(np.ones(3), np.zeros(3)))
-    return Model(f"first_{kind}", shape, InputQuant(1 / 15, 0, iq), [first, fc])
 
 
 def first_layer_worst_cases(model: Model) -> np.ndarray:

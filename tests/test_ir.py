@@ -4,50 +4,36 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _rtl_util import conv_net
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from a2qflow.hw.compiler.bounds import channel_ranges, signed_bits_for_range, wrap
-from a2qflow.hw.compiler.ir import (
-    Affine,
-    ConvLayer,
-    DenseLayer,
-    InputQuant,
-    IntType,
-    MaxPoolLayer,
-    Model,
-    Thresholds,
-    load_model,
-    save_model,
-)
+from a2qflow.hw.compiler.ir import IntType, Model, load_model, save_model
 from a2qflow.hw.compiler.plan import load_plan, make_plan, save_plan
 from a2qflow.hw.compiler.thresholds import fit_thresholds
 from a2qflow.hw.errors import A2QFlowError
 
-U4, S4 = IntType(4, False), IntType(4, True)
 
-
-def _cnn(rng: np.random.Generator) -> Model:
-    conv = ConvLayer("conv0", rng.integers(-8, 8, (4, 1, 3, 3)), U4, S4,
-                     Thresholds(np.sort(rng.integers(-60, 60, (4, 15)), axis=1), U4, 0), (1, 8, 8), (1, 1),
-                     (1, 1, 1, 1), target_acc_bits=12)
-    pool = MaxPoolLayer("pool0", (4, 8, 8), (2, 2), (2, 2), U4)
-    fc = DenseLayer("fc0", rng.integers(-8, 8, (10, 64)), U4, S4, Affine(rng.random(10), rng.random(10)))
-    return Model("cnn", (1, 8, 8), InputQuant(1 / 15, 0, U4), [conv, pool, fc])
+def _cnn() -> Model:
+    """conv -> maxpool -> conv (stride 2, asymmetric pad) -> dense, its first layer trained for P = 12."""
+    model = conv_net(seed=1)
+    model.layers[0].target_acc_bits = 12
+    return model
 
 
 def test_model_and_plan_round_trip(tmp_path):
     from a2qflow.hw.compiler import reference
 
     rng = np.random.default_rng(1)
-    model = _cnn(rng)
+    model = _cnn()
     plan = make_plan(model)
     save_model(model, tmp_path)
     save_plan(plan, tmp_path)
     back, plan_back = load_model(tmp_path), load_plan(tmp_path)
     assert plan_back.to_json() == plan.to_json()
     assert back.layers[0].target_acc_bits == 12 and back.layers[1].kind == "maxpool"
-    x = rng.integers(0, 16, (7, 1, 8, 8))
+    x = rng.integers(0, 16, (7, *model.input_shape))
     a, b = reference.run(model, x), reference.run(back, x, plan_back.acc_bits())
     np.testing.assert_array_equal(a.acc, b.acc)
     np.testing.assert_allclose(a.logits, b.logits)
@@ -63,7 +49,7 @@ def test_load_model_names_missing_folder(tmp_path):
 
 
 def test_forced_width_below_exact_needs_explicit_flag():
-    model = _cnn(np.random.default_rng(2))
+    model = _cnn()
     with pytest.raises(A2QFlowError, match=r"layer conv0: --acc-bits 4 is below its exact bound"):
         make_plan(model, acc_bits=4)
     plan = make_plan(model, acc_bits=4, allow_unsafe=True)

@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from _graph_models import ALL, dense_residual_model, residual_model
+from _graph_models import ALL, dense_residual_model, residual_model, saturating_chain_model
 
 from a2qflow.hw.compiler import reference
 from a2qflow.hw.compiler import skip_fifos as graph
@@ -184,37 +184,6 @@ def test_residual_model_synthesises_planned_and_32_bit_with_every_layer_counted(
         assert row["layers"][name]["planned"]["LUT"] < row["layers"][name]["baseline32"]["LUT"], name
 
 
-def _saturating_chain(seed: int = 0):
-    """input (2, 4, 4) U4 -> add(x, x) shifts (1, 0) -> requant -> depthwise 3x3 (positive weights, unpadded) ->
-    global avg pool 2x2 -> dense. All-max inputs drive every layer to the top of its exact range: each threshold layer's
-    thresholds lie inside its reachable range, so it outputs its maximum level, and every weight is >= 0."""
-    from _graph_models import S4, U4, _affine, thresholds
-
-    from a2qflow.hw.compiler.ir import (
-        INPUT,
-        AddLayer,
-        AvgPoolLayer,
-        DenseLayer,
-        DepthwiseConvLayer,
-        InputQuant,
-        IntType,
-        Model,
-        RequantLayer,
-    )
-
-    rng = np.random.default_rng(seed)
-    c, hw = 2, (4, 4)
-    add = AddLayer("add", U4, thresholds(np.tile([2, 1], (c, 1)), U4, U4, rng), (c, *hw), (1, 0),
-                   inputs=(INPUT, INPUT))
-    req = RequantLayer("req", U4, thresholds(np.ones((c, 1), np.int64), U4, U4, rng, spread=1.0), (c, *hw))
-    wd = rng.integers(1, 8, (c, 1, 3, 3))
-    dw = DepthwiseConvLayer("dw", wd, U4, S4, thresholds(wd.reshape(c, -1), U4, U4, rng), (c, *hw))
-    pool = AvgPoolLayer("pool", np.ones((c, 1, 2, 2), np.int64), U4, IntType(1, False),
-                        thresholds(np.ones((c, 4), np.int64), U4, U4, rng), (c, 2, 2), (2, 2))
-    fc = DenseLayer("fc", rng.integers(-7, 8, (3, c)), U4, S4, _affine(3, rng))
-    return Model("saturating", (c, *hw), InputQuant(1 / 15, 0, U4), [add, req, dw, pool, fc])
-
-
 def _one_layer_narrower(build, model, name: str) -> int:
     """Re-plan `build` with layer `name` at its exact bound minus one bit (recorded unsafe); returns that width."""
     from a2qflow.hw.compiler.thresholds import fit_thresholds
@@ -232,7 +201,7 @@ def _one_layer_narrower(build, model, name: str) -> int:
 def test_each_new_unit_is_exactly_its_planned_width_one_bit_less_wraps(tmp_path, name):
     """At the exact width the all-max input never overflows; one bit less it does, in the golden model and in the
     RTL alike (a wider RTL accumulator would not wrap and would differ from the golden model)."""
-    model = _saturating_chain()
+    model = saturating_chain_model()
     top = np.full((1, *model.input_shape), model.input_quant.dtype.max)
     x = np.concatenate([top, _inputs(model, 3, seed=1)])
     (tmp_path / "exact").mkdir()
