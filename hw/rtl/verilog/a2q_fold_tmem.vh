@@ -1,7 +1,7 @@
 // a2q_fold_tmem.vh: a piece of the folded MAC units' body, one copy for all of them: the threshold memory (word nf,
 //   $readmemh THR_FILE) and its read into tq as a fold finishes.
-// Included by a2q_mvau, a2q_mvau_packed, a2q_vvau; hw.rtl.generate.library_text pastes it in place, so generated
-//   files are self-contained.
+// Included by a2q_mvau, and a2q_mvau_packed / a2q_vvau through a2q_fold_back.vh; hw.rtl.generate.library_text
+//   pastes it in place, so generated files are self-contained.
 // Uses the including unit's adv, v2, last2, nf2, tq, TW, TDEPTH, THR_FILE.
     generate
         if (N_THR > 0) begin : g_tmem

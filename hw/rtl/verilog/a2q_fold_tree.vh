@@ -1,6 +1,6 @@
 // a2q_fold_tree.vh: a piece of the folded MAC units' body, one copy for all of them: lane p's adder tree over its
 //   SIMD products at ACC_BITS (heap order) and its accumulator acc, wrapping modulo 2^ACC_BITS.
-// Included by a2q_mvau, a2q_vvau (inside their per-lane generate loop g_pe, genvars p and s);
+// Included by a2q_mvau, a2q_vvau through a2q_fold_lane.vh (inside their per-lane generate loop g_pe, genvars p, s);
 //   hw.rtl.generate.library_text pastes it in place, so generated files are self-contained.
 // Uses the including unit's prod, PW, adv, v2, first2.
             // adder tree over SIMD products at ACC_BITS: heap order, node i = node 2i+1 + node 2i+2,

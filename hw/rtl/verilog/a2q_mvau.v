@@ -21,33 +21,18 @@
 // The fold control, threshold and tree code it shares with a2q_mvau_packed / a2q_vvau is `include'd from
 // a2q_fold_*.vh (one copy each; hw.rtl.generate.library_text pastes them in, so BUILD/rtl/a2q_mvau.v is whole).
 `default_nettype none
+`include "a2q_iface.vh"
 
 module a2q_mvau #(
-    parameter integer K = 16,
-    parameter integer C = 8,
-    parameter integer SIMD = 4,
-    parameter integer PE = 2,
-    parameter integer IN_BITS = 4,
-    parameter integer IN_SIGNED = 0,
+    `A2Q_FOLD_DIMS,
     parameter integer W_BITS = 4,
-    parameter integer ACC_BITS = 16,
-    parameter integer N_THR = 15,
-    parameter integer THR_BITS = 16,
-    parameter integer OUT_BASE = 0,
-    parameter integer OUT_W = 4,             // N_THR > 0 ? output activation bits : ACC_BITS
+    `A2Q_THR_PARAMS(16, 16),
     parameter integer IN_LANES = 1,          // input elements per beat: 1 or SIMD
     parameter integer OUT_LANES = 1,         // output results per beat: 1 or PE
     parameter WEIGHT_FILE = "",             // "" (the default) leaves the memory uninitialised
     parameter THR_FILE = ""
 ) (
-    input  wire               clk,
-    input  wire               rst,
-    input  wire [IN_LANES*IN_BITS-1:0] in_data,
-    input  wire               in_valid,
-    output wire               in_ready,
-    output wire [OUT_LANES*OUT_W-1:0] out_data,
-    output wire               out_valid,
-    input  wire               out_ready
+    `A2Q_STREAM_PORTS(IN_LANES*IN_BITS, OUT_LANES*OUT_W)
 );
 `include "a2q_fold_params.vh"
     localparam integer PW = IN_BITS + W_BITS;            // exact width of one product
@@ -58,15 +43,7 @@ module a2q_mvau #(
     localparam integer OVERLAP = (WIDE_IN != 0 || WIDE_OUT != 0) ? 1 : 0;
 
     // ------------------------------------------------------------------ input side: pack SIMD words, 2 banks
-    reg  [1:0]       full;           // bank b holds a complete input vector
-    reg              wbank;
-    reg  [SFW-1:0]   wsf;
-    reg  [SIW-1:0]   wsi;
-    /* verilator lint_off UNUSEDSIGNAL */
-    reg  [XW-1:0]    wword;          // shift register: its oldest element is shifted out unused
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire [XW-1:0]    word_next;
-    wire             in_fire = in_valid && in_ready;
+`include "a2q_fold_inword.vh"
     wire             word_done;
     assign in_ready = !full[wbank];
 
@@ -121,8 +98,7 @@ module a2q_mvau #(
 
     generate
         for (p = 0; p < PE; p = p + 1) begin : g_pe
-`include "a2q_fold_tree.vh"
-`include "a2q_fold_thr.vh"
+`include "a2q_fold_lane.vh"
         end
     endgenerate
 

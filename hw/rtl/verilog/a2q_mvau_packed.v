@@ -25,35 +25,20 @@
 // Its input buffer, fold control, thresholds and output are a2q_mvau's / a2q_vvau's own code, `include'd from
 // a2q_fold_*.vh (one copy each; hw.rtl.generate.library_text pastes them in).
 `default_nettype none
+`include "a2q_iface.vh"
 
 module a2q_mvau_packed #(
-    parameter integer K = 16,
-    parameter integer C = 8,
-    parameter integer SIMD = 4,
-    parameter integer PE = 2,
-    parameter integer IN_BITS = 4,
-    parameter integer IN_SIGNED = 0,
+    `A2Q_FOLD_DIMS,
     /* verilator lint_off UNUSEDPARAM */
     parameter integer W_BITS = 4,            // same interface as a2q_mvau; the packed width AW replaces it
     /* verilator lint_on UNUSEDPARAM */
-    parameter integer ACC_BITS = 16,
-    parameter integer N_THR = 15,
-    parameter integer THR_BITS = 16,
-    parameter integer OUT_BASE = 0,
-    parameter integer OUT_W = 4,             // N_THR > 0 ? output activation bits : ACC_BITS
+    `A2Q_THR_PARAMS(16, 16),
     parameter WEIGHT_FILE = "",             // "" (the default) leaves the memory uninitialised
     parameter THR_FILE = "",
     parameter integer LANES = 2,             // output channels per multiplier
     parameter integer AW = 15                // signed bits of a packed operand: (LANES-1)*ACC_BITS + W_BITS (+1)
 ) (
-    input  wire               clk,
-    input  wire               rst,
-    input  wire [IN_BITS-1:0] in_data,
-    input  wire               in_valid,
-    output wire               in_ready,
-    output wire [OUT_W-1:0]   out_data,
-    output wire               out_valid,
-    input  wire               out_ready
+    `A2Q_STREAM_PORTS(IN_BITS, OUT_W)
 );
 `include "a2q_fold_params.vh"
     localparam integer GROUPS = (PE + LANES - 1) / LANES;
@@ -64,25 +49,12 @@ module a2q_mvau_packed #(
     localparam integer WW = GROUPS * SIMD * AW;          // one weight memory word: packed operands
 
     // ------------------------------------------------------------------ input side: pack SIMD words, 2 banks
-    reg  [1:0]       full;           // bank b holds a complete input vector
-    reg              wbank;
-    reg  [SFW-1:0]   wsf;
-    reg  [SIW-1:0]   wsi;
-    /* verilator lint_off UNUSEDSIGNAL */
-    reg  [XW-1:0]    wword;          // shift register: its oldest element is shifted out unused
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire [XW-1:0]    word_next;
-    wire             in_fire = in_valid && in_ready;
+`include "a2q_fold_inword.vh"
     wire             word_done = (wsi == SI_LAST);
     assign in_ready = !full[wbank];
 
-    generate
-        if (SIMD == 1) begin : g_pack1
-            assign word_next = in_data;
-        end else begin : g_packn
-            assign word_next = {in_data, wword[XW-1:IN_BITS]};  // element s ends up at bits s*IN_BITS
-        end
-    endgenerate
+`include "a2q_fold_pack.vh"
+    `A2Q_FOLD_PACK(SIMD, XW)  // element s of the SIMD word ends up at bits s*IN_BITS
 
 `include "a2q_fold_front.vh"
 
@@ -161,9 +133,7 @@ module a2q_mvau_packed #(
         end
     endgenerate
 
-`include "a2q_fold_tmem.vh"
-
-`include "a2q_fold_out.vh"
+`include "a2q_fold_back.vh"
 endmodule
 
 `default_nettype wire

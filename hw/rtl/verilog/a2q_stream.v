@@ -3,6 +3,7 @@
 // a2qflow's valid/ready streams (a transfer happens where valid and ready are both high).
 `default_nettype none
 /* verilator lint_off DECLFILENAME */  // both stream modules live in this one file on purpose
+`include "a2q_iface.vh"
 
 // a2q_dup: registers each input element once and offers it to all N outputs; output i's copy is gone once it
 // was taken there. The next element is accepted in the cycle the last pending copy leaves, so a fork runs at one
@@ -44,14 +45,7 @@ module a2q_fifo #(
     parameter integer DEPTH = 16,
     parameter integer BITS = 4
 ) (
-    input  wire            clk,
-    input  wire            rst,
-    input  wire [BITS-1:0] in_data,
-    input  wire            in_valid,
-    output wire            in_ready,
-    output wire [BITS-1:0] out_data,
-    output wire            out_valid,
-    input  wire            out_ready
+    `A2Q_STREAM_PORTS(BITS, BITS)
 );
     localparam integer AW = (DEPTH < 2) ? 1 : $clog2(DEPTH);
     localparam integer CW = $clog2(DEPTH + 1);

@@ -9,24 +9,14 @@
 // (a2q_fold_thr.vh, as one lane; hw.rtl.generate.library_text pastes it in).
 `default_nettype none
 /* verilator lint_off DECLFILENAME */  // the three element-wise units live in this one file on purpose
+`include "a2q_iface.vh"
 
 module a2q_thr #(
     parameter integer C = 4,
-    parameter integer ACC_BITS = 8,
-    parameter integer N_THR = 15,
-    parameter integer THR_BITS = 8,
-    parameter integer OUT_BASE = 0,
-    parameter integer OUT_W = 4,            // N_THR > 0 ? output activation bits : ACC_BITS
+    `A2Q_THR_PARAMS(8, 8),
     parameter THR_FILE = ""
 ) (
-    input  wire                clk,
-    input  wire                rst,
-    input  wire [ACC_BITS-1:0] in_data,
-    input  wire                in_valid,
-    output wire                in_ready,
-    output wire [OUT_W-1:0]    out_data,
-    output wire                out_valid,
-    input  wire                out_ready
+    `A2Q_STREAM_PORTS(ACC_BITS, OUT_W)
 );
     localparam integer CAW = (C < 2) ? 1 : $clog2(C);
     /* verilator lint_off WIDTHTRUNC */  // sized constant: C - 1 fits CAW bits by construction
@@ -74,18 +64,26 @@ module a2q_thr #(
     end
 endmodule
 
+// a2q_add and a2q_requant take C-channel element streams of IN_BITS integers (two's complement when IN_SIGNED)
+`define A2Q_ELEM_IN \
+    parameter integer C = 4, \
+    parameter integer IN_BITS = 4, \
+    parameter integer IN_SIGNED = 0
+// and end in this a2q_thr on their accumulator stream (IN, VALID, READY); the unit's own output
+// stream is a2q_thr's.
+`define A2Q_THR_STAGE(IN, VALID, READY) \
+    a2q_thr #(.C(C), .ACC_BITS(ACC_BITS), .N_THR(N_THR), .THR_BITS(THR_BITS), .OUT_BASE(OUT_BASE), .OUT_W(OUT_W), \
+              .THR_FILE(THR_FILE)) u_thr ( \
+        .clk(clk), .rst(rst), .in_data(IN), .in_valid(VALID), .in_ready(READY), \
+        .out_data(out_data), .out_valid(out_valid), .out_ready(out_ready) \
+    );
+
 // a2q_add: joins two element streams of the same shape (an element is taken from both at once) and adds them.
 module a2q_add #(
-    parameter integer C = 4,
-    parameter integer IN_BITS = 4,
-    parameter integer IN_SIGNED = 0,
+    `A2Q_ELEM_IN,
     parameter integer SA = 0,
     parameter integer SB = 0,
-    parameter integer ACC_BITS = 8,
-    parameter integer N_THR = 15,
-    parameter integer THR_BITS = 8,
-    parameter integer OUT_BASE = 0,
-    parameter integer OUT_W = 4,
+    `A2Q_THR_PARAMS(8, 8),
     parameter THR_FILE = ""
 ) (
     input  wire               clk,
@@ -114,44 +112,25 @@ module a2q_add #(
     wire both = a_valid && b_valid;
     assign a_ready = b_valid && t_ready;
     assign b_ready = a_valid && t_ready;
-    a2q_thr #(.C(C), .ACC_BITS(ACC_BITS), .N_THR(N_THR), .THR_BITS(THR_BITS), .OUT_BASE(OUT_BASE), .OUT_W(OUT_W),
-              .THR_FILE(THR_FILE)) u_thr (
-        .clk(clk), .rst(rst), .in_data(sum[ACC_BITS-1:0]), .in_valid(both), .in_ready(t_ready),
-        .out_data(out_data), .out_valid(out_valid), .out_ready(out_ready)
-    );
+    `A2Q_THR_STAGE(sum[ACC_BITS-1:0], both, t_ready)
 endmodule
 
 // a2q_requant: thresholds on the integer itself (K = 1, weight 1), sign- or zero-extended to ACC_BITS.
 module a2q_requant #(
-    parameter integer C = 4,
-    parameter integer IN_BITS = 4,
-    parameter integer IN_SIGNED = 0,
-    parameter integer ACC_BITS = 8,
-    parameter integer N_THR = 15,
-    parameter integer THR_BITS = 8,
-    parameter integer OUT_BASE = 0,
-    parameter integer OUT_W = 4,
+    `A2Q_ELEM_IN,
+    `A2Q_THR_PARAMS(8, 8),
     parameter THR_FILE = ""
 ) (
-    input  wire               clk,
-    input  wire               rst,
-    input  wire [IN_BITS-1:0] in_data,
-    input  wire               in_valid,
-    output wire               in_ready,
-    output wire [OUT_W-1:0]   out_data,
-    output wire               out_valid,
-    input  wire               out_ready
+    `A2Q_STREAM_PORTS(IN_BITS, OUT_W)
 );
     localparam integer EW = (ACC_BITS > IN_BITS + 1) ? ACC_BITS : IN_BITS + 1;
     wire s = (IN_SIGNED != 0) ? in_data[IN_BITS-1] : 1'b0;
     /* verilator lint_off UNUSEDSIGNAL */
     wire [EW-1:0] ext = {{(EW-IN_BITS){s}}, in_data};  // bits above ACC_BITS dropped (modular, forced widths)
     /* verilator lint_on UNUSEDSIGNAL */
-    a2q_thr #(.C(C), .ACC_BITS(ACC_BITS), .N_THR(N_THR), .THR_BITS(THR_BITS), .OUT_BASE(OUT_BASE), .OUT_W(OUT_W),
-              .THR_FILE(THR_FILE)) u_thr (
-        .clk(clk), .rst(rst), .in_data(ext[ACC_BITS-1:0]), .in_valid(in_valid), .in_ready(in_ready),
-        .out_data(out_data), .out_valid(out_valid), .out_ready(out_ready)
-    );
+    `A2Q_THR_STAGE(ext[ACC_BITS-1:0], in_valid, in_ready)
 endmodule
+`undef A2Q_THR_STAGE
+`undef A2Q_ELEM_IN
 
 `default_nettype wire

@@ -16,32 +16,17 @@
 // Behind the patch buffer it is a2q_mvau's fold control, adder trees, thresholds and output, `include'd from
 // a2q_fold_*.vh (one copy each; hw.rtl.generate.library_text pastes them in).
 `default_nettype none
+`include "a2q_iface.vh"
 
 module a2q_vvau #(
-    parameter integer K = 16,
-    parameter integer C = 8,
-    parameter integer SIMD = 4,
-    parameter integer PE = 2,
-    parameter integer IN_BITS = 4,
-    parameter integer IN_SIGNED = 0,
+    `A2Q_FOLD_DIMS,
     parameter integer W_BITS = 4,
     parameter integer W_SIGNED = 1,            // 0: unsigned weights (average pooling's all-ones UINT1)
-    parameter integer ACC_BITS = 16,
-    parameter integer N_THR = 15,
-    parameter integer THR_BITS = 16,
-    parameter integer OUT_BASE = 0,
-    parameter integer OUT_W = 4,             // N_THR > 0 ? output activation bits : ACC_BITS
+    `A2Q_THR_PARAMS(16, 16),
     parameter WEIGHT_FILE = "",             // "" (the default) leaves the memory uninitialised
     parameter THR_FILE = ""
 ) (
-    input  wire               clk,
-    input  wire               rst,
-    input  wire [IN_BITS-1:0] in_data,
-    input  wire               in_valid,
-    output wire               in_ready,
-    output wire [OUT_W-1:0]   out_data,
-    output wire               out_valid,
-    input  wire               out_ready
+    `A2Q_STREAM_PORTS(IN_BITS, OUT_W)
 );
 `include "a2q_fold_params.vh"
     localparam integer PW = IN_BITS + W_BITS;            // exact width of one product
@@ -69,13 +54,8 @@ module a2q_vvau #(
     wire             set_full = in_fire && row_done && (ws == SI_LAST) && (wsf == SF_LAST);
     assign in_ready = !full[wbank];
 
-    generate
-        if (PE == 1) begin : g_pack1
-            assign word_next = in_data;
-        end else begin : g_packn
-            assign word_next = {in_data, wword[GW-1:IN_BITS]};  // channel p ends up at bits p*IN_BITS
-        end
-    endgenerate
+`include "a2q_fold_pack.vh"
+    `A2Q_FOLD_PACK(PE, GW)  // channel p of the group ends up at bits p*IN_BITS
 
     always @(posedge clk) begin
         if (rst) begin
@@ -175,14 +155,11 @@ module a2q_vvau #(
 
     generate
         for (p = 0; p < PE; p = p + 1) begin : g_pe
-`include "a2q_fold_tree.vh"
-`include "a2q_fold_thr.vh"
+`include "a2q_fold_lane.vh"
         end
     endgenerate
 
-`include "a2q_fold_tmem.vh"
-
-`include "a2q_fold_out.vh"
+`include "a2q_fold_back.vh"
 endmodule
 
 `default_nettype wire
