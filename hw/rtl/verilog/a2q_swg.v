@@ -72,6 +72,8 @@ module a2q_swg #(
     localparam integer YB = (KH < 2) ? 1 : $clog2(KH) + 1;   // row-bank numbers, one spare bit for the carry
     localparam integer XB = (KW < 2) ? 1 : $clog2(KW) + 1;   // column-bank numbers, likewise
     localparam integer CW = 16;                          // counters (frames up to 32767 per side)
+    localparam integer KM = (KH > KW) ? KH : KW;         // one-hot bank selects: KM bits, the top ones 0 in the
+                                                         // shorter dimension
     // window origin (global row Y0, column x0) in bank coordinates: row bank Y0 mod KH, column bank x0 mod KW and
     // column address floor(x0 / KW); x0 starts every row at -PL, Y0 moves SH rows per window row and, from the
     // last window row of a frame to the first of the next, H - (OH - 1) * SH rows (frames follow each other in Y)
@@ -97,8 +99,12 @@ module a2q_swg #(
     localparam [CW-1:0] OX_PENULT = OW - 2;
     localparam [CW-1:0] OY_PENULT = OH - 2;
     localparam [CW-1:0] ONE = 1;
-    localparam [YB-1:0] Y_LAST = KH - 1, Y_ONE = 1, YR_STEP = Y_STEP, YR_FRAME = Y_FRAME, YR_RESET = Y_RESET;
-    localparam [XB-1:0] X_LAST = KW - 1, X_ONE = 1, XR_STEP = X_STEP, XR_RESET = X_RESET;
+    localparam [YB-1:0] Y_LAST = KH - 1, Y_ONE = 1;
+    localparam [XB-1:0] X_LAST = KW - 1, X_ONE = 1;
+    localparam [KM-1:0] OH_ONE = 1;
+    localparam [KM-1:0] YOH_RESET = OH_ONE << Y_RESET, XOH_RESET = OH_ONE << X_RESET;
+    // the column banks x0 + SW leaves behind (x0 mod KW >= KW - SW mod KW): the address carries
+    localparam [KM-1:0] X_CARRY = ((OH_ONE << KW) - 1) & ~((OH_ONE << (KW - X_STEP)) - 1);
     localparam [XB-1:0] WX_LASTR = (W - 1) % KW;         // the writer's last column: bank and address
     localparam [BAW-1:0] WX_LASTQ = (W - 1) / KW;
     localparam [BAW-1:0] A_ONE = 1, QX_STEP = SW / KW, QX_RST = QX_RESET;
@@ -132,6 +138,22 @@ module a2q_swg #(
     function automatic signed [NW-1:0] row_hi(input signed [NW-1:0] y, input signed [NW-1:0] yw, input integer dy);
         row_hi = (y > H - KH - dy) ? (H - 1) * W : yw + ((dy + KH - 1) * W);
     endfunction
+    // bank numbers as one-hot vectors: adding a constant modulo N (N = KH rows or KW columns) rotates the bits
+    function automatic [KM-1:0] rotl(input [KM-1:0] v, input integer k, input integer n);
+        integer j;
+        begin
+            rotl = {KM{1'b0}};
+            for (j = 0; j < n; j = j + 1) rotl[(j + k) % n] = v[j];
+        end
+    endfunction
+    // the KM:1 rotation multiplexer on a one-hot (or all-zero: padding) select, an AND-OR with nothing in front
+    function automatic [PX-1:0] pick(input [KM*PX-1:0] w, input [KM-1:0] s);
+        integer i;
+        begin
+            pick = {PX{1'b0}};
+            for (i = 0; i < KM; i = i + 1) pick = pick | (w[i * PX +: PX] & {PX{s[i]}});
+        end
+    endfunction
 
     // lead: frames the writer is ahead of the reader (-1: the reader waits for a frame the writer has not begun,
     // 0: same frame, 1: the writer fills the next frame while the last windows of this one are read)
@@ -142,8 +164,7 @@ module a2q_swg #(
     reg  [BAW-1:0] wxq;                  // writer: bank address (column / KW)
     reg  [CW-1:0]  ox, noy;              // reader: output column; the next window row's index
     reg            ox_last, oy_last;     // the window is the last of its row / on the last window row
-    reg  [YB-1:0]  yr, yrq;              // reader: the window origin's row bank (yrq: of the window being read)
-    reg  [XB-1:0]  xr, xrq;              // reader: the origin's column bank
+    reg  [KM-1:0]  yoh, xoh;             // reader: the window origin's row bank and column bank, one-hot
     reg  [BAW-1:0] qx;                   // reader: the origin's column address floor(x0 / KW), modulo 2^BAW
     reg  signed [NW-1:0] cy, cx;         // the window's origin row y0 and column x0 in the frame
     reg  signed [NW-1:0] c_lo, c_nx, c_hi;             // row terms of the current window row
@@ -182,12 +203,17 @@ module a2q_swg #(
     // x / KW: each pixel once. A window's KH rows and KW columns hit KH x KW distinct banks; each is read once per
     // window (one write and one read port per bank, the memory shape yosys maps to LUT RAM or block RAM).
     wire [KH*KW*PX-1:0] rd_all;          // registered bank outputs, bank (b, c) at (b * KW + c) * PX
+    // the origin's banks; constants when every window starts in the same bank (e.g. a pool whose stride is its
+    // kernel): then the selects below are the padding flags alone
+    wire [KM-1:0] ycur = (Y_FIXED != 0) ? YOH_RESET : yoh;
+    wire [KM-1:0] xcur = (X_FIXED != 0) ? XOH_RESET : xoh;
     genvar gb, gc;
     generate
         for (gc = 0; gc < KW; gc = gc + 1) begin : g_col
             // every row bank of column bank c reads column x0 + ((c - x0) mod KW): address qx, or qx + 1 when
             // c < x0 mod KW (a padding column's address may be out of range: its lanes are masked)
-            wire [BAW-1:0] raddr = qx + ((gc < xr) ? A_ONE : {BAW{1'b0}});
+            localparam [KM-1:0] X_ABOVE = ((OH_ONE << KW) - 1) & ~((OH_ONE << (gc + 1)) - 1);   // banks > gc
+            wire [BAW-1:0] raddr = qx + ((|(xcur & X_ABOVE)) ? A_ONE : {BAW{1'b0}});
             for (gb = 0; gb < KH; gb = gb + 1) begin : g_row
                 reg [PX-1:0] bank [0:WB-1];
                 reg [PX-1:0] rd;
@@ -203,11 +229,13 @@ module a2q_swg #(
     endgenerate
 
     // lanes: window element (kh, kw) is bank ((Y0 + kh) mod KH, (x0 + kw) mod KW), zero where it is padding; a KH:1
-    // row rotation, then a KW:1 column rotation (each a multiplexer of constant selects). A window row or column is
-    // padding as a whole, so the mask is KH row flags and KW column flags, registered with the read.
+    // row rotation, then a KW:1 column rotation. Each is an AND-OR of one-hot selects registered with the read: row
+    // select rsel[kh] has bit b set when window row kh reads row bank b and is not padding, column select csel[kw]
+    // bit c likewise (a window row or column is padding as a whole), so no adder, compare or mask sits between the
+    // registers and the lanes. The selects are the origin's one-hot bank (yoh / xoh) rotated by kh / kw (wires).
     wire [KH*KW*PX-1:0] rows;            // window row kh of every column bank c at (kh * KW + c) * PX
-    reg  [KH-1:0]       rpad;
-    reg  [KW-1:0]       cpad;
+    reg  [KH*KM-1:0]    rsel;            // window row kh: row bank one-hot at kh * KM, 0 on a padding row
+    reg  [KW*KM-1:0]    csel;            // window column kw: column bank one-hot at kw * KM, 0 on a padding column
     genvar ky, kx;
     generate
         for (ky = 0; ky < KH; ky = ky + 1) begin : g_wrow
@@ -216,31 +244,29 @@ module a2q_swg #(
             localparam signed [NW-1:0] RP_LO = -ky, RP_HI = H - ky;
             /* verilator lint_on WIDTHTRUNC */
             always @(posedge clk) begin
-                if (emit) rpad[ky] <= (cy < RP_LO) || (cy >= RP_HI);
+                if (emit) rsel[ky * KM +: KM] <= ((cy < RP_LO) || (cy >= RP_HI)) ? {KM{1'b0}} : rotl(ycur, ky, KH);
             end
             for (gc = 0; gc < KW; gc = gc + 1) begin : g_rot
-                integer sb, b;
-                reg [PX-1:0] v;
-                always @* begin
-                    sb = (Y_FIXED != 0) ? Y_RESET + ky : $signed({{(32-YB){1'b0}}, yrq}) + ky;
-                    if (sb >= KH) sb = sb - KH;
-                    v = rd_all[(ky * KW + gc) * PX +: PX];
-                    for (b = 0; b < KH; b = b + 1)
-                        if (sb == b) v = rd_all[(b * KW + gc) * PX +: PX];
+                wire [KM*PX-1:0] cand;   // column bank gc of every row bank
+                for (gb = 0; gb < KM; gb = gb + 1) begin : g_cand
+                    if (gb < KH) begin : g_bank
+                        assign cand[gb * PX +: PX] = rd_all[(gb * KW + gc) * PX +: PX];
+                    end else begin : g_none
+                        assign cand[gb * PX +: PX] = {PX{1'b0}};
+                    end
                 end
-                assign rows[(ky * KW + gc) * PX +: PX] = v;
+                assign rows[(ky * KW + gc) * PX +: PX] = pick(cand, rsel[ky * KM +: KM]);
             end
             for (kx = 0; kx < KW; kx = kx + 1) begin : g_wcol
-                integer sc, c;
-                reg [PX-1:0] v;
-                always @* begin
-                    sc = (X_FIXED != 0) ? X_RESET + kx : $signed({{(32-XB){1'b0}}, xrq}) + kx;
-                    if (sc >= KW) sc = sc - KW;
-                    v = rows[(ky * KW + kx) * PX +: PX];
-                    for (c = 0; c < KW; c = c + 1)
-                        if (sc == c) v = rows[(ky * KW + c) * PX +: PX];
+                wire [KM*PX-1:0] cand;   // window row ky of every column bank
+                for (gc = 0; gc < KM; gc = gc + 1) begin : g_cand
+                    if (gc < KW) begin : g_bank
+                        assign cand[gc * PX +: PX] = rows[(ky * KW + gc) * PX +: PX];
+                    end else begin : g_none
+                        assign cand[gc * PX +: PX] = {PX{1'b0}};
+                    end
                 end
-                assign out_data[(ky * KW + kx) * PX +: PX] = (rpad[ky] || cpad[kx]) ? {PX{1'b0}} : v;
+                assign out_data[(ky * KW + kx) * PX +: PX] = pick(cand, csel[kx * KM +: KM]);
             end
         end
         for (kx = 0; kx < KW; kx = kx + 1) begin : g_cpad
@@ -248,7 +274,7 @@ module a2q_swg #(
             localparam signed [NW-1:0] CP_LO = -kx, CP_HI = W - kx;
             /* verilator lint_on WIDTHTRUNC */
             always @(posedge clk) begin
-                if (emit) cpad[kx] <= (cx < CP_LO) || (cx >= CP_HI);
+                if (emit) csel[kx * KM +: KM] <= ((cx < CP_LO) || (cx >= CP_HI)) ? {KM{1'b0}} : rotl(xcur, kx, KW);
             end
         end
     endgenerate
@@ -265,8 +291,7 @@ module a2q_swg #(
             ovalid <= 1'b0;
             ox <= {CW{1'b0}}; noy <= (OH == 1) ? {CW{1'b0}} : ONE;
             ox_last <= (OW == 1); oy_last <= (OH == 1);
-            yr <= YR_RESET; xr <= XR_RESET; qx <= QX_RST;
-            yrq <= YR_RESET; xrq <= XR_RESET;
+            yoh <= YOH_RESET; xoh <= XOH_RESET; qx <= QX_RST;
             // window (0, 0) and the row after it (the next frame's first when OH = 1)
             cy <= Y_TOP; cx <= X_LEFT;
             c_lo <= row_lo(Y_TOP, YW_TOP, 0);
@@ -300,7 +325,6 @@ module a2q_swg #(
             else if (rdone && !wdone) lead <= lead - 3'sd1;
             if (can) ovalid <= win_ready;
             if (emit) begin
-                yrq <= yr; xrq <= xr;
                 w_lc <= s_lt ? s_lo : s_nx;
                 w_h <= s_hi;
                 if (!ox_last) begin
@@ -310,18 +334,14 @@ module a2q_swg #(
                     cx <= cx + SW;
                     nxc <= (cx < -2 * SW) ? 0 : cx + 2 * SW;
                     nx1c <= (cx > W - KW - 2 * SW) ? W - 1 : cx + (2 * SW + KW - 1);
-                    // x0 += SW: column bank + SW mod KW with a carry into the address, which moves SW / KW
-                    if (xr + XR_STEP > X_LAST) begin
-                        xr <= xr + XR_STEP - X_LAST - X_ONE;
-                        qx <= qx + QX_STEP + A_ONE;
-                    end else begin
-                        xr <= xr + XR_STEP;
-                        qx <= qx + QX_STEP;
-                    end
+                    // x0 += SW: column bank + SW mod KW (a rotation) with a carry into the address, which moves
+                    // SW / KW
+                    xoh <= rotl(xoh, X_STEP, KW);
+                    qx <= qx + QX_STEP + ((|(xoh & X_CARRY)) ? A_ONE : {BAW{1'b0}});
                 end else begin
                     ox <= {CW{1'b0}}; ox_last <= (OW == 1);
                     cx <= X_LEFT; nxc <= NXC0; nx1c <= NX1C0;
-                    xr <= XR_RESET; qx <= QX_RST;
+                    xoh <= XOH_RESET; qx <= QX_RST;
                     // on to the next window row (its terms were computed a row ahead), and the row after it: SH
                     // rows further, or the next frame's first window row
                     oy_last <= n_last;
@@ -340,10 +360,7 @@ module a2q_swg #(
                         n_hi <= row_hi(ny, nyw, SH);
                     end
                     // Y0 moves SH rows, or on to the next frame's first window row
-                    if (yr + ((!oy_last) ? YR_STEP : YR_FRAME) > Y_LAST)
-                        yr <= yr + ((!oy_last) ? YR_STEP : YR_FRAME) - Y_LAST - Y_ONE;
-                    else
-                        yr <= yr + ((!oy_last) ? YR_STEP : YR_FRAME);
+                    yoh <= oy_last ? rotl(yoh, Y_FRAME, KH) : rotl(yoh, Y_STEP, KH);
                 end
             end
         end
