@@ -71,7 +71,12 @@ module a2q_swg #(
     localparam integer BAW = (WB < 2) ? 1 : $clog2(WB);  // bank address; column arithmetic wraps at 2^BAW
     localparam integer YB = (KH < 2) ? 1 : $clog2(KH) + 1;   // row-bank numbers, one spare bit for the carry
     localparam integer XB = (KW < 2) ? 1 : $clog2(KW) + 1;   // column-bank numbers, likewise
-    localparam integer CW = 16;                          // counters (frames up to 32767 per side)
+    localparam integer OM = (OH > OW) ? OH : OW;
+    localparam integer CW = $clog2(OM + 1);              // output counters: OW - 2 / OH - 2 = -1 (all ones) is
+                                                         // out of their range when OW / OH = 1
+    // no window covers padding in a dimension without any (y0 + KH - 1 <= (OH - 1) x SH + KH - 1 <= H - 1)
+    localparam integer ROW_PAD = (PT > 0 || PB > 0) ? 1 : 0;
+    localparam integer COL_PAD = (PL > 0 || PR > 0) ? 1 : 0;
     localparam integer KM = (KH > KW) ? KH : KW;         // one-hot bank selects: KM bits, the top ones 0 in the
                                                          // shorter dimension
     // window origin (global row Y0, column x0) in bank coordinates: row bank Y0 mod KH, column bank x0 mod KW and
@@ -244,7 +249,8 @@ module a2q_swg #(
             localparam signed [NW-1:0] RP_LO = -ky, RP_HI = H - ky;
             /* verilator lint_on WIDTHTRUNC */
             always @(posedge clk) begin
-                if (emit) rsel[ky * KM +: KM] <= ((cy < RP_LO) || (cy >= RP_HI)) ? {KM{1'b0}} : rotl(ycur, ky, KH);
+                if (emit) rsel[ky * KM +: KM] <= (ROW_PAD != 0 && (cy < RP_LO || cy >= RP_HI)) ? {KM{1'b0}}
+                                                                                     : rotl(ycur, ky, KH);
             end
             for (gc = 0; gc < KW; gc = gc + 1) begin : g_rot
                 wire [KM*PX-1:0] cand;   // column bank gc of every row bank
@@ -274,7 +280,8 @@ module a2q_swg #(
             localparam signed [NW-1:0] CP_LO = -kx, CP_HI = W - kx;
             /* verilator lint_on WIDTHTRUNC */
             always @(posedge clk) begin
-                if (emit) csel[kx * KM +: KM] <= ((cx < CP_LO) || (cx >= CP_HI)) ? {KM{1'b0}} : rotl(xcur, kx, KW);
+                if (emit) csel[kx * KM +: KM] <= (COL_PAD != 0 && (cx < CP_LO || cx >= CP_HI)) ? {KM{1'b0}}
+                                                                                     : rotl(xcur, kx, KW);
             end
         end
     endgenerate
