@@ -25,8 +25,9 @@
 // and padding included) hit KH x KW distinct banks, each read once per window: KH x KW one-write / one-read-port
 // memories of ceil(W / KW) pixels that yosys maps to LUT RAM (or registers when tiny), KH x KW x ceil(W / KW) x C x
 // BITS bits in all, about KH rows of the frame, each pixel stored once. A KH:1 row rotation and a KW:1 column
-// rotation put the bank outputs back in (kh, kw) lane order (constant wires when every window starts in the same
-// bank, e.g. a pool whose stride is its kernel). The previous unit kept KH x KW whole copies of a (KH - 1 + SH)-row
+// rotation put the bank outputs back in (kh, kw) lane order, AND-ORs on one-hot selects registered with the read
+// (constant wires when every window starts in the same bank and none covers padding, e.g. a pool whose stride is
+// its kernel). The previous unit kept KH x KW whole copies of a (KH - 1 + SH)-row
 // circular buffer, more bits than the two-bank frame buffer it replaced for 5x5 windows. FINN's
 // ConvolutionInputGenerator (parallel-window mode) is the reference design. General in C / H / W / KH / KW / stride /
 // padding.
