@@ -211,3 +211,48 @@ def test_each_new_unit_is_exactly_its_planned_width_one_bit_less_wraps(tmp_path,
     _one_layer_narrower(tmp_path / "narrow", model, name)
     _, golden = _check(tmp_path / "narrow", model, x)
     assert golden.stats[name].overflow_events > 0
+
+
+def _global_pool_after_conv(seed: int = 0, last: bool = False) -> "Model":
+    """conv (signed INT4 out, PE = 2 results per beat) -> global avg pool 5x5 on the signed stream (-> dense unless
+    `last`): the pool's input arrives two elements per beat and its sums go negative; as the last layer its
+    threshold stage meets the stalled output directly."""
+    from _graph_models import S4, U4, _affine, _conv, thresholds
+
+    from a2qflow.hw.compiler.ir import AvgPoolLayer, DenseLayer, InputQuant, IntType, Model
+
+    rng = np.random.default_rng(seed)
+    c, hw = 4, (5, 5)
+    conv = _conv("conv", rng, 1, c, hw, out=S4)
+    gap = AvgPoolLayer("gap", np.ones((c, 1, *hw), np.int64), S4, IntType(1, False),
+                       thresholds(np.ones((c, hw[0] * hw[1]), np.int64), S4, U4, rng), (c, *hw), hw)
+    fc = DenseLayer("fc", rng.integers(-7, 8, (3, c)), U4, S4, _affine(3, rng))
+    return Model("global_pool", (1, *hw), InputQuant(1 / 15, 0, U4), [conv, gap] + ([] if last else [fc]))
+
+
+@pytest.mark.parametrize("which", ["residual", "conv_signed", "gap_last"])
+def test_global_pool_is_a_per_channel_accumulator_bit_exact_under_backpressure(tmp_path, which):
+    """A pool whose window is the whole frame elaborates as a2q_gap (no line buffer, no VVAU: each pixel is read
+    once) at the plan's width, lint clean, and equals the golden model on random and saturating inputs with the
+    output stalled, fed one element per beat (after the add) or two (a PE = 2 conv, signed sums), and as the last
+    layer (the stalls reach its thresholds: the last pixel's elements must wait for them)."""
+    model = residual_model(seed=3) if which == "residual" else _global_pool_after_conv(3, last=which == "gap_last")
+    build = _build(tmp_path, model)
+    rtl = generate(build)
+    assert lint(rtl) == []
+    body = (rtl / "a2q_top.v").read_text().split("module a2q_layer_gap ")[1].split("endmodule")[0]
+    lp, (c, h, w) = load_plan(build).layer("gap"), model.layer("gap").in_shape
+    assert "a2q_gap #(" in body and "a2q_swg" not in body and "a2q_vvau" not in body
+    assert f".C({c}), .N({h * w})" in body and f".ACC_BITS({lp.acc_bits})" in body
+    assert ("a2q_p2s #(.N(2)" in body) == (which != "residual")  # the conv's PE-wide beats, serialised
+    man = json.loads((rtl / "manifest.json").read_text())
+    assert "gap" not in man["line_buffers"] and man["kinds"]["gap"] == "avgpool"
+    assert "a2q_vvau.v" not in man["sources"] and "a2q_thr.v" in man["sources"]
+    x = _inputs(model, 6, seed=4)
+    res, golden = _check(build, model, x, stall=30)
+    assert golden.overflow_events == 0
+    if which != "residual":  # the pool's sums reach both signs (the signed path is exercised)
+        sums = reference.run(model, x, load_plan(build).acc_bits()).stats["gap"]
+        assert sums.acc_min < 0 < sums.acc_max
+    if which == "residual":  # II: the line-buffered conv block's, not the pool's (36 pixels x 4 channels per frame)
+        assert res.initiation_interval_cycles >= h * w * c

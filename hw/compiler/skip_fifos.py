@@ -78,6 +78,9 @@ def element_needs(layer) -> np.ndarray:
     Why: a line-buffered sliding window emits a window as soon as its last element has arrived, and an MVAU / VVAU
     computes a window (or a dense layer's vector) as soon as the whole of it is in, so need() is exactly how far the
     layer's input must have advanced before output j can leave. Element-wise layers (requant, add) need element j.
+    A global average pool built as the RTL's per-channel accumulator (a2q_gap, no line buffer) gives output channel c
+    with input element (H*W - 1)*C + c, at most C - 1 elements before the frame's last one that this models for every
+    channel (the VVAU's rule, which the HLS backend keeps): the skip FIFO it sizes is at least as deep as needed.
     """
     if layer.kind in ("conv", "dwconv", "avgpool", "maxpool"):
         c, h, w = layer.in_shape

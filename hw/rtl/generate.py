@@ -12,7 +12,8 @@ channel-parallel max unit; a dense layer after a conv / pool gets its columns pe
 Width converters (a2q_s2p / a2q_p2s, after FINN's StreamingDataWidthConverter) sit only where two neighbours
 disagree. Dense layers fed by a vector stream (an MLP) keep one element per beat in and out, so an MLP's design is
 the one its published LUT counts were measured on. A depthwise conv or an average pool (its window sum) is a
-sliding-window generator feeding a VVAU; a residual add and a requant are element-wise threshold units. The model
+sliding-window generator feeding a VVAU, except a global average pool (the window is the whole frame), which is a
+per-channel accumulator in front of the thresholds (a2q_gap); a residual add and a requant are element-wise threshold units. The model
 is a graph: one stream per tensor, a duplicator where a tensor has several readers, and a skip FIFO in front of an
 add input whose branch does not buffer what the other one holds back (hw/compiler/skip_fifos.py). The last layer's
 outputs leave in HWC order as well; the manifest says how to put them back into the golden model's CHW order.
@@ -127,6 +128,7 @@ class _LayerRTL:
     arch: str = "folded"
     unrolled: dict | None = None  # adders, signed-digit terms, pipeline depth of an unrolled layer
     vvau: dict | None = None  # depthwise conv / average pool: a2q_vvau parameters
+    gap: dict | None = None  # global average pool: a2q_gap parameters (no line buffer, no VVAU)
     elem: dict | None = None  # add / requant: a2q_add / a2q_requant parameters
     fifo: list[int] = field(default_factory=list)  # add: skip FIFO depth in front of each input (0: none)
     in_nets: list[str] = field(default_factory=list)  # the streams it reads, in input order (set by describe)
@@ -436,6 +438,8 @@ def _vvau_layer(layer: DepthwiseConvLayer, plan: Plan, shape: tuple[int, ...], e
         raise A2QFlowError(f"layer {layer.name}: weights span [{wm.min()}, {wm.max()}], outside its weight type "
                            f"{layer.w_type}")
     act = _activation(layer, lp, P, is_last)
+    if is_global_pool(layer, wm):
+        return _gap_layer(layer, lp, act, elem, module, inst, lanes), layer.out_shape, act.next_elem
     mem, wfile, tfile = _folded_memories(layer.name, wm, act, simd, pe, layer.w_type.bits)
     vvau = dict(K=K, C=C, SIMD=simd, PE=pe, IN_SIGNED=int(layer.in_type.signed), W_BITS=layer.w_type.bits,
                 W_SIGNED=int(layer.w_type.signed), ACC_BITS=P, N_THR=act.n_thr, THR_BITS=act.thr_bits,
@@ -449,6 +453,34 @@ def _vvau_layer(layer: DepthwiseConvLayer, plan: Plan, shape: tuple[int, ...], e
     rtl = _LayerRTL(layer.name, layer.kind, module, inst, elem.bits, act.out_w, summary, swg=swg, vvau=vvau,
                     mem_files=mem, in_lanes=lanes, chain=_window_chain(swg, lanes, 1, elem.bits))
     return rtl, layer.out_shape, act.next_elem
+
+
+def is_global_pool(layer: DepthwiseConvLayer, wm: np.ndarray) -> bool:
+    """An average pool whose window is its whole unpadded input frame (one output pixel): built as a2q_gap.
+
+    Why apart: its window sum needs no sliding window. a2q_swg -> a2q_p2s -> a2q_vvau would hold the whole frame in
+    the line buffer and again in the VVAU's patch buffer; a per-channel accumulator reads each pixel once.
+    """
+    c, h, w = layer.in_shape
+    return (layer.kind == "avgpool" and tuple(layer.kernel) == (h, w) and not any(layer.pad)
+            and tuple(layer.out_shape) == (c, 1, 1) and wm.size > 0 and bool((wm == 1).all()))
+
+
+def _gap_layer(layer: DepthwiseConvLayer, lp, act: _Act, elem: IntType, module: str, inst: str,
+               lanes: int) -> _LayerRTL:
+    """A global average pool: a2q_gap, C per-channel ACC_BITS sums over the frame, then a2q_thr's thresholds (the
+    residual add's and requant's stage), one element per beat in (a2q_p2s where the producer gives more) and out."""
+    C, (_, h, w), P = layer.out_channels, layer.in_shape, lp.acc_bits
+    depth = 1 << max(1, (C - 1).bit_length())  # a2q_thr's memory has 2^clog2(C) words
+    tfile = f"{identifier(layer.name)}_thresholds.mem" if act.n_thr else "none.mem"
+    mem = {tfile: _hex_words(act.thresholds, act.thr_bits, depth)} if act.n_thr else {}
+    gap = dict(C=C, N=h * w, IN_SIGNED=int(layer.in_type.signed), ACC_BITS=P, N_THR=act.n_thr,
+               THR_BITS=act.thr_bits, OUT_BASE=act.out_base, THR_FILE=tfile, SIMD=1, PE=1)
+    unsafe = f" (UNSAFE: below exact bound {lp.acc_bits_exact})" if lp.unsafe else ""
+    summary = (f"avgpool global {h}x{w} C={C}: per-channel sums of {h * w} {layer.in_type} pixels (a2q_gap, no line "
+               f"buffer), one element per beat, ACC_BITS={P}{unsafe}, {act.note}")
+    return _LayerRTL(layer.name, layer.kind, module, inst, elem.bits, act.out_w, summary, gap=gap, mem_files=mem,
+                     in_lanes=lanes, chain=width_converters("in", lanes, 1, elem.bits, "0"))
 
 
 def _elementwise_layer(layer: AddLayer | RequantLayer, plan: Plan, shapes: list[tuple[int, ...]],
@@ -578,7 +610,7 @@ def _library_files(layers: list[_LayerRTL], stream: dict) -> list[str]:
         needed.append("a2q_swg.v")
     if any(l.pool for l in layers):
         needed.append("a2q_pool.v")
-    if any(l.elem for l in layers):
+    if any(l.elem or l.gap for l in layers):
         needed.append("a2q_thr.v")
     if stream["dups"] or any(any(l.fifo) for l in layers):
         needed.append("a2q_stream.v")
@@ -609,8 +641,8 @@ def generate(build: Path | str) -> Path:
     needed = _library_files(layers, stream)
     sources = needed + ["a2q_top.v"]
     mem_files = {name: text for l in layers for name, text in l.mem_files.items()}
-    units = {l.name: (l.mvau or l.vvau) for l in layers if l.mvau or l.vvau}
-    thr = {l.name: p["THR_BITS"] for l in layers for p in (l.mvau, l.vvau, l.elem) if p and p["N_THR"]}
+    units = {l.name: (l.mvau or l.vvau or l.gap) for l in layers if l.mvau or l.vvau or l.gap}
+    thr = {l.name: p["THR_BITS"] for l in layers for p in (l.mvau, l.vvau, l.elem, l.gap) if p and p["N_THR"]}
     io = {k: v for k, v in stream.items() if k not in ("dups", "fifos")}
     manifest = {
         "top": TOP,

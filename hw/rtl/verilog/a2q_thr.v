@@ -2,6 +2,7 @@
 //   a2q_thr      thresholds on a stream of accumulators (FINN's Thresholding): out = OUT_BASE + #{l : acc >= T[c, l]}
 //   a2q_add      residual add of two streams: acc = (a << SA) + (b << SB) at ACC_BITS, then a2q_thr
 //   a2q_requant  standalone requantization: acc = x at ACC_BITS, then a2q_thr
+//   a2q_gap      global average pooling: acc[c] = the sum of channel c over the frame's N pixels, then a2q_thr
 // Elements arrive in HWC order (channel fastest), so the channel of element i is i mod C. The accumulator is
 // exactly ACC_BITS wide and wraps modulo 2^ACC_BITS, like the MVAU's (the plan proves the true sum fits).
 // THR_FILE: word c holds T[c][l] at bits l*THR_BITS (two's complement). With N_THR = 0 (a last layer whose float
@@ -129,6 +130,57 @@ module a2q_requant #(
     wire [EW-1:0] ext = {{(EW-IN_BITS){s}}, in_data};  // bits above ACC_BITS dropped (modular, forced widths)
     /* verilator lint_on UNUSEDSIGNAL */
     `A2Q_THR_STAGE(ext[ACC_BITS-1:0], in_valid, in_ready)
+endmodule
+// a2q_gap: global average pooling (the window is the whole H x W frame, unpadded: one output pixel), FINN's
+// GlobalAccPool (finn-hlslib AccPool_Batch) in front of a2q_thr. Elements arrive one per beat in HWC order (channel
+// fastest); channel c's running sum is word c of a C-word memory, exactly ACC_BITS wide and wrapping like the VVAU's
+// accumulator (the plan proves the sum of N inputs fits). The frame's first pixel starts each sum afresh (no reset
+// pass); on its last pixel element c completes sum c, which goes straight to the thresholds (one sum per beat,
+// channel order) instead of back into the memory, so the next frame's pixels follow without a gap: one element per
+// cycle, II = N * C cycles, no line buffer and no patch buffer (the window sum on a2q_swg -> a2q_vvau held the
+// frame twice).
+module a2q_gap #(
+    `A2Q_ELEM_IN,
+    parameter integer N = 4,                   // pixels per frame (H * W)
+    `A2Q_THR_PARAMS(8, 8),
+    parameter THR_FILE = ""
+) (
+    `A2Q_STREAM_PORTS(IN_BITS, OUT_W)
+);
+    localparam integer CAW = (C < 2) ? 1 : $clog2(C);
+    localparam integer NW = (N < 2) ? 1 : $clog2(N);
+    /* verilator lint_off WIDTHTRUNC */  // sized constants: C - 1 and N - 1 fit CAW / NW bits by construction
+    localparam [CAW-1:0] C_LAST = C - 1;
+    localparam [NW-1:0]  N_LAST = N - 1;
+    /* verilator lint_on WIDTHTRUNC */
+    localparam integer EW = (ACC_BITS > IN_BITS + 1) ? ACC_BITS : IN_BITS + 1;
+    reg  [CAW-1:0]      c;             // channel of the element on the input
+    reg  [NW-1:0]       pix;           // pixel of the frame
+    reg  [ACC_BITS-1:0] sums [0:(1 << CAW) - 1];
+    wire s = (IN_SIGNED != 0) ? in_data[IN_BITS-1] : 1'b0;
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [EW-1:0] ext = {{(EW-IN_BITS){s}}, in_data};  // bits above ACC_BITS dropped (modular, forced widths)
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire first = (pix == {NW{1'b0}});
+    wire last = (pix == N_LAST);
+    wire [ACC_BITS-1:0] sum = (first ? {ACC_BITS{1'b0}} : sums[c]) + ext[ACC_BITS-1:0];
+    wire t_ready;
+    wire in_fire = in_valid && in_ready;
+    assign in_ready = !last || t_ready;   // only the last pixel's elements wait for the thresholds
+
+    always @(posedge clk) begin
+        if (in_fire && !last) sums[c] <= sum;
+    end
+    always @(posedge clk) begin
+        if (rst) begin
+            c <= {CAW{1'b0}};
+            pix <= {NW{1'b0}};
+        end else if (in_fire) begin
+            c <= (c == C_LAST) ? {CAW{1'b0}} : c + 1'b1;
+            if (c == C_LAST) pix <= last ? {NW{1'b0}} : pix + 1'b1;
+        end
+    end
+    `A2Q_THR_STAGE(sum, in_valid && last, t_ready)
 endmodule
 `undef A2Q_THR_STAGE
 `undef A2Q_ELEM_IN
