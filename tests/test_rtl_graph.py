@@ -12,7 +12,7 @@ from _graph_models import ALL, dense_residual_model, residual_model, saturating_
 
 from a2qflow.hw.compiler import reference
 from a2qflow.hw.compiler import skip_fifos as graph
-from a2qflow.hw.compiler.ir import save_model
+from a2qflow.hw.compiler.ir import Model, save_model
 from a2qflow.hw.compiler.plan import load_plan, make_plan, save_plan
 from a2qflow.hw.config import ArchitectureConfig, Folding, FoldingConfig
 from a2qflow.hw.errors import A2QFlowError

@@ -13,9 +13,10 @@ Width converters (a2q_s2p / a2q_p2s, after FINN's StreamingDataWidthConverter) s
 disagree. Dense layers fed by a vector stream (an MLP) keep one element per beat in and out, so an MLP's design is
 the one its published LUT counts were measured on. A depthwise conv or an average pool (its window sum) is a
 sliding-window generator feeding a VVAU, except a global average pool (the window is the whole frame), which is a
-per-channel accumulator in front of the thresholds (a2q_gap); a residual add and a requant are element-wise threshold units. The model
-is a graph: one stream per tensor, a duplicator where a tensor has several readers, and a skip FIFO in front of an
-add input whose branch does not buffer what the other one holds back (hw/compiler/skip_fifos.py). The last layer's
+per-channel accumulator in front of the thresholds (a2q_gap); a residual add and a requant are element-wise
+threshold units. The model is a graph: one stream per tensor, a duplicator where a tensor has several readers,
+and a skip FIFO in front of an add input whose branch does not buffer what the other one holds back
+(hw/compiler/skip_fifos.py). The last layer's
 outputs leave in HWC order as well; the manifest says how to put them back into the golden model's CHW order.
 """
 

@@ -44,7 +44,8 @@ MODEL_FILE = "resource_model.json"
 MODEL_FORMAT = 1
 TARGETS = ("LUT", "FF", "CARRY")
 PRICED_KINDS = ("dense", "conv")  # plan.json kinds built from a2q_mvau.v, what the coefficients were fitted to
-UNIT = {"dwconv": "a2q_vvau", "avgpool": "a2q_vvau window sum, or a2q_gap when global", "add": "a2q_add", "requant": "a2q_requant"}
+UNIT = {"dwconv": "a2q_vvau", "avgpool": "a2q_vvau window sum, or a2q_gap when global", "add": "a2q_add",
+        "requant": "a2q_requant"}
 
 
 @dataclass(frozen=True)
