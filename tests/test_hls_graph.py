@@ -12,13 +12,13 @@ import subprocess
 
 import numpy as np
 import pytest
-from _graph_models import ALL, S4, U4, first_layer_model, input_fork_model, three_reader_model
+from _graph_models import ALL, S4, U4, first_layer_model, input_fork_model, three_reader_model, thresholds
 from _hls_util import random_inputs, write_build
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from a2qflow.hw.compiler.bounds import worst_case_inputs
-from a2qflow.hw.compiler.ir import Model, save_model
+from a2qflow.hw.compiler.ir import Affine, AvgPoolLayer, InputQuant, IntType, Model, RequantLayer, save_model
 from a2qflow.hw.compiler.plan import load_plan, make_plan, save_plan
 from a2qflow.hw.compiler.reference import run as golden_run
 from a2qflow.hw.compiler.thresholds import fit_thresholds
@@ -193,6 +193,24 @@ def test_a_global_pool_is_one_accumulator_pass_over_the_frame(tmp_path):
     assert res.returncode == 0 and f"{len(x)} samples, 0 mismatching outputs" in res.stdout, res.stdout + res.stderr
     loops = [tuple(int(v) for v in line.split()) for line in (tmp_path / "loops.txt").read_text().splitlines()]
     assert loops[k] == (k, gap.inp.beats, gap.inp.beats)  # every image: N * C / BEAT iterations, one beat read each
+
+
+@pytest.mark.parametrize("pe", [1, 2, 6])
+def test_a_last_global_pool_streams_its_raw_signed_sums_at_the_producers_beat(tmp_path, pe):
+    # requant (INT4 -> INT4, PE pe) -> global pool 2x3 as the last layer: the raw ACC_BITS sums leave at the
+    # requant's beat (1, 2 or all 6 channels), bit-exact on random and saturating signed inputs
+    rng = np.random.default_rng(pe)
+    c = 6
+    req = RequantLayer("req", S4, thresholds(np.ones((c, 1), np.int64), S4, S4, rng, spread=1.0), (c, 2, 3))
+    gap = AvgPoolLayer("gap", np.ones((c, 1, 2, 3), np.int64), S4, IntType(1, False),
+                       Affine(np.ones(c), np.zeros(c)), (c, 2, 3), (2, 3))
+    model = Model("gap_last", (c, 2, 3), InputQuant(1 / 7, 0, S4), [req, gap])
+    build = write_build(model, tmp_path / "b", folding={"req": (1, pe)})
+    d = build_design(model, load_plan(build))
+    assert d.stages[-1].kind == "global_pool" and d.stages[-1].inp.beat == d.output.beat == pe
+    res = run_csim(build, np.concatenate([random_inputs(model, 30), saturating_inputs(model)]), progress=False)
+    check_exact(res)
+    assert res.overflow_events == 0 and res.outputs.min() < 0 < res.outputs.max()
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
