@@ -10,7 +10,6 @@
 
 #include "a2q_common.hpp"
 #include "sliding_window.hpp"
-#include "thresholds.hpp"
 
 // Beat cb of a pooled pixel: channels cb * W .. cb * W + W - 1, each the max over its window.
 template <unsigned KK, unsigned C, unsigned W, typename T>
