@@ -155,6 +155,10 @@ def first_layer_model(kind: str, seed: int = 0) -> Model:
         w = rng.integers(-7, 8, (2, 1, 3, 3))
         first = DepthwiseConvLayer("first", w, U4, S4, thresholds(w.reshape(2, -1), U4, U4, rng), (2, 4, 4))
         shape, iq, out = (2, 4, 4), U4, (2, 2, 2)
+    elif kind == "global_avgpool_signed":  # global 3x3 on 4 INT4 channels, 4 per input beat: sum [-72, 63]
+        first = AvgPoolLayer("first", np.ones((4, 1, 3, 3), np.int64), S4, IntType(1, False),
+                             thresholds(np.ones((4, 9), np.int64), S4, U4, rng), (4, 3, 3), (3, 3))
+        shape, iq, out = (4, 3, 3), S4, first.out_shape
     else:  # avgpool 2x2 stride 2 (window sum [0, 60]) or global 4x4 ([0, 240])
         k = (2, 2) if kind == "avgpool" else (4, 4)
         first = AvgPoolLayer("first", np.ones((2, 1, *k), np.int64), U4, IntType(1, False),

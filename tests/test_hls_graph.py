@@ -8,22 +8,24 @@ checks that the skip FIFOs the generator sizes keep the dataflow from deadlockin
 
 from __future__ import annotations
 
+import subprocess
+
 import numpy as np
 import pytest
-from _graph_models import ALL, S4, U4, first_layer_model, input_fork_model, three_reader_model
+from _graph_models import ALL, S4, U4, first_layer_model, input_fork_model, three_reader_model, thresholds
 from _hls_util import random_inputs, write_build
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from a2qflow.hw.compiler.bounds import worst_case_inputs
-from a2qflow.hw.compiler.ir import Model, save_model
+from a2qflow.hw.compiler.ir import Affine, AvgPoolLayer, InputQuant, IntType, Model, RequantLayer, save_model
 from a2qflow.hw.compiler.plan import load_plan, make_plan, save_plan
 from a2qflow.hw.compiler.reference import run as golden_run
 from a2qflow.hw.compiler.thresholds import fit_thresholds
 from a2qflow.hw.config import Folding, FoldingConfig, VitisConfig
 from a2qflow.hw.errors import A2QFlowError
-from a2qflow.hw.hls.csim import run_csim
-from a2qflow.hw.hls.dataflow import simulate
+from a2qflow.hw.hls.csim import compile_testbench, run_csim
+from a2qflow.hw.hls.dataflow import simulate, stage_ops
 from a2qflow.hw.hls.generate import generate, render_project
 from a2qflow.hw.hls.lowering import build_design
 
@@ -107,7 +109,7 @@ def first_layer_worst_cases(model: Model) -> np.ndarray:
     return np.concatenate([x, imgs])
 
 
-@pytest.mark.parametrize("kind", ["avgpool", "global_avgpool", "add", "requant", "dwconv"])
+@pytest.mark.parametrize("kind", ["avgpool", "global_avgpool", "global_avgpool_signed", "add", "requant", "dwconv"])
 def test_new_kind_widths_are_exact_and_tight(tmp_path, kind):
     # at the planned (exact) width the worst-case inputs never overflow; one bit less and they do
     model = first_layer_model(kind)
@@ -131,8 +133,10 @@ def test_folding_needs_width_converters_and_still_matches(tmp_path):
                                                         "block_add": (1, 2), "gap": (9, 1)})
     d = build_design(model, load_plan(build))
     conv = sorted(stage.comment for stage in d.stages if stage.kind == "convert_width")
+    # the global pool takes block_add's 2 channels per beat and gives 2 (its own kernel: the plan's SIMD / PE for
+    # it do not apply), so only fc re-beats them
     assert conv == ["block_add input block_conv1: 1 -> 2 values per beat", "block_skip input: 4 -> 2 values per beat",
-                    "fc: 1 -> 4 values per beat"]
+                    "fc: 2 -> 4 values per beat"]
     check_exact(run_csim(build, np.concatenate([random_inputs(model, 30), saturating_inputs(model)]),
                          progress=False))
     assert not simulate(d).deadlock
@@ -156,7 +160,57 @@ def test_residual_design_forks_once_and_sizes_the_skip_fifo(tmp_path):
     assert f"#pragma HLS stream variable={skip.name} depth={beats}" in top
     assert f"// depth {beats}: skip branch from stem to block_add: holds {beats} beats of 4 (120 elements" in top
     assert top.count("duplicate_stream<") == 1 and top.count("add_streams<") == 1 and top.count("requant<") == 1
-    assert top.count("vvau<") == 1 and top.count("dw_sliding_window<") == 1
+    assert top.count("global_pool<") == 1 and "vvau<" not in top and "dw_sliding_window<" not in top
+
+
+def test_a_global_pool_is_one_accumulator_pass_over_the_frame(tmp_path):
+    # the residual block's 6x6 global pool on its own kernel (global_pool, pool.hpp): no window stage, no weight
+    # table, and its loop (monitor build, --loops) runs once per input beat, so each pixel is read once and the C
+    # sums are all it holds; bit-exact on random and saturating inputs with block_add's 2 channels per beat
+    model = ALL["residual"]()
+    build = write_build(model, tmp_path / "b", folding={"block_add": (1, 2)})
+    d = build_design(model, load_plan(build))
+    k, gap = next((k, sg) for k, sg in enumerate(d.stages) if sg.comment.startswith("gap:"))
+    assert gap.kind == "global_pool" and gap.inp.beat == gap.out.beat == 2 and gap.out.shape == (4, 1, 1)
+    assert [sg.kind for sg in d.stages if sg.ns == gap.ns] == ["global_pool"]
+    ops = stage_ops(d, gap)
+    assert [wr for wr, _ in ops].count(False) == gap.inp.beats == 4 * 36 // 2
+    assert [wr for wr, _ in ops].count(True) == gap.out.beats == 2
+    hls = generate(build)
+    top, params = (hls / "top.cpp").read_text(), (hls / "params_l5_gap.h").read_text()
+    assert "global_pool<l5_gap::C, l5_gap::N, l5_gap::BEAT, l5_gap::ACC_BITS" in top
+    calls = [line.strip() for line in top.splitlines() if "l5_gap::" in line]  # the layer's only call: no window
+    assert len(calls) == 1 and calls[0].startswith("global_pool<") and "vvau<" not in top
+    assert "weights[" not in params and "constexpr unsigned N = 36;" in params
+    assert "constexpr unsigned BEAT = 2;" in params and "ThresholdActivation<C, PE," in params
+    exe, _, _ = compile_testbench(hls, monitor=True)
+    x = np.concatenate([random_inputs(model, 20), saturating_inputs(model)])
+    (tmp_path / "in.bin").write_bytes(x.astype(np.int32).tobytes())
+    golden_run(model, x, load_plan(build).acc_bits()).acc.astype(np.int64).tofile(tmp_path / "expected.bin")
+    res = subprocess.run([str(exe), str(tmp_path / "in.bin"), str(tmp_path / "out.bin"), "--expect",
+                          str(tmp_path / "expected.bin"), "--loops", str(tmp_path / "loops.txt")],
+                         capture_output=True, text=True)
+    assert res.returncode == 0 and f"{len(x)} samples, 0 mismatching outputs" in res.stdout, res.stdout + res.stderr
+    loops = [tuple(int(v) for v in line.split()) for line in (tmp_path / "loops.txt").read_text().splitlines()]
+    assert loops[k] == (k, gap.inp.beats, gap.inp.beats)  # every image: N * C / BEAT iterations, one beat read each
+
+
+@pytest.mark.parametrize("pe", [1, 2, 6])
+def test_a_last_global_pool_streams_its_raw_signed_sums_at_the_producers_beat(tmp_path, pe):
+    # requant (INT4 -> INT4, PE pe) -> global pool 2x3 as the last layer: the raw ACC_BITS sums leave at the
+    # requant's beat (1, 2 or all 6 channels), bit-exact on random and saturating signed inputs
+    rng = np.random.default_rng(pe)
+    c = 6
+    req = RequantLayer("req", S4, thresholds(np.ones((c, 1), np.int64), S4, S4, rng, spread=1.0), (c, 2, 3))
+    gap = AvgPoolLayer("gap", np.ones((c, 1, 2, 3), np.int64), S4, IntType(1, False),
+                       Affine(np.ones(c), np.zeros(c)), (c, 2, 3), (2, 3))
+    model = Model("gap_last", (c, 2, 3), InputQuant(1 / 7, 0, S4), [req, gap])
+    build = write_build(model, tmp_path / "b", folding={"req": (1, pe)})
+    d = build_design(model, load_plan(build))
+    assert d.stages[-1].kind == "global_pool" and d.stages[-1].inp.beat == d.output.beat == pe
+    res = run_csim(build, np.concatenate([random_inputs(model, 30), saturating_inputs(model)]), progress=False)
+    check_exact(res)
+    assert res.overflow_events == 0 and res.outputs.min() < 0 < res.outputs.max()
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

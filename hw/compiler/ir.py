@@ -184,6 +184,21 @@ class AvgPoolLayer(DepthwiseConvLayer):
     kind: str = field(default="avgpool", init=False)
 
 
+def is_global_pool(layer: Layer) -> bool:
+    """An average pool whose window is its whole unpadded input frame (one output pixel, all-ones weights).
+
+    Why apart: its window sum needs no sliding window. A line buffer would hold the whole frame (and the VVAU's
+    patch buffer again); a per-channel accumulator (FINN's GlobalAccPool) reads each pixel once. Both backends
+    build it so (a2q_gap in hw/rtl, global_pool in hls_templates/pool.hpp) and ask this one predicate.
+    """
+    if layer.kind != "avgpool":
+        return False
+    c, h, w = layer.in_shape
+    wm = np.asarray(layer.weight_matrix())
+    return (tuple(layer.kernel) == (h, w) and not any(layer.pad) and tuple(layer.out_shape) == (c, 1, 1)
+            and wm.size > 0 and bool((wm == 1).all()))
+
+
 class _Elementwise:
     """Shape facts of a layer that keeps its input's shape (add, requant): C channels of `in_shape`, each a dot
     product of K constant weights (`_weights`: one row, the same for every channel)."""

@@ -51,6 +51,9 @@ def stage_ops(d: Design, st: Stage) -> list[Op]:
         sf_n, nf_n = c["K"] // c["SIMD"], c["C"] // c["PE"]
         return [op for _ in range(c["ROWS"]) for nf in range(nf_n) for sf in range(sf_n)
                 for op in ([r] if st.kind == "vvau" or nf == 0 else []) + ([w] if sf == sf_n - 1 else [])]
+    if st.kind == "global_pool":  # every pixel's C / BEAT beats read; the last pixel's beats also written
+        nb = c["C"] // c["BEAT"]
+        return [r] * ((c["N"] - 1) * nb) + [r, w] * nb
     if st.kind == "dense_unrolled":
         return [r, w]
     raise ValueError(f"no dataflow model for stage kind {st.kind!r}")

@@ -44,7 +44,7 @@ class Stream:
 class Stage:
     """One call in the dataflow top: `kind` names its call template in hls_templates/calls.j2."""
 
-    kind: str  # mvau | vvau | sliding_window | dw_sliding_window | maxpool | convert_width | add | requant | duplicate
+    kind: str  # mvau | vvau | global_pool | (dw_)sliding_window | maxpool | convert_width | add | requant | duplicate
     comment: str
     inp: Stream
     out: Stream

@@ -1,4 +1,5 @@
-"""One HLS emitter per IR layer kind (maxpool, dense, conv, dwconv, avgpool, add, requant), registered in `EMITTERS`.
+"""One HLS emitter per IR layer kind (maxpool, dense, conv, dwconv, avgpool, add, requant), registered in `EMITTERS`
+(a global average pool gets its own kernel, `emit_avgpool`).
 
 An emitter appends the layer's `LayerParams` (rendered by params.h.j2) and its `Stage`s (rendered by calls.j2)
 to the design being built, reading its input stream(s) (`b.inputs`; `b.cur` is the first) and leaving its output
@@ -9,6 +10,7 @@ fold them for SIMD x PE. To support a new layer kind, add a function here and a 
 
 from __future__ import annotations
 
+from math import gcd
 from typing import Callable
 
 import numpy as np
@@ -26,6 +28,7 @@ from a2qflow.hw.compiler.ir import (
     Thresholds,
     conv_weights_ohwi,
     dense_weights_hwc,
+    is_global_pool,
 )
 from a2qflow.hw.compiler.ir import identifier as ir_identifier
 from a2qflow.hw.hls import unrolled as hls_unrolled
@@ -118,6 +121,39 @@ def emit_depthwise(b: DesignBuilder, ns: str, layer: DepthwiseConvLayer, last: b
     what = "window sum (all-ones weights)" if layer.kind == "avgpool" else "depthwise"
     _emit_mac(b, ns, layer, last, layer.weight_matrix(), f" ((kh, kw) order; {what})", rows=oh * ow,
               out_shape=(c, oh, ow), consts=consts, unit="vvau")
+
+
+def emit_avgpool(b: DesignBuilder, ns: str, layer: DepthwiseConvLayer, last: bool) -> None:
+    """Average pooling: a global pool (is_global_pool: the window is the whole unpadded frame) on its own
+    accumulator kernel, any other window as a depthwise layer with all-ones weights (`emit_depthwise`)."""
+    (emit_global_pool if is_global_pool(layer) else emit_depthwise)(b, ns, layer, last)
+
+
+def emit_global_pool(b: DesignBuilder, ns: str, layer: DepthwiseConvLayer, last: bool) -> None:
+    """Global average pool: global_pool (pool.hpp), C per-channel ACC_BITS sums of the frame's N = H * W pixels,
+    then the thresholds, with no line buffer (FINN's GlobalAccPool). It takes the producer's beat width (re-beaten
+    only when it does not divide C) and gives the same width, so the plan's SIMD / PE do not apply: the loop reads
+    each pixel once, N * C / BEAT cycles at II = 1, and writes during the last pixel."""
+    lp = b.plans[layer.name]
+    _window_geometry(b, layer)  # checks the input shape
+    if layer.in_type != b.cur.elem:
+        raise b.error("ir.json", f"layer {layer.name} expects {layer.in_type} inputs but the previous stage "
+                                 f"produces {b.cur.elem}")
+    c, ih, iw = layer.in_shape
+    beat = b.convert(b.cur, gcd(c, b.cur.beat), f"{layer.name} input").beat
+    consts = [("K", layer.K), ("C", c), ("N", ih * iw), ("BEAT", beat), ("PE", beat), ("ACC_BITS", lp.acc_bits)]
+    params = LayerParams(ns, layer.kind, "", consts, [("in_t", layer.in_type), ("weight_t", layer.w_type)],
+                         acc_bits=lp.acc_bits)
+    out_elem, act_note = _emit_activation(b, params, layer, last, pe=beat)
+    params.types.append(("out_t", out_elem))
+    params.header = (f"Layer {layer.name}: global avgpool {ih}x{iw}, C={c}, per-channel sums of {ih * iw} "
+                     f"{layer.in_type} pixels, {beat} channels per beat; {_widths_note(lp)}; {act_note}")
+    b.design.layers.append(params)
+    out = b.new_stream(out_elem, beat, tuple(layer.out_shape))
+    b.add_stage("global_pool", f"{layer.name}: global average pool {ih}x{iw}, {c} channels, {beat} per beat, "
+                               f"ACC_BITS={lp.acc_bits} ({ih * iw * c // beat} cycles, no line buffer)", out, ns,
+                mac_index=len(b.design.mac_names))
+    b.design.mac_names.append(layer.name)
 
 
 def emit_add(b: DesignBuilder, ns: str, layer: AddLayer, last: bool) -> None:
@@ -214,9 +250,10 @@ def _pack_weights(params: LayerParams, layer: DenseLayer | ConvLayer, lp, w: np.
     params.header += f"; {lanes} lanes per multiplier ({lp.dsp_family}: {lp.dsp_proof})"
 
 
-def _emit_activation(b: DesignBuilder, params: LayerParams, layer: DenseLayer | ConvLayer,
-                     last: bool) -> tuple[IntType, str]:
-    """Thresholds from the plan (fitted once to ACC_BITS) or, for the last layer only, raw accumulators out."""
+def _emit_activation(b: DesignBuilder, params: LayerParams, layer: DenseLayer | ConvLayer, last: bool,
+                     pe: int | None = None) -> tuple[IntType, str]:
+    """Thresholds from the plan (fitted once to ACC_BITS) or, for the last layer only, raw accumulators out; the
+    thresholds are folded for `pe` channels per beat (the plan's PE unless the kernel gives another width)."""
     lp = b.plans[layer.name]
     if not isinstance(layer.act, Thresholds):
         if not last:
@@ -230,11 +267,11 @@ def _emit_activation(b: DesignBuilder, params: LayerParams, layer: DenseLayer | 
     if values.shape[1] == 0:
         raise b.error("ir.npz", f"layer {layer.name} has no thresholds (L = 0)")
     params.constants += [("THR_BITS", thr_bits), ("L", int(values.shape[1])), ("OUT_BASE", int(layer.act.out_base))]
-    params.thresholds = fold_thresholds(values, lp.pe)
+    params.thresholds = fold_thresholds(values, pe or lp.pe)
     return layer.act.out_type, f"{values.shape[1]} thresholds x {thr_bits} bits -> {layer.act.out_type}"
 
 
 Emitter = Callable[[DesignBuilder, str, Layer, bool], None]
 EMITTERS: dict[str, Emitter] = {"maxpool": emit_maxpool, "dense": emit_dense, "conv": emit_conv,
-                                 "dwconv": emit_depthwise, "avgpool": emit_depthwise, "add": emit_add,
+                                 "dwconv": emit_depthwise, "avgpool": emit_avgpool, "add": emit_add,
                                  "requant": emit_requant}

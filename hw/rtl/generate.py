@@ -49,6 +49,7 @@ from a2qflow.hw.compiler.ir import (
     conv_weights_ohwi,
     dense_weights_hwc,
     identifier,
+    is_global_pool,
 )
 from a2qflow.hw.compiler.plan import Plan, load_build
 from a2qflow.hw.errors import A2QFlowError
@@ -439,7 +440,7 @@ def _vvau_layer(layer: DepthwiseConvLayer, plan: Plan, shape: tuple[int, ...], e
         raise A2QFlowError(f"layer {layer.name}: weights span [{wm.min()}, {wm.max()}], outside its weight type "
                            f"{layer.w_type}")
     act = _activation(layer, lp, P, is_last)
-    if is_global_pool(layer, wm):
+    if is_global_pool(layer):
         return _gap_layer(layer, lp, act, elem, module, inst, lanes), layer.out_shape, act.next_elem
     mem, wfile, tfile = _folded_memories(layer.name, wm, act, simd, pe, layer.w_type.bits)
     vvau = dict(K=K, C=C, SIMD=simd, PE=pe, IN_SIGNED=int(layer.in_type.signed), W_BITS=layer.w_type.bits,
@@ -454,17 +455,6 @@ def _vvau_layer(layer: DepthwiseConvLayer, plan: Plan, shape: tuple[int, ...], e
     rtl = _LayerRTL(layer.name, layer.kind, module, inst, elem.bits, act.out_w, summary, swg=swg, vvau=vvau,
                     mem_files=mem, in_lanes=lanes, chain=_window_chain(swg, lanes, 1, elem.bits))
     return rtl, layer.out_shape, act.next_elem
-
-
-def is_global_pool(layer: DepthwiseConvLayer, wm: np.ndarray) -> bool:
-    """An average pool whose window is its whole unpadded input frame (one output pixel): built as a2q_gap.
-
-    Why apart: its window sum needs no sliding window. a2q_swg -> a2q_p2s -> a2q_vvau would hold the whole frame in
-    the line buffer and again in the VVAU's patch buffer; a per-channel accumulator reads each pixel once.
-    """
-    c, h, w = layer.in_shape
-    return (layer.kind == "avgpool" and tuple(layer.kernel) == (h, w) and not any(layer.pad)
-            and tuple(layer.out_shape) == (c, 1, 1) and wm.size > 0 and bool((wm == 1).all()))
 
 
 def _gap_layer(layer: DepthwiseConvLayer, lp, act: _Act, elem: IntType, module: str, inst: str,
