@@ -138,7 +138,7 @@ def render(rows: dict) -> str:
            "synth_xilinx (xc7, LUT-only MACs), planned widths vs the same design with 32-bit accumulators; part: "
            "yowasp-nextpnr place and route of the config's hw.target with the self-test shell. "
            "`-`: the stage did not run (reason below). Measured at commit "
-           f"{', '.join(sorted({r.get('commit', '?') for r in rows.values()}))} of the families branch.", "",
+           f"{', '.join(sorted({r.get('commit', '?') for r in rows.values()}))}.", "",
            "| config | quantized | float twin | C-sim mismatches / overflows | top-1 = torch | RTL mismatches "
            "| cycles / inference | LUTs planned | LUTs 32-bit | part: logic cells, Fmax |",
            "|---|---|---|---|---|---|---|---|---|---|"]
