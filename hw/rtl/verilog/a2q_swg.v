@@ -239,6 +239,17 @@ module a2q_swg #(
     // select rsel[kh] has bit b set when window row kh reads row bank b and is not padding, column select csel[kw]
     // bit c likewise (a window row or column is padding as a whole), so no adder, compare or mask sits between the
     // registers and the lanes. The selects are the origin's one-hot bank (yoh / xoh) rotated by kh / kw (wires).
+    // The KM rotation candidates `cand` of one lane: element I (a genvar) is SRC for I < N and zero above (a one-hot
+    // select of KM = max(KH, KW) bits serves both rotations). One text for the row and the column rotation, expanded
+    // in place so both elaborate exactly as written out.
+`define A2Q_SWG_CANDIDATES(I, N, SRC) \
+                for (I = 0; I < KM; I = I + 1) begin : g_cand \
+                    if (I < N) begin : g_bank \
+                        assign cand[I * PX +: PX] = SRC; \
+                    end else begin : g_none \
+                        assign cand[I * PX +: PX] = {PX{1'b0}}; \
+                    end \
+                end
     wire [KH*KW*PX-1:0] rows;            // window row kh of every column bank c at (kh * KW + c) * PX
     reg  [KH*KM-1:0]    rsel;            // window row kh: row bank one-hot at kh * KM, 0 on a padding row
     reg  [KW*KM-1:0]    csel;            // window column kw: column bank one-hot at kw * KM, 0 on a padding column
@@ -255,24 +266,12 @@ module a2q_swg #(
             end
             for (gc = 0; gc < KW; gc = gc + 1) begin : g_rot
                 wire [KM*PX-1:0] cand;   // column bank gc of every row bank
-                for (gb = 0; gb < KM; gb = gb + 1) begin : g_cand
-                    if (gb < KH) begin : g_bank
-                        assign cand[gb * PX +: PX] = rd_all[(gb * KW + gc) * PX +: PX];
-                    end else begin : g_none
-                        assign cand[gb * PX +: PX] = {PX{1'b0}};
-                    end
-                end
+                `A2Q_SWG_CANDIDATES(gb, KH, rd_all[(gb * KW + gc) * PX +: PX])
                 assign rows[(ky * KW + gc) * PX +: PX] = pick(cand, rsel[ky * KM +: KM]);
             end
             for (kx = 0; kx < KW; kx = kx + 1) begin : g_wcol
                 wire [KM*PX-1:0] cand;   // window row ky of every column bank
-                for (gc = 0; gc < KM; gc = gc + 1) begin : g_cand
-                    if (gc < KW) begin : g_bank
-                        assign cand[gc * PX +: PX] = rows[(ky * KW + gc) * PX +: PX];
-                    end else begin : g_none
-                        assign cand[gc * PX +: PX] = {PX{1'b0}};
-                    end
-                end
+                `A2Q_SWG_CANDIDATES(gc, KW, rows[(ky * KW + gc) * PX +: PX])
                 assign out_data[(ky * KW + kx) * PX +: PX] = pick(cand, csel[kx * KM +: KM]);
             end
         end
@@ -376,5 +375,6 @@ module a2q_swg #(
     /* verilator lint_on WIDTHTRUNC */
     /* verilator lint_on WIDTHEXPAND */
 endmodule
+`undef A2Q_SWG_CANDIDATES
 
 `default_nettype wire
