@@ -136,9 +136,7 @@ def emit_global_pool(b: DesignBuilder, ns: str, layer: DepthwiseConvLayer, last:
     each pixel once, N * C / BEAT cycles at II = 1, and writes during the last pixel."""
     lp = b.plans[layer.name]
     _window_geometry(b, layer)  # checks the input shape
-    if layer.in_type != b.cur.elem:
-        raise b.error("ir.json", f"layer {layer.name} expects {layer.in_type} inputs but the previous stage "
-                                 f"produces {b.cur.elem}")
+    _expect_input(b, layer)
     c, ih, iw = layer.in_shape
     beat = b.convert(b.cur, gcd(c, b.cur.beat), f"{layer.name} input").beat
     consts = [("K", layer.K), ("C", c), ("N", ih * iw), ("BEAT", beat), ("PE", beat), ("ACC_BITS", lp.acc_bits)]
@@ -205,15 +203,21 @@ def _widths_note(lp) -> str:
             f"{lp.acc_bits_datatype}{', UNSAFE: below the exact bound' if lp.unsafe else ''})")
 
 
+def _expect_input(b: DesignBuilder, layer: Layer) -> None:
+    """The layer's declared input type must be what the stream in front of it carries (ir.json is inconsistent
+    otherwise: a hand-edited or foreign file)."""
+    if layer.in_type != b.cur.elem:
+        raise b.error("ir.json", f"layer {layer.name} expects {layer.in_type} inputs but the previous stage "
+                                 f"produces {b.cur.elem}")
+
+
 def _emit_mac(b: DesignBuilder, ns: str, layer: DenseLayer | ConvLayer, last: bool, w: np.ndarray, order: str,
               rows: int, out_shape: tuple[int, ...], consts: list[tuple[str, int]], unit: str = "mvau") -> None:
     """The dot-product unit shared by dense, conv (mvau) and depthwise / pool (vvau): ACC_BITS accumulators, then
     thresholds or raw out."""
-    lp, cur = b.plans[layer.name], b.cur
+    lp = b.plans[layer.name]
     simd, pe, acc_bits, K, C = lp.simd, lp.pe, lp.acc_bits, layer.K, layer.out_channels
-    if layer.in_type != cur.elem:
-        raise b.error("ir.json", f"layer {layer.name} expects {layer.in_type} inputs but the previous stage "
-                                 f"produces {cur.elem}")
+    _expect_input(b, layer)
     consts = [("K", K), ("C", C), ("SIMD", simd), ("PE", pe), ("ROWS", rows), ("ACC_BITS", acc_bits)] + consts
     params = LayerParams(ns, layer.kind, "", consts, [("in_t", layer.in_type), ("weight_t", layer.w_type)],
                          weights=fold_weights(w, simd, pe), weight_order=order, acc_bits=acc_bits,

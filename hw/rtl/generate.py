@@ -16,8 +16,8 @@ sliding-window generator feeding a VVAU, except a global average pool (the windo
 per-channel accumulator in front of the thresholds (a2q_gap); a residual add and a requant are element-wise
 threshold units. The model is a graph: one stream per tensor, a duplicator where a tensor has several readers,
 and a skip FIFO in front of an add input whose branch does not buffer what the other one holds back
-(hw/compiler/skip_fifos.py). The last layer's
-outputs leave in HWC order as well; the manifest says how to put them back into the golden model's CHW order.
+(hw/compiler/skip_fifos.py). The last layer's outputs leave in HWC order as well; the manifest says how to put them
+back into the golden model's CHW order.
 """
 
 from __future__ import annotations
@@ -308,7 +308,7 @@ def _mac_layer(layer: DenseLayer | ConvLayer, plan: Plan, shape: tuple[int, ...]
         raise A2QFlowError(f"layer {layer.name}: weights span [{wm.min()}, {wm.max()}], outside its weight type "
                            f"{layer.w_type}")
     act = _activation(layer, lp, P, is_last)
-    unsafe = f" (UNSAFE: below exact bound {lp.acc_bits_exact})" if lp.unsafe else ""
+    unsafe = _unsafe_note(lp)
     if lp.architecture == "unrolled" and swg is not None:
         rtl = _unrolled_conv(layer, lp, wm, swg, elem, act, is_last, module, inst, unsafe, in_lanes)
         return rtl, out_shape, act.next_elem
@@ -446,7 +446,7 @@ def _vvau_layer(layer: DepthwiseConvLayer, plan: Plan, shape: tuple[int, ...], e
     vvau = dict(K=K, C=C, SIMD=simd, PE=pe, IN_SIGNED=int(layer.in_type.signed), W_BITS=layer.w_type.bits,
                 W_SIGNED=int(layer.w_type.signed), ACC_BITS=P, N_THR=act.n_thr, THR_BITS=act.thr_bits,
                 OUT_BASE=act.out_base, WEIGHT_FILE=wfile, THR_FILE=tfile)
-    unsafe = f" (UNSAFE: below exact bound {lp.acc_bits_exact})" if lp.unsafe else ""
+    unsafe = _unsafe_note(lp)
     what = "window sum (all-ones weights)" if layer.kind == "avgpool" else f"{layer.w_type} weights"
     summary = (f"{layer.kind} {layer.kernel[0]}x{layer.kernel[1]} stride {layer.stride[0]}x{layer.stride[1]} C={C}, "
                f"K={K} per channel, SIMD {simd} x PE {pe}, {layer.in_type} inputs, {what}, ACC_BITS={P}{unsafe}, "
@@ -457,17 +457,29 @@ def _vvau_layer(layer: DepthwiseConvLayer, plan: Plan, shape: tuple[int, ...], e
     return rtl, layer.out_shape, act.next_elem
 
 
+def _unsafe_note(lp) -> str:
+    """The summary's warning for a layer built below its exact bound (hw.allow_unsafe), or ""."""
+    return f" (UNSAFE: below exact bound {lp.acc_bits_exact})" if lp.unsafe else ""
+
+
+def _thr_stage_memory(name: str, act: _Act, channels: int) -> tuple[str, dict[str, str]]:
+    """The $readmemh threshold image of an a2q_thr stage (a2q_add, a2q_requant, a2q_gap): one word of N_THR
+    thresholds per channel, 2^clog2(C) words as a2q_thr declares; ("none.mem", {}) without thresholds."""
+    if not act.n_thr:
+        return "none.mem", {}
+    tfile = f"{identifier(name)}_thresholds.mem"
+    return tfile, {tfile: _hex_words(act.thresholds, act.thr_bits, 1 << max(1, (channels - 1).bit_length()))}
+
+
 def _gap_layer(layer: DepthwiseConvLayer, lp, act: _Act, elem: IntType, module: str, inst: str,
                lanes: int) -> _LayerRTL:
     """A global average pool: a2q_gap, C per-channel ACC_BITS sums over the frame, then a2q_thr's thresholds (the
     residual add's and requant's stage), one element per beat in (a2q_p2s where the producer gives more) and out."""
     C, (_, h, w), P = layer.out_channels, layer.in_shape, lp.acc_bits
-    depth = 1 << max(1, (C - 1).bit_length())  # a2q_thr's memory has 2^clog2(C) words
-    tfile = f"{identifier(layer.name)}_thresholds.mem" if act.n_thr else "none.mem"
-    mem = {tfile: _hex_words(act.thresholds, act.thr_bits, depth)} if act.n_thr else {}
+    tfile, mem = _thr_stage_memory(layer.name, act, C)
     gap = dict(C=C, N=h * w, IN_SIGNED=int(layer.in_type.signed), ACC_BITS=P, N_THR=act.n_thr,
                THR_BITS=act.thr_bits, OUT_BASE=act.out_base, THR_FILE=tfile, SIMD=1, PE=1)
-    unsafe = f" (UNSAFE: below exact bound {lp.acc_bits_exact})" if lp.unsafe else ""
+    unsafe = _unsafe_note(lp)
     summary = (f"avgpool global {h}x{w} C={C}: per-channel sums of {h * w} {layer.in_type} pixels (a2q_gap, no line "
                f"buffer), one element per beat, ACC_BITS={P}{unsafe}, {act.note}")
     return _LayerRTL(layer.name, layer.kind, module, inst, elem.bits, act.out_w, summary, gap=gap, mem_files=mem,
@@ -485,13 +497,11 @@ def _elementwise_layer(layer: AddLayer | RequantLayer, plan: Plan, shapes: list[
                                f"reads, shape {tuple(shape)}")
     P, C = lp.acc_bits, layer.out_channels
     act = _activation(layer, lp, P, is_last)
-    depth = 1 << max(1, (C - 1).bit_length())  # a2q_thr's memory has 2^clog2(C) words
-    tfile = f"{identifier(layer.name)}_thresholds.mem" if act.n_thr else "none.mem"
-    mem = {tfile: _hex_words(act.thresholds, act.thr_bits, depth)} if act.n_thr else {}
+    tfile, mem = _thr_stage_memory(layer.name, act, C)
     shifts = tuple(layer.shifts) if layer.kind == "add" else (0, 0)
     params = dict(C=C, IN_SIGNED=int(layer.in_type.signed), SA=shifts[0], SB=shifts[1], ACC_BITS=P,
                   N_THR=act.n_thr, THR_BITS=act.thr_bits, OUT_BASE=act.out_base, THR_FILE=tfile)
-    unsafe = f" (UNSAFE: below exact bound {lp.acc_bits_exact})" if lp.unsafe else ""
+    unsafe = _unsafe_note(lp)
     how = f"(a << {shifts[0]}) + (b << {shifts[1]})" if layer.kind == "add" else "x"
     summary = (f"{layer.kind} C={C}, acc = {how} on {layer.in_type}, one element per cycle, ACC_BITS={P}{unsafe}, "
                f"{act.note}")
